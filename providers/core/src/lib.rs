@@ -1,0 +1,57 @@
+//! The driver interface every `provision` cloud implements.
+//!
+//! Kept deliberately small, in the spirit of docker-machine's drivers and
+//! Cluster API's infrastructure providers: a provider makes the per-cluster
+//! prerequisites (network, keypair, security group…), creates, lists and
+//! deletes machines by cluster tag, and tears the prerequisites down again.
+//! Everything a provider creates carries the cluster id, so a crashed run is
+//! finished — never duplicated — by the next one.
+
+mod error;
+mod machine;
+
+pub use error::ProviderError;
+pub use machine::{ClusterRef, Machine, MachineSpec, MachineState, Role};
+
+use async_trait::async_trait;
+
+/// Receives human-readable progress of slow provider steps (image builds…).
+pub type ProgressFn<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// One cloud: the operations the controller needs, and nothing more.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Short cloud name as the user types it (`local`, `openstack`, `ec2`).
+    fn cloud(&self) -> &'static str;
+
+    /// Creates (or finds) everything the cluster's machines need before the
+    /// first machine exists. Idempotent.
+    async fn ensure_prerequisites(
+        &self,
+        cluster: &ClusterRef,
+        progress: ProgressFn<'_>,
+    ) -> Result<(), ProviderError>;
+
+    /// Creates the machine, or returns the existing one of the same node
+    /// name in this cluster, so a retried call never makes two. The returned
+    /// machine is started but may still be booting.
+    async fn create_machine(
+        &self,
+        cluster: &ClusterRef,
+        spec: &MachineSpec,
+    ) -> Result<Machine, ProviderError>;
+
+    /// All machines carrying the cluster's id, in one call to the cloud.
+    async fn list_machines(&self, cluster: &ClusterRef) -> Result<Vec<Machine>, ProviderError>;
+
+    /// Deletes a machine and what belongs to it alone. Already gone is success.
+    async fn delete_machine(
+        &self,
+        cluster: &ClusterRef,
+        machine_id: &str,
+    ) -> Result<(), ProviderError>;
+
+    /// Deletes every remaining resource carrying the cluster's id (machines
+    /// included). Already gone is success.
+    async fn destroy_cluster(&self, cluster: &ClusterRef) -> Result<(), ProviderError>;
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Builds the node image that local clusters run: a Debian root filesystem with
+# systemd, sshd and Docker, imported into the local Docker engine.
+#
+#   scripts/node-image/build.sh [IMAGE] [SUITE]
+#
+# IMAGE defaults to provision/node:bookworm, SUITE to bookworm. Needs root,
+# debootstrap and a running Docker engine. `provision` runs this same script
+# (shipped inside the binary) when the image is missing.
+set -euo pipefail
+
+image="${1:-${PROVISION_NODE_IMAGE:-provision/node:bookworm}}"
+suite="${2:-${PROVISION_NODE_SUITE:-bookworm}}"
+mirror="${PROVISION_DEBIAN_MIRROR:-}"
+
+die() { echo "error: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "building the node image needs root (debootstrap); run with sudo"
+command -v debootstrap >/dev/null || die "debootstrap is not installed: apt-get install debootstrap"
+command -v docker >/dev/null || die "the docker CLI is not installed: apt-get install docker.io"
+docker info >/dev/null 2>&1 || die "Docker is not running: start it (systemctl start docker, or dockerd &)"
+
+rootfs="$(mktemp -d /var/tmp/provision-rootfs.XXXXXX)"
+trap 'rm -rf "$rootfs"' EXIT
+
+echo "step: debootstrap $suite (a few minutes)"
+# shellcheck disable=SC2086
+debootstrap --variant=minbase \
+  --include=systemd,systemd-sysv,dbus,openssh-server,docker.io,iproute2,iptables,procps,ca-certificates,curl,sudo,kmod \
+  "$suite" "$rootfs" $mirror
+
+echo "step: configure"
+# Each node makes its own SSH host keys on first boot: baked keys would be
+# shared by every node built from this image.
+rm -f "$rootfs"/etc/ssh/ssh_host_*
+mkdir -p "$rootfs/etc/systemd/system/ssh.service.d"
+cat > "$rootfs/etc/systemd/system/ssh.service.d/provision-hostkeys.conf" <<'UNIT'
+[Service]
+ExecStartPre=/usr/bin/ssh-keygen -A
+UNIT
+mkdir -p "$rootfs/root/.ssh" && chmod 700 "$rootfs/root/.ssh"
+cat > "$rootfs/etc/ssh/sshd_config.d/provision.conf" <<'CONF'
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+UseDNS no
+CONF
+# Units that cannot work inside a container only slow the boot down.
+for unit in systemd-udevd.service systemd-udev-trigger.service systemd-modules-load.service \
+            sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount \
+            systemd-remount-fs.service getty.target console-getty.service; do
+  ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
+done
+ln -sf /lib/systemd/system/ssh.service "$rootfs/etc/systemd/system/multi-user.target.wants/ssh.service"
+echo 'provision-node' > "$rootfs/etc/hostname"
+: > "$rootfs/etc/machine-id"
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+
+echo "step: docker import $image"
+tar -C "$rootfs" -c . | docker import \
+  --change 'CMD ["/sbin/init"]' \
+  --change 'ENV container=docker' \
+  --change 'LABEL org.provision.node-image=1' \
+  - "$image" >/dev/null
+echo "step: done $image"

@@ -1,0 +1,56 @@
+//! Files that let OpenSSH (and the docker CLI through it) reach the nodes
+//! with the cluster key and the host keys recorded on first contact.
+
+use std::fmt::Write;
+
+use crate::state::{write_private_file, NodeRecord, StatePaths};
+
+/// Writes the cluster's `ssh_config` and `known_hosts` from its node records.
+pub fn write_client_files(
+    paths: &StatePaths,
+    cluster: &str,
+    user: &str,
+    nodes: &[NodeRecord],
+) -> std::io::Result<()> {
+    let key = paths.private_key(cluster);
+    let known = paths.known_hosts(cluster);
+    let mut config = format!("# Written by provision for cluster {cluster}; rewritten on every change.\n");
+    let mut hosts = String::new();
+    for n in nodes {
+        let Some(address) = &n.address else { continue };
+        let _ = write!(
+            config,
+            "\nHost {name}\n  HostName {address}\n  User {user}\n  IdentityFile {key}\n  IdentitiesOnly yes\n  \
+             UserKnownHostsFile {known}\n  HostKeyAlias {name}\n  StrictHostKeyChecking yes\n  LogLevel ERROR\n",
+            name = n.name,
+            key = key.display(),
+            known = known.display(),
+        );
+        if let Some(host_key) = &n.host_key {
+            let _ = writeln!(hosts, "{} {}", n.name, host_key.trim());
+        }
+    }
+    write_private_file(&paths.ssh_config(cluster), config.as_bytes())?;
+    write_private_file(&known, hosts.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provision_provider::Role;
+
+    #[test]
+    fn config_pins_key_and_host_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = StatePaths::resolve(Some(dir.path().join("state.db"))).unwrap();
+        let mut n = NodeRecord::new("web", "web-manager-1", Role::Manager, 1);
+        n.address = Some("10.1.0.2".into());
+        n.host_key = Some("ssh-ed25519 AAAAC3Nza".into());
+        write_client_files(&paths, "web", "root", &[n]).unwrap();
+        let config = std::fs::read_to_string(paths.ssh_config("web")).unwrap();
+        assert!(config.contains("Host web-manager-1\n  HostName 10.1.0.2"));
+        assert!(config.contains("StrictHostKeyChecking yes"));
+        let known = std::fs::read_to_string(paths.known_hosts("web")).unwrap();
+        assert_eq!(known, "web-manager-1 ssh-ed25519 AAAAC3Nza\n");
+    }
+}

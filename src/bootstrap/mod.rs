@@ -1,0 +1,21 @@
+//! The bootstrap stage: reaching a machine over SSH and running templated,
+//! idempotent shell scripts on it.
+//!
+//! - [`keys`]: the cluster's ed25519 key pair.
+//! - [`ssh`]: russh sessions with host keys recorded on first contact and
+//!   verified afterwards, and a bounded wait for a booting machine.
+//! - [`scripts`]: minijinja templates (built in, or from an override
+//!   directory) where every value reaches the shell quoted.
+//! - [`shell`]: runs a rendered script on a node, logging its output to the
+//!   node's log file and reporting failures with the last lines of output.
+
+pub mod client_files;
+pub mod keys;
+pub mod scripts;
+pub mod shell;
+pub mod ssh;
+
+pub use keys::ClusterKey;
+pub use scripts::{ScriptError, Scripts};
+pub use shell::{NodeShell, Output, ShellError};
+pub use ssh::{SshError, SshSession, SshTarget};

@@ -1,0 +1,183 @@
+//! Bootstrap script templates.
+//!
+//! Scripts are minijinja templates shipped inside the binary
+//! (`scripts/bootstrap/`), or read from an override directory with the same
+//! layout (`--scripts-dir`, `PROVISION_SCRIPTS_DIR`). Every value printed
+//! into a script is shell-quoted by the environment's formatter, and `| sh`
+//! says so explicitly; there is no way to print a value unquoted. Secrets
+//! never pass through templates: scripts read them from standard input.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::value::Value;
+use minijinja::{Environment, UndefinedBehavior};
+
+/// Names and sources of the built-in script templates.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("swarm/install.sh", include_str!("../../scripts/bootstrap/swarm/install.sh.j2")),
+    ("swarm/probe.sh", include_str!("../../scripts/bootstrap/swarm/probe.sh.j2")),
+    ("swarm/init.sh", include_str!("../../scripts/bootstrap/swarm/init.sh.j2")),
+    ("swarm/join.sh", include_str!("../../scripts/bootstrap/swarm/join.sh.j2")),
+    ("swarm/join-tokens.sh", include_str!("../../scripts/bootstrap/swarm/join-tokens.sh.j2")),
+    ("swarm/members.sh", include_str!("../../scripts/bootstrap/swarm/members.sh.j2")),
+    ("swarm/remove-member.sh", include_str!("../../scripts/bootstrap/swarm/remove-member.sh.j2")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("script template {name} not found: `provision templates list` shows the known ones")]
+    NotFound { name: String },
+    #[error("script template {name} ({origin}): {message}")]
+    Template {
+        name: String,
+        origin: String,
+        message: String,
+    },
+}
+
+/// The script templates in use: built-ins, each replaceable by a file of the
+/// same name under the override directory.
+pub struct Scripts {
+    env: Environment<'static>,
+    override_dir: Option<PathBuf>,
+}
+
+/// POSIX shell quoting: the value as one word, whatever it holds.
+pub fn shell_quote(value: &str) -> String {
+    if !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b))
+    {
+        return value.to_string();
+    }
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+fn value_text(value: &Value) -> String {
+    if value.is_none() || value.is_undefined() {
+        String::new()
+    } else if let Some(s) = value.as_str() {
+        s.to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+impl Scripts {
+    pub fn new(override_dir: Option<&Path>) -> Scripts {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        // `sh`: quote for the shell and mark safe, so the formatter below
+        // does not quote twice.
+        env.add_filter("sh", |value: Value| Value::from_safe_string(shell_quote(&value_text(&value))));
+        env.set_formatter(|out, _state, value| {
+            if value.is_safe() {
+                out.write_str(&value_text(value))?;
+            } else {
+                out.write_str(&shell_quote(&value_text(value)))?;
+            }
+            Ok(())
+        });
+        Scripts {
+            env,
+            override_dir: override_dir.map(Path::to_path_buf),
+        }
+    }
+
+    /// Every known script name, built-in first, then extra override files.
+    pub fn names(&self) -> Vec<String> {
+        BUILTIN.iter().map(|(n, _)| n.to_string()).collect()
+    }
+
+    /// The template source and where it came from.
+    pub fn source(&self, name: &str) -> Result<(String, String), ScriptError> {
+        if let Some(dir) = &self.override_dir {
+            let path = dir.join(format!("{name}.j2"));
+            if path.is_file() {
+                let text = std::fs::read_to_string(&path).map_err(|e| ScriptError::Template {
+                    name: name.to_string(),
+                    origin: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                return Ok((text, path.display().to_string()));
+            }
+        }
+        BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| (text.to_string(), "built-in".to_string()))
+            .ok_or_else(|| ScriptError::NotFound {
+                name: name.to_string(),
+            })
+    }
+
+    /// Renders `name` with `context` (any serialisable value).
+    pub fn render(&self, name: &str, context: &Value) -> Result<String, ScriptError> {
+        let (source, origin) = self.source(name)?;
+        let fail = |e: minijinja::Error| ScriptError::Template {
+            name: name.to_string(),
+            origin: origin.clone(),
+            message: match e.line() {
+                Some(line) => format!("line {line}: {e}"),
+                None => e.to_string(),
+            },
+        };
+        let template = self.env.template_from_str(&source).map_err(fail)?;
+        template.render(context).map_err(fail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    #[test]
+    fn quoting_makes_one_word() {
+        assert_eq!(shell_quote("10.0.0.2"), "10.0.0.2");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn every_value_is_quoted_with_or_without_the_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        std::fs::write(dir.path().join("t/x.sh.j2"), "a={{ v }} b={{ v | sh }}\n").unwrap();
+        let scripts = Scripts::new(Some(dir.path()));
+        let out = scripts.render("t/x.sh", &context! { v => "x; reboot" }).unwrap();
+        assert_eq!(out, "a='x; reboot' b='x; reboot'\n");
+    }
+
+    #[test]
+    fn undefined_values_are_errors_not_empty_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        std::fs::write(dir.path().join("t/x.sh.j2"), "echo {{ missing }}\n").unwrap();
+        let scripts = Scripts::new(Some(dir.path()));
+        let err = scripts.render("t/x.sh", &context! {}).unwrap_err().to_string();
+        assert!(err.contains("t/x.sh"), "{err}");
+    }
+
+    #[test]
+    fn override_dir_replaces_a_builtin() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("swarm")).unwrap();
+        std::fs::write(dir.path().join("swarm/probe.sh.j2"), "echo custom\n").unwrap();
+        let scripts = Scripts::new(Some(dir.path()));
+        let (text, origin) = scripts.source("swarm/probe.sh").unwrap();
+        assert_eq!(text, "echo custom\n");
+        assert!(origin.ends_with("probe.sh.j2"));
+        assert_eq!(scripts.source("swarm/init.sh").unwrap().1, "built-in");
+    }
+
+    #[test]
+    fn unknown_script_is_named() {
+        let err = Scripts::new(None).render("nope.sh", &context! {}).unwrap_err().to_string();
+        assert!(err.contains("nope.sh"));
+    }
+}

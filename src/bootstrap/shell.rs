@@ -1,0 +1,232 @@
+//! Running bootstrap scripts on a node.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use minijinja::value::Value;
+use tracing::debug;
+
+use super::scripts::{ScriptError, Scripts};
+use super::ssh::{SshError, SshSession};
+use crate::secret::Secret;
+
+/// Where a script's output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// To the node's log file, and returned.
+    Log,
+    /// Only returned (probes that run every pass would flood the log).
+    Quiet,
+    /// Only returned: it holds secrets (join tokens), so it is never logged
+    /// and a failure reports no output lines.
+    Secret,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    #[error("node {node}: script {script} exited with status {code}; {}", tail_text(.tail))]
+    Failed {
+        node: String,
+        script: String,
+        code: u32,
+        /// Last lines of output; empty when the output may hold secrets.
+        tail: Vec<String>,
+    },
+    #[error("node {node}: script {script} did not finish within {}", humantime::format_duration(*after))]
+    Timeout {
+        node: String,
+        script: String,
+        after: Duration,
+    },
+    #[error("node {node}: cannot write log {}: {source}", path.display())]
+    Log {
+        node: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn tail_text(tail: &[String]) -> String {
+    if tail.is_empty() {
+        "its output is not shown (it may hold secrets)".to_string()
+    } else {
+        format!("last {} lines of output:\n  {}", tail.len(), tail.join("\n  "))
+    }
+}
+
+const TAIL_LINES: usize = 20;
+const REMOTE_DIR: &str = "/var/lib/provision/scripts";
+
+/// A node reached over SSH, with what its scripts are rendered from.
+pub struct NodeShell {
+    session: SshSession,
+    scripts: Arc<Scripts>,
+    /// `cluster` and `node` values every script sees.
+    context: BTreeMap<String, Value>,
+    log_path: PathBuf,
+    timeout: Duration,
+}
+
+impl NodeShell {
+    pub fn new(
+        session: SshSession,
+        scripts: Arc<Scripts>,
+        context: BTreeMap<String, Value>,
+        log_path: PathBuf,
+        timeout: Duration,
+    ) -> NodeShell {
+        NodeShell {
+            session,
+            scripts,
+            context,
+            log_path,
+            timeout,
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        self.session.node()
+    }
+
+    pub fn host_key(&self) -> &str {
+        self.session.host_key()
+    }
+
+    /// Renders `script` with the node's context plus `extra`, copies it to
+    /// the node and runs it there; `input` is its standard input.
+    pub async fn run(
+        &self,
+        script: &str,
+        extra: &[(&str, Value)],
+        input: Option<&Secret>,
+        output: Output,
+    ) -> Result<String, ShellError> {
+        let mut context = self.context.clone();
+        for (k, v) in extra {
+            context.insert(k.to_string(), v.clone());
+        }
+        let text = self.scripts.render(script, &Value::from(context))?;
+        let remote = format!("{REMOTE_DIR}/{}", script.replace('/', "-"));
+        debug!(node = %self.node(), script, "running script");
+
+        let mut log = match output {
+            Output::Log => Some(self.open_log(script)?),
+            Output::Quiet | Output::Secret => None,
+        };
+        let run = async {
+            // Keep the script on the node: what ran is there to read.
+            let upload = format!("mkdir -p {REMOTE_DIR} && cat > {remote} && chmod 0700 {remote}");
+            let code = self.session.exec(&upload, Some(text.as_bytes()), |_| {}).await?;
+            if code != 0 {
+                return Ok((code, String::new()));
+            }
+            let stdin = input.map(|s| format!("{}\n", s.expose()));
+            let mut captured = Vec::new();
+            let code = self
+                .session
+                .exec(&format!("bash {remote}"), stdin.as_deref().map(str::as_bytes), |chunk| {
+                    captured.extend_from_slice(chunk);
+                    if let Some(f) = log.as_mut() {
+                        let _ = f.write_all(chunk);
+                    }
+                })
+                .await?;
+            Ok::<_, SshError>((code, String::from_utf8_lossy(&captured).into_owned()))
+        };
+        let (code, out) = tokio::time::timeout(self.timeout, run)
+            .await
+            .map_err(|_| ShellError::Timeout {
+                node: self.node().to_string(),
+                script: script.to_string(),
+                after: self.timeout,
+            })??;
+        if let Some(f) = log.as_mut() {
+            let _ = writeln!(f, "=== {script}: exit {code}");
+        }
+        if code != 0 {
+            let tail = match output {
+                Output::Log | Output::Quiet => last_lines(&out, TAIL_LINES),
+                Output::Secret => Vec::new(),
+            };
+            return Err(ShellError::Failed {
+                node: self.node().to_string(),
+                script: script.to_string(),
+                code,
+                tail,
+            });
+        }
+        Ok(out)
+    }
+
+    fn open_log(&self, script: &str) -> Result<std::fs::File, ShellError> {
+        let err = |source| ShellError::Log {
+            node: self.node().to_string(),
+            path: self.log_path.clone(),
+            source,
+        };
+        if let Some(dir) = self.log_path.parent() {
+            crate::state::create_private_dir(dir).map_err(err)?;
+        }
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.log_path)
+            .map_err(err)?;
+        writeln!(
+            f,
+            "=== {script} at {}",
+            humantime::format_rfc3339_seconds(SystemTime::now())
+        )
+        .map_err(err)?;
+        Ok(f)
+    }
+
+    pub async fn close(self) {
+        self.session.close().await
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        let tail = last_lines(&text, 20);
+        assert_eq!(tail.len(), 20);
+        assert_eq!(tail[0], "line 11");
+        assert_eq!(tail[19], "line 30");
+    }
+
+    #[test]
+    fn failure_names_node_script_code_and_tail() {
+        let e = ShellError::Failed {
+            node: "web-worker-1".into(),
+            script: "swarm/join.sh".into(),
+            code: 1,
+            tail: vec!["Error response from daemon".into()],
+        };
+        let text = e.to_string();
+        assert!(text.contains("web-worker-1") && text.contains("swarm/join.sh") && text.contains("status 1"));
+        assert!(text.contains("Error response from daemon"));
+    }
+}

@@ -1,0 +1,276 @@
+//! SSH to nodes with russh.
+//!
+//! Host keys are trusted on first contact only: the key seen then is
+//! recorded with the node, and every later connection must present the same
+//! key. A changed key is an error, never silently accepted.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::{client, ChannelMsg, Disconnect};
+use tracing::debug;
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    pub node: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("node {node}: cannot connect to {address}:22: {message}")]
+    Connect {
+        node: String,
+        address: String,
+        message: String,
+    },
+    #[error(
+        "node {node}: host key changed (recorded {recorded}, now {presented}); this may be an attack. \
+         If the machine was really rebuilt, remove and re-create the node"
+    )]
+    HostKeyChanged {
+        node: String,
+        recorded: String,
+        presented: String,
+    },
+    #[error("node {node}: the recorded host key cannot be read: {message}")]
+    BadRecordedKey { node: String, message: String },
+    #[error("node {node}: {user}@{address} refused the cluster key")]
+    AuthRejected {
+        node: String,
+        user: String,
+        address: String,
+    },
+    #[error("node {node}: SSH {what} failed: {message}")]
+    Protocol {
+        node: String,
+        what: &'static str,
+        message: String,
+    },
+    #[error("node {node}: {what} did not finish within {}", humantime::format_duration(*after))]
+    Timeout {
+        node: String,
+        what: String,
+        after: Duration,
+    },
+}
+
+impl SshError {
+    /// Errors a booting machine gives before sshd is up, worth waiting out.
+    fn is_transient(&self) -> bool {
+        matches!(self, SshError::Connect { .. } | SshError::Protocol { .. })
+    }
+}
+
+struct HostKeyCheck {
+    expected: Option<PublicKey>,
+    presented: Arc<Mutex<Option<PublicKey>>>,
+}
+
+impl client::Handler for HostKeyCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let key = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => PublicKey::new(cert.public_key().clone(), ""),
+        };
+        let accept = match &self.expected {
+            Some(expected) => expected.key_data() == key.key_data(),
+            None => true,
+        };
+        *self.presented.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        Ok(accept)
+    }
+}
+
+/// An authenticated SSH connection to one node.
+pub struct SshSession {
+    handle: client::Handle<HostKeyCheck>,
+    node: String,
+    /// The node's host key, as an OpenSSH public key line.
+    host_key: String,
+}
+
+fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+impl SshSession {
+    /// Connects once. `recorded_host_key` is the key from first contact, if any.
+    pub async fn connect(
+        target: &SshTarget,
+        key: Arc<PrivateKey>,
+        recorded_host_key: Option<&str>,
+        timeout: Duration,
+    ) -> Result<SshSession, SshError> {
+        let expected = recorded_host_key
+            .map(|line| {
+                PublicKey::from_openssh(line).map_err(|e| SshError::BadRecordedKey {
+                    node: target.node.clone(),
+                    message: e.to_string(),
+                })
+            })
+            .transpose()?;
+        let presented = Arc::new(Mutex::new(None));
+        let handler = HostKeyCheck {
+            expected: expected.clone(),
+            presented: presented.clone(),
+        };
+        let config = Arc::new(client::Config {
+            inactivity_timeout: Some(Duration::from_secs(3600)),
+            keepalive_interval: Some(Duration::from_secs(15)),
+            keepalive_max: 4,
+            nodelay: true,
+            ..Default::default()
+        });
+        let addr = (target.address.as_str(), target.port);
+        let connect = client::connect(config, addr, handler);
+        let result = tokio::time::timeout(timeout, connect).await.map_err(|_| SshError::Timeout {
+            node: target.node.clone(),
+            what: "SSH handshake".into(),
+            after: timeout,
+        })?;
+        let mut handle = match result {
+            Ok(h) => h,
+            Err(e) => {
+                let seen = presented.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let (Some(expected), Some(seen)) = (&expected, &seen) {
+                    if expected.key_data() != seen.key_data() {
+                        return Err(SshError::HostKeyChanged {
+                            node: target.node.clone(),
+                            recorded: fingerprint(expected),
+                            presented: fingerprint(seen),
+                        });
+                    }
+                }
+                return Err(SshError::Connect {
+                    node: target.node.clone(),
+                    address: target.address.clone(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        let auth = handle
+            .authenticate_publickey(target.user.clone(), PrivateKeyWithHashAlg::new(key, None))
+            .await
+            .map_err(|e| SshError::Protocol {
+                node: target.node.clone(),
+                what: "authentication",
+                message: e.to_string(),
+            })?;
+        if !auth.success() {
+            return Err(SshError::AuthRejected {
+                node: target.node.clone(),
+                user: target.user.clone(),
+                address: target.address.clone(),
+            });
+        }
+        let host_key = presented
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|k| k.to_openssh().ok())
+            .unwrap_or_default();
+        Ok(SshSession {
+            handle,
+            node: target.node.clone(),
+            host_key,
+        })
+    }
+
+    /// Connects, retrying with exponential backoff while the machine boots,
+    /// until `deadline` has passed. A changed host key or a refused key ends
+    /// the wait at once: waiting will not fix those.
+    pub async fn wait_for(
+        target: &SshTarget,
+        key: Arc<PrivateKey>,
+        recorded_host_key: Option<&str>,
+        deadline: Duration,
+    ) -> Result<SshSession, SshError> {
+        let attempt = || {
+            let key = key.clone();
+            async move { Self::connect(target, key, recorded_host_key, Duration::from_secs(10)).await }
+        };
+        let retrying = attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(300))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_jitter()
+                    .without_max_times(),
+            )
+            .when(SshError::is_transient)
+            .notify(|e, wait| debug!(node = %target.node, error = %e, ?wait, "SSH not ready"));
+        tokio::time::timeout(deadline, retrying)
+            .await
+            .map_err(|_| SshError::Timeout {
+                node: target.node.clone(),
+                what: format!("waiting for SSH on {}", target.address),
+                after: deadline,
+            })?
+    }
+
+    pub fn host_key(&self) -> &str {
+        &self.host_key
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Runs `command`, feeding `stdin` and passing output chunks to
+    /// `on_output` as they arrive. Returns the exit status.
+    pub async fn exec(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        mut on_output: impl FnMut(&[u8]) + Send,
+    ) -> Result<u32, SshError> {
+        let protocol = |what: &'static str| {
+            let node = self.node.clone();
+            move |e: russh::Error| SshError::Protocol {
+                node,
+                what,
+                message: e.to_string(),
+            }
+        };
+        let mut channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(protocol("channel open"))?;
+        channel.exec(true, command).await.map_err(protocol("exec"))?;
+        if let Some(input) = stdin {
+            channel.data(input).await.map_err(protocol("stdin"))?;
+        }
+        channel.eof().await.map_err(protocol("stdin"))?;
+        let mut status = None;
+        while let Some(msg) = channel.wait().await {
+            match msg {
+                ChannelMsg::Data { ref data } => on_output(data),
+                ChannelMsg::ExtendedData { ref data, .. } => on_output(data),
+                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                ChannelMsg::ExitSignal { .. } => status = status.or(Some(255)),
+                _ => {}
+            }
+        }
+        status.ok_or_else(|| SshError::Protocol {
+            node: self.node.clone(),
+            what: "exec",
+            message: "the connection closed before the command reported an exit status".into(),
+        })
+    }
+
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}

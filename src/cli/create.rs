@@ -1,0 +1,124 @@
+//! `provision swarm`: store the spec, then reconcile until converged.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rand::RngCore;
+
+use super::output::node_table;
+use super::session::{connect_provider, Session};
+use super::{CreateArgs, Global};
+use crate::bootstrap::client_files::write_client_files;
+use crate::controller::ClusterContext;
+use crate::progress;
+use crate::spec::{self, ClusterTemplate, Coe, TemplateError};
+use crate::state::{ClusterLock, ClusterRecord};
+
+pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
+    let started = Instant::now();
+    // Everything that can be refused is checked before anything is created.
+    let (template_file, template) = ClusterTemplate::load(&args.template)?;
+    if template.coe != coe {
+        return Err(TemplateError::WrongCoe {
+            file: template_file,
+            found: template.coe,
+            wanted: coe,
+        }
+        .into());
+    }
+    let mut spec = template.to_spec(&args.name, args.cloud);
+    spec::validate_cluster_name(&spec.name)?;
+    if let Some(image) = &args.image {
+        spec.image = Some(image.clone());
+    }
+    let provider = connect_provider(&spec, Some(&args.image_suite)).await?;
+    let session = Session::open(global)?;
+    let _lock = ClusterLock::acquire(&spec.name, &session.paths.lock(&spec.name))?;
+
+    let record = match session.store.cluster(&spec.name)? {
+        Some(existing) => {
+            if existing.spec.coe != spec.coe || existing.spec.cloud != spec.cloud {
+                bail!(
+                    "cluster {} already exists as {} on {}: choose another --name, or `provision destroy {}` first",
+                    spec.name,
+                    existing.spec.coe,
+                    existing.spec.cloud,
+                    spec.name
+                );
+            }
+            // Re-running finishes the cluster; counts change only when given.
+            let mut s = existing.spec.clone();
+            s.managers = args.managers.unwrap_or(s.managers);
+            s.workers = args.workers.unwrap_or(s.workers);
+            ClusterRecord { spec: s, ..existing }
+        }
+        None => {
+            spec.managers = args.managers.unwrap_or(spec.managers);
+            spec.workers = args.workers.unwrap_or(spec.workers);
+            ClusterRecord {
+                spec: spec.clone(),
+                id: new_cluster_id(),
+                phase: "creating".into(),
+                created_at: String::new(),
+                updated_at: String::new(),
+            }
+        }
+    };
+    let reporter = progress::for_stderr();
+    for warning in spec::validate(&record.spec)? {
+        reporter.note(&format!("warning: {warning}"));
+    }
+    session.store.put_cluster(&record).context("storing the cluster spec")?;
+    let ctx = ClusterContext::new(&session.paths, record.clone())?;
+    let controller = session.controller(global, provider, &record.spec, reporter.clone());
+
+    let result = controller.converge(&ctx).await;
+    reporter.finish();
+    let nodes = session.store.nodes(&record.spec.name)?;
+    write_client_files(&session.paths, &record.spec.name, &record.spec.ssh_user, &nodes)
+        .context("writing the cluster's ssh_config")?;
+    result.with_context(|| {
+        format!(
+            "cluster {} is not complete; node logs are in {}; run the same command again to continue",
+            record.spec.name,
+            session.paths.cluster_dir(&record.spec.name).join("logs").display()
+        )
+    })?;
+
+    let name = &record.spec.name;
+    println!(
+        "Cluster {name} is ready: {} {} on {} ({} manager{}, {} worker{}) in {:.0?}.\n",
+        record.spec.coe,
+        "cluster",
+        record.spec.cloud,
+        record.spec.managers,
+        plural(record.spec.managers),
+        record.spec.workers,
+        plural(record.spec.workers),
+        started.elapsed()
+    );
+    println!("{}\n", node_table(&nodes));
+    let state_flag = global
+        .state
+        .as_ref()
+        .map(|p| format!(" --state {}", p.display()))
+        .unwrap_or_default();
+    println!("Connect:");
+    println!("  eval \"$(provision{state_flag} env {name})\" && docker node ls");
+    println!("  provision{state_flag} ssh {name} {name}-manager-1");
+    Ok(())
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn new_cluster_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,33 @@
+//! `provision env`: exports that point the COE's client at the cluster.
+
+use anyhow::{bail, Context, Result};
+use provision_provider::Role;
+
+use super::session::Session;
+use super::Global;
+use crate::bootstrap::client_files::write_client_files;
+use crate::orchestrator;
+use crate::state::NodePhase;
+
+pub fn run(global: &Global, name: &str) -> Result<()> {
+    let session = Session::open(global)?;
+    let record = session.cluster(name)?;
+    let nodes = session.store.nodes(name)?;
+    write_client_files(&session.paths, name, &record.spec.ssh_user, &nodes)
+        .context("writing the cluster's ssh_config")?;
+    let Some(manager) = nodes
+        .iter()
+        .filter(|n| n.role == Role::Manager && n.address.is_some())
+        .min_by_key(|n| (n.phase != NodePhase::Ready, n.index))
+    else {
+        bail!("cluster {name} has no manager with an address yet: run `provision swarm --name {name}` to finish it");
+    };
+    let config = session.paths.ssh_config(name);
+    println!("# Cluster {name}: the client reaches manager {} over SSH.", manager.name);
+    println!("# Once, let ssh find the cluster's hosts and key:");
+    println!("#   echo 'Include {}' >> ~/.ssh/config", config.display());
+    for (key, value) in orchestrator::for_coe(record.spec.coe).client_env(&manager.name) {
+        println!("export {key}={}", crate::bootstrap::scripts::shell_quote(&value));
+    }
+    Ok(())
+}

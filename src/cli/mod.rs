@@ -1,0 +1,159 @@
+//! The command line: argument definitions and one module per command.
+
+mod create;
+mod destroy;
+mod env;
+mod list;
+mod output;
+mod session;
+mod ssh;
+mod status;
+mod templates;
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::spec::Cloud;
+
+/// Build, heal and scale container-orchestration clusters.
+#[derive(Debug, Parser)]
+#[command(name = "provision", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// State database (default: $XDG_DATA_HOME/provision/state.db).
+    #[arg(long, global = true, env = "PROVISION_STATE", value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Directory whose script templates replace the built-in ones (same layout, `.j2` suffix).
+    #[arg(long, global = true, env = "PROVISION_SCRIPTS_DIR", value_name = "DIR")]
+    pub scripts_dir: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a Docker Swarm cluster, or finish one an earlier run left half-done.
+    Swarm(CreateArgs),
+    /// List clusters.
+    List {
+        #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Show a cluster and its nodes, observed now.
+    Status {
+        name: String,
+        #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+        /// Also show the cluster's recent events.
+        #[arg(long)]
+        events: bool,
+    },
+    /// Print shell exports that point the COE's client at the cluster.
+    Env { name: String },
+    /// Open a shell on a node, or run CMD there.
+    Ssh {
+        name: String,
+        node: String,
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Delete the cluster's machines and every resource carrying its id.
+    Destroy {
+        name: String,
+        /// Confirm: the cluster and its data are deleted.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Cluster templates and bootstrap script templates.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Cluster name: a DNS label, part of every node's hostname.
+    #[arg(long, default_value = "swarm")]
+    pub name: String,
+    /// Where the machines come from.
+    #[arg(long, value_enum, default_value_t = Cloud::Local)]
+    pub cloud: Cloud,
+    /// Manager count (odd: 1, 3, 5). Default: the template's.
+    #[arg(long)]
+    pub managers: Option<u32>,
+    /// Worker count. Default: the template's.
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Cluster template: a built-in name or a YAML file.
+    #[arg(long, default_value = "swarm")]
+    pub template: String,
+    /// Machine image (local: the node image, built when missing).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Debian suite the local node image is built from.
+    #[arg(long, default_value = "bookworm")]
+    pub image_suite: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// List cluster templates and script templates.
+    List,
+    /// Print a template's source.
+    Show { name: String },
+    /// Render a script template for a node of an existing cluster.
+    Render {
+        name: String,
+        #[arg(long)]
+        node: String,
+        /// The node's cluster (found from the node name when omitted).
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let global = cli.global;
+    match cli.command {
+        Command::Swarm(args) => create::run(&global, crate::spec::Coe::Swarm, args).await,
+        Command::List { output } => list::run(&global, output),
+        Command::Status { name, output, events } => status::run(&global, &name, output, events).await,
+        Command::Env { name } => env::run(&global, &name),
+        Command::Ssh { name, node, command } => ssh::run(&global, &name, &node, &command),
+        Command::Destroy { name, yes } => destroy::run(&global, &name, yes).await,
+        Command::Templates(cmd) => templates::run(&global, cmd),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "provision", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}

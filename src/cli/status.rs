@@ -1,0 +1,63 @@
+//! `provision status`: the stored record, refreshed by a live observation
+//! unless another command is working on the cluster.
+
+use anyhow::Result;
+
+use super::output::{node_table, ClusterStatus};
+use super::session::{connect_provider, Session};
+use super::{Global, OutputFormat};
+use crate::controller::ClusterContext;
+use crate::progress::LogReporter;
+use crate::state::{ClusterLock, LockError};
+
+pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool) -> Result<()> {
+    let session = Session::open(global)?;
+    let record = session.cluster(name)?;
+    let mut note = None;
+    match ClusterLock::acquire(name, &session.paths.lock(name)) {
+        Ok(_lock) => {
+            if let Err(e) = refresh(global, &session, &record).await {
+                note = Some(format!("could not observe the cluster now ({e:#}); showing the last recorded state"));
+            }
+        }
+        Err(LockError::Busy { pid, .. }) => {
+            note = Some(format!("pid {pid} is working on the cluster; showing the last recorded state"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let record = session.cluster(name)?;
+    let nodes = session.store.nodes(name)?;
+    let mut status = ClusterStatus::new(&record, &nodes);
+    if events {
+        status.events = Some(session.store.events(name, 50)?);
+    }
+    if let Some(n) = &note {
+        eprintln!("note: {n}");
+    }
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+        OutputFormat::Table => {
+            println!(
+                "{}: {} on {}, {} manager(s), {} worker(s), {}\n",
+                status.name, status.coe, status.cloud, status.managers, status.workers, status.phase
+            );
+            println!("{}", node_table(&nodes));
+            if let Some(evts) = &status.events {
+                println!("\nEVENTS");
+                for e in evts {
+                    println!("{}  {}  {}", e.at, e.node.as_deref().unwrap_or("-"), e.message);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn refresh(global: &Global, session: &Session, record: &crate::state::ClusterRecord) -> Result<()> {
+    let provider = connect_provider(&record.spec, None).await?;
+    let ctx = ClusterContext::new(&session.paths, record.clone())?;
+    let controller = session.controller(global, provider, &record.spec, std::sync::Arc::new(LogReporter));
+    let records = session.store.nodes(&record.spec.name)?;
+    controller.observe(&ctx, &records).await?;
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! `provision templates`: cluster templates and bootstrap script templates.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+use minijinja::Value;
+use provision_provider::Role;
+
+use super::session::Session;
+use super::{Global, TemplatesCommand};
+use crate::bootstrap::Scripts;
+use crate::spec::builtin_templates;
+
+pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
+    let scripts = Scripts::new(global.scripts_dir.as_deref());
+    match cmd {
+        TemplatesCommand::List => {
+            println!("Cluster templates (provision swarm --template NAME|FILE):");
+            for (name, _) in builtin_templates() {
+                println!("  {name}");
+            }
+            println!("\nScript templates (override with --scripts-dir DIR, as DIR/NAME.j2):");
+            for name in scripts.names() {
+                let (_, origin) = scripts.source(&name)?;
+                println!("  {name:28} {origin}");
+            }
+        }
+        TemplatesCommand::Show { name } => {
+            if let Some((_, text)) = builtin_templates().iter().find(|(n, _)| *n == name) {
+                print!("{text}");
+            } else {
+                print!("{}", scripts.source(&name)?.0);
+            }
+        }
+        TemplatesCommand::Render { name, node, cluster } => {
+            let session = Session::open(global)?;
+            let clusters = match cluster {
+                Some(c) => vec![session.cluster(&c)?],
+                None => session.store.clusters()?,
+            };
+            let mut found = None;
+            for c in clusters {
+                let nodes = session.store.nodes(&c.spec.name)?;
+                if let Some(n) = nodes.iter().find(|n| n.name == node) {
+                    found = Some((c.clone(), n.clone(), nodes));
+                    break;
+                }
+            }
+            let (c, n, nodes) = found.ok_or_else(|| anyhow!("no cluster has a node named {node:?} (`provision status NAME` lists nodes)"))?;
+            let address = n
+                .address
+                .clone()
+                .ok_or_else(|| anyhow!("node {node} has no address yet"))?;
+            let manager = nodes
+                .iter()
+                .filter(|m| m.role == Role::Manager)
+                .min_by_key(|m| m.index)
+                .and_then(|m| m.address.clone());
+            let mut context: BTreeMap<String, Value> = BTreeMap::from([
+                (
+                    "cluster".to_string(),
+                    Value::from_serialize(serde_json::json!({
+                        "name": c.spec.name, "id": c.id, "coe": c.spec.coe.as_str(),
+                    })),
+                ),
+                (
+                    "node".to_string(),
+                    Value::from_serialize(serde_json::json!({
+                        "name": n.name, "role": n.role.as_str(), "index": n.index, "address": address,
+                    })),
+                ),
+            ]);
+            // Values some scripts take besides the node's own.
+            if let Some(m) = manager {
+                context.insert("manager_address".into(), Value::from(m));
+            }
+            context.insert(
+                "member_id".into(),
+                Value::from(n.member_id.clone().unwrap_or_else(|| "MEMBER_ID".into())),
+            );
+            context.insert("member_name".into(), Value::from(n.name.clone()));
+            if !scripts.names().contains(&name) {
+                bail!("{name} is not a script template (`provision templates list`)");
+            }
+            print!("{}", scripts.render(&name, &Value::from(context))?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,402 @@
+//! Act: carry out a plan. Each node runs its own pipeline (create → SSH →
+//! install → join) so one slow node never holds the others; joins wait only
+//! for the cluster to exist, and managers join one at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use futures_util::future::join_all;
+use provision_provider::{MachineSpec, MachineState, ProviderError, Role};
+use tokio::sync::{watch, Mutex, Semaphore};
+use tracing::{info, warn};
+
+use super::context::{ClusterContext, Controller, ControllerError};
+use super::plan::{Action, Observed, Plan, Probe};
+use crate::bootstrap::NodeShell;
+use crate::orchestrator::JoinSecrets;
+use crate::state::{NodePhase, NodeRecord};
+
+/// At most this many cloud calls that create machines at once.
+const CREATE_CONCURRENCY: usize = 8;
+
+/// The cluster is ready to take joins once this holds a manager and secrets.
+#[derive(Clone)]
+enum Gate {
+    Waiting,
+    Open(Arc<(String, JoinSecrets)>),
+    Failed(String),
+}
+
+struct Run<'a> {
+    ctl: &'a Controller,
+    ctx: &'a ClusterContext,
+    observed: &'a Observed,
+    gate_tx: watch::Sender<Gate>,
+    manager_join: Mutex<()>,
+    creates: Semaphore,
+}
+
+impl Controller {
+    /// Runs `plan`; returns every node's failure, after all nodes finished.
+    pub async fn act(&self, ctx: &ClusterContext, plan: &Plan, observed: &Observed) -> Result<(), ControllerError> {
+        let (gate_tx, _) = watch::channel(Gate::Waiting);
+        let run = Run {
+            ctl: self,
+            ctx,
+            observed,
+            gate_tx,
+            manager_join: Mutex::new(()),
+            creates: Semaphore::new(CREATE_CONCURRENCY),
+        };
+
+        // Cluster-wide steps first, in plan order.
+        let mut pipelines: BTreeMap<String, Vec<Action>> = BTreeMap::new();
+        let mut order = Vec::new();
+        for action in &plan.actions {
+            match action {
+                Action::AddNode { node, role, index } => {
+                    self.store.put_node(&NodeRecord::new(ctx.name(), node, *role, *index))?;
+                }
+                Action::RemoveMember { member } => run.remove_member(member).await?,
+                Action::DeleteMachine { node, machine_id } => {
+                    self.provider.delete_machine(&ctx.cluster, machine_id).await?;
+                    self.event(ctx, Some(node), &format!("deleted machine {machine_id}"));
+                }
+                Action::ForgetNode { node } => {
+                    self.store.delete_node(ctx.name(), node)?;
+                    self.event(ctx, Some(node), "removed from the cluster");
+                }
+                Action::CreateMachine { node, .. }
+                | Action::Bootstrap { node }
+                | Action::InitCluster { node }
+                | Action::Join { node, .. } => {
+                    if !pipelines.contains_key(node) {
+                        order.push(node.clone());
+                    }
+                    pipelines.entry(node.clone()).or_default().push(action.clone());
+                }
+            }
+        }
+
+        let initialising = plan.actions.iter().any(|a| matches!(a, Action::InitCluster { .. }));
+        let gate_opener = async {
+            if let (false, Some(via)) = (initialising, plan.join_via.as_deref()) {
+                run.open_gate_through(via).await;
+            }
+        };
+        let nodes = join_all(order.iter().map(|node| {
+            let steps = pipelines.remove(node).unwrap_or_default();
+            run.pipeline(node.clone(), steps)
+        }));
+        let (_, results) = tokio::join!(gate_opener, nodes);
+        let errors: Vec<ControllerError> = results.into_iter().filter_map(Result::err).collect();
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.into_iter().next().expect("one error")),
+            _ => Err(ControllerError::Nodes(errors)),
+        }
+    }
+
+    pub(crate) fn event(&self, ctx: &ClusterContext, node: Option<&str>, message: &str) {
+        if let Err(e) = self.store.add_event(ctx.name(), node, message) {
+            warn!(error = %e, "cannot record event");
+        }
+    }
+}
+
+impl Run<'_> {
+    fn record(&self, node: &str) -> Result<NodeRecord, ControllerError> {
+        self.ctl
+            .store
+            .nodes(self.ctx.name())?
+            .into_iter()
+            .find(|n| n.name == node)
+            .ok_or_else(|| ControllerError::Node {
+                node: node.to_string(),
+                message: "has no record in the state store".into(),
+            })
+    }
+
+    fn set_phase(&self, node: &str, phase: NodePhase) -> Result<NodeRecord, ControllerError> {
+        let mut rec = self.record(node)?;
+        rec.phase = phase;
+        self.ctl.store.put_node(&rec)?;
+        self.ctl.reporter.phase(node, phase);
+        Ok(rec)
+    }
+
+    fn address_of(&self, node: &str) -> Option<String> {
+        self.observed
+            .machines
+            .iter()
+            .find(|m| m.node == node)
+            .and_then(|m| m.address.clone())
+    }
+
+    async fn manager_shell(&self, via: &str) -> Result<(NodeShell, String), ControllerError> {
+        let rec = self.record(via)?;
+        let address = rec
+            .address
+            .clone()
+            .or_else(|| self.address_of(via))
+            .ok_or_else(|| ControllerError::Node {
+                node: via.to_string(),
+                message: "has no address to reach it on".into(),
+            })?;
+        let shell = self.ctl.open_shell(self.ctx, &rec, &address, None).await?;
+        Ok((shell, address))
+    }
+
+    async fn open_gate_through(&self, via: &str) {
+        let result = async {
+            let (shell, address) = self.manager_shell(via).await?;
+            let secrets = self.ctl.orchestrator.join_secrets(&shell).await;
+            shell.close().await;
+            Ok::<_, ControllerError>((address, secrets?))
+        }
+        .await;
+        self.gate_tx.send_replace(match result {
+            Ok(open) => Gate::Open(Arc::new(open)),
+            Err(e) => Gate::Failed(format!("cannot get join credentials from {via}: {e}")),
+        });
+    }
+
+    async fn wait_for_gate(&self) -> Result<Arc<(String, JoinSecrets)>, String> {
+        let mut rx = self.gate_tx.subscribe();
+        let gate = rx
+            .wait_for(|g| !matches!(g, Gate::Waiting))
+            .await
+            .map_err(|_| "the cluster was never initialised".to_string())?
+            .clone();
+        match gate {
+            Gate::Open(open) => Ok(open),
+            Gate::Failed(why) => Err(why),
+            Gate::Waiting => unreachable!("waited for a decided gate"),
+        }
+    }
+
+    async fn remove_member(&self, member: &crate::orchestrator::Member) -> Result<(), ControllerError> {
+        let via = self
+            .observed
+            .probes
+            .iter()
+            .find(|(name, p)| {
+                matches!(p, Probe::Reached(p) if p.control) && !name.is_empty()
+            })
+            .map(|(name, _)| name.clone())
+            .ok_or_else(|| ControllerError::Node {
+                node: member.hostname.clone(),
+                message: "no manager with control is reachable to remove it from the cluster".into(),
+            })?;
+        let (shell, _) = self.manager_shell(&via).await?;
+        let result = self.ctl.orchestrator.remove_member(&shell, member).await;
+        shell.close().await;
+        result?;
+        info!(member = %member.hostname, id = %member.id, "removed stale member");
+        self.ctl.event(
+            self.ctx,
+            Some(&member.hostname),
+            &format!("removed stale member {} ({})", member.id, member.status),
+        );
+        Ok(())
+    }
+
+    /// One node's steps in order; on failure the node is marked failed and
+    /// the error names it.
+    async fn pipeline(&self, node: String, steps: Vec<Action>) -> Result<(), ControllerError> {
+        let result = self.run_steps(&node, &steps).await;
+        if let Err(e) = &result {
+            let _ = self.set_phase(&node, NodePhase::Failed);
+            self.ctl.event(self.ctx, Some(&node), &format!("failed: {e}"));
+            // Joins waiting on a failed init would wait forever.
+            if steps.iter().any(|a| matches!(a, Action::InitCluster { .. })) {
+                self.gate_tx
+                    .send_replace(Gate::Failed(format!("initialising the cluster on {node} failed")));
+            }
+        }
+        result
+    }
+
+    async fn run_steps(&self, node: &str, steps: &[Action]) -> Result<(), ControllerError> {
+        let mut shell: Option<NodeShell> = None;
+        let mut address = self.address_of(node);
+        for step in steps {
+            match step {
+                Action::CreateMachine { role, .. } => {
+                    address = Some(self.create_machine(node, *role).await?);
+                    if let Some(s) = shell.take() {
+                        s.close().await;
+                    }
+                }
+                Action::Bootstrap { .. } => {
+                    let addr = self.need_address(node, &address)?;
+                    self.set_phase(node, NodePhase::Booting)?;
+                    let rec = self.record(node)?;
+                    let s = self
+                        .ctl
+                        .open_shell(self.ctx, &rec, &addr, Some(self.ctx.record.spec.timeouts.ssh))
+                        .await?;
+                    self.set_phase(node, NodePhase::Ssh)?;
+                    self.set_phase(node, NodePhase::Installing)?;
+                    self.ctl.orchestrator.install(&s).await?;
+                    shell = Some(s);
+                }
+                Action::InitCluster { .. } => {
+                    let addr = self.need_address(node, &address)?;
+                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
+                    self.set_phase(node, NodePhase::Joining)?;
+                    self.ctl.orchestrator.init(s).await?;
+                    let secrets = self.ctl.orchestrator.join_secrets(s).await?;
+                    self.gate_tx.send_replace(Gate::Open(Arc::new((addr.clone(), secrets))));
+                    self.joined(node, s).await?;
+                    self.ctl.event(self.ctx, Some(node), "initialised the cluster");
+                }
+                Action::Join { role, .. } => {
+                    let addr = self.need_address(node, &address)?;
+                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
+                    self.set_phase(node, NodePhase::Joining)?;
+                    let open = self.wait_for_gate().await.map_err(|message| ControllerError::Node {
+                        node: node.to_string(),
+                        message: format!("cannot join: {message}"),
+                    })?;
+                    let (via, secrets) = (&open.0, &open.1);
+                    // Swarm Raft (and etcd) take one new member at a time.
+                    let _turn = match role {
+                        Role::Manager => Some(self.manager_join.lock().await),
+                        Role::Worker => None,
+                    };
+                    self.ctl.orchestrator.join(s, *role, via, secrets).await?;
+                    self.joined(node, s).await?;
+                    self.ctl.event(self.ctx, Some(node), &format!("joined as {role}"));
+                }
+                other => unreachable!("not a node step: {other:?}"),
+            }
+        }
+        if let Some(s) = shell {
+            s.close().await;
+        }
+        Ok(())
+    }
+
+    fn need_address(&self, node: &str, address: &Option<String>) -> Result<String, ControllerError> {
+        address.clone().ok_or_else(|| ControllerError::Node {
+            node: node.to_string(),
+            message: "the machine has no address yet".into(),
+        })
+    }
+
+    async fn ensure_shell<'s>(
+        &self,
+        node: &str,
+        address: &str,
+        shell: &'s mut Option<NodeShell>,
+    ) -> Result<&'s NodeShell, ControllerError> {
+        if shell.is_none() {
+            let rec = self.record(node)?;
+            *shell = Some(
+                self.ctl
+                    .open_shell(self.ctx, &rec, address, Some(self.ctx.record.spec.timeouts.ssh))
+                    .await?,
+            );
+        }
+        Ok(shell.as_ref().expect("just set"))
+    }
+
+    /// Records the member id the node now reports and marks it ready.
+    async fn joined(&self, node: &str, shell: &NodeShell) -> Result<(), ControllerError> {
+        let probe = self.ctl.orchestrator.probe(shell).await?;
+        if !probe.joined {
+            return Err(ControllerError::Node {
+                node: node.to_string(),
+                message: "the join command succeeded but the node does not report membership".into(),
+            });
+        }
+        let mut rec = self.record(node)?;
+        rec.member_id = probe.member_id;
+        rec.phase = NodePhase::Ready;
+        self.ctl.store.put_node(&rec)?;
+        self.ctl.reporter.phase(node, NodePhase::Ready);
+        Ok(())
+    }
+
+    /// Creates (or finds) the machine and records it; returns its address.
+    async fn create_machine(&self, node: &str, role: Role) -> Result<String, ControllerError> {
+        self.set_phase(node, NodePhase::Creating)?;
+        let spec = MachineSpec {
+            node: node.to_string(),
+            role,
+            image: self.ctx.record.spec.image.clone(),
+            flavor: self.ctx.record.spec.flavor.clone(),
+            labels: Default::default(),
+        };
+        let machine = {
+            let _permit = self.creates.acquire().await.expect("never closed");
+            (|| self.ctl.provider.create_machine(&self.ctx.cluster, &spec))
+                .retry(
+                    ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_millis(500))
+                        .with_max_times(4)
+                        .with_jitter(),
+                )
+                .when(ProviderError::is_retryable)
+                .await?
+        };
+        let mut rec = self.record(node)?;
+        if rec.machine_id.as_deref() != Some(machine.id.as_str()) {
+            // A new machine has a new host key and is not a member yet.
+            rec.host_key = None;
+            rec.member_id = None;
+            self.ctl.event(self.ctx, Some(node), &format!("created machine {}", machine.id));
+        }
+        rec.machine_id = Some(machine.id.clone());
+        if machine.address.is_some() {
+            rec.address = machine.address.clone();
+        }
+        rec.phase = NodePhase::Booting;
+        self.ctl.store.put_node(&rec)?;
+        self.ctl.reporter.phase(node, NodePhase::Booting);
+        if let Some(a) = machine.address {
+            return Ok(a);
+        }
+        self.wait_for_address(node).await
+    }
+
+    /// Polls the machine list until the node's machine has an address.
+    async fn wait_for_address(&self, node: &str) -> Result<String, ControllerError> {
+        let deadline = self.ctx.record.spec.timeouts.ssh;
+        let poll = || async {
+            let machines = self.ctl.provider.list_machines(&self.ctx.cluster).await?;
+            match machines.into_iter().find(|m| m.node == node) {
+                Some(m) if matches!(m.state, MachineState::Error(_)) => Err(ControllerError::Provider(
+                    ProviderError::MachineFailed {
+                        node: node.to_string(),
+                        message: format!("{:?}", m.state),
+                    },
+                )),
+                Some(m) if m.address.is_some() => Ok(m.address),
+                _ => Ok(None),
+            }
+        };
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Some(addr) = poll().await? {
+                let mut rec = self.record(node)?;
+                rec.address = Some(addr.clone());
+                self.ctl.store.put_node(&rec)?;
+                return Ok(addr);
+            }
+            if started.elapsed() > deadline {
+                return Err(ControllerError::Node {
+                    node: node.to_string(),
+                    message: format!(
+                        "the machine got no address within {}",
+                        humantime::format_duration(deadline)
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}

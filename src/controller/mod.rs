@@ -1,0 +1,16 @@
+//! The controller: one reconcile path for creating, scaling and healing.
+//!
+//! - [`observe`]: one provider list call, a probe per node over SSH, and the
+//!   orchestrator's membership through one manager.
+//! - [`plan`](mod@plan): a pure function from desired and observed state to actions.
+//! - [`act`]: runs the actions, each node pipelined on its own.
+//! - [`reconcile`]: observe → plan → act until nothing is left to do.
+
+mod act;
+mod context;
+mod observe;
+pub mod plan;
+mod reconcile;
+
+pub use context::{ClusterContext, Controller, ControllerError};
+pub use plan::{plan, Action, Observed, Plan, Probe};

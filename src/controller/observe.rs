@@ -1,0 +1,193 @@
+//! Observe: what the cloud and the orchestrator say right now.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use minijinja::Value;
+use provision_provider::{Machine, MachineState, Role};
+use tracing::debug;
+
+use super::context::{ClusterContext, Controller, ControllerError};
+use super::plan::{Observed, Probe};
+use crate::bootstrap::{NodeShell, SshSession, SshTarget};
+use crate::state::{Health, NodeRecord};
+
+/// How long a probe of one node may take in all; a frozen node never stalls a pass.
+const PROBE_DEADLINE: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Controller {
+    /// Opens a shell on a node: waits up to `wait` for SSH when given,
+    /// otherwise tries once. Records the host key on first contact.
+    pub(crate) async fn open_shell(
+        &self,
+        ctx: &ClusterContext,
+        record: &NodeRecord,
+        address: &str,
+        wait: Option<Duration>,
+    ) -> Result<NodeShell, ControllerError> {
+        let target = SshTarget {
+            node: record.name.clone(),
+            address: address.to_string(),
+            port: 22,
+            user: ctx.record.spec.ssh_user.clone(),
+        };
+        let recorded = record.host_key.as_deref();
+        let session = match wait {
+            Some(deadline) => SshSession::wait_for(&target, ctx.key.private(), recorded, deadline).await?,
+            None => SshSession::connect(&target, ctx.key.private(), recorded, CONNECT_TIMEOUT).await?,
+        };
+        if record.host_key.is_none() && !session.host_key().is_empty() {
+            // Trust on first use: re-read the row so a concurrent writer of
+            // other columns is not overwritten with stale values.
+            let mut latest = self
+                .store
+                .nodes(ctx.name())?
+                .into_iter()
+                .find(|n| n.name == record.name)
+                .unwrap_or_else(|| record.clone());
+            latest.host_key = Some(session.host_key().to_string());
+            self.store.put_node(&latest)?;
+        }
+        let context = BTreeMap::from([
+            (
+                "cluster".to_string(),
+                Value::from_serialize(serde_json::json!({
+                    "name": ctx.name(),
+                    "id": ctx.record.id,
+                    "coe": ctx.record.spec.coe.as_str(),
+                })),
+            ),
+            (
+                "node".to_string(),
+                Value::from_serialize(serde_json::json!({
+                    "name": record.name,
+                    "role": record.role.as_str(),
+                    "index": record.index,
+                    "address": address,
+                })),
+            ),
+        ]);
+        Ok(NodeShell::new(
+            session,
+            self.scripts.clone(),
+            context,
+            self.paths.node_log(ctx.name(), &record.name),
+            ctx.record.spec.timeouts.script,
+        ))
+    }
+
+    async fn probe_node(&self, ctx: &ClusterContext, record: &NodeRecord, address: &str) -> (Probe, Option<NodeShell>) {
+        let attempt = async {
+            let shell = self.open_shell(ctx, record, address, None).await?;
+            let probe = self.orchestrator.probe(&shell).await?;
+            Ok::<_, ControllerError>((probe, shell))
+        };
+        match tokio::time::timeout(PROBE_DEADLINE, attempt).await {
+            Ok(Ok((probe, shell))) => (Probe::Reached(probe), Some(shell)),
+            Ok(Err(e)) => {
+                debug!(node = %record.name, error = %e, "probe failed");
+                (Probe::Unreachable(e.to_string()), None)
+            }
+            Err(_) => (
+                Probe::Unreachable(format!("no answer within {}s", PROBE_DEADLINE.as_secs())),
+                None,
+            ),
+        }
+    }
+
+    /// One observation: a single provider list call, a probe of each running
+    /// machine, and membership through one manager. Updates the recorded
+    /// addresses and health.
+    pub async fn observe(&self, ctx: &ClusterContext, records: &[NodeRecord]) -> Result<Observed, ControllerError> {
+        let machines = self.provider.list_machines(&ctx.cluster).await?;
+        let by_node: BTreeMap<&str, &Machine> = machines.iter().map(|m| (m.node.as_str(), m)).collect();
+
+        let probes = join_all(records.iter().filter_map(|r| {
+            let m = by_node.get(r.name.as_str())?;
+            let address = m.address.clone()?;
+            (m.state == MachineState::Running).then(|| async move {
+                let (probe, shell) = self.probe_node(ctx, r, &address).await;
+                (r.name.clone(), probe, shell)
+            })
+        }))
+        .await;
+
+        let mut shells = BTreeMap::new();
+        let mut probe_map = BTreeMap::new();
+        for (name, probe, shell) in probes {
+            if let Some(s) = shell {
+                shells.insert(name.clone(), s);
+            }
+            probe_map.insert(name, probe);
+        }
+
+        // Membership through the first manager that has control.
+        let mut members = None;
+        for r in records.iter().filter(|r| r.role == Role::Manager) {
+            let control = matches!(probe_map.get(&r.name), Some(Probe::Reached(p)) if p.control);
+            if let (true, Some(shell)) = (control, shells.get(&r.name)) {
+                match tokio::time::timeout(PROBE_DEADLINE, self.orchestrator.members(shell)).await {
+                    Ok(Ok(m)) => {
+                        members = Some(m);
+                        break;
+                    }
+                    Ok(Err(e)) => debug!(node = %r.name, error = %e, "membership query failed"),
+                    Err(_) => debug!(node = %r.name, "membership query timed out"),
+                }
+            }
+        }
+        for (_, shell) in shells {
+            shell.close().await;
+        }
+
+        let observed = Observed {
+            machines,
+            probes: probe_map,
+            members,
+        };
+        self.record_observation(ctx, records, &observed)?;
+        Ok(observed)
+    }
+
+    /// Writes addresses, member ids and health seen in `observed` back to the records.
+    fn record_observation(&self, ctx: &ClusterContext, records: &[NodeRecord], observed: &Observed) -> Result<(), ControllerError> {
+        let latest = self.store.nodes(ctx.name())?;
+        for r in records {
+            let Some(mut rec) = latest.iter().find(|n| n.name == r.name).cloned() else {
+                continue;
+            };
+            let machine = observed.machines.iter().find(|m| m.node == r.name);
+            let probe = observed.probes.get(&r.name);
+            if let Some(addr) = machine.and_then(|m| m.address.clone()) {
+                rec.address = Some(addr);
+            }
+            if let Some(m) = machine {
+                rec.machine_id = Some(m.id.clone());
+            }
+            if let Some(Probe::Reached(p)) = probe {
+                if p.member_id.is_some() {
+                    rec.member_id = p.member_id.clone();
+                }
+            }
+            let member_ready = observed
+                .members
+                .as_ref()
+                .and_then(|ms| rec.member_id.as_ref().and_then(|id| ms.iter().find(|m| &m.id == id)))
+                .map(|m| m.ready);
+            rec.health = match (machine.map(|m| &m.state), probe, member_ready) {
+                (None, _, _) => Health::Unhealthy,
+                (Some(MachineState::Stopped | MachineState::Error(_)), _, _) => Health::Unhealthy,
+                (_, Some(Probe::Unreachable(_)), _) => Health::Unhealthy,
+                (_, _, Some(false)) => Health::Unhealthy,
+                (_, Some(Probe::Reached(p)), Some(true)) if p.joined => Health::Healthy,
+                _ => Health::Unknown,
+            };
+            if rec != *r || latest.iter().all(|n| n != &rec) {
+                self.store.put_node(&rec)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,23 @@
+//! `provision` builds container-orchestration clusters on clouds, keeps them
+//! healthy and scales them.
+//!
+//! The crate is layered as Cluster API splits the job:
+//!
+//! | module | job |
+//! |---|---|
+//! | [`spec`] | cluster templates + flags → a validated spec (desired state) |
+//! | [`state`] | the store (SQLite), per-cluster locks, file locations |
+//! | [`controller`] | observe → plan → act, the one reconcile path |
+//! | [`bootstrap`] | SSH, script templates, running scripts on nodes |
+//! | [`orchestrator`] | Swarm (Kubernetes and Mesos later) behind one trait |
+//! | `providers/*` | one crate per cloud behind `provision_provider::Provider` |
+//! | [`cli`] | the command line |
+
+pub mod bootstrap;
+pub mod cli;
+pub mod controller;
+pub mod orchestrator;
+pub mod progress;
+pub mod secret;
+pub mod spec;
+pub mod state;

@@ -1,0 +1,49 @@
+//! The `provision` binary: parses the command line, sets up logging, and
+//! reports errors with their whole chain of context.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use provision::cli::{self, Cli, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(global: &cli::Global) {
+    // On a terminal the live node display is the output; logs are for -v.
+    let default = match (global.verbose, std::io::stderr().is_terminal()) {
+        (0, true) => "warn",
+        (0, false) => "info",
+        (1, _) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("PROVISION_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!("{default},russh=warn,hyper=warn,bollard=warn"))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match global.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Orchestrators: which scripts run where, how a node joins, how membership
+//! is read and how a node is removed. One implementation per COE behind
+//! [`Orchestrator`]; the controller never knows which one it drives.
+
+mod swarm;
+
+use async_trait::async_trait;
+use provision_provider::Role;
+
+pub use swarm::Swarm;
+
+use crate::bootstrap::{NodeShell, ShellError};
+use crate::secret::Secret;
+use crate::spec::Coe;
+
+/// What a node says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeProbe {
+    /// The container engine is installed and answering.
+    pub engine_running: bool,
+    /// The node is a member of a cluster.
+    pub joined: bool,
+    /// The orchestrator's id for the node, when joined.
+    pub member_id: Option<String>,
+    /// The node can manage the cluster (a manager with quorum).
+    pub control: bool,
+}
+
+/// A node as the orchestrator's membership lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub hostname: String,
+    pub role: Role,
+    /// The orchestrator considers it up (Swarm Ready, Kubernetes Ready).
+    pub ready: bool,
+    /// The orchestrator's own words for its state, for display.
+    pub status: String,
+}
+
+/// What a node needs to join, kept out of every log.
+#[derive(Debug, Clone)]
+pub struct JoinSecrets {
+    pub worker: Secret,
+    pub manager: Secret,
+}
+
+#[async_trait]
+pub trait Orchestrator: Send + Sync {
+    fn coe(&self) -> Coe;
+
+    /// Installs and starts what every node runs. Idempotent.
+    async fn install(&self, node: &NodeShell) -> Result<(), ShellError>;
+
+    /// Reads the node's own view of its membership. Changes nothing.
+    async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError>;
+
+    /// Creates the cluster on its first manager. Idempotent.
+    async fn init(&self, node: &NodeShell) -> Result<(), ShellError>;
+
+    /// Fetches join credentials from a manager.
+    async fn join_secrets(&self, manager: &NodeShell) -> Result<JoinSecrets, ShellError>;
+
+    /// Joins `node` with `role` through the manager at `manager_address`. Idempotent.
+    async fn join(
+        &self,
+        node: &NodeShell,
+        role: Role,
+        manager_address: &str,
+        secrets: &JoinSecrets,
+    ) -> Result<(), ShellError>;
+
+    /// Lists the cluster's members, through a manager.
+    async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError>;
+
+    /// Removes a member from the cluster's membership, through a manager.
+    async fn remove_member(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError>;
+
+    /// Environment variables that point the COE's client at the cluster,
+    /// given the SSH alias of a manager.
+    fn client_env(&self, manager_alias: &str) -> Vec<(String, String)>;
+}
+
+/// The orchestrator for a COE.
+pub fn for_coe(coe: Coe) -> Box<dyn Orchestrator> {
+    match coe {
+        Coe::Swarm => Box::new(Swarm),
+    }
+}

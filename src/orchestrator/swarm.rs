@@ -1,0 +1,214 @@
+//! Docker Swarm: `swarm init` on the first manager, further managers join one
+//! at a time (the controller serialises them), workers in parallel.
+
+use async_trait::async_trait;
+use minijinja::Value;
+use provision_provider::Role;
+use serde::Deserialize;
+
+use super::{JoinSecrets, Member, NodeProbe, Orchestrator};
+use crate::bootstrap::{NodeShell, Output, ShellError};
+use crate::secret::Secret;
+use crate::spec::Coe;
+
+pub struct Swarm;
+
+/// One line of `docker node ls --format '{{json .}}'`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NodeLine {
+    #[serde(rename = "ID")]
+    id: String,
+    hostname: String,
+    status: String,
+    #[serde(default)]
+    availability: String,
+    #[serde(default)]
+    manager_status: String,
+}
+
+/// Parses the probe script's `key=value` lines.
+pub(crate) fn parse_probe(text: &str) -> NodeProbe {
+    let get = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let engine_running = get("engine").as_deref() == Some("running");
+    let joined = get("swarm_state").as_deref() == Some("active");
+    NodeProbe {
+        engine_running,
+        joined,
+        member_id: get("node_id").filter(|id| joined && !id.is_empty()),
+        control: joined && get("control").as_deref() == Some("true"),
+    }
+}
+
+pub(crate) fn parse_members(text: &str) -> Result<Vec<Member>, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let n: NodeLine =
+                serde_json::from_str(line).map_err(|e| format!("unreadable `docker node ls` line: {e}"))?;
+            Ok(Member {
+                role: if n.manager_status.is_empty() {
+                    Role::Worker
+                } else {
+                    Role::Manager
+                },
+                ready: n.status == "Ready",
+                status: if n.manager_status.is_empty() {
+                    format!("{} {}", n.status, n.availability)
+                } else {
+                    format!("{} {} {}", n.status, n.availability, n.manager_status)
+                },
+                id: n.id,
+                hostname: n.hostname,
+            })
+        })
+        .collect()
+}
+
+fn parse_tokens(node: &str, text: &str) -> Result<JoinSecrets, ShellError> {
+    let get = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| Secret::new(v.trim()))
+            .filter(|s| !s.expose().is_empty())
+    };
+    match (get("worker"), get("manager")) {
+        (Some(worker), Some(manager)) => Ok(JoinSecrets { worker, manager }),
+        _ => Err(ShellError::Failed {
+            node: node.to_string(),
+            script: "swarm/join-tokens.sh".into(),
+            code: 0,
+            tail: vec!["the manager printed no join tokens".into()],
+        }),
+    }
+}
+
+#[async_trait]
+impl Orchestrator for Swarm {
+    fn coe(&self) -> Coe {
+        Coe::Swarm
+    }
+
+    async fn install(&self, node: &NodeShell) -> Result<(), ShellError> {
+        node.run("swarm/install.sh", &[], None, Output::Log).await.map(|_| ())
+    }
+
+    async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
+        let out = node.run("swarm/probe.sh", &[], None, Output::Quiet).await?;
+        Ok(parse_probe(&out))
+    }
+
+    async fn init(&self, node: &NodeShell) -> Result<(), ShellError> {
+        node.run("swarm/init.sh", &[], None, Output::Log).await.map(|_| ())
+    }
+
+    async fn join_secrets(&self, manager: &NodeShell) -> Result<JoinSecrets, ShellError> {
+        let out = manager
+            .run("swarm/join-tokens.sh", &[], None, Output::Secret)
+            .await?;
+        parse_tokens(manager.node(), &out)
+    }
+
+    async fn join(
+        &self,
+        node: &NodeShell,
+        role: Role,
+        manager_address: &str,
+        secrets: &JoinSecrets,
+    ) -> Result<(), ShellError> {
+        let token = match role {
+            Role::Manager => &secrets.manager,
+            Role::Worker => &secrets.worker,
+        };
+        node.run(
+            "swarm/join.sh",
+            &[("manager_address", Value::from(manager_address))],
+            Some(token),
+            Output::Log,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError> {
+        let out = manager.run("swarm/members.sh", &[], None, Output::Quiet).await?;
+        parse_members(&out).map_err(|message| ShellError::Failed {
+            node: manager.node().to_string(),
+            script: "swarm/members.sh".into(),
+            code: 0,
+            tail: vec![message],
+        })
+    }
+
+    async fn remove_member(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError> {
+        manager
+            .run(
+                "swarm/remove-member.sh",
+                &[
+                    ("member_id", Value::from(member.id.as_str())),
+                    ("member_name", Value::from(member.hostname.as_str())),
+                ],
+                None,
+                Output::Log,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    fn client_env(&self, manager_alias: &str) -> Vec<(String, String)> {
+        vec![("DOCKER_HOST".into(), format!("ssh://{manager_alias}"))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_of_a_member_manager() {
+        let p = parse_probe("engine=running\nswarm_state=active\nnode_id=abc123\ncontrol=true\n");
+        assert_eq!(
+            p,
+            NodeProbe {
+                engine_running: true,
+                joined: true,
+                member_id: Some("abc123".into()),
+                control: true
+            }
+        );
+    }
+
+    #[test]
+    fn probe_of_a_fresh_node() {
+        let p = parse_probe("engine=running\nswarm_state=inactive\nnode_id=\ncontrol=false\n");
+        assert!(p.engine_running && !p.joined && p.member_id.is_none() && !p.control);
+        let p = parse_probe("engine=missing\n");
+        assert!(!p.engine_running && !p.joined);
+    }
+
+    #[test]
+    fn members_from_node_ls() {
+        let text = r#"{"Availability":"Active","EngineVersion":"20.10.24","Hostname":"web-manager-1","ID":"m1","ManagerStatus":"Leader","Self":true,"Status":"Ready","TLSStatus":"Ready"}
+{"Availability":"Active","EngineVersion":"20.10.24","Hostname":"web-worker-1","ID":"w1","ManagerStatus":"","Self":false,"Status":"Down","TLSStatus":"Ready"}
+"#;
+        let m = parse_members(text).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].role, m[0].ready), (Role::Manager, true));
+        assert_eq!((m[1].role, m[1].ready, m[1].id.as_str()), (Role::Worker, false, "w1"));
+        assert!(parse_members("not json").is_err());
+    }
+
+    #[test]
+    fn tokens_parse_and_stay_secret() {
+        let s = parse_tokens("m", "worker=SWMTKN-1-w\nmanager=SWMTKN-1-m\n").unwrap();
+        assert_eq!(s.worker.expose(), "SWMTKN-1-w");
+        assert!(!format!("{s:?}").contains("SWMTKN"));
+        assert!(parse_tokens("m", "").is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! The desired state of a cluster: what the user asked for, validated.
+//!
+//! A spec is made from a cluster template (`cluster-templates/*.yaml`, or the
+//! user's own file) with command-line flags on top, then stored before any
+//! cloud call, so every later step works from the same record.
+
+mod names;
+mod template;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use names::{node_name, validate_cluster_name};
+pub use template::{builtin_templates, ClusterTemplate, TemplateError};
+
+/// Container orchestration engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Coe {
+    Swarm,
+}
+
+impl Coe {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Coe::Swarm => "swarm",
+        }
+    }
+}
+
+impl fmt::Display for Coe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the machines come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// Containers on the local Docker engine.
+    Local,
+}
+
+impl Cloud {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Local => "local",
+        }
+    }
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Time limits; every wait has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    #[serde(with = "duration_text")]
+    pub ssh: Duration,
+    #[serde(with = "duration_text")]
+    pub script: Duration,
+    #[serde(with = "duration_text")]
+    pub converge: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            ssh: Duration::from_secs(300),
+            script: Duration::from_secs(600),
+            converge: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// A validated cluster spec: the desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub coe: Coe,
+    pub cloud: Cloud,
+    pub managers: u32,
+    pub workers: u32,
+    pub image: Option<String>,
+    pub flavor: Option<String>,
+    pub ssh_user: String,
+    pub timeouts: Timeouts,
+}
+
+impl ClusterSpec {
+    /// Counts per role, managers first.
+    pub fn count(&self, role: provision_provider::Role) -> u32 {
+        match role {
+            provision_provider::Role::Manager => self.managers,
+            provision_provider::Role::Worker => self.workers,
+        }
+    }
+}
+
+/// A spec value the user must change.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("invalid cluster name {name:?}: {reason}")]
+    Name { name: String, reason: String },
+    #[error("{field}: {message}")]
+    Field { field: String, message: String },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+}
+
+/// Checks the values no cloud call can fix; returns warnings to show.
+pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
+    validate_cluster_name(&spec.name)?;
+    let mut warnings = Vec::new();
+    if spec.managers == 0 {
+        return Err(SpecError::Field {
+            field: "managers".into(),
+            message: "a cluster needs at least one manager: use --managers 1 (or 3 for fault tolerance)"
+                .into(),
+        });
+    }
+    if spec.managers > 9 {
+        return Err(SpecError::Field {
+            field: "managers".into(),
+            message: format!(
+                "{} managers make Raft slow; use 3, 5 or 7 and add workers instead",
+                spec.managers
+            ),
+        });
+    }
+    if spec.managers % 2 == 0 {
+        warnings.push(format!(
+            "{} managers tolerate no more failures than {}: an odd count is better for quorum",
+            spec.managers,
+            spec.managers - 1
+        ));
+    }
+    if spec.ssh_user.is_empty() {
+        return Err(SpecError::Field {
+            field: "node.ssh_user".into(),
+            message: "must not be empty".into(),
+        });
+    }
+    Ok(warnings)
+}
+
+/// Durations written as text (`90s`, `5m`, `1h 30m`) in templates and state.
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write e.g. 90s or 5m"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(managers: u32) -> ClusterSpec {
+        ClusterSpec {
+            name: "web".into(),
+            coe: Coe::Swarm,
+            cloud: Cloud::Local,
+            managers,
+            workers: 2,
+            image: None,
+            flavor: None,
+            ssh_user: "root".into(),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    #[test]
+    fn zero_managers_is_refused_with_the_field_named() {
+        let err = validate(&spec(0)).unwrap_err().to_string();
+        assert!(err.starts_with("managers:"), "{err}");
+    }
+
+    #[test]
+    fn even_managers_warn_about_quorum() {
+        let warnings = validate(&spec(2)).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("quorum"));
+        assert!(validate(&spec(3)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_name_is_refused() {
+        let mut s = spec(1);
+        s.name = "Web_1".into();
+        assert!(matches!(validate(&s), Err(SpecError::Name { .. })));
+    }
+}

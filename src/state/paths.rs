@@ -1,0 +1,121 @@
+//! Where state files live: the database, and per cluster its key, logs and
+//! SSH files. Everything is private to the user (dirs 0700, files 0600).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Paths under one state root (the directory holding the database).
+#[derive(Debug, Clone)]
+pub struct StatePaths {
+    db: PathBuf,
+    root: PathBuf,
+}
+
+impl StatePaths {
+    /// `explicit` (from `--state` or `PROVISION_STATE`), else
+    /// `$XDG_DATA_HOME/provision/state.db`, else `~/.local/share/provision/state.db`.
+    pub fn resolve(explicit: Option<PathBuf>) -> std::io::Result<StatePaths> {
+        let db = match explicit {
+            Some(p) => p,
+            None => {
+                let data = std::env::var_os("XDG_DATA_HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                    .ok_or_else(|| {
+                        std::io::Error::other("neither XDG_DATA_HOME nor HOME is set: give --state PATH")
+                    })?;
+                data.join("provision").join("state.db")
+            }
+        };
+        let root = db
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(StatePaths { db, root })
+    }
+
+    pub fn db(&self) -> &Path {
+        &self.db
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn cluster_dir(&self, cluster: &str) -> PathBuf {
+        self.root.join("clusters").join(cluster)
+    }
+
+    pub fn private_key(&self, cluster: &str) -> PathBuf {
+        self.cluster_dir(cluster).join("id_ed25519")
+    }
+
+    pub fn ssh_config(&self, cluster: &str) -> PathBuf {
+        self.cluster_dir(cluster).join("ssh_config")
+    }
+
+    pub fn known_hosts(&self, cluster: &str) -> PathBuf {
+        self.cluster_dir(cluster).join("known_hosts")
+    }
+
+    pub fn node_log(&self, cluster: &str, node: &str) -> PathBuf {
+        self.cluster_dir(cluster).join("logs").join(format!("{node}.log"))
+    }
+
+    pub fn lock(&self, cluster: &str) -> PathBuf {
+        self.root.join("locks").join(format!("{cluster}.lock"))
+    }
+}
+
+/// Creates `dir` and its parents, private to the user.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Writes a file only the user can read, replacing it atomically.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_path_roots_everything_beside_it() {
+        let p = StatePaths::resolve(Some(PathBuf::from("/tmp/x/state.db"))).unwrap();
+        assert_eq!(p.root(), Path::new("/tmp/x"));
+        assert_eq!(p.private_key("web"), Path::new("/tmp/x/clusters/web/id_ed25519"));
+        assert_eq!(p.lock("web"), Path::new("/tmp/x/locks/web.lock"));
+    }
+
+    #[test]
+    fn private_files_are_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a/b/key");
+        write_private_file(&f, b"secret").unwrap();
+        let mode = fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dmode = fs::metadata(dir.path().join("a/b")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dmode, 0o700);
+    }
+}

@@ -1,0 +1,147 @@
+//! Rows of the state store.
+
+use std::fmt;
+
+use provision_provider::Role;
+use serde::Serialize;
+
+use crate::spec::ClusterSpec;
+
+/// A cluster: its spec (desired state) and where it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRecord {
+    pub spec: ClusterSpec,
+    /// Unique id stamped on every cloud resource of the cluster.
+    pub id: String,
+    /// `creating`, `ready`, `degraded`, `failed`, `destroying`.
+    pub phase: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Where a node is on its way into the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodePhase {
+    /// Recorded; its machine may not exist yet.
+    Creating,
+    /// Machine started, not answering on SSH yet.
+    Booting,
+    /// SSH answers.
+    Ssh,
+    /// Installing the container engine and orchestrator.
+    Installing,
+    /// Initialising or joining the orchestrator.
+    Joining,
+    /// A member of the cluster.
+    Ready,
+    /// The last step failed; the next reconcile retries it.
+    Failed,
+}
+
+impl NodePhase {
+    pub const ALL: [NodePhase; 7] = [
+        NodePhase::Creating,
+        NodePhase::Booting,
+        NodePhase::Ssh,
+        NodePhase::Installing,
+        NodePhase::Joining,
+        NodePhase::Ready,
+        NodePhase::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodePhase::Creating => "creating",
+            NodePhase::Booting => "booting",
+            NodePhase::Ssh => "ssh",
+            NodePhase::Installing => "installing",
+            NodePhase::Joining => "joining",
+            NodePhase::Ready => "ready",
+            NodePhase::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NodePhase> {
+        NodePhase::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for NodePhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the last observation said of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+    Unknown,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+            Health::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Health {
+        match s {
+            "healthy" => Health::Healthy,
+            "unhealthy" => Health::Unhealthy,
+            _ => Health::Unknown,
+        }
+    }
+}
+
+/// A node of a cluster, recorded before its machine is created so a crash
+/// at any later point leaves a record the next run can finish from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRecord {
+    pub cluster: String,
+    pub name: String,
+    pub role: Role,
+    /// Number in the node's name (`web-worker-3` → 3).
+    pub index: u32,
+    pub machine_id: Option<String>,
+    pub address: Option<String>,
+    pub phase: NodePhase,
+    pub health: Health,
+    /// OpenSSH public key line of the node's host key, from first contact.
+    pub host_key: Option<String>,
+    /// The orchestrator's id for the node once it joined.
+    pub member_id: Option<String>,
+    pub updated_at: String,
+}
+
+impl NodeRecord {
+    pub fn new(cluster: &str, name: &str, role: Role, index: u32) -> NodeRecord {
+        NodeRecord {
+            cluster: cluster.to_string(),
+            name: name.to_string(),
+            role,
+            index,
+            machine_id: None,
+            address: None,
+            phase: NodePhase::Creating,
+            health: Health::Unknown,
+            host_key: None,
+            member_id: None,
+            updated_at: String::new(),
+        }
+    }
+}
+
+/// Something that happened to a cluster, for `status --events`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub at: String,
+    pub node: Option<String>,
+    pub message: String,
+}

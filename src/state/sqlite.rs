@@ -1,0 +1,349 @@
+//! [`Store`] in an embedded SQLite file.
+
+use std::fs;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use provision_provider::Role;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::paths::create_private_dir;
+use super::records::{ClusterRecord, Event, Health, NodePhase, NodeRecord};
+use super::{Store, StoreError};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS clusters (
+    name       TEXT PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    spec       TEXT NOT NULL,
+    phase      TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    cluster    TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    idx        INTEGER NOT NULL,
+    machine_id TEXT,
+    address    TEXT,
+    phase      TEXT NOT NULL,
+    health     TEXT NOT NULL,
+    host_key   TEXT,
+    member_id  TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (cluster, name)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+    at      TEXT NOT NULL,
+    node    TEXT,
+    message TEXT NOT NULL
+);
+";
+
+/// The default store: one SQLite file, private to the user. WAL mode and a
+/// busy timeout let several processes share it; the per-cluster lock keeps
+/// them off the same cluster.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: String,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let shown = path.display().to_string();
+        let io = |source| StoreError::Io {
+            path: shown.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(io)?;
+        }
+        // Create the file 0600 before SQLite opens it, and tighten an old one.
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io)?;
+        let sql = |source| StoreError::Sqlite {
+            path: shown.clone(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: shown,
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn corrupt(&self, what: &str, message: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            what: what.to_string(),
+            message,
+        }
+    }
+
+    fn cluster_from_row(&self, row: (String, String, String, String, String)) -> Result<ClusterRecord, StoreError> {
+        let (name, id, spec, phase, created_at_updated) = row;
+        let (created_at, updated_at) = created_at_updated
+            .split_once('|')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .unwrap_or_default();
+        let spec = serde_json::from_str(&spec)
+            .map_err(|e| self.corrupt(&format!("cluster {name}"), e.to_string()))?;
+        Ok(ClusterRecord {
+            spec,
+            id,
+            phase,
+            created_at,
+            updated_at,
+        })
+    }
+}
+
+fn cluster_row(row: &Row) -> rusqlite::Result<(String, String, String, String, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        format!("{}|{}", row.get::<_, String>(4)?, row.get::<_, String>(5)?),
+    ))
+}
+
+const CLUSTER_COLUMNS: &str = "name, id, spec, phase, created_at, updated_at";
+const NODE_COLUMNS: &str =
+    "cluster, name, role, idx, machine_id, address, phase, health, host_key, member_id, updated_at";
+
+fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
+    let role: String = row.get(2)?;
+    let phase: String = row.get(6)?;
+    let health: String = row.get(7)?;
+    Ok(NodeRecord {
+        cluster: row.get(0)?,
+        name: row.get(1)?,
+        role: Role::parse(&role).unwrap_or(Role::Worker),
+        index: row.get(3)?,
+        machine_id: row.get(4)?,
+        address: row.get(5)?,
+        phase: NodePhase::parse(&phase).unwrap_or(NodePhase::Failed),
+        health: Health::parse(&health),
+        host_key: row.get(8)?,
+        member_id: row.get(9)?,
+        updated_at: row.get(10)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn put_cluster(&self, c: &ClusterRecord) -> Result<(), StoreError> {
+        let spec = serde_json::to_string(&c.spec).expect("a spec always serialises");
+        let now = now();
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO clusters (name, id, spec, phase, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 ON CONFLICT(name) DO UPDATE SET spec = ?3, phase = ?4, updated_at = ?5",
+                params![c.spec.name, c.id, spec, c.phase, now],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn cluster(&self, name: &str) -> Result<Option<ClusterRecord>, StoreError> {
+        let row = self.with(|conn| {
+            conn.query_row(
+                &format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE name = ?1"),
+                params![name],
+                cluster_row,
+            )
+            .optional()
+        })?;
+        row.map(|r| self.cluster_from_row(r)).transpose()
+    }
+
+    fn clusters(&self) -> Result<Vec<ClusterRecord>, StoreError> {
+        let rows = self.with(|conn| {
+            let mut stmt = conn.prepare(&format!("SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name"))?;
+            let rows = stmt.query_map([], cluster_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().map(|r| self.cluster_from_row(r)).collect()
+    }
+
+    fn set_cluster_phase(&self, name: &str, phase: &str) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE clusters SET phase = ?2, updated_at = ?3 WHERE name = ?1",
+                params![name, phase, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn delete_cluster(&self, name: &str) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute("DELETE FROM clusters WHERE name = ?1", params![name])
+                .map(|_| ())
+        })
+    }
+
+    fn put_node(&self, n: &NodeRecord) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                ),
+                params![
+                    n.cluster,
+                    n.name,
+                    n.role.as_str(),
+                    n.index,
+                    n.machine_id,
+                    n.address,
+                    n.phase.as_str(),
+                    n.health.as_str(),
+                    n.host_key,
+                    n.member_id,
+                    now()
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn nodes(&self, cluster: &str) -> Result<Vec<NodeRecord>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {NODE_COLUMNS} FROM nodes WHERE cluster = ?1 ORDER BY role, idx"
+            ))?;
+            let rows = stmt.query_map(params![cluster], node_row)?;
+            rows.collect()
+        })
+    }
+
+    fn delete_node(&self, cluster: &str, node: &str) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "DELETE FROM nodes WHERE cluster = ?1 AND name = ?2",
+                params![cluster, node],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn add_event(&self, cluster: &str, node: Option<&str>, message: &str) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO events (cluster, at, node, message) VALUES (?1, ?2, ?3, ?4)",
+                params![cluster, now(), node, message],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn events(&self, cluster: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT at, node, message FROM
+                   (SELECT seq, at, node, message FROM events WHERE cluster = ?1 ORDER BY seq DESC LIMIT ?2)
+                 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![cluster, limit as i64], |r| {
+                Ok(Event {
+                    at: r.get(0)?,
+                    node: r.get(1)?,
+                    message: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Cloud, ClusterSpec, Coe, Timeouts};
+
+    fn record(name: &str) -> ClusterRecord {
+        ClusterRecord {
+            spec: ClusterSpec {
+                name: name.into(),
+                coe: Coe::Swarm,
+                cloud: Cloud::Local,
+                managers: 1,
+                workers: 2,
+                image: None,
+                flavor: None,
+                ssh_user: "root".into(),
+                timeouts: Timeouts::default(),
+            },
+            id: format!("id-{name}"),
+            phase: "creating".into(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn clusters_nodes_and_events_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        store.put_cluster(&record("web")).unwrap();
+        let got = store.cluster("web").unwrap().unwrap();
+        assert_eq!(got.spec, record("web").spec);
+        assert_eq!(got.id, "id-web");
+
+        let mut n = NodeRecord::new("web", "web-worker-1", Role::Worker, 1);
+        n.machine_id = Some("abc".into());
+        n.phase = NodePhase::Ready;
+        store.put_node(&n).unwrap();
+        let nodes = store.nodes("web").unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].machine_id.as_deref(), Some("abc"));
+        assert_eq!(nodes[0].phase, NodePhase::Ready);
+
+        store.add_event("web", Some("web-worker-1"), "one").unwrap();
+        store.add_event("web", None, "two").unwrap();
+        let events = store.events("web", 1).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].message, "two");
+
+        store.delete_cluster("web").unwrap();
+        assert!(store.cluster("web").unwrap().is_none());
+        assert!(store.nodes("web").unwrap().is_empty());
+    }
+
+    #[test]
+    fn database_file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s/state.db");
+        SqliteStore::open(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
