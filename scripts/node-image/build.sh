@@ -36,7 +36,10 @@ rm -f "$rootfs"/etc/ssh/ssh_host_*
 mkdir -p "$rootfs/etc/systemd/system/ssh.service.d"
 cat > "$rootfs/etc/systemd/system/ssh.service.d/provision-hostkeys.conf" <<'UNIT'
 [Service]
+# Reset Debian's list: its `sshd -t` check would fail before keys exist.
+ExecStartPre=
 ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
 UNIT
 mkdir -p "$rootfs/root/.ssh" && chmod 700 "$rootfs/root/.ssh"
 cat > "$rootfs/etc/ssh/sshd_config.d/provision.conf" <<'CONF'

@@ -12,8 +12,8 @@ pub async fn run(global: &Global, name: &str, yes: bool) -> Result<()> {
         bail!("destroy deletes cluster {name}'s machines and data: add --yes to confirm");
     }
     let session = Session::open(global)?;
-    let record = session.cluster(name)?;
     let _lock = ClusterLock::acquire(name, &session.paths.lock(name))?;
+    let record = session.cluster(name)?;
     let provider = connect_provider(&record.spec, None).await?;
     // Marked first: a destroy cut short shows as such, and running it again finishes.
     session.store.set_cluster_phase(name, "destroying")?;

@@ -157,9 +157,10 @@ impl LocalProvider {
             // ("unable to apply caps"); everything else systemd and dockerd need.
             config.cap_add = Some(vec!["ALL".into()]);
             config.cap_drop = Some(vec!["SYS_RESOURCE".into()]);
-            if let Some(opts) = config.security_opt.as_mut() {
-                opts.push("systempaths=unconfined".into());
-            }
+            // What `--security-opt systempaths=unconfined` means on the API:
+            // nothing under /proc or /sys masked or read-only.
+            config.masked_paths = Some(Vec::new());
+            config.readonly_paths = Some(Vec::new());
         }
         config.binds = Some(binds);
         config

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Prepares a Debian/Ubuntu host for provision's local cloud and its tests:
+# installs what is missing, starts dockerd when nothing manages it, and
+# builds the node image once. Safe to run again: each step checks first.
+#
+#   sudo scripts/host-setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_root() { [ "$(id -u)" = 0 ] || { echo "host-setup needs root (apt-get, dockerd, debootstrap): run it with sudo" >&2; exit 1; }; }
+
+packages=()
+command -v dockerd >/dev/null || packages+=(docker.io)
+command -v debootstrap >/dev/null || packages+=(debootstrap)
+command -v ssh >/dev/null || packages+=(openssh-client)
+command -v shellcheck >/dev/null || packages+=(shellcheck)
+dpkg -s busybox-static >/dev/null 2>&1 || packages+=(busybox-static)
+if [ "${#packages[@]}" -gt 0 ]; then
+  need_root
+  echo "installing: ${packages[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  need_root
+  if [ -d /run/systemd/system ]; then
+    systemctl start docker
+  else
+    # No systemd as PID 1 (containers, CI sandboxes): run dockerd ourselves.
+    echo "starting dockerd (log: /var/log/provision-dockerd.log)"
+    nohup dockerd >/var/log/provision-dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/provision-dockerd.log" >&2; exit 1; }
+fi
+
+image="${PROVISION_NODE_IMAGE:-provision/node:bookworm}"
+if ! docker image inspect "$image" >/dev/null 2>&1; then
+  need_root
+  echo "building node image $image"
+  scripts/node-image/build.sh "$image"
+fi
+echo "host ready: docker $(docker version --format '{{.Server.Version}}'), image $image"

@@ -1,0 +1,112 @@
+//! End to end on the local cloud: `provision swarm` forms a real 1+2 Docker
+//! Swarm of node containers (systemd, sshd, dockerd each), a replicated
+//! service runs a task on every node, and destroy leaves nothing behind.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("it-swarm");
+    let out = c.ok(&["swarm", "--name", &c.name, "--managers", "1", "--workers", "2"]);
+    assert!(out.contains(&format!("Cluster {} is ready", c.name)), "{out}");
+
+    // status --output json: one object with the documented fields.
+    let status = c.status_json();
+    assert_eq!(status["name"], c.name.as_str());
+    assert_eq!(status["coe"], "swarm");
+    assert_eq!(status["cloud"], "local");
+    assert_eq!(status["phase"], "ready");
+    let nodes = status["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 3);
+    for n in nodes {
+        assert_eq!(n["phase"], "ready", "{n}");
+        assert_eq!(n["health"], "healthy", "{n}");
+        assert!(n["address"].is_string() && n["machine_id"].is_string(), "{n}");
+        assert!(n["role"] == "manager" || n["role"] == "worker", "{n}");
+    }
+
+    // Three nodes Ready in the manager's own view.
+    let ls = c.ssh(&c.manager(), &["docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}"]);
+    let ready: BTreeSet<&str> = ls
+        .lines()
+        .filter_map(|l| l.strip_suffix(" Ready"))
+        .collect();
+    let expected: BTreeSet<String> = ["manager-1", "worker-1", "worker-2"]
+        .iter()
+        .map(|s| format!("{}-{s}", c.name))
+        .collect();
+    assert_eq!(ready, expected.iter().map(String::as_str).collect(), "docker node ls:\n{ls}");
+
+    // A locally made busybox image, loaded on every node (there is no registry).
+    let tar = busybox_image_tar(c.dir.path());
+    for node in &expected {
+        let status = c
+            .cmd()
+            .args(["ssh", &c.name, node, "--", "docker", "load"])
+            .stdin(std::fs::File::open(&tar).unwrap())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "docker load on {node}");
+    }
+    c.ssh(
+        &c.manager(),
+        &[
+            "docker", "service", "create", "--detach", "--name", "probe", "--replicas", "3",
+            "--replicas-max-per-node", "1", "--no-resolve-image",
+            "provision-test/busybox:latest", "/bin/busybox", "sleep", "3600",
+        ],
+    );
+    let mut running = BTreeSet::new();
+    wait_until("a running probe task on every node", Duration::from_secs(120), || {
+        let ps = c.ssh(
+            &c.manager(),
+            &["docker", "service", "ps", "probe", "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}"],
+        );
+        running = ps
+            .lines()
+            .filter(|l| l.contains(" Running"))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect();
+        running == expected
+    });
+
+    // env points the docker CLI at a manager through the written ssh_config.
+    let env = c.ok(&["env", &c.name]);
+    assert!(env.contains(&format!("export DOCKER_HOST=ssh://{}", c.manager())), "{env}");
+    let config = c.dir.path().join("clusters").join(&c.name).join("ssh_config");
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(&config)
+        .arg(c.manager())
+        .args(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "active", "{out:?}");
+
+    // Re-running the create on a converged cluster changes nothing.
+    let before = containers(&c.name);
+    c.ok(&["swarm", "--name", &c.name]);
+    assert_eq!(containers(&c.name), before);
+
+    // Node logs hold the scripts' output but never a join token.
+    for entry in std::fs::read_dir(c.log_dir()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!text.contains("SWMTKN"), "a join token reached a log");
+    }
+
+    c.ok(&["destroy", &c.name, "--yes"]);
+    assert_eq!(leftovers(&c.name), Vec::<String>::new());
+    let list = c.ok(&["list"]);
+    assert!(!list.contains(&c.name), "{list}");
+}
