@@ -30,6 +30,11 @@ fn init_logging(global: &cli::Global) {
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`provision list | head`), as CLI tools do.
+    // SAFETY: restoring the default disposition of a signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_logging(&cli.global);
     let runtime = match tokio::runtime::Runtime::new() {

@@ -175,6 +175,50 @@ mod tests {
         assert_eq!(scripts.source("swarm/init.sh").unwrap().1, "built-in");
     }
 
+    /// The context every script sees, plus the extra values some take.
+    fn sample_context() -> Value {
+        context! {
+            cluster => context! { name => "web", id => "0123abcd", coe => "swarm" },
+            node => context! { name => "web-worker-1", role => "worker", index => 1, address => "10.0.0.3" },
+            manager_address => "10.0.0.2",
+            member_id => "abc123",
+            member_name => "web-worker-1",
+        }
+    }
+
+    #[test]
+    fn every_builtin_script_renders_and_passes_shellcheck() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let scripts = Scripts::new(None);
+        for name in scripts.names() {
+            let text = scripts.render(&name, &sample_context()).unwrap();
+            assert!(text.starts_with("#!/usr/bin/env bash\n"), "{name}");
+            assert!(text.contains("set -euo pipefail") || text.contains("set -uo pipefail"), "{name}");
+            let mut child = Command::new("shellcheck")
+                .args(["--shell=bash", "--severity=style", "-"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("shellcheck is needed for this test: apt-get install shellcheck");
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{name} fails shellcheck:\n{}\n--- rendered:\n{text}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+
+    #[test]
+    fn join_script_takes_the_token_from_stdin_only() {
+        let text = Scripts::new(None).render("swarm/join.sh", &sample_context()).unwrap();
+        assert!(text.contains("IFS= read -r token"));
+        assert!(text.contains("--token \"$token\""));
+        assert!(text.contains("10.0.0.2:2377"));
+    }
+
     #[test]
     fn unknown_script_is_named() {
         let err = Scripts::new(None).render("nope.sh", &context! {}).unwrap_err().to_string();

@@ -131,15 +131,24 @@ impl NodeShell {
             }
             let stdin = input.map(|s| format!("{}\n", s.expose()));
             let mut captured = Vec::new();
+            let mut pending = Vec::new();
             let code = self
                 .session
                 .exec(&format!("bash {remote}"), stdin.as_deref().map(str::as_bytes), |chunk| {
                     captured.extend_from_slice(chunk);
                     if let Some(f) = log.as_mut() {
-                        let _ = f.write_all(chunk);
+                        // Whole lines only, so a token split across chunks is still seen.
+                        pending.extend_from_slice(chunk);
+                        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = pending.drain(..=end).collect();
+                            let _ = f.write_all(redact(&String::from_utf8_lossy(&line)).as_bytes());
+                        }
                     }
                 })
                 .await?;
+            if let (Some(f), false) = (log.as_mut(), pending.is_empty()) {
+                let _ = writeln!(f, "{}", redact(&String::from_utf8_lossy(&pending)));
+            }
             Ok::<_, SshError>((code, String::from_utf8_lossy(&captured).into_owned()))
         };
         let (code, out) = tokio::time::timeout(self.timeout, run)
@@ -154,7 +163,7 @@ impl NodeShell {
         }
         if code != 0 {
             let tail = match output {
-                Output::Log | Output::Quiet => last_lines(&out, TAIL_LINES),
+                Output::Log | Output::Quiet => last_lines(&redact(&out), TAIL_LINES),
                 Output::Secret => Vec::new(),
             };
             return Err(ShellError::Failed {
@@ -196,6 +205,17 @@ impl NodeShell {
     }
 }
 
+/// Masks join tokens that a tool printed on its own (Swarm `SWMTKN-…`,
+/// kubeadm `abcdef.0123456789abcdef`), a second line of defence behind
+/// scripts that keep them off their output.
+pub fn redact(text: &str) -> String {
+    static PATTERN: std::sync::OnceLock<regex_lite::Regex> = std::sync::OnceLock::new();
+    let re = PATTERN.get_or_init(|| {
+        regex_lite::Regex::new(r"SWMTKN-[0-9A-Za-z-]+|\b[a-z0-9]{6}\.[a-z0-9]{16}\b").expect("valid pattern")
+    });
+    re.replace_all(text, "<redacted>").into_owned()
+}
+
 fn last_lines(text: &str, n: usize) -> Vec<String> {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..]
@@ -207,6 +227,14 @@ fn last_lines(text: &str, n: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_redacted() {
+        let line = "docker swarm join --token SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx 10.0.0.2:2377\n";
+        assert_eq!(redact(line), "docker swarm join --token <redacted> 10.0.0.2:2377\n");
+        assert_eq!(redact("kubeadm join --token abcdef.0123456789abcdef"), "kubeadm join --token <redacted>");
+        assert_eq!(redact("nothing secret here"), "nothing secret here");
+    }
 
     #[test]
     fn tail_keeps_the_last_lines() {

@@ -474,7 +474,7 @@ mod tests {
         let (records, mut observed) = converged();
         observed.machines.retain(|m| m.node != "web-worker-2");
         observed.probes.remove("web-worker-2");
-        observed.members.as_mut().unwrap()[2].ready = false;
+        observed.members.as_mut().unwrap()[2] = member("w2", "web-worker-2", Role::Worker, false);
         let p = plan(&spec(1, 2), &records, &observed);
         assert_eq!(
             p.actions,

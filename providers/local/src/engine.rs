@@ -19,7 +19,7 @@ pub async fn connect() -> Result<Docker, ProviderError> {
             .to_string(),
     };
     let docker = Docker::connect_with_local_defaults()
-        .map_err(|e| unavailable(format!("cannot reach the Docker engine: {e}")))?;
+        .map_err(|e| unavailable(format!("Docker is not running ({e})")))?;
     let docker = docker
         .negotiate_version()
         .await

@@ -1,0 +1,120 @@
+//! Bad input: a clear error naming what to fix, a non-zero exit, and
+//! nothing created (no cluster record, no container).
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+struct Attempt {
+    dir: tempfile::TempDir,
+}
+
+impl Attempt {
+    fn new() -> Attempt {
+        Attempt {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new(BIN);
+        c.arg("--state").arg(self.dir.path().join("state.db"));
+        c.args(args).stdin(Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    /// Runs and returns stderr, asserting failure and that nothing was made.
+    fn refused(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self.run(args, env);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{args:?} should fail; stderr:\n{err}");
+        // 2: clap refused the arguments; 1: provision refused the values.
+        assert!(matches!(out.status.code(), Some(1) | Some(2)), "{err}");
+        let list = self.run(&["list", "--output", "json"], &[]);
+        assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]", "a cluster was recorded");
+        err
+    }
+}
+
+#[test]
+fn unknown_cloud_names_the_valid_ones() {
+    let err = Attempt::new().refused(&["swarm", "--name", "x1", "--cloud", "gce"], &[]);
+    assert!(err.contains("gce") && err.contains("--cloud") && err.contains("local"), "{err}");
+}
+
+#[test]
+fn unknown_coe_is_refused() {
+    let err = Attempt::new().refused(&["nomad", "--name", "x1"], &[]);
+    assert!(err.contains("nomad"), "{err}");
+}
+
+#[test]
+fn unknown_coe_in_a_template_names_file_and_line() {
+    let a = Attempt::new();
+    let t = a.dir.path().join("t.yaml");
+    std::fs::write(&t, "managers: 1\ncoe: nomad\n").unwrap();
+    let err = a.refused(&["swarm", "--name", "x1", "--template", t.to_str().unwrap()], &[]);
+    assert!(err.contains("t.yaml") && err.contains("line 2") && err.contains("nomad"), "{err}");
+}
+
+#[test]
+fn zero_managers_is_refused() {
+    if skip_docker_tests() {
+        return;
+    }
+    require_docker();
+    let name = "x-zero";
+    let err = Attempt::new().refused(&["swarm", "--name", name, "--managers", "0"], &[]);
+    assert!(err.contains("managers") && err.contains("at least one"), "{err}");
+    assert!(containers(name).is_empty());
+}
+
+#[test]
+fn cluster_name_must_be_a_dns_label() {
+    let err = Attempt::new().refused(&["swarm", "--name", "Web_1"], &[]);
+    assert!(err.contains("Web_1") && err.contains("DNS label"), "{err}");
+}
+
+#[test]
+fn template_yaml_error_shows_file_line_and_column() {
+    let a = Attempt::new();
+    let t = a.dir.path().join("broken.yaml");
+    std::fs::write(&t, "coe: swarm\nworkers: [1,\n").unwrap();
+    let err = a.refused(&["swarm", "--name", "x1", "--template", t.to_str().unwrap()], &[]);
+    assert!(err.contains("broken.yaml, line ") && err.contains("column"), "{err}");
+}
+
+#[test]
+fn template_type_error_shows_the_field() {
+    let a = Attempt::new();
+    let t = a.dir.path().join("typed.yaml");
+    std::fs::write(&t, "coe: swarm\nworkers: many\n").unwrap();
+    let err = a.refused(&["swarm", "--name", "x1", "--template", t.to_str().unwrap()], &[]);
+    assert!(err.contains("typed.yaml, line 2") && err.contains("invalid type"), "{err}");
+}
+
+#[test]
+fn docker_not_running_says_how_to_start_it() {
+    let a = Attempt::new();
+    let sock = format!("unix://{}/nothing.sock", a.dir.path().display());
+    let err = a.refused(&["swarm", "--name", "x1"], &[("DOCKER_HOST", &sock)]);
+    assert!(err.contains("Docker is not running") && err.contains("dockerd"), "{err}");
+}
+
+#[test]
+fn destroy_needs_confirmation() {
+    let err = Attempt::new().refused(&["destroy", "web"], &[]);
+    assert!(err.contains("--yes"), "{err}");
+}
+
+#[test]
+fn completions_are_generated() {
+    let out = Attempt::new().run(&["completions", "bash"], &[]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("provision"));
+}
