@@ -32,11 +32,18 @@ impl Attempt {
     fn refused(&self, args: &[&str], env: &[(&str, &str)]) -> String {
         let out = self.run(args, env);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!out.status.success(), "{args:?} should fail; stderr:\n{err}");
+        assert!(
+            !out.status.success(),
+            "{args:?} should fail; stderr:\n{err}"
+        );
         // 2: clap refused the arguments; 1: provision refused the values.
         assert!(matches!(out.status.code(), Some(1) | Some(2)), "{err}");
         let list = self.run(&["list", "--output", "json"], &[]);
-        assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]", "a cluster was recorded");
+        assert_eq!(
+            String::from_utf8_lossy(&list.stdout).trim(),
+            "[]",
+            "a cluster was recorded"
+        );
         err
     }
 }
@@ -44,7 +51,10 @@ impl Attempt {
 #[test]
 fn unknown_cloud_names_the_valid_ones() {
     let err = Attempt::new().refused(&["swarm", "--name", "x1", "--cloud", "gce"], &[]);
-    assert!(err.contains("gce") && err.contains("--cloud") && err.contains("local"), "{err}");
+    assert!(
+        err.contains("gce") && err.contains("--cloud") && err.contains("local"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -58,8 +68,14 @@ fn unknown_coe_in_a_template_names_file_and_line() {
     let a = Attempt::new();
     let t = a.dir.path().join("t.yaml");
     std::fs::write(&t, "managers: 1\ncoe: nomad\n").unwrap();
-    let err = a.refused(&["swarm", "--name", "x1", "--template", t.to_str().unwrap()], &[]);
-    assert!(err.contains("t.yaml") && err.contains("line 2") && err.contains("nomad"), "{err}");
+    let err = a.refused(
+        &["swarm", "--name", "x1", "--template", t.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        err.contains("t.yaml") && err.contains("line 2") && err.contains("nomad"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -70,7 +86,10 @@ fn zero_managers_is_refused() {
     require_docker();
     let name = "x-zero";
     let err = Attempt::new().refused(&["swarm", "--name", name, "--managers", "0"], &[]);
-    assert!(err.contains("managers") && err.contains("at least one"), "{err}");
+    assert!(
+        err.contains("managers") && err.contains("at least one"),
+        "{err}"
+    );
     assert!(containers(name).is_empty());
 }
 
@@ -85,8 +104,14 @@ fn template_yaml_error_shows_file_line_and_column() {
     let a = Attempt::new();
     let t = a.dir.path().join("broken.yaml");
     std::fs::write(&t, "coe: swarm\nworkers: [1,\n").unwrap();
-    let err = a.refused(&["swarm", "--name", "x1", "--template", t.to_str().unwrap()], &[]);
-    assert!(err.contains("broken.yaml, line ") && err.contains("column"), "{err}");
+    let err = a.refused(
+        &["swarm", "--name", "x1", "--template", t.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        err.contains("broken.yaml, line ") && err.contains("column"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -94,8 +119,14 @@ fn template_type_error_shows_the_field() {
     let a = Attempt::new();
     let t = a.dir.path().join("typed.yaml");
     std::fs::write(&t, "coe: swarm\nworkers: many\n").unwrap();
-    let err = a.refused(&["swarm", "--name", "x1", "--template", t.to_str().unwrap()], &[]);
-    assert!(err.contains("typed.yaml, line 2") && err.contains("invalid type"), "{err}");
+    let err = a.refused(
+        &["swarm", "--name", "x1", "--template", t.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        err.contains("typed.yaml, line 2") && err.contains("invalid type"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -103,7 +134,10 @@ fn docker_not_running_says_how_to_start_it() {
     let a = Attempt::new();
     let sock = format!("unix://{}/nothing.sock", a.dir.path().display());
     let err = a.refused(&["swarm", "--name", "x1"], &[("DOCKER_HOST", &sock)]);
-    assert!(err.contains("Docker is not running") && err.contains("dockerd"), "{err}");
+    assert!(
+        err.contains("Docker is not running") && err.contains("dockerd"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -15,6 +15,9 @@ fn kill9(child: &mut std::process::Child) {
         libc::kill(child.id() as i32, libc::SIGKILL);
     }
     let _ = child.wait();
+    // The engine finishes a create call it already accepted even though the
+    // caller is gone; let those land so the next step sees them.
+    std::thread::sleep(std::time::Duration::from_secs(2));
 }
 
 #[test]
@@ -27,21 +30,35 @@ fn killed_runs_are_finished_by_the_next_one_without_duplicates() {
 
     // Point 1: while the machines are being created.
     let mut child = c.spawn_create(&args);
-    wait_until("the first node container", Duration::from_secs(120), || !containers(&c.name).is_empty());
+    wait_until("the first node container", Duration::from_secs(120), || {
+        !containers(&c.name).is_empty()
+    });
     kill9(&mut child);
 
     // Point 2: in the middle of bootstrapping (a script has started on the manager).
     let mut child = c.spawn_create(&args);
     let manager_log = c.log_dir().join(format!("{}.log", c.manager()));
-    wait_until("a bootstrap script on the manager", Duration::from_secs(300), || {
-        std::fs::read_to_string(&manager_log)
-            .map(|t| t.contains("=== swarm/"))
-            .unwrap_or(false)
-    });
+    wait_until(
+        "a bootstrap script on the manager",
+        Duration::from_secs(300),
+        || {
+            std::fs::read_to_string(&manager_log)
+                .map(|t| t.contains("=== swarm/"))
+                .unwrap_or(false)
+        },
+    );
     kill9(&mut child);
 
     // The lock died with the process: the next run is not told the cluster is busy.
-    let out = c.ok(&["swarm", "--name", &c.name, "--managers", "1", "--workers", "2"]);
+    let out = c.ok(&[
+        "swarm",
+        "--name",
+        &c.name,
+        "--managers",
+        "1",
+        "--workers",
+        "2",
+    ]);
     assert!(out.contains("is ready"), "{out}");
 
     let names: Vec<String> = containers(&c.name);
@@ -49,7 +66,16 @@ fn killed_runs_are_finished_by_the_next_one_without_duplicates() {
     assert_eq!(names.len(), 3, "containers: {names:?}");
     assert_eq!(unique.len(), 3);
 
-    let ls = c.ssh(&c.manager(), &["docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}"]);
+    let ls = c.ssh(
+        &c.manager(),
+        &[
+            "docker",
+            "node",
+            "ls",
+            "--format",
+            "{{.Hostname}} {{.Status}}",
+        ],
+    );
     let lines: Vec<&str> = ls.lines().collect();
     assert_eq!(lines.len(), 3, "no duplicate swarm members:\n{ls}");
     assert!(lines.iter().all(|l| l.ends_with(" Ready")), "{ls}");
@@ -66,14 +92,24 @@ fn a_second_command_on_a_busy_cluster_is_told_who_holds_it() {
     let c = Cluster::new("it-busy");
     let mut child = c.spawn_create(&["--managers", "1", "--workers", "0"]);
     let lock = c.dir.path().join("locks").join(format!("{}.lock", c.name));
-    wait_until("the first command to hold the lock", Duration::from_secs(60), || {
-        std::fs::read_to_string(&lock).map(|t| !t.is_empty()).unwrap_or(false)
-    });
+    wait_until(
+        "the first command to hold the lock",
+        Duration::from_secs(60),
+        || {
+            std::fs::read_to_string(&lock)
+                .map(|t| !t.is_empty())
+                .unwrap_or(false)
+        },
+    );
     let out = c.run(&["destroy", &c.name, "--yes"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains(&format!("cluster {} is busy (pid {}, since ", c.name, child.id())),
+        err.contains(&format!(
+            "cluster {} is busy (pid {}, since ",
+            c.name,
+            child.id()
+        )),
         "{err}"
     );
     kill9(&mut child);

@@ -16,8 +16,19 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         return;
     }
     let c = Cluster::new("it-swarm");
-    let out = c.ok(&["swarm", "--name", &c.name, "--managers", "1", "--workers", "2"]);
-    assert!(out.contains(&format!("Cluster {} is ready", c.name)), "{out}");
+    let out = c.ok(&[
+        "swarm",
+        "--name",
+        &c.name,
+        "--managers",
+        "1",
+        "--workers",
+        "2",
+    ]);
+    assert!(
+        out.contains(&format!("Cluster {} is ready", c.name)),
+        "{out}"
+    );
 
     // status --output json: one object with the documented fields.
     let status = c.status_json();
@@ -30,12 +41,24 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
     for n in nodes {
         assert_eq!(n["phase"], "ready", "{n}");
         assert_eq!(n["health"], "healthy", "{n}");
-        assert!(n["address"].is_string() && n["machine_id"].is_string(), "{n}");
+        assert!(
+            n["address"].is_string() && n["machine_id"].is_string(),
+            "{n}"
+        );
         assert!(n["role"] == "manager" || n["role"] == "worker", "{n}");
     }
 
     // Three nodes Ready in the manager's own view.
-    let ls = c.ssh(&c.manager(), &["docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}"]);
+    let ls = c.ssh(
+        &c.manager(),
+        &[
+            "docker",
+            "node",
+            "ls",
+            "--format",
+            "{{.Hostname}} {{.Status}}",
+        ],
+    );
     let ready: BTreeSet<&str> = ls
         .lines()
         .filter_map(|l| l.strip_suffix(" Ready"))
@@ -44,7 +67,11 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         .iter()
         .map(|s| format!("{}-{s}", c.name))
         .collect();
-    assert_eq!(ready, expected.iter().map(String::as_str).collect(), "docker node ls:\n{ls}");
+    assert_eq!(
+        ready,
+        expected.iter().map(String::as_str).collect(),
+        "docker node ls:\n{ls}"
+    );
 
     // A locally made busybox image, loaded on every node (there is no registry).
     let tar = busybox_image_tar(c.dir.path());
@@ -61,29 +88,62 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
     c.ssh(
         &c.manager(),
         &[
-            "docker", "service", "create", "--detach", "--name", "probe", "--replicas", "3",
-            "--replicas-max-per-node", "1", "--no-resolve-image",
-            "provision-test/busybox:latest", "/bin/busybox", "sleep", "3600",
+            "docker",
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            "probe",
+            "--replicas",
+            "3",
+            "--replicas-max-per-node",
+            "1",
+            "--no-resolve-image",
+            "provision-test/busybox:latest",
+            "/bin/busybox",
+            "sleep",
+            "3600",
         ],
     );
     let mut running = BTreeSet::new();
-    wait_until("a running probe task on every node", Duration::from_secs(120), || {
-        let ps = c.ssh(
-            &c.manager(),
-            &["docker", "service", "ps", "probe", "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}"],
-        );
-        running = ps
-            .lines()
-            .filter(|l| l.contains(" Running"))
-            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-            .collect();
-        running == expected
-    });
+    wait_until(
+        "a running probe task on every node",
+        Duration::from_secs(120),
+        || {
+            let ps = c.ssh(
+                &c.manager(),
+                &[
+                    "docker",
+                    "service",
+                    "ps",
+                    "probe",
+                    "--filter",
+                    "desired-state=running",
+                    "--format",
+                    "{{.Node}} {{.CurrentState}}",
+                ],
+            );
+            running = ps
+                .lines()
+                .filter(|l| l.contains(" Running"))
+                .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+                .collect();
+            running == expected
+        },
+    );
 
     // env points the docker CLI at a manager through the written ssh_config.
     let env = c.ok(&["env", &c.name]);
-    assert!(env.contains(&format!("export DOCKER_HOST=ssh://{}", c.manager())), "{env}");
-    let config = c.dir.path().join("clusters").join(&c.name).join("ssh_config");
+    assert!(
+        env.contains(&format!("export DOCKER_HOST=ssh://{}", c.manager())),
+        "{env}"
+    );
+    let config = c
+        .dir
+        .path()
+        .join("clusters")
+        .join(&c.name)
+        .join("ssh_config");
     let out = Command::new("ssh")
         .arg("-F")
         .arg(&config)
@@ -92,7 +152,11 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "active", "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "active",
+        "{out:?}"
+    );
 
     // Re-running the create on a converged cluster changes nothing.
     let before = containers(&c.name);

@@ -14,7 +14,8 @@ pub fn write_client_files(
 ) -> std::io::Result<()> {
     let key = paths.private_key(cluster);
     let known = paths.known_hosts(cluster);
-    let mut config = format!("# Written by provision for cluster {cluster}; rewritten on every change.\n");
+    let mut config =
+        format!("# Written by provision for cluster {cluster}; rewritten on every change.\n");
     let mut hosts = String::new();
     for n in nodes {
         let Some(address) = &n.address else { continue };

@@ -44,9 +44,11 @@ impl ClusterKey {
                 path: path.display().to_string(),
                 message: e.to_string(),
             })?;
-        crate::state::write_private_file(&path, text.as_bytes()).map_err(|source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
+        crate::state::write_private_file(&path, text.as_bytes()).map_err(|source| {
+            KeyError::Io {
+                path: path.display().to_string(),
+                source,
+            }
         })?;
         Ok(ClusterKey {
             private: Arc::new(key),
@@ -94,7 +96,10 @@ mod tests {
         let b = ClusterKey::load_or_create(&paths, "web").unwrap();
         assert_eq!(a.public_line(), b.public_line());
         assert!(a.public_line().starts_with("ssh-ed25519 "));
-        let mode = std::fs::metadata(paths.private_key("web")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(paths.private_key("web"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -14,13 +14,34 @@ use minijinja::{Environment, UndefinedBehavior};
 
 /// Names and sources of the built-in script templates.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("swarm/install.sh", include_str!("../../scripts/bootstrap/swarm/install.sh.j2")),
-    ("swarm/probe.sh", include_str!("../../scripts/bootstrap/swarm/probe.sh.j2")),
-    ("swarm/init.sh", include_str!("../../scripts/bootstrap/swarm/init.sh.j2")),
-    ("swarm/join.sh", include_str!("../../scripts/bootstrap/swarm/join.sh.j2")),
-    ("swarm/join-tokens.sh", include_str!("../../scripts/bootstrap/swarm/join-tokens.sh.j2")),
-    ("swarm/members.sh", include_str!("../../scripts/bootstrap/swarm/members.sh.j2")),
-    ("swarm/remove-member.sh", include_str!("../../scripts/bootstrap/swarm/remove-member.sh.j2")),
+    (
+        "swarm/install.sh",
+        include_str!("../../scripts/bootstrap/swarm/install.sh.j2"),
+    ),
+    (
+        "swarm/probe.sh",
+        include_str!("../../scripts/bootstrap/swarm/probe.sh.j2"),
+    ),
+    (
+        "swarm/init.sh",
+        include_str!("../../scripts/bootstrap/swarm/init.sh.j2"),
+    ),
+    (
+        "swarm/join.sh",
+        include_str!("../../scripts/bootstrap/swarm/join.sh.j2"),
+    ),
+    (
+        "swarm/join-tokens.sh",
+        include_str!("../../scripts/bootstrap/swarm/join-tokens.sh.j2"),
+    ),
+    (
+        "swarm/members.sh",
+        include_str!("../../scripts/bootstrap/swarm/members.sh.j2"),
+    ),
+    (
+        "swarm/remove-member.sh",
+        include_str!("../../scripts/bootstrap/swarm/remove-member.sh.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +92,9 @@ impl Scripts {
         env.set_keep_trailing_newline(true);
         // `sh`: quote for the shell and mark safe, so the formatter below
         // does not quote twice.
-        env.add_filter("sh", |value: Value| Value::from_safe_string(shell_quote(&value_text(&value))));
+        env.add_filter("sh", |value: Value| {
+            Value::from_safe_string(shell_quote(&value_text(&value)))
+        });
         env.set_formatter(|out, _state, value| {
             if value.is_safe() {
                 out.write_str(&value_text(value))?;
@@ -149,7 +172,9 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("t")).unwrap();
         std::fs::write(dir.path().join("t/x.sh.j2"), "a={{ v }} b={{ v | sh }}\n").unwrap();
         let scripts = Scripts::new(Some(dir.path()));
-        let out = scripts.render("t/x.sh", &context! { v => "x; reboot" }).unwrap();
+        let out = scripts
+            .render("t/x.sh", &context! { v => "x; reboot" })
+            .unwrap();
         assert_eq!(out, "a='x; reboot' b='x; reboot'\n");
     }
 
@@ -159,7 +184,10 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("t")).unwrap();
         std::fs::write(dir.path().join("t/x.sh.j2"), "echo {{ missing }}\n").unwrap();
         let scripts = Scripts::new(Some(dir.path()));
-        let err = scripts.render("t/x.sh", &context! {}).unwrap_err().to_string();
+        let err = scripts
+            .render("t/x.sh", &context! {})
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("t/x.sh"), "{err}");
     }
 
@@ -194,14 +222,22 @@ mod tests {
         for name in scripts.names() {
             let text = scripts.render(&name, &sample_context()).unwrap();
             assert!(text.starts_with("#!/usr/bin/env bash\n"), "{name}");
-            assert!(text.contains("set -euo pipefail") || text.contains("set -uo pipefail"), "{name}");
+            assert!(
+                text.contains("set -euo pipefail") || text.contains("set -uo pipefail"),
+                "{name}"
+            );
             let mut child = Command::new("shellcheck")
                 .args(["--shell=bash", "--severity=style", "-"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("shellcheck is needed for this test: apt-get install shellcheck");
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
             let out = child.wait_with_output().unwrap();
             assert!(
                 out.status.success(),
@@ -213,7 +249,9 @@ mod tests {
 
     #[test]
     fn join_script_takes_the_token_from_stdin_only() {
-        let text = Scripts::new(None).render("swarm/join.sh", &sample_context()).unwrap();
+        let text = Scripts::new(None)
+            .render("swarm/join.sh", &sample_context())
+            .unwrap();
         assert!(text.contains("IFS= read -r token"));
         assert!(text.contains("--token \"$token\""));
         assert!(text.contains("10.0.0.2:2377"));
@@ -221,7 +259,10 @@ mod tests {
 
     #[test]
     fn unknown_script_is_named() {
-        let err = Scripts::new(None).render("nope.sh", &context! {}).unwrap_err().to_string();
+        let err = Scripts::new(None)
+            .render("nope.sh", &context! {})
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope.sh"));
     }
 }

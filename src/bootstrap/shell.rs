@@ -59,7 +59,11 @@ fn tail_text(tail: &[String]) -> String {
     if tail.is_empty() {
         "its output is not shown (it may hold secrets)".to_string()
     } else {
-        format!("last {} lines of output:\n  {}", tail.len(), tail.join("\n  "))
+        format!(
+            "last {} lines of output:\n  {}",
+            tail.len(),
+            tail.join("\n  ")
+        )
     }
 }
 
@@ -125,7 +129,10 @@ impl NodeShell {
         let run = async {
             // Keep the script on the node: what ran is there to read.
             let upload = format!("mkdir -p {REMOTE_DIR} && cat > {remote} && chmod 0700 {remote}");
-            let code = self.session.exec(&upload, Some(text.as_bytes()), |_| {}).await?;
+            let code = self
+                .session
+                .exec(&upload, Some(text.as_bytes()), |_| {})
+                .await?;
             if code != 0 {
                 return Ok((code, String::new()));
             }
@@ -134,17 +141,22 @@ impl NodeShell {
             let mut pending = Vec::new();
             let code = self
                 .session
-                .exec(&format!("bash {remote}"), stdin.as_deref().map(str::as_bytes), |chunk| {
-                    captured.extend_from_slice(chunk);
-                    if let Some(f) = log.as_mut() {
-                        // Whole lines only, so a token split across chunks is still seen.
-                        pending.extend_from_slice(chunk);
-                        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-                            let line: Vec<u8> = pending.drain(..=end).collect();
-                            let _ = f.write_all(redact(&String::from_utf8_lossy(&line)).as_bytes());
+                .exec(
+                    &format!("bash {remote}"),
+                    stdin.as_deref().map(str::as_bytes),
+                    |chunk| {
+                        captured.extend_from_slice(chunk);
+                        if let Some(f) = log.as_mut() {
+                            // Whole lines only, so a token split across chunks is still seen.
+                            pending.extend_from_slice(chunk);
+                            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                                let line: Vec<u8> = pending.drain(..=end).collect();
+                                let _ =
+                                    f.write_all(redact(&String::from_utf8_lossy(&line)).as_bytes());
+                            }
                         }
-                    }
-                })
+                    },
+                )
                 .await?;
             if let (Some(f), false) = (log.as_mut(), pending.is_empty()) {
                 let _ = writeln!(f, "{}", redact(&String::from_utf8_lossy(&pending)));
@@ -211,7 +223,8 @@ impl NodeShell {
 pub fn redact(text: &str) -> String {
     static PATTERN: std::sync::OnceLock<regex_lite::Regex> = std::sync::OnceLock::new();
     let re = PATTERN.get_or_init(|| {
-        regex_lite::Regex::new(r"SWMTKN-[0-9A-Za-z-]+|\b[a-z0-9]{6}\.[a-z0-9]{16}\b").expect("valid pattern")
+        regex_lite::Regex::new(r"SWMTKN-[0-9A-Za-z-]+|\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
+            .expect("valid pattern")
     });
     re.replace_all(text, "<redacted>").into_owned()
 }
@@ -231,8 +244,14 @@ mod tests {
     #[test]
     fn tokens_are_redacted() {
         let line = "docker swarm join --token SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx 10.0.0.2:2377\n";
-        assert_eq!(redact(line), "docker swarm join --token <redacted> 10.0.0.2:2377\n");
-        assert_eq!(redact("kubeadm join --token abcdef.0123456789abcdef"), "kubeadm join --token <redacted>");
+        assert_eq!(
+            redact(line),
+            "docker swarm join --token <redacted> 10.0.0.2:2377\n"
+        );
+        assert_eq!(
+            redact("kubeadm join --token abcdef.0123456789abcdef"),
+            "kubeadm join --token <redacted>"
+        );
         assert_eq!(redact("nothing secret here"), "nothing secret here");
     }
 
@@ -254,7 +273,11 @@ mod tests {
             tail: vec!["Error response from daemon".into()],
         };
         let text = e.to_string();
-        assert!(text.contains("web-worker-1") && text.contains("swarm/join.sh") && text.contains("status 1"));
+        assert!(
+            text.contains("web-worker-1")
+                && text.contains("swarm/join.sh")
+                && text.contains("status 1")
+        );
         assert!(text.contains("Error response from daemon"));
     }
 }

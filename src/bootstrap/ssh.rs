@@ -75,10 +75,15 @@ struct HostKeyCheck {
 impl client::Handler for HostKeyCheck {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let key = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
-            PublicKeyOrCertificate::Certificate(cert) => PublicKey::new(cert.public_key().clone(), ""),
+            PublicKeyOrCertificate::Certificate(cert) => {
+                PublicKey::new(cert.public_key().clone(), "")
+            }
         };
         let accept = match &self.expected {
             Some(expected) => expected.key_data() == key.key_data(),
@@ -131,11 +136,14 @@ impl SshSession {
         });
         let addr = (target.address.as_str(), target.port);
         let connect = client::connect(config, addr, handler);
-        let result = tokio::time::timeout(timeout, connect).await.map_err(|_| SshError::Timeout {
-            node: target.node.clone(),
-            what: "SSH handshake".into(),
-            after: timeout,
-        })?;
+        let result =
+            tokio::time::timeout(timeout, connect)
+                .await
+                .map_err(|_| SshError::Timeout {
+                    node: target.node.clone(),
+                    what: "SSH handshake".into(),
+                    after: timeout,
+                })?;
         let mut handle = match result {
             Ok(h) => h,
             Err(e) => {
@@ -245,7 +253,10 @@ impl SshSession {
             .channel_open_session()
             .await
             .map_err(protocol("channel open"))?;
-        channel.exec(true, command).await.map_err(protocol("exec"))?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(protocol("exec"))?;
         if let Some(input) = stdin {
             channel.data(input).await.map_err(protocol("stdin"))?;
         }

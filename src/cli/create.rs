@@ -50,7 +50,10 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
             let mut s = existing.spec.clone();
             s.managers = args.managers.unwrap_or(s.managers);
             s.workers = args.workers.unwrap_or(s.workers);
-            ClusterRecord { spec: s, ..existing }
+            ClusterRecord {
+                spec: s,
+                ..existing
+            }
         }
         None => {
             spec.managers = args.managers.unwrap_or(spec.managers);
@@ -68,15 +71,23 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     for warning in spec::validate(&record.spec)? {
         reporter.note(&format!("warning: {warning}"));
     }
-    session.store.put_cluster(&record).context("storing the cluster spec")?;
+    session
+        .store
+        .put_cluster(&record)
+        .context("storing the cluster spec")?;
     let ctx = ClusterContext::new(&session.paths, record.clone())?;
     let controller = session.controller(global, provider, &record.spec, reporter.clone());
 
     let result = controller.converge(&ctx).await;
     reporter.finish();
     let nodes = session.store.nodes(&record.spec.name)?;
-    write_client_files(&session.paths, &record.spec.name, &record.spec.ssh_user, &nodes)
-        .context("writing the cluster's ssh_config")?;
+    write_client_files(
+        &session.paths,
+        &record.spec.name,
+        &record.spec.ssh_user,
+        &nodes,
+    )
+    .context("writing the cluster's ssh_config")?;
     result.with_context(|| {
         format!(
             "cluster {} is not complete; node logs are in {}; run the same command again to continue",
@@ -87,9 +98,8 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
 
     let name = &record.spec.name;
     println!(
-        "Cluster {name} is ready: {} {} on {} ({} manager{}, {} worker{}) in {:.0?}.\n",
+        "Cluster {name} is ready: {} on {} ({} manager{}, {} worker{}) in {:.0?}.\n",
         record.spec.coe,
-        "cluster",
         record.spec.cloud,
         record.spec.managers,
         plural(record.spec.managers),

@@ -21,7 +21,9 @@ pub async fn run(global: &Global, name: &str, yes: bool) -> Result<()> {
     provider
         .destroy_cluster(&ctx.cluster)
         .await
-        .with_context(|| format!("deleting cluster {name}'s resources; run destroy again to finish"))?;
+        .with_context(|| {
+            format!("deleting cluster {name}'s resources; run destroy again to finish")
+        })?;
     let dir = session.paths.cluster_dir(name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;

@@ -23,11 +23,17 @@ pub fn run(global: &Global, name: &str) -> Result<()> {
         bail!("cluster {name} has no manager with an address yet: run `provision swarm --name {name}` to finish it");
     };
     let config = session.paths.ssh_config(name);
-    println!("# Cluster {name}: the client reaches manager {} over SSH.", manager.name);
+    println!(
+        "# Cluster {name}: the client reaches manager {} over SSH.",
+        manager.name
+    );
     println!("# Once, let ssh find the cluster's hosts and key:");
     println!("#   echo 'Include {}' >> ~/.ssh/config", config.display());
     for (key, value) in orchestrator::for_coe(record.spec.coe).client_env(&manager.name) {
-        println!("export {key}={}", crate::bootstrap::scripts::shell_quote(&value));
+        println!(
+            "export {key}={}",
+            crate::bootstrap::scripts::shell_quote(&value)
+        );
     }
     Ok(())
 }

@@ -37,7 +37,10 @@ pub fn run(global: &Global, output: OutputFormat) -> Result<()> {
                 .collect();
             println!(
                 "{}",
-                table(&["NAME", "COE", "CLOUD", "PHASE", "MANAGERS", "WORKERS", "READY"], &rows)
+                table(
+                    &["NAME", "COE", "CLOUD", "PHASE", "MANAGERS", "WORKERS", "READY"],
+                    &rows
+                )
             );
         }
     }

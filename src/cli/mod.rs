@@ -146,13 +146,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Swarm(args) => create::run(&global, crate::spec::Coe::Swarm, args).await,
         Command::List { output } => list::run(&global, output),
-        Command::Status { name, output, events } => status::run(&global, &name, output, events).await,
+        Command::Status {
+            name,
+            output,
+            events,
+        } => status::run(&global, &name, output, events).await,
         Command::Env { name } => env::run(&global, &name),
-        Command::Ssh { name, node, command } => ssh::run(&global, &name, &node, &command),
+        Command::Ssh {
+            name,
+            node,
+            command,
+        } => ssh::run(&global, &name, &node, &command),
         Command::Destroy { name, yes } => destroy::run(&global, &name, yes).await,
         Command::Templates(cmd) => templates::run(&global, cmd),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "provision", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "provision",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
     }

@@ -87,11 +87,18 @@ pub fn node_table(nodes: &[NodeRecord]) -> String {
                 n.phase.to_string(),
                 n.health.as_str().to_string(),
                 n.address.clone().unwrap_or_else(|| "-".into()),
-                n.machine_id.as_deref().map(short_id).unwrap_or("-").to_string(),
+                n.machine_id
+                    .as_deref()
+                    .map(short_id)
+                    .unwrap_or("-")
+                    .to_string(),
             ]
         })
         .collect();
-    table(&["NODE", "ROLE", "PHASE", "HEALTH", "ADDRESS", "MACHINE"], &rows)
+    table(
+        &["NODE", "ROLE", "PHASE", "HEALTH", "ADDRESS", "MACHINE"],
+        &rows,
+    )
 }
 
 fn short_id(id: &str) -> &str {

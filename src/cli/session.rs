@@ -22,7 +22,8 @@ pub struct Session {
 
 impl Session {
     pub fn open(global: &Global) -> Result<Session> {
-        let paths = StatePaths::resolve(global.state.clone()).context("finding the state directory")?;
+        let paths =
+            StatePaths::resolve(global.state.clone()).context("finding the state directory")?;
         let store = SqliteStore::open(paths.db()).context("opening the state store")?;
         Ok(Session {
             paths,
@@ -32,9 +33,12 @@ impl Session {
 
     /// The cluster's record, or an error saying how to see the known ones.
     pub fn cluster(&self, name: &str) -> Result<ClusterRecord> {
-        self.store
-            .cluster(name)?
-            .ok_or_else(|| anyhow!("no cluster named {name:?} in {} (`provision list` shows them)", self.paths.db().display()))
+        self.store.cluster(name)?.ok_or_else(|| {
+            anyhow!(
+                "no cluster named {name:?} in {} (`provision list` shows them)",
+                self.paths.db().display()
+            )
+        })
     }
 
     pub fn controller(
@@ -57,7 +61,10 @@ impl Session {
 
 /// Connects to the spec's cloud; fails before anything is created when the
 /// cloud cannot be used.
-pub async fn connect_provider(spec: &ClusterSpec, image_suite: Option<&str>) -> Result<Arc<dyn Provider>> {
+pub async fn connect_provider(
+    spec: &ClusterSpec,
+    image_suite: Option<&str>,
+) -> Result<Arc<dyn Provider>> {
     match spec.cloud {
         Cloud::Local => {
             let mut options = LocalOptions::default();

@@ -16,7 +16,10 @@ pub fn run(global: &Global, name: &str, node: &str, command: &[String]) -> Resul
     let nodes = session.store.nodes(name)?;
     let Some(n) = nodes.iter().find(|n| n.name == node) else {
         let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-        bail!("cluster {name} has no node {node:?}; its nodes: {}", known.join(", "));
+        bail!(
+            "cluster {name} has no node {node:?}; its nodes: {}",
+            known.join(", ")
+        );
     };
     if n.address.is_none() {
         bail!("node {node} has no address yet: run `provision swarm --name {name}` to finish it");

@@ -17,11 +17,15 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
     match ClusterLock::acquire(name, &session.paths.lock(name)) {
         Ok(_lock) => {
             if let Err(e) = refresh(global, &session, &record).await {
-                note = Some(format!("could not observe the cluster now ({e:#}); showing the last recorded state"));
+                note = Some(format!(
+                    "could not observe the cluster now ({e:#}); showing the last recorded state"
+                ));
             }
         }
         Err(LockError::Busy { pid, .. }) => {
-            note = Some(format!("pid {pid} is working on the cluster; showing the last recorded state"));
+            note = Some(format!(
+                "pid {pid} is working on the cluster; showing the last recorded state"
+            ));
         }
         Err(e) => return Err(e.into()),
     }
@@ -39,13 +43,23 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
         OutputFormat::Table => {
             println!(
                 "{}: {} on {}, {} manager(s), {} worker(s), {}\n",
-                status.name, status.coe, status.cloud, status.managers, status.workers, status.phase
+                status.name,
+                status.coe,
+                status.cloud,
+                status.managers,
+                status.workers,
+                status.phase
             );
             println!("{}", node_table(&nodes));
             if let Some(evts) = &status.events {
                 println!("\nEVENTS");
                 for e in evts {
-                    println!("{}  {}  {}", e.at, e.node.as_deref().unwrap_or("-"), e.message);
+                    println!(
+                        "{}  {}  {}",
+                        e.at,
+                        e.node.as_deref().unwrap_or("-"),
+                        e.message
+                    );
                 }
             }
         }
@@ -53,10 +67,19 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
     Ok(())
 }
 
-async fn refresh(global: &Global, session: &Session, record: &crate::state::ClusterRecord) -> Result<()> {
+async fn refresh(
+    global: &Global,
+    session: &Session,
+    record: &crate::state::ClusterRecord,
+) -> Result<()> {
     let provider = connect_provider(&record.spec, None).await?;
     let ctx = ClusterContext::new(&session.paths, record.clone())?;
-    let controller = session.controller(global, provider, &record.spec, std::sync::Arc::new(LogReporter));
+    let controller = session.controller(
+        global,
+        provider,
+        &record.spec,
+        std::sync::Arc::new(LogReporter),
+    );
     let records = session.store.nodes(&record.spec.name)?;
     controller.observe(&ctx, &records).await?;
     Ok(())

@@ -32,7 +32,11 @@ pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
                 print!("{}", scripts.source(&name)?.0);
             }
         }
-        TemplatesCommand::Render { name, node, cluster } => {
+        TemplatesCommand::Render {
+            name,
+            node,
+            cluster,
+        } => {
             let session = Session::open(global)?;
             let clusters = match cluster {
                 Some(c) => vec![session.cluster(&c)?],
@@ -46,7 +50,11 @@ pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
                     break;
                 }
             }
-            let (c, n, nodes) = found.ok_or_else(|| anyhow!("no cluster has a node named {node:?} (`provision status NAME` lists nodes)"))?;
+            let (c, n, nodes) = found.ok_or_else(|| {
+                anyhow!(
+                    "no cluster has a node named {node:?} (`provision status NAME` lists nodes)"
+                )
+            })?;
             let address = n
                 .address
                 .clone()

@@ -40,7 +40,12 @@ struct Run<'a> {
 
 impl Controller {
     /// Runs `plan`; returns every node's failure, after all nodes finished.
-    pub async fn act(&self, ctx: &ClusterContext, plan: &Plan, observed: &Observed) -> Result<(), ControllerError> {
+    pub async fn act(
+        &self,
+        ctx: &ClusterContext,
+        plan: &Plan,
+        observed: &Observed,
+    ) -> Result<(), ControllerError> {
         let (gate_tx, _) = watch::channel(Gate::Waiting);
         let run = Run {
             ctl: self,
@@ -57,11 +62,14 @@ impl Controller {
         for action in &plan.actions {
             match action {
                 Action::AddNode { node, role, index } => {
-                    self.store.put_node(&NodeRecord::new(ctx.name(), node, *role, *index))?;
+                    self.store
+                        .put_node(&NodeRecord::new(ctx.name(), node, *role, *index))?;
                 }
                 Action::RemoveMember { member } => run.remove_member(member).await?,
                 Action::DeleteMachine { node, machine_id } => {
-                    self.provider.delete_machine(&ctx.cluster, machine_id).await?;
+                    self.provider
+                        .delete_machine(&ctx.cluster, machine_id)
+                        .await?;
                     self.event(ctx, Some(node), &format!("deleted machine {machine_id}"));
                 }
                 Action::ForgetNode { node } => {
@@ -75,12 +83,18 @@ impl Controller {
                     if !pipelines.contains_key(node) {
                         order.push(node.clone());
                     }
-                    pipelines.entry(node.clone()).or_default().push(action.clone());
+                    pipelines
+                        .entry(node.clone())
+                        .or_default()
+                        .push(action.clone());
                 }
             }
         }
 
-        let initialising = plan.actions.iter().any(|a| matches!(a, Action::InitCluster { .. }));
+        let initialising = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::InitCluster { .. }));
         let gate_opener = async {
             if let (false, Some(via)) = (initialising, plan.join_via.as_deref()) {
                 run.open_gate_through(via).await;
@@ -177,18 +191,20 @@ impl Run<'_> {
         }
     }
 
-    async fn remove_member(&self, member: &crate::orchestrator::Member) -> Result<(), ControllerError> {
+    async fn remove_member(
+        &self,
+        member: &crate::orchestrator::Member,
+    ) -> Result<(), ControllerError> {
         let via = self
             .observed
             .probes
             .iter()
-            .find(|(name, p)| {
-                matches!(p, Probe::Reached(p) if p.control) && !name.is_empty()
-            })
+            .find(|(name, p)| matches!(p, Probe::Reached(p) if p.control) && !name.is_empty())
             .map(|(name, _)| name.clone())
             .ok_or_else(|| ControllerError::Node {
                 node: member.hostname.clone(),
-                message: "no manager with control is reachable to remove it from the cluster".into(),
+                message: "no manager with control is reachable to remove it from the cluster"
+                    .into(),
             })?;
         let (shell, _) = self.manager_shell(&via).await?;
         let result = self.ctl.orchestrator.remove_member(&shell, member).await;
@@ -209,11 +225,16 @@ impl Run<'_> {
         let result = self.run_steps(&node, &steps).await;
         if let Err(e) = &result {
             let _ = self.set_phase(&node, NodePhase::Failed);
-            self.ctl.event(self.ctx, Some(&node), &format!("failed: {e}"));
+            self.ctl
+                .event(self.ctx, Some(&node), &format!("failed: {e}"));
             // Joins waiting on a failed init would wait forever.
-            if steps.iter().any(|a| matches!(a, Action::InitCluster { .. })) {
-                self.gate_tx
-                    .send_replace(Gate::Failed(format!("initialising the cluster on {node} failed")));
+            if steps
+                .iter()
+                .any(|a| matches!(a, Action::InitCluster { .. }))
+            {
+                self.gate_tx.send_replace(Gate::Failed(format!(
+                    "initialising the cluster on {node} failed"
+                )));
             }
         }
         result
@@ -231,12 +252,21 @@ impl Run<'_> {
                     }
                 }
                 Action::Bootstrap { .. } => {
-                    let addr = self.need_address(node, &address)?;
+                    let addr = match &address {
+                        Some(a) => a.clone(),
+                        None => self.wait_for_address(node).await?,
+                    };
+                    address = Some(addr.clone());
                     self.set_phase(node, NodePhase::Booting)?;
                     let rec = self.record(node)?;
                     let s = self
                         .ctl
-                        .open_shell(self.ctx, &rec, &addr, Some(self.ctx.record.spec.timeouts.ssh))
+                        .open_shell(
+                            self.ctx,
+                            &rec,
+                            &addr,
+                            Some(self.ctx.record.spec.timeouts.ssh),
+                        )
                         .await?;
                     self.set_phase(node, NodePhase::Ssh)?;
                     self.set_phase(node, NodePhase::Installing)?;
@@ -249,18 +279,23 @@ impl Run<'_> {
                     self.set_phase(node, NodePhase::Joining)?;
                     self.ctl.orchestrator.init(s).await?;
                     let secrets = self.ctl.orchestrator.join_secrets(s).await?;
-                    self.gate_tx.send_replace(Gate::Open(Arc::new((addr.clone(), secrets))));
+                    self.gate_tx
+                        .send_replace(Gate::Open(Arc::new((addr.clone(), secrets))));
                     self.joined(node, s).await?;
-                    self.ctl.event(self.ctx, Some(node), "initialised the cluster");
+                    self.ctl
+                        .event(self.ctx, Some(node), "initialised the cluster");
                 }
                 Action::Join { role, .. } => {
                     let addr = self.need_address(node, &address)?;
                     let s = self.ensure_shell(node, &addr, &mut shell).await?;
                     self.set_phase(node, NodePhase::Joining)?;
-                    let open = self.wait_for_gate().await.map_err(|message| ControllerError::Node {
-                        node: node.to_string(),
-                        message: format!("cannot join: {message}"),
-                    })?;
+                    let open =
+                        self.wait_for_gate()
+                            .await
+                            .map_err(|message| ControllerError::Node {
+                                node: node.to_string(),
+                                message: format!("cannot join: {message}"),
+                            })?;
                     let (via, secrets) = (&open.0, &open.1);
                     // Swarm Raft (and etcd) take one new member at a time.
                     let _turn = match role {
@@ -269,7 +304,8 @@ impl Run<'_> {
                     };
                     self.ctl.orchestrator.join(s, *role, via, secrets).await?;
                     self.joined(node, s).await?;
-                    self.ctl.event(self.ctx, Some(node), &format!("joined as {role}"));
+                    self.ctl
+                        .event(self.ctx, Some(node), &format!("joined as {role}"));
                 }
                 other => unreachable!("not a node step: {other:?}"),
             }
@@ -280,7 +316,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn need_address(&self, node: &str, address: &Option<String>) -> Result<String, ControllerError> {
+    fn need_address(
+        &self,
+        node: &str,
+        address: &Option<String>,
+    ) -> Result<String, ControllerError> {
         address.clone().ok_or_else(|| ControllerError::Node {
             node: node.to_string(),
             message: "the machine has no address yet".into(),
@@ -297,7 +337,12 @@ impl Run<'_> {
             let rec = self.record(node)?;
             *shell = Some(
                 self.ctl
-                    .open_shell(self.ctx, &rec, address, Some(self.ctx.record.spec.timeouts.ssh))
+                    .open_shell(
+                        self.ctx,
+                        &rec,
+                        address,
+                        Some(self.ctx.record.spec.timeouts.ssh),
+                    )
                     .await?,
             );
         }
@@ -310,7 +355,8 @@ impl Run<'_> {
         if !probe.joined {
             return Err(ControllerError::Node {
                 node: node.to_string(),
-                message: "the join command succeeded but the node does not report membership".into(),
+                message: "the join command succeeded but the node does not report membership"
+                    .into(),
             });
         }
         let mut rec = self.record(node)?;
@@ -348,7 +394,11 @@ impl Run<'_> {
             // A new machine has a new host key and is not a member yet.
             rec.host_key = None;
             rec.member_id = None;
-            self.ctl.event(self.ctx, Some(node), &format!("created machine {}", machine.id));
+            self.ctl.event(
+                self.ctx,
+                Some(node),
+                &format!("created machine {}", machine.id),
+            );
         }
         rec.machine_id = Some(machine.id.clone());
         if machine.address.is_some() {
@@ -369,12 +419,12 @@ impl Run<'_> {
         let poll = || async {
             let machines = self.ctl.provider.list_machines(&self.ctx.cluster).await?;
             match machines.into_iter().find(|m| m.node == node) {
-                Some(m) if matches!(m.state, MachineState::Error(_)) => Err(ControllerError::Provider(
-                    ProviderError::MachineFailed {
+                Some(m) if matches!(m.state, MachineState::Error(_)) => {
+                    Err(ControllerError::Provider(ProviderError::MachineFailed {
                         node: node.to_string(),
                         message: format!("{:?}", m.state),
-                    },
-                )),
+                    }))
+                }
                 Some(m) if m.address.is_some() => Ok(m.address),
                 _ => Ok(None),
             }

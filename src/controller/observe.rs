@@ -35,8 +35,12 @@ impl Controller {
         };
         let recorded = record.host_key.as_deref();
         let session = match wait {
-            Some(deadline) => SshSession::wait_for(&target, ctx.key.private(), recorded, deadline).await?,
-            None => SshSession::connect(&target, ctx.key.private(), recorded, CONNECT_TIMEOUT).await?,
+            Some(deadline) => {
+                SshSession::wait_for(&target, ctx.key.private(), recorded, deadline).await?
+            }
+            None => {
+                SshSession::connect(&target, ctx.key.private(), recorded, CONNECT_TIMEOUT).await?
+            }
         };
         if record.host_key.is_none() && !session.host_key().is_empty() {
             // Trust on first use: re-read the row so a concurrent writer of
@@ -78,7 +82,12 @@ impl Controller {
         ))
     }
 
-    async fn probe_node(&self, ctx: &ClusterContext, record: &NodeRecord, address: &str) -> (Probe, Option<NodeShell>) {
+    async fn probe_node(
+        &self,
+        ctx: &ClusterContext,
+        record: &NodeRecord,
+        address: &str,
+    ) -> (Probe, Option<NodeShell>) {
         let attempt = async {
             let shell = self.open_shell(ctx, record, address, None).await?;
             let probe = self.orchestrator.probe(&shell).await?;
@@ -100,14 +109,22 @@ impl Controller {
     /// One observation: a single provider list call, a probe of each running
     /// machine, and membership through one manager. Updates the recorded
     /// addresses and health.
-    pub async fn observe(&self, ctx: &ClusterContext, records: &[NodeRecord]) -> Result<Observed, ControllerError> {
+    pub async fn observe(
+        &self,
+        ctx: &ClusterContext,
+        records: &[NodeRecord],
+    ) -> Result<Observed, ControllerError> {
         let machines = self.provider.list_machines(&ctx.cluster).await?;
-        let by_node: BTreeMap<&str, &Machine> = machines.iter().map(|m| (m.node.as_str(), m)).collect();
+        let by_node: BTreeMap<&str, &Machine> =
+            machines.iter().map(|m| (m.node.as_str(), m)).collect();
 
         let probes = join_all(records.iter().filter_map(|r| {
             let m = by_node.get(r.name.as_str())?;
             let address = m.address.clone()?;
-            (m.state == MachineState::Running).then(|| async move {
+            if m.state != MachineState::Running {
+                return None;
+            }
+            Some(async move {
                 let (probe, shell) = self.probe_node(ctx, r, &address).await;
                 (r.name.clone(), probe, shell)
             })
@@ -152,7 +169,12 @@ impl Controller {
     }
 
     /// Writes addresses, member ids and health seen in `observed` back to the records.
-    fn record_observation(&self, ctx: &ClusterContext, records: &[NodeRecord], observed: &Observed) -> Result<(), ControllerError> {
+    fn record_observation(
+        &self,
+        ctx: &ClusterContext,
+        records: &[NodeRecord],
+        observed: &Observed,
+    ) -> Result<(), ControllerError> {
         let latest = self.store.nodes(ctx.name())?;
         for r in records {
             let Some(mut rec) = latest.iter().find(|n| n.name == r.name).cloned() else {
@@ -174,7 +196,11 @@ impl Controller {
             let member_ready = observed
                 .members
                 .as_ref()
-                .and_then(|ms| rec.member_id.as_ref().and_then(|id| ms.iter().find(|m| &m.id == id)))
+                .and_then(|ms| {
+                    rec.member_id
+                        .as_ref()
+                        .and_then(|id| ms.iter().find(|m| &m.id == id))
+                })
                 .map(|m| m.ready);
             rec.health = match (machine.map(|m| &m.state), probe, member_ready) {
                 (None, _, _) => Health::Unhealthy,

@@ -34,7 +34,11 @@ pub struct Observed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Record a new node (before anything is created for it).
-    AddNode { node: String, role: Role, index: u32 },
+    AddNode {
+        node: String,
+        role: Role,
+        index: u32,
+    },
     /// Create the node's machine, or start it if it exists but does not run.
     CreateMachine { node: String, role: Role },
     /// Wait for SSH and install the container engine.
@@ -87,45 +91,56 @@ impl Plan {
     }
 }
 
-/// The nodes the spec wants: existing records of each role by index, topped
-/// up with new ones at the lowest free index. Returns (kept, new, surplus).
-fn desired_nodes<'a>(
-    spec: &ClusterSpec,
-    records: &'a [NodeRecord],
-) -> (Vec<&'a NodeRecord>, Vec<(String, Role, u32)>, Vec<&'a NodeRecord>) {
-    let mut kept = Vec::new();
-    let mut new = Vec::new();
-    let mut surplus = Vec::new();
+/// The nodes the spec wants, sorted out from the records.
+struct Desired<'a> {
+    /// Existing records the spec keeps (lowest indices first).
+    kept: Vec<&'a NodeRecord>,
+    /// Nodes to add: name, role, index (lowest free index).
+    new: Vec<(String, Role, u32)>,
+    /// Records beyond the spec's counts.
+    surplus: Vec<&'a NodeRecord>,
+}
+
+fn desired_nodes<'a>(spec: &ClusterSpec, records: &'a [NodeRecord]) -> Desired<'a> {
+    let mut d = Desired {
+        kept: Vec::new(),
+        new: Vec::new(),
+        surplus: Vec::new(),
+    };
     for role in [Role::Manager, Role::Worker] {
         let mut of_role: Vec<&NodeRecord> = records.iter().filter(|r| r.role == role).collect();
         of_role.sort_by_key(|r| r.index);
         let want = spec.count(role) as usize;
         let used: BTreeSet<u32> = of_role.iter().map(|r| r.index).collect();
+        let have = of_role.len().min(want);
         for (i, r) in of_role.into_iter().enumerate() {
             if i < want {
-                kept.push(r);
+                d.kept.push(r);
             } else {
-                surplus.push(r);
+                d.surplus.push(r);
             }
         }
-        let missing = want.saturating_sub(kept.iter().filter(|r| r.role == role).count());
         let mut index = 1;
-        for _ in 0..missing {
+        for _ in have..want {
             while used.contains(&index) {
                 index += 1;
             }
-            new.push((node_name(&spec.name, role, index), role, index));
+            d.new
+                .push((node_name(&spec.name, role, index), role, index));
             index += 1;
         }
     }
-    (kept, new, surplus)
+    d
 }
 
 /// Plans one reconcile pass.
 pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed) -> Plan {
-    let (kept, new, surplus) = desired_nodes(spec, records);
-    let machines: BTreeMap<&str, &Machine> =
-        observed.machines.iter().map(|m| (m.node.as_str(), m)).collect();
+    let Desired { kept, new, surplus } = desired_nodes(spec, records);
+    let machines: BTreeMap<&str, &Machine> = observed
+        .machines
+        .iter()
+        .map(|m| (m.node.as_str(), m))
+        .collect();
     let reached = |node: &str| match observed.probes.get(node) {
         Some(Probe::Reached(p)) => Some(p),
         _ => None,
@@ -211,7 +226,9 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed) -> 
 
     let join_chain = |node: &str, role: Role, steps: &mut Vec<Action>| {
         if init_node.as_deref() == Some(node) {
-            steps.push(Action::InitCluster { node: node.to_string() });
+            steps.push(Action::InitCluster {
+                node: node.to_string(),
+            });
         } else {
             steps.push(Action::Join {
                 node: node.to_string(),
@@ -237,12 +254,20 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed) -> 
     for r in &kept {
         let name = r.name.as_str();
         match machines.get(name) {
-            None | Some(Machine { state: MachineState::Stopped, .. }) => {
+            // Missing, stopped, or created but never started (a run killed
+            // between create and start): create_machine finds and starts it.
+            None
+            | Some(Machine {
+                state: MachineState::Stopped | MachineState::Pending,
+                ..
+            }) => {
                 node_steps.push(Action::CreateMachine {
                     node: r.name.clone(),
                     role: r.role,
                 });
-                node_steps.push(Action::Bootstrap { node: r.name.clone() });
+                node_steps.push(Action::Bootstrap {
+                    node: r.name.clone(),
+                });
                 join_chain(name, r.role, &mut node_steps);
             }
             Some(Machine {
@@ -258,14 +283,18 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed) -> 
                     node: r.name.clone(),
                     role: r.role,
                 });
-                node_steps.push(Action::Bootstrap { node: r.name.clone() });
+                node_steps.push(Action::Bootstrap {
+                    node: r.name.clone(),
+                });
                 join_chain(name, r.role, &mut node_steps);
             }
             Some(_) => match reached(name) {
                 Some(p) if p.joined => {}
                 Some(p) if p.engine_running => join_chain(name, r.role, &mut node_steps),
                 _ => {
-                    node_steps.push(Action::Bootstrap { node: r.name.clone() });
+                    node_steps.push(Action::Bootstrap {
+                        node: r.name.clone(),
+                    });
                     join_chain(name, r.role, &mut node_steps);
                 }
             },
@@ -304,7 +333,11 @@ mod tests {
     fn record(role: Role, index: u32, member: Option<&str>) -> NodeRecord {
         let mut r = NodeRecord::new("web", &node_name("web", role, index), role, index);
         r.member_id = member.map(str::to_string);
-        r.phase = if member.is_some() { NodePhase::Ready } else { NodePhase::Creating };
+        r.phase = if member.is_some() {
+            NodePhase::Ready
+        } else {
+            NodePhase::Creating
+        };
         r
     }
 
@@ -379,18 +412,53 @@ mod tests {
         assert_eq!(
             p.actions,
             vec![
-                Action::AddNode { node: "web-manager-1".into(), role: Role::Manager, index: 1 },
-                Action::AddNode { node: "web-worker-1".into(), role: Role::Worker, index: 1 },
-                Action::AddNode { node: "web-worker-2".into(), role: Role::Worker, index: 2 },
-                Action::CreateMachine { node: "web-manager-1".into(), role: Role::Manager },
-                Action::Bootstrap { node: "web-manager-1".into() },
-                Action::InitCluster { node: "web-manager-1".into() },
-                Action::CreateMachine { node: "web-worker-1".into(), role: Role::Worker },
-                Action::Bootstrap { node: "web-worker-1".into() },
-                Action::Join { node: "web-worker-1".into(), role: Role::Worker },
-                Action::CreateMachine { node: "web-worker-2".into(), role: Role::Worker },
-                Action::Bootstrap { node: "web-worker-2".into() },
-                Action::Join { node: "web-worker-2".into(), role: Role::Worker },
+                Action::AddNode {
+                    node: "web-manager-1".into(),
+                    role: Role::Manager,
+                    index: 1
+                },
+                Action::AddNode {
+                    node: "web-worker-1".into(),
+                    role: Role::Worker,
+                    index: 1
+                },
+                Action::AddNode {
+                    node: "web-worker-2".into(),
+                    role: Role::Worker,
+                    index: 2
+                },
+                Action::CreateMachine {
+                    node: "web-manager-1".into(),
+                    role: Role::Manager
+                },
+                Action::Bootstrap {
+                    node: "web-manager-1".into()
+                },
+                Action::InitCluster {
+                    node: "web-manager-1".into()
+                },
+                Action::CreateMachine {
+                    node: "web-worker-1".into(),
+                    role: Role::Worker
+                },
+                Action::Bootstrap {
+                    node: "web-worker-1".into()
+                },
+                Action::Join {
+                    node: "web-worker-1".into(),
+                    role: Role::Worker
+                },
+                Action::CreateMachine {
+                    node: "web-worker-2".into(),
+                    role: Role::Worker
+                },
+                Action::Bootstrap {
+                    node: "web-worker-2".into()
+                },
+                Action::Join {
+                    node: "web-worker-2".into(),
+                    role: Role::Worker
+                },
             ]
         );
         assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));
@@ -399,10 +467,25 @@ mod tests {
     #[test]
     fn from_nothing_with_three_managers_only_the_first_initialises() {
         let p = plan(&spec(3, 0), &[], &Observed::default());
-        let inits: Vec<_> = p.actions.iter().filter(|a| matches!(a, Action::InitCluster { .. })).collect();
-        assert_eq!(inits, vec![&Action::InitCluster { node: "web-manager-1".into() }]);
-        assert!(p.actions.contains(&Action::Join { node: "web-manager-2".into(), role: Role::Manager }));
-        assert!(p.actions.contains(&Action::Join { node: "web-manager-3".into(), role: Role::Manager }));
+        let inits: Vec<_> = p
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::InitCluster { .. }))
+            .collect();
+        assert_eq!(
+            inits,
+            vec![&Action::InitCluster {
+                node: "web-manager-1".into()
+            }]
+        );
+        assert!(p.actions.contains(&Action::Join {
+            node: "web-manager-2".into(),
+            role: Role::Manager
+        }));
+        assert!(p.actions.contains(&Action::Join {
+            node: "web-manager-3".into(),
+            role: Role::Manager
+        }));
     }
 
     #[test]
@@ -422,8 +505,15 @@ mod tests {
             record(Role::Worker, 2, None),
         ];
         let p = plan(&spec(1, 2), &records, &Observed::default());
-        assert!(!p.actions.iter().any(|a| matches!(a, Action::AddNode { .. })));
-        let creates = p.actions.iter().filter(|a| matches!(a, Action::CreateMachine { .. })).count();
+        assert!(!p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::AddNode { .. })));
+        let creates = p
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::CreateMachine { .. }))
+            .count();
         assert_eq!(creates, 3);
     }
 
@@ -435,16 +525,25 @@ mod tests {
         observed.probes.insert("web-worker-2".into(), fresh());
         observed.members.as_mut().unwrap().retain(|m| m.id != "w2");
         // worker-1's machine exists but never answered SSH (crash during boot).
-        observed
-            .probes
-            .insert("web-worker-1".into(), Probe::Unreachable("connection refused".into()));
+        observed.probes.insert(
+            "web-worker-1".into(),
+            Probe::Unreachable("connection refused".into()),
+        );
         let p = plan(&spec(1, 2), &records, &observed);
         assert_eq!(
             p.actions,
             vec![
-                Action::Bootstrap { node: "web-worker-1".into() },
-                Action::Join { node: "web-worker-1".into(), role: Role::Worker },
-                Action::Join { node: "web-worker-2".into(), role: Role::Worker },
+                Action::Bootstrap {
+                    node: "web-worker-1".into()
+                },
+                Action::Join {
+                    node: "web-worker-1".into(),
+                    role: Role::Worker
+                },
+                Action::Join {
+                    node: "web-worker-2".into(),
+                    role: Role::Worker
+                },
             ]
         );
         assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));
@@ -453,7 +552,10 @@ mod tests {
     #[test]
     fn swarm_initialised_but_not_recorded_is_not_initialised_again() {
         // Crash right after `swarm init`: the manager says it has control.
-        let records = vec![record(Role::Manager, 1, None), record(Role::Worker, 1, None)];
+        let records = vec![
+            record(Role::Manager, 1, None),
+            record(Role::Worker, 1, None),
+        ];
         let observed = Observed {
             machines: vec![
                 machine(Role::Manager, 1, MachineState::Running),
@@ -466,7 +568,13 @@ mod tests {
             members: Some(vec![member("m1", "web-manager-1", Role::Manager, true)]),
         };
         let p = plan(&spec(1, 1), &records, &observed);
-        assert_eq!(p.actions, vec![Action::Join { node: "web-worker-1".into(), role: Role::Worker }]);
+        assert_eq!(
+            p.actions,
+            vec![Action::Join {
+                node: "web-worker-1".into(),
+                role: Role::Worker
+            }]
+        );
     }
 
     #[test]
@@ -479,10 +587,20 @@ mod tests {
         assert_eq!(
             p.actions,
             vec![
-                Action::RemoveMember { member: member("w2", "web-worker-2", Role::Worker, false) },
-                Action::CreateMachine { node: "web-worker-2".into(), role: Role::Worker },
-                Action::Bootstrap { node: "web-worker-2".into() },
-                Action::Join { node: "web-worker-2".into(), role: Role::Worker },
+                Action::RemoveMember {
+                    member: member("w2", "web-worker-2", Role::Worker, false)
+                },
+                Action::CreateMachine {
+                    node: "web-worker-2".into(),
+                    role: Role::Worker
+                },
+                Action::Bootstrap {
+                    node: "web-worker-2".into()
+                },
+                Action::Join {
+                    node: "web-worker-2".into(),
+                    role: Role::Worker
+                },
             ]
         );
     }
@@ -495,17 +613,28 @@ mod tests {
         observed.machines.retain(|m| m.node != "web-worker-2");
         observed.probes.remove("web-worker-2");
         let p = plan(&spec(1, 2), &records, &observed);
-        assert!(!p.actions.iter().any(|a| matches!(a, Action::RemoveMember { .. })));
-        assert!(p.actions.contains(&Action::CreateMachine { node: "web-worker-2".into(), role: Role::Worker }));
+        assert!(!p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RemoveMember { .. })));
+        assert!(p.actions.contains(&Action::CreateMachine {
+            node: "web-worker-2".into(),
+            role: Role::Worker
+        }));
     }
 
     #[test]
     fn an_unreachable_node_whose_machine_exists_keeps_its_membership() {
         let (records, mut observed) = converged();
-        observed.probes.insert("web-worker-1".into(), Probe::Unreachable("timeout".into()));
+        observed
+            .probes
+            .insert("web-worker-1".into(), Probe::Unreachable("timeout".into()));
         observed.members.as_mut().unwrap()[1].ready = false;
         let p = plan(&spec(1, 2), &records, &observed);
-        assert!(!p.actions.iter().any(|a| matches!(a, Action::RemoveMember { .. })));
+        assert!(!p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RemoveMember { .. })));
     }
 
     #[test]
@@ -516,18 +645,57 @@ mod tests {
         observed.machines[2].state = MachineState::Error("no valid host".into());
         observed.probes.remove("web-worker-2");
         let p = plan(&spec(1, 2), &records, &observed);
-        assert!(p.actions.contains(&Action::CreateMachine { node: "web-worker-1".into(), role: Role::Worker }));
+        assert!(p.actions.contains(&Action::CreateMachine {
+            node: "web-worker-1".into(),
+            role: Role::Worker
+        }));
         assert!(p.actions.contains(&Action::DeleteMachine {
             node: "web-worker-2".into(),
             machine_id: "id-worker-2".into()
         }));
-        let delete = p.actions.iter().position(|a| matches!(a, Action::DeleteMachine { .. })).unwrap();
+        let delete = p
+            .actions
+            .iter()
+            .position(|a| matches!(a, Action::DeleteMachine { .. }))
+            .unwrap();
         let create = p
             .actions
             .iter()
-            .position(|a| a == &Action::CreateMachine { node: "web-worker-2".into(), role: Role::Worker })
+            .position(|a| {
+                a == &Action::CreateMachine {
+                    node: "web-worker-2".into(),
+                    role: Role::Worker,
+                }
+            })
             .unwrap();
         assert!(delete < create);
+    }
+
+    #[test]
+    fn a_machine_created_but_never_started_is_started_then_bootstrapped() {
+        let records = vec![record(Role::Manager, 1, None)];
+        let mut m = machine(Role::Manager, 1, MachineState::Pending);
+        m.address = None;
+        let observed = Observed {
+            machines: vec![m],
+            ..Default::default()
+        };
+        let p = plan(&spec(1, 0), &records, &observed);
+        assert_eq!(
+            p.actions,
+            vec![
+                Action::CreateMachine {
+                    node: "web-manager-1".into(),
+                    role: Role::Manager
+                },
+                Action::Bootstrap {
+                    node: "web-manager-1".into()
+                },
+                Action::InitCluster {
+                    node: "web-manager-1".into()
+                },
+            ]
+        );
     }
 
     #[test]
@@ -537,9 +705,16 @@ mod tests {
         assert_eq!(
             p.actions,
             vec![
-                Action::RemoveMember { member: member("w2", "web-worker-2", Role::Worker, true) },
-                Action::DeleteMachine { node: "web-worker-2".into(), machine_id: "id-worker-2".into() },
-                Action::ForgetNode { node: "web-worker-2".into() },
+                Action::RemoveMember {
+                    member: member("w2", "web-worker-2", Role::Worker, true)
+                },
+                Action::DeleteMachine {
+                    node: "web-worker-2".into(),
+                    machine_id: "id-worker-2".into()
+                },
+                Action::ForgetNode {
+                    node: "web-worker-2".into()
+                },
             ]
         );
     }
@@ -547,17 +722,25 @@ mod tests {
     #[test]
     fn machines_nobody_recorded_are_deleted() {
         let (records, mut observed) = converged();
-        observed.machines.push(machine(Role::Worker, 9, MachineState::Running));
+        observed
+            .machines
+            .push(machine(Role::Worker, 9, MachineState::Running));
         let p = plan(&spec(1, 2), &records, &observed);
         assert_eq!(
             p.actions,
-            vec![Action::DeleteMachine { node: "web-worker-9".into(), machine_id: "id-worker-9".into() }]
+            vec![Action::DeleteMachine {
+                node: "web-worker-9".into(),
+                machine_id: "id-worker-9".into()
+            }]
         );
     }
 
     #[test]
     fn new_nodes_take_the_lowest_free_index() {
-        let records = vec![record(Role::Manager, 1, Some("m1")), record(Role::Worker, 2, Some("w2"))];
+        let records = vec![
+            record(Role::Manager, 1, Some("m1")),
+            record(Role::Worker, 2, Some("w2")),
+        ];
         let p = plan(&spec(1, 3), &records, &Observed::default());
         let added: Vec<_> = p
             .actions
@@ -575,14 +758,24 @@ mod tests {
         let (records, mut observed) = converged();
         observed.probes.insert(
             "web-worker-1".into(),
-            Probe::Reached(NodeProbe { engine_running: false, joined: false, member_id: None, control: false }),
+            Probe::Reached(NodeProbe {
+                engine_running: false,
+                joined: false,
+                member_id: None,
+                control: false,
+            }),
         );
         let p = plan(&spec(1, 2), &records, &observed);
         assert_eq!(
             p.actions,
             vec![
-                Action::Bootstrap { node: "web-worker-1".into() },
-                Action::Join { node: "web-worker-1".into(), role: Role::Worker },
+                Action::Bootstrap {
+                    node: "web-worker-1".into()
+                },
+                Action::Join {
+                    node: "web-worker-1".into(),
+                    role: Role::Worker
+                },
             ]
         );
     }
@@ -591,7 +784,9 @@ mod tests {
     fn joins_go_through_a_manager_with_control() {
         let (mut records, mut observed) = converged();
         records.push(record(Role::Worker, 3, None));
-        observed.machines.push(machine(Role::Worker, 3, MachineState::Running));
+        observed
+            .machines
+            .push(machine(Role::Worker, 3, MachineState::Running));
         observed.probes.insert("web-worker-3".into(), fresh());
         let p = plan(&spec(1, 3), &records, &observed);
         assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));

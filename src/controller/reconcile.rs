@@ -40,10 +40,16 @@ impl Controller {
             if remaining.is_zero() {
                 break;
             }
-            if plan.actions.iter().any(|a| matches!(a, Action::CreateMachine { .. })) {
+            if plan
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::CreateMachine { .. }))
+            {
                 let reporter = self.reporter.clone();
                 let progress = move |msg: &str| reporter.note(msg);
-                self.provider.ensure_prerequisites(&ctx.cluster, &progress).await?;
+                self.provider
+                    .ensure_prerequisites(&ctx.cluster, &progress)
+                    .await?;
             }
             match tokio::time::timeout(remaining, self.act(ctx, &plan, &observed)).await {
                 Ok(Ok(())) => {}

@@ -49,8 +49,8 @@ pub(crate) fn parse_members(text: &str) -> Result<Vec<Member>, String> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
-            let n: NodeLine =
-                serde_json::from_str(line).map_err(|e| format!("unreadable `docker node ls` line: {e}"))?;
+            let n: NodeLine = serde_json::from_str(line)
+                .map_err(|e| format!("unreadable `docker node ls` line: {e}"))?;
             Ok(Member {
                 role: if n.manager_status.is_empty() {
                     Role::Worker
@@ -96,7 +96,9 @@ impl Orchestrator for Swarm {
     }
 
     async fn install(&self, node: &NodeShell) -> Result<(), ShellError> {
-        node.run("swarm/install.sh", &[], None, Output::Log).await.map(|_| ())
+        node.run("swarm/install.sh", &[], None, Output::Log)
+            .await
+            .map(|_| ())
     }
 
     async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
@@ -105,7 +107,9 @@ impl Orchestrator for Swarm {
     }
 
     async fn init(&self, node: &NodeShell) -> Result<(), ShellError> {
-        node.run("swarm/init.sh", &[], None, Output::Log).await.map(|_| ())
+        node.run("swarm/init.sh", &[], None, Output::Log)
+            .await
+            .map(|_| ())
     }
 
     async fn join_secrets(&self, manager: &NodeShell) -> Result<JoinSecrets, ShellError> {
@@ -137,7 +141,9 @@ impl Orchestrator for Swarm {
     }
 
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError> {
-        let out = manager.run("swarm/members.sh", &[], None, Output::Quiet).await?;
+        let out = manager
+            .run("swarm/members.sh", &[], None, Output::Quiet)
+            .await?;
         parse_members(&out).map_err(|message| ShellError::Failed {
             node: manager.node().to_string(),
             script: "swarm/members.sh".into(),
@@ -200,7 +206,10 @@ mod tests {
         let m = parse_members(text).unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!((m[0].role, m[0].ready), (Role::Manager, true));
-        assert_eq!((m[1].role, m[1].ready, m[1].id.as_str()), (Role::Worker, false, "w1"));
+        assert_eq!(
+            (m[1].role, m[1].ready, m[1].id.as_str()),
+            (Role::Worker, false, "w1")
+        );
         assert!(parse_members("not json").is_err());
     }
 

@@ -121,8 +121,9 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
     if spec.managers == 0 {
         return Err(SpecError::Field {
             field: "managers".into(),
-            message: "a cluster needs at least one manager: use --managers 1 (or 3 for fault tolerance)"
-                .into(),
+            message:
+                "a cluster needs at least one manager: use --managers 1 (or 3 for fault tolerance)"
+                    .into(),
         });
     }
     if spec.managers > 9 {
@@ -163,7 +164,9 @@ mod duration_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write e.g. 90s or 5m"))
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); write e.g. 90s or 5m"
+            ))
         })
     }
 }

@@ -53,7 +53,16 @@ mod tests {
 
     #[test]
     fn non_labels_fail() {
-        for bad in ["", "Web", "web_1", "-web", "web-", "1web", "web.example", &"a".repeat(41)] {
+        for bad in [
+            "",
+            "Web",
+            "web_1",
+            "-web",
+            "web-",
+            "1web",
+            "web.example",
+            &"a".repeat(41),
+        ] {
             assert!(validate_cluster_name(bad).is_err(), "{bad:?} should fail");
         }
     }

@@ -96,7 +96,10 @@ impl ClusterTemplate {
     /// Loads a built-in template by name, or a file by path.
     pub fn load(name_or_path: &str) -> Result<(String, ClusterTemplate), TemplateError> {
         if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            return Ok((name.to_string(), Self::parse(&format!("<built-in {name}>"), text)?));
+            return Ok((
+                name.to_string(),
+                Self::parse(&format!("<built-in {name}>"), text)?,
+            ));
         }
         let path = Path::new(name_or_path);
         if !path.exists() {
@@ -106,7 +109,10 @@ impl ClusterTemplate {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok((path.display().to_string(), Self::parse(&path.display().to_string(), &text)?))
+        Ok((
+            path.display().to_string(),
+            Self::parse(&path.display().to_string(), &text)?,
+        ))
     }
 
     /// Parses template text; `file` names it in errors.
@@ -163,7 +169,14 @@ mod tests {
         let err = ClusterTemplate::parse("t.yaml", "coe: swarm\nmanagers: [\n").unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("cluster template t.yaml, line"), "{text}");
-        assert!(matches!(err, TemplateError::Parse { line: Some(_), column: Some(_), .. }));
+        assert!(matches!(
+            err,
+            TemplateError::Parse {
+                line: Some(_),
+                column: Some(_),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -176,31 +189,43 @@ mod tests {
 
     #[test]
     fn unknown_coe_is_an_error() {
-        let err = ClusterTemplate::parse("t.yaml", "coe: nomad\n").unwrap_err().to_string();
+        let err = ClusterTemplate::parse("t.yaml", "coe: nomad\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nomad") && err.contains("swarm"), "{err}");
     }
 
     #[test]
     fn unknown_key_is_an_error() {
-        let err = ClusterTemplate::parse("t.yaml", "coe: swarm\nworkerz: 3\n").unwrap_err().to_string();
+        let err = ClusterTemplate::parse("t.yaml", "coe: swarm\nworkerz: 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("workerz"), "{err}");
     }
 
     #[test]
     fn durations_are_text() {
-        let t = ClusterTemplate::parse("t.yaml", "coe: swarm\ntimeouts: {ssh: 90s, script: 2m, converge: 1h}\n")
-            .unwrap();
+        let t = ClusterTemplate::parse(
+            "t.yaml",
+            "coe: swarm\ntimeouts: {ssh: 90s, script: 2m, converge: 1h}\n",
+        )
+        .unwrap();
         assert_eq!(t.timeouts.ssh.as_secs(), 90);
         assert_eq!(t.timeouts.converge.as_secs(), 3600);
-        let err = ClusterTemplate::parse("t.yaml", "coe: swarm\ntimeouts: {ssh: soon, script: 2m, converge: 1h}\n")
-            .unwrap_err()
-            .to_string();
+        let err = ClusterTemplate::parse(
+            "t.yaml",
+            "coe: swarm\ntimeouts: {ssh: soon, script: 2m, converge: 1h}\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("soon"), "{err}");
     }
 
     #[test]
     fn missing_file_says_what_to_give() {
-        let err = ClusterTemplate::load("/nonexistent/x.yaml").unwrap_err().to_string();
+        let err = ClusterTemplate::load("/nonexistent/x.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("templates list"), "{err}");
     }
 }

@@ -105,7 +105,10 @@ mod tests {
         let err = ClusterLock::acquire("web", &path).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.starts_with(&format!("cluster web is busy (pid {}, since ", std::process::id())),
+            text.starts_with(&format!(
+                "cluster web is busy (pid {}, since ",
+                std::process::id()
+            )),
             "{text}"
         );
         drop(first);

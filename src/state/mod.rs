@@ -49,6 +49,7 @@ pub trait Store: Send + Sync {
     fn nodes(&self, cluster: &str) -> Result<Vec<NodeRecord>, StoreError>;
     fn delete_node(&self, cluster: &str, node: &str) -> Result<(), StoreError>;
 
-    fn add_event(&self, cluster: &str, node: Option<&str>, message: &str) -> Result<(), StoreError>;
+    fn add_event(&self, cluster: &str, node: Option<&str>, message: &str)
+        -> Result<(), StoreError>;
     fn events(&self, cluster: &str, limit: usize) -> Result<Vec<Event>, StoreError>;
 }

@@ -23,9 +23,13 @@ impl StatePaths {
                 let data = std::env::var_os("XDG_DATA_HOME")
                     .filter(|v| !v.is_empty())
                     .map(PathBuf::from)
-                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                    .or_else(|| {
+                        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share"))
+                    })
                     .ok_or_else(|| {
-                        std::io::Error::other("neither XDG_DATA_HOME nor HOME is set: give --state PATH")
+                        std::io::Error::other(
+                            "neither XDG_DATA_HOME nor HOME is set: give --state PATH",
+                        )
                     })?;
                 data.join("provision").join("state.db")
             }
@@ -63,7 +67,9 @@ impl StatePaths {
     }
 
     pub fn node_log(&self, cluster: &str, node: &str) -> PathBuf {
-        self.cluster_dir(cluster).join("logs").join(format!("{node}.log"))
+        self.cluster_dir(cluster)
+            .join("logs")
+            .join(format!("{node}.log"))
     }
 
     pub fn lock(&self, cluster: &str) -> PathBuf {
@@ -73,7 +79,10 @@ impl StatePaths {
 
 /// Creates `dir` and its parents, private to the user.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Writes a file only the user can read, replacing it atomically.
@@ -104,7 +113,10 @@ mod tests {
     fn explicit_path_roots_everything_beside_it() {
         let p = StatePaths::resolve(Some(PathBuf::from("/tmp/x/state.db"))).unwrap();
         assert_eq!(p.root(), Path::new("/tmp/x"));
-        assert_eq!(p.private_key("web"), Path::new("/tmp/x/clusters/web/id_ed25519"));
+        assert_eq!(
+            p.private_key("web"),
+            Path::new("/tmp/x/clusters/web/id_ed25519")
+        );
         assert_eq!(p.lock("web"), Path::new("/tmp/x/locks/web.lock"));
     }
 
@@ -115,7 +127,11 @@ mod tests {
         write_private_file(&f, b"secret").unwrap();
         let mode = fs::metadata(&f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dmode = fs::metadata(dir.path().join("a/b")).unwrap().permissions().mode() & 0o777;
+        let dmode = fs::metadata(dir.path().join("a/b"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dmode, 0o700);
     }
 }

@@ -81,8 +81,10 @@ impl SqliteStore {
         };
         let conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -106,7 +108,10 @@ impl SqliteStore {
         }
     }
 
-    fn cluster_from_row(&self, row: (String, String, String, String, String)) -> Result<ClusterRecord, StoreError> {
+    fn cluster_from_row(
+        &self,
+        row: (String, String, String, String, String),
+    ) -> Result<ClusterRecord, StoreError> {
         let (name, id, spec, phase, created_at_updated) = row;
         let (created_at, updated_at) = created_at_updated
             .split_once('|')
@@ -186,7 +191,9 @@ impl Store for SqliteStore {
 
     fn clusters(&self) -> Result<Vec<ClusterRecord>, StoreError> {
         let rows = self.with(|conn| {
-            let mut stmt = conn.prepare(&format!("SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name"))?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name"
+            ))?;
             let rows = stmt.query_map([], cluster_row)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
@@ -255,7 +262,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn add_event(&self, cluster: &str, node: Option<&str>, message: &str) -> Result<(), StoreError> {
+    fn add_event(
+        &self,
+        cluster: &str,
+        node: Option<&str>,
+        message: &str,
+    ) -> Result<(), StoreError> {
         self.with(|conn| {
             conn.execute(
                 "INSERT INTO events (cluster, at, node, message) VALUES (?1, ?2, ?3, ?4)",

@@ -84,7 +84,11 @@ impl Cluster {
     }
 
     pub fn log_dir(&self) -> PathBuf {
-        self.dir.path().join("clusters").join(&self.name).join("logs")
+        self.dir
+            .path()
+            .join("clusters")
+            .join(&self.name)
+            .join("logs")
     }
 }
 
@@ -93,7 +97,13 @@ impl Drop for Cluster {
         let _ = self.cmd().args(["destroy", &self.name, "--yes"]).output();
         // Whatever destroy could not reach (a test that failed early).
         for kind in ["container", "volume", "network"] {
-            let ids = docker(&[kind, "ls", "-q", "--filter", &format!("label=provision.cluster={}", self.name)]);
+            let ids = docker(&[
+                kind,
+                "ls",
+                "-q",
+                "--filter",
+                &format!("label=provision.cluster={}", self.name),
+            ]);
             for id in ids.split_whitespace() {
                 let _ = Command::new("docker").args([kind, "rm", "-f", id]).output();
             }
@@ -127,7 +137,10 @@ pub fn skip_docker_tests() -> bool {
 
 /// `docker ARGS` stdout; panics if docker cannot run at all.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("run docker");
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -148,17 +161,27 @@ pub fn leftovers(cluster: &str) -> Vec<String> {
 }
 
 pub fn containers(cluster: &str) -> Vec<String> {
-    docker(&["ps", "-a", "--format", "{{.Names}}", "--filter", &format!("label=provision.cluster={cluster}")])
-        .lines()
-        .map(str::to_string)
-        .collect()
+    docker(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("label=provision.cluster={cluster}"),
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect()
 }
 
 /// Polls `check` every second until it returns true or `limit` passes.
 pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
     while !check() {
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -173,7 +196,10 @@ pub fn busybox_image_tar(dir: &Path) -> PathBuf {
     let image = "provision-test/busybox:latest";
     let status = Command::new("sh")
         .arg("-c")
-        .arg(format!("tar -C {} -c . | docker import - {image} >/dev/null", root.display()))
+        .arg(format!(
+            "tar -C {} -c . | docker import - {image} >/dev/null",
+            root.display()
+        ))
         .status()
         .unwrap();
     assert!(status.success(), "docker import busybox");

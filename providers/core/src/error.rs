@@ -37,6 +37,12 @@ pub enum ProviderError {
 impl ProviderError {
     /// True when the same call may succeed if tried again later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ProviderError::Call { retryable: true, .. })
+        matches!(
+            self,
+            ProviderError::Call {
+                retryable: true,
+                ..
+            }
+        )
     }
 }

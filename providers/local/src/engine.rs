@@ -14,9 +14,10 @@ pub async fn connect() -> Result<Docker, ProviderError> {
     let unavailable = |message: String| ProviderError::Unavailable {
         cloud: CLOUD,
         message,
-        hint: "start Docker (`systemctl start docker`, or `dockerd &` where systemd is not PID 1), \
+        hint:
+            "start Docker (`systemctl start docker`, or `dockerd &` where systemd is not PID 1), \
                or point DOCKER_HOST at a running engine"
-            .to_string(),
+                .to_string(),
     };
     let docker = Docker::connect_with_local_defaults()
         .map_err(|e| unavailable(format!("Docker is not running ({e})")))?;
@@ -45,7 +46,10 @@ pub fn is_not_found(err: &DockerError) -> bool {
 
 /// Wraps an engine error with the call that failed.
 pub fn call_error(call: impl Into<String>, err: DockerError) -> ProviderError {
-    let retryable = matches!(status_of(&err), Some(409) | Some(429) | Some(500..=599) | None);
+    let retryable = matches!(
+        status_of(&err),
+        Some(409) | Some(429) | Some(500..=599) | None
+    );
     let message = match &err {
         DockerError::DockerResponseServerError { message, .. } => message.clone(),
         other => other.to_string(),

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use async_trait::async_trait;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointSettings,
-    HostConfig, HostConfigCgroupnsModeEnum, NetworkCreateRequest, NetworkingConfig,
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointSettings, HostConfig,
+    HostConfigCgroupnsModeEnum, NetworkCreateRequest, NetworkingConfig,
     SystemInfoCgroupVersionEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
@@ -190,11 +190,7 @@ impl LocalProvider {
                         hint: "remove it or choose another cluster name".into(),
                     });
                 }
-                let running = c
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.running)
-                    .unwrap_or(false);
+                let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
                 Ok(Some((c.id.unwrap_or_default(), running)))
             }
             Err(e) if is_not_found(&e) => Ok(None),
@@ -236,10 +232,7 @@ impl LocalProvider {
                 ..self.host_config(&volume, privileged)
             }),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    network,
-                    EndpointSettings::default(),
-                )])),
+                endpoints_config: Some(HashMap::from([(network, EndpointSettings::default())])),
             }),
             ..Default::default()
         };
@@ -258,7 +251,11 @@ impl LocalProvider {
 
     /// Puts the cluster's public key in root's authorized_keys before boot,
     /// as cloud-init does on a cloud.
-    async fn install_authorized_key(&self, id: &str, public_key: &str) -> Result<(), ProviderError> {
+    async fn install_authorized_key(
+        &self,
+        id: &str,
+        public_key: &str,
+    ) -> Result<(), ProviderError> {
         let mut builder = tar::Builder::new(Vec::new());
         let mut dir = tar::Header::new_gnu();
         dir.set_entry_type(tar::EntryType::Directory);
@@ -272,7 +269,9 @@ impl LocalProvider {
         file.set_cksum();
         let archive = builder
             .append_data(&mut dir, "root/.ssh", std::io::empty())
-            .and_then(|_| builder.append_data(&mut file, "root/.ssh/authorized_keys", line.as_bytes()))
+            .and_then(|_| {
+                builder.append_data(&mut file, "root/.ssh/authorized_keys", line.as_bytes())
+            })
             .and_then(|_| builder.into_inner())
             .map_err(|e| ProviderError::Call {
                 cloud: CLOUD,
@@ -301,7 +300,9 @@ impl LocalProvider {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             // Already being removed by another call.
-            Err(e) if engine::status_of(&e) == Some(409) && e.to_string().contains("in progress") => {
+            Err(e)
+                if engine::status_of(&e) == Some(409) && e.to_string().contains("in progress") =>
+            {
                 Ok(())
             }
             Err(e) => Err(call_error(format!("remove container {id}"), e)),
@@ -359,7 +360,13 @@ impl Provider for LocalProvider {
         cluster: &ClusterRef,
         progress: ProgressFn<'_>,
     ) -> Result<(), ProviderError> {
-        ensure_image(&self.docker, &self.options.image, &self.options.suite, progress).await?;
+        ensure_image(
+            &self.docker,
+            &self.options.image,
+            &self.options.suite,
+            progress,
+        )
+        .await?;
         self.ensure_network(cluster).await
     }
 
@@ -371,8 +378,11 @@ impl Provider for LocalProvider {
         let id = match self.find_container(cluster, &spec.node).await? {
             Some((id, true)) => id,
             Some((id, false)) => {
-                // Left by a crashed run between create and start: start it.
+                // Left by a crashed run between create and start, or stopped:
+                // the key may not be in yet (copying it is idempotent), then start.
                 debug!(node = %spec.node, "starting existing container");
+                self.install_authorized_key(&id, &cluster.ssh_public_key)
+                    .await?;
                 self.start_with_fallback(cluster, spec, id).await?
             }
             None => {
@@ -380,7 +390,9 @@ impl Provider for LocalProvider {
                 let id = match self.create_container(cluster, spec, privileged).await {
                     Ok(id) => id,
                     // Made a moment ago by a concurrent run: use that one.
-                    Err(ProviderError::Call { message, .. }) if message.contains("already in use") => {
+                    Err(ProviderError::Call { message, .. })
+                        if message.contains("already in use") =>
+                    {
                         match self.find_container(cluster, &spec.node).await? {
                             Some((id, _)) => id,
                             None => {
@@ -466,7 +478,11 @@ impl Provider for LocalProvider {
         }
         let volumes = self
             .docker
-            .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filter).build()))
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
             .await
             .map_err(|e| call_error("list volumes", e))?;
         for v in volumes.volumes.unwrap_or_default() {
@@ -474,7 +490,11 @@ impl Provider for LocalProvider {
         }
         let networks = self
             .docker
-            .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filter).build()))
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
             .await
             .map_err(|e| call_error("list networks", e))?;
         for n in networks {
