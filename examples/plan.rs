@@ -9,7 +9,7 @@ use provision::spec::{Cloud, ClusterTemplate};
 fn main() {
     let (_, template) = ClusterTemplate::load("swarm").expect("built-in template");
     let spec = template.to_spec("web", Cloud::Local);
-    let plan = plan(&spec, &[], &Observed::default());
+    let plan = plan(&spec, &[], &Observed::default(), 0);
     for (i, step) in plan.describe().iter().enumerate() {
         println!("{:>2}. {step}", i + 1);
     }

@@ -13,7 +13,9 @@ fn example_cluster_template_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/swarm-3-managers.yaml");
     let (_, t) = ClusterTemplate::load(path.to_str().unwrap()).unwrap();
     assert_eq!((t.coe, t.managers, t.workers), (Coe::Swarm, 3, 5));
-    assert!(validate(&t.to_spec("prod", Cloud::Local)).unwrap().is_empty());
+    assert!(validate(&t.to_spec("prod", Cloud::Local))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -21,7 +23,10 @@ fn example_script_override_renders_and_passes_shellcheck() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/custom-scripts");
     let scripts = Scripts::new(Some(&dir));
     let (_, origin) = scripts.source("swarm/install.sh").unwrap();
-    assert!(origin.ends_with("examples/custom-scripts/swarm/install.sh.j2"), "{origin}");
+    assert!(
+        origin.ends_with("examples/custom-scripts/swarm/install.sh.j2"),
+        "{origin}"
+    );
     let ctx = context! { node => context! { name => "web-worker-1", address => "10.0.0.3", role => "worker", index => 1 } };
     let text = scripts.render("swarm/install.sh", &ctx).unwrap();
     let mut child = Command::new("shellcheck")
@@ -30,7 +35,16 @@ fn example_script_override_renders_and_passes_shellcheck() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("shellcheck (apt-get install shellcheck)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -211,6 +211,7 @@ mod tests {
             manager_address => "10.0.0.2",
             member_id => "abc123",
             member_name => "web-worker-1",
+            wait_seconds => 120,
         }
     }
 

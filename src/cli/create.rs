@@ -88,7 +88,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
         &nodes,
     )
     .context("writing the cluster's ssh_config")?;
-    result.with_context(|| {
+    let report = result.with_context(|| {
         format!(
             "cluster {} is not complete; node logs are in {}; run the same command again to continue",
             record.spec.name,
@@ -97,6 +97,10 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     })?;
 
     let name = &record.spec.name;
+    if !report.healthy {
+        println!("Cluster {name} is up but not every node is healthy; `provision status {name} --events` says why.");
+        return Ok(());
+    }
     println!(
         "Cluster {name} is ready: {} on {} ({} manager{}, {} worker{}) in {:.0?}.\n",
         record.spec.coe,

@@ -87,6 +87,7 @@ pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
                 Value::from(n.member_id.clone().unwrap_or_else(|| "MEMBER_ID".into())),
             );
             context.insert("member_name".into(), Value::from(n.name.clone()));
+            context.insert("wait_seconds".into(), Value::from(120));
             if !scripts.names().contains(&name) {
                 bail!("{name} is not a script template (`provision templates list`)");
             }

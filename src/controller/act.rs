@@ -13,9 +13,10 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use tracing::{info, warn};
 
 use super::context::{ClusterContext, Controller, ControllerError};
+use super::observe::unix_now;
 use super::plan::{Action, Observed, Plan, Probe};
 use crate::bootstrap::NodeShell;
-use crate::orchestrator::JoinSecrets;
+use crate::orchestrator::{JoinSecrets, Member};
 use crate::state::{NodePhase, NodeRecord};
 
 /// At most this many cloud calls that create machines at once.
@@ -56,7 +57,7 @@ impl Controller {
             creates: Semaphore::new(CREATE_CONCURRENCY),
         };
 
-        // Cluster-wide steps first, in plan order.
+        // Records first: a crash after this point finds them.
         let mut pipelines: BTreeMap<String, Vec<Action>> = BTreeMap::new();
         let mut order = Vec::new();
         for action in &plan.actions {
@@ -65,28 +66,18 @@ impl Controller {
                     self.store
                         .put_node(&NodeRecord::new(ctx.name(), node, *role, *index))?;
                 }
-                Action::RemoveMember { member } => run.remove_member(member).await?,
-                Action::DeleteMachine { node, machine_id } => {
-                    self.provider
-                        .delete_machine(&ctx.cluster, machine_id)
-                        .await?;
-                    self.event(ctx, Some(node), &format!("deleted machine {machine_id}"));
+                Action::Retire { node, reason } => {
+                    let mut rec = run.record(node)?;
+                    rec.retiring = true;
+                    self.store.put_node(&rec)?;
+                    self.event(ctx, Some(node), &format!("retiring: {reason}"));
                 }
-                Action::ForgetNode { node } => {
-                    self.store.delete_node(ctx.name(), node)?;
-                    self.event(ctx, Some(node), "removed from the cluster");
-                }
-                Action::CreateMachine { node, .. }
-                | Action::Bootstrap { node }
-                | Action::InitCluster { node }
-                | Action::Join { node, .. } => {
-                    if !pipelines.contains_key(node) {
+                other => {
+                    let node = other.node().to_string();
+                    if !pipelines.contains_key(&node) {
                         order.push(node.clone());
                     }
-                    pipelines
-                        .entry(node.clone())
-                        .or_default()
-                        .push(action.clone());
+                    pipelines.entry(node).or_default().push(other.clone());
                 }
             }
         }
@@ -141,6 +132,22 @@ impl Run<'_> {
         Ok(rec)
     }
 
+    fn member(&self, node: &str, member_id: &str) -> Member {
+        self.observed
+            .members
+            .iter()
+            .flatten()
+            .find(|m| m.id == member_id)
+            .cloned()
+            .unwrap_or_else(|| Member {
+                id: member_id.to_string(),
+                hostname: node.to_string(),
+                role: Role::Worker,
+                ready: true,
+                status: "unknown".into(),
+            })
+    }
+
     fn address_of(&self, node: &str) -> Option<String> {
         self.observed
             .machines
@@ -191,32 +198,36 @@ impl Run<'_> {
         }
     }
 
-    async fn remove_member(
-        &self,
-        member: &crate::orchestrator::Member,
-    ) -> Result<(), ControllerError> {
-        let via = self
-            .observed
+    /// A manager with control to act through, other than `except`.
+    fn control_manager(&self, except: &str) -> Result<String, ControllerError> {
+        self.observed
             .probes
             .iter()
-            .find(|(name, p)| matches!(p, Probe::Reached(p) if p.control) && !name.is_empty())
+            .filter(|(name, _)| name.as_str() != except)
+            .find(|(_, p)| matches!(p, Probe::Reached(p) if p.control))
             .map(|(name, _)| name.clone())
             .ok_or_else(|| ControllerError::Node {
-                node: member.hostname.clone(),
-                message: "no manager with control is reachable to remove it from the cluster"
-                    .into(),
-            })?;
+                node: except.to_string(),
+                message: "no manager with control is reachable to act through".into(),
+            })
+    }
+
+    /// Drains or removes `member` through a manager with control (not `node` itself).
+    async fn through_manager(
+        &self,
+        node: &str,
+        member: &Member,
+        drain: bool,
+    ) -> Result<(), ControllerError> {
+        let via = self.control_manager(node)?;
         let (shell, _) = self.manager_shell(&via).await?;
-        let result = self.ctl.orchestrator.remove_member(&shell, member).await;
+        let result = if drain {
+            self.ctl.orchestrator.drain(&shell, member).await
+        } else {
+            self.ctl.orchestrator.remove_member(&shell, member).await
+        };
         shell.close().await;
-        result?;
-        info!(member = %member.hostname, id = %member.id, "removed stale member");
-        self.ctl.event(
-            self.ctx,
-            Some(&member.hostname),
-            &format!("removed stale member {} ({})", member.id, member.status),
-        );
-        Ok(())
+        Ok(result?)
     }
 
     /// One node's steps in order; on failure the node is marked failed and
@@ -224,7 +235,25 @@ impl Run<'_> {
     async fn pipeline(&self, node: String, steps: Vec<Action>) -> Result<(), ControllerError> {
         let result = self.run_steps(&node, &steps).await;
         if let Err(e) = &result {
-            let _ = self.set_phase(&node, NodePhase::Failed);
+            if let Ok(mut rec) = self.record(&node) {
+                // Back off before the next attempt: doubling, at most 10 minutes.
+                rec.failures += 1;
+                let base = self
+                    .ctx
+                    .record
+                    .spec
+                    .health
+                    .remediation_backoff
+                    .as_secs()
+                    .max(1);
+                let wait = base
+                    .saturating_mul(1 << (rec.failures - 1).min(10))
+                    .min(600);
+                rec.retry_at = Some(unix_now() + wait as i64);
+                rec.phase = NodePhase::Failed;
+                let _ = self.ctl.store.put_node(&rec);
+                self.ctl.reporter.phase(&node, NodePhase::Failed);
+            }
             self.ctl
                 .event(self.ctx, Some(&node), &format!("failed: {e}"));
             // Joins waiting on a failed init would wait forever.
@@ -307,7 +336,39 @@ impl Run<'_> {
                     self.ctl
                         .event(self.ctx, Some(node), &format!("joined as {role}"));
                 }
-                other => unreachable!("not a node step: {other:?}"),
+                Action::Drain { member_id, .. } => {
+                    let member = self.member(node, member_id);
+                    self.through_manager(node, &member, true).await?;
+                    self.ctl.event(self.ctx, Some(node), "drained");
+                }
+                Action::RemoveMember { member, .. } => {
+                    self.through_manager(node, member, false).await?;
+                    info!(node, member = %member.id, "removed from the cluster membership");
+                    self.ctl.event(
+                        self.ctx,
+                        Some(node),
+                        &format!("removed member {} ({})", member.id, member.status),
+                    );
+                }
+                Action::DeleteMachine { machine_id, .. } => {
+                    self.ctl
+                        .provider
+                        .delete_machine(&self.ctx.cluster, machine_id)
+                        .await?;
+                    self.ctl.event(
+                        self.ctx,
+                        Some(node),
+                        &format!("deleted machine {machine_id}"),
+                    );
+                }
+                Action::ForgetNode { .. } => {
+                    self.ctl.store.delete_node(self.ctx.name(), node)?;
+                    self.ctl.reporter.note(&format!("{node} left the cluster"));
+                    self.ctl.event(self.ctx, Some(node), "left the cluster");
+                }
+                Action::AddNode { .. } | Action::Retire { .. } => {
+                    unreachable!("recorded before pipelines start")
+                }
             }
         }
         if let Some(s) = shell {
@@ -362,6 +423,8 @@ impl Run<'_> {
         let mut rec = self.record(node)?;
         rec.member_id = probe.member_id;
         rec.phase = NodePhase::Ready;
+        rec.failures = 0;
+        rec.retry_at = None;
         self.ctl.store.put_node(&rec)?;
         self.ctl.reporter.phase(node, NodePhase::Ready);
         Ok(())
@@ -399,6 +462,11 @@ impl Run<'_> {
                 Some(node),
                 &format!("created machine {}", machine.id),
             );
+        }
+        if rec.machine_id.as_deref() != Some(machine.id.as_str())
+            || rec.machine_created_at.is_none()
+        {
+            rec.machine_created_at = Some(unix_now());
         }
         rec.machine_id = Some(machine.id.clone());
         if machine.address.is_some() {

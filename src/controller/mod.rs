@@ -8,9 +8,11 @@
 
 mod act;
 mod context;
+mod health;
 mod observe;
 pub mod plan;
 mod reconcile;
 
 pub use context::{ClusterContext, Controller, ControllerError};
 pub use plan::{plan, Action, Observed, Plan, Probe};
+pub use reconcile::ConvergeReport;

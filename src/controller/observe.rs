@@ -9,6 +9,7 @@ use provision_provider::{Machine, MachineState, Role};
 use tracing::debug;
 
 use super::context::{ClusterContext, Controller, ControllerError};
+use super::health::{assess, Condition};
 use super::plan::{Observed, Probe};
 use crate::bootstrap::{NodeShell, SshSession, SshTarget};
 use crate::state::{Health, NodeRecord};
@@ -168,52 +169,76 @@ impl Controller {
         Ok(observed)
     }
 
-    /// Writes addresses, member ids and health seen in `observed` back to the records.
+    /// Writes addresses, member ids and health seen in `observed` back to
+    /// the records, so the planner and `status` see the same conditions.
     fn record_observation(
         &self,
         ctx: &ClusterContext,
         records: &[NodeRecord],
         observed: &Observed,
     ) -> Result<(), ControllerError> {
+        let now = unix_now();
         let latest = self.store.nodes(ctx.name())?;
         for r in records {
             let Some(mut rec) = latest.iter().find(|n| n.name == r.name).cloned() else {
                 continue;
             };
+            let before = rec.clone();
             let machine = observed.machines.iter().find(|m| m.node == r.name);
             let probe = observed.probes.get(&r.name);
-            if let Some(addr) = machine.and_then(|m| m.address.clone()) {
-                rec.address = Some(addr);
-            }
             if let Some(m) = machine {
                 rec.machine_id = Some(m.id.clone());
+                if m.address.is_some() {
+                    rec.address = m.address.clone();
+                }
             }
             if let Some(Probe::Reached(p)) = probe {
                 if p.member_id.is_some() {
                     rec.member_id = p.member_id.clone();
                 }
             }
-            let member_ready = observed
-                .members
-                .as_ref()
-                .and_then(|ms| {
-                    rec.member_id
-                        .as_ref()
-                        .and_then(|id| ms.iter().find(|m| &m.id == id))
-                })
-                .map(|m| m.ready);
-            rec.health = match (machine.map(|m| &m.state), probe, member_ready) {
-                (None, _, _) => Health::Unhealthy,
-                (Some(MachineState::Stopped | MachineState::Error(_)), _, _) => Health::Unhealthy,
-                (_, Some(Probe::Unreachable(_)), _) => Health::Unhealthy,
-                (_, _, Some(false)) => Health::Unhealthy,
-                (_, Some(Probe::Reached(p)), Some(true)) if p.joined => Health::Healthy,
-                _ => Health::Unknown,
-            };
-            if rec != *r || latest.iter().all(|n| n != &rec) {
+            let member = observed.members.as_ref().and_then(|ms| {
+                rec.member_id
+                    .as_ref()
+                    .and_then(|id| ms.iter().find(|m| &m.id == id))
+            });
+            let condition = assess(&rec, machine, probe, member);
+            match condition {
+                Condition::Healthy => {
+                    rec.health = Health::Healthy;
+                    rec.reason = None;
+                    rec.unhealthy_since = None;
+                }
+                Condition::Starting => {
+                    rec.health = Health::Unknown;
+                    rec.reason = Some(condition.reason());
+                    rec.unhealthy_since = None;
+                }
+                _ => {
+                    if rec.health != Health::Unhealthy {
+                        self.event(
+                            ctx,
+                            Some(&rec.name),
+                            &format!("unhealthy: {}", condition.reason()),
+                        );
+                    }
+                    rec.health = Health::Unhealthy;
+                    rec.reason = Some(condition.reason());
+                    rec.unhealthy_since = rec.unhealthy_since.or(Some(now));
+                }
+            }
+            if rec != before {
                 self.store.put_node(&rec)?;
             }
         }
         Ok(())
     }
+}
+
+/// Seconds since the Unix epoch: the planner's clock.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

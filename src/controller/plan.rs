@@ -1,12 +1,13 @@
 //! The planner: a pure function from desired and observed state to actions.
 //!
-//! No I/O and no clock reads happen here, so every situation the controller
-//! can meet is a unit test below.
+//! No I/O and no clock reads happen here (the time is an argument), so
+//! every situation the controller can meet is a unit test below.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use provision_provider::{Machine, MachineState, Role};
 
+use super::health::{assess, is_due, max_unhealthy, Condition};
 use crate::orchestrator::{Member, NodeProbe};
 use crate::spec::{node_name, ClusterSpec};
 use crate::state::NodeRecord;
@@ -39,7 +40,9 @@ pub enum Action {
         role: Role,
         index: u32,
     },
-    /// Create the node's machine, or start it if it exists but does not run.
+    /// Mark a node as leaving: scale-in, or replaced after a failure.
+    Retire { node: String, reason: String },
+    /// Create the node's machine, or start it if it was created but never started.
     CreateMachine { node: String, role: Role },
     /// Wait for SSH and install the container engine.
     Bootstrap { node: String },
@@ -47,12 +50,54 @@ pub enum Action {
     InitCluster { node: String },
     /// Join the node to the orchestrator cluster.
     Join { node: String, role: Role },
-    /// Remove a stale entry from the orchestrator's membership.
-    RemoveMember { member: Member },
-    /// Delete a machine that is not wanted (surplus, failed, or unknown).
+    /// Move the node's work elsewhere before it leaves.
+    Drain { node: String, member_id: String },
+    /// Remove an entry from the orchestrator's membership (demoting a manager first).
+    RemoveMember { node: String, member: Member },
+    /// Delete a machine that is not wanted (retiring, or unknown).
     DeleteMachine { node: String, machine_id: String },
-    /// Drop the record of a node that is no longer wanted.
+    /// Drop the record of a node that has left.
     ForgetNode { node: String },
+}
+
+impl Action {
+    /// The node the action is about; actions of one node run in order.
+    pub fn node(&self) -> &str {
+        match self {
+            Action::AddNode { node, .. }
+            | Action::Retire { node, .. }
+            | Action::CreateMachine { node, .. }
+            | Action::Bootstrap { node }
+            | Action::InitCluster { node }
+            | Action::Join { node, .. }
+            | Action::Drain { node, .. }
+            | Action::RemoveMember { node, .. }
+            | Action::DeleteMachine { node, .. }
+            | Action::ForgetNode { node } => node,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Action::AddNode { node, role, .. } => format!("add {role} {node}"),
+            Action::Retire { node, reason } => format!("retire {node} ({reason})"),
+            Action::CreateMachine { node, .. } => format!("create machine for {node}"),
+            Action::Bootstrap { node } => format!("bootstrap {node} (SSH, install)"),
+            Action::InitCluster { node } => format!("initialise the cluster on {node}"),
+            Action::Join { node, role } => format!("join {node} as {role}"),
+            Action::Drain { node, .. } => format!("drain {node}"),
+            Action::RemoveMember { node, member } => {
+                format!(
+                    "remove {node} from the cluster (member {}, {})",
+                    member.id, member.status
+                )
+            }
+            Action::DeleteMachine { node, machine_id } => {
+                format!("delete machine {machine_id} of {node}")
+            }
+            Action::ForgetNode { node } => format!("forget node {node}"),
+        }
+    }
 }
 
 /// The actions of one reconcile pass, in the order they are to start.
@@ -62,6 +107,10 @@ pub struct Plan {
     /// Manager that joins go through: one that already has control, or the
     /// one being initialised in this pass.
     pub join_via: Option<String>,
+    /// Why something that looks needed is not done (max_unhealthy, quorum, backoff).
+    pub notes: Vec<String>,
+    /// Nodes replaced in this pass because they are unhealthy.
+    pub remediations: Vec<String>,
 }
 
 impl Plan {
@@ -71,87 +120,219 @@ impl Plan {
 
     /// Human-readable lines, one an action, for `--dry-run` and logs.
     pub fn describe(&self) -> Vec<String> {
-        self.actions
-            .iter()
-            .map(|a| match a {
-                Action::AddNode { node, role, .. } => format!("add {role} {node}"),
-                Action::CreateMachine { node, .. } => format!("create machine for {node}"),
-                Action::Bootstrap { node } => format!("bootstrap {node} (SSH, install)"),
-                Action::InitCluster { node } => format!("initialise the cluster on {node}"),
-                Action::Join { node, role } => format!("join {node} as {role}"),
-                Action::RemoveMember { member } => {
-                    format!("remove stale member {} ({})", member.hostname, member.id)
-                }
-                Action::DeleteMachine { node, machine_id } => {
-                    format!("delete machine {machine_id} of {node}")
-                }
-                Action::ForgetNode { node } => format!("forget node {node}"),
-            })
-            .collect()
+        self.actions.iter().map(Action::describe).collect()
     }
 }
 
-/// The nodes the spec wants, sorted out from the records.
-struct Desired<'a> {
-    /// Existing records the spec keeps (lowest indices first).
-    kept: Vec<&'a NodeRecord>,
-    /// Nodes to add: name, role, index (lowest free index).
-    new: Vec<(String, Role, u32)>,
-    /// Records beyond the spec's counts.
-    surplus: Vec<&'a NodeRecord>,
+/// Per-node facts the planner works from.
+struct NodeView<'a> {
+    record: &'a NodeRecord,
+    machine: Option<&'a Machine>,
+    probe: Option<&'a NodeProbe>,
+    member: Option<&'a Member>,
+    condition: Condition,
 }
 
-fn desired_nodes<'a>(spec: &ClusterSpec, records: &'a [NodeRecord]) -> Desired<'a> {
-    let mut d = Desired {
-        kept: Vec::new(),
-        new: Vec::new(),
-        surplus: Vec::new(),
-    };
-    for role in [Role::Manager, Role::Worker] {
-        let mut of_role: Vec<&NodeRecord> = records.iter().filter(|r| r.role == role).collect();
-        of_role.sort_by_key(|r| r.index);
-        let want = spec.count(role) as usize;
-        let used: BTreeSet<u32> = of_role.iter().map(|r| r.index).collect();
-        let have = of_role.len().min(want);
-        for (i, r) in of_role.into_iter().enumerate() {
-            if i < want {
-                d.kept.push(r);
-            } else {
-                d.surplus.push(r);
-            }
-        }
-        let mut index = 1;
-        for _ in have..want {
-            while used.contains(&index) {
-                index += 1;
-            }
-            d.new
-                .push((node_name(&spec.name, role, index), role, index));
-            index += 1;
-        }
+impl NodeView<'_> {
+    fn name(&self) -> &str {
+        &self.record.name
     }
-    d
+    fn role(&self) -> Role {
+        self.record.role
+    }
+    fn ever_joined(&self) -> bool {
+        self.record.member_id.is_some()
+    }
+    fn backing_off(&self, now: i64) -> bool {
+        self.record.retry_at.is_some_and(|t| t > now)
+    }
 }
 
-/// Plans one reconcile pass.
-pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed) -> Plan {
-    let Desired { kept, new, surplus } = desired_nodes(spec, records);
+/// Plans one reconcile pass at time `now` (unix seconds).
+pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now: i64) -> Plan {
+    let policy = &spec.health;
     let machines: BTreeMap<&str, &Machine> = observed
         .machines
         .iter()
         .map(|m| (m.node.as_str(), m))
         .collect();
-    let reached = |node: &str| match observed.probes.get(node) {
-        Some(Probe::Reached(p)) => Some(p),
-        _ => None,
-    };
+    let members: BTreeMap<&str, &Member> = observed
+        .members
+        .iter()
+        .flatten()
+        .map(|m| (m.id.as_str(), m))
+        .collect();
+    let mut views: Vec<NodeView> = records
+        .iter()
+        .map(|r| {
+            let machine = machines.get(r.name.as_str()).copied();
+            let probe = match observed.probes.get(&r.name) {
+                Some(Probe::Reached(p)) => Some(p),
+                _ => None,
+            };
+            let member_id = probe
+                .and_then(|p| p.member_id.as_deref())
+                .or(r.member_id.as_deref());
+            let member = member_id.and_then(|id| members.get(id).copied());
+            let condition = assess(r, machine, observed.probes.get(&r.name), member);
+            NodeView {
+                record: r,
+                machine,
+                probe,
+                member,
+                condition,
+            }
+        })
+        .collect();
+    views.sort_by_key(|v| (v.role(), v.record.index));
+
+    let mut plan = Plan::default();
+    let mut retire: BTreeMap<String, String> = BTreeMap::new();
+    let already_retiring_manager = views
+        .iter()
+        .any(|v| v.record.retiring && v.role() == Role::Manager);
+
+    // Remediation: unhealthy past their grace period, unless too many are.
+    let active: Vec<&NodeView> = views.iter().filter(|v| !v.record.retiring).collect();
+    let due: Vec<&NodeView> = active
+        .iter()
+        .copied()
+        .filter(|v| is_due(policy, v.record, &v.condition, now))
+        .collect();
+    let limit = max_unhealthy(policy, active.len());
+    if due.len() > limit {
+        let names: Vec<String> = due
+            .iter()
+            .map(|v| format!("{} ({})", v.name(), v.condition.reason()))
+            .collect();
+        plan.notes.push(format!(
+            "{} of {} nodes are unhealthy, above max_unhealthy {limit}: remediating none: {}",
+            due.len(),
+            active.len(),
+            names.join(", ")
+        ));
+    } else {
+        let managers_total = active.iter().filter(|v| v.role() == Role::Manager).count();
+        let mut manager_taken = already_retiring_manager;
+        for v in &due {
+            if v.backing_off(now) {
+                plan.notes.push(format!(
+                    "{} is unhealthy but backing off after a failed attempt",
+                    v.name()
+                ));
+                continue;
+            }
+            if v.role() == Role::Manager {
+                let healthy_others = active
+                    .iter()
+                    .filter(|o| {
+                        o.role() == Role::Manager
+                            && o.name() != v.name()
+                            && o.condition.is_healthy()
+                    })
+                    .count();
+                if manager_taken {
+                    plan.notes.push(format!(
+                        "{} is unhealthy; managers are replaced one at a time",
+                        v.name()
+                    ));
+                    continue;
+                }
+                if healthy_others < managers_total / 2 + 1 {
+                    plan.notes.push(format!(
+                        "manager {} is unhealthy but only {healthy_others} of {managers_total} managers are healthy: \
+                         replacing it could lose quorum, so it is left for an operator",
+                        v.name()
+                    ));
+                    continue;
+                }
+                manager_taken = true;
+            }
+            plan.remediations.push(v.name().to_string());
+            retire.insert(
+                v.name().to_string(),
+                format!("unhealthy: {}", v.condition.reason()),
+            );
+        }
+    }
+
+    // Scale-in: retire the unhealthy first, then the highest index.
+    let mut manager_retiring = already_retiring_manager
+        || retire.keys().any(|n| {
+            views
+                .iter()
+                .any(|v| v.name() == n && v.role() == Role::Manager)
+        });
+    for role in [Role::Manager, Role::Worker] {
+        let mut remaining: Vec<&NodeView> = active
+            .iter()
+            .copied()
+            .filter(|v| v.role() == role && !retire.contains_key(v.name()))
+            .collect();
+        let want = spec.count(role) as usize;
+        while remaining.len() > want {
+            let pick = remaining
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, v)| (!v.condition.is_healthy(), v.record.index))
+                .map(|(i, _)| i)
+                .expect("not empty");
+            if role == Role::Manager {
+                if manager_retiring {
+                    plan.notes.push(
+                        "managers leave one at a time: the next one goes in a later pass".into(),
+                    );
+                    break;
+                }
+                manager_retiring = true;
+            }
+            let v = remaining.remove(pick);
+            retire.insert(v.name().to_string(), "scale in".into());
+        }
+    }
+    for (node, reason) in &retire {
+        plan.actions.push(Action::Retire {
+            node: node.clone(),
+            reason: reason.clone(),
+        });
+    }
+
+    let kept: Vec<&NodeView> = active
+        .iter()
+        .copied()
+        .filter(|v| !retire.contains_key(v.name()))
+        .collect();
+
+    // New nodes at the lowest free index of their role.
+    let mut new: Vec<(String, Role, u32)> = Vec::new();
+    for role in [Role::Manager, Role::Worker] {
+        let have = kept.iter().filter(|v| v.role() == role).count();
+        let used: BTreeSet<u32> = records
+            .iter()
+            .filter(|r| r.role == role)
+            .map(|r| r.index)
+            .collect();
+        let mut index = 1;
+        for _ in have..spec.count(role) as usize {
+            while used.contains(&index) {
+                index += 1;
+            }
+            new.push((node_name(&spec.name, role, index), role, index));
+            index += 1;
+        }
+    }
 
     // The cluster exists when a node says it manages one, or a manager listed members.
-    let controller = kept
+    let controller = views
         .iter()
-        .filter(|r| r.role == Role::Manager)
-        .find(|r| reached(&r.name).is_some_and(|p| p.control))
-        .map(|r| r.name.clone());
+        .filter(|v| v.role() == Role::Manager && v.probe.is_some_and(|p| p.control))
+        .min_by_key(|v| {
+            (
+                v.record.retiring || retire.contains_key(v.name()),
+                v.record.index,
+            )
+        })
+        .map(|v| v.name().to_string());
     let cluster_exists =
         controller.is_some() || observed.members.as_ref().is_some_and(|m| !m.is_empty());
     // Without a cluster, it is created on the first manager by index: always
@@ -159,162 +340,170 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed) -> 
     let init_node = if cluster_exists {
         None
     } else {
-        let first_kept = kept
-            .iter()
-            .filter(|r| r.role == Role::Manager)
-            .map(|r| (r.index, r.name.clone()))
-            .min();
-        let first_new = new
-            .iter()
-            .filter(|(_, role, _)| *role == Role::Manager)
-            .map(|(name, _, index)| (*index, name.clone()))
-            .min();
-        match (first_kept, first_new) {
-            (Some(a), Some(b)) => Some(a.min(b).1),
-            (a, b) => a.or(b).map(|(_, n)| n),
+        kept.iter()
+            .filter(|v| v.role() == Role::Manager)
+            .map(|v| (v.record.index, v.name().to_string()))
+            .chain(
+                new.iter()
+                    .filter(|n| n.1 == Role::Manager)
+                    .map(|n| (n.2, n.0.clone())),
+            )
+            .min()
+            .map(|(_, n)| n)
+    };
+    let join_step = |node: &str, role: Role| {
+        if init_node.as_deref() == Some(node) {
+            Action::InitCluster {
+                node: node.to_string(),
+            }
+        } else {
+            Action::Join {
+                node: node.to_string(),
+                role,
+            }
         }
     };
 
-    let mut actions = Vec::new();
-    let mut node_steps = Vec::new();
-
-    // Stale members first: entries of machines that are gone, or of surplus nodes.
-    let mut live_ids = BTreeSet::new();
-    for r in &kept {
-        if let Some(p) = reached(&r.name) {
-            if let Some(id) = &p.member_id {
-                live_ids.insert(id.clone());
+    let mut steps = Vec::new();
+    for (name, role, index) in &new {
+        plan.actions.push(Action::AddNode {
+            node: name.clone(),
+            role: *role,
+            index: *index,
+        });
+        steps.push(Action::CreateMachine {
+            node: name.clone(),
+            role: *role,
+        });
+        steps.push(Action::Bootstrap { node: name.clone() });
+        steps.push(join_step(name, *role));
+    }
+    for v in &kept {
+        if v.backing_off(now) {
+            if !v.condition.is_healthy() {
+                plan.notes.push(format!(
+                    "{} is backing off after a failed attempt",
+                    v.name()
+                ));
             }
-        } else if machines.contains_key(r.name.as_str()) {
-            // Unreachable but still there: its last known id is not stale yet.
-            if let Some(id) = &r.member_id {
-                live_ids.insert(id.clone());
-            }
+            continue;
+        }
+        let name = v.name().to_string();
+        let create_chain = |steps: &mut Vec<Action>| {
+            steps.push(Action::CreateMachine {
+                node: name.clone(),
+                role: v.role(),
+            });
+            steps.push(Action::Bootstrap { node: name.clone() });
+            steps.push(join_step(&name, v.role()));
+        };
+        match v.machine.map(|m| &m.state) {
+            // Recorded but never created (a run stopped before): create it.
+            None if v.record.machine_id.is_none() => create_chain(&mut steps),
+            // Created but never started (a run killed in between): start it.
+            Some(MachineState::Pending) => create_chain(&mut steps),
+            // Gone, stopped or failed: the health policy replaces it.
+            None | Some(MachineState::Stopped) | Some(MachineState::Error(_)) => {}
+            Some(MachineState::Running) => match (v.probe, v.ever_joined()) {
+                (Some(p), _) if p.joined => {}
+                (Some(p), _) if p.engine_running => steps.push(join_step(&name, v.role())),
+                (Some(_), _) | (None, false) => {
+                    steps.push(Action::Bootstrap { node: name.clone() });
+                    steps.push(join_step(&name, v.role()));
+                }
+                // A member that does not answer: the health policy decides.
+                (None, true) => {}
+            },
         }
     }
-    let surplus_names: BTreeSet<&str> = surplus.iter().map(|r| r.name.as_str()).collect();
-    if let Some(members) = &observed.members {
-        for m in members {
-            let of_surplus = surplus_names.contains(m.hostname.as_str());
-            if !live_ids.contains(&m.id) && (!m.ready || of_surplus) {
-                actions.push(Action::RemoveMember { member: m.clone() });
-            }
-        }
-    }
 
-    // Surplus nodes and machines nobody recorded go.
-    for r in &surplus {
-        if let Some(m) = machines.get(r.name.as_str()) {
-            actions.push(Action::DeleteMachine {
-                node: r.name.clone(),
+    // Retiring nodes leave once their role's remaining nodes are all healthy
+    // (replace before remove), managers one at a time.
+    let adding = |role: Role| new.iter().any(|n| n.1 == role);
+    let role_settled = |role: Role| {
+        !adding(role)
+            && kept
+                .iter()
+                .filter(|v| v.role() == role)
+                .all(|v| v.condition.is_healthy())
+    };
+    let mut manager_leaving = false;
+    for v in views
+        .iter()
+        .filter(|v| v.record.retiring || retire.contains_key(v.name()))
+    {
+        if !role_settled(v.role()) {
+            continue;
+        }
+        if v.role() == Role::Manager {
+            if manager_leaving {
+                continue;
+            }
+            manager_leaving = true;
+        }
+        let name = v.name().to_string();
+        if let Some(member) = v.member {
+            if v.condition.is_healthy() {
+                steps.push(Action::Drain {
+                    node: name.clone(),
+                    member_id: member.id.clone(),
+                });
+            }
+            steps.push(Action::RemoveMember {
+                node: name.clone(),
+                member: member.clone(),
+            });
+        }
+        if let Some(m) = v.machine {
+            steps.push(Action::DeleteMachine {
+                node: name.clone(),
                 machine_id: m.id.clone(),
             });
         }
-        actions.push(Action::ForgetNode {
-            node: r.name.clone(),
-        });
+        steps.push(Action::ForgetNode { node: name });
     }
+
+    // Members nobody recorded that are down: left by a crash or a lost machine.
+    let known_ids: BTreeSet<&str> = views
+        .iter()
+        .filter_map(|v| v.member.map(|m| m.id.as_str()))
+        .chain(records.iter().filter_map(|r| r.member_id.as_deref()))
+        .collect();
+    for m in observed.members.iter().flatten() {
+        if !known_ids.contains(m.id.as_str()) && !m.ready {
+            plan.actions.push(Action::RemoveMember {
+                node: m.hostname.clone(),
+                member: m.clone(),
+            });
+        }
+    }
+    // Machines with the cluster's label that no record knows.
     let recorded: BTreeSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
     for m in &observed.machines {
         if !recorded.contains(m.node.as_str()) {
-            actions.push(Action::DeleteMachine {
+            plan.actions.push(Action::DeleteMachine {
                 node: m.node.clone(),
                 machine_id: m.id.clone(),
             });
         }
     }
 
-    let join_chain = |node: &str, role: Role, steps: &mut Vec<Action>| {
-        if init_node.as_deref() == Some(node) {
-            steps.push(Action::InitCluster {
-                node: node.to_string(),
-            });
-        } else {
-            steps.push(Action::Join {
-                node: node.to_string(),
-                role,
-            });
-        }
-    };
-
-    for (name, role, index) in &new {
-        actions.push(Action::AddNode {
-            node: name.clone(),
-            role: *role,
-            index: *index,
-        });
-        node_steps.push(Action::CreateMachine {
-            node: name.clone(),
-            role: *role,
-        });
-        node_steps.push(Action::Bootstrap { node: name.clone() });
-        join_chain(name, *role, &mut node_steps);
-    }
-
-    for r in &kept {
-        let name = r.name.as_str();
-        match machines.get(name) {
-            // Missing, stopped, or created but never started (a run killed
-            // between create and start): create_machine finds and starts it.
-            None
-            | Some(Machine {
-                state: MachineState::Stopped | MachineState::Pending,
-                ..
-            }) => {
-                node_steps.push(Action::CreateMachine {
-                    node: r.name.clone(),
-                    role: r.role,
-                });
-                node_steps.push(Action::Bootstrap {
-                    node: r.name.clone(),
-                });
-                join_chain(name, r.role, &mut node_steps);
-            }
-            Some(Machine {
-                state: MachineState::Error(_),
-                id,
-                ..
-            }) => {
-                actions.push(Action::DeleteMachine {
-                    node: r.name.clone(),
-                    machine_id: id.clone(),
-                });
-                node_steps.push(Action::CreateMachine {
-                    node: r.name.clone(),
-                    role: r.role,
-                });
-                node_steps.push(Action::Bootstrap {
-                    node: r.name.clone(),
-                });
-                join_chain(name, r.role, &mut node_steps);
-            }
-            Some(_) => match reached(name) {
-                Some(p) if p.joined => {}
-                Some(p) if p.engine_running => join_chain(name, r.role, &mut node_steps),
-                _ => {
-                    node_steps.push(Action::Bootstrap {
-                        node: r.name.clone(),
-                    });
-                    join_chain(name, r.role, &mut node_steps);
-                }
-            },
-        }
-    }
-
-    actions.extend(node_steps);
-    let join_via = init_node.or(controller).filter(|_| {
-        actions
+    plan.actions.extend(steps);
+    plan.join_via = init_node.or(controller).filter(|_| {
+        plan.actions
             .iter()
             .any(|a| matches!(a, Action::Join { .. } | Action::InitCluster { .. }))
     });
-    Plan { actions, join_via }
+    plan
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Cloud, Coe, Timeouts};
+    use crate::spec::{Cloud, Coe, MaxUnhealthy, Timeouts};
     use crate::state::NodePhase;
+
+    const NOW: i64 = 1_000_000;
 
     fn spec(managers: u32, workers: u32) -> ClusterSpec {
         ClusterSpec {
@@ -327,17 +516,20 @@ mod tests {
             flavor: None,
             ssh_user: "root".into(),
             timeouts: Timeouts::default(),
+            health: Default::default(),
         }
     }
 
+    /// A node that joined long ago (member `m1`, `w2`…) or, without a member,
+    /// one that was only recorded.
     fn record(role: Role, index: u32, member: Option<&str>) -> NodeRecord {
         let mut r = NodeRecord::new("web", &node_name("web", role, index), role, index);
         r.member_id = member.map(str::to_string);
-        r.phase = if member.is_some() {
-            NodePhase::Ready
-        } else {
-            NodePhase::Creating
-        };
+        if member.is_some() {
+            r.phase = NodePhase::Ready;
+            r.machine_id = Some(format!("id-{}-{index}", role.as_str()));
+            r.machine_created_at = Some(NOW - 3600);
+        }
         r
     }
 
@@ -379,36 +571,54 @@ mod tests {
         }
     }
 
-    /// A converged 1+2 cluster: records, running machines, probes, members.
-    fn converged() -> (Vec<NodeRecord>, Observed) {
-        let records = vec![
-            record(Role::Manager, 1, Some("m1")),
-            record(Role::Worker, 1, Some("w1")),
-            record(Role::Worker, 2, Some("w2")),
-        ];
-        let observed = Observed {
-            machines: vec![
-                machine(Role::Manager, 1, MachineState::Running),
-                machine(Role::Worker, 1, MachineState::Running),
-                machine(Role::Worker, 2, MachineState::Running),
-            ],
-            probes: BTreeMap::from([
-                ("web-manager-1".into(), joined("m1", true)),
-                ("web-worker-1".into(), joined("w1", false)),
-                ("web-worker-2".into(), joined("w2", false)),
-            ]),
-            members: Some(vec![
-                member("m1", "web-manager-1", Role::Manager, true),
-                member("w1", "web-worker-1", Role::Worker, true),
-                member("w2", "web-worker-2", Role::Worker, true),
-            ]),
+    /// A converged cluster of `managers` + `workers`: records, running
+    /// machines, probes and members.
+    fn converged(managers: u32, workers: u32) -> (Vec<NodeRecord>, Observed) {
+        let mut records = Vec::new();
+        let mut observed = Observed {
+            members: Some(Vec::new()),
+            ..Default::default()
         };
+        for (role, count, prefix) in [(Role::Manager, managers, "m"), (Role::Worker, workers, "w")]
+        {
+            for i in 1..=count {
+                let id = format!("{prefix}{i}");
+                let name = node_name("web", role, i);
+                records.push(record(role, i, Some(&id)));
+                observed
+                    .machines
+                    .push(machine(role, i, MachineState::Running));
+                observed
+                    .probes
+                    .insert(name.clone(), joined(&id, role == Role::Manager));
+                observed
+                    .members
+                    .as_mut()
+                    .unwrap()
+                    .push(member(&id, &name, role, true));
+            }
+        }
         (records, observed)
+    }
+
+    fn lose_machine(observed: &mut Observed, node: &str) {
+        observed.machines.retain(|m| m.node != node);
+        observed.probes.remove(node);
+    }
+
+    fn added(p: &Plan) -> Vec<&str> {
+        p.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::AddNode { node, .. } => Some(node.as_str()),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
     fn from_nothing_every_node_is_added_created_bootstrapped_and_joined() {
-        let p = plan(&spec(1, 2), &[], &Observed::default());
+        let p = plan(&spec(1, 2), &[], &Observed::default(), NOW);
         assert_eq!(
             p.actions,
             vec![
@@ -462,11 +672,12 @@ mod tests {
             ]
         );
         assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));
+        assert!(p.notes.is_empty() && p.remediations.is_empty());
     }
 
     #[test]
     fn from_nothing_with_three_managers_only_the_first_initialises() {
-        let p = plan(&spec(3, 0), &[], &Observed::default());
+        let p = plan(&spec(3, 0), &[], &Observed::default(), NOW);
         let inits: Vec<_> = p
             .actions
             .iter()
@@ -490,10 +701,11 @@ mod tests {
 
     #[test]
     fn nothing_to_do_when_converged() {
-        let (records, observed) = converged();
-        let p = plan(&spec(1, 2), &records, &observed);
+        let (records, observed) = converged(1, 2);
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
         assert!(p.is_empty(), "{:?}", p.describe());
         assert_eq!(p.join_via, None);
+        assert!(p.notes.is_empty());
     }
 
     #[test]
@@ -504,11 +716,8 @@ mod tests {
             record(Role::Worker, 1, None),
             record(Role::Worker, 2, None),
         ];
-        let p = plan(&spec(1, 2), &records, &Observed::default());
-        assert!(!p
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::AddNode { .. })));
+        let p = plan(&spec(1, 2), &records, &Observed::default(), NOW);
+        assert!(added(&p).is_empty());
         let creates = p
             .actions
             .iter()
@@ -519,17 +728,19 @@ mod tests {
 
     #[test]
     fn machines_exist_but_some_never_joined() {
-        let (mut records, mut observed) = converged();
-        // worker-2 was created and installed, but the run died before its join.
-        records[2].member_id = None;
-        observed.probes.insert("web-worker-2".into(), fresh());
-        observed.members.as_mut().unwrap().retain(|m| m.id != "w2");
+        let (mut records, mut observed) = converged(1, 2);
         // worker-1's machine exists but never answered SSH (crash during boot).
+        records[1].member_id = None;
         observed.probes.insert(
             "web-worker-1".into(),
             Probe::Unreachable("connection refused".into()),
         );
-        let p = plan(&spec(1, 2), &records, &observed);
+        observed.members.as_mut().unwrap().retain(|m| m.id != "w1");
+        // worker-2 was installed, but the run died before its join.
+        records[2].member_id = None;
+        observed.probes.insert("web-worker-2".into(), fresh());
+        observed.members.as_mut().unwrap().retain(|m| m.id != "w2");
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
         assert_eq!(
             p.actions,
             vec![
@@ -567,7 +778,7 @@ mod tests {
             ]),
             members: Some(vec![member("m1", "web-manager-1", Role::Manager, true)]),
         };
-        let p = plan(&spec(1, 1), &records, &observed);
+        let p = plan(&spec(1, 1), &records, &observed, NOW);
         assert_eq!(
             p.actions,
             vec![Action::Join {
@@ -575,100 +786,6 @@ mod tests {
                 role: Role::Worker
             }]
         );
-    }
-
-    #[test]
-    fn a_vanished_worker_is_recreated_and_its_stale_member_removed() {
-        let (records, mut observed) = converged();
-        observed.machines.retain(|m| m.node != "web-worker-2");
-        observed.probes.remove("web-worker-2");
-        observed.members.as_mut().unwrap()[2] = member("w2", "web-worker-2", Role::Worker, false);
-        let p = plan(&spec(1, 2), &records, &observed);
-        assert_eq!(
-            p.actions,
-            vec![
-                Action::RemoveMember {
-                    member: member("w2", "web-worker-2", Role::Worker, false)
-                },
-                Action::CreateMachine {
-                    node: "web-worker-2".into(),
-                    role: Role::Worker
-                },
-                Action::Bootstrap {
-                    node: "web-worker-2".into()
-                },
-                Action::Join {
-                    node: "web-worker-2".into(),
-                    role: Role::Worker
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn a_vanished_member_still_listed_ready_is_left_until_swarm_sees_it_down() {
-        // Swarm needs some seconds to mark a dead node Down; removing a Ready
-        // node could remove a live one.
-        let (records, mut observed) = converged();
-        observed.machines.retain(|m| m.node != "web-worker-2");
-        observed.probes.remove("web-worker-2");
-        let p = plan(&spec(1, 2), &records, &observed);
-        assert!(!p
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::RemoveMember { .. })));
-        assert!(p.actions.contains(&Action::CreateMachine {
-            node: "web-worker-2".into(),
-            role: Role::Worker
-        }));
-    }
-
-    #[test]
-    fn an_unreachable_node_whose_machine_exists_keeps_its_membership() {
-        let (records, mut observed) = converged();
-        observed
-            .probes
-            .insert("web-worker-1".into(), Probe::Unreachable("timeout".into()));
-        observed.members.as_mut().unwrap()[1].ready = false;
-        let p = plan(&spec(1, 2), &records, &observed);
-        assert!(!p
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::RemoveMember { .. })));
-    }
-
-    #[test]
-    fn a_stopped_machine_is_started_and_a_failed_one_replaced() {
-        let (records, mut observed) = converged();
-        observed.machines[1].state = MachineState::Stopped;
-        observed.probes.remove("web-worker-1");
-        observed.machines[2].state = MachineState::Error("no valid host".into());
-        observed.probes.remove("web-worker-2");
-        let p = plan(&spec(1, 2), &records, &observed);
-        assert!(p.actions.contains(&Action::CreateMachine {
-            node: "web-worker-1".into(),
-            role: Role::Worker
-        }));
-        assert!(p.actions.contains(&Action::DeleteMachine {
-            node: "web-worker-2".into(),
-            machine_id: "id-worker-2".into()
-        }));
-        let delete = p
-            .actions
-            .iter()
-            .position(|a| matches!(a, Action::DeleteMachine { .. }))
-            .unwrap();
-        let create = p
-            .actions
-            .iter()
-            .position(|a| {
-                a == &Action::CreateMachine {
-                    node: "web-worker-2".into(),
-                    role: Role::Worker,
-                }
-            })
-            .unwrap();
-        assert!(delete < create);
     }
 
     #[test]
@@ -680,7 +797,7 @@ mod tests {
             machines: vec![m],
             ..Default::default()
         };
-        let p = plan(&spec(1, 0), &records, &observed);
+        let p = plan(&spec(1, 0), &records, &observed, NOW);
         assert_eq!(
             p.actions,
             vec![
@@ -699,18 +816,52 @@ mod tests {
     }
 
     #[test]
-    fn surplus_nodes_leave_the_cluster_and_are_deleted() {
-        let (records, observed) = converged();
-        let p = plan(&spec(1, 1), &records, &observed);
+    fn a_vanished_worker_is_replaced_first_and_removed_after() {
+        let (records, mut observed) = converged(1, 2);
+        lose_machine(&mut observed, "web-worker-2");
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions,
+            vec![
+                Action::Retire {
+                    node: "web-worker-2".into(),
+                    reason: "unhealthy: machine gone".into()
+                },
+                Action::AddNode {
+                    node: "web-worker-3".into(),
+                    role: Role::Worker,
+                    index: 3
+                },
+                Action::CreateMachine {
+                    node: "web-worker-3".into(),
+                    role: Role::Worker
+                },
+                Action::Bootstrap {
+                    node: "web-worker-3".into()
+                },
+                Action::Join {
+                    node: "web-worker-3".into(),
+                    role: Role::Worker
+                },
+            ]
+        );
+        assert_eq!(p.remediations, vec!["web-worker-2".to_string()]);
+
+        // Next pass: the replacement is a healthy member, so the old one goes.
+        let (mut records2, mut observed2) = converged(1, 3);
+        records2[2].retiring = true;
+        lose_machine(&mut observed2, "web-worker-2");
+        observed2.members.as_mut().unwrap()[2].ready = false;
+        let p = plan(&spec(1, 2), &records2, &observed2, NOW);
         assert_eq!(
             p.actions,
             vec![
                 Action::RemoveMember {
-                    member: member("w2", "web-worker-2", Role::Worker, true)
-                },
-                Action::DeleteMachine {
                     node: "web-worker-2".into(),
-                    machine_id: "id-worker-2".into()
+                    member: Member {
+                        ready: false,
+                        ..member("w2", "web-worker-2", Role::Worker, true)
+                    }
                 },
                 Action::ForgetNode {
                     node: "web-worker-2".into()
@@ -720,12 +871,247 @@ mod tests {
     }
 
     #[test]
+    fn a_retiring_node_waits_while_its_replacement_starts() {
+        let (mut records, mut observed) = converged(1, 3);
+        records[2].retiring = true;
+        lose_machine(&mut observed, "web-worker-2");
+        // worker-3 is still joining.
+        records[3].member_id = None;
+        records[3].machine_created_at = Some(NOW - 10);
+        observed.probes.insert("web-worker-3".into(), fresh());
+        observed.members.as_mut().unwrap().retain(|m| m.id != "w3");
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions,
+            vec![Action::Join {
+                node: "web-worker-3".into(),
+                role: Role::Worker
+            }]
+        );
+    }
+
+    #[test]
+    fn stopped_or_failed_machines_are_replaced() {
+        let (records, mut observed) = converged(1, 2);
+        observed.machines[1].state = MachineState::Stopped;
+        observed.probes.remove("web-worker-1");
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-worker-1".to_string()]);
+        assert_eq!(added(&p), vec!["web-worker-3"]);
+        let (records, mut observed) = converged(1, 2);
+        observed.machines[2].state = MachineState::Error("no valid host".into());
+        observed.probes.remove("web-worker-2");
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert!(p.actions.contains(&Action::Retire {
+            node: "web-worker-2".into(),
+            reason: "unhealthy: machine in error: no valid host".into()
+        }));
+    }
+
+    #[test]
+    fn above_max_unhealthy_nothing_is_remediated_and_a_note_says_why() {
+        let mut s = spec(1, 3);
+        s.health.max_unhealthy = MaxUnhealthy::Count(1);
+        let (records, mut observed) = converged(1, 3);
+        lose_machine(&mut observed, "web-worker-1");
+        lose_machine(&mut observed, "web-worker-2");
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.is_empty(), "{:?}", p.describe());
+        assert!(p.remediations.is_empty());
+        assert_eq!(p.notes.len(), 1);
+        assert!(
+            p.notes[0].starts_with("2 of 4 nodes are unhealthy, above max_unhealthy 1"),
+            "{}",
+            p.notes[0]
+        );
+        // One failure is within the limit.
+        let (records, mut observed) = converged(1, 3);
+        lose_machine(&mut observed, "web-worker-1");
+        assert_eq!(
+            plan(&s, &records, &observed, NOW).remediations,
+            vec!["web-worker-1".to_string()]
+        );
+    }
+
+    #[test]
+    fn unreachable_ssh_is_tolerated_until_its_timeout() {
+        let s = spec(1, 2);
+        let (mut records, mut observed) = converged(1, 2);
+        observed.probes.insert(
+            "web-worker-1".into(),
+            Probe::Unreachable("no answer within 30s".into()),
+        );
+        records[1].unhealthy_since = Some(NOW - 10);
+        assert!(plan(&s, &records, &observed, NOW).is_empty());
+        records[1].unhealthy_since = Some(NOW - s.health.ssh_timeout.as_secs() as i64);
+        let p = plan(&s, &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-worker-1".to_string()]);
+    }
+
+    #[test]
+    fn orchestrator_down_is_tolerated_until_its_timeout() {
+        let s = spec(1, 2);
+        let (mut records, mut observed) = converged(1, 2);
+        observed.members.as_mut().unwrap()[1].ready = false;
+        records[1].unhealthy_since = Some(NOW - 5);
+        assert!(plan(&s, &records, &observed, NOW).is_empty());
+        records[1].unhealthy_since = Some(NOW - 600);
+        assert_eq!(
+            plan(&s, &records, &observed, NOW).remediations,
+            vec!["web-worker-1".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_node_that_never_joins_is_replaced_after_the_startup_timeout() {
+        let s = spec(1, 1);
+        let (mut records, mut observed) = converged(1, 1);
+        records[1].member_id = None;
+        records[1].machine_created_at = Some(NOW - 60);
+        observed
+            .probes
+            .insert("web-worker-1".into(), Probe::Unreachable("refused".into()));
+        observed.members.as_mut().unwrap().retain(|m| m.id != "w1");
+        // Within the startup timeout it is bootstrapped again.
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.remediations.is_empty());
+        assert!(p.actions.contains(&Action::Bootstrap {
+            node: "web-worker-1".into()
+        }));
+        records[1].machine_created_at = Some(NOW - s.health.startup_timeout.as_secs() as i64);
+        let p = plan(&s, &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-worker-1".to_string()]);
+    }
+
+    #[test]
+    fn a_failed_node_backs_off() {
+        let (mut records, observed) = converged(1, 1);
+        records.push(record(Role::Worker, 2, None));
+        records[2].failures = 2;
+        records[2].retry_at = Some(NOW + 30);
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert!(p.is_empty(), "{:?}", p.describe());
+        let p = plan(&spec(1, 2), &records, &observed, NOW + 30);
+        assert!(p.actions.contains(&Action::CreateMachine {
+            node: "web-worker-2".into(),
+            role: Role::Worker
+        }));
+    }
+
+    #[test]
+    fn a_dead_manager_is_replaced_when_quorum_holds() {
+        let (records, mut observed) = converged(3, 0);
+        lose_machine(&mut observed, "web-manager-2");
+        let p = plan(&spec(3, 0), &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-manager-2".to_string()]);
+        assert_eq!(added(&p), vec!["web-manager-4"]);
+        assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));
+    }
+
+    #[test]
+    fn managers_are_not_replaced_when_that_could_lose_quorum() {
+        let mut s = spec(3, 0);
+        s.health.max_unhealthy = MaxUnhealthy::Count(3);
+        let (records, mut observed) = converged(3, 0);
+        lose_machine(&mut observed, "web-manager-2");
+        lose_machine(&mut observed, "web-manager-3");
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.remediations.is_empty(), "{:?}", p.describe());
+        assert!(
+            p.notes.iter().any(|n| n.contains("could lose quorum")),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn managers_are_replaced_one_at_a_time() {
+        let mut s = spec(5, 0);
+        s.health.max_unhealthy = MaxUnhealthy::Count(2);
+        let (records, mut observed) = converged(5, 0);
+        lose_machine(&mut observed, "web-manager-4");
+        lose_machine(&mut observed, "web-manager-5");
+        let p = plan(&s, &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-manager-4".to_string()]);
+        assert!(p.notes.iter().any(|n| n.contains("one at a time")));
+    }
+
+    #[test]
+    fn scale_in_drains_removes_deletes_and_forgets_the_highest_index() {
+        let (records, observed) = converged(1, 3);
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions,
+            vec![
+                Action::Retire {
+                    node: "web-worker-3".into(),
+                    reason: "scale in".into()
+                },
+                Action::Drain {
+                    node: "web-worker-3".into(),
+                    member_id: "w3".into()
+                },
+                Action::RemoveMember {
+                    node: "web-worker-3".into(),
+                    member: member("w3", "web-worker-3", Role::Worker, true)
+                },
+                Action::DeleteMachine {
+                    node: "web-worker-3".into(),
+                    machine_id: "id-worker-3".into()
+                },
+                Action::ForgetNode {
+                    node: "web-worker-3".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn scale_in_takes_an_unhealthy_node_first() {
+        let (mut records, mut observed) = converged(1, 3);
+        observed
+            .probes
+            .insert("web-worker-1".into(), Probe::Unreachable("x".into()));
+        records[1].unhealthy_since = Some(NOW);
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions[0],
+            Action::Retire {
+                node: "web-worker-1".into(),
+                reason: "scale in".into()
+            }
+        );
+    }
+
+    #[test]
+    fn managers_scale_in_one_at_a_time() {
+        let (records, observed) = converged(3, 1);
+        let p = plan(&spec(1, 1), &records, &observed, NOW);
+        let retired: Vec<_> = p
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Retire { .. }))
+            .collect();
+        assert_eq!(
+            retired,
+            vec![&Action::Retire {
+                node: "web-manager-3".into(),
+                reason: "scale in".into()
+            }]
+        );
+        assert!(p.actions.contains(&Action::Drain {
+            node: "web-manager-3".into(),
+            member_id: "m3".into()
+        }));
+    }
+
+    #[test]
     fn machines_nobody_recorded_are_deleted() {
-        let (records, mut observed) = converged();
+        let (records, mut observed) = converged(1, 2);
         observed
             .machines
             .push(machine(Role::Worker, 9, MachineState::Running));
-        let p = plan(&spec(1, 2), &records, &observed);
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
         assert_eq!(
             p.actions,
             vec![Action::DeleteMachine {
@@ -736,26 +1122,41 @@ mod tests {
     }
 
     #[test]
+    fn down_members_nobody_recorded_are_removed() {
+        let (records, mut observed) = converged(1, 2);
+        let ghost = member("zz", "web-worker-7", Role::Worker, false);
+        observed.members.as_mut().unwrap().push(ghost.clone());
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions,
+            vec![Action::RemoveMember {
+                node: "web-worker-7".into(),
+                member: ghost
+            }]
+        );
+        // A Ready one is left alone: it may be a node someone joined by hand.
+        let (records, mut observed) = converged(1, 2);
+        observed
+            .members
+            .as_mut()
+            .unwrap()
+            .push(member("zz", "extra", Role::Worker, true));
+        assert!(plan(&spec(1, 2), &records, &observed, NOW).is_empty());
+    }
+
+    #[test]
     fn new_nodes_take_the_lowest_free_index() {
         let records = vec![
             record(Role::Manager, 1, Some("m1")),
             record(Role::Worker, 2, Some("w2")),
         ];
-        let p = plan(&spec(1, 3), &records, &Observed::default());
-        let added: Vec<_> = p
-            .actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::AddNode { node, .. } => Some(node.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(added, vec!["web-worker-1", "web-worker-3"]);
+        let p = plan(&spec(1, 3), &records, &Observed::default(), NOW);
+        assert_eq!(added(&p), vec!["web-worker-1", "web-worker-3"]);
     }
 
     #[test]
     fn a_node_whose_engine_is_missing_is_bootstrapped_again() {
-        let (records, mut observed) = converged();
+        let (records, mut observed) = converged(1, 2);
         observed.probes.insert(
             "web-worker-1".into(),
             Probe::Reached(NodeProbe {
@@ -765,7 +1166,7 @@ mod tests {
                 control: false,
             }),
         );
-        let p = plan(&spec(1, 2), &records, &observed);
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
         assert_eq!(
             p.actions,
             vec![
@@ -781,20 +1182,8 @@ mod tests {
     }
 
     #[test]
-    fn joins_go_through_a_manager_with_control() {
-        let (mut records, mut observed) = converged();
-        records.push(record(Role::Worker, 3, None));
-        observed
-            .machines
-            .push(machine(Role::Worker, 3, MachineState::Running));
-        observed.probes.insert("web-worker-3".into(), fresh());
-        let p = plan(&spec(1, 3), &records, &observed);
-        assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));
-    }
-
-    #[test]
     fn describe_has_a_line_per_action() {
-        let p = plan(&spec(1, 1), &[], &Observed::default());
+        let p = plan(&spec(1, 1), &[], &Observed::default(), NOW);
         let lines = p.describe();
         assert_eq!(lines.len(), p.actions.len());
         assert_eq!(lines[0], "add manager web-manager-1");

@@ -2,40 +2,89 @@
 
 use std::time::Instant;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::context::{ClusterContext, Controller, ControllerError};
+use super::observe::unix_now;
 use super::plan::{plan, Action, Plan};
+use crate::state::Health;
 
 /// Passes after which a plan that keeps coming back is reported, not retried.
 const MAX_PASSES: usize = 8;
 
+/// What a converge run did.
+#[derive(Debug, Default, Clone)]
+pub struct ConvergeReport {
+    /// Reconcile passes run (each one observation and plan).
+    pub passes: usize,
+    /// Actions carried out.
+    pub actions: usize,
+    /// Nodes replaced because they were unhealthy.
+    pub remediations: Vec<String>,
+    /// Why something was left undone (max_unhealthy, quorum, backoff).
+    pub notes: Vec<String>,
+    /// Every node is healthy.
+    pub healthy: bool,
+}
+
 impl Controller {
-    /// Observes and plans once, changing nothing (for `--dry-run`).
+    /// Observes and plans once, changing nothing but recorded health (for `--dry-run`).
     pub async fn plan_once(&self, ctx: &ClusterContext) -> Result<Plan, ControllerError> {
         let records = self.store.nodes(ctx.name())?;
         let observed = self.observe(ctx, &records).await?;
-        Ok(plan(&ctx.record.spec, &records, &observed))
+        Ok(plan(&ctx.record.spec, &records, &observed, unix_now()))
+    }
+
+    /// Records each note as an event, unless it is the cluster's latest one
+    /// already (the daemon would otherwise repeat it every pass).
+    fn note_events(&self, ctx: &ClusterContext, notes: &[String]) {
+        let last: Vec<String> = self
+            .store
+            .events(ctx.name(), 20)
+            .map(|e| e.into_iter().map(|e| e.message).collect())
+            .unwrap_or_default();
+        for note in notes {
+            if !last.contains(note) {
+                warn!(cluster = %ctx.name(), "{note}");
+                self.reporter.note(note);
+                self.event(ctx, None, note);
+            }
+        }
     }
 
     /// Works until the cluster matches its spec, the converge timeout passes,
     /// or a step fails. Each pass starts from a fresh observation, so a run
     /// interrupted at any point is finished by the next.
-    pub async fn converge(&self, ctx: &ClusterContext) -> Result<(), ControllerError> {
+    pub async fn converge(&self, ctx: &ClusterContext) -> Result<ConvergeReport, ControllerError> {
         let started = Instant::now();
         let limit = ctx.record.spec.timeouts.converge;
+        let mut report = ConvergeReport::default();
         let mut last: Vec<String> = Vec::new();
         for pass in 1..=MAX_PASSES {
+            report.passes = pass;
             let records = self.store.nodes(ctx.name())?;
             let observed = self.observe(ctx, &records).await?;
-            let plan = plan(&ctx.record.spec, &records, &observed);
+            let plan = plan(&ctx.record.spec, &records, &observed, unix_now());
+            self.note_events(ctx, &plan.notes);
+            report.notes = plan.notes.clone();
             if plan.is_empty() {
-                self.store.set_cluster_phase(ctx.name(), "ready")?;
-                info!(cluster = %ctx.name(), pass, "converged");
-                return Ok(());
+                let nodes = self.store.nodes(ctx.name())?;
+                report.healthy = nodes.iter().all(|n| n.health == Health::Healthy);
+                let phase = if report.healthy { "ready" } else { "degraded" };
+                self.store.set_cluster_phase(ctx.name(), phase)?;
+                info!(cluster = %ctx.name(), pass, phase, "converged");
+                return Ok(report);
             }
             last = plan.describe();
             info!(cluster = %ctx.name(), pass, actions = ?last, "plan");
+            for node in &plan.remediations {
+                self.reporter
+                    .note(&format!("replacing unhealthy node {node}"));
+            }
+            report
+                .remediations
+                .extend(plan.remediations.iter().cloned());
+            report.actions += plan.actions.len();
             let remaining = limit.saturating_sub(started.elapsed());
             if remaining.is_zero() {
                 break;

@@ -73,6 +73,10 @@ pub trait Orchestrator: Send + Sync {
     /// Lists the cluster's members, through a manager.
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError>;
 
+    /// Moves a member's work to other nodes and waits until it has moved,
+    /// through a manager. Idempotent.
+    async fn drain(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError>;
+
     /// Removes a member from the cluster's membership, through a manager.
     async fn remove_member(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError>;
 

@@ -13,6 +13,9 @@ use crate::spec::Coe;
 
 pub struct Swarm;
 
+/// How long a drain waits for the node's tasks to stop.
+const DRAIN_WAIT_SECONDS: u32 = 120;
+
 /// One line of `docker node ls --format '{{json .}}'`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -150,6 +153,22 @@ impl Orchestrator for Swarm {
             code: 0,
             tail: vec![message],
         })
+    }
+
+    async fn drain(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError> {
+        manager
+            .run(
+                "swarm/drain.sh",
+                &[
+                    ("member_id", Value::from(member.id.as_str())),
+                    ("member_name", Value::from(member.hostname.as_str())),
+                    ("wait_seconds", Value::from(DRAIN_WAIT_SECONDS)),
+                ],
+                None,
+                Output::Log,
+            )
+            .await
+            .map(|_| ())
     }
 
     async fn remove_member(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError> {

@@ -79,6 +79,103 @@ impl Default for Timeouts {
     }
 }
 
+/// How many nodes may be unhealthy while remediation goes on: a count, or a
+/// percentage of the cluster's nodes (written `40%`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxUnhealthy {
+    Count(u32),
+    Percent(u32),
+}
+
+impl Serialize for MaxUnhealthy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MaxUnhealthy::Count(n) => s.serialize_u32(*n),
+            MaxUnhealthy::Percent(p) => s.serialize_str(&format!("{p}%")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxUnhealthy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Text(String),
+        }
+        let bad = |t: &str| {
+            serde::de::Error::custom(format!(
+                "invalid max_unhealthy {t:?}: write a node count (2) or a percentage (40%)"
+            ))
+        };
+        match Raw::deserialize(d)? {
+            Raw::Count(n) => Ok(MaxUnhealthy::Count(n)),
+            Raw::Text(t) => match t.trim().strip_suffix('%') {
+                Some(p) => match p.trim().parse::<u32>() {
+                    Ok(p) if p <= 100 => Ok(MaxUnhealthy::Percent(p)),
+                    _ => Err(bad(&t)),
+                },
+                None => t
+                    .trim()
+                    .parse()
+                    .map(MaxUnhealthy::Count)
+                    .map_err(|_| bad(&t)),
+            },
+        }
+    }
+}
+
+/// When a node counts as unhealthy, and how remediation is paced. Modelled on
+/// Cluster API's MachineHealthCheck, with a guard against mass remediation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthPolicy {
+    /// SSH failing for longer than this makes a member node unhealthy.
+    #[serde(with = "duration_text", default = "default_ssh_timeout")]
+    pub ssh_timeout: Duration,
+    /// The orchestrator reporting the node Down / NotReady for longer than this.
+    #[serde(with = "duration_text", default = "default_not_ready_timeout")]
+    pub not_ready_timeout: Duration,
+    /// A new node that has not joined within this after its machine was created.
+    #[serde(with = "duration_text", default = "default_startup_timeout")]
+    pub startup_timeout: Duration,
+    /// Above this many unhealthy nodes nothing is remediated (an event says why).
+    #[serde(default = "default_max_unhealthy")]
+    pub max_unhealthy: MaxUnhealthy,
+    /// Wait after a failed remediation; doubles with each further failure (at most 10m).
+    #[serde(with = "duration_text", default = "default_backoff")]
+    pub remediation_backoff: Duration,
+}
+
+fn default_ssh_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_not_ready_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_startup_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_max_unhealthy() -> MaxUnhealthy {
+    MaxUnhealthy::Percent(40)
+}
+fn default_backoff() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        HealthPolicy {
+            ssh_timeout: default_ssh_timeout(),
+            not_ready_timeout: default_not_ready_timeout(),
+            startup_timeout: default_startup_timeout(),
+            max_unhealthy: default_max_unhealthy(),
+            remediation_backoff: default_backoff(),
+        }
+    }
+}
+
 /// A validated cluster spec: the desired state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSpec {
@@ -91,6 +188,8 @@ pub struct ClusterSpec {
     pub flavor: Option<String>,
     pub ssh_user: String,
     pub timeouts: Timeouts,
+    #[serde(default)]
+    pub health: HealthPolicy,
 }
 
 impl ClusterSpec {
@@ -186,7 +285,19 @@ mod tests {
             flavor: None,
             ssh_user: "root".into(),
             timeouts: Timeouts::default(),
+            health: HealthPolicy::default(),
         }
+    }
+
+    #[test]
+    fn max_unhealthy_reads_counts_and_percentages() {
+        let p: HealthPolicy = serde_yaml_ng::from_str("max_unhealthy: 1").unwrap();
+        assert_eq!(p.max_unhealthy, MaxUnhealthy::Count(1));
+        let p: HealthPolicy = serde_yaml_ng::from_str("max_unhealthy: 40%").unwrap();
+        assert_eq!(p.max_unhealthy, MaxUnhealthy::Percent(40));
+        assert!(serde_yaml_ng::from_str::<HealthPolicy>("max_unhealthy: lots").is_err());
+        assert!(serde_yaml_ng::from_str::<HealthPolicy>("max_unhealthy: 140%").is_err());
+        assert_eq!(p.ssh_timeout, Duration::from_secs(60));
     }
 
     #[test]

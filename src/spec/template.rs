@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cloud, ClusterSpec, Coe, Timeouts};
+use super::{Cloud, ClusterSpec, Coe, HealthPolicy, Timeouts};
 
 const BUILTIN: &[(&str, &str)] = &[("swarm", include_str!("../../cluster-templates/swarm.yaml"))];
 
@@ -28,6 +28,8 @@ pub struct ClusterTemplate {
     pub node: NodeTemplate,
     #[serde(default)]
     pub timeouts: Timeouts,
+    #[serde(default)]
+    pub health: HealthPolicy,
 }
 
 fn one() -> u32 {
@@ -140,6 +142,7 @@ impl ClusterTemplate {
             flavor: self.node.flavor.clone(),
             ssh_user: self.node.ssh_user.clone(),
             timeouts: self.timeouts,
+            health: self.health,
         }
     }
 }

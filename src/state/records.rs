@@ -117,6 +117,18 @@ pub struct NodeRecord {
     pub host_key: Option<String>,
     /// The orchestrator's id for the node once it joined.
     pub member_id: Option<String>,
+    /// Leaving the cluster (scale-in, or replaced after a failure).
+    pub retiring: bool,
+    /// Why the node is not healthy, from the last observation.
+    pub reason: Option<String>,
+    /// Unix seconds since which the node has been unhealthy.
+    pub unhealthy_since: Option<i64>,
+    /// Unix seconds when its current machine was created.
+    pub machine_created_at: Option<i64>,
+    /// Failed attempts in a row at creating or joining it.
+    pub failures: u32,
+    /// Unix seconds before which no further attempt is made (backoff).
+    pub retry_at: Option<i64>,
     pub updated_at: String,
 }
 
@@ -133,6 +145,12 @@ impl NodeRecord {
             health: Health::Unknown,
             host_key: None,
             member_id: None,
+            retiring: false,
+            reason: None,
+            unhealthy_since: None,
+            machine_created_at: None,
+            failures: 0,
+            retry_at: None,
             updated_at: String::new(),
         }
     }

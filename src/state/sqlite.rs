@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS nodes (
     health     TEXT NOT NULL,
     host_key   TEXT,
     member_id  TEXT,
+    retiring   INTEGER NOT NULL DEFAULT 0,
+    reason     TEXT,
+    unhealthy_since INTEGER,
+    machine_created_at INTEGER,
+    failures   INTEGER NOT NULL DEFAULT 0,
+    retry_at   INTEGER,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (cluster, name)
 );
@@ -141,7 +147,8 @@ fn cluster_row(row: &Row) -> rusqlite::Result<(String, String, String, String, S
 
 const CLUSTER_COLUMNS: &str = "name, id, spec, phase, created_at, updated_at";
 const NODE_COLUMNS: &str =
-    "cluster, name, role, idx, machine_id, address, phase, health, host_key, member_id, updated_at";
+    "cluster, name, role, idx, machine_id, address, phase, health, host_key, member_id, \
+     retiring, reason, unhealthy_since, machine_created_at, failures, retry_at, updated_at";
 
 fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
     let role: String = row.get(2)?;
@@ -158,7 +165,13 @@ fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
         health: Health::parse(&health),
         host_key: row.get(8)?,
         member_id: row.get(9)?,
-        updated_at: row.get(10)?,
+        retiring: row.get(10)?,
+        reason: row.get(11)?,
+        unhealthy_since: row.get(12)?,
+        machine_created_at: row.get(13)?,
+        failures: row.get(14)?,
+        retry_at: row.get(15)?,
+        updated_at: row.get(16)?,
     })
 }
 
@@ -222,7 +235,7 @@ impl Store for SqliteStore {
             conn.execute(
                 &format!(
                     "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
                 ),
                 params![
                     n.cluster,
@@ -235,6 +248,12 @@ impl Store for SqliteStore {
                     n.health.as_str(),
                     n.host_key,
                     n.member_id,
+                    n.retiring,
+                    n.reason,
+                    n.unhealthy_since,
+                    n.machine_created_at,
+                    n.failures,
+                    n.retry_at,
                     now()
                 ],
             )
@@ -313,6 +332,7 @@ mod tests {
                 flavor: None,
                 ssh_user: "root".into(),
                 timeouts: Timeouts::default(),
+                health: Default::default(),
             },
             id: format!("id-{name}"),
             phase: "creating".into(),

@@ -1,0 +1,263 @@
+//! The health policy: which conditions make a node unhealthy, for how long
+//! before it is remediated, and how many may be unhealthy before nothing is
+//! remediated at all (so a network partition never triggers mass
+//! replacement). Pure functions; the clock is an argument.
+
+use provision_provider::{Machine, MachineState};
+
+use super::plan::Probe;
+use crate::orchestrator::Member;
+use crate::spec::{HealthPolicy, MaxUnhealthy};
+use crate::state::NodeRecord;
+
+/// Why a node is not healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Healthy,
+    /// New: still being created, booted, installed or joined.
+    Starting,
+    /// The machine is gone although it existed.
+    MachineGone,
+    /// The machine is stopped or paused.
+    MachineStopped,
+    /// The cloud says the machine failed, with its reason.
+    MachineError(String),
+    /// SSH does not answer (or does not finish) within the probe deadline.
+    SshUnreachable(String),
+    /// The orchestrator lists the node as Down / NotReady.
+    OrchestratorDown(String),
+}
+
+impl Condition {
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Condition::Healthy)
+    }
+
+    /// Short text stored with the node and shown in events.
+    pub fn reason(&self) -> String {
+        match self {
+            Condition::Healthy => "healthy".into(),
+            Condition::Starting => "starting".into(),
+            Condition::MachineGone => "machine gone".into(),
+            Condition::MachineStopped => "machine stopped".into(),
+            Condition::MachineError(why) => format!("machine in error: {why}"),
+            Condition::SshUnreachable(why) => format!("SSH unreachable: {why}"),
+            Condition::OrchestratorDown(status) => format!("orchestrator reports {status}"),
+        }
+    }
+}
+
+/// What one observation says of one node.
+pub fn assess(
+    record: &NodeRecord,
+    machine: Option<&Machine>,
+    probe: Option<&Probe>,
+    member: Option<&Member>,
+) -> Condition {
+    let ever_joined = record.member_id.is_some();
+    let Some(machine) = machine else {
+        return if record.machine_id.is_some() {
+            Condition::MachineGone
+        } else {
+            Condition::Starting
+        };
+    };
+    match &machine.state {
+        MachineState::Error(why) => return Condition::MachineError(why.clone()),
+        MachineState::Stopped => return Condition::MachineStopped,
+        MachineState::Pending => return Condition::Starting,
+        MachineState::Running => {}
+    }
+    match probe {
+        Some(Probe::Reached(p)) if p.joined => match member {
+            Some(m) if !m.ready => Condition::OrchestratorDown(m.status.clone()),
+            _ => Condition::Healthy,
+        },
+        Some(Probe::Unreachable(why)) if ever_joined => Condition::SshUnreachable(why.clone()),
+        // Reached but not a member (or never reached): still on its way in,
+        // which the startup timeout bounds.
+        _ if !ever_joined => Condition::Starting,
+        Some(Probe::Reached(_)) => Condition::OrchestratorDown("not a member".into()),
+        _ => Condition::SshUnreachable("not probed".into()),
+    }
+}
+
+/// Seconds a condition must last before the node is remediated.
+pub fn grace(policy: &HealthPolicy, condition: &Condition) -> Option<u64> {
+    match condition {
+        Condition::Healthy => None,
+        Condition::MachineGone | Condition::MachineStopped | Condition::MachineError(_) => Some(0),
+        Condition::SshUnreachable(_) => Some(policy.ssh_timeout.as_secs()),
+        Condition::OrchestratorDown(_) => Some(policy.not_ready_timeout.as_secs()),
+        Condition::Starting => Some(policy.startup_timeout.as_secs()),
+    }
+}
+
+/// True when the node's recorded condition has lasted past its grace period.
+/// A starting node's clock runs from its machine's creation.
+pub fn is_due(policy: &HealthPolicy, record: &NodeRecord, condition: &Condition, now: i64) -> bool {
+    let Some(grace) = grace(policy, condition) else {
+        return false;
+    };
+    // An unhealthy node without a recorded start was first seen so just now.
+    let since = match condition {
+        Condition::Starting => record.machine_created_at,
+        _ => record.unhealthy_since.or(Some(now)),
+    };
+    match since {
+        Some(t) => now.saturating_sub(t) >= grace as i64,
+        None => false,
+    }
+}
+
+/// How many of `total` nodes may be unhealthy while remediation goes on.
+pub fn max_unhealthy(policy: &HealthPolicy, total: usize) -> usize {
+    match policy.max_unhealthy {
+        MaxUnhealthy::Count(n) => n as usize,
+        // At least one, so small clusters can still heal a single failure.
+        MaxUnhealthy::Percent(p) => ((total * p as usize) / 100).max(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orchestrator::NodeProbe;
+    use provision_provider::Role;
+
+    fn rec(joined: bool) -> NodeRecord {
+        let mut r = NodeRecord::new("web", "web-worker-1", Role::Worker, 1);
+        r.machine_id = Some("m".into());
+        r.member_id = joined.then(|| "w1".to_string());
+        r
+    }
+
+    fn machine(state: MachineState) -> Machine {
+        Machine {
+            id: "m".into(),
+            node: "web-worker-1".into(),
+            role: Role::Worker,
+            state,
+            address: Some("10.0.0.3".into()),
+        }
+    }
+
+    fn reached(joined: bool) -> Probe {
+        Probe::Reached(NodeProbe {
+            engine_running: true,
+            joined,
+            member_id: joined.then(|| "w1".to_string()),
+            control: false,
+        })
+    }
+
+    fn member(ready: bool) -> Member {
+        Member {
+            id: "w1".into(),
+            hostname: "web-worker-1".into(),
+            role: Role::Worker,
+            ready,
+            status: if ready {
+                "Ready Active".into()
+            } else {
+                "Down Active".into()
+            },
+        }
+    }
+
+    #[test]
+    fn conditions() {
+        let running = machine(MachineState::Running);
+        assert_eq!(
+            assess(
+                &rec(true),
+                Some(&running),
+                Some(&reached(true)),
+                Some(&member(true))
+            ),
+            Condition::Healthy
+        );
+        assert_eq!(assess(&rec(true), None, None, None), Condition::MachineGone);
+        assert_eq!(
+            assess(
+                &rec(true),
+                Some(&machine(MachineState::Stopped)),
+                None,
+                None
+            ),
+            Condition::MachineStopped
+        );
+        assert_eq!(
+            assess(
+                &rec(true),
+                Some(&machine(MachineState::Error("boom".into()))),
+                None,
+                None
+            ),
+            Condition::MachineError("boom".into())
+        );
+        assert_eq!(
+            assess(
+                &rec(true),
+                Some(&running),
+                Some(&Probe::Unreachable("timeout".into())),
+                None
+            ),
+            Condition::SshUnreachable("timeout".into())
+        );
+        assert_eq!(
+            assess(
+                &rec(true),
+                Some(&running),
+                Some(&reached(true)),
+                Some(&member(false))
+            ),
+            Condition::OrchestratorDown("Down Active".into())
+        );
+        // Never joined: starting, whatever SSH says.
+        assert_eq!(
+            assess(
+                &rec(false),
+                Some(&running),
+                Some(&Probe::Unreachable("x".into())),
+                None
+            ),
+            Condition::Starting
+        );
+        assert_eq!(
+            assess(&rec(false), Some(&running), Some(&reached(false)), None),
+            Condition::Starting
+        );
+        let mut fresh = rec(false);
+        fresh.machine_id = None;
+        assert_eq!(assess(&fresh, None, None, None), Condition::Starting);
+    }
+
+    #[test]
+    fn due_after_the_grace_of_each_condition() {
+        let policy = HealthPolicy::default();
+        let mut r = rec(true);
+        r.unhealthy_since = Some(1000);
+        r.machine_created_at = Some(500);
+        assert!(is_due(&policy, &r, &Condition::MachineGone, 1000));
+        let ssh = Condition::SshUnreachable("x".into());
+        let t = policy.ssh_timeout.as_secs() as i64;
+        assert!(!is_due(&policy, &r, &ssh, 1000 + t - 1));
+        assert!(is_due(&policy, &r, &ssh, 1000 + t));
+        let s = policy.startup_timeout.as_secs() as i64;
+        assert!(!is_due(&policy, &r, &Condition::Starting, 500 + s - 1));
+        assert!(is_due(&policy, &r, &Condition::Starting, 500 + s));
+        assert!(!is_due(&policy, &r, &Condition::Healthy, i64::MAX));
+    }
+
+    #[test]
+    fn max_unhealthy_by_count_and_percent() {
+        let mut policy = HealthPolicy::default();
+        policy.max_unhealthy = MaxUnhealthy::Count(1);
+        assert_eq!(max_unhealthy(&policy, 10), 1);
+        policy.max_unhealthy = MaxUnhealthy::Percent(40);
+        assert_eq!(max_unhealthy(&policy, 10), 4);
+        assert_eq!(max_unhealthy(&policy, 3), 1);
+        assert_eq!(max_unhealthy(&policy, 1), 1);
+    }
+}

@@ -1,0 +1,191 @@
+//! Prometheus metrics of the daemon, served as text on `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+/// Counters and gauges the daemon updates after every pass.
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    clusters: u64,
+    /// (cluster, phase) → count
+    nodes_by_phase: BTreeMap<(String, String), u64>,
+    /// (cluster, health) → count
+    nodes_by_health: BTreeMap<(String, String), u64>,
+    /// cluster → remediations started
+    remediations: BTreeMap<String, u64>,
+    /// cluster → cloud API errors
+    cloud_errors: BTreeMap<String, u64>,
+    /// cluster → (passes, failed passes, sum of seconds, last seconds)
+    passes: BTreeMap<String, (u64, u64, f64, f64)>,
+    /// cluster → passes skipped because another command held the lock
+    skipped_busy: BTreeMap<String, u64>,
+}
+
+impl Metrics {
+    pub fn set_clusters(&self, n: u64) {
+        self.lock().clusters = n;
+    }
+
+    /// Replaces the node gauges of one cluster.
+    pub fn set_nodes(&self, cluster: &str, phases: &[(String, String)]) {
+        let mut inner = self.lock();
+        inner.nodes_by_phase.retain(|(c, _), _| c != cluster);
+        inner.nodes_by_health.retain(|(c, _), _| c != cluster);
+        for (phase, health) in phases {
+            *inner
+                .nodes_by_phase
+                .entry((cluster.to_string(), phase.clone()))
+                .or_default() += 1;
+            *inner
+                .nodes_by_health
+                .entry((cluster.to_string(), health.clone()))
+                .or_default() += 1;
+        }
+    }
+
+    pub fn forget_cluster(&self, cluster: &str) {
+        let mut inner = self.lock();
+        inner.nodes_by_phase.retain(|(c, _), _| c != cluster);
+        inner.nodes_by_health.retain(|(c, _), _| c != cluster);
+    }
+
+    pub fn add_remediations(&self, cluster: &str, n: u64) {
+        *self.lock().remediations.entry(cluster.to_string()).or_default() += n;
+    }
+
+    pub fn add_cloud_error(&self, cluster: &str) {
+        *self.lock().cloud_errors.entry(cluster.to_string()).or_default() += 1;
+    }
+
+    pub fn add_skipped_busy(&self, cluster: &str) {
+        *self.lock().skipped_busy.entry(cluster.to_string()).or_default() += 1;
+    }
+
+    pub fn observe_pass(&self, cluster: &str, seconds: f64, failed: bool) {
+        let mut inner = self.lock();
+        let entry = inner.passes.entry(cluster.to_string()).or_default();
+        entry.0 += 1;
+        if failed {
+            entry.1 += 1;
+        }
+        entry.2 += seconds;
+        entry.3 = seconds;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let inner = self.lock();
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP provision_clusters Clusters in the state store.");
+        let _ = writeln!(out, "# TYPE provision_clusters gauge");
+        let _ = writeln!(out, "provision_clusters {}", inner.clusters);
+        let _ = writeln!(out, "# HELP provision_nodes Nodes by phase.");
+        let _ = writeln!(out, "# TYPE provision_nodes gauge");
+        for ((c, p), n) in &inner.nodes_by_phase {
+            let _ = writeln!(out, "provision_nodes{{cluster=\"{c}\",phase=\"{p}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP provision_nodes_health Nodes by health.");
+        let _ = writeln!(out, "# TYPE provision_nodes_health gauge");
+        for ((c, h), n) in &inner.nodes_by_health {
+            let _ = writeln!(out, "provision_nodes_health{{cluster=\"{c}\",health=\"{h}\"}} {n}");
+        }
+        let counter = |out: &mut String, name: &str, help: &str, map: &BTreeMap<String, u64>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (c, n) in map {
+                let _ = writeln!(out, "{name}{{cluster=\"{c}\"}} {n}");
+            }
+        };
+        counter(&mut out, "provision_remediations_total", "Node remediations started.", &inner.remediations);
+        counter(&mut out, "provision_cloud_api_errors_total", "Failed cloud API calls.", &inner.cloud_errors);
+        counter(
+            &mut out,
+            "provision_passes_skipped_busy_total",
+            "Passes skipped because another command held the cluster lock.",
+            &inner.skipped_busy,
+        );
+        let _ = writeln!(out, "# HELP provision_reconcile_duration_seconds Reconcile pass duration.");
+        let _ = writeln!(out, "# TYPE provision_reconcile_duration_seconds summary");
+        for (c, (count, _, sum, _)) in &inner.passes {
+            let _ = writeln!(out, "provision_reconcile_duration_seconds_sum{{cluster=\"{c}\"}} {sum:.3}");
+            let _ = writeln!(out, "provision_reconcile_duration_seconds_count{{cluster=\"{c}\"}} {count}");
+        }
+        let _ = writeln!(out, "# HELP provision_reconcile_failures_total Reconcile passes that ended in an error.");
+        let _ = writeln!(out, "# TYPE provision_reconcile_failures_total counter");
+        for (c, (_, failed, _, _)) in &inner.passes {
+            let _ = writeln!(out, "provision_reconcile_failures_total{{cluster=\"{c}\"}} {failed}");
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until the task is dropped.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, peer)) = listener.accept().await else {
+                continue;
+            };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let n = match tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut buf)).await {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split_whitespace().nth(1).unwrap_or("");
+                let (status, body) = if request.starts_with("GET ") && (path == "/metrics" || path == "/") {
+                    ("200 OK", metrics.render())
+                } else {
+                    ("404 Not Found", "not found: try /metrics\n".to_string())
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                if let Err(e) = socket.write_all(response.as_bytes()).await {
+                    debug!(%peer, error = %e, "metrics client went away");
+                }
+            });
+        }
+    });
+    warn!(%addr, "serving metrics");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.set_clusters(2);
+        m.set_nodes("web", &[("ready".into(), "healthy".into()), ("ready".into(), "unhealthy".into())]);
+        m.add_remediations("web", 1);
+        m.observe_pass("web", 1.5, false);
+        let text = m.render();
+        assert!(text.contains("provision_clusters 2\n"));
+        assert!(text.contains("provision_nodes{cluster=\"web\",phase=\"ready\"} 2\n"));
+        assert!(text.contains("provision_nodes_health{cluster=\"web\",health=\"unhealthy\"} 1\n"));
+        assert!(text.contains("provision_remediations_total{cluster=\"web\"} 1\n"));
+        assert!(text.contains("provision_reconcile_duration_seconds_count{cluster=\"web\"} 1\n"));
+    }
+}
