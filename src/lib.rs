@@ -11,11 +11,13 @@
 //! | [`bootstrap`] | SSH, script templates, running scripts on nodes |
 //! | [`orchestrator`] | Swarm (Kubernetes and Mesos later) behind one trait |
 //! | `providers/*` | one crate per cloud behind `provision_provider::Provider` |
+//! | [`daemon`] | reconcile every cluster on an interval, metrics |
 //! | [`cli`] | the command line |
 
 pub mod bootstrap;
 pub mod cli;
 pub mod controller;
+pub mod daemon;
 pub mod orchestrator;
 pub mod progress;
 pub mod secret;

@@ -8,9 +8,10 @@ use clap::Parser;
 use provision::cli::{self, Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-fn init_logging(global: &cli::Global) {
+fn init_logging(global: &cli::Global, daemon: bool) {
     // On a terminal the live node display is the output; logs are for -v.
-    let default = match (global.verbose, std::io::stderr().is_terminal()) {
+    // The daemon's log is its output.
+    let default = match (global.verbose, std::io::stderr().is_terminal() && !daemon) {
         (0, true) => "warn",
         (0, false) => "info",
         (1, _) => "debug",
@@ -36,7 +37,10 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    init_logging(&cli.global);
+    init_logging(
+        &cli.global,
+        matches!(cli.command, cli::Command::Daemon { .. }),
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

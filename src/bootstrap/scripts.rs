@@ -39,6 +39,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scripts/bootstrap/swarm/members.sh.j2"),
     ),
     (
+        "swarm/drain.sh",
+        include_str!("../../scripts/bootstrap/swarm/drain.sh.j2"),
+    ),
+    (
         "swarm/remove-member.sh",
         include_str!("../../scripts/bootstrap/swarm/remove-member.sh.j2"),
     ),

@@ -78,6 +78,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     let ctx = ClusterContext::new(&session.paths, record.clone())?;
     let controller = session.controller(global, provider, &record.spec, reporter.clone());
 
+    controller.clear_backoff(&ctx)?;
     let result = controller.converge(&ctx).await;
     reporter.finish();
     let nodes = session.store.nodes(&record.spec.name)?;

@@ -3,9 +3,11 @@
 mod create;
 mod destroy;
 mod env;
+mod heal;
 mod list;
 mod output;
-mod session;
+mod scale;
+pub(crate) mod session;
 mod ssh;
 mod status;
 mod templates;
@@ -88,6 +90,45 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Change node counts, then reconcile (scale-in drains first; managers one at a time).
+    Scale {
+        name: String,
+        #[arg(long)]
+        managers: Option<u32>,
+        #[arg(long)]
+        workers: Option<u32>,
+        /// Allow a change that could lose manager quorum.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add or remove particular nodes.
+    #[command(subcommand)]
+    Nodes(NodesCommand),
+    /// Replace unhealthy nodes and finish what is unfinished: one reconcile run.
+    Heal {
+        /// The cluster (or --all).
+        name: Option<String>,
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Reconcile every cluster on an interval: heal failures, apply scale requests.
+    Daemon {
+        /// Time between passes (a 10 % jitter is added).
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// Run one pass and exit (non-zero if a cluster failed).
+        #[arg(long)]
+        once: bool,
+        /// Serve Prometheus metrics here (`/metrics`).
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics_addr: std::net::SocketAddr,
+        /// Serve no metrics.
+        #[arg(long)]
+        no_metrics: bool,
+    },
     /// Cluster templates and bootstrap script templates.
     #[command(subcommand)]
     Templates(TemplatesCommand),
@@ -121,6 +162,32 @@ pub struct CreateArgs {
     /// Debian suite the local node image is built from.
     #[arg(long, default_value = "bookworm")]
     pub image_suite: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// Add nodes of a role.
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_role, default_value = "worker")]
+        role: provision_provider::Role,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// Drain and remove particular nodes.
+    Remove {
+        name: String,
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        /// Allow a removal that could lose manager quorum.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn parse_role(s: &str) -> Result<provision_provider::Role, String> {
+    provision_provider::Role::parse(s)
+        .ok_or_else(|| format!("unknown role {s:?}: use manager or worker"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +225,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command,
         } => ssh::run(&global, &name, &node, &command),
         Command::Destroy { name, yes } => destroy::run(&global, &name, yes).await,
+        Command::Scale {
+            name,
+            managers,
+            workers,
+            force,
+        } => {
+            scale::run(
+                &global,
+                &name,
+                scale::Change::Counts { managers, workers },
+                force,
+            )
+            .await
+        }
+        Command::Nodes(NodesCommand::Add { name, role, count }) => {
+            scale::run(&global, &name, scale::Change::Add { role, count }, false).await
+        }
+        Command::Nodes(NodesCommand::Remove { name, nodes, force }) => {
+            scale::run(&global, &name, scale::Change::Remove { nodes }, force).await
+        }
+        Command::Heal { name, all, dry_run } => {
+            heal::run(&global, name.as_deref(), all, dry_run).await
+        }
+        Command::Daemon {
+            interval,
+            once,
+            metrics_addr,
+            no_metrics,
+        } => {
+            let options = crate::daemon::DaemonOptions {
+                interval,
+                once,
+                metrics_addr: (!no_metrics).then_some(metrics_addr),
+            };
+            crate::daemon::run(&global, options).await
+        }
         Command::Templates(cmd) => templates::run(&global, cmd),
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -42,7 +42,7 @@ impl ClusterStatus {
                 .map(|n| NodeStatus {
                     name: n.name.clone(),
                     role: n.role.to_string(),
-                    phase: n.phase.to_string(),
+                    phase: display_phase(n),
                     health: n.health.as_str().to_string(),
                     address: n.address.clone(),
                     machine_id: n.machine_id.clone(),
@@ -84,7 +84,7 @@ pub fn node_table(nodes: &[NodeRecord]) -> String {
             vec![
                 n.name.clone(),
                 n.role.to_string(),
-                n.phase.to_string(),
+                display_phase(n),
                 n.health.as_str().to_string(),
                 n.address.clone().unwrap_or_else(|| "-".into()),
                 n.machine_id
@@ -99,6 +99,15 @@ pub fn node_table(nodes: &[NodeRecord]) -> String {
         &["NODE", "ROLE", "PHASE", "HEALTH", "ADDRESS", "MACHINE"],
         &rows,
     )
+}
+
+/// The node's phase, or `leaving` while it is on its way out.
+fn display_phase(n: &NodeRecord) -> String {
+    if n.retiring {
+        "leaving".to_string()
+    } else {
+        n.phase.to_string()
+    }
 }
 
 fn short_id(id: &str) -> &str {

@@ -11,6 +11,7 @@ mod context;
 mod health;
 mod observe;
 pub mod plan;
+pub mod quorum;
 mod reconcile;
 
 pub use context::{ClusterContext, Controller, ControllerError};

@@ -115,6 +115,17 @@ impl Controller {
         ctx: &ClusterContext,
         records: &[NodeRecord],
     ) -> Result<Observed, ControllerError> {
+        let observed = self.look(ctx, records).await?;
+        self.record_observation(ctx, records, &observed)?;
+        Ok(observed)
+    }
+
+    /// The observation alone, written nowhere (for `--dry-run`).
+    pub async fn look(
+        &self,
+        ctx: &ClusterContext,
+        records: &[NodeRecord],
+    ) -> Result<Observed, ControllerError> {
         let machines = self.provider.list_machines(&ctx.cluster).await?;
         let by_node: BTreeMap<&str, &Machine> =
             machines.iter().map(|m| (m.node.as_str(), m)).collect();
@@ -160,13 +171,11 @@ impl Controller {
             shell.close().await;
         }
 
-        let observed = Observed {
+        Ok(Observed {
             machines,
             probes: probe_map,
             members,
-        };
-        self.record_observation(ctx, records, &observed)?;
-        Ok(observed)
+        })
     }
 
     /// Writes addresses, member ids and health seen in `observed` back to

@@ -432,6 +432,13 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         .iter()
         .filter(|v| v.record.retiring || retire.contains_key(v.name()))
     {
+        if v.backing_off(now) {
+            plan.notes.push(format!(
+                "{} is leaving but backing off after a failed attempt",
+                v.name()
+            ));
+            continue;
+        }
         if !role_settled(v.role()) {
             continue;
         }

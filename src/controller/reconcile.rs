@@ -7,7 +7,7 @@ use tracing::{info, warn};
 use super::context::{ClusterContext, Controller, ControllerError};
 use super::observe::unix_now;
 use super::plan::{plan, Action, Plan};
-use crate::state::Health;
+use crate::state::{Health, NodePhase};
 
 /// Passes after which a plan that keeps coming back is reported, not retried.
 const MAX_PASSES: usize = 8;
@@ -28,10 +28,22 @@ pub struct ConvergeReport {
 }
 
 impl Controller {
-    /// Observes and plans once, changing nothing but recorded health (for `--dry-run`).
+    /// Lets every node be tried again now: for commands a person runs, who
+    /// should not wait out the backoff meant for the daemon's retries.
+    pub fn clear_backoff(&self, ctx: &ClusterContext) -> Result<(), ControllerError> {
+        for mut n in self.store.nodes(ctx.name())? {
+            if n.retry_at.is_some() {
+                n.retry_at = None;
+                self.store.put_node(&n)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Observes and plans once, changing nothing (for `--dry-run`).
     pub async fn plan_once(&self, ctx: &ClusterContext) -> Result<Plan, ControllerError> {
         let records = self.store.nodes(ctx.name())?;
-        let observed = self.observe(ctx, &records).await?;
+        let observed = self.look(ctx, &records).await?;
         Ok(plan(&ctx.record.spec, &records, &observed, unix_now()))
     }
 
@@ -69,7 +81,9 @@ impl Controller {
             report.notes = plan.notes.clone();
             if plan.is_empty() {
                 let nodes = self.store.nodes(ctx.name())?;
-                report.healthy = nodes.iter().all(|n| n.health == Health::Healthy);
+                report.healthy = nodes.iter().all(|n| {
+                    n.health == Health::Healthy && !n.retiring && n.phase != NodePhase::Failed
+                });
                 let phase = if report.healthy { "ready" } else { "degraded" };
                 self.store.set_cluster_phase(ctx.name(), phase)?;
                 info!(cluster = %ctx.name(), pass, phase, "converged");

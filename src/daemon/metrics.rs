@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tracing::{debug, warn};
+use tracing::{debug, info};
 
 /// Counters and gauges the daemon updates after every pass.
 #[derive(Default)]
@@ -61,15 +61,27 @@ impl Metrics {
     }
 
     pub fn add_remediations(&self, cluster: &str, n: u64) {
-        *self.lock().remediations.entry(cluster.to_string()).or_default() += n;
+        *self
+            .lock()
+            .remediations
+            .entry(cluster.to_string())
+            .or_default() += n;
     }
 
     pub fn add_cloud_error(&self, cluster: &str) {
-        *self.lock().cloud_errors.entry(cluster.to_string()).or_default() += 1;
+        *self
+            .lock()
+            .cloud_errors
+            .entry(cluster.to_string())
+            .or_default() += 1;
     }
 
     pub fn add_skipped_busy(&self, cluster: &str) {
-        *self.lock().skipped_busy.entry(cluster.to_string()).or_default() += 1;
+        *self
+            .lock()
+            .skipped_busy
+            .entry(cluster.to_string())
+            .or_default() += 1;
     }
 
     pub fn observe_pass(&self, cluster: &str, seconds: f64, failed: bool) {
@@ -91,7 +103,10 @@ impl Metrics {
     pub fn render(&self) -> String {
         let inner = self.lock();
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP provision_clusters Clusters in the state store.");
+        let _ = writeln!(
+            out,
+            "# HELP provision_clusters Clusters in the state store."
+        );
         let _ = writeln!(out, "# TYPE provision_clusters gauge");
         let _ = writeln!(out, "provision_clusters {}", inner.clusters);
         let _ = writeln!(out, "# HELP provision_nodes Nodes by phase.");
@@ -102,7 +117,10 @@ impl Metrics {
         let _ = writeln!(out, "# HELP provision_nodes_health Nodes by health.");
         let _ = writeln!(out, "# TYPE provision_nodes_health gauge");
         for ((c, h), n) in &inner.nodes_by_health {
-            let _ = writeln!(out, "provision_nodes_health{{cluster=\"{c}\",health=\"{h}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "provision_nodes_health{{cluster=\"{c}\",health=\"{h}\"}} {n}"
+            );
         }
         let counter = |out: &mut String, name: &str, help: &str, map: &BTreeMap<String, u64>| {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -111,24 +129,49 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{cluster=\"{c}\"}} {n}");
             }
         };
-        counter(&mut out, "provision_remediations_total", "Node remediations started.", &inner.remediations);
-        counter(&mut out, "provision_cloud_api_errors_total", "Failed cloud API calls.", &inner.cloud_errors);
+        counter(
+            &mut out,
+            "provision_remediations_total",
+            "Node remediations started.",
+            &inner.remediations,
+        );
+        counter(
+            &mut out,
+            "provision_cloud_api_errors_total",
+            "Failed cloud API calls.",
+            &inner.cloud_errors,
+        );
         counter(
             &mut out,
             "provision_passes_skipped_busy_total",
             "Passes skipped because another command held the cluster lock.",
             &inner.skipped_busy,
         );
-        let _ = writeln!(out, "# HELP provision_reconcile_duration_seconds Reconcile pass duration.");
+        let _ = writeln!(
+            out,
+            "# HELP provision_reconcile_duration_seconds Reconcile pass duration."
+        );
         let _ = writeln!(out, "# TYPE provision_reconcile_duration_seconds summary");
         for (c, (count, _, sum, _)) in &inner.passes {
-            let _ = writeln!(out, "provision_reconcile_duration_seconds_sum{{cluster=\"{c}\"}} {sum:.3}");
-            let _ = writeln!(out, "provision_reconcile_duration_seconds_count{{cluster=\"{c}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "provision_reconcile_duration_seconds_sum{{cluster=\"{c}\"}} {sum:.3}"
+            );
+            let _ = writeln!(
+                out,
+                "provision_reconcile_duration_seconds_count{{cluster=\"{c}\"}} {count}"
+            );
         }
-        let _ = writeln!(out, "# HELP provision_reconcile_failures_total Reconcile passes that ended in an error.");
+        let _ = writeln!(
+            out,
+            "# HELP provision_reconcile_failures_total Reconcile passes that ended in an error."
+        );
         let _ = writeln!(out, "# TYPE provision_reconcile_failures_total counter");
         for (c, (_, failed, _, _)) in &inner.passes {
-            let _ = writeln!(out, "provision_reconcile_failures_total{{cluster=\"{c}\"}} {failed}");
+            let _ = writeln!(
+                out,
+                "provision_reconcile_failures_total{{cluster=\"{c}\"}} {failed}"
+            );
         }
         out
     }
@@ -145,17 +188,23 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
             let metrics = metrics.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
-                let n = match tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut buf)).await {
+                let n = match tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    socket.read(&mut buf),
+                )
+                .await
+                {
                     Ok(Ok(n)) => n,
                     _ => return,
                 };
                 let request = String::from_utf8_lossy(&buf[..n]);
                 let path = request.split_whitespace().nth(1).unwrap_or("");
-                let (status, body) = if request.starts_with("GET ") && (path == "/metrics" || path == "/") {
-                    ("200 OK", metrics.render())
-                } else {
-                    ("404 Not Found", "not found: try /metrics\n".to_string())
-                };
+                let (status, body) =
+                    if request.starts_with("GET ") && (path == "/metrics" || path == "/") {
+                        ("200 OK", metrics.render())
+                    } else {
+                        ("404 Not Found", "not found: try /metrics\n".to_string())
+                    };
                 let response = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -166,7 +215,7 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
             });
         }
     });
-    warn!(%addr, "serving metrics");
+    info!(%addr, "serving Prometheus metrics on /metrics");
     Ok(())
 }
 
@@ -178,7 +227,13 @@ mod tests {
     fn renders_prometheus_text() {
         let m = Metrics::default();
         m.set_clusters(2);
-        m.set_nodes("web", &[("ready".into(), "healthy".into()), ("ready".into(), "unhealthy".into())]);
+        m.set_nodes(
+            "web",
+            &[
+                ("ready".into(), "healthy".into()),
+                ("ready".into(), "unhealthy".into()),
+            ],
+        );
         m.add_remediations("web", 1);
         m.observe_pass("web", 1.5, false);
         let text = m.render();

@@ -1,0 +1,74 @@
+//! `provision heal`: one reconcile run with the health policy, for one
+//! cluster or all; `--dry-run` prints the plan and changes nothing.
+
+use anyhow::{bail, Result};
+
+use super::session::{connect_provider, Session};
+use super::Global;
+use crate::controller::ClusterContext;
+use crate::progress;
+use crate::state::{ClusterLock, LockError};
+
+pub async fn run(global: &Global, name: Option<&str>, all: bool, dry_run: bool) -> Result<()> {
+    let session = Session::open(global)?;
+    let names: Vec<String> = match (name, all) {
+        (Some(n), false) => vec![n.to_string()],
+        (None, true) => session
+            .store
+            .clusters()?
+            .into_iter()
+            .map(|c| c.spec.name)
+            .collect(),
+        _ => bail!("give a cluster name or --all"),
+    };
+    let mut failed = Vec::new();
+    for name in &names {
+        let _lock = match ClusterLock::acquire(name, &session.paths.lock(name)) {
+            Ok(l) => l,
+            Err(e @ LockError::Busy { .. }) => {
+                eprintln!("skipped: {e}");
+                failed.push(name.clone());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let record = session.cluster(name)?;
+        let provider = connect_provider(&record.spec, None).await?;
+        if dry_run {
+            let ctx = ClusterContext::new(&session.paths, record.clone())?;
+            let controller = session.controller(
+                global,
+                provider,
+                &record.spec,
+                std::sync::Arc::new(progress::LogReporter),
+            );
+            let plan = controller.plan_once(&ctx).await?;
+            println!(
+                "{name}: {}",
+                if plan.is_empty() {
+                    "nothing to do"
+                } else {
+                    "would"
+                }
+            );
+            for line in plan.describe() {
+                println!("  - {line}");
+            }
+            for note in &plan.notes {
+                println!("  note: {note}");
+            }
+            continue;
+        }
+        let reporter = progress::for_stderr();
+        if let Err(e) =
+            super::scale::converge_and_show(global, &session, record, provider, reporter).await
+        {
+            eprintln!("error: {e:#}");
+            failed.push(name.clone());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("not healed: {}", failed.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! `provision scale` and `provision nodes add|remove`: change the desired
+//! state, then reconcile. Scale-in drains before it removes; managers change
+//! one at a time and never below quorum unless `--force`.
+
+use anyhow::{bail, Context, Result};
+use provision_provider::Role;
+
+use super::output::node_table;
+use super::session::{connect_provider, Session};
+use super::Global;
+use crate::controller::quorum::check_manager_change;
+use crate::controller::ClusterContext;
+use crate::progress;
+use crate::spec;
+use crate::state::{ClusterLock, ClusterRecord};
+
+/// What the user asked to change.
+pub enum Change {
+    Counts {
+        managers: Option<u32>,
+        workers: Option<u32>,
+    },
+    Add {
+        role: Role,
+        count: u32,
+    },
+    Remove {
+        nodes: Vec<String>,
+    },
+}
+
+pub async fn run(global: &Global, name: &str, change: Change, force: bool) -> Result<()> {
+    let session = Session::open(global)?;
+    let _lock = ClusterLock::acquire(name, &session.paths.lock(name))?;
+    let mut record = session.cluster(name)?;
+    let nodes = session.store.nodes(name)?;
+
+    let mut leaving = Vec::new();
+    match change {
+        Change::Counts { managers, workers } => {
+            if managers.is_none() && workers.is_none() {
+                bail!("give --managers N and/or --workers N");
+            }
+            record.spec.managers = managers.unwrap_or(record.spec.managers);
+            record.spec.workers = workers.unwrap_or(record.spec.workers);
+        }
+        Change::Add { role, count } => {
+            if count == 0 {
+                bail!("--count must be at least 1");
+            }
+            match role {
+                Role::Manager => record.spec.managers += count,
+                Role::Worker => record.spec.workers += count,
+            }
+        }
+        Change::Remove { nodes: names } => {
+            for n in &names {
+                let Some(rec) = nodes.iter().find(|r| &r.name == n) else {
+                    let known: Vec<&str> = nodes.iter().map(|r| r.name.as_str()).collect();
+                    bail!(
+                        "cluster {name} has no node {n:?}; its nodes: {}",
+                        known.join(", ")
+                    );
+                };
+                if !rec.retiring {
+                    match rec.role {
+                        Role::Manager => {
+                            record.spec.managers = record.spec.managers.saturating_sub(1)
+                        }
+                        Role::Worker => record.spec.workers = record.spec.workers.saturating_sub(1),
+                    }
+                }
+            }
+            leaving = names;
+        }
+    }
+    if let Err(why) = check_manager_change(&nodes, record.spec.managers, &leaving) {
+        if record.spec.managers == 0 || !force {
+            bail!(
+                "refused: {why}{}",
+                if record.spec.managers == 0 {
+                    ""
+                } else {
+                    " (add --force to do it anyway)"
+                }
+            );
+        }
+    }
+    let reporter = progress::for_stderr();
+    for warning in spec::validate(&record.spec)? {
+        reporter.note(&format!("warning: {warning}"));
+    }
+
+    let provider = connect_provider(&record.spec, None).await?;
+    // Desired state first, so a crash from here on is finished by the next run.
+    session.store.put_cluster(&record)?;
+    for n in &leaving {
+        if let Some(mut rec) = nodes.iter().find(|r| &r.name == n).cloned() {
+            rec.retiring = true;
+            session.store.put_node(&rec)?;
+            session
+                .store
+                .add_event(name, Some(n), "retiring: removed by request")?;
+        }
+    }
+    converge_and_show(global, &session, record, provider, reporter).await
+}
+
+pub(super) async fn converge_and_show(
+    global: &Global,
+    session: &Session,
+    record: ClusterRecord,
+    provider: std::sync::Arc<dyn provision_provider::Provider>,
+    reporter: std::sync::Arc<dyn progress::Reporter>,
+) -> Result<()> {
+    let name = record.spec.name.clone();
+    let ctx = ClusterContext::new(&session.paths, record.clone())?;
+    let controller = session.controller(global, provider, &record.spec, reporter.clone());
+    controller.clear_backoff(&ctx)?;
+    let result = controller.converge(&ctx).await;
+    reporter.finish();
+    let nodes = session.store.nodes(&name)?;
+    crate::bootstrap::client_files::write_client_files(
+        &session.paths,
+        &name,
+        &record.spec.ssh_user,
+        &nodes,
+    )
+    .context("writing the cluster's ssh_config")?;
+    let report = result.with_context(|| {
+        format!("cluster {name} did not converge; run the same command again, or `provision heal {name}`, to continue")
+    })?;
+    println!(
+        "Cluster {name}: {} manager(s), {} worker(s), {}.\n",
+        record.spec.managers,
+        record.spec.workers,
+        if report.healthy {
+            "all healthy"
+        } else {
+            "not all healthy (see `provision status --events`)"
+        }
+    );
+    println!("{}", node_table(&nodes));
+    Ok(())
+}
