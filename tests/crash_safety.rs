@@ -91,7 +91,7 @@ fn a_second_command_on_a_busy_cluster_is_told_who_holds_it() {
     }
     let c = Cluster::new("it-busy");
     let mut child = c.spawn_create(&["--managers", "1", "--workers", "0"]);
-    let lock = c.dir.path().join("locks").join(format!("{}.lock", c.name));
+    let lock = c.dir().join("locks").join(format!("{}.lock", c.name));
     wait_until(
         "the first command to hold the lock",
         Duration::from_secs(60),

@@ -74,7 +74,7 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
     );
 
     // A locally made busybox image, loaded on every node (there is no registry).
-    let tar = busybox_image_tar(c.dir.path());
+    let tar = busybox_image_tar(c.dir());
     for node in &expected {
         let status = c
             .cmd()
@@ -168,6 +168,27 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         assert!(!text.contains("SWMTKN"), "a join token reached a log");
     }
+
+        // A node whose host key changes is not trusted again: provision's own
+    // probe refuses it, and so does OpenSSH through the written known_hosts.
+    let worker = format!("{}-worker-2", c.name);
+    c.ssh(
+        &worker,
+        &["sh", "-c", "rm -f /etc/ssh/ssh_host_* && ssh-keygen -q -A && systemctl restart ssh"],
+    );
+    c.ok(&["status", &c.name]);
+    let status = c.status_json();
+    let node = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == worker.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(node["health"], "unhealthy", "{node}");
+    assert!(node["reason"].as_str().unwrap().contains("host key changed"), "{node}");
+    let out = c.run(&["ssh", &c.name, &worker, "--", "true"]);
+    assert!(!out.status.success(), "OpenSSH accepted a changed host key");
 
     c.ok(&["destroy", &c.name, "--yes"]);
     assert_eq!(leftovers(&c.name), Vec::<String>::new());

@@ -285,3 +285,77 @@ impl SshSession {
             .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+
+    fn key() -> Arc<PrivateKey> {
+        Arc::new(PrivateKey::from(Ed25519Keypair::from_seed(&[7u8; 32])))
+    }
+
+    /// A frozen machine (`docker pause`, a hung VM) accepts the TCP
+    /// connection in the kernel but never speaks: the handshake deadline
+    /// must end the wait.
+    #[tokio::test]
+    async fn a_peer_that_accepts_but_never_answers_times_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = tokio::spawn(async move {
+            let (_socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        let target = SshTarget {
+            node: "frozen".into(),
+            address: "127.0.0.1".into(),
+            port,
+            user: "root".into(),
+        };
+        let started = std::time::Instant::now();
+        let err = SshSession::connect(&target, key(), None, Duration::from_millis(500))
+            .await
+            .err()
+            .expect("must not connect");
+        assert!(matches!(err, SshError::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        hold.abort();
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_closed_port_ends_at_the_deadline() {
+        // Bind then drop: nothing listens on this port now.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let target = SshTarget {
+            node: "down".into(),
+            address: "127.0.0.1".into(),
+            port,
+            user: "root".into(),
+        };
+        let err = SshSession::wait_for(&target, key(), None, Duration::from_secs(2))
+            .await
+            .err()
+            .expect("must not connect");
+        assert!(matches!(err, SshError::Timeout { .. }), "{err}");
+        assert!(err.to_string().contains("node down"), "{err}");
+    }
+
+    #[test]
+    fn a_recorded_key_that_cannot_be_read_is_an_error() {
+        let target = SshTarget {
+            node: "n".into(),
+            address: "127.0.0.1".into(),
+            port: 1,
+            user: "root".into(),
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let err = rt
+            .block_on(SshSession::connect(&target, key(), Some("not a key"), Duration::from_secs(1)))
+            .err()
+            .unwrap();
+        assert!(matches!(err, SshError::BadRecordedKey { .. }), "{err}");
+    }
+}

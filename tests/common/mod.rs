@@ -13,21 +13,55 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_provision");
 /// cluster when dropped so a failed test leaves nothing behind.
 pub struct Cluster {
     pub name: String,
-    pub dir: tempfile::TempDir,
+    dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl Cluster {
     pub fn new(prefix: &str) -> Cluster {
         require_docker();
-        let name = format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff);
         Cluster {
-            name,
-            dir: tempfile::tempdir().expect("tempdir"),
+            name: unique_name(prefix),
+            dir: std::sync::Arc::new(tempfile::tempdir().expect("tempdir")),
         }
+    }
+
+    /// Another cluster in the same state store (as one daemon sees them).
+    pub fn sharing(prefix: &str, other: &Cluster) -> Cluster {
+        Cluster {
+            name: unique_name(prefix),
+            dir: other.dir.clone(),
+        }
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn state(&self) -> PathBuf {
         self.dir.path().join("state.db")
+    }
+
+    /// `docker node ls` on a manager: (hostname, status) pairs.
+    pub fn swarm_nodes(&self, manager: &str) -> Vec<(String, String)> {
+        self.ssh(manager, &["docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(h, s)| (h.to_string(), s.to_string())))
+            .collect()
+    }
+
+    /// Names of the nodes `status --output json` lists, with their health.
+    pub fn status_nodes(&self) -> Vec<(String, String)> {
+        self.status_json()["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| (n["name"].as_str().unwrap().to_string(), n["health"].as_str().unwrap().to_string()))
+            .collect()
+    }
+
+    pub fn events(&self) -> String {
+        self.ok(&["status", &self.name, "--events"])
     }
 
     pub fn cmd(&self) -> Command {
@@ -108,6 +142,67 @@ impl Drop for Cluster {
                 let _ = Command::new("docker").args([kind, "rm", "-f", id]).output();
             }
         }
+    }
+}
+
+fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+/// A `provision daemon` in the background, stopped (SIGTERM) when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub metrics_port: u16,
+}
+
+impl Daemon {
+    pub fn start(c: &Cluster, interval: &str) -> Daemon {
+        let metrics_port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let log = std::fs::File::create(c.dir().join("daemon.log")).unwrap();
+        let child = c
+            .cmd()
+            .args(["daemon", "--interval", interval, "--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start daemon");
+        Daemon { child, metrics_port }
+    }
+
+    /// GET /metrics over plain TCP.
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).expect("metrics port");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    /// SIGTERM; returns whether it exited cleanly within `limit`.
+    pub fn stop(&mut self, limit: Duration) -> bool {
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

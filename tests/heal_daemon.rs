@@ -1,0 +1,147 @@
+//! Scale and heal on local containers, with the daemon running: killed and
+//! paused workers are replaced, a killed manager is replaced with quorum
+//! held throughout, max_unhealthy stops mass remediation, and scale
+//! requests made while the daemon runs are applied.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn ready_names(nodes: &[(String, String)]) -> BTreeSet<String> {
+    nodes.iter().filter(|(_, s)| s == "Ready").map(|(h, _)| h.clone()).collect()
+}
+
+/// Waits until the swarm lists exactly `count` nodes, all Ready, none of them `gone`.
+fn wait_swarm(c: &Cluster, manager: &str, count: usize, gone: &[String], limit: Duration) -> BTreeSet<String> {
+    let mut last = Vec::new();
+    let started = Instant::now();
+    loop {
+        last = c.swarm_nodes(manager);
+        let ready = ready_names(&last);
+        if last.len() == count && ready.len() == count && gone.iter().all(|g| !ready.contains(g)) {
+            return ready;
+        }
+        assert!(started.elapsed() < limit, "swarm of {} did not settle in {limit:?}: {last:?}", c.name);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
+    if skip_docker_tests() {
+        return;
+    }
+    let a = Cluster::new("it-da");
+    let b = Cluster::sharing("it-db", &a);
+    for c in [&a, &b] {
+        c.ok(&["swarm", "--name", &c.name, "--managers", "1", "--workers", "2"]);
+    }
+    let mut daemon = Daemon::start(&a, "5s");
+
+    // B loses a worker to `docker kill`; A has one frozen by `docker pause`.
+    let killed = format!("{}-worker-1", b.name);
+    let paused = format!("{}-worker-2", a.name);
+    let t0 = Instant::now();
+    docker(&["kill", &killed]);
+    docker(&["pause", &paused]);
+
+    wait_swarm(&b, &b.manager(), 3, &[killed.clone()], Duration::from_secs(180));
+    eprintln!("measured: docker kill of a worker to its replacement Ready: {:.1}s", t0.elapsed().as_secs_f64());
+    wait_swarm(&a, &a.manager(), 3, &[paused.clone()], Duration::from_secs(180));
+    eprintln!("measured: docker pause of a worker to its replacement Ready: {:.1}s", t0.elapsed().as_secs_f64());
+    for (c, old) in [(&b, &killed), (&a, &paused)] {
+        wait_until("the old machine to be deleted", Duration::from_secs(60), || !containers(&c.name).contains(old));
+        let nodes = c.status_nodes();
+        assert_eq!(nodes.len(), 3, "{nodes:?}");
+        assert!(nodes.iter().all(|(n, h)| n != old && h == "healthy"), "{nodes:?}");
+    }
+    assert!(b.events().contains("retiring: unhealthy: machine stopped"), "{}", b.events());
+
+    // A scale request made while the daemon runs.
+    a.ok(&["scale", &a.name, "--workers", "4"]);
+    let workers = wait_swarm(&a, &a.manager(), 5, &[], Duration::from_secs(120));
+    assert_eq!(workers.iter().filter(|n| n.contains("-worker-")).count(), 4);
+
+    let metrics = daemon.metrics();
+    assert!(metrics.contains("provision_clusters 2\n"), "{metrics}");
+    assert!(metrics.contains(&format!("provision_remediations_total{{cluster=\"{}\"}} 1", b.name)), "{metrics}");
+    assert!(metrics.contains("provision_reconcile_duration_seconds_count"), "{metrics}");
+    assert!(daemon.stop(Duration::from_secs(15)), "the daemon did not stop cleanly on SIGTERM");
+}
+
+#[test]
+fn a_killed_manager_is_replaced_while_quorum_holds() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("it-mgr");
+    c.ok(&["swarm", "--name", &c.name, "--managers", "3", "--workers", "0"]);
+    let _daemon = Daemon::start(&c, "5s");
+    let killed = format!("{}-manager-2", c.name);
+    docker(&["kill", &killed]);
+    // Throughout, a surviving manager answers `docker node ls`: Raft has quorum.
+    let survivor = c.manager();
+    let started = Instant::now();
+    loop {
+        let nodes = c.swarm_nodes(&survivor);
+        let ready = ready_names(&nodes);
+        if nodes.len() == 3 && ready.len() == 3 && !ready.contains(&killed) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(240), "manager not replaced: {nodes:?}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let managers = c.ssh(&survivor, &["docker", "node", "ls", "--filter", "role=manager", "-q"]);
+    assert_eq!(managers.lines().count(), 3);
+}
+
+#[test]
+fn above_max_unhealthy_nothing_is_remediated_and_the_reason_is_recorded() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("it-max");
+    let template = c.dir().join("max1.yaml");
+    std::fs::write(&template, "coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  max_unhealthy: 1\n").unwrap();
+    c.ok(&["swarm", "--name", &c.name, "--template", template.to_str().unwrap()]);
+    let before = containers(&c.name);
+    for w in ["worker-1", "worker-2"] {
+        docker(&["kill", &format!("{}-{w}", c.name)]);
+    }
+    c.ok(&["heal", &c.name]);
+    c.ok(&["heal", &c.name]);
+    let mut after = containers(&c.name);
+    let mut expected = before.clone();
+    after.sort();
+    expected.sort();
+    assert_eq!(after, expected, "nothing may be created or deleted");
+    let events = c.events();
+    assert!(events.contains("2 of 4 nodes are unhealthy, above max_unhealthy 1"), "{events}");
+    let dry = c.ok(&["heal", &c.name, "--dry-run"]);
+    assert!(dry.contains("above max_unhealthy"), "{dry}");
+}
+
+#[test]
+fn nodes_remove_drains_and_managers_never_drop_to_zero() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("it-rm");
+    c.ok(&["swarm", "--name", &c.name, "--managers", "1", "--workers", "2"]);
+    let gone = format!("{}-worker-1", c.name);
+    c.ok(&["nodes", "remove", &c.name, &gone]);
+    let nodes = c.swarm_nodes(&c.manager());
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert!(!nodes.iter().any(|(h, _)| h == &gone));
+    assert!(!containers(&c.name).contains(&gone));
+    assert!(c.events().contains("drained"), "{}", c.events());
+
+    let out = c.run(&["scale", &c.name, "--managers", "0", "--force"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least one manager"));
+    c.ok(&["nodes", "add", &c.name, "--count", "1"]);
+    assert_eq!(c.swarm_nodes(&c.manager()).len(), 3);
+}
