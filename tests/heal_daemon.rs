@@ -16,10 +16,9 @@ fn ready_names(nodes: &[(String, String)]) -> BTreeSet<String> {
 
 /// Waits until the swarm lists exactly `count` nodes, all Ready, none of them `gone`.
 fn wait_swarm(c: &Cluster, manager: &str, count: usize, gone: &[String], limit: Duration) -> BTreeSet<String> {
-    let mut last = Vec::new();
-    let started = Instant::now();
+        let started = Instant::now();
     loop {
-        last = c.swarm_nodes(manager);
+        let last = c.swarm_nodes(manager);
         let ready = ready_names(&last);
         if last.len() == count && ready.len() == count && gone.iter().all(|g| !ready.contains(g)) {
             return ready;

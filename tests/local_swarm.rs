@@ -138,9 +138,8 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         env.contains(&format!("export DOCKER_HOST=ssh://{}", c.manager())),
         "{env}"
     );
-    let config = c
-        .dir
-        .path()
+        let config = c
+        .dir()
         .join("clusters")
         .join(&c.name)
         .join("ssh_config");
