@@ -11,19 +11,33 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn ready_names(nodes: &[(String, String)]) -> BTreeSet<String> {
-    nodes.iter().filter(|(_, s)| s == "Ready").map(|(h, _)| h.clone()).collect()
+    nodes
+        .iter()
+        .filter(|(_, s)| s == "Ready")
+        .map(|(h, _)| h.clone())
+        .collect()
 }
 
 /// Waits until the swarm lists exactly `count` nodes, all Ready, none of them `gone`.
-fn wait_swarm(c: &Cluster, manager: &str, count: usize, gone: &[String], limit: Duration) -> BTreeSet<String> {
-        let started = Instant::now();
+fn wait_swarm(
+    c: &Cluster,
+    manager: &str,
+    count: usize,
+    gone: &[String],
+    limit: Duration,
+) -> BTreeSet<String> {
+    let started = Instant::now();
     loop {
         let last = c.swarm_nodes(manager);
         let ready = ready_names(&last);
         if last.len() == count && ready.len() == count && gone.iter().all(|g| !ready.contains(g)) {
             return ready;
         }
-        assert!(started.elapsed() < limit, "swarm of {} did not settle in {limit:?}: {last:?}", c.name);
+        assert!(
+            started.elapsed() < limit,
+            "swarm of {} did not settle in {limit:?}: {last:?}",
+            c.name
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -36,7 +50,15 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
     let a = Cluster::new("it-da");
     let b = Cluster::sharing("it-db", &a);
     for c in [&a, &b] {
-        c.ok(&["swarm", "--name", &c.name, "--managers", "1", "--workers", "2"]);
+        c.ok(&[
+            "swarm",
+            "--name",
+            &c.name,
+            "--managers",
+            "1",
+            "--workers",
+            "2",
+        ]);
     }
     let mut daemon = Daemon::start(&a, "5s");
 
@@ -46,18 +68,51 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
     let t0 = Instant::now();
     docker(&["kill", &killed]);
     docker(&["pause", &paused]);
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Paused}}", &paused]).trim(),
+        "true"
+    );
 
-    wait_swarm(&b, &b.manager(), 3, &[killed.clone()], Duration::from_secs(180));
-    eprintln!("measured: docker kill of a worker to its replacement Ready: {:.1}s", t0.elapsed().as_secs_f64());
-    wait_swarm(&a, &a.manager(), 3, &[paused.clone()], Duration::from_secs(180));
-    eprintln!("measured: docker pause of a worker to its replacement Ready: {:.1}s", t0.elapsed().as_secs_f64());
+    wait_swarm(
+        &b,
+        &b.manager(),
+        3,
+        &[killed.clone()],
+        Duration::from_secs(180),
+    );
+    eprintln!(
+        "measured: docker kill of a worker to its replacement Ready: {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+    wait_swarm(
+        &a,
+        &a.manager(),
+        3,
+        &[paused.clone()],
+        Duration::from_secs(180),
+    );
+    eprintln!(
+        "measured: docker pause of a worker to its replacement Ready: {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
     for (c, old) in [(&b, &killed), (&a, &paused)] {
-        wait_until("the old machine to be deleted", Duration::from_secs(60), || !containers(&c.name).contains(old));
+        wait_until(
+            "the old machine to be deleted",
+            Duration::from_secs(60),
+            || !containers(&c.name).contains(old),
+        );
         let nodes = c.status_nodes();
         assert_eq!(nodes.len(), 3, "{nodes:?}");
-        assert!(nodes.iter().all(|(n, h)| n != old && h == "healthy"), "{nodes:?}");
+        assert!(
+            nodes.iter().all(|(n, h)| n != old && h == "healthy"),
+            "{nodes:?}"
+        );
     }
-    assert!(b.events().contains("retiring: unhealthy: machine stopped"), "{}", b.events());
+    assert!(
+        b.events().contains("retiring: unhealthy: machine stopped"),
+        "{}",
+        b.events()
+    );
 
     // A scale request made while the daemon runs.
     a.ok(&["scale", &a.name, "--workers", "4"]);
@@ -66,9 +121,21 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
 
     let metrics = daemon.metrics();
     assert!(metrics.contains("provision_clusters 2\n"), "{metrics}");
-    assert!(metrics.contains(&format!("provision_remediations_total{{cluster=\"{}\"}} 1", b.name)), "{metrics}");
-    assert!(metrics.contains("provision_reconcile_duration_seconds_count"), "{metrics}");
-    assert!(daemon.stop(Duration::from_secs(15)), "the daemon did not stop cleanly on SIGTERM");
+    assert!(
+        metrics.contains(&format!(
+            "provision_remediations_total{{cluster=\"{}\"}} 1",
+            b.name
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("provision_reconcile_duration_seconds_count"),
+        "{metrics}"
+    );
+    assert!(
+        daemon.stop(Duration::from_secs(15)),
+        "the daemon did not stop cleanly on SIGTERM"
+    );
 }
 
 #[test]
@@ -77,7 +144,15 @@ fn a_killed_manager_is_replaced_while_quorum_holds() {
         return;
     }
     let c = Cluster::new("it-mgr");
-    c.ok(&["swarm", "--name", &c.name, "--managers", "3", "--workers", "0"]);
+    c.ok(&[
+        "swarm",
+        "--name",
+        &c.name,
+        "--managers",
+        "3",
+        "--workers",
+        "0",
+    ]);
     let _daemon = Daemon::start(&c, "5s");
     let killed = format!("{}-manager-2", c.name);
     docker(&["kill", &killed]);
@@ -90,10 +165,16 @@ fn a_killed_manager_is_replaced_while_quorum_holds() {
         if nodes.len() == 3 && ready.len() == 3 && !ready.contains(&killed) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(240), "manager not replaced: {nodes:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "manager not replaced: {nodes:?}"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
-    let managers = c.ssh(&survivor, &["docker", "node", "ls", "--filter", "role=manager", "-q"]);
+    let managers = c.ssh(
+        &survivor,
+        &["docker", "node", "ls", "--filter", "role=manager", "-q"],
+    );
     assert_eq!(managers.lines().count(), 3);
 }
 
@@ -104,8 +185,18 @@ fn above_max_unhealthy_nothing_is_remediated_and_the_reason_is_recorded() {
     }
     let c = Cluster::new("it-max");
     let template = c.dir().join("max1.yaml");
-    std::fs::write(&template, "coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  max_unhealthy: 1\n").unwrap();
-    c.ok(&["swarm", "--name", &c.name, "--template", template.to_str().unwrap()]);
+    std::fs::write(
+        &template,
+        "coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  max_unhealthy: 1\n",
+    )
+    .unwrap();
+    c.ok(&[
+        "swarm",
+        "--name",
+        &c.name,
+        "--template",
+        template.to_str().unwrap(),
+    ]);
     let before = containers(&c.name);
     for w in ["worker-1", "worker-2"] {
         docker(&["kill", &format!("{}-{w}", c.name)]);
@@ -118,7 +209,10 @@ fn above_max_unhealthy_nothing_is_remediated_and_the_reason_is_recorded() {
     expected.sort();
     assert_eq!(after, expected, "nothing may be created or deleted");
     let events = c.events();
-    assert!(events.contains("2 of 4 nodes are unhealthy, above max_unhealthy 1"), "{events}");
+    assert!(
+        events.contains("2 of 4 nodes are unhealthy, above max_unhealthy 1"),
+        "{events}"
+    );
     let dry = c.ok(&["heal", &c.name, "--dry-run"]);
     assert!(dry.contains("above max_unhealthy"), "{dry}");
 }
@@ -129,7 +223,15 @@ fn nodes_remove_drains_and_managers_never_drop_to_zero() {
         return;
     }
     let c = Cluster::new("it-rm");
-    c.ok(&["swarm", "--name", &c.name, "--managers", "1", "--workers", "2"]);
+    c.ok(&[
+        "swarm",
+        "--name",
+        &c.name,
+        "--managers",
+        "1",
+        "--workers",
+        "2",
+    ]);
     let gone = format!("{}-worker-1", c.name);
     c.ok(&["nodes", "remove", &c.name, &gone]);
     let nodes = c.swarm_nodes(&c.manager());

@@ -138,11 +138,7 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         env.contains(&format!("export DOCKER_HOST=ssh://{}", c.manager())),
         "{env}"
     );
-        let config = c
-        .dir()
-        .join("clusters")
-        .join(&c.name)
-        .join("ssh_config");
+    let config = c.dir().join("clusters").join(&c.name).join("ssh_config");
     let out = Command::new("ssh")
         .arg("-F")
         .arg(&config)
@@ -168,12 +164,16 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         assert!(!text.contains("SWMTKN"), "a join token reached a log");
     }
 
-        // A node whose host key changes is not trusted again: provision's own
+    // A node whose host key changes is not trusted again: provision's own
     // probe refuses it, and so does OpenSSH through the written known_hosts.
     let worker = format!("{}-worker-2", c.name);
     c.ssh(
         &worker,
-        &["sh", "-c", "rm -f /etc/ssh/ssh_host_* && ssh-keygen -q -A && systemctl restart ssh"],
+        &[
+            "sh",
+            "-c",
+            "rm -f /etc/ssh/ssh_host_* && ssh-keygen -q -A && systemctl restart ssh",
+        ],
     );
     c.ok(&["status", &c.name]);
     let status = c.status_json();
@@ -185,7 +185,13 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         .unwrap()
         .clone();
     assert_eq!(node["health"], "unhealthy", "{node}");
-    assert!(node["reason"].as_str().unwrap().contains("host key changed"), "{node}");
+    assert!(
+        node["reason"]
+            .as_str()
+            .unwrap()
+            .contains("host key changed"),
+        "{node}"
+    );
     let out = c.run(&["ssh", &c.name, &worker, "--", "true"]);
     assert!(!out.status.success(), "OpenSSH accepted a changed host key");
 

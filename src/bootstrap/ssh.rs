@@ -353,7 +353,12 @@ mod tests {
         };
         let rt = tokio::runtime::Runtime::new().unwrap();
         let err = rt
-            .block_on(SshSession::connect(&target, key(), Some("not a key"), Duration::from_secs(1)))
+            .block_on(SshSession::connect(
+                &target,
+                key(),
+                Some("not a key"),
+                Duration::from_secs(1),
+            ))
             .err()
             .unwrap();
         assert!(matches!(err, SshError::BadRecordedKey { .. }), "{err}");

@@ -24,7 +24,7 @@ pub struct NodeStatus {
     pub role: String,
     pub phase: String,
     pub health: String,
-        pub address: Option<String>,
+    pub address: Option<String>,
     pub machine_id: Option<String>,
     /// Why the node is not healthy, when it is not.
     pub reason: Option<String>,
@@ -47,7 +47,7 @@ impl ClusterStatus {
                     phase: display_phase(n),
                     health: n.health.as_str().to_string(),
                     address: n.address.clone(),
-                                        machine_id: n.machine_id.clone(),
+                    machine_id: n.machine_id.clone(),
                     reason: n.reason.clone(),
                 })
                 .collect(),

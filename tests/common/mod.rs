@@ -44,10 +44,22 @@ impl Cluster {
 
     /// `docker node ls` on a manager: (hostname, status) pairs.
     pub fn swarm_nodes(&self, manager: &str) -> Vec<(String, String)> {
-        self.ssh(manager, &["docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
-            .lines()
-            .filter_map(|l| l.split_once(' ').map(|(h, s)| (h.to_string(), s.to_string())))
-            .collect()
+        self.ssh(
+            manager,
+            &[
+                "docker",
+                "node",
+                "ls",
+                "--format",
+                "{{.Hostname}} {{.Status}}",
+            ],
+        )
+        .lines()
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(h, s)| (h.to_string(), s.to_string()))
+        })
+        .collect()
     }
 
     /// Names of the nodes `status --output json` lists, with their health.
@@ -56,7 +68,12 @@ impl Cluster {
             .as_array()
             .expect("nodes")
             .iter()
-            .map(|n| (n["name"].as_str().unwrap().to_string(), n["health"].as_str().unwrap().to_string()))
+            .map(|n| {
+                (
+                    n["name"].as_str().unwrap().to_string(),
+                    n["health"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     }
 
@@ -153,6 +170,7 @@ fn unique_name(prefix: &str) -> String {
 pub struct Daemon {
     pub child: Child,
     pub metrics_port: u16,
+    log: PathBuf,
 }
 
 impl Daemon {
@@ -164,19 +182,31 @@ impl Daemon {
         let log = std::fs::File::create(c.dir().join("daemon.log")).unwrap();
         let child = c
             .cmd()
-            .args(["daemon", "--interval", interval, "--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .args([
+                "daemon",
+                "--interval",
+                interval,
+                "--metrics-addr",
+                &format!("127.0.0.1:{metrics_port}"),
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start daemon");
-        Daemon { child, metrics_port }
+        Daemon {
+            child,
+            metrics_port,
+            log: c.dir().join("daemon.log"),
+        }
     }
 
     /// GET /metrics over plain TCP.
     pub fn metrics(&self) -> String {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).expect("metrics port");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut s =
+            std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).expect("metrics port");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
@@ -203,6 +233,15 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failed test shows what the daemon was doing.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().filter(|l| !l.contains("node phase")).collect();
+            eprintln!(
+                "--- daemon log (last 80 lines) ---\n{}",
+                lines[lines.len().saturating_sub(80)..].join("\n")
+            );
+        }
     }
 }
 
