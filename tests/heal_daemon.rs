@@ -77,7 +77,7 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
         &b,
         &b.manager(),
         3,
-        &[killed.clone()],
+        std::slice::from_ref(&killed),
         Duration::from_secs(180),
     );
     eprintln!(
@@ -88,7 +88,7 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
         &a,
         &a.manager(),
         3,
-        &[paused.clone()],
+        std::slice::from_ref(&paused),
         Duration::from_secs(180),
     );
     eprintln!(

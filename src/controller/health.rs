@@ -252,8 +252,10 @@ mod tests {
 
     #[test]
     fn max_unhealthy_by_count_and_percent() {
-        let mut policy = HealthPolicy::default();
-        policy.max_unhealthy = MaxUnhealthy::Count(1);
+        let mut policy = HealthPolicy {
+            max_unhealthy: MaxUnhealthy::Count(1),
+            ..Default::default()
+        };
         assert_eq!(max_unhealthy(&policy, 10), 1);
         policy.max_unhealthy = MaxUnhealthy::Percent(40);
         assert_eq!(max_unhealthy(&policy, 10), 4);
