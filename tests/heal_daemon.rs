@@ -132,9 +132,36 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
         metrics.contains("provision_reconcile_duration_seconds_count"),
         "{metrics}"
     );
+
+    // SIGTERM in the middle of a replacement: a new daemon finishes it.
+    let victim = a
+        .status_nodes()
+        .into_iter()
+        .map(|(n, _)| n)
+        .find(|n| n.contains("-worker-"))
+        .unwrap();
+    docker(&["kill", &victim]);
+    wait_until(
+        "the daemon to start replacing the node",
+        Duration::from_secs(60),
+        || a.events().contains(&format!("{victim}  retiring")),
+    );
     assert!(
         daemon.stop(Duration::from_secs(15)),
         "the daemon did not stop cleanly on SIGTERM"
+    );
+    let _second = Daemon::start(&a, "5s");
+    wait_swarm(
+        &a,
+        &a.manager(),
+        5,
+        std::slice::from_ref(&victim),
+        Duration::from_secs(180),
+    );
+    wait_until(
+        "the killed machine to be deleted",
+        Duration::from_secs(60),
+        || !containers(&a.name).contains(&victim),
     );
 }
 
