@@ -83,13 +83,19 @@ impl Reporter for LiveReporter {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        bar.set_message(phase.as_str());
         if matches!(phase, NodePhase::Ready | NodePhase::Failed) {
+            // Freezes the elapsed time at the moment the node got there.
             bar.set_style(Self::style(true));
             bar.disable_steady_tick();
-            bar.tick();
-        } else if bar.is_finished() {
-            bar.reset_elapsed();
+            bar.finish_with_message(phase.as_str());
+        } else {
+            if bar.is_finished() {
+                // Back to work (a retry): a fresh line and clock.
+                bar.reset();
+                bar.set_style(Self::style(false));
+                bar.enable_steady_tick(Duration::from_millis(120));
+            }
+            bar.set_message(phase.as_str());
         }
     }
 

@@ -10,6 +10,25 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// `docker pause`, tried again if the engine could not freeze it at once.
+fn pause(container: &str) {
+    for _ in 0..20 {
+        let out = std::process::Command::new("docker")
+            .args(["pause", container])
+            .output()
+            .unwrap();
+        if docker(&["inspect", "-f", "{{.State.Paused}}", container]).trim() == "true" {
+            return;
+        }
+        eprintln!(
+            "docker pause {container}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("could not pause {container}");
+}
+
 fn ready_names(nodes: &[(String, String)]) -> BTreeSet<String> {
     nodes
         .iter()
@@ -67,11 +86,7 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
     let paused = format!("{}-worker-2", a.name);
     let t0 = Instant::now();
     docker(&["kill", &killed]);
-    docker(&["pause", &paused]);
-    assert_eq!(
-        docker(&["inspect", "-f", "{{.State.Paused}}", &paused]).trim(),
-        "true"
-    );
+    pause(&paused);
 
     wait_swarm(
         &b,

@@ -62,10 +62,12 @@ pub async fn ensure_image(
     });
     let mut lines = BufReader::new(stdout).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        // debootstrap prints a line per package; pass on our own steps and its stages.
+        // debootstrap prints a line per package; pass on only our steps and its main stages.
         if let Some(step) = line.strip_prefix("step: ") {
             progress(&format!("node image: {step}"));
-        } else if line.starts_with("I: Retrieving") || line.starts_with("I: Installing core") {
+        } else if line.starts_with("I: Installing core")
+            || line.starts_with("I: Base system installed")
+        {
             progress(&format!("node image: {}", line.trim_start_matches("I: ")));
         }
     }
