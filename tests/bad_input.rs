@@ -28,6 +28,16 @@ impl Attempt {
         c.output().unwrap()
     }
 
+    /// `swarm --template FILE` with `content` in FILE: the refusal's stderr.
+    fn refused_template(&self, file: &str, content: &str) -> String {
+        let t = self.dir.path().join(file);
+        std::fs::write(&t, content).unwrap();
+        self.refused(
+            &["swarm", "--name", "x1", "--template", t.to_str().unwrap()],
+            &[],
+        )
+    }
+
     /// Runs and returns stderr, asserting failure and that nothing was made.
     fn refused(&self, args: &[&str], env: &[(&str, &str)]) -> String {
         let out = self.run(args, env);
@@ -65,13 +75,7 @@ fn unknown_coe_is_refused() {
 
 #[test]
 fn unknown_coe_in_a_template_names_file_and_line() {
-    let a = Attempt::new();
-    let t = a.dir.path().join("t.yaml");
-    std::fs::write(&t, "managers: 1\ncoe: nomad\n").unwrap();
-    let err = a.refused(
-        &["swarm", "--name", "x1", "--template", t.to_str().unwrap()],
-        &[],
-    );
+    let err = Attempt::new().refused_template("t.yaml", "managers: 1\ncoe: nomad\n");
     assert!(
         err.contains("t.yaml") && err.contains("line 2") && err.contains("nomad"),
         "{err}"
@@ -101,13 +105,7 @@ fn cluster_name_must_be_a_dns_label() {
 
 #[test]
 fn template_yaml_error_shows_file_line_and_column() {
-    let a = Attempt::new();
-    let t = a.dir.path().join("broken.yaml");
-    std::fs::write(&t, "coe: swarm\nworkers: [1,\n").unwrap();
-    let err = a.refused(
-        &["swarm", "--name", "x1", "--template", t.to_str().unwrap()],
-        &[],
-    );
+    let err = Attempt::new().refused_template("broken.yaml", "coe: swarm\nworkers: [1,\n");
     assert!(
         err.contains("broken.yaml, line ") && err.contains("column"),
         "{err}"
@@ -116,13 +114,7 @@ fn template_yaml_error_shows_file_line_and_column() {
 
 #[test]
 fn template_type_error_shows_the_field() {
-    let a = Attempt::new();
-    let t = a.dir.path().join("typed.yaml");
-    std::fs::write(&t, "coe: swarm\nworkers: many\n").unwrap();
-    let err = a.refused(
-        &["swarm", "--name", "x1", "--template", t.to_str().unwrap()],
-        &[],
-    );
+    let err = Attempt::new().refused_template("typed.yaml", "coe: swarm\nworkers: many\n");
     assert!(
         err.contains("typed.yaml, line 2") && err.contains("invalid type"),
         "{err}"

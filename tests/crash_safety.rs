@@ -50,15 +50,7 @@ fn killed_runs_are_finished_by_the_next_one_without_duplicates() {
     kill9(&mut child);
 
     // The lock died with the process: the next run is not told the cluster is busy.
-    let out = c.ok(&[
-        "swarm",
-        "--name",
-        &c.name,
-        "--managers",
-        "1",
-        "--workers",
-        "2",
-    ]);
+    let out = c.create(1, 2);
     assert!(out.contains("is ready"), "{out}");
 
     let names: Vec<String> = containers(&c.name);
@@ -66,19 +58,12 @@ fn killed_runs_are_finished_by_the_next_one_without_duplicates() {
     assert_eq!(names.len(), 3, "containers: {names:?}");
     assert_eq!(unique.len(), 3);
 
-    let ls = c.ssh(
-        &c.manager(),
-        &[
-            "docker",
-            "node",
-            "ls",
-            "--format",
-            "{{.Hostname}} {{.Status}}",
-        ],
+    let nodes = c.swarm_nodes(&c.manager());
+    assert_eq!(nodes.len(), 3, "no duplicate swarm members: {nodes:?}");
+    assert!(
+        nodes.iter().all(|(_, status)| status == "Ready"),
+        "{nodes:?}"
     );
-    let lines: Vec<&str> = ls.lines().collect();
-    assert_eq!(lines.len(), 3, "no duplicate swarm members:\n{ls}");
-    assert!(lines.iter().all(|l| l.ends_with(" Ready")), "{ls}");
 
     c.ok(&["destroy", &c.name, "--yes"]);
     assert_eq!(leftovers(&c.name), Vec::<String>::new());

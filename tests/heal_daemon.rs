@@ -69,15 +69,7 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
     let a = Cluster::new("it-da");
     let b = Cluster::sharing("it-db", &a);
     for c in [&a, &b] {
-        c.ok(&[
-            "swarm",
-            "--name",
-            &c.name,
-            "--managers",
-            "1",
-            "--workers",
-            "2",
-        ]);
+        c.create(1, 2);
     }
     let mut daemon = Daemon::start(&a, "5s");
 
@@ -88,28 +80,19 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
     docker(&["kill", &killed]);
     pause(&paused);
 
-    wait_swarm(
-        &b,
-        &b.manager(),
-        3,
-        std::slice::from_ref(&killed),
-        Duration::from_secs(180),
-    );
-    eprintln!(
-        "measured: docker kill of a worker to its replacement Ready: {:.1}s",
-        t0.elapsed().as_secs_f64()
-    );
-    wait_swarm(
-        &a,
-        &a.manager(),
-        3,
-        std::slice::from_ref(&paused),
-        Duration::from_secs(180),
-    );
-    eprintln!(
-        "measured: docker pause of a worker to its replacement Ready: {:.1}s",
-        t0.elapsed().as_secs_f64()
-    );
+    for (c, old, how) in [(&b, &killed, "kill"), (&a, &paused, "pause")] {
+        wait_swarm(
+            c,
+            &c.manager(),
+            3,
+            std::slice::from_ref(old),
+            Duration::from_secs(180),
+        );
+        eprintln!(
+            "measured: docker {how} of a worker to its replacement Ready: {:.1}s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
     for (c, old) in [(&b, &killed), (&a, &paused)] {
         wait_until(
             "the old machine to be deleted",
@@ -186,15 +169,7 @@ fn a_killed_manager_is_replaced_while_quorum_holds() {
         return;
     }
     let c = Cluster::new("it-mgr");
-    c.ok(&[
-        "swarm",
-        "--name",
-        &c.name,
-        "--managers",
-        "3",
-        "--workers",
-        "0",
-    ]);
+    c.create(3, 0);
     let _daemon = Daemon::start(&c, "5s");
     let killed = format!("{}-manager-2", c.name);
     docker(&["kill", &killed]);
@@ -265,15 +240,7 @@ fn nodes_remove_drains_and_managers_never_drop_to_zero() {
         return;
     }
     let c = Cluster::new("it-rm");
-    c.ok(&[
-        "swarm",
-        "--name",
-        &c.name,
-        "--managers",
-        "1",
-        "--workers",
-        "2",
-    ]);
+    c.create(1, 2);
     let gone = format!("{}-worker-1", c.name);
     c.ok(&["nodes", "remove", &c.name, &gone]);
     let nodes = c.swarm_nodes(&c.manager());

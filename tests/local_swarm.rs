@@ -16,15 +16,7 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         return;
     }
     let c = Cluster::new("it-swarm");
-    let out = c.ok(&[
-        "swarm",
-        "--name",
-        &c.name,
-        "--managers",
-        "1",
-        "--workers",
-        "2",
-    ]);
+    let out = c.create(1, 2);
     assert!(
         out.contains(&format!("Cluster {} is ready", c.name)),
         "{out}"
@@ -49,19 +41,11 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
     }
 
     // Three nodes Ready in the manager's own view.
-    let ls = c.ssh(
-        &c.manager(),
-        &[
-            "docker",
-            "node",
-            "ls",
-            "--format",
-            "{{.Hostname}} {{.Status}}",
-        ],
-    );
-    let ready: BTreeSet<&str> = ls
-        .lines()
-        .filter_map(|l| l.strip_suffix(" Ready"))
+    let nodes = c.swarm_nodes(&c.manager());
+    let ready: BTreeSet<&str> = nodes
+        .iter()
+        .filter(|(_, status)| status == "Ready")
+        .map(|(host, _)| host.as_str())
         .collect();
     let expected: BTreeSet<String> = ["manager-1", "worker-1", "worker-2"]
         .iter()
@@ -70,7 +54,7 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
     assert_eq!(
         ready,
         expected.iter().map(String::as_str).collect(),
-        "docker node ls:\n{ls}"
+        "docker node ls: {nodes:?}"
     );
 
     // A locally made busybox image, loaded on every node (there is no registry).

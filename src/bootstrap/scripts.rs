@@ -156,6 +156,32 @@ impl Scripts {
     }
 }
 
+/// Runs `shellcheck` on a rendered script; `Err` holds its findings. Used by
+/// the tests of the built-in scripts and of the example overrides.
+#[doc(hidden)]
+pub fn shellcheck(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("shellcheck")
+        .args(["--shell=bash", "--severity=style", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run shellcheck ({e}): apt-get install shellcheck"))?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(text.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,8 +247,6 @@ mod tests {
 
     #[test]
     fn every_builtin_script_renders_and_passes_shellcheck() {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
         let scripts = Scripts::new(None);
         for name in scripts.names() {
             let text = scripts.render(&name, &sample_context()).unwrap();
@@ -231,24 +255,9 @@ mod tests {
                 text.contains("set -euo pipefail") || text.contains("set -uo pipefail"),
                 "{name}"
             );
-            let mut child = Command::new("shellcheck")
-                .args(["--shell=bash", "--severity=style", "-"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("shellcheck is needed for this test: apt-get install shellcheck");
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{name} fails shellcheck:\n{}\n--- rendered:\n{text}",
-                String::from_utf8_lossy(&out.stdout)
-            );
+            if let Err(findings) = shellcheck(&text) {
+                panic!("{name} fails shellcheck:\n{findings}\n--- rendered:\n{text}");
+            }
         }
     }
 

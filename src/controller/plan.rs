@@ -941,32 +941,40 @@ mod tests {
     }
 
     #[test]
-    fn unreachable_ssh_is_tolerated_until_its_timeout() {
+    fn member_conditions_are_tolerated_until_their_timeout() {
         let s = spec(1, 2);
-        let (mut records, mut observed) = converged(1, 2);
-        observed.probes.insert(
-            "web-worker-1".into(),
-            Probe::Unreachable("no answer within 30s".into()),
-        );
-        records[1].unhealthy_since = Some(NOW - 10);
-        assert!(plan(&s, &records, &observed, NOW).is_empty());
-        records[1].unhealthy_since = Some(NOW - s.health.ssh_timeout.as_secs() as i64);
-        let p = plan(&s, &records, &observed, NOW);
-        assert_eq!(p.remediations, vec!["web-worker-1".to_string()]);
-    }
-
-    #[test]
-    fn orchestrator_down_is_tolerated_until_its_timeout() {
-        let s = spec(1, 2);
-        let (mut records, mut observed) = converged(1, 2);
-        observed.members.as_mut().unwrap()[1].ready = false;
-        records[1].unhealthy_since = Some(NOW - 5);
-        assert!(plan(&s, &records, &observed, NOW).is_empty());
-        records[1].unhealthy_since = Some(NOW - 600);
-        assert_eq!(
-            plan(&s, &records, &observed, NOW).remediations,
-            vec!["web-worker-1".to_string()]
-        );
+        let ssh_fails = |o: &mut Observed| {
+            o.probes.insert(
+                "web-worker-1".into(),
+                Probe::Unreachable("no answer within 30s".into()),
+            );
+        };
+        let swarm_says_down = |o: &mut Observed| o.members.as_mut().unwrap()[1].ready = false;
+        type Breaks<'a> = &'a dyn Fn(&mut Observed);
+        let cases: [(&str, Breaks, u64); 2] = [
+            (
+                "ssh unreachable",
+                &ssh_fails,
+                s.health.ssh_timeout.as_secs(),
+            ),
+            (
+                "orchestrator down",
+                &swarm_says_down,
+                s.health.not_ready_timeout.as_secs(),
+            ),
+        ];
+        for (what, break_it, grace) in cases {
+            let (mut records, mut observed) = converged(1, 2);
+            break_it(&mut observed);
+            records[1].unhealthy_since = Some(NOW - grace as i64 + 1);
+            assert!(
+                plan(&s, &records, &observed, NOW).is_empty(),
+                "{what}: too early"
+            );
+            records[1].unhealthy_since = Some(NOW - grace as i64);
+            let p = plan(&s, &records, &observed, NOW);
+            assert_eq!(p.remediations, vec!["web-worker-1".to_string()], "{what}");
+        }
     }
 
     #[test]

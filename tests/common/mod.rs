@@ -118,6 +118,20 @@ impl Cluster {
             .expect("spawn provision")
     }
 
+    /// `provision swarm --name NAME --managers M --workers W`; fails the test unless it succeeds.
+    pub fn create(&self, managers: u32, workers: u32) -> String {
+        let (m, w) = (managers.to_string(), workers.to_string());
+        self.ok(&[
+            "swarm",
+            "--name",
+            &self.name,
+            "--managers",
+            &m,
+            "--workers",
+            &w,
+        ])
+    }
+
     /// `provision ssh NAME NODE -- CMD…`, output as text; fails on error.
     pub fn ssh(&self, node: &str, command: &[&str]) -> String {
         let mut args = vec!["ssh", self.name.as_str(), node, "--"];
