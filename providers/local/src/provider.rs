@@ -53,6 +53,8 @@ pub struct LocalProvider {
     cgroup_v2: bool,
     /// Learnt from the first node started, then used for every other one.
     mode: AtomicU8,
+    /// Held while the first node finds out which mode works.
+    learn_mode: tokio::sync::Mutex<()>,
 }
 
 impl LocalProvider {
@@ -69,6 +71,7 @@ impl LocalProvider {
             options,
             cgroup_v2,
             mode: AtomicU8::new(MODE_UNKNOWN),
+            learn_mode: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -375,6 +378,12 @@ impl Provider for LocalProvider {
         cluster: &ClusterRef,
         spec: &MachineSpec,
     ) -> Result<Machine, ProviderError> {
+        // Until one node has shown whether the engine allows --privileged,
+        // the others wait, so only one of them tries and falls back.
+        let learning = match self.mode.load(Ordering::Relaxed) {
+            MODE_UNKNOWN => Some(self.learn_mode.lock().await),
+            _ => None,
+        };
         let id = match self.find_container(cluster, &spec.node).await? {
             Some((id, true)) => id,
             Some((id, false)) => {
@@ -410,12 +419,28 @@ impl Provider for LocalProvider {
                 self.start_with_fallback(cluster, spec, id).await?
             }
         };
+        drop(learning);
+        // The address is known as soon as the container runs: saves the
+        // caller a polling round.
+        let address = match self
+            .docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => c
+                .network_settings
+                .and_then(|n| n.networks)
+                .and_then(|n| n.get(&Self::network_name(cluster)).cloned())
+                .and_then(|e| e.ip_address)
+                .filter(|ip| !ip.is_empty()),
+            Err(e) => return Err(call_error(format!("inspect container {}", spec.node), e)),
+        };
         Ok(Machine {
             id,
             node: spec.node.clone(),
             role: spec.role,
-            state: MachineState::Pending,
-            address: None,
+            state: MachineState::Running,
+            address,
         })
     }
 
