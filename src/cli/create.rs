@@ -9,6 +9,7 @@ use super::output::node_table;
 use super::session::{connect_provider, Session};
 use super::{CreateArgs, Global};
 use crate::bootstrap::client_files::write_client_files;
+use crate::controller::quorum::check_manager_change;
 use crate::controller::ClusterContext;
 use crate::progress;
 use crate::spec::{self, ClusterTemplate, Coe, TemplateError};
@@ -50,6 +51,19 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
             let mut s = existing.spec.clone();
             s.managers = args.managers.unwrap_or(s.managers);
             s.workers = args.workers.unwrap_or(s.workers);
+            // Fewer managers here is a scale-in: the same quorum rule as `scale`.
+            let nodes = session.store.nodes(&spec.name)?;
+            // (Zero managers is refused by validation below, with its own message.)
+            if let (Err(why), true) = (
+                check_manager_change(&nodes, s.managers, &[]),
+                s.managers > 0,
+            ) {
+                bail!(
+                    "refused: {why}; `provision scale {} --managers {} --force` does it anyway",
+                    spec.name,
+                    s.managers
+                );
+            }
             ClusterRecord {
                 spec: s,
                 ..existing
