@@ -255,3 +255,49 @@ fn nodes_remove_drains_and_managers_never_drop_to_zero() {
     c.ok(&["nodes", "add", &c.name, "--count", "1"]);
     assert_eq!(c.swarm_nodes(&c.manager()).len(), 3);
 }
+
+#[test]
+fn daemon_once_skips_a_busy_cluster_and_logs_json() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("it-once");
+    c.create(1, 0);
+
+    // An even manager count is allowed, with a warning about quorum.
+    let out = c.run(&["scale", &c.name, "--managers", "2"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("odd count is better for quorum"));
+    c.ok(&["scale", &c.name, "--managers", "1"]);
+
+    let once = |c: &Cluster| {
+        let out = c.run(&["--log-format", "json", "daemon", "--once", "--no-metrics"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        let lines: Vec<serde_json::Value> = err
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        lines
+            .into_iter()
+            .find(|l| l["fields"]["message"] == "pass done")
+            .expect("a pass line")
+    };
+    let pass = once(&c);
+    assert_eq!(pass["fields"]["busy"], 0, "{pass}");
+    assert_eq!(pass["fields"]["clusters"], 1, "{pass}");
+
+    // Another command holds the cluster: the daemon leaves it alone.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(c.dir().join("locks").join(format!("{}.lock", c.name)))
+        .unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
+    let pass = once(&c);
+    assert_eq!(pass["fields"]["busy"], 1, "{pass}");
+    drop(lock);
+}
