@@ -27,7 +27,15 @@ if ! docker info >/dev/null 2>&1; then
   if [ -d /run/systemd/system ]; then
     systemctl start docker
   else
-    # No systemd as PID 1 (containers, CI sandboxes): run dockerd ourselves.
+        # No systemd as PID 1 (containers, CI sandboxes): run dockerd ourselves.
+    # A dockerd that was killed leaves its pid files behind, and a new one
+    # refuses to start while they name a process that is gone.
+    for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+      if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        echo "removing stale $pidfile"
+        rm -f "$pidfile"
+      fi
+    done
     echo "starting dockerd (log: /var/log/provision-dockerd.log)"
     nohup dockerd >/var/log/provision-dockerd.log 2>&1 &
   fi
@@ -35,7 +43,11 @@ if ! docker info >/dev/null 2>&1; then
     docker info >/dev/null 2>&1 && break
     sleep 1
   done
-  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/provision-dockerd.log" >&2; exit 1; }
+    if ! docker info >/dev/null 2>&1; then
+    echo "dockerd did not start; the end of /var/log/provision-dockerd.log:" >&2
+    tail -n 5 /var/log/provision-dockerd.log >&2 || true
+    exit 1
+  fi
 fi
 
 image="${PROVISION_NODE_IMAGE:-provision/node:bookworm}"
