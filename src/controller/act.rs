@@ -87,8 +87,15 @@ impl Controller {
             .iter()
             .any(|a| matches!(a, Action::InitCluster { .. }));
         let gate_opener = async {
-            if let (false, Some(via)) = (initialising, plan.join_via.as_deref()) {
-                run.open_gate_through(via).await;
+            match (initialising, plan.join_via.as_deref()) {
+                (true, _) => {}
+                (false, Some(via)) => run.open_gate_through(via).await,
+                // Never leave a join waiting for a gate nobody will open.
+                (false, None) => {
+                    run.gate_tx.send_replace(Gate::Failed(
+                        "no manager with control is reachable to join through".into(),
+                    ));
+                }
             }
         };
         let nodes = join_all(order.iter().map(|node| {

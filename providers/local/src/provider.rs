@@ -289,11 +289,6 @@ impl LocalProvider {
             .map_err(|e| call_error("copy authorized_keys into container", e))
     }
 
-    async fn start(&self, id: &str, node: &str) -> Result<(), bollard::errors::Error> {
-        let _ = node;
-        self.docker.start_container(id, None).await
-    }
-
     async fn remove_container(&self, id: &str) -> Result<(), ProviderError> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
@@ -543,7 +538,7 @@ impl LocalProvider {
         spec: &MachineSpec,
         id: String,
     ) -> Result<String, ProviderError> {
-        match self.start(&id, &spec.node).await {
+        match self.docker.start_container(&id, None).await {
             Ok(()) => {
                 if self.mode.load(Ordering::Relaxed) == MODE_UNKNOWN {
                     self.mode.store(MODE_PRIVILEGED, Ordering::Relaxed);
@@ -558,7 +553,8 @@ impl LocalProvider {
                 self.mode.store(MODE_CAPS, Ordering::Relaxed);
                 self.remove_container(&id).await?;
                 let id = self.create_container(cluster, spec, false).await?;
-                self.start(&id, &spec.node)
+                self.docker
+                    .start_container(&id, None)
                     .await
                     .map_err(|e| call_error(format!("start container {}", spec.node), e))?;
                 Ok(id)
