@@ -7,10 +7,13 @@
 //! says so explicitly; there is no way to print a value unquoted. Secrets
 //! never pass through templates: scripts read them from standard input.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use minijinja::value::Value;
 use minijinja::{Environment, UndefinedBehavior};
+
+use crate::state::{ClusterRecord, NodeRecord};
 
 /// Names and sources of the built-in script templates.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -65,6 +68,34 @@ pub enum ScriptError {
 pub struct Scripts {
     env: Environment<'static>,
     override_dir: Option<PathBuf>,
+}
+
+/// The `cluster` and `node` values every script sees, for `node` reached at
+/// `address`.
+pub fn script_context(
+    cluster: &ClusterRecord,
+    node: &NodeRecord,
+    address: &str,
+) -> BTreeMap<String, Value> {
+    BTreeMap::from([
+        (
+            "cluster".to_string(),
+            Value::from_serialize(serde_json::json!({
+                "name": cluster.spec.name,
+                "id": cluster.id,
+                "coe": cluster.spec.coe.as_str(),
+            })),
+        ),
+        (
+            "node".to_string(),
+            Value::from_serialize(serde_json::json!({
+                "name": node.name,
+                "role": node.role.as_str(),
+                "index": node.index,
+                "address": address,
+            })),
+        ),
+    ])
 }
 
 /// POSIX shell quoting: the value as one word, whatever it holds.

@@ -8,9 +8,7 @@ use rand::RngCore;
 use super::output::node_table;
 use super::session::{connect_provider, Session};
 use super::{CreateArgs, Global};
-use crate::bootstrap::client_files::write_client_files;
 use crate::controller::quorum::check_manager_change;
-use crate::controller::ClusterContext;
 use crate::progress;
 use crate::spec::{self, ClusterTemplate, Coe, TemplateError};
 use crate::state::{ClusterLock, ClusterRecord};
@@ -89,27 +87,9 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
         .store
         .put_cluster(&record)
         .context("storing the cluster spec")?;
-    let ctx = ClusterContext::new(&session.paths, record.clone())?;
-    let controller = session.controller(global, provider, &record.spec, reporter.clone());
-
-    controller.clear_backoff(&ctx)?;
-    let result = controller.converge(&ctx).await;
-    reporter.finish();
-    let nodes = session.store.nodes(&record.spec.name)?;
-    write_client_files(
-        &session.paths,
-        &record.spec.name,
-        &record.spec.ssh_user,
-        &nodes,
-    )
-    .context("writing the cluster's ssh_config")?;
-    let report = result.with_context(|| {
-        format!(
-            "cluster {} is not complete; node logs are in {}; run the same command again to continue",
-            record.spec.name,
-            session.paths.cluster_dir(&record.spec.name).join("logs").display()
-        )
-    })?;
+    let (report, nodes) = session
+        .reconcile(global, &record, provider, reporter)
+        .await?;
 
     let name = &record.spec.name;
     if !report.healthy {

@@ -2,14 +2,13 @@
 //! state, then reconcile. Scale-in drains before it removes; managers change
 //! one at a time and never below quorum unless `--force`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use provision_provider::Role;
 
 use super::output::node_table;
 use super::session::{connect_provider, Session};
 use super::Global;
 use crate::controller::quorum::check_manager_change;
-use crate::controller::ClusterContext;
 use crate::progress;
 use crate::spec;
 use crate::state::{ClusterLock, ClusterRecord};
@@ -113,25 +112,12 @@ pub(super) async fn converge_and_show(
     provider: std::sync::Arc<dyn provision_provider::Provider>,
     reporter: std::sync::Arc<dyn progress::Reporter>,
 ) -> Result<()> {
-    let name = record.spec.name.clone();
-    let ctx = ClusterContext::new(&session.paths, record.clone())?;
-    let controller = session.controller(global, provider, &record.spec, reporter.clone());
-    controller.clear_backoff(&ctx)?;
-    let result = controller.converge(&ctx).await;
-    reporter.finish();
-    let nodes = session.store.nodes(&name)?;
-    crate::bootstrap::client_files::write_client_files(
-        &session.paths,
-        &name,
-        &record.spec.ssh_user,
-        &nodes,
-    )
-    .context("writing the cluster's ssh_config")?;
-    let report = result.with_context(|| {
-        format!("cluster {name} did not converge; run the same command again, or `provision heal {name}`, to continue")
-    })?;
+    let (report, nodes) = session
+        .reconcile(global, &record, provider, reporter)
+        .await?;
     println!(
-        "Cluster {name}: {} manager(s), {} worker(s), {}.\n",
+        "Cluster {}: {} manager(s), {} worker(s), {}.\n",
+        record.spec.name,
         record.spec.managers,
         record.spec.workers,
         if report.healthy {

@@ -8,12 +8,13 @@ use provision_provider::Provider;
 use provision_provider_local::{LocalOptions, LocalProvider};
 
 use super::Global;
+use crate::bootstrap::client_files::write_client_files;
 use crate::bootstrap::Scripts;
-use crate::controller::Controller;
+use crate::controller::{ClusterContext, Controller, ConvergeReport};
 use crate::orchestrator;
 use crate::progress::Reporter;
 use crate::spec::{Cloud, ClusterSpec};
-use crate::state::{ClusterRecord, SqliteStore, StatePaths, Store};
+use crate::state::{ClusterRecord, NodeRecord, SqliteStore, StatePaths, Store};
 
 pub struct Session {
     pub paths: StatePaths,
@@ -56,6 +57,36 @@ impl Session {
             paths: self.paths.clone(),
             reporter,
         }
+    }
+}
+
+impl Session {
+    /// Reconciles the cluster as a person asked for it now (no backoff),
+    /// then rewrites its ssh_config whatever the outcome. Errors say where
+    /// the node logs are and that running the command again continues.
+    pub async fn reconcile(
+        &self,
+        global: &Global,
+        record: &ClusterRecord,
+        provider: Arc<dyn Provider>,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<(ConvergeReport, Vec<NodeRecord>)> {
+        let name = &record.spec.name;
+        let ctx = ClusterContext::new(&self.paths, record.clone())?;
+        let controller = self.controller(global, provider, &record.spec, reporter.clone());
+        controller.clear_backoff(&ctx)?;
+        let result = controller.converge(&ctx).await;
+        reporter.finish();
+        let nodes = self.store.nodes(name)?;
+        write_client_files(&self.paths, name, &record.spec.ssh_user, &nodes)
+            .context("writing the cluster's ssh_config")?;
+        let report = result.with_context(|| {
+            format!(
+                "cluster {name} did not converge; node logs are in {}; run the same command again to continue",
+                self.paths.cluster_dir(name).join("logs").display()
+            )
+        })?;
+        Ok((report, nodes))
     }
 }
 

@@ -80,7 +80,6 @@ async fn refresh(
         &record.spec,
         std::sync::Arc::new(LogReporter),
     );
-    let records = session.store.nodes(&record.spec.name)?;
-    controller.observe(&ctx, &records).await?;
+    controller.observe(&ctx).await?;
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! `provision templates`: cluster templates and bootstrap script templates.
 
-use std::collections::BTreeMap;
-
 use anyhow::{anyhow, bail, Result};
 use minijinja::Value;
 use provision_provider::Role;
 
 use super::session::Session;
 use super::{Global, TemplatesCommand};
+use crate::bootstrap::scripts::script_context;
 use crate::bootstrap::Scripts;
+use crate::orchestrator::DRAIN_WAIT_SECONDS;
 use crate::spec::builtin_templates;
 
 pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
@@ -64,20 +64,7 @@ pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
                 .filter(|m| m.role == Role::Manager)
                 .min_by_key(|m| m.index)
                 .and_then(|m| m.address.clone());
-            let mut context: BTreeMap<String, Value> = BTreeMap::from([
-                (
-                    "cluster".to_string(),
-                    Value::from_serialize(serde_json::json!({
-                        "name": c.spec.name, "id": c.id, "coe": c.spec.coe.as_str(),
-                    })),
-                ),
-                (
-                    "node".to_string(),
-                    Value::from_serialize(serde_json::json!({
-                        "name": n.name, "role": n.role.as_str(), "index": n.index, "address": address,
-                    })),
-                ),
-            ]);
+            let mut context = script_context(&c, &n, &address);
             // Values some scripts take besides the node's own.
             if let Some(m) = manager {
                 context.insert("manager_address".into(), Value::from(m));
@@ -87,7 +74,7 @@ pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
                 Value::from(n.member_id.clone().unwrap_or_else(|| "MEMBER_ID".into())),
             );
             context.insert("member_name".into(), Value::from(n.name.clone()));
-            context.insert("wait_seconds".into(), Value::from(120));
+            context.insert("wait_seconds".into(), Value::from(DRAIN_WAIT_SECONDS));
             if !scripts.names().contains(&name) {
                 bail!("{name} is not a script template (`provision templates list`)");
             }

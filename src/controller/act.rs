@@ -35,6 +35,8 @@ struct Run<'a> {
     ctx: &'a ClusterContext,
     observed: &'a Observed,
     gate_tx: watch::Sender<Gate>,
+    /// Some node in this plan joins, so the join credentials are needed.
+    joins_waiting: bool,
     manager_join: Mutex<()>,
     creates: Semaphore,
 }
@@ -53,6 +55,10 @@ impl Controller {
             ctx,
             observed,
             gate_tx,
+            joins_waiting: plan
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Join { .. })),
             manager_join: Mutex::new(()),
             creates: Semaphore::new(CREATE_CONCURRENCY),
         };
@@ -122,37 +128,19 @@ impl Run<'_> {
     fn record(&self, node: &str) -> Result<NodeRecord, ControllerError> {
         self.ctl
             .store
-            .nodes(self.ctx.name())?
-            .into_iter()
-            .find(|n| n.name == node)
+            .node(self.ctx.name(), node)?
             .ok_or_else(|| ControllerError::Node {
                 node: node.to_string(),
                 message: "has no record in the state store".into(),
             })
     }
 
-    fn set_phase(&self, node: &str, phase: NodePhase) -> Result<NodeRecord, ControllerError> {
+    fn set_phase(&self, node: &str, phase: NodePhase) -> Result<(), ControllerError> {
         let mut rec = self.record(node)?;
         rec.phase = phase;
         self.ctl.store.put_node(&rec)?;
         self.ctl.reporter.phase(node, phase);
-        Ok(rec)
-    }
-
-    fn member(&self, node: &str, member_id: &str) -> Member {
-        self.observed
-            .members
-            .iter()
-            .flatten()
-            .find(|m| m.id == member_id)
-            .cloned()
-            .unwrap_or_else(|| Member {
-                id: member_id.to_string(),
-                hostname: node.to_string(),
-                role: Role::Worker,
-                ready: true,
-                status: "unknown".into(),
-            })
+        Ok(())
     }
 
     fn address_of(&self, node: &str) -> Option<String> {
@@ -314,9 +302,11 @@ impl Run<'_> {
                     let s = self.ensure_shell(node, &addr, &mut shell).await?;
                     self.set_phase(node, NodePhase::Joining)?;
                     self.ctl.orchestrator.init(s).await?;
-                    let secrets = self.ctl.orchestrator.join_secrets(s).await?;
-                    self.gate_tx
-                        .send_replace(Gate::Open(Arc::new((addr.clone(), secrets))));
+                    if self.joins_waiting {
+                        let secrets = self.ctl.orchestrator.join_secrets(s).await?;
+                        self.gate_tx
+                            .send_replace(Gate::Open(Arc::new((addr.clone(), secrets))));
+                    }
                     self.joined(node, s).await?;
                     self.ctl
                         .event(self.ctx, Some(node), "initialised the cluster");
@@ -343,9 +333,8 @@ impl Run<'_> {
                     self.ctl
                         .event(self.ctx, Some(node), &format!("joined as {role}"));
                 }
-                Action::Drain { member_id, .. } => {
-                    let member = self.member(node, member_id);
-                    self.through_manager(node, &member, true).await?;
+                Action::Drain { member, .. } => {
+                    self.through_manager(node, member, true).await?;
                     self.ctl.event(self.ctx, Some(node), "drained");
                 }
                 Action::RemoveMember { member, .. } => {
@@ -460,7 +449,13 @@ impl Run<'_> {
                 .await?
         };
         let mut rec = self.record(node)?;
-        if rec.machine_id.as_deref() != Some(machine.id.as_str()) {
+        let new_machine = rec.machine_id.as_deref() != Some(machine.id.as_str());
+        // The startup clock runs from here for a new machine, and for one an
+        // observation recorded before any run got to time it.
+        if new_machine || rec.machine_created_at.is_none() {
+            rec.machine_created_at = Some(unix_now());
+        }
+        if new_machine {
             // A new machine has a new host key and is not a member yet.
             rec.host_key = None;
             rec.member_id = None;
@@ -469,11 +464,6 @@ impl Run<'_> {
                 Some(node),
                 &format!("created machine {}", machine.id),
             );
-        }
-        if rec.machine_id.as_deref() != Some(machine.id.as_str())
-            || rec.machine_created_at.is_none()
-        {
-            rec.machine_created_at = Some(unix_now());
         }
         rec.machine_id = Some(machine.id.clone());
         if machine.address.is_some() {

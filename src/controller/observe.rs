@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use minijinja::Value;
 use provision_provider::{Machine, MachineState, Role};
 use tracing::debug;
 
 use super::context::{ClusterContext, Controller, ControllerError};
 use super::health::{assess, Condition};
 use super::plan::{Observed, Probe};
+use crate::bootstrap::scripts::script_context;
 use crate::bootstrap::{NodeShell, SshSession, SshTarget};
 use crate::state::{Health, NodeRecord};
 
@@ -48,32 +48,12 @@ impl Controller {
             // other columns is not overwritten with stale values.
             let mut latest = self
                 .store
-                .nodes(ctx.name())?
-                .into_iter()
-                .find(|n| n.name == record.name)
+                .node(ctx.name(), &record.name)?
                 .unwrap_or_else(|| record.clone());
             latest.host_key = Some(session.host_key().to_string());
             self.store.put_node(&latest)?;
         }
-        let context = BTreeMap::from([
-            (
-                "cluster".to_string(),
-                Value::from_serialize(serde_json::json!({
-                    "name": ctx.name(),
-                    "id": ctx.record.id,
-                    "coe": ctx.record.spec.coe.as_str(),
-                })),
-            ),
-            (
-                "node".to_string(),
-                Value::from_serialize(serde_json::json!({
-                    "name": record.name,
-                    "role": record.role.as_str(),
-                    "index": record.index,
-                    "address": address,
-                })),
-            ),
-        ]);
+        let context = script_context(&ctx.record, record, address);
         Ok(NodeShell::new(
             session,
             self.scripts.clone(),
@@ -108,16 +88,17 @@ impl Controller {
     }
 
     /// One observation: a single provider list call, a probe of each running
-    /// machine, and membership through one manager. Updates the recorded
-    /// addresses and health.
+    /// machine, and membership through one manager. Records the addresses
+    /// and health it saw, and returns the node records as they now are, so
+    /// the planner works from what was just observed.
     pub async fn observe(
         &self,
         ctx: &ClusterContext,
-        records: &[NodeRecord],
-    ) -> Result<Observed, ControllerError> {
-        let observed = self.look(ctx, records).await?;
-        self.record_observation(ctx, records, &observed)?;
-        Ok(observed)
+    ) -> Result<(Vec<NodeRecord>, Observed), ControllerError> {
+        let records = self.store.nodes(ctx.name())?;
+        let observed = self.look(ctx, &records).await?;
+        let records = self.record_observation(ctx, &observed)?;
+        Ok((records, observed))
     }
 
     /// The observation alone, written nowhere (for `--dry-run`).
@@ -183,18 +164,15 @@ impl Controller {
     fn record_observation(
         &self,
         ctx: &ClusterContext,
-        records: &[NodeRecord],
         observed: &Observed,
-    ) -> Result<(), ControllerError> {
+    ) -> Result<Vec<NodeRecord>, ControllerError> {
         let now = unix_now();
-        let latest = self.store.nodes(ctx.name())?;
-        for r in records {
-            let Some(mut rec) = latest.iter().find(|n| n.name == r.name).cloned() else {
-                continue;
-            };
+        // Re-read: probes may have recorded host keys on first contact.
+        let mut records = self.store.nodes(ctx.name())?;
+        for rec in &mut records {
             let before = rec.clone();
-            let machine = observed.machines.iter().find(|m| m.node == r.name);
-            let probe = observed.probes.get(&r.name);
+            let machine = observed.machines.iter().find(|m| m.node == rec.name);
+            let probe = observed.probes.get(&rec.name);
             if let Some(m) = machine {
                 rec.machine_id = Some(m.id.clone());
                 if m.address.is_some() {
@@ -211,7 +189,7 @@ impl Controller {
                     .as_ref()
                     .and_then(|id| ms.iter().find(|m| &m.id == id))
             });
-            let condition = assess(&rec, machine, probe, member);
+            let condition = assess(rec, machine, probe, member);
             match condition {
                 Condition::Healthy => {
                     rec.health = Health::Healthy;
@@ -236,11 +214,11 @@ impl Controller {
                     rec.unhealthy_since = rec.unhealthy_since.or(Some(now));
                 }
             }
-            if rec != before {
-                self.store.put_node(&rec)?;
+            if *rec != before {
+                self.store.put_node(rec)?;
             }
         }
-        Ok(())
+        Ok(records)
     }
 }
 

@@ -51,7 +51,7 @@ pub enum Action {
     /// Join the node to the orchestrator cluster.
     Join { node: String, role: Role },
     /// Move the node's work elsewhere before it leaves.
-    Drain { node: String, member_id: String },
+    Drain { node: String, member: Member },
     /// Remove an entry from the orchestrator's membership (demoting a manager first).
     RemoveMember { node: String, member: Member },
     /// Delete a machine that is not wanted (retiring, or unknown).
@@ -188,7 +188,9 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
 
     let mut plan = Plan::default();
     let mut retire: BTreeMap<String, String> = BTreeMap::new();
-    let already_retiring_manager = views
+    // Managers leave one at a time: taken once one is already leaving, or
+    // this pass retires one (for remediation or for scale-in).
+    let mut manager_turn_taken = views
         .iter()
         .any(|v| v.record.retiring && v.role() == Role::Manager);
 
@@ -213,7 +215,6 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         ));
     } else {
         let managers_total = active.iter().filter(|v| v.role() == Role::Manager).count();
-        let mut manager_taken = already_retiring_manager;
         for v in &due {
             if v.backing_off(now) {
                 plan.notes.push(format!(
@@ -231,7 +232,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
                             && o.condition.is_healthy()
                     })
                     .count();
-                if manager_taken {
+                if manager_turn_taken {
                     plan.notes.push(format!(
                         "{} is unhealthy; managers are replaced one at a time",
                         v.name()
@@ -246,7 +247,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
                     ));
                     continue;
                 }
-                manager_taken = true;
+                manager_turn_taken = true;
             }
             plan.remediations.push(v.name().to_string());
             retire.insert(
@@ -257,12 +258,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
     }
 
     // Scale-in: retire the unhealthy first, then the highest index.
-    let mut manager_retiring = already_retiring_manager
-        || retire.keys().any(|n| {
-            views
-                .iter()
-                .any(|v| v.name() == n && v.role() == Role::Manager)
-        });
+
     for role in [Role::Manager, Role::Worker] {
         let mut remaining: Vec<&NodeView> = active
             .iter()
@@ -278,13 +274,13 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
                 .map(|(i, _)| i)
                 .expect("not empty");
             if role == Role::Manager {
-                if manager_retiring {
+                if manager_turn_taken {
                     plan.notes.push(
                         "managers leave one at a time: the next one goes in a later pass".into(),
                     );
                     break;
                 }
-                manager_retiring = true;
+                manager_turn_taken = true;
             }
             let v = remaining.remove(pick);
             retire.insert(v.name().to_string(), "scale in".into());
@@ -453,7 +449,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
             if v.condition.is_healthy() {
                 steps.push(Action::Drain {
                     node: name.clone(),
-                    member_id: member.id.clone(),
+                    member: member.clone(),
                 });
             }
             steps.push(Action::RemoveMember {
@@ -1064,7 +1060,7 @@ mod tests {
                 },
                 Action::Drain {
                     node: "web-worker-3".into(),
-                    member_id: "w3".into()
+                    member: member("w3", "web-worker-3", Role::Worker, true)
                 },
                 Action::RemoveMember {
                     node: "web-worker-3".into(),
@@ -1116,7 +1112,7 @@ mod tests {
         );
         assert!(p.actions.contains(&Action::Drain {
             node: "web-manager-3".into(),
-            member_id: "m3".into()
+            member: member("m3", "web-manager-3", Role::Manager, true)
         }));
     }
 

@@ -15,15 +15,9 @@ const MAX_PASSES: usize = 8;
 /// What a converge run did.
 #[derive(Debug, Default, Clone)]
 pub struct ConvergeReport {
-    /// Reconcile passes run (each one observation and plan).
-    pub passes: usize,
-    /// Actions carried out.
-    pub actions: usize,
     /// Nodes replaced because they were unhealthy.
     pub remediations: Vec<String>,
-    /// Why something was left undone (max_unhealthy, quorum, backoff).
-    pub notes: Vec<String>,
-    /// Every node is healthy.
+    /// Every node is healthy and none is leaving or failed.
     pub healthy: bool,
 }
 
@@ -73,15 +67,11 @@ impl Controller {
         let mut report = ConvergeReport::default();
         let mut last: Vec<String> = Vec::new();
         for pass in 1..=MAX_PASSES {
-            report.passes = pass;
-            let records = self.store.nodes(ctx.name())?;
-            let observed = self.observe(ctx, &records).await?;
+            let (records, observed) = self.observe(ctx).await?;
             let plan = plan(&ctx.record.spec, &records, &observed, unix_now());
             self.note_events(ctx, &plan.notes);
-            report.notes = plan.notes.clone();
             if plan.is_empty() {
-                let nodes = self.store.nodes(ctx.name())?;
-                report.healthy = nodes.iter().all(|n| {
+                report.healthy = records.iter().all(|n| {
                     n.health == Health::Healthy && !n.retiring && n.phase != NodePhase::Failed
                 });
                 let phase = if report.healthy { "ready" } else { "degraded" };
@@ -98,7 +88,6 @@ impl Controller {
             report
                 .remediations
                 .extend(plan.remediations.iter().cloned());
-            report.actions += plan.actions.len();
             let remaining = limit.saturating_sub(started.elapsed());
             if remaining.is_zero() {
                 break;

@@ -26,8 +26,10 @@ struct Inner {
     remediations: BTreeMap<String, u64>,
     /// cluster → cloud API errors
     cloud_errors: BTreeMap<String, u64>,
-    /// cluster → (passes, failed passes, sum of seconds, last seconds)
-    passes: BTreeMap<String, (u64, u64, f64, f64)>,
+    /// cluster → (passes, sum of their seconds)
+    passes: BTreeMap<String, (u64, f64)>,
+    /// cluster → passes that ended in an error
+    failed_passes: BTreeMap<String, u64>,
     /// cluster → passes skipped because another command held the lock
     skipped_busy: BTreeMap<String, u64>,
 }
@@ -88,11 +90,10 @@ impl Metrics {
         let mut inner = self.lock();
         let entry = inner.passes.entry(cluster.to_string()).or_default();
         entry.0 += 1;
+        entry.1 += seconds;
         if failed {
-            entry.1 += 1;
+            *inner.failed_passes.entry(cluster.to_string()).or_default() += 1;
         }
-        entry.2 += seconds;
-        entry.3 = seconds;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -152,7 +153,7 @@ impl Metrics {
             "# HELP provision_reconcile_duration_seconds Reconcile pass duration."
         );
         let _ = writeln!(out, "# TYPE provision_reconcile_duration_seconds summary");
-        for (c, (count, _, sum, _)) in &inner.passes {
+        for (c, (count, sum)) in &inner.passes {
             let _ = writeln!(
                 out,
                 "provision_reconcile_duration_seconds_sum{{cluster=\"{c}\"}} {sum:.3}"
@@ -162,17 +163,12 @@ impl Metrics {
                 "provision_reconcile_duration_seconds_count{{cluster=\"{c}\"}} {count}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP provision_reconcile_failures_total Reconcile passes that ended in an error."
+        counter(
+            &mut out,
+            "provision_reconcile_failures_total",
+            "Reconcile passes that ended in an error.",
+            &inner.failed_passes,
         );
-        let _ = writeln!(out, "# TYPE provision_reconcile_failures_total counter");
-        for (c, (_, failed, _, _)) in &inner.passes {
-            let _ = writeln!(
-                out,
-                "provision_reconcile_failures_total{{cluster=\"{c}\"}} {failed}"
-            );
-        }
         out
     }
 }
@@ -236,11 +232,14 @@ mod tests {
         );
         m.add_remediations("web", 1);
         m.observe_pass("web", 1.5, false);
+        m.observe_pass("web", 0.5, true);
         let text = m.render();
         assert!(text.contains("provision_clusters 2\n"));
         assert!(text.contains("provision_nodes{cluster=\"web\",phase=\"ready\"} 2\n"));
         assert!(text.contains("provision_nodes_health{cluster=\"web\",health=\"unhealthy\"} 1\n"));
         assert!(text.contains("provision_remediations_total{cluster=\"web\"} 1\n"));
-        assert!(text.contains("provision_reconcile_duration_seconds_count{cluster=\"web\"} 1\n"));
+        assert!(text.contains("provision_reconcile_duration_seconds_count{cluster=\"web\"} 2\n"));
+        assert!(text.contains("provision_reconcile_duration_seconds_sum{cluster=\"web\"} 2.000\n"));
+        assert!(text.contains("provision_reconcile_failures_total{cluster=\"web\"} 1\n"));
     }
 }

@@ -13,6 +13,9 @@ use crate::bootstrap::{NodeShell, ShellError};
 use crate::secret::Secret;
 use crate::spec::Coe;
 
+/// How long a drain waits for a node's work to move before it fails.
+pub const DRAIN_WAIT_SECONDS: u32 = 120;
+
 /// What a node says of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeProbe {

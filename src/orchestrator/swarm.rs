@@ -6,15 +6,12 @@ use minijinja::Value;
 use provision_provider::Role;
 use serde::Deserialize;
 
-use super::{JoinSecrets, Member, NodeProbe, Orchestrator};
+use super::{JoinSecrets, Member, NodeProbe, Orchestrator, DRAIN_WAIT_SECONDS};
 use crate::bootstrap::{NodeShell, Output, ShellError};
 use crate::secret::Secret;
 use crate::spec::Coe;
 
 pub struct Swarm;
-
-/// How long a drain waits for the node's tasks to stop.
-const DRAIN_WAIT_SECONDS: u32 = 120;
 
 /// One line of `docker node ls --format '{{json .}}'`.
 #[derive(Debug, Deserialize)]
@@ -71,6 +68,14 @@ pub(crate) fn parse_members(text: &str) -> Result<Vec<Member>, String> {
             })
         })
         .collect()
+}
+
+/// What the scripts that act on another member are told about it.
+fn member_vars(member: &Member) -> Vec<(&'static str, Value)> {
+    vec![
+        ("member_id", Value::from(member.id.as_str())),
+        ("member_name", Value::from(member.hostname.as_str())),
+    ]
 }
 
 fn parse_tokens(node: &str, text: &str) -> Result<JoinSecrets, ShellError> {
@@ -156,17 +161,10 @@ impl Orchestrator for Swarm {
     }
 
     async fn drain(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError> {
+        let mut vars = member_vars(member);
+        vars.push(("wait_seconds", Value::from(DRAIN_WAIT_SECONDS)));
         manager
-            .run(
-                "swarm/drain.sh",
-                &[
-                    ("member_id", Value::from(member.id.as_str())),
-                    ("member_name", Value::from(member.hostname.as_str())),
-                    ("wait_seconds", Value::from(DRAIN_WAIT_SECONDS)),
-                ],
-                None,
-                Output::Log,
-            )
+            .run("swarm/drain.sh", &vars, None, Output::Log)
             .await
             .map(|_| ())
     }
@@ -175,10 +173,7 @@ impl Orchestrator for Swarm {
         manager
             .run(
                 "swarm/remove-member.sh",
-                &[
-                    ("member_id", Value::from(member.id.as_str())),
-                    ("member_name", Value::from(member.hostname.as_str())),
-                ],
+                &member_vars(member),
                 None,
                 Output::Log,
             )

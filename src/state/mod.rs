@@ -47,6 +47,7 @@ pub trait Store: Send + Sync {
 
     fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError>;
     fn nodes(&self, cluster: &str) -> Result<Vec<NodeRecord>, StoreError>;
+    fn node(&self, cluster: &str, node: &str) -> Result<Option<NodeRecord>, StoreError>;
     fn delete_node(&self, cluster: &str, node: &str) -> Result<(), StoreError>;
 
     fn add_event(&self, cluster: &str, node: Option<&str>, message: &str)

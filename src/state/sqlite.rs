@@ -271,6 +271,17 @@ impl Store for SqliteStore {
         })
     }
 
+    fn node(&self, cluster: &str, node: &str) -> Result<Option<NodeRecord>, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                &format!("SELECT {NODE_COLUMNS} FROM nodes WHERE cluster = ?1 AND name = ?2"),
+                params![cluster, node],
+                node_row,
+            )
+            .optional()
+        })
+    }
+
     fn delete_node(&self, cluster: &str, node: &str) -> Result<(), StoreError> {
         self.with(|conn| {
             conn.execute(
@@ -356,6 +367,11 @@ mod tests {
         store.put_node(&n).unwrap();
         let nodes = store.nodes("web").unwrap();
         assert_eq!(nodes.len(), 1);
+        assert_eq!(
+            store.node("web", "web-worker-1").unwrap().as_ref(),
+            Some(&nodes[0])
+        );
+        assert!(store.node("web", "web-worker-9").unwrap().is_none());
         assert_eq!(nodes[0].machine_id.as_deref(), Some("abc"));
         assert_eq!(nodes[0].phase, NodePhase::Ready);
 
