@@ -127,8 +127,16 @@ impl NodeShell {
             Output::Quiet | Output::Secret => None,
         };
         let run = async {
+            // Scripts run as root; a cloud image's user gets there by sudo.
+            let sudo = if self.session.user() == "root" {
+                ""
+            } else {
+                "sudo -n "
+            };
             // Keep the script on the node: what ran is there to read.
-            let upload = format!("mkdir -p {REMOTE_DIR} && cat > {remote} && chmod 0700 {remote}");
+            let upload = format!(
+                "{sudo}mkdir -p {REMOTE_DIR} && {sudo}tee {remote} >/dev/null && {sudo}chmod 0700 {remote}"
+            );
             let code = self
                 .session
                 .exec(&upload, Some(text.as_bytes()), |_| {})
@@ -142,7 +150,7 @@ impl NodeShell {
             let code = self
                 .session
                 .exec(
-                    &format!("bash {remote}"),
+                    &format!("{sudo}bash {remote}"),
                     stdin.as_deref().map(str::as_bytes),
                     |chunk| {
                         captured.extend_from_slice(chunk);

@@ -98,6 +98,8 @@ impl client::Handler for HostKeyCheck {
 pub struct SshSession {
     handle: client::Handle<HostKeyCheck>,
     node: String,
+    /// Who we logged in as; anyone but root runs scripts through sudo.
+    user: String,
     /// The node's host key, as an OpenSSH public key line.
     host_key: String,
 }
@@ -187,6 +189,7 @@ impl SshSession {
             .unwrap_or_default();
         Ok(SshSession {
             handle,
+            user: target.user.clone(),
             node: target.node.clone(),
             host_key,
         })
@@ -226,6 +229,10 @@ impl SshSession {
 
     pub fn host_key(&self) -> &str {
         &self.host_key
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     pub fn node(&self) -> &str {

@@ -10,7 +10,8 @@ use super::session::{connect_provider, Session};
 use super::{CreateArgs, Global};
 use crate::controller::quorum::check_manager_change;
 use crate::progress;
-use crate::spec::{self, ClusterTemplate, Coe, TemplateError};
+use crate::controller::ClusterContext;
+use crate::spec::{self, ClusterSpec, ClusterTemplate, Coe, TemplateError};
 use crate::state::{ClusterLock, ClusterRecord};
 
 pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
@@ -27,9 +28,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     }
     let mut spec = template.to_spec(&args.name, args.cloud);
     spec::validate_cluster_name(&spec.name)?;
-    if let Some(image) = &args.image {
-        spec.image = Some(image.clone());
-    }
+    apply_flags(&mut spec, &args)?;
     let provider = connect_provider(&spec, Some(&args.image_suite)).await?;
     let session = Session::open(global)?;
     let _lock = ClusterLock::acquire(&spec.name, &session.paths.lock(&spec.name))?;
@@ -70,13 +69,20 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
         None => {
             spec.managers = args.managers.unwrap_or(spec.managers);
             spec.workers = args.workers.unwrap_or(spec.workers);
-            ClusterRecord {
+            let record = ClusterRecord {
                 spec: spec.clone(),
                 id: new_cluster_id(),
                 phase: "creating".into(),
                 created_at: String::new(),
                 updated_at: String::new(),
-            }
+            };
+            // Credentials, image, flavor and network are checked before the
+            // spec is stored, so a typo leaves nothing behind.
+            let ctx = ClusterContext::new(&session.paths, record.clone())?;
+            provider.preflight(&ctx.cluster).await.with_context(|| {
+                format!("checking the {} settings of cluster {}", spec.cloud, spec.name)
+            })?;
+            record
         }
     };
     let reporter = progress::for_stderr();
@@ -115,6 +121,34 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     println!("Connect:");
     println!("  eval \"$(provision{state_flag} env {name})\" && docker node ls");
     println!("  provision{state_flag} ssh {name} {name}-manager-1");
+    Ok(())
+}
+
+/// Puts the cloud flags on top of the template's values.
+fn apply_flags(spec: &mut ClusterSpec, args: &CreateArgs) -> Result<()> {
+    if let Some(image) = &args.image {
+        spec.image = Some(image.clone());
+    }
+    if let Some(flavor) = &args.flavor {
+        spec.flavor = Some(flavor.clone());
+    }
+    if let Some(cidr) = &args.ssh_from {
+        let mut firewall = spec.firewall();
+        firewall.ssh_from = cidr.clone();
+        spec.firewall = Some(firewall);
+    }
+    let ec2_flags = [&args.profile, &args.region, &args.subnet];
+    match spec.ec2.as_mut() {
+        Some(ec2) => {
+            ec2.profile = args.profile.clone().or(ec2.profile.take());
+            ec2.region = args.region.clone().or(ec2.region.take());
+            ec2.subnet = args.subnet.clone().or(ec2.subnet.take());
+        }
+        None if ec2_flags.iter().any(|f| f.is_some()) => {
+            bail!("--profile, --region and --subnet are ec2 settings: add --cloud ec2")
+        }
+        None => {}
+    }
     Ok(())
 }
 

@@ -156,9 +156,24 @@ pub struct CreateArgs {
     /// Cluster template: a built-in name or a YAML file.
     #[arg(long, default_value = "swarm")]
     pub template: String,
-    /// Machine image (local: the node image, built when missing).
+    /// Machine image (local: the node image, built when missing; ec2: an AMI id, or a name with the template's ec2.ami_owner).
     #[arg(long)]
     pub image: Option<String>,
+    /// Flavor / instance type (ec2: e.g. t3.small). Default: the template's, else the cloud's.
+    #[arg(long)]
+    pub flavor: Option<String>,
+    /// ec2: named profile of ~/.aws/config (default: AWS_PROFILE, else `default`).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// ec2: region (default: AWS_REGION, else the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// ec2: subnet id for the instances (default: the default VPC's).
+    #[arg(long, value_name = "ID")]
+    pub subnet: Option<String>,
+    /// CIDR that may reach the nodes' SSH port (default: the template's, else 0.0.0.0/0).
+    #[arg(long, value_name = "CIDR")]
+    pub ssh_from: Option<String>,
     /// Debian suite the local node image is built from.
     #[arg(long, default_value = "bookworm")]
     pub image_suite: String,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use provision_provider::Provider;
+use provision_provider_ec2::{Ec2Options, Ec2Provider};
 use provision_provider_local::{LocalOptions, LocalProvider};
 
 use super::Global;
@@ -108,6 +109,17 @@ pub async fn connect_provider(
             let provider = LocalProvider::connect(options)
                 .await
                 .context("connecting to the local cloud")?;
+            Ok(Arc::new(provider))
+        }
+        Cloud::Ec2 => {
+            let options = Ec2Options {
+                settings: spec.ec2.clone().unwrap_or_default(),
+                image: spec.image.clone(),
+                instance_type: spec.flavor.clone(),
+            };
+            let provider = Ec2Provider::connect(options)
+                .await
+                .context("connecting to the ec2 cloud")?;
             Ok(Arc::new(provider))
         }
     }

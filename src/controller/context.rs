@@ -35,6 +35,7 @@ impl ClusterContext {
             name: record.spec.name.clone(),
             id: record.id.clone(),
             ssh_public_key: key.public_line(),
+            firewall: record.spec.firewall(),
         };
         Ok(ClusterContext {
             record,

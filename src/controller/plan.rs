@@ -503,24 +503,13 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Cloud, Coe, MaxUnhealthy, Timeouts};
+    use crate::spec::MaxUnhealthy;
     use crate::state::NodePhase;
 
     const NOW: i64 = 1_000_000;
 
     fn spec(managers: u32, workers: u32) -> ClusterSpec {
-        ClusterSpec {
-            name: "web".into(),
-            coe: Coe::Swarm,
-            cloud: Cloud::Local,
-            managers,
-            workers,
-            image: None,
-            flavor: None,
-            ssh_user: "root".into(),
-            timeouts: Timeouts::default(),
-            health: Default::default(),
-        }
+        ClusterSpec::example("web", managers, workers)
     }
 
     /// A node that joined long ago (member `m1`, `w2`…) or, without a member,

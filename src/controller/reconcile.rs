@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use provision_provider::Recorder;
 use tracing::{info, warn};
 
 use super::context::{ClusterContext, Controller, ControllerError};
@@ -97,10 +98,9 @@ impl Controller {
                 .iter()
                 .any(|a| matches!(a, Action::CreateMachine { .. }))
             {
-                let reporter = self.reporter.clone();
-                let progress = move |msg: &str| reporter.note(msg);
+                let recorder = StateRecorder { ctl: self, ctx };
                 self.provider
-                    .ensure_prerequisites(&ctx.cluster, &progress)
+                    .ensure_prerequisites(&ctx.cluster, &recorder)
                     .await?;
             }
             match tokio::time::timeout(remaining, self.act(ctx, &plan, &observed)).await {
@@ -126,5 +126,28 @@ impl Controller {
                 remaining: last,
             })
         }
+    }
+}
+
+/// Puts what a provider makes into state the moment it exists, and its
+/// progress in front of the user.
+struct StateRecorder<'a> {
+    ctl: &'a Controller,
+    ctx: &'a ClusterContext,
+}
+
+impl Recorder for StateRecorder<'_> {
+    fn note(&self, message: &str) {
+        self.ctl.reporter.note(message);
+    }
+
+    fn created(&self, kind: &str, id: &str) {
+        // A failed write is logged, not fatal: the resource carries the
+        // cluster id, so destroy finds it by tag either way.
+        if let Err(e) = self.ctl.store.put_resource(self.ctx.name(), kind, id) {
+            warn!(cluster = %self.ctx.name(), kind, id, error = %e, "could not record resource");
+        }
+        self.ctl
+            .event(self.ctx, None, &format!("created {kind} {id}"));
     }
 }

@@ -10,6 +10,8 @@ mod template;
 use std::fmt;
 use std::time::Duration;
 
+use provision_provider::{Firewall, PortRule, Protocol};
+use provision_provider_ec2::Ec2Settings;
 use serde::{Deserialize, Serialize};
 
 pub use names::{node_name, validate_cluster_name};
@@ -28,6 +30,19 @@ impl Coe {
             Coe::Swarm => "swarm",
         }
     }
+
+    /// Ports the orchestrator's members talk to each other on.
+    pub fn member_ports(self) -> Vec<PortRule> {
+        match self {
+            // Cluster management, gossip (tcp+udp), overlay VXLAN.
+            Coe::Swarm => vec![
+                PortRule::new(Protocol::Tcp, 2377),
+                PortRule::new(Protocol::Tcp, 7946),
+                PortRule::new(Protocol::Udp, 7946),
+                PortRule::new(Protocol::Udp, 4789),
+            ],
+        }
+    }
 }
 
 impl fmt::Display for Coe {
@@ -42,12 +57,24 @@ impl fmt::Display for Coe {
 pub enum Cloud {
     /// Containers on the local Docker engine.
     Local,
+    /// Amazon EC2 instances (aws-config's credential chain).
+    Ec2,
 }
 
 impl Cloud {
     pub fn as_str(self) -> &'static str {
         match self {
             Cloud::Local => "local",
+            Cloud::Ec2 => "ec2",
+        }
+    }
+
+    /// The user the cloud's usual images let in: root on the local node
+    /// image, `ubuntu` on the default (Ubuntu) EC2 image.
+    pub fn default_ssh_user(self) -> &'static str {
+        match self {
+            Cloud::Local => "root",
+            Cloud::Ec2 => "ubuntu",
         }
     }
 }
@@ -190,9 +217,48 @@ pub struct ClusterSpec {
     pub timeouts: Timeouts,
     #[serde(default)]
     pub health: HealthPolicy,
+    /// The template's firewall; the orchestrator's member ports when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<Firewall>,
+    /// Settings of the `ec2` cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2: Option<Ec2Settings>,
 }
 
+#[cfg(test)]
 impl ClusterSpec {
+    /// A local Swarm spec with default policies, for tests.
+    pub fn example(name: &str, managers: u32, workers: u32) -> ClusterSpec {
+        ClusterSpec {
+            name: name.into(),
+            coe: Coe::Swarm,
+            cloud: Cloud::Local,
+            managers,
+            workers,
+            image: None,
+            flavor: None,
+            ssh_user: "root".into(),
+            timeouts: Timeouts::default(),
+            health: HealthPolicy::default(),
+            firewall: None,
+            ec2: None,
+        }
+    }
+}
+
+/// SSH reachable from anywhere unless the template narrows it, as
+/// docker-machine and most cloud consoles do; members-only for the rest.
+pub const DEFAULT_SSH_FROM: &str = "0.0.0.0/0";
+
+impl ClusterSpec {
+    /// What the cloud's firewall lets in.
+    pub fn firewall(&self) -> Firewall {
+        self.firewall.clone().unwrap_or_else(|| Firewall {
+            ssh_from: DEFAULT_SSH_FROM.into(),
+            members: self.coe.member_ports(),
+        })
+    }
+
     /// Counts per role, managers first.
     pub fn count(&self, role: provision_provider::Role) -> u32 {
         match role {
@@ -275,18 +341,7 @@ mod tests {
     use super::*;
 
     fn spec(managers: u32) -> ClusterSpec {
-        ClusterSpec {
-            name: "web".into(),
-            coe: Coe::Swarm,
-            cloud: Cloud::Local,
-            managers,
-            workers: 2,
-            image: None,
-            flavor: None,
-            ssh_user: "root".into(),
-            timeouts: Timeouts::default(),
-            health: HealthPolicy::default(),
-        }
+        ClusterSpec::example("web", managers, 2)
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use provision_provider::Firewall;
+use provision_provider_ec2::Ec2Settings;
 use serde::{Deserialize, Serialize};
 
 use super::{Cloud, ClusterSpec, Coe, HealthPolicy, Timeouts};
@@ -30,6 +32,12 @@ pub struct ClusterTemplate {
     pub timeouts: Timeouts,
     #[serde(default)]
     pub health: HealthPolicy,
+    /// Who may reach the nodes: SSH from a range, member ports between nodes.
+    #[serde(default)]
+    pub firewall: Option<Firewall>,
+    /// Settings used when the cluster is on `--cloud ec2`.
+    #[serde(default)]
+    pub ec2: Option<Ec2Settings>,
 }
 
 fn one() -> u32 {
@@ -43,12 +51,9 @@ pub struct NodeTemplate {
     pub image: Option<String>,
     #[serde(default)]
     pub flavor: Option<String>,
-    #[serde(default = "root")]
-    pub ssh_user: String,
-}
-
-fn root() -> String {
-    "root".into()
+    /// The cloud's usual user when absent (root locally, ubuntu on EC2).
+    #[serde(default)]
+    pub ssh_user: Option<String>,
 }
 
 impl Default for NodeTemplate {
@@ -56,7 +61,7 @@ impl Default for NodeTemplate {
         NodeTemplate {
             image: None,
             flavor: None,
-            ssh_user: root(),
+            ssh_user: None,
         }
     }
 }
@@ -140,9 +145,18 @@ impl ClusterTemplate {
             workers: self.workers,
             image: self.node.image.clone(),
             flavor: self.node.flavor.clone(),
-            ssh_user: self.node.ssh_user.clone(),
+            ssh_user: self
+                .node
+                .ssh_user
+                .clone()
+                .unwrap_or_else(|| cloud.default_ssh_user().to_string()),
             timeouts: self.timeouts,
             health: self.health,
+            firewall: self.firewall.clone(),
+            ec2: match cloud {
+                Cloud::Ec2 => Some(self.ec2.clone().unwrap_or_default()),
+                Cloud::Local => None,
+            },
         }
     }
 }
@@ -164,7 +178,9 @@ mod tests {
         let (_, t) = ClusterTemplate::load("swarm").unwrap();
         assert_eq!(t.coe, Coe::Swarm);
         assert_eq!((t.managers, t.workers), (1, 2));
-        assert_eq!(t.node.ssh_user, "root");
+        assert_eq!(t.node.ssh_user, None);
+        assert_eq!(t.to_spec("a", Cloud::Local).ssh_user, "root");
+        assert_eq!(t.to_spec("a", Cloud::Ec2).ssh_user, "ubuntu");
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod sqlite;
 
 pub use lock::{ClusterLock, LockError};
 pub use paths::StatePaths;
-pub use records::{ClusterRecord, Event, Health, NodePhase, NodeRecord};
+pub use records::{ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource};
 pub use sqlite::SqliteStore;
 
 /// An error of the state store, with the file it concerns.
@@ -49,6 +49,10 @@ pub trait Store: Send + Sync {
     fn nodes(&self, cluster: &str) -> Result<Vec<NodeRecord>, StoreError>;
     fn node(&self, cluster: &str, node: &str) -> Result<Option<NodeRecord>, StoreError>;
     fn delete_node(&self, cluster: &str, node: &str) -> Result<(), StoreError>;
+
+    /// Records a cloud resource made for the cluster (kept until it is deleted).
+    fn put_resource(&self, cluster: &str, kind: &str, id: &str) -> Result<(), StoreError>;
+    fn resources(&self, cluster: &str) -> Result<Vec<Resource>, StoreError>;
 
     fn add_event(&self, cluster: &str, node: Option<&str>, message: &str)
         -> Result<(), StoreError>;

@@ -163,3 +163,11 @@ pub struct Event {
     pub node: Option<String>,
     pub message: String,
 }
+
+/// A cloud resource made for a cluster, as the provider reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    pub kind: String,
+    pub id: String,
+    pub created_at: String,
+}

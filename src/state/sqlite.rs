@@ -10,7 +10,7 @@ use provision_provider::Role;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::paths::create_private_dir;
-use super::records::{ClusterRecord, Event, Health, NodePhase, NodeRecord};
+use super::records::{ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource};
 use super::{Store, StoreError};
 
 const SCHEMA: &str = "
@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS nodes (
     retry_at   INTEGER,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (cluster, name)
+);
+CREATE TABLE IF NOT EXISTS resources (
+    cluster    TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+    kind       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (cluster, kind, id)
 );
 CREATE TABLE IF NOT EXISTS events (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -307,6 +314,32 @@ impl Store for SqliteStore {
         })
     }
 
+    fn put_resource(&self, cluster: &str, kind: &str, id: &str) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO resources (cluster, kind, id, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![cluster, kind, id, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn resources(&self, cluster: &str) -> Result<Vec<Resource>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT kind, id, created_at FROM resources WHERE cluster = ?1 ORDER BY created_at, kind, id",
+            )?;
+            let rows = stmt.query_map(params![cluster], |r| {
+                Ok(Resource {
+                    kind: r.get(0)?,
+                    id: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
     fn events(&self, cluster: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare(
@@ -329,22 +362,11 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Cloud, ClusterSpec, Coe, Timeouts};
+    use crate::spec::ClusterSpec;
 
     fn record(name: &str) -> ClusterRecord {
         ClusterRecord {
-            spec: ClusterSpec {
-                name: name.into(),
-                coe: Coe::Swarm,
-                cloud: Cloud::Local,
-                managers: 1,
-                workers: 2,
-                image: None,
-                flavor: None,
-                ssh_user: "root".into(),
-                timeouts: Timeouts::default(),
-                health: Default::default(),
-            },
+            spec: ClusterSpec::example(name, 1, 2),
             id: format!("id-{name}"),
             phase: "creating".into(),
             created_at: String::new(),
@@ -381,9 +403,16 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].message, "two");
 
+        store.put_resource("web", "security-group", "sg-1").unwrap();
+        store.put_resource("web", "security-group", "sg-1").unwrap();
+        let resources = store.resources("web").unwrap();
+        assert_eq!(resources.len(), 1);
+        assert_eq!((resources[0].kind.as_str(), resources[0].id.as_str()), ("security-group", "sg-1"));
+
         store.delete_cluster("web").unwrap();
         assert!(store.cluster("web").unwrap().is_none());
         assert!(store.nodes("web").unwrap().is_empty());
+        assert!(store.resources("web").unwrap().is_empty());
     }
 
     #[test]

@@ -8,15 +8,24 @@
 //! finished — never duplicated — by the next one.
 
 mod error;
+mod firewall;
 mod machine;
 
 pub use error::ProviderError;
+pub use firewall::{Firewall, PortRule, Protocol};
 pub use machine::{ClusterRef, Machine, MachineSpec, MachineState, Role};
 
 use async_trait::async_trait;
 
-/// Receives human-readable progress of slow provider steps (image builds…).
-pub type ProgressFn<'a> = &'a (dyn Fn(&str) + Send + Sync);
+/// Where a provider reports what it does while making prerequisites.
+pub trait Recorder: Send + Sync {
+    /// Human-readable progress of a slow step (an image build…).
+    fn note(&self, message: &str);
+    /// A cloud resource now exists for the cluster (`kind` like
+    /// `security-group`, the cloud's `id`). Called right after the create
+    /// call returns, before the next step, so state always knows it.
+    fn created(&self, kind: &str, id: &str);
+}
 
 /// One cloud: the operations the controller needs, and nothing more.
 #[async_trait]
@@ -24,12 +33,19 @@ pub trait Provider: Send + Sync {
     /// Short cloud name as the user types it (`local`, `openstack`, `ec2`).
     fn cloud(&self) -> &'static str;
 
+    /// Checks what the cloud can refuse — credentials, image, flavor,
+    /// network — without creating anything, so bad input fails before the
+    /// first resource exists.
+    async fn preflight(&self, _cluster: &ClusterRef) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Creates (or finds) everything the cluster's machines need before the
     /// first machine exists. Idempotent.
     async fn ensure_prerequisites(
         &self,
         cluster: &ClusterRef,
-        progress: ProgressFn<'_>,
+        recorder: &dyn Recorder,
     ) -> Result<(), ProviderError>;
 
     /// Creates the machine, or returns the existing one of the same node

@@ -12,6 +12,8 @@ pub struct ClusterRef {
     pub id: String,
     /// OpenSSH public key line installed for root on every machine.
     pub ssh_public_key: String,
+    /// Who may reach the machines, and on which ports.
+    pub firewall: crate::Firewall,
 }
 
 /// A node's place in the cluster. Kubernetes control-plane nodes and Mesos

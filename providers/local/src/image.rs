@@ -4,7 +4,10 @@
 use std::process::Stdio;
 
 use bollard::Docker;
-use provision_provider::{ProgressFn, ProviderError};
+use provision_provider::ProviderError;
+
+/// Receives progress lines of the image build.
+pub type ProgressFn<'a> = &'a (dyn Fn(&str) + Send + Sync);
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 

@@ -16,7 +16,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use provision_provider::{
-    ClusterRef, Machine, MachineSpec, MachineState, ProgressFn, Provider, ProviderError, Role,
+    ClusterRef, Machine, MachineSpec, MachineState, Provider, ProviderError, Recorder, Role,
 };
 use tracing::{debug, info};
 
@@ -95,7 +95,11 @@ impl LocalProvider {
         l
     }
 
-    async fn ensure_network(&self, cluster: &ClusterRef) -> Result<(), ProviderError> {
+    async fn ensure_network(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<(), ProviderError> {
         let name = Self::network_name(cluster);
         match self.docker.inspect_network(&name, None).await {
             Ok(net) => {
@@ -125,6 +129,7 @@ impl LocalProvider {
         match self.docker.create_network(request).await {
             Ok(_) => {
                 info!(network = %name, "created network");
+                recorder.created("network", &name);
                 Ok(())
             }
             // Made by a concurrent or crashed run a moment ago: fine.
@@ -356,16 +361,16 @@ impl Provider for LocalProvider {
     async fn ensure_prerequisites(
         &self,
         cluster: &ClusterRef,
-        progress: ProgressFn<'_>,
+        recorder: &dyn Recorder,
     ) -> Result<(), ProviderError> {
         ensure_image(
             &self.docker,
             &self.options.image,
             &self.options.suite,
-            progress,
+            &|msg: &str| recorder.note(msg),
         )
         .await?;
-        self.ensure_network(cluster).await
+        self.ensure_network(cluster, recorder).await
     }
 
     async fn create_machine(

@@ -1,0 +1,54 @@
+//! The SDK client, configured the way the `aws` CLI would be.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ec2::Client;
+use provision_provider::ProviderError;
+
+use crate::errors::CLOUD;
+use crate::settings::Ec2Settings;
+
+/// A client from the standard chain, with `settings`' profile and region on
+/// top. Throttling and 5xx are retried by the SDK's standard mode
+/// (exponential backoff with full jitter); every call has a deadline.
+pub async fn connect(settings: &Ec2Settings) -> Result<Client, ProviderError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(6)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(20)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .operation_timeout(Duration::from_secs(180))
+                .build(),
+        );
+    if let Some(profile) = &settings.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err(ProviderError::Unavailable {
+            cloud: CLOUD,
+            message: "no region is set".into(),
+            hint: "give --region, set AWS_REGION, or set region in the profile".into(),
+        });
+    }
+    if config.credentials_provider().is_none() {
+        return Err(ProviderError::Unavailable {
+            cloud: CLOUD,
+            message: "no credentials".into(),
+            hint: "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or give --profile".into(),
+        });
+    }
+    Ok(Client::new(&config))
+}

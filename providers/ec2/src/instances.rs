@@ -1,0 +1,253 @@
+//! Instances: launch, list by tag, terminate.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, Instance,
+    InstanceNetworkInterfaceSpecification, InstanceStateName, Placement, ResourceType,
+    VolumeType,
+};
+use base64::Engine as _;
+use provision_provider::{ClusterRef, Machine, MachineSpec, MachineState, ProviderError, Role};
+use tracing::info;
+
+use crate::errors::{call_error, has_code};
+use crate::prerequisites::Prerequisites;
+use crate::provider::Ec2Provider;
+use crate::settings::SshAddress;
+use crate::tags::{self, cluster_filter, filter, node_tags};
+
+/// How long `destroy` waits for its instances to terminate.
+const TERMINATE_WAIT: Duration = Duration::from_secs(600);
+
+impl Ec2Provider {
+    /// Every instance carrying the cluster's tag, terminated ones included,
+    /// in one paginated DescribeInstances.
+    pub(crate) async fn describe_cluster(
+        &self,
+        cluster: &ClusterRef,
+        node: Option<&str>,
+    ) -> Result<Vec<Instance>, ProviderError> {
+        let mut instances = Vec::new();
+        let mut token = None;
+        loop {
+            let mut call = self
+                .client
+                .describe_instances()
+                .filters(cluster_filter(cluster))
+                .set_next_token(token.take());
+            if let Some(node) = node {
+                call = call.filters(filter(&format!("tag:{}", tags::NODE), node));
+            }
+            self.count("DescribeInstances");
+            let out = call
+                .send()
+                .await
+                .map_err(|e| call_error("DescribeInstances", e))?;
+            for reservation in out.reservations() {
+                instances.extend(reservation.instances().iter().cloned());
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(instances),
+            }
+        }
+    }
+
+    /// The node's live instance, or a new one. The ClientToken makes a
+    /// retried RunInstances return the first launch instead of a second.
+    pub(crate) async fn launch(
+        &self,
+        cluster: &ClusterRef,
+        spec: &MachineSpec,
+        prereqs: &Prerequisites,
+    ) -> Result<Machine, ProviderError> {
+        let instances = self.describe_cluster(cluster, Some(&spec.node)).await?;
+        if let Some(machine) = instances.iter().filter_map(|i| self.machine(i)).next() {
+            return Ok(machine);
+        }
+        // A node relaunched after its instance was terminated needs a new token.
+        let token = client_token(&cluster.id, &spec.node, instances.len());
+        let settings = &self.options.settings;
+        let mut call = self
+            .client
+            .run_instances()
+            .image_id(&prereqs.image_id)
+            .instance_type(self.instance_type().into())
+            .min_count(1)
+            .max_count(1)
+            .key_name(&prereqs.key_name)
+            .client_token(token)
+            .tag_specifications(node_tags(cluster, &spec.node, spec.role, ResourceType::Instance))
+            .tag_specifications(node_tags(cluster, &spec.node, spec.role, ResourceType::Volume));
+        call = match settings.ssh_address {
+            // A public address must be asked for on the interface.
+            SshAddress::Public => call.network_interfaces(
+                InstanceNetworkInterfaceSpecification::builder()
+                    .device_index(0)
+                    .subnet_id(&prereqs.subnet_id)
+                    .groups(&prereqs.group_id)
+                    .associate_public_ip_address(true)
+                    .delete_on_termination(true)
+                    .build(),
+            ),
+            SshAddress::Private => call
+                .subnet_id(&prereqs.subnet_id)
+                .security_group_ids(&prereqs.group_id),
+        };
+        if let (Some(size), Some(device)) = (settings.root_volume_gb, &prereqs.root_device) {
+            call = call.block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name(device)
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .volume_size(size as i32)
+                            .volume_type(VolumeType::Gp3)
+                            .delete_on_termination(true)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        if let Some(data) = &settings.user_data {
+            call = call.user_data(base64::engine::general_purpose::STANDARD.encode(data));
+        }
+        if let Some(profile) = &settings.instance_profile {
+            call = call.iam_instance_profile(
+                IamInstanceProfileSpecification::builder()
+                    .name(profile)
+                    .build(),
+            );
+        }
+        if let (Role::Manager, Some(group)) = (spec.role, &prereqs.placement_group) {
+            call = call.placement(Placement::builder().group_name(group).build());
+        }
+        self.count("RunInstances");
+        let out = call
+            .send()
+            .await
+            .map_err(|e| call_error("RunInstances", e))?;
+        let instance = out.instances().first().ok_or_else(|| ProviderError::Call {
+            cloud: crate::errors::CLOUD,
+            call: "RunInstances".into(),
+            message: "the reply holds no instance".into(),
+            retryable: true,
+        })?;
+        info!(node = %spec.node, instance = ?instance.instance_id(), "launched instance");
+        self.machine(instance).ok_or_else(|| ProviderError::MachineFailed {
+            node: spec.node.clone(),
+            message: format!(
+                "instance {} ended at launch: {}",
+                instance.instance_id().unwrap_or("?"),
+                instance
+                    .state_reason()
+                    .and_then(|r| r.message())
+                    .unwrap_or("no reason given")
+            ),
+        })
+    }
+
+    /// The machine an instance is, or `None` once it is terminating.
+    pub(crate) fn machine(&self, instance: &Instance) -> Option<Machine> {
+        let state = match instance.state().and_then(|s| s.name()) {
+            Some(InstanceStateName::Pending) => MachineState::Pending,
+            Some(InstanceStateName::Running) => MachineState::Running,
+            Some(InstanceStateName::Stopping | InstanceStateName::Stopped) => MachineState::Stopped,
+            _ => return None,
+        };
+        let tags = instance.tags();
+        let address = match self.options.settings.ssh_address {
+            SshAddress::Public => instance.public_ip_address(),
+            SshAddress::Private => instance.private_ip_address(),
+        };
+        Some(Machine {
+            id: instance.instance_id()?.to_string(),
+            node: tags::value(tags, tags::NODE)?.to_string(),
+            role: Role::parse(tags::value(tags, tags::ROLE)?)?,
+            state,
+            address: address.map(str::to_string),
+        })
+    }
+
+    /// Terminates instances; ones already gone are fine.
+    pub(crate) async fn terminate(&self, ids: &[String]) -> Result<(), ProviderError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.count("TerminateInstances");
+        match self
+            .client
+            .terminate_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if has_code(&e, &["InvalidInstanceID.NotFound"]) && ids.len() == 1 => Ok(()),
+            // One unknown id fails the whole batch: go one by one.
+            Err(e) if has_code(&e, &["InvalidInstanceID.NotFound"]) => {
+                for id in ids {
+                    Box::pin(self.terminate(std::slice::from_ref(id))).await?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(call_error("TerminateInstances", e)),
+        }
+    }
+
+    /// Waits until none of the cluster's instances is left but terminated ones.
+    pub(crate) async fn wait_terminated(&self, cluster: &ClusterRef) -> Result<(), ProviderError> {
+        let deadline = Instant::now() + TERMINATE_WAIT;
+        loop {
+            let left: Vec<String> = self
+                .describe_cluster(cluster, None)
+                .await?
+                .iter()
+                .filter(|i| {
+                    i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated)
+                })
+                .filter_map(|i| i.instance_id().map(str::to_string))
+                .collect();
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ProviderError::Call {
+                    cloud: crate::errors::CLOUD,
+                    call: "TerminateInstances".into(),
+                    message: format!(
+                        "{} still not terminated after {}s: run destroy again later",
+                        left.join(", "),
+                        TERMINATE_WAIT.as_secs()
+                    ),
+                    retryable: true,
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+    }
+}
+
+/// Idempotency token of one launch of a node: the same for a retried call,
+/// new after the node's earlier instance was terminated (EC2 allows 64 chars).
+pub fn client_token(cluster_id: &str, node: &str, launches: usize) -> String {
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let hash = node.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{cluster_id}-{hash:016x}-{launches}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_tokens_are_stable_per_launch_and_fit() {
+        let a = client_token("0123456789abcdef", "a-very-long-cluster-name-worker-12", 0);
+        assert_eq!(a, client_token("0123456789abcdef", "a-very-long-cluster-name-worker-12", 0));
+        assert_ne!(a, client_token("0123456789abcdef", "a-very-long-cluster-name-worker-12", 1));
+        assert_ne!(a, client_token("0123456789abcdef", "a-very-long-cluster-name-worker-13", 0));
+        assert!(a.len() <= 64 && a.is_ascii(), "{a}");
+    }
+}

@@ -1,0 +1,512 @@
+//! The cluster-wide resources instances need: resolved inputs (subnet,
+//! image, instance type) and the tagged key pair, security group and
+//! placement group.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::{
+    Image, IpPermission, IpRange, PlacementStrategy, ResourceType, SecurityGroup,
+    UserIdGroupPair,
+};
+use provision_provider::{ClusterRef, Firewall, ProviderError, Recorder};
+use tracing::info;
+
+use crate::errors::{call_error, has_code};
+use crate::provider::Ec2Provider;
+use crate::tags::{cluster_filter, cluster_tags, filter, resource_name};
+
+/// Canonical's account: owner of the default image name.
+const CANONICAL: &str = "099720109477";
+/// Newest Ubuntu LTS server image, when none is given.
+pub const DEFAULT_IMAGE_NAME: &str = "ubuntu/images/hvm-ssd*/ubuntu-*-amd64-server-*";
+
+/// Ids every RunInstances needs, found or made once per process.
+#[derive(Debug, Clone)]
+pub struct Prerequisites {
+    pub subnet_id: String,
+    pub image_id: String,
+    pub root_device: Option<String>,
+    pub key_name: String,
+    pub group_id: String,
+    pub placement_group: Option<String>,
+}
+
+/// The subnet and its VPC.
+#[derive(Debug, Clone)]
+pub struct Subnet {
+    pub id: String,
+    pub vpc_id: String,
+}
+
+impl Ec2Provider {
+    /// The configured subnet, or the default VPC's first default subnet.
+    pub(crate) async fn resolve_subnet(&self) -> Result<Subnet, ProviderError> {
+        let mut call = self.client.describe_subnets();
+        call = match &self.options.settings.subnet {
+            Some(id) => call.subnet_ids(id),
+            None => call.filters(filter("default-for-az", "true")),
+        };
+        self.count("DescribeSubnets");
+        let out = call
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeSubnets", e))?;
+        let mut subnets: Vec<_> = out.subnets().to_vec();
+        subnets.sort_by(|a, b| a.availability_zone().cmp(&b.availability_zone()));
+        let subnet = subnets.into_iter().next().ok_or_else(|| match &self.options.settings.subnet {
+            Some(id) => ProviderError::Invalid {
+                field: "ec2.subnet".into(),
+                message: format!("no subnet {id} in this region: give a subnet id from `aws ec2 describe-subnets`"),
+            },
+            None => ProviderError::Invalid {
+                field: "ec2.subnet".into(),
+                message: "this region has no default VPC: give a subnet with --subnet".into(),
+            },
+        })?;
+        Ok(Subnet {
+            id: subnet.subnet_id().unwrap_or_default().to_string(),
+            vpc_id: subnet.vpc_id().unwrap_or_default().to_string(),
+        })
+    }
+
+    /// The image by id, or the newest image of that name (wildcards allowed)
+    /// and owner. Returns its id and root device name.
+    pub(crate) async fn resolve_image(&self) -> Result<(String, Option<String>), ProviderError> {
+        let given = self.options.image.as_deref();
+        let mut call = self.client.describe_images();
+        let by_id = given.is_some_and(|i| i.starts_with("ami-"));
+        call = if by_id {
+            call.image_ids(given.unwrap_or_default())
+        } else {
+            let owner = match (&self.options.settings.ami_owner, given) {
+                (Some(owner), _) => owner.clone(),
+                (None, None) => CANONICAL.to_string(),
+                (None, Some(_)) => "self".to_string(),
+            };
+            call.owners(owner)
+                .filters(filter("name", given.unwrap_or(DEFAULT_IMAGE_NAME)))
+                .filters(filter("state", "available"))
+        };
+        self.count("DescribeImages");
+        let out = call
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeImages", e))?;
+        let newest: Option<&Image> = out.images().iter().max_by(|a, b| {
+            (a.creation_date(), a.name()).cmp(&(b.creation_date(), b.name()))
+        });
+        let image = newest.ok_or_else(|| ProviderError::Invalid {
+            field: "image".into(),
+            message: match given {
+                Some(i) if by_id => format!("EC2 has no image {i} in this region: give an AMI id of this region"),
+                Some(name) => format!(
+                    "no image named {name:?} owned by {}: check the name, or set ec2.ami_owner",
+                    self.options.settings.ami_owner.as_deref().unwrap_or("this account (self)")
+                ),
+                None => format!("no Ubuntu image named {DEFAULT_IMAGE_NAME:?} in this region: give --image"),
+            },
+        })?;
+        Ok((
+            image.image_id().unwrap_or_default().to_string(),
+            image.root_device_name().map(str::to_string),
+        ))
+    }
+
+    /// Fails with the field named when the instance type does not exist.
+    pub(crate) async fn check_instance_type(&self) -> Result<(), ProviderError> {
+        self.count("DescribeInstanceTypes");
+        let out = self
+            .client
+            .describe_instance_types()
+            .instance_types(self.instance_type().into())
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeInstanceTypes", e))?;
+        if out.instance_types().is_empty() {
+            return Err(ProviderError::Invalid {
+                field: "flavor".into(),
+                message: format!("EC2 has no instance type {}", self.instance_type()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Finds or makes the key pair, security group and (when asked) the
+    /// placement group, each tagged and reported to `recorder` at once.
+    pub(crate) async fn make_prerequisites(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<Prerequisites, ProviderError> {
+        let subnet = self.resolve_subnet().await?;
+        let (image_id, root_device) = self.resolve_image().await?;
+        let key_name = self.ensure_key_pair(cluster, recorder).await?;
+        let group_id = self
+            .ensure_security_group(cluster, &subnet.vpc_id, recorder)
+            .await?;
+        let placement_group = if self.options.settings.spread_managers {
+            Some(self.ensure_placement_group(cluster, recorder).await?)
+        } else {
+            None
+        };
+        Ok(Prerequisites {
+            subnet_id: subnet.id,
+            image_id,
+            root_device,
+            key_name,
+            group_id,
+            placement_group,
+        })
+    }
+
+    async fn ensure_key_pair(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<String, ProviderError> {
+        self.count("DescribeKeyPairs");
+        let out = self
+            .client
+            .describe_key_pairs()
+            .filters(cluster_filter(cluster))
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeKeyPairs", e))?;
+        if let Some(name) = out.key_pairs().iter().find_map(|k| k.key_name()) {
+            return Ok(name.to_string());
+        }
+        let name = resource_name(cluster);
+        self.count("ImportKeyPair");
+        let result = self
+            .client
+            .import_key_pair()
+            .key_name(&name)
+            .public_key_material(cluster.ssh_public_key.as_bytes().to_vec().into())
+            .tag_specifications(cluster_tags(cluster, ResourceType::KeyPair))
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let id = out.key_pair_id().unwrap_or(&name).to_string();
+                info!(key_pair = %name, "imported key pair");
+                recorder.created("key-pair", &id);
+                Ok(name)
+            }
+            Err(e) if has_code(&e, &["InvalidKeyPair.Duplicate"]) => {
+                Err(ProviderError::Conflict {
+                    what: format!("EC2 key pair {name}"),
+                    cluster: cluster.name.clone(),
+                    hint: "it has no provision:cluster tag of this cluster: delete it, or choose another cluster name".into(),
+                })
+            }
+            Err(e) => Err(call_error("ImportKeyPair", e)),
+        }
+    }
+
+    async fn ensure_security_group(
+        &self,
+        cluster: &ClusterRef,
+        vpc_id: &str,
+        recorder: &dyn Recorder,
+    ) -> Result<String, ProviderError> {
+        self.count("DescribeSecurityGroups");
+        let out = self
+            .client
+            .describe_security_groups()
+            .filters(cluster_filter(cluster))
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeSecurityGroups", e))?;
+        let (group_id, existing) = match out.security_groups().first() {
+            Some(g) => (
+                g.group_id().unwrap_or_default().to_string(),
+                Some(g.clone()),
+            ),
+            None => {
+                let name = resource_name(cluster);
+                self.count("CreateSecurityGroup");
+                let created = self
+                    .client
+                    .create_security_group()
+                    .group_name(&name)
+                    .description(format!("provision cluster {} ({})", cluster.name, cluster.id))
+                    .vpc_id(vpc_id)
+                    .tag_specifications(cluster_tags(cluster, ResourceType::SecurityGroup))
+                    .send()
+                    .await
+                    .map_err(|e| match has_code(&e, &["InvalidGroup.Duplicate"]) {
+                        true => ProviderError::Conflict {
+                            what: format!("EC2 security group {name}"),
+                            cluster: cluster.name.clone(),
+                            hint: "it has no provision:cluster tag of this cluster: delete it, or choose another cluster name".into(),
+                        },
+                        false => call_error("CreateSecurityGroup", e),
+                    })?;
+                let id = created.group_id().unwrap_or_default().to_string();
+                info!(security_group = %id, "created security group");
+                recorder.created("security-group", &id);
+                (id, None)
+            }
+        };
+        let missing = missing_rules(&group_id, &cluster.firewall, existing.as_ref());
+        if !missing.is_empty() {
+            self.count("AuthorizeSecurityGroupIngress");
+            let result = self
+                .client
+                .authorize_security_group_ingress()
+                .group_id(&group_id)
+                .set_ip_permissions(Some(missing))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                // A crashed run authorized them a moment before.
+                Err(e) if has_code(&e, &["InvalidPermission.Duplicate"]) => {}
+                Err(e) => return Err(call_error("AuthorizeSecurityGroupIngress", e)),
+            }
+        }
+        Ok(group_id)
+    }
+
+    async fn ensure_placement_group(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<String, ProviderError> {
+        self.count("DescribePlacementGroups");
+        let out = self
+            .client
+            .describe_placement_groups()
+            .filters(cluster_filter(cluster))
+            .send()
+            .await
+            .map_err(|e| call_error("DescribePlacementGroups", e))?;
+        if let Some(name) = out.placement_groups().iter().find_map(|g| g.group_name()) {
+            return Ok(name.to_string());
+        }
+        let name = resource_name(cluster);
+        self.count("CreatePlacementGroup");
+        let out = self
+            .client
+            .create_placement_group()
+            .group_name(&name)
+            .strategy(PlacementStrategy::Spread)
+            .tag_specifications(cluster_tags(cluster, ResourceType::PlacementGroup))
+            .send()
+            .await
+            .map_err(|e| call_error("CreatePlacementGroup", e))?;
+        let id = out
+            .placement_group()
+            .and_then(|g| g.group_id())
+            .unwrap_or(&name)
+            .to_string();
+        recorder.created("placement-group", &id);
+        Ok(name)
+    }
+
+    /// Deletes the cluster's security group, placement group and key pair:
+    /// only those carrying its tag. Instances must be gone first.
+    pub(crate) async fn delete_prerequisites(
+        &self,
+        cluster: &ClusterRef,
+    ) -> Result<(), ProviderError> {
+        self.count("DescribeSecurityGroups");
+        let groups = self
+            .client
+            .describe_security_groups()
+            .filters(cluster_filter(cluster))
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeSecurityGroups", e))?;
+        for group in groups.security_groups() {
+            if let Some(id) = group.group_id() {
+                self.delete_security_group(id).await?;
+            }
+        }
+        if self.options.settings.spread_managers {
+            self.count("DescribePlacementGroups");
+            let out = self
+                .client
+                .describe_placement_groups()
+                .filters(cluster_filter(cluster))
+                .send()
+                .await
+                .map_err(|e| call_error("DescribePlacementGroups", e))?;
+            for name in out.placement_groups().iter().filter_map(|g| g.group_name()) {
+                self.count("DeletePlacementGroup");
+                match self.client.delete_placement_group().group_name(name).send().await {
+                    Ok(_) => {}
+                    Err(e) if has_code(&e, &["InvalidPlacementGroup.Unknown"]) => {}
+                    Err(e) => return Err(call_error("DeletePlacementGroup", e)),
+                }
+            }
+        }
+        self.count("DescribeKeyPairs");
+        let keys = self
+            .client
+            .describe_key_pairs()
+            .filters(cluster_filter(cluster))
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeKeyPairs", e))?;
+        for key in keys.key_pairs() {
+            self.count("DeleteKeyPair");
+            let mut call = self.client.delete_key_pair();
+            call = match key.key_pair_id() {
+                Some(id) => call.key_pair_id(id),
+                None => call.set_key_name(key.key_name().map(str::to_string)),
+            };
+            match call.send().await {
+                Ok(_) => {}
+                Err(e) if has_code(&e, &["InvalidKeyPair.NotFound"]) => {}
+                Err(e) => return Err(call_error("DeleteKeyPair", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Network interfaces of terminated instances linger for a while;
+    /// the group cannot go before they do.
+    async fn delete_security_group(&self, id: &str) -> Result<(), ProviderError> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            self.count("DeleteSecurityGroup");
+            match self.client.delete_security_group().group_id(id).send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if has_code(&e, &["InvalidGroup.NotFound"]) => return Ok(()),
+                Err(e) if has_code(&e, &["DependencyViolation"]) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Err(e) => return Err(call_error("DeleteSecurityGroup", e)),
+            }
+        }
+    }
+}
+
+/// The ingress rules of `firewall` that `existing` lacks: SSH from the
+/// configured range, member ports from the group itself.
+pub fn missing_rules(
+    group_id: &str,
+    firewall: &Firewall,
+    existing: Option<&SecurityGroup>,
+) -> Vec<IpPermission> {
+    let has = |protocol: &str, from: i32, to: i32, check: &dyn Fn(&IpPermission) -> bool| {
+        existing.is_some_and(|g| {
+            g.ip_permissions().iter().any(|p| {
+                p.ip_protocol() == Some(protocol)
+                    && p.from_port() == Some(from)
+                    && p.to_port() == Some(to)
+                    && check(p)
+            })
+        })
+    };
+    let mut missing = Vec::new();
+    let from_ssh_range = |p: &IpPermission| {
+        p.ip_ranges()
+            .iter()
+            .any(|r| r.cidr_ip() == Some(firewall.ssh_from.as_str()))
+    };
+    if !has("tcp", 22, 22, &from_ssh_range) {
+        missing.push(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(
+                    IpRange::builder()
+                        .cidr_ip(&firewall.ssh_from)
+                        .description("provision: SSH from the controller")
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    let from_members = |p: &IpPermission| {
+        p.user_id_group_pairs()
+            .iter()
+            .any(|g| g.group_id() == Some(group_id))
+    };
+    for rule in &firewall.members {
+        let (from, to) = (i32::from(rule.port), i32::from(rule.last_port()));
+        if has(rule.protocol.as_str(), from, to, &from_members) {
+            continue;
+        }
+        missing.push(
+            IpPermission::builder()
+                .ip_protocol(rule.protocol.as_str())
+                .from_port(from)
+                .to_port(to)
+                .user_id_group_pairs(
+                    UserIdGroupPair::builder()
+                        .group_id(group_id)
+                        .description("provision: cluster members")
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    missing
+}
+
+#[cfg(test)]
+mod tests {
+    use provision_provider::{PortRule, Protocol};
+
+    use super::*;
+
+    fn firewall() -> Firewall {
+        Firewall {
+            ssh_from: "10.0.0.0/8".into(),
+            members: vec![
+                PortRule::new(Protocol::Tcp, 2377),
+                PortRule::new(Protocol::Udp, 4789),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_new_group_gets_ssh_from_the_range_and_member_ports_from_itself() {
+        let rules = missing_rules("sg-1", &firewall(), None);
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[0].ip_ranges()[0].cidr_ip(), Some("10.0.0.0/8"));
+        assert!(rules[0].user_id_group_pairs().is_empty());
+        for rule in &rules[1..] {
+            assert_eq!(rule.user_id_group_pairs()[0].group_id(), Some("sg-1"));
+            assert!(rule.ip_ranges().is_empty(), "member ports are never open to a range");
+        }
+        assert_eq!(rules[2].ip_protocol(), Some("udp"));
+        assert_eq!((rules[2].from_port(), rules[2].to_port()), (Some(4789), Some(4789)));
+    }
+
+    #[test]
+    fn rules_already_there_are_not_asked_for_again() {
+        let all = missing_rules("sg-1", &firewall(), None);
+        let group = SecurityGroup::builder()
+            .group_id("sg-1")
+            .set_ip_permissions(Some(all[..2].to_vec()))
+            .build();
+        let rest = missing_rules("sg-1", &firewall(), Some(&group));
+        assert_eq!(rest, all[2..].to_vec());
+        let group = SecurityGroup::builder()
+            .group_id("sg-1")
+            .set_ip_permissions(Some(all))
+            .build();
+        assert!(missing_rules("sg-1", &firewall(), Some(&group)).is_empty());
+    }
+
+    #[test]
+    fn a_port_open_to_the_world_does_not_count_as_a_member_rule() {
+        let open = IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(2377)
+            .to_port(2377)
+            .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+            .build();
+        let group = SecurityGroup::builder()
+            .group_id("sg-1")
+            .ip_permissions(open)
+            .build();
+        let rules = missing_rules("sg-1", &firewall(), Some(&group));
+        assert!(rules.iter().any(|r| r.from_port() == Some(2377)));
+    }
+}

@@ -1,0 +1,174 @@
+//! [`Provider`] on Amazon EC2.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::InstanceStateName;
+use aws_sdk_ec2::Client;
+use provision_provider::{
+    ClusterRef, Machine, MachineSpec, Provider, ProviderError, Recorder,
+};
+use tracing::{debug, info};
+
+use crate::client;
+use crate::errors::CLOUD;
+use crate::prerequisites::Prerequisites;
+use crate::settings::Ec2Settings;
+
+/// Instance type when none is given: 2 vCPU, 2 GiB.
+pub const DEFAULT_INSTANCE_TYPE: &str = "t3.small";
+
+/// What the driver is told: the template's `ec2:` section, and the image
+/// and instance type of the cluster's nodes.
+#[derive(Debug, Clone, Default)]
+pub struct Ec2Options {
+    pub settings: Ec2Settings,
+    /// AMI id (`ami-…`) or name (wildcards allowed, newest wins).
+    pub image: Option<String>,
+    pub instance_type: Option<String>,
+}
+
+pub struct Ec2Provider {
+    pub(crate) client: Client,
+    pub(crate) options: Ec2Options,
+    /// Found or made once per process, per cluster id.
+    prereqs: Mutex<HashMap<String, Prerequisites>>,
+    calls: AtomicU64,
+}
+
+impl Ec2Provider {
+    /// A driver on the standard credential chain; no call is made yet.
+    pub async fn connect(options: Ec2Options) -> Result<Self, ProviderError> {
+        let client = client::connect(&options.settings).await?;
+        Ok(Ec2Provider {
+            client,
+            options,
+            prereqs: Mutex::new(HashMap::new()),
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// EC2 API calls this driver has made (each counted once, whatever the
+    /// SDK's retries).
+    pub fn api_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count(&self, call: &'static str) {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        debug!(call, n, "ec2 api call");
+    }
+
+    pub(crate) fn instance_type(&self) -> &str {
+        self.options
+            .instance_type
+            .as_deref()
+            .unwrap_or(DEFAULT_INSTANCE_TYPE)
+    }
+
+    async fn prerequisites(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<Prerequisites, ProviderError> {
+        if let Some(p) = self.cached(cluster) {
+            return Ok(p);
+        }
+        let made = self.make_prerequisites(cluster, recorder).await?;
+        self.prereqs
+            .lock()
+            .expect("not poisoned")
+            .insert(cluster.id.clone(), made.clone());
+        Ok(made)
+    }
+
+    fn cached(&self, cluster: &ClusterRef) -> Option<Prerequisites> {
+        self.prereqs
+            .lock()
+            .expect("not poisoned")
+            .get(&cluster.id)
+            .cloned()
+    }
+}
+
+/// Used when a machine is created without an earlier ensure_prerequisites
+/// in this process: what it finds exists already, so logging is enough.
+struct LogRecorder;
+
+impl Recorder for LogRecorder {
+    fn note(&self, message: &str) {
+        info!("{message}");
+    }
+    fn created(&self, kind: &str, id: &str) {
+        info!(kind, id, "created");
+    }
+}
+
+#[async_trait]
+impl Provider for Ec2Provider {
+    fn cloud(&self) -> &'static str {
+        CLOUD
+    }
+
+    async fn preflight(&self, _cluster: &ClusterRef) -> Result<(), ProviderError> {
+        self.resolve_subnet().await?;
+        self.resolve_image().await?;
+        self.check_instance_type().await
+    }
+
+    async fn ensure_prerequisites(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<(), ProviderError> {
+        self.prerequisites(cluster, recorder).await.map(|_| ())
+    }
+
+    async fn create_machine(
+        &self,
+        cluster: &ClusterRef,
+        spec: &MachineSpec,
+    ) -> Result<Machine, ProviderError> {
+        let prereqs = self.prerequisites(cluster, &LogRecorder).await?;
+        self.launch(cluster, spec, &prereqs).await
+    }
+
+    async fn list_machines(&self, cluster: &ClusterRef) -> Result<Vec<Machine>, ProviderError> {
+        Ok(self
+            .describe_cluster(cluster, None)
+            .await?
+            .iter()
+            .filter_map(|i| self.machine(i))
+            .collect())
+    }
+
+    async fn delete_machine(
+        &self,
+        _cluster: &ClusterRef,
+        machine_id: &str,
+    ) -> Result<(), ProviderError> {
+        self.terminate(&[machine_id.to_string()]).await
+    }
+
+    async fn destroy_cluster(&self, cluster: &ClusterRef) -> Result<(), ProviderError> {
+        let live: Vec<String> = self
+            .describe_cluster(cluster, None)
+            .await?
+            .iter()
+            .filter(|i| i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated))
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect();
+        self.terminate(&live).await?;
+        if !live.is_empty() {
+            self.wait_terminated(cluster).await?;
+        }
+        self.delete_prerequisites(cluster).await?;
+        self.prereqs
+            .lock()
+            .expect("not poisoned")
+            .remove(&cluster.id);
+        Ok(())
+    }
+}
