@@ -18,7 +18,9 @@ fn init_logging(global: &cli::Global, daemon: bool) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("PROVISION_LOG").unwrap_or_else(|_| {
-        EnvFilter::new(format!("{default},russh=warn,hyper=warn,bollard=warn"))
+        EnvFilter::new(format!(
+            "{default},russh=warn,hyper=warn,bollard=warn,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_ec2=warn"
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

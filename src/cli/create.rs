@@ -9,8 +9,8 @@ use super::output::node_table;
 use super::session::{connect_provider, Session};
 use super::{CreateArgs, Global};
 use crate::controller::quorum::check_manager_change;
-use crate::progress;
 use crate::controller::ClusterContext;
+use crate::progress;
 use crate::spec::{self, ClusterSpec, ClusterTemplate, Coe, TemplateError};
 use crate::state::{ClusterLock, ClusterRecord};
 
@@ -80,7 +80,10 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
             // spec is stored, so a typo leaves nothing behind.
             let ctx = ClusterContext::new(&session.paths, record.clone())?;
             provider.preflight(&ctx.cluster).await.with_context(|| {
-                format!("checking the {} settings of cluster {}", spec.cloud, spec.name)
+                format!(
+                    "checking the {} settings of cluster {}",
+                    spec.cloud, spec.name
+                )
             })?;
             record
         }

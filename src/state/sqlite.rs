@@ -407,7 +407,10 @@ mod tests {
         store.put_resource("web", "security-group", "sg-1").unwrap();
         let resources = store.resources("web").unwrap();
         assert_eq!(resources.len(), 1);
-        assert_eq!((resources[0].kind.as_str(), resources[0].id.as_str()), ("security-group", "sg-1"));
+        assert_eq!(
+            (resources[0].kind.as_str(), resources[0].id.as_str()),
+            ("security-group", "sg-1")
+        );
 
         store.delete_cluster("web").unwrap();
         assert!(store.cluster("web").unwrap().is_none());

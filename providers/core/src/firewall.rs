@@ -49,7 +49,9 @@ impl PortRule {
 impl fmt::Display for PortRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to {
-            Some(to) if to != self.port => write!(f, "{}-{}/{}", self.port, to, self.protocol.as_str()),
+            Some(to) if to != self.port => {
+                write!(f, "{}-{}/{}", self.port, to, self.protocol.as_str())
+            }
             _ => write!(f, "{}/{}", self.port, self.protocol.as_str()),
         }
     }

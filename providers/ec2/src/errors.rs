@@ -112,7 +112,11 @@ mod tests {
 
     #[test]
     fn refused_credentials_say_what_to_check() {
-        let e = explain("DescribeInstances", "AuthFailure", "AWS was not able to validate");
+        let e = explain(
+            "DescribeInstances",
+            "AuthFailure",
+            "AWS was not able to validate",
+        );
         assert!(matches!(e, ProviderError::Unavailable { .. }));
         assert!(e.to_string().contains("--profile"), "{e}");
     }
@@ -148,7 +152,12 @@ mod tests {
 
     #[test]
     fn throttling_and_server_errors_are_retryable() {
-        for code in ["RequestLimitExceeded", "Throttling", "InternalError", "Unavailable"] {
+        for code in [
+            "RequestLimitExceeded",
+            "Throttling",
+            "InternalError",
+            "Unavailable",
+        ] {
             assert!(explain("X", code, "").is_retryable(), "{code}");
         }
         assert!(!explain("X", "InvalidParameterValue", "").is_retryable());

@@ -4,8 +4,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, Instance,
-    InstanceNetworkInterfaceSpecification, InstanceStateName, Placement, ResourceType,
-    VolumeType,
+    InstanceNetworkInterfaceSpecification, InstanceStateName, Placement, ResourceType, VolumeType,
 };
 use base64::Engine as _;
 use provision_provider::{ClusterRef, Machine, MachineSpec, MachineState, ProviderError, Role};
@@ -78,8 +77,18 @@ impl Ec2Provider {
             .max_count(1)
             .key_name(&prereqs.key_name)
             .client_token(token)
-            .tag_specifications(node_tags(cluster, &spec.node, spec.role, ResourceType::Instance))
-            .tag_specifications(node_tags(cluster, &spec.node, spec.role, ResourceType::Volume));
+            .tag_specifications(node_tags(
+                cluster,
+                &spec.node,
+                spec.role,
+                ResourceType::Instance,
+            ))
+            .tag_specifications(node_tags(
+                cluster,
+                &spec.node,
+                spec.role,
+                ResourceType::Volume,
+            ));
         call = match settings.ssh_address {
             // A public address must be asked for on the interface.
             SshAddress::Public => call.network_interfaces(
@@ -134,17 +143,18 @@ impl Ec2Provider {
             retryable: true,
         })?;
         info!(node = %spec.node, instance = ?instance.instance_id(), "launched instance");
-        self.machine(instance).ok_or_else(|| ProviderError::MachineFailed {
-            node: spec.node.clone(),
-            message: format!(
-                "instance {} ended at launch: {}",
-                instance.instance_id().unwrap_or("?"),
-                instance
-                    .state_reason()
-                    .and_then(|r| r.message())
-                    .unwrap_or("no reason given")
-            ),
-        })
+        self.machine(instance)
+            .ok_or_else(|| ProviderError::MachineFailed {
+                node: spec.node.clone(),
+                message: format!(
+                    "instance {} ended at launch: {}",
+                    instance.instance_id().unwrap_or("?"),
+                    instance
+                        .state_reason()
+                        .and_then(|r| r.message())
+                        .unwrap_or("no reason given")
+                ),
+            })
     }
 
     /// The machine an instance is, or `None` once it is terminating.
@@ -245,9 +255,18 @@ mod tests {
     #[test]
     fn client_tokens_are_stable_per_launch_and_fit() {
         let a = client_token("0123456789abcdef", "a-very-long-cluster-name-worker-12", 0);
-        assert_eq!(a, client_token("0123456789abcdef", "a-very-long-cluster-name-worker-12", 0));
-        assert_ne!(a, client_token("0123456789abcdef", "a-very-long-cluster-name-worker-12", 1));
-        assert_ne!(a, client_token("0123456789abcdef", "a-very-long-cluster-name-worker-13", 0));
+        assert_eq!(
+            a,
+            client_token("0123456789abcdef", "a-very-long-cluster-name-worker-12", 0)
+        );
+        assert_ne!(
+            a,
+            client_token("0123456789abcdef", "a-very-long-cluster-name-worker-12", 1)
+        );
+        assert_ne!(
+            a,
+            client_token("0123456789abcdef", "a-very-long-cluster-name-worker-13", 0)
+        );
         assert!(a.len() <= 64 && a.is_ascii(), "{a}");
     }
 }

@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{
-    Image, IpPermission, IpRange, PlacementStrategy, ResourceType, SecurityGroup,
-    UserIdGroupPair,
+    Image, IpPermission, IpRange, PlacementStrategy, ResourceType, SecurityGroup, UserIdGroupPair,
 };
 use provision_provider::{ClusterRef, Firewall, ProviderError, Recorder};
 use tracing::info;
@@ -92,20 +91,28 @@ impl Ec2Provider {
             .send()
             .await
             .map_err(|e| call_error("DescribeImages", e))?;
-        let newest: Option<&Image> = out.images().iter().max_by(|a, b| {
-            (a.creation_date(), a.name()).cmp(&(b.creation_date(), b.name()))
-        });
-        let image = newest.ok_or_else(|| ProviderError::Invalid {
-            field: "image".into(),
-            message: match given {
-                Some(i) if by_id => format!("EC2 has no image {i} in this region: give an AMI id of this region"),
-                Some(name) => format!(
+        let newest: Option<&Image> = out
+            .images()
+            .iter()
+            .max_by(|a, b| (a.creation_date(), a.name()).cmp(&(b.creation_date(), b.name())));
+        let image =
+            newest.ok_or_else(|| ProviderError::Invalid {
+                field: "image".into(),
+                message: match given {
+                    Some(i) if by_id => format!(
+                        "EC2 has no image {i} in this region: give an AMI id of this region"
+                    ),
+                    Some(name) => {
+                        format!(
                     "no image named {name:?} owned by {}: check the name, or set ec2.ami_owner",
                     self.options.settings.ami_owner.as_deref().unwrap_or("this account (self)")
-                ),
-                None => format!("no Ubuntu image named {DEFAULT_IMAGE_NAME:?} in this region: give --image"),
-            },
-        })?;
+                )
+                    }
+                    None => format!(
+                        "no Ubuntu image named {DEFAULT_IMAGE_NAME:?} in this region: give --image"
+                    ),
+                },
+            })?;
         Ok((
             image.image_id().unwrap_or_default().to_string(),
             image.root_device_name().map(str::to_string),
@@ -229,7 +236,7 @@ impl Ec2Provider {
                     .client
                     .create_security_group()
                     .group_name(&name)
-                    .description(format!("provision cluster {} ({})", cluster.name, cluster.id))
+                    .description(description(cluster))
                     .vpc_id(vpc_id)
                     .tag_specifications(cluster_tags(cluster, ResourceType::SecurityGroup))
                     .send()
@@ -334,7 +341,13 @@ impl Ec2Provider {
                 .map_err(|e| call_error("DescribePlacementGroups", e))?;
             for name in out.placement_groups().iter().filter_map(|g| g.group_name()) {
                 self.count("DeletePlacementGroup");
-                match self.client.delete_placement_group().group_name(name).send().await {
+                match self
+                    .client
+                    .delete_placement_group()
+                    .group_name(name)
+                    .send()
+                    .await
+                {
                     Ok(_) => {}
                     Err(e) if has_code(&e, &["InvalidPlacementGroup.Unknown"]) => {}
                     Err(e) => return Err(call_error("DeletePlacementGroup", e)),
@@ -351,10 +364,11 @@ impl Ec2Provider {
             .map_err(|e| call_error("DescribeKeyPairs", e))?;
         for key in keys.key_pairs() {
             self.count("DeleteKeyPair");
+            // By name: EC2 takes either, moto only the name.
             let mut call = self.client.delete_key_pair();
-            call = match key.key_pair_id() {
-                Some(id) => call.key_pair_id(id),
-                None => call.set_key_name(key.key_name().map(str::to_string)),
+            call = match key.key_name() {
+                Some(name) => call.key_name(name),
+                None => call.set_key_pair_id(key.key_pair_id().map(str::to_string)),
             };
             match call.send().await {
                 Ok(_) => {}
@@ -371,7 +385,13 @@ impl Ec2Provider {
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             self.count("DeleteSecurityGroup");
-            match self.client.delete_security_group().group_id(id).send().await {
+            match self
+                .client
+                .delete_security_group()
+                .group_id(id)
+                .send()
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(e) if has_code(&e, &["InvalidGroup.NotFound"]) => return Ok(()),
                 Err(e) if has_code(&e, &["DependencyViolation"]) && Instant::now() < deadline => {
@@ -381,6 +401,13 @@ impl Ec2Provider {
             }
         }
     }
+}
+
+/// Free text EC2 stores with the group. No spaces: moto's server re-encodes
+/// form bodies with `+` for a space before it checks the signature, so a
+/// value with a space fails authentication there.
+fn description(cluster: &ClusterRef) -> String {
+    format!("provision-cluster-{}-{}", cluster.name, cluster.id)
 }
 
 /// The ingress rules of `firewall` that `existing` lacks: SSH from the
@@ -415,7 +442,7 @@ pub fn missing_rules(
                 .ip_ranges(
                     IpRange::builder()
                         .cidr_ip(&firewall.ssh_from)
-                        .description("provision: SSH from the controller")
+                        .description("provision-ssh")
                         .build(),
                 )
                 .build(),
@@ -439,7 +466,7 @@ pub fn missing_rules(
                 .user_id_group_pairs(
                     UserIdGroupPair::builder()
                         .group_id(group_id)
-                        .description("provision: cluster members")
+                        .description("provision-members")
                         .build(),
                 )
                 .build(),
@@ -472,10 +499,16 @@ mod tests {
         assert!(rules[0].user_id_group_pairs().is_empty());
         for rule in &rules[1..] {
             assert_eq!(rule.user_id_group_pairs()[0].group_id(), Some("sg-1"));
-            assert!(rule.ip_ranges().is_empty(), "member ports are never open to a range");
+            assert!(
+                rule.ip_ranges().is_empty(),
+                "member ports are never open to a range"
+            );
         }
         assert_eq!(rules[2].ip_protocol(), Some("udp"));
-        assert_eq!((rules[2].from_port(), rules[2].to_port()), (Some(4789), Some(4789)));
+        assert_eq!(
+            (rules[2].from_port(), rules[2].to_port()),
+            (Some(4789), Some(4789))
+        );
     }
 
     #[test]

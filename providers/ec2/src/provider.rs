@@ -7,9 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::InstanceStateName;
 use aws_sdk_ec2::Client;
-use provision_provider::{
-    ClusterRef, Machine, MachineSpec, Provider, ProviderError, Recorder,
-};
+use provision_provider::{ClusterRef, Machine, MachineSpec, Provider, ProviderError, Recorder};
 use tracing::{debug, info};
 
 use crate::client;

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""The EC2 test cloud's bridge: gives moto's instances bodies.
+
+moto implements the EC2 API but its instances are records only. This bridge
+polls moto and, for each pending or running instance in the bridged subnet,
+runs a node container at the instance's private IP on a Docker network whose
+subnet is the moto subnet's, with the key pair's public key installed for
+root and for `ubuntu` (with sudo) the way cloud-init would on an Ubuntu AMI.
+A stopped or terminated instance's container is removed.
+
+    ec2_bridge.py setup --endpoint URL --dir DIR   # users, VPC, subnet, network; then auth on
+    ec2_bridge.py run --dir DIR                    # the polling loop
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import urllib.request
+
+import boto3
+
+REGION = "us-east-1"
+VPC_CIDR = "10.77.0.0/16"
+SUBNET_CIDR = "10.77.1.0/24"
+NETWORK = "provision-ec2-test"
+LABEL = "provision-test-cloud=ec2"
+IMAGE = os.environ.get("PROVISION_NODE_IMAGE", "provision/node:bookworm")
+LIVE = {"pending", "running"}
+
+# Creates the image's login user as cloud-init does, then boots systemd.
+BOOT = r"""
+set -e
+id ubuntu >/dev/null 2>&1 || useradd -m -s /bin/bash ubuntu
+echo 'ubuntu ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-cloud-init-users
+chmod 0440 /etc/sudoers.d/90-cloud-init-users
+for home in /root /home/ubuntu; do
+  mkdir -p "$home/.ssh"
+  printf '%s\n' "$PUBLIC_KEY" > "$home/.ssh/authorized_keys"
+  chmod 0700 "$home/.ssh"; chmod 0600 "$home/.ssh/authorized_keys"
+done
+chown -R ubuntu:ubuntu /home/ubuntu/.ssh
+mkdir -p /var/lib/cloud/instance
+printf '%s' "$USER_DATA" > /var/lib/cloud/instance/user-data.txt
+unset PUBLIC_KEY USER_DATA
+exec /sbin/init
+"""
+
+
+def log(msg):
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def client(profile_dir, profile):
+    os.environ["AWS_CONFIG_FILE"] = str(profile_dir / "config")
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(profile_dir / "credentials")
+    return boto3.Session(profile_name=profile).client("ec2")
+
+
+def docker(*args, check=True):
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
+
+
+def setup(endpoint, directory):
+    directory.mkdir(parents=True, exist_ok=True)
+    aws = directory / "aws"
+    aws.mkdir(exist_ok=True)
+    boot = dict(endpoint_url=endpoint, region_name=REGION,
+                aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+    iam = boto3.client("iam", **boot)
+    ec2 = boto3.client("ec2", **boot)
+    policy = pathlib.Path(__file__).resolve().parents[2] / "examples" / "ec2-iam-policy.json"
+    keys = {}
+    for user, document in [
+        ("provision-test", policy.read_text()),
+        ("bridge", json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"}]})),
+    ]:
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName=user, PolicyDocument=document)
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
+    vpc = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=SUBNET_CIDR)["Subnet"]["SubnetId"]
+    # From here on moto checks every request's signature and policy.
+    urllib.request.urlopen(urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST",
+        headers={"Content-Type": "text/plain"})).read()
+
+    config, credentials = [], []
+    for user, (key_id, secret) in keys.items():
+        config += [f"[profile {user}]", f"region = {REGION}", f"endpoint_url = {endpoint}", ""]
+        credentials += [f"[{user}]", f"aws_access_key_id = {key_id}",
+                        f"aws_secret_access_key = {secret}", ""]
+    (aws / "config").write_text("\n".join(config))
+    (aws / "credentials").write_text("\n".join(credentials))
+    os.chmod(aws / "credentials", 0o600)
+
+    docker("network", "rm", NETWORK, check=False)
+    docker("network", "create", "--subnet", SUBNET_CIDR, "--label", LABEL, NETWORK)
+    (directory / "env").write_text(
+        f"export AWS_CONFIG_FILE={aws / 'config'}\n"
+        f"export AWS_SHARED_CREDENTIALS_FILE={aws / 'credentials'}\n"
+        "export AWS_EC2_METADATA_DISABLED=true\n"
+        f"export PROVISION_EC2_ENDPOINT={endpoint}\n"
+        "export PROVISION_EC2_PROFILE=provision-test\n"
+        f"export PROVISION_EC2_SUBNET={subnet}\n"
+        f"export PROVISION_EC2_VPC={vpc}\n")
+    print(f"endpoint {endpoint}\nsubnet {subnet}\nprofile provision-test\nenv {directory / 'env'}")
+
+
+def run_options():
+    """Docker run options a systemd + dockerd node needs on this engine."""
+    cgroup = docker("info", "--format", "{{.CgroupVersion}}").stdout.strip()
+    common = ["--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", "/var/lib/docker"]
+    if cgroup == "2":
+        common += ["--cgroupns", "private"]
+    else:
+        common += ["-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"]
+    probe = docker("run", "--rm", "--privileged", "--entrypoint", "/bin/true", IMAGE, check=False)
+    if probe.returncode == 0:
+        return common + ["--privileged"]
+    return common + ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+                     "--security-opt", "seccomp=unconfined",
+                     "--security-opt", "apparmor=unconfined",
+                     "--security-opt", "systempaths=unconfined"]
+
+
+def containers():
+    """Instance id → container name of the bridge's containers."""
+    out = docker("ps", "-a", "--filter", f"label={LABEL}",
+                 "--format", '{{.Label "ec2.instance-id"}} {{.Names}}').stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def start(ec2, instance, options):
+    iid = instance["InstanceId"]
+    public_key = ""
+    if instance.get("KeyName"):
+        pairs = ec2.describe_key_pairs(KeyNames=[instance["KeyName"]], IncludePublicKey=True)
+        public_key = pairs["KeyPairs"][0].get("PublicKey", "")
+    user_data = ""
+    attr = ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")
+    if attr.get("UserData", {}).get("Value"):
+        import base64
+        user_data = base64.b64decode(attr["UserData"]["Value"]).decode(errors="replace")
+    ip = instance["PrivateIpAddress"]
+    name = f"ec2-{iid}"
+    result = docker("run", "-d", "--name", name, "--hostname", "ip-" + ip.replace(".", "-"),
+                    "--network", NETWORK, "--ip", ip,
+                    "--label", LABEL, "--label", f"ec2.instance-id={iid}",
+                    "-e", f"PUBLIC_KEY={public_key}", "-e", f"USER_DATA={user_data}",
+                    *options, "--entrypoint", "/bin/sh", IMAGE, "-c", BOOT, check=False)
+    if result.returncode != 0:
+        log(f"{iid}: docker run failed: {result.stderr.strip()}")
+        docker("rm", "-f", "-v", name, check=False)
+    else:
+        log(f"{iid}: body started at {ip}")
+
+
+def bridge(directory):
+    endpoint = (directory / "endpoint").read_text().strip()
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    ec2 = client(directory / "aws", "bridge")
+    subnet = [l.split("=", 1)[1] for l in (directory / "env").read_text().splitlines()
+              if l.startswith("export PROVISION_EC2_SUBNET=")][0]
+    options = run_options()
+    log(f"bridging {endpoint} subnet {subnet} to docker network {NETWORK}")
+    while True:
+        try:
+            instances = {}
+            for page in ec2.get_paginator("describe_instances").paginate():
+                for reservation in page["Reservations"]:
+                    for i in reservation["Instances"]:
+                        instances[i["InstanceId"]] = i
+            have = containers()
+            for iid, i in instances.items():
+                live = i["State"]["Name"] in LIVE and i.get("SubnetId") == subnet
+                if live and iid not in have:
+                    start(ec2, i, options)
+                elif not live and iid in have:
+                    docker("rm", "-f", "-v", have[iid], check=False)
+                    log(f"{iid}: {i['State']['Name']}, body removed")
+            for iid, name in have.items():
+                if iid not in instances:
+                    docker("rm", "-f", "-v", name, check=False)
+                    log(f"{iid}: unknown to moto, body removed")
+        except Exception as e:  # moto restarting, docker busy: try again
+            log(f"poll failed: {e}")
+        time.sleep(0.5)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("setup")
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--dir", required=True, type=pathlib.Path)
+    p = sub.add_parser("run")
+    p.add_argument("--dir", required=True, type=pathlib.Path)
+    args = parser.parse_args()
+    if args.cmd == "setup":
+        setup(args.endpoint, args.dir)
+        (args.dir / "endpoint").write_text(args.endpoint)
+    else:
+        bridge(args.dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
