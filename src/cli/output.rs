@@ -8,12 +8,17 @@ use crate::state::{ClusterRecord, NodeRecord};
 #[derive(Debug, Serialize)]
 pub struct ClusterStatus {
     pub name: String,
+    /// Stamped on every cloud resource of the cluster.
+    pub id: String,
     pub coe: String,
     pub cloud: String,
     pub phase: String,
     pub managers: u32,
     pub workers: u32,
     pub nodes: Vec<NodeStatus>,
+    /// Cloud resources made for the cluster besides its machines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<crate::state::Resource>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<crate::state::Event>>,
 }
@@ -34,6 +39,7 @@ impl ClusterStatus {
     pub fn new(record: &ClusterRecord, nodes: &[NodeRecord]) -> ClusterStatus {
         ClusterStatus {
             name: record.spec.name.clone(),
+            id: record.id.clone(),
             coe: record.spec.coe.to_string(),
             cloud: record.spec.cloud.to_string(),
             phase: record.phase.clone(),
@@ -51,6 +57,7 @@ impl ClusterStatus {
                     reason: n.reason.clone(),
                 })
                 .collect(),
+            resources: None,
             events: None,
         }
     }

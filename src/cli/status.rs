@@ -32,6 +32,7 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
     let record = session.cluster(name)?;
     let nodes = session.store.nodes(name)?;
     let mut status = ClusterStatus::new(&record, &nodes);
+    status.resources = Some(session.store.resources(name)?);
     if events {
         status.events = Some(session.store.events(name, 50)?);
     }
@@ -51,6 +52,13 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
                 status.phase
             );
             println!("{}", node_table(&nodes));
+            let resources = status.resources.as_deref().unwrap_or_default();
+            if !resources.is_empty() {
+                println!("\nRESOURCES");
+                for r in resources {
+                    println!("{}  {}", r.kind, r.id);
+                }
+            }
             if let Some(evts) = &status.events {
                 println!("\nEVENTS");
                 for e in evts {

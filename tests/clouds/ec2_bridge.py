@@ -90,6 +90,8 @@ def setup(endpoint, directory):
         f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST",
         headers={"Content-Type": "text/plain"})).read()
 
+    # A profile whose secret is wrong, for the tests of refused credentials.
+    keys["provision-wrong"] = (keys["provision-test"][0], "not-the-secret")
     config, credentials = [], []
     for user, (key_id, secret) in keys.items():
         config += [f"[profile {user}]", f"region = {REGION}", f"endpoint_url = {endpoint}", ""]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod ec2;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +16,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_provision");
 pub struct Cluster {
     pub name: String,
     dir: std::sync::Arc<tempfile::TempDir>,
+    /// Extra environment of every `provision` run (a test cloud's settings).
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -22,7 +26,14 @@ impl Cluster {
         Cluster {
             name: unique_name(prefix),
             dir: std::sync::Arc::new(tempfile::tempdir().expect("tempdir")),
+            env: Vec::new(),
         }
+    }
+
+    /// The same, with `env` set for every run.
+    pub fn with_env(mut self, env: &[(String, String)]) -> Cluster {
+        self.env = env.to_vec();
+        self
     }
 
     /// Another cluster in the same state store (as one daemon sees them).
@@ -30,6 +41,7 @@ impl Cluster {
         Cluster {
             name: unique_name(prefix),
             dir: other.dir.clone(),
+            env: other.env.clone(),
         }
     }
 
@@ -85,6 +97,7 @@ impl Cluster {
         let mut c = Command::new(BIN);
         c.arg("--state").arg(self.state());
         c.stdin(Stdio::null());
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 

@@ -16,6 +16,12 @@ use crate::provider::Ec2Provider;
 use crate::settings::SshAddress;
 use crate::tags::{self, cluster_filter, filter, node_tags};
 
+/// Error codes of a terminate that found nothing left to terminate.
+const GONE: &[&str] = &[
+    "InvalidInstanceID.NotFound",
+    "InvalidNetworkInterfaceID.NotFound",
+];
+
 /// How long `destroy` waits for its instances to terminate.
 const TERMINATE_WAIT: Duration = Duration::from_secs(600);
 
@@ -193,9 +199,11 @@ impl Ec2Provider {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if has_code(&e, &["InvalidInstanceID.NotFound"]) && ids.len() == 1 => Ok(()),
+            // Gone already. (moto answers a second terminate of an instance
+            // whose interface was deleted with the interface's NotFound.)
+            Err(e) if has_code(&e, GONE) && ids.len() == 1 => Ok(()),
             // One unknown id fails the whole batch: go one by one.
-            Err(e) if has_code(&e, &["InvalidInstanceID.NotFound"]) => {
+            Err(e) if has_code(&e, GONE) => {
                 for id in ids {
                     Box::pin(self.terminate(std::slice::from_ref(id))).await?;
                 }

@@ -1,0 +1,138 @@
+//! The EC2 test cloud (moto + bridge) as the tests use it: started once if
+//! it is not running, read from the env file `scripts/test-clouds/ec2 up`
+//! writes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::require_docker;
+
+/// An AMI moto knows (Canonical's 16.04 image); the bodies are node containers whatever it says.
+pub const AMI: &str = "ami-785db401";
+
+pub struct Ec2Cloud {
+    pub dir: PathBuf,
+    pub endpoint: String,
+    pub subnet: String,
+    pub profile: String,
+    /// AWS_CONFIG_FILE and friends, for `provision` runs.
+    pub env: Vec<(String, String)>,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The running test cloud; starts it when it is not running.
+pub fn ec2_cloud() -> &'static Ec2Cloud {
+    static CLOUD: OnceLock<Ec2Cloud> = OnceLock::new();
+    CLOUD.get_or_init(|| {
+        require_docker();
+        let script = repo().join("scripts/test-clouds/ec2");
+        let status = Command::new(&script)
+            .arg("status")
+            .output()
+            .expect("ec2 status");
+        let text = String::from_utf8_lossy(&status.stdout);
+        if !(text.contains("moto: running") && text.contains("bridge: running")) {
+            let up = Command::new(&script).arg("up").output().expect("ec2 up");
+            assert!(
+                up.status.success(),
+                "scripts/test-clouds/ec2 up failed:\n{}{}",
+                String::from_utf8_lossy(&up.stdout),
+                String::from_utf8_lossy(&up.stderr)
+            );
+        }
+        let dir = std::env::var("PROVISION_TEST_CLOUD_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from("/var/tmp/provision-test-clouds"))
+            .join("ec2");
+        let env_file = std::fs::read_to_string(dir.join("env")).expect("ec2 env file");
+        let env: Vec<(String, String)> = env_file
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let get = |k: &str| {
+            env.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{k} missing from the ec2 env file"))
+        };
+        // The driver in this process (contract tests) reads the same files.
+        for (k, v) in &env {
+            std::env::set_var(k, v);
+        }
+        Ec2Cloud {
+            endpoint: get("PROVISION_EC2_ENDPOINT"),
+            subnet: get("PROVISION_EC2_SUBNET"),
+            profile: get("PROVISION_EC2_PROFILE"),
+            dir,
+            env,
+        }
+    })
+}
+
+impl Ec2Cloud {
+    /// What moto holds with tag `key=value` (instances, security groups,
+    /// key pairs), read with the bridge's credentials.
+    pub fn inspect(&self, key: &str, value: &str) -> serde_json::Value {
+        let out = Command::new("python3")
+            .arg(repo().join("tests/clouds/ec2_inspect.py"))
+            .arg(&self.dir)
+            .arg(format!("{key}={value}"))
+            .output()
+            .expect("run ec2_inspect.py");
+        assert!(
+            out.status.success(),
+            "ec2_inspect.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("inspect JSON")
+    }
+
+    /// Instances of the cluster that are not terminated.
+    pub fn live_instances(&self, key: &str, value: &str) -> Vec<serde_json::Value> {
+        self.inspect(key, value)["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["state"] != "terminated")
+            .cloned()
+            .collect()
+    }
+
+    /// A Swarm template for the test cloud: SSH over the private address
+    /// (the bridged containers), never a public one.
+    pub fn template(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("ec2-test.yaml");
+        std::fs::write(
+            &path,
+            "coe: swarm\nmanagers: 1\nworkers: 2\nnode: {flavor: t3.micro}\n\
+             firewall:\n  ssh_from: 10.77.0.0/16\n  members:\n\
+             \x20   - {protocol: tcp, port: 2377}\n    - {protocol: tcp, port: 7946}\n\
+             \x20   - {protocol: udp, port: 7946}\n    - {protocol: udp, port: 4789}\n\
+             ec2: {ssh_address: private}\n",
+        )
+        .unwrap();
+        path
+    }
+
+    /// Names of the bridge's node containers for these instance ids.
+    pub fn bodies(&self, instance_ids: &[String]) -> Vec<String> {
+        let out = super::docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=provision-test-cloud=ec2",
+            "--format",
+            "{{.Names}}",
+        ]);
+        out.lines()
+            .filter(|n| instance_ids.iter().any(|id| n.ends_with(id.as_str())))
+            .map(str::to_string)
+            .collect()
+    }
+}

@@ -1,0 +1,192 @@
+//! `provision swarm --cloud ec2` end to end on the EC2 test cloud: moto
+//! with IAM authentication on (the test user holds exactly
+//! examples/ec2-iam-policy.json), and the bridge that runs a node container
+//! for each instance at its private IP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ec2::{ec2_cloud, AMI};
+use common::*;
+
+/// `provision` debug lines the driver logs per EC2 call.
+fn api_calls(stderr: &[u8]) -> usize {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.contains("ec2 api call"))
+        .count()
+}
+
+const COUNT_CALLS: (&str, &str) = ("PROVISION_LOG", "info,provision_provider_ec2=debug");
+
+#[test]
+fn swarm_on_ec2_forms_and_destroy_leaves_nothing() {
+    let cloud = ec2_cloud();
+    let c = Cluster::new("ec2").with_env(&cloud.env);
+    let template = cloud.template(c.dir());
+    let out = c
+        .cmd()
+        .env(COUNT_CALLS.0, COUNT_CALLS.1)
+        .args(["swarm", "--cloud", "ec2", "--name", &c.name])
+        .args(["--template", template.to_str().unwrap()])
+        .args([
+            "--profile",
+            &cloud.profile,
+            "--subnet",
+            &cloud.subnet,
+            "--image",
+            AMI,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "create failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "EC2 API calls to create a 1+2 cluster: {}",
+        api_calls(&out.stderr)
+    );
+
+    let nodes = c.ssh(
+        &c.manager(),
+        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
+    );
+    assert_eq!(
+        nodes.lines().filter(|s| *s == "Ready").count(),
+        3,
+        "{nodes}"
+    );
+
+    let status = c.status_json();
+    let id = status["id"].as_str().unwrap().to_string();
+    let kinds: Vec<&str> = status["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"key-pair") && kinds.contains(&"security-group"),
+        "{status}"
+    );
+    let instances: Vec<String> = cloud
+        .live_instances("provision:cluster", &id)
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(instances.len(), 3);
+    assert_eq!(cloud.bodies(&instances).len(), 3);
+
+    // One reconcile pass of a converged cluster: one DescribeInstances.
+    let heal = c
+        .cmd()
+        .env(COUNT_CALLS.0, COUNT_CALLS.1)
+        .args(["heal", &c.name])
+        .output()
+        .unwrap();
+    assert!(
+        heal.status.success(),
+        "{}",
+        String::from_utf8_lossy(&heal.stderr)
+    );
+    let pass_calls = api_calls(&heal.stderr);
+    eprintln!("EC2 API calls for one reconcile pass of a converged 1+2 cluster: {pass_calls}");
+    assert_eq!(pass_calls, 1);
+
+    c.ok(&["destroy", &c.name, "--yes"]);
+    let left = cloud.inspect("provision:cluster", &id);
+    assert!(
+        cloud.live_instances("provision:cluster", &id).is_empty(),
+        "{left}"
+    );
+    assert!(
+        left["security_groups"].as_array().unwrap().is_empty(),
+        "{left}"
+    );
+    assert!(left["key_pairs"].as_array().unwrap().is_empty(), "{left}");
+    wait_until(
+        "the bridge to remove the bodies",
+        Duration::from_secs(20),
+        || cloud.bodies(&instances).is_empty(),
+    );
+}
+
+/// Each bad setting fails before anything is launched or stored.
+#[test]
+fn bad_ec2_input_fails_before_anything_is_launched() {
+    let cloud = ec2_cloud();
+    let c = Cluster::new("ec2bad").with_env(&cloud.env);
+    let template = cloud.template(c.dir());
+    let attempt = |extra: &[&str]| {
+        let out = c
+            .cmd()
+            .args(["swarm", "--cloud", "ec2", "--name", &c.name])
+            .args(["--template", template.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{extra:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let good_subnet = ["--subnet", cloud.subnet.as_str()];
+
+    let e = attempt(
+        &[
+            &["--profile", "provision-wrong", "--image", AMI][..],
+            &good_subnet,
+        ]
+        .concat(),
+    );
+    assert!(
+        e.contains("credentials were refused") && e.contains("--profile"),
+        "{e}"
+    );
+
+    let e = attempt(
+        &[
+            &["--profile", &cloud.profile, "--image", "ami-00000000"][..],
+            &good_subnet,
+        ]
+        .concat(),
+    );
+    assert!(e.contains("image:") && e.contains("ami-00000000"), "{e}");
+
+    let e = attempt(&[
+        "--profile",
+        &cloud.profile,
+        "--image",
+        AMI,
+        "--subnet",
+        "subnet-00000000",
+    ]);
+    assert!(
+        e.contains("ec2.subnet:") && e.contains("subnet-00000000"),
+        "{e}"
+    );
+
+    let e = attempt(&[
+        "--image",
+        AMI,
+        "--flavor",
+        "t9.enormous",
+        "--profile",
+        &cloud.profile,
+        "--subnet",
+        &cloud.subnet,
+    ]);
+    assert!(e.contains("flavor:"), "{e}");
+
+    let seen = cloud.inspect("provision:cluster-name", &c.name);
+    assert!(seen["instances"].as_array().unwrap().is_empty(), "{seen}");
+    assert!(seen["key_pairs"].as_array().unwrap().is_empty(), "{seen}");
+    assert!(
+        seen["security_groups"].as_array().unwrap().is_empty(),
+        "{seen}"
+    );
+    let list = c.ok(&["list"]);
+    assert!(!list.contains(&c.name), "nothing stored: {list}");
+}
