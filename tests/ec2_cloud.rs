@@ -190,3 +190,52 @@ fn bad_ec2_input_fails_before_anything_is_launched() {
     let list = c.ok(&["list"]);
     assert!(!list.contains(&c.name), "nothing stored: {list}");
 }
+
+/// Every third EC2 request is throttled: the SDK's standard retries (with
+/// backoff and jitter) carry the create through, and nothing is launched
+/// twice.
+#[test]
+fn throttled_requests_are_retried_and_the_cluster_still_forms() {
+    let cloud = ec2_cloud();
+    let proxy = common::ec2::ThrottlingProxy::start(&cloud.endpoint, 3);
+    let c = Cluster::new("ec2thr").with_env(&cloud.env);
+    let template = cloud.template(c.dir());
+    // The environment's endpoint wins over the profile's, as in the aws CLI.
+    let out = c
+        .cmd()
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .args([
+            "swarm",
+            "--cloud",
+            "ec2",
+            "--name",
+            &c.name,
+            "--workers",
+            "1",
+        ])
+        .args(["--template", template.to_str().unwrap()])
+        .args([
+            "--profile",
+            &cloud.profile,
+            "--subnet",
+            &cloud.subnet,
+            "--image",
+            AMI,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "create through the throttling proxy failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(proxy.throttled() > 0, "the proxy throttled nothing");
+    eprintln!(
+        "throttled {} requests; the cluster formed",
+        proxy.throttled()
+    );
+    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    assert_eq!(cloud.live_instances("provision:cluster", &id).len(), 2);
+    c.ok(&["destroy", &c.name, "--yes"]);
+    assert!(cloud.live_instances("provision:cluster", &id).is_empty());
+}

@@ -32,3 +32,53 @@ fn example_script_override_renders_and_passes_shellcheck() {
         panic!("the example override fails shellcheck:\n{findings}");
     }
 }
+
+#[test]
+fn example_ec2_template_is_valid_and_its_settings_reach_the_spec() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ec2-swarm.yaml");
+    let (_, t) = ClusterTemplate::load(path.to_str().unwrap()).unwrap();
+    let spec = t.to_spec("web", Cloud::Ec2);
+    assert!(validate(&spec).unwrap().is_empty());
+    let ec2 = spec.ec2.clone().expect("ec2 settings");
+    assert_eq!(ec2.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(ec2.root_volume_gb, Some(30));
+    assert!(ec2.spread_managers);
+    assert_eq!(spec.ssh_user, "ubuntu");
+    assert_eq!(spec.firewall().ssh_from, "203.0.113.0/24");
+    assert_eq!(spec.firewall().members, Coe::Swarm.member_ports());
+}
+
+#[test]
+fn example_iam_policy_allows_exactly_the_calls_the_driver_makes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("examples/ec2-iam-policy.json")).unwrap(),
+    )
+    .unwrap();
+    let mut allowed: Vec<String> = Vec::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        match &statement["Action"] {
+            serde_json::Value::String(a) => allowed.push(a.clone()),
+            serde_json::Value::Array(a) => {
+                allowed.extend(a.iter().map(|v| v.as_str().unwrap().to_string()))
+            }
+            other => panic!("unexpected Action {other}"),
+        }
+    }
+    // Every call the driver counts, read from its source.
+    let mut used: Vec<String> = Vec::new();
+    for file in ["prerequisites.rs", "instances.rs"] {
+        let text = std::fs::read_to_string(root.join("providers/ec2/src").join(file)).unwrap();
+        for part in text.split("self.count(\"").skip(1) {
+            used.push(format!("ec2:{}", &part[..part.find('"').unwrap()]));
+        }
+    }
+    used.sort();
+    used.dedup();
+    // Tags are written by the create calls; a role is passed with an instance profile.
+    let mut expected = used.clone();
+    expected.extend(["ec2:CreateTags".to_string(), "iam:PassRole".to_string()]);
+    expected.sort();
+    allowed.sort();
+    assert_eq!(allowed, expected);
+}

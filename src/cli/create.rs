@@ -78,6 +78,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
             };
             // Credentials, image, flavor and network are checked before the
             // spec is stored, so a typo leaves nothing behind.
+            spec::validate(&record.spec)?;
             let ctx = ClusterContext::new(&session.paths, record.clone())?;
             provider.preflight(&ctx.cluster).await.with_context(|| {
                 format!(

@@ -307,6 +307,15 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
             spec.managers - 1
         ));
     }
+    let ssh_from = spec.firewall().ssh_from;
+    if !is_cidr(&ssh_from) {
+        return Err(SpecError::Field {
+            field: "firewall.ssh_from".into(),
+            message: format!(
+                "{ssh_from:?} is not an address range: write it like 203.0.113.0/24 (or 0.0.0.0/0 for anywhere)"
+            ),
+        });
+    }
     if spec.ssh_user.is_empty() {
         return Err(SpecError::Field {
             field: "node.ssh_user".into(),
@@ -314,6 +323,18 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
         });
     }
     Ok(warnings)
+}
+
+/// `a.b.c.d/n` or an IPv6 range with its prefix length.
+fn is_cidr(text: &str) -> bool {
+    let Some((addr, len)) = text.split_once('/') else {
+        return false;
+    };
+    match (addr.parse::<std::net::IpAddr>(), len.parse::<u8>()) {
+        (Ok(std::net::IpAddr::V4(_)), Ok(n)) => n <= 32,
+        (Ok(std::net::IpAddr::V6(_)), Ok(n)) => n <= 128,
+        _ => false,
+    }
 }
 
 /// Durations written as text (`90s`, `5m`, `1h 30m`) in templates and state.
@@ -367,6 +388,23 @@ mod tests {
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("quorum"));
         assert!(validate(&spec(3)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn ssh_range_must_be_a_cidr() {
+        let mut s = spec(1);
+        assert_eq!(s.firewall().ssh_from, "0.0.0.0/0");
+        for bad in ["10.0.0.0", "10.0.0.0/33", "anywhere", "::/129"] {
+            let mut f = s.firewall();
+            f.ssh_from = bad.into();
+            s.firewall = Some(f);
+            let err = validate(&s).unwrap_err().to_string();
+            assert!(err.starts_with("firewall.ssh_from:"), "{bad}: {err}");
+        }
+        let mut f = s.firewall();
+        f.ssh_from = "2001:db8::/32".into();
+        s.firewall = Some(f);
+        assert!(validate(&s).is_ok());
     }
 
     #[test]

@@ -44,7 +44,7 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeTemplate {
     #[serde(default)]
@@ -54,16 +54,6 @@ pub struct NodeTemplate {
     /// The cloud's usual user when absent (root locally, ubuntu on EC2).
     #[serde(default)]
     pub ssh_user: Option<String>,
-}
-
-impl Default for NodeTemplate {
-    fn default() -> Self {
-        NodeTemplate {
-            image: None,
-            flavor: None,
-            ssh_user: None,
-        }
-    }
 }
 
 /// A template that cannot be read or used, with where the problem is.

@@ -136,3 +136,85 @@ impl Ec2Cloud {
             .collect()
     }
 }
+
+/// An HTTP proxy in front of moto that answers every `every`-th request
+/// with EC2's throttling error (503 RequestLimitExceeded) and forwards the
+/// rest unchanged. Counts what it throttled.
+pub struct ThrottlingProxy {
+    pub url: String,
+    throttled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ThrottlingProxy {
+    pub fn start(upstream: &str, every: usize) -> ThrottlingProxy {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let throttled = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = throttled.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (upstream, seen, counter) = (upstream.clone(), seen.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut conn = conn;
+                    // One request per connection: read the head and body.
+                    let mut head = Vec::new();
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        if lower.starts_with("connection:") {
+                            continue;
+                        }
+                        if line == "\r\n" {
+                            head.extend_from_slice(b"Connection: close\r\n\r\n");
+                            break;
+                        }
+                        head.extend_from_slice(line.as_bytes());
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+                    if n % every == 0 {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttled</RequestID></Response>";
+                        let _ = write!(
+                            conn,
+                            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                            xml.len()
+                        );
+                        return;
+                    }
+                    let Ok(mut up) = TcpStream::connect(&upstream) else {
+                        return;
+                    };
+                    let _ = up.write_all(&head);
+                    let _ = up.write_all(&body);
+                    let mut response = Vec::new();
+                    let _ = up.read_to_end(&mut response);
+                    let _ = conn.write_all(&response);
+                });
+            }
+        });
+        ThrottlingProxy { url, throttled }
+    }
+
+    pub fn throttled(&self) -> usize {
+        self.throttled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
