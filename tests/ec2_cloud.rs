@@ -24,7 +24,7 @@ const COUNT_CALLS: (&str, &str) = ("PROVISION_LOG", "info,provision_provider_ec2
 fn swarm_on_ec2_forms_and_destroy_leaves_nothing() {
     let cloud = ec2_cloud();
     let c = Cluster::new("ec2").with_env(&cloud.env);
-    let template = cloud.template(c.dir());
+    let template = cloud.template();
     let out = c
         .cmd()
         .env(COUNT_CALLS.0, COUNT_CALLS.1)
@@ -97,6 +97,30 @@ fn swarm_on_ec2_forms_and_destroy_leaves_nothing() {
     eprintln!("EC2 API calls for one reconcile pass of a converged 1+2 cluster: {pass_calls}");
     assert_eq!(pass_calls, 1);
 
+    // The cloud loses a worker's instance: heal replaces the node.
+    let lost = cloud
+        .live_instances("provision:cluster", &id)
+        .into_iter()
+        .find(|i| i["tags"]["provision:role"] == "worker")
+        .unwrap();
+    cloud.terminate(lost["id"].as_str().unwrap());
+    let healed = c.ok(&["heal", &c.name]);
+    assert!(healed.contains("all healthy"), "{healed}");
+    let live = cloud.live_instances("provision:cluster", &id);
+    assert_eq!(live.len(), 3, "{live:?}");
+    assert!(live.iter().all(|i| i["id"] != lost["id"]));
+    let nodes = c.ssh(
+        &c.manager(),
+        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
+    );
+    assert_eq!(
+        nodes.lines().filter(|s| *s == "Ready").count(),
+        3,
+        "{nodes}"
+    );
+    let mut instances = instances;
+    instances.extend(live.iter().map(|i| i["id"].as_str().unwrap().to_string()));
+
     c.ok(&["destroy", &c.name, "--yes"]);
     let left = cloud.inspect("provision:cluster", &id);
     assert!(
@@ -120,7 +144,7 @@ fn swarm_on_ec2_forms_and_destroy_leaves_nothing() {
 fn bad_ec2_input_fails_before_anything_is_launched() {
     let cloud = ec2_cloud();
     let c = Cluster::new("ec2bad").with_env(&cloud.env);
-    let template = cloud.template(c.dir());
+    let template = cloud.template();
     let attempt = |extra: &[&str]| {
         let out = c
             .cmd()
@@ -199,7 +223,7 @@ fn throttled_requests_are_retried_and_the_cluster_still_forms() {
     let cloud = ec2_cloud();
     let proxy = common::ec2::ThrottlingProxy::start(&cloud.endpoint, 3);
     let c = Cluster::new("ec2thr").with_env(&cloud.env);
-    let template = cloud.template(c.dir());
+    let template = cloud.template();
     // The environment's endpoint wins over the profile's, as in the aws CLI.
     let out = c
         .cmd()

@@ -93,6 +93,26 @@ impl Ec2Cloud {
         serde_json::from_slice(&out.stdout).expect("inspect JSON")
     }
 
+    /// Terminates an instance behind the driver's back (the cloud lost it).
+    pub fn terminate(&self, instance_id: &str) {
+        let aws = self.dir.join("aws");
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import boto3, sys; boto3.Session(profile_name='bridge').client('ec2').terminate_instances(InstanceIds=[sys.argv[1]])",
+                instance_id,
+            ])
+            .env("AWS_CONFIG_FILE", aws.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"))
+            .output()
+            .expect("run python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Instances of the cluster that are not terminated.
     pub fn live_instances(&self, key: &str, value: &str) -> Vec<serde_json::Value> {
         self.inspect(key, value)["instances"]
@@ -104,20 +124,10 @@ impl Ec2Cloud {
             .collect()
     }
 
-    /// A Swarm template for the test cloud: SSH over the private address
+    /// The Swarm template for the test cloud: SSH over the private address
     /// (the bridged containers), never a public one.
-    pub fn template(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("ec2-test.yaml");
-        std::fs::write(
-            &path,
-            "coe: swarm\nmanagers: 1\nworkers: 2\nnode: {flavor: t3.micro}\n\
-             firewall:\n  ssh_from: 10.77.0.0/16\n  members:\n\
-             \x20   - {protocol: tcp, port: 2377}\n    - {protocol: tcp, port: 7946}\n\
-             \x20   - {protocol: udp, port: 7946}\n    - {protocol: udp, port: 4789}\n\
-             ec2: {ssh_address: private}\n",
-        )
-        .unwrap();
-        path
+    pub fn template(&self) -> PathBuf {
+        repo().join("scripts/test-clouds/ec2-swarm.yaml")
     }
 
     /// Names of the bridge's node containers for these instance ids.
