@@ -49,6 +49,46 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "swarm/remove-member.sh",
         include_str!("../../scripts/bootstrap/swarm/remove-member.sh.j2"),
     ),
+    (
+        "kubernetes/install.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/install.sh.j2"),
+    ),
+    (
+        "kubernetes/probe.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/probe.sh.j2"),
+    ),
+    (
+        "kubernetes/init.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/init.sh.j2"),
+    ),
+    (
+        "kubernetes/join-tokens.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/join-tokens.sh.j2"),
+    ),
+    (
+        "kubernetes/join.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/join.sh.j2"),
+    ),
+    (
+        "kubernetes/members.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/members.sh.j2"),
+    ),
+    (
+        "kubernetes/drain.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/drain.sh.j2"),
+    ),
+    (
+        "kubernetes/remove-member.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/remove-member.sh.j2"),
+    ),
+    (
+        "kubernetes/leave.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/leave.sh.j2"),
+    ),
+    (
+        "kubernetes/kubeconfig.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/kubeconfig.sh.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +124,7 @@ pub fn script_context(
                 "name": cluster.spec.name,
                 "id": cluster.id,
                 "coe": cluster.spec.coe.as_str(),
+                "kubernetes": cluster.spec.kubernetes,
             })),
         ),
         (
@@ -266,12 +307,22 @@ mod tests {
 
     /// The context every script sees, plus the extra values some take.
     fn sample_context() -> Value {
+        context_for("worker", false)
+    }
+
+    fn context_for(role: &str, control_plane: bool) -> Value {
         context! {
-            cluster => context! { name => "web", id => "0123abcd", coe => "swarm" },
-            node => context! { name => "web-worker-1", role => "worker", index => 1, address => "10.0.0.3" },
+            cluster => context! {
+                name => "web", id => "0123abcd", coe => "swarm",
+                kubernetes => context! { version => "1.31", pod_cidr => "10.244.0.0/16", cni => "flannel" },
+            },
+            node => context! { name => "web-worker-1", role => role, index => 1, address => "10.0.0.3" },
             manager_address => "10.0.0.2",
+            endpoint => "10.0.0.2",
+            cni_manifest => "https://github.com/flannel-io/flannel/releases/download/v0.26.1/kube-flannel.yml",
             member_id => "abc123",
             member_name => "web-worker-1",
+            member_control_plane => control_plane,
             wait_seconds => 120,
         }
     }
@@ -279,8 +330,13 @@ mod tests {
     #[test]
     fn every_builtin_script_renders_and_passes_shellcheck() {
         let scripts = Scripts::new(None);
-        for name in scripts.names() {
-            let text = scripts.render(&name, &sample_context()).unwrap();
+        let contexts = [context_for("worker", false), context_for("manager", true)];
+        for (name, ctx) in scripts
+            .names()
+            .into_iter()
+            .flat_map(|n| contexts.iter().map(move |c| (n.clone(), c)))
+        {
+            let text = scripts.render(&name, ctx).unwrap();
             assert!(text.starts_with("#!/usr/bin/env bash\n"), "{name}");
             assert!(
                 text.contains("set -euo pipefail") || text.contains("set -uo pipefail"),

@@ -76,6 +76,7 @@ pub struct NodeShell {
     scripts: Arc<Scripts>,
     /// `cluster` and `node` values every script sees.
     context: BTreeMap<String, Value>,
+    address: String,
     log_path: PathBuf,
     timeout: Duration,
 }
@@ -88,10 +89,16 @@ impl NodeShell {
         log_path: PathBuf,
         timeout: Duration,
     ) -> NodeShell {
+        let address = context
+            .get("node")
+            .and_then(|n| n.get_attr("address").ok())
+            .and_then(|a| a.as_str().map(str::to_string))
+            .unwrap_or_default();
         NodeShell {
             session,
             scripts,
             context,
+            address,
             log_path,
             timeout,
         }
@@ -99,6 +106,11 @@ impl NodeShell {
 
     pub fn node(&self) -> &str {
         self.session.node()
+    }
+
+    /// The address the node was reached on (its `node.address` in scripts).
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
     pub fn host_key(&self) -> &str {
@@ -231,8 +243,12 @@ impl NodeShell {
 pub fn redact(text: &str) -> String {
     static PATTERN: std::sync::OnceLock<regex_lite::Regex> = std::sync::OnceLock::new();
     let re = PATTERN.get_or_init(|| {
-        regex_lite::Regex::new(r"SWMTKN-[0-9A-Za-z-]+|\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
-            .expect("valid pattern")
+        // Swarm join tokens, kubeadm bootstrap tokens, and 64-hex values
+        // (kubeadm certificate keys, CA hashes).
+        regex_lite::Regex::new(
+            r"SWMTKN-[0-9A-Za-z-]+|\b[a-z0-9]{6}\.[a-z0-9]{16}\b|\b[0-9a-f]{64}\b",
+        )
+        .expect("valid pattern")
     });
     re.replace_all(text, "<redacted>").into_owned()
 }

@@ -17,7 +17,8 @@ use crate::state::{ClusterLock, ClusterRecord};
 pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     let started = Instant::now();
     // Everything that can be refused is checked before anything is created.
-    let (template_file, template) = ClusterTemplate::load(&args.template)?;
+    let (template_file, template) =
+        ClusterTemplate::load(args.template.as_deref().unwrap_or(coe.as_str()))?;
     if template.coe != coe {
         return Err(TemplateError::WrongCoe {
             file: template_file,
@@ -26,7 +27,11 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
         }
         .into());
     }
-    let mut spec = template.to_spec(&args.name, args.cloud);
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| coe.as_str().to_string());
+    let mut spec = template.to_spec(&name, args.cloud);
     spec::validate_cluster_name(&spec.name)?;
     apply_flags(&mut spec, &args)?;
     let provider = connect_provider(&spec, Some(&args.image_suite)).await?;
@@ -123,7 +128,10 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
         .map(|p| format!(" --state {}", p.display()))
         .unwrap_or_default();
     println!("Connect:");
-    println!("  eval \"$(provision{state_flag} env {name})\" && docker node ls");
+    println!(
+        "  eval \"$(provision{state_flag} env {name})\" && {}",
+        crate::orchestrator::for_spec(&record.spec).client_hint()
+    );
     println!("  provision{state_flag} ssh {name} {name}-manager-1");
     Ok(())
 }

@@ -29,7 +29,9 @@ pub fn run(global: &Global, name: &str) -> Result<()> {
     );
     println!("# Once, let ssh find the cluster's hosts and key:");
     println!("#   echo 'Include {}' >> ~/.ssh/config", config.display());
-    for (key, value) in orchestrator::for_coe(record.spec.coe).client_env(&manager.name) {
+    let cluster_dir = session.paths.cluster_dir(name);
+    for (key, value) in orchestrator::for_spec(&record.spec).client_env(&manager.name, &cluster_dir)
+    {
         println!(
             "export {key}={}",
             crate::bootstrap::scripts::shell_quote(&value)

@@ -60,6 +60,9 @@ pub enum OutputFormat {
 pub enum Command {
     /// Create a Docker Swarm cluster, or finish one an earlier run left half-done.
     Swarm(CreateArgs),
+    /// Create a Kubernetes cluster with kubeadm, or finish one an earlier run left half-done.
+    #[command(alias = "k8s")]
+    Kubernetes(CreateArgs),
     /// List clusters.
     List {
         #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
@@ -141,9 +144,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Cluster name: a DNS label, part of every node's hostname.
-    #[arg(long, default_value = "swarm")]
-    pub name: String,
+    /// Cluster name: a DNS label, part of every node's hostname. Default: the orchestrator's name.
+    #[arg(long)]
+    pub name: Option<String>,
     /// Where the machines come from.
     #[arg(long, value_enum, default_value_t = Cloud::Local)]
     pub cloud: Cloud,
@@ -153,9 +156,9 @@ pub struct CreateArgs {
     /// Worker count. Default: the template's.
     #[arg(long)]
     pub workers: Option<u32>,
-    /// Cluster template: a built-in name or a YAML file.
-    #[arg(long, default_value = "swarm")]
-    pub template: String,
+    /// Cluster template: a built-in name or a YAML file. Default: the orchestrator's built-in one.
+    #[arg(long)]
+    pub template: Option<String>,
     /// Machine image (local: the node image, built when missing; ec2: an AMI id, or a name with the template's ec2.ami_owner).
     #[arg(long)]
     pub image: Option<String>,
@@ -227,6 +230,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = cli.global;
     match cli.command {
         Command::Swarm(args) => create::run(&global, crate::spec::Coe::Swarm, args).await,
+        Command::Kubernetes(args) => create::run(&global, crate::spec::Coe::Kubernetes, args).await,
         Command::List { output } => list::run(&global, output),
         Command::Status {
             name,

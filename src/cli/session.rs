@@ -53,7 +53,7 @@ impl Session {
         Controller {
             store: self.store.clone(),
             provider,
-            orchestrator: Arc::from(orchestrator::for_coe(spec.coe)),
+            orchestrator: Arc::from(orchestrator::for_spec(spec)),
             scripts: Arc::new(Scripts::new(global.scripts_dir.as_deref())),
             paths: self.paths.clone(),
             reporter,

@@ -10,7 +10,7 @@ use backon::{ExponentialBuilder, Retryable};
 use futures_util::future::join_all;
 use provision_provider::{MachineSpec, MachineState, ProviderError, Role};
 use tokio::sync::{watch, Mutex, Semaphore};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::context::{ClusterContext, Controller, ControllerError};
 use super::observe::unix_now;
@@ -302,6 +302,7 @@ impl Run<'_> {
                     let s = self.ensure_shell(node, &addr, &mut shell).await?;
                     self.set_phase(node, NodePhase::Joining)?;
                     self.ctl.orchestrator.init(s).await?;
+                    self.save_client_config(s).await?;
                     if self.joins_waiting {
                         let secrets = self.ctl.orchestrator.join_secrets(s).await?;
                         self.gate_tx
@@ -347,6 +348,7 @@ impl Run<'_> {
                     );
                 }
                 Action::DeleteMachine { machine_id, .. } => {
+                    self.leave(node, &address, &mut shell).await;
                     self.ctl
                         .provider
                         .delete_machine(&self.ctx.cluster, machine_id)
@@ -371,6 +373,56 @@ impl Run<'_> {
             s.close().await;
         }
         Ok(())
+    }
+
+    /// Keeps the orchestrator's client configuration (a kubeconfig) in the
+    /// cluster's directory, private to the user.
+    async fn save_client_config(&self, manager: &NodeShell) -> Result<(), ControllerError> {
+        if let Some(config) = self.ctl.orchestrator.client_config(manager).await? {
+            let path = self
+                .ctl
+                .paths
+                .cluster_dir(self.ctx.name())
+                .join(crate::orchestrator::CLIENT_CONFIG_FILE);
+            crate::state::write_private_file(&path, config.expose().as_bytes()).map_err(|e| {
+                ControllerError::Node {
+                    node: manager.node().to_string(),
+                    message: format!(
+                        "cannot save the client configuration to {}: {e}",
+                        path.display()
+                    ),
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Lets a node that is about to be deleted drop its cluster state, when
+    /// it still answers; a dead node is deleted all the same.
+    async fn leave(&self, node: &str, address: &Option<String>, shell: &mut Option<NodeShell>) {
+        let Some(addr) = address else { return };
+        if !self.ctl.orchestrator.needs_leave() {
+            return;
+        }
+        if shell.is_none() {
+            let Ok(rec) = self.record(node) else { return };
+            match self.ctl.open_shell(self.ctx, &rec, addr, None).await {
+                Ok(s) => *shell = Some(s),
+                Err(e) => {
+                    debug!(node, error = %e, "not reachable before deletion");
+                    return;
+                }
+            }
+        }
+        if let Some(s) = shell.as_ref() {
+            if let Err(e) = self.ctl.orchestrator.leave(s).await {
+                self.ctl.event(
+                    self.ctx,
+                    Some(node),
+                    &format!("could not leave cleanly before deletion: {e}"),
+                );
+            }
+        }
     }
 
     fn need_address(

@@ -2,16 +2,20 @@
 //! is read and how a node is removed. One implementation per COE behind
 //! [`Orchestrator`]; the controller never knows which one it drives.
 
+mod kubernetes;
 mod swarm;
+
+use std::path::Path;
 
 use async_trait::async_trait;
 use provision_provider::Role;
 
+pub use kubernetes::Kubernetes;
 pub use swarm::Swarm;
 
 use crate::bootstrap::{NodeShell, ShellError};
 use crate::secret::Secret;
-use crate::spec::Coe;
+use crate::spec::{ClusterSpec, Coe};
 
 /// How long a drain waits for a node's work to move before it fails.
 pub const DRAIN_WAIT_SECONDS: u32 = 120;
@@ -83,14 +87,42 @@ pub trait Orchestrator: Send + Sync {
     /// Removes a member from the cluster's membership, through a manager.
     async fn remove_member(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError>;
 
+    /// Whether [`leave`](Self::leave) does anything (saves an SSH connection when not).
+    fn needs_leave(&self) -> bool {
+        false
+    }
+
+    /// Runs on a node that is leaving, when it can still be reached, so it
+    /// holds no cluster state afterwards (`kubeadm reset`). Idempotent.
+    async fn leave(&self, _node: &NodeShell) -> Result<(), ShellError> {
+        Ok(())
+    }
+
+    /// The client configuration to keep locally (a kubeconfig), read from a
+    /// manager once the cluster exists.
+    async fn client_config(&self, _manager: &NodeShell) -> Result<Option<Secret>, ShellError> {
+        Ok(None)
+    }
+
     /// Environment variables that point the COE's client at the cluster,
-    /// given the SSH alias of a manager.
-    fn client_env(&self, manager_alias: &str) -> Vec<(String, String)>;
+    /// given the SSH alias of a manager and the cluster's local directory
+    /// (where [`client_config`](Self::client_config) was saved).
+    fn client_env(&self, manager_alias: &str, cluster_dir: &Path) -> Vec<(String, String)>;
+
+    /// A client command that lists the nodes, for the "Connect:" hint.
+    fn client_hint(&self) -> &'static str;
 }
 
-/// The orchestrator for a COE.
-pub fn for_coe(coe: Coe) -> Box<dyn Orchestrator> {
-    match coe {
+/// File name of the saved client configuration in the cluster's directory.
+pub const CLIENT_CONFIG_FILE: &str = "kubeconfig";
+
+/// The orchestrator of a cluster spec.
+pub fn for_spec(spec: &ClusterSpec) -> Box<dyn Orchestrator> {
+    match spec.coe {
         Coe::Swarm => Box::new(Swarm),
+        Coe::Kubernetes => Box::new(Kubernetes {
+            settings: spec.kubernetes.clone().unwrap_or_default(),
+        }),
+        Coe::Mesos => unimplemented!("mesos"),
     }
 }

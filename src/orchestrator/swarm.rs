@@ -1,6 +1,8 @@
 //! Docker Swarm: `swarm init` on the first manager, further managers join one
 //! at a time (the controller serialises them), workers in parallel.
 
+use std::path::Path;
+
 use async_trait::async_trait;
 use minijinja::Value;
 use provision_provider::Role;
@@ -181,8 +183,12 @@ impl Orchestrator for Swarm {
             .map(|_| ())
     }
 
-    fn client_env(&self, manager_alias: &str) -> Vec<(String, String)> {
+    fn client_env(&self, manager_alias: &str, _cluster_dir: &Path) -> Vec<(String, String)> {
         vec![("DOCKER_HOST".into(), format!("ssh://{manager_alias}"))]
+    }
+
+    fn client_hint(&self) -> &'static str {
+        "docker node ls"
     }
 }
 

@@ -4,6 +4,7 @@
 //! user's own file) with command-line flags on top, then stored before any
 //! cloud call, so every later step works from the same record.
 
+mod coe_settings;
 mod names;
 mod template;
 
@@ -14,6 +15,7 @@ use provision_provider::{Firewall, PortRule, Protocol};
 use provision_provider_ec2::Ec2Settings;
 use serde::{Deserialize, Serialize};
 
+pub use coe_settings::{Cni, KubernetesSettings};
 pub use names::{node_name, validate_cluster_name};
 pub use template::{builtin_templates, ClusterTemplate, TemplateError};
 
@@ -22,12 +24,19 @@ pub use template::{builtin_templates, ClusterTemplate, TemplateError};
 #[serde(rename_all = "lowercase")]
 pub enum Coe {
     Swarm,
+    /// Kubernetes with kubeadm.
+    #[value(alias = "k8s")]
+    Kubernetes,
+    /// Apache Mesos with ZooKeeper and Marathon.
+    Mesos,
 }
 
 impl Coe {
     pub fn as_str(self) -> &'static str {
         match self {
             Coe::Swarm => "swarm",
+            Coe::Kubernetes => "kubernetes",
+            Coe::Mesos => "mesos",
         }
     }
 
@@ -40,6 +49,29 @@ impl Coe {
                 PortRule::new(Protocol::Tcp, 7946),
                 PortRule::new(Protocol::Udp, 7946),
                 PortRule::new(Protocol::Udp, 4789),
+            ],
+            // API server, etcd, kubelet, controller-manager, scheduler,
+            // NodePorts, flannel VXLAN, calico BGP and VXLAN.
+            Coe::Kubernetes => vec![
+                PortRule::new(Protocol::Tcp, 6443),
+                PortRule::range(Protocol::Tcp, 2379, 2380),
+                PortRule::new(Protocol::Tcp, 10250),
+                PortRule::new(Protocol::Tcp, 10257),
+                PortRule::new(Protocol::Tcp, 10259),
+                PortRule::range(Protocol::Tcp, 30000, 32767),
+                PortRule::new(Protocol::Udp, 8472),
+                PortRule::new(Protocol::Tcp, 179),
+                PortRule::new(Protocol::Udp, 4789),
+            ],
+            // ZooKeeper client and peers, master, agent, Marathon, task ports.
+            Coe::Mesos => vec![
+                PortRule::new(Protocol::Tcp, 2181),
+                PortRule::new(Protocol::Tcp, 2888),
+                PortRule::new(Protocol::Tcp, 3888),
+                PortRule::new(Protocol::Tcp, 5050),
+                PortRule::new(Protocol::Tcp, 5051),
+                PortRule::new(Protocol::Tcp, 8080),
+                PortRule::range(Protocol::Tcp, 31000, 32000),
             ],
         }
     }
@@ -223,6 +255,9 @@ pub struct ClusterSpec {
     /// Settings of the `ec2` cloud.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ec2: Option<Ec2Settings>,
+    /// Settings of a Kubernetes cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesSettings>,
 }
 
 #[cfg(test)]
@@ -242,6 +277,7 @@ impl ClusterSpec {
             health: HealthPolicy::default(),
             firewall: None,
             ec2: None,
+            kubernetes: None,
         }
     }
 }
@@ -315,6 +351,26 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
                 "{ssh_from:?} is not an address range: write it like 203.0.113.0/24 (or 0.0.0.0/0 for anywhere)"
             ),
         });
+    }
+    if let Some(k8s) = &spec.kubernetes {
+        if !k8s.version_is_valid() {
+            return Err(SpecError::Field {
+                field: "kubernetes.version".into(),
+                message: format!(
+                    "{:?} is not a minor version: write it like 1.31",
+                    k8s.version
+                ),
+            });
+        }
+        if !is_cidr(&k8s.pod_cidr) {
+            return Err(SpecError::Field {
+                field: "kubernetes.pod_cidr".into(),
+                message: format!(
+                    "{:?} is not an address range: write it like 10.244.0.0/16",
+                    k8s.pod_cidr
+                ),
+            });
+        }
     }
     if spec.ssh_user.is_empty() {
         return Err(SpecError::Field {

@@ -8,9 +8,15 @@ use provision_provider::Firewall;
 use provision_provider_ec2::Ec2Settings;
 use serde::{Deserialize, Serialize};
 
-use super::{Cloud, ClusterSpec, Coe, HealthPolicy, Timeouts};
+use super::{Cloud, ClusterSpec, Coe, HealthPolicy, KubernetesSettings, Timeouts};
 
-const BUILTIN: &[(&str, &str)] = &[("swarm", include_str!("../../cluster-templates/swarm.yaml"))];
+const BUILTIN: &[(&str, &str)] = &[
+    ("swarm", include_str!("../../cluster-templates/swarm.yaml")),
+    (
+        "kubernetes",
+        include_str!("../../cluster-templates/kubernetes.yaml"),
+    ),
+];
 
 /// Names and sources of the templates shipped in the binary.
 pub fn builtin_templates() -> &'static [(&'static str, &'static str)] {
@@ -38,6 +44,9 @@ pub struct ClusterTemplate {
     /// Settings used when the cluster is on `--cloud ec2`.
     #[serde(default)]
     pub ec2: Option<Ec2Settings>,
+    /// Settings of a Kubernetes cluster (`coe: kubernetes`).
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesSettings>,
 }
 
 fn one() -> u32 {
@@ -146,6 +155,10 @@ impl ClusterTemplate {
             ec2: match cloud {
                 Cloud::Ec2 => Some(self.ec2.clone().unwrap_or_default()),
                 Cloud::Local => None,
+            },
+            kubernetes: match self.coe {
+                Coe::Kubernetes => Some(self.kubernetes.clone().unwrap_or_default()),
+                Coe::Swarm | Coe::Mesos => None,
             },
         }
     }

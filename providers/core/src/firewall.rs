@@ -41,6 +41,14 @@ impl PortRule {
         }
     }
 
+    pub const fn range(protocol: Protocol, from: u16, to: u16) -> PortRule {
+        PortRule {
+            protocol,
+            port: from,
+            to: Some(to),
+        }
+    }
+
     pub fn last_port(&self) -> u16 {
         self.to.unwrap_or(self.port)
     }

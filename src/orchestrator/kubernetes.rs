@@ -1,0 +1,357 @@
+//! Kubernetes with kubeadm: `kubeadm init` on the first control-plane node
+//! (then the CNI), workers join with a bootstrap token and the CA
+//! certificate hash, further control-plane nodes also with the certificate
+//! key. Membership and health come from `kubectl get nodes -o json`.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use minijinja::Value;
+use provision_provider::Role;
+use serde::Deserialize;
+
+use super::{JoinSecrets, Member, NodeProbe, Orchestrator, CLIENT_CONFIG_FILE, DRAIN_WAIT_SECONDS};
+use crate::bootstrap::{NodeShell, Output, ShellError};
+use crate::secret::Secret;
+use crate::spec::{Coe, KubernetesSettings};
+
+/// The label kubeadm puts on control-plane nodes.
+const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
+
+pub struct Kubernetes {
+    pub settings: KubernetesSettings,
+}
+
+#[derive(Debug, Deserialize)]
+struct NodeList {
+    items: Vec<KubeNode>,
+}
+
+#[derive(Debug, Deserialize)]
+struct KubeNode {
+    metadata: Metadata,
+    #[serde(default)]
+    spec: NodeSpec,
+    #[serde(default)]
+    status: NodeStatus,
+}
+
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    name: String,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct NodeSpec {
+    #[serde(default)]
+    unschedulable: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct NodeStatus {
+    #[serde(default)]
+    conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Condition {
+    #[serde(rename = "type")]
+    kind: String,
+    status: String,
+}
+
+/// Members from `kubectl get nodes -o json`: ready when the Ready condition
+/// is "True"; control-plane nodes by kubeadm's label.
+pub(crate) fn parse_members(text: &str) -> Result<Vec<Member>, String> {
+    let list: NodeList = serde_json::from_str(text)
+        .map_err(|e| format!("unreadable `kubectl get nodes -o json`: {e}"))?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|n| {
+            let ready = n
+                .status
+                .conditions
+                .iter()
+                .find(|c| c.kind == "Ready")
+                .map(|c| c.status.as_str());
+            let mut status = match ready {
+                Some("True") => "Ready".to_string(),
+                Some("False") => "NotReady".to_string(),
+                _ => "Unknown".to_string(),
+            };
+            if n.spec.unschedulable {
+                status.push_str(",SchedulingDisabled");
+            }
+            Member {
+                role: if n.metadata.labels.contains_key(CONTROL_PLANE_LABEL) {
+                    Role::Manager
+                } else {
+                    Role::Worker
+                },
+                ready: ready == Some("True"),
+                status,
+                id: n.metadata.name.clone(),
+                hostname: n.metadata.name,
+            }
+        })
+        .collect())
+}
+
+/// Parses the probe script's `key=value` lines.
+pub(crate) fn parse_probe(text: &str) -> NodeProbe {
+    let get = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let joined = get("joined").as_deref() == Some("true");
+    NodeProbe {
+        engine_running: get("engine").as_deref() == Some("running"),
+        joined,
+        member_id: get("node_name").filter(|n| joined && !n.is_empty()),
+        control: joined && get("control").as_deref() == Some("true"),
+    }
+}
+
+/// Join credentials printed by join-tokens.sh: `token=`, `ca_hash=`,
+/// `certificate_key=`. Workers get `token ca_hash`, control-plane nodes
+/// also the certificate key, one line each, for the join script's stdin.
+fn parse_join(node: &str, text: &str) -> Result<JoinSecrets, ShellError> {
+    let get = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    match (get("token"), get("ca_hash"), get("certificate_key")) {
+        (Some(token), Some(hash), Some(key)) => Ok(JoinSecrets {
+            worker: Secret::new(format!("{token} {hash}")),
+            manager: Secret::new(format!("{token} {hash} {key}")),
+        }),
+        _ => Err(ShellError::Failed {
+            node: node.to_string(),
+            script: "kubernetes/join-tokens.sh".into(),
+            code: 0,
+            tail: vec!["the control plane printed no complete join credentials".into()],
+        }),
+    }
+}
+
+fn member_vars(member: &Member) -> Vec<(&'static str, Value)> {
+    vec![
+        ("member_name", Value::from(member.hostname.as_str())),
+        (
+            "member_control_plane",
+            Value::from(member.role == Role::Manager),
+        ),
+    ]
+}
+
+impl Kubernetes {
+    /// Where the API server is reached: the configured load balancer, else
+    /// the first control-plane node.
+    fn endpoint(&self, first_control_plane: &str) -> String {
+        self.settings
+            .control_plane_endpoint
+            .clone()
+            .unwrap_or_else(|| first_control_plane.to_string())
+    }
+}
+
+#[async_trait]
+impl Orchestrator for Kubernetes {
+    fn coe(&self) -> Coe {
+        Coe::Kubernetes
+    }
+
+    async fn install(&self, node: &NodeShell) -> Result<(), ShellError> {
+        node.run("kubernetes/install.sh", &[], None, Output::Log)
+            .await
+            .map(|_| ())
+    }
+
+    async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
+        let out = node
+            .run("kubernetes/probe.sh", &[], None, Output::Quiet)
+            .await?;
+        Ok(parse_probe(&out))
+    }
+
+    async fn init(&self, node: &NodeShell) -> Result<(), ShellError> {
+        let endpoint = self.endpoint(node.address());
+        node.run(
+            "kubernetes/init.sh",
+            &[
+                ("endpoint", Value::from(endpoint)),
+                ("cni_manifest", Value::from(self.settings.cni.manifest())),
+            ],
+            None,
+            Output::Log,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn join_secrets(&self, manager: &NodeShell) -> Result<JoinSecrets, ShellError> {
+        let out = manager
+            .run("kubernetes/join-tokens.sh", &[], None, Output::Secret)
+            .await?;
+        parse_join(manager.node(), &out)
+    }
+
+    async fn join(
+        &self,
+        node: &NodeShell,
+        role: Role,
+        manager_address: &str,
+        secrets: &JoinSecrets,
+    ) -> Result<(), ShellError> {
+        let secret = match role {
+            Role::Manager => &secrets.manager,
+            Role::Worker => &secrets.worker,
+        };
+        node.run(
+            "kubernetes/join.sh",
+            &[("endpoint", Value::from(self.endpoint(manager_address)))],
+            Some(secret),
+            Output::Log,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError> {
+        let out = manager
+            .run("kubernetes/members.sh", &[], None, Output::Quiet)
+            .await?;
+        parse_members(&out).map_err(|message| ShellError::Failed {
+            node: manager.node().to_string(),
+            script: "kubernetes/members.sh".into(),
+            code: 0,
+            tail: vec![message],
+        })
+    }
+
+    async fn drain(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError> {
+        let mut vars = member_vars(member);
+        vars.push(("wait_seconds", Value::from(DRAIN_WAIT_SECONDS)));
+        manager
+            .run("kubernetes/drain.sh", &vars, None, Output::Log)
+            .await
+            .map(|_| ())
+    }
+
+    async fn remove_member(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError> {
+        manager
+            .run(
+                "kubernetes/remove-member.sh",
+                &member_vars(member),
+                None,
+                Output::Log,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    fn needs_leave(&self) -> bool {
+        true
+    }
+
+    async fn leave(&self, node: &NodeShell) -> Result<(), ShellError> {
+        node.run("kubernetes/leave.sh", &[], None, Output::Log)
+            .await
+            .map(|_| ())
+    }
+
+    async fn client_config(&self, manager: &NodeShell) -> Result<Option<Secret>, ShellError> {
+        let out = manager
+            .run("kubernetes/kubeconfig.sh", &[], None, Output::Secret)
+            .await?;
+        Ok(Some(Secret::new(out)))
+    }
+
+    fn client_env(&self, _manager_alias: &str, cluster_dir: &Path) -> Vec<(String, String)> {
+        vec![(
+            "KUBECONFIG".into(),
+            cluster_dir.join(CLIENT_CONFIG_FILE).display().to_string(),
+        )]
+    }
+
+    fn client_hint(&self) -> &'static str {
+        "kubectl get nodes"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODES: &str = r#"{"apiVersion":"v1","kind":"List","items":[
+      {"metadata":{"name":"k-manager-1","labels":{"node-role.kubernetes.io/control-plane":""}},
+       "spec":{},"status":{"conditions":[{"type":"MemoryPressure","status":"False"},{"type":"Ready","status":"True"}]}},
+      {"metadata":{"name":"k-worker-1","labels":{}},"spec":{"unschedulable":true},
+       "status":{"conditions":[{"type":"Ready","status":"False"}]}},
+      {"metadata":{"name":"k-worker-2"},"status":{"conditions":[{"type":"Ready","status":"Unknown"}]}}
+    ]}"#;
+
+    #[test]
+    fn members_come_from_the_ready_condition_and_the_control_plane_label() {
+        let m = parse_members(NODES).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            (m[0].role, m[0].ready, m[0].id.as_str()),
+            (Role::Manager, true, "k-manager-1")
+        );
+        assert_eq!((m[1].role, m[1].ready), (Role::Worker, false));
+        assert_eq!(m[1].status, "NotReady,SchedulingDisabled");
+        assert_eq!((m[2].ready, m[2].status.as_str()), (false, "Unknown"));
+        assert!(parse_members("No resources found").is_err());
+    }
+
+    #[test]
+    fn probe_reads_membership_and_control() {
+        let p = parse_probe("engine=running\njoined=true\nnode_name=k-worker-1\ncontrol=false\n");
+        assert_eq!(
+            p,
+            NodeProbe {
+                engine_running: true,
+                joined: true,
+                member_id: Some("k-worker-1".into()),
+                control: false
+            }
+        );
+        let p = parse_probe("engine=missing\n");
+        assert!(!p.engine_running && !p.joined && p.member_id.is_none());
+    }
+
+    #[test]
+    fn join_credentials_stay_secret_and_differ_by_role() {
+        let s = parse_join(
+            "m",
+            "token=abcdef.0123456789abcdef\nca_hash=sha256:00ff\ncertificate_key=c0ffee\n",
+        )
+        .unwrap();
+        assert_eq!(s.worker.expose(), "abcdef.0123456789abcdef sha256:00ff");
+        assert_eq!(
+            s.manager.expose(),
+            "abcdef.0123456789abcdef sha256:00ff c0ffee"
+        );
+        assert!(!format!("{s:?}").contains("abcdef"));
+        assert!(parse_join("m", "token=abcdef.0123456789abcdef\n").is_err());
+    }
+
+    #[test]
+    fn endpoint_is_the_load_balancer_when_given() {
+        let mut k = Kubernetes {
+            settings: KubernetesSettings::default(),
+        };
+        assert_eq!(k.endpoint("10.0.0.2"), "10.0.0.2");
+        k.settings.control_plane_endpoint = Some("lb.example.com".into());
+        assert_eq!(k.endpoint("10.0.0.2"), "lb.example.com");
+    }
+}

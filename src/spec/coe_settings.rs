@@ -1,0 +1,77 @@
+//! Per-orchestrator settings of a cluster template (`kubernetes:`, `mesos:`).
+
+use serde::{Deserialize, Serialize};
+
+/// The pod network add-on applied after `kubeadm init`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cni {
+    #[default]
+    Flannel,
+    Calico,
+}
+
+impl Cni {
+    /// The manifest applied with `kubectl apply -f`.
+    pub fn manifest(self) -> &'static str {
+        match self {
+            Cni::Flannel => {
+                "https://github.com/flannel-io/flannel/releases/download/v0.26.1/kube-flannel.yml"
+            }
+            Cni::Calico => {
+                "https://raw.githubusercontent.com/projectcalico/calico/v3.29.1/manifests/calico.yaml"
+            }
+        }
+    }
+}
+
+/// The `kubernetes:` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSettings {
+    /// Minor version: the pkgs.k8s.io repository, and kubeadm, kubelet and
+    /// kubectl pinned to it and held.
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// Pod network CIDR (`kubeadm init --pod-network-cidr`); flannel's
+    /// manifest expects 10.244.0.0/16.
+    #[serde(default = "default_pod_cidr")]
+    pub pod_cidr: String,
+    /// Pod network add-on.
+    #[serde(default)]
+    pub cni: Cni,
+    /// Address (host or IP) of a load balancer in front of the API servers.
+    /// Empty: the first control-plane node's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_endpoint: Option<String>,
+}
+
+fn default_version() -> String {
+    "1.31".into()
+}
+
+fn default_pod_cidr() -> String {
+    "10.244.0.0/16".into()
+}
+
+impl Default for KubernetesSettings {
+    fn default() -> Self {
+        KubernetesSettings {
+            version: default_version(),
+            pod_cidr: default_pod_cidr(),
+            cni: Cni::default(),
+            control_plane_endpoint: None,
+        }
+    }
+}
+
+impl KubernetesSettings {
+    /// The minor version is a number pair like `1.31`.
+    pub fn version_is_valid(&self) -> bool {
+        let mut parts = self.version.split('.');
+        matches!(
+            (parts.next(), parts.next(), parts.next()),
+            (Some(a), Some(b), None) if a.parse::<u8>().is_ok() && b.parse::<u8>().is_ok()
+        )
+    }
+}
