@@ -1,0 +1,270 @@
+//! `provision kubernetes` on node containers whose kubeadm, kubelet,
+//! kubectl and package installs are recording stand-ins (tests/standins):
+//! the order of steps across nodes, idempotence, join-token and
+//! certificate-key handling, removal, and that no secret reaches a log.
+//! What only a real cluster can show (real kubeadm, pods, the CNI) is not
+//! claimed here.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::standins::standin_image;
+use common::*;
+
+/// `/var/log/standin.log` of a node: (time, program and arguments).
+fn calls(c: &Cluster, node: &str) -> Vec<(f64, String)> {
+    c.ssh(node, &["cat", "/var/log/standin.log"])
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(t, rest)| (t.parse().unwrap(), rest.to_string()))
+        .collect()
+}
+
+/// What the stand-in API server on the first control-plane node was asked.
+fn api_calls(c: &Cluster) -> Vec<String> {
+    c.ssh(
+        &c.manager(),
+        &["cat", "/var/lib/standin/apiserver/calls.log"],
+    )
+    .lines()
+    .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest.to_string()))
+    .collect()
+}
+
+/// The secrets the stand-in API server handed out: tokens and certificate key.
+fn secrets(c: &Cluster) -> Vec<String> {
+    let text = c.ssh(
+        &c.manager(),
+        &[
+            "sh",
+            "-c",
+            "cat /var/lib/standin/apiserver/tokens/* /var/lib/standin/apiserver/certkey",
+        ],
+    );
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn create(c: &Cluster, managers: &str, workers: &str) -> String {
+    let out = c
+        .cmd()
+        .args(["kubernetes", "--name", &c.name, "--image", standin_image()])
+        .args(["--managers", managers, "--workers", workers])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "provision kubernetes failed:\n{text}");
+    text
+}
+
+fn count(calls: &[(f64, String)], prefix: &str) -> usize {
+    calls.iter().filter(|(_, c)| c.starts_with(prefix)).count()
+}
+
+fn first(calls: &[(f64, String)], prefix: &str) -> f64 {
+    calls
+        .iter()
+        .find(|(_, c)| c.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no call {prefix:?} in {calls:?}"))
+        .0
+}
+
+#[test]
+fn cluster_forms_in_order_and_a_second_run_changes_nothing() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("k8s");
+    let mut output = create(&c, "3", "1");
+    let nodes = [
+        c.manager(),
+        format!("{}-manager-2", c.name),
+        format!("{}-manager-3", c.name),
+        format!("{}-worker-1", c.name),
+    ];
+    let status = c.status_nodes();
+    assert_eq!(status.len(), 4, "{status:?}");
+    assert!(status.iter().all(|(_, h)| h == "healthy"), "{status:?}");
+
+    let before: BTreeMap<&String, Vec<(f64, String)>> =
+        nodes.iter().map(|n| (n, calls(&c, n))).collect();
+    for (node, log) in &before {
+        // Kernel and packages first, pinned to the template's minor version and held.
+        assert!(
+            first(log, "modprobe br_netfilter") < first(log, "apt-get install"),
+            "{node}"
+        );
+        assert!(
+            first(log, "sysctl --system") < first(log, "apt-get install"),
+            "{node}"
+        );
+        assert!(
+            log.iter()
+                .any(|(_, l)| l.contains("kubeadm=1.31.*") && l.starts_with("apt-get install")),
+            "{node}: {log:?}"
+        );
+        assert!(
+            first(log, "apt-get install") < first(log, "apt-mark hold kubelet kubeadm kubectl"),
+            "{node}"
+        );
+        assert!(
+            log.iter()
+                .any(|(_, l)| l.contains("curl")
+                    && l.contains("pkgs.k8s.io/core:/stable:/v1.31/deb/")),
+            "{node}"
+        );
+    }
+    // One init, on the first control-plane node; every join after it.
+    let init_at = first(&before[&nodes[0]], "kubeadm init --config");
+    let inits: usize = before
+        .values()
+        .map(|l| count(l, "kubeadm init --config"))
+        .sum();
+    assert_eq!(inits, 1);
+    for node in &nodes[1..] {
+        assert_eq!(count(&before[node], "kubeadm join --config"), 1, "{node}");
+        assert!(
+            first(&before[node], "kubeadm join --config") > init_at,
+            "{node} joined before init"
+        );
+    }
+    let api = api_calls(&c);
+    assert_eq!(
+        api.iter().filter(|l| l.starts_with("apply ")).count(),
+        1,
+        "{api:?}"
+    );
+    assert!(
+        api.iter().any(|l| l.contains("kube-flannel.yml")),
+        "{api:?}"
+    );
+    for m in &nodes[1..3] {
+        assert!(api.contains(&format!("join {m} control-plane")), "{api:?}");
+    }
+    assert!(
+        api.contains(&format!("join {} worker", nodes[3])),
+        "{api:?}"
+    );
+    assert!(
+        !api.iter().any(|l| l.starts_with("join-refused")),
+        "{api:?}"
+    );
+
+    // The kubeconfig is kept locally, private, and `env` points at it.
+    let kubeconfig = c.dir().join("clusters").join(&c.name).join("kubeconfig");
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(text.contains("server: https://"), "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let env = c.ok(&["env", &c.name]);
+    assert!(
+        env.contains(&format!("export KUBECONFIG={}", kubeconfig.display())),
+        "{env}"
+    );
+
+    // A second run finds everything done: no install, init or join again.
+    output.push_str(&create(&c, "3", "1"));
+    for node in &nodes {
+        let after = calls(&c, node);
+        for step in [
+            "apt-get install",
+            "kubeadm init --config",
+            "kubeadm join --config",
+        ] {
+            assert_eq!(
+                count(&after, step),
+                count(&before[node], step),
+                "{node}: {step} ran again"
+            );
+        }
+    }
+
+    // No token or certificate key in provision's output, its node logs, or
+    // the stand-ins' record of every command line.
+    let secrets = secrets(&c);
+    assert!(secrets.len() >= 2, "{secrets:?}");
+    let mut logs = output;
+    for entry in std::fs::read_dir(c.log_dir()).unwrap() {
+        logs.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    for node in &nodes {
+        logs.push_str(&c.ssh(node, &["cat", "/var/log/standin.log"]));
+    }
+    for s in &secrets {
+        assert!(!logs.contains(s.as_str()), "a secret reached a log");
+    }
+    // kubeadm's own output (which prints join commands) stays root-only.
+    let mode = c.ssh(
+        &c.manager(),
+        &["stat", "-c", "%a", "/var/log/provision/kubeadm-init.log"],
+    );
+    assert_eq!(mode.trim(), "600");
+}
+
+#[test]
+fn expired_tokens_are_renewed_and_scale_in_cordons_drains_deletes_and_resets() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("k8st");
+    create(&c, "1", "1");
+    let token_creates = |c: &Cluster| api_calls(c).iter().filter(|l| *l == "token-create").count();
+    let made = token_creates(&c);
+
+    // A token with time left is used again.
+    c.ok(&["scale", &c.name, "--workers", "2"]);
+    assert_eq!(token_creates(&c), made, "a valid token was replaced");
+
+    // A day later: every bootstrap token the API server knows has expired.
+    c.ssh(
+        &c.manager(),
+        &["sh", "-c", "for f in /var/lib/standin/apiserver/tokens/*; do read -r t _ <\"$f\"; echo \"$t 1\" >\"$f\"; done"],
+    );
+    c.ok(&["scale", &c.name, "--workers", "3"]);
+    assert_eq!(
+        token_creates(&c),
+        made + 1,
+        "the expired token was not renewed"
+    );
+    let api = api_calls(&c);
+    let new_worker = format!("{}-worker-3", c.name);
+    assert!(
+        api.contains(&format!("join {new_worker} worker")),
+        "{api:?}"
+    );
+    assert!(
+        !api.iter().any(|l| l.starts_with("join-refused")),
+        "{api:?}"
+    );
+
+    // Scale in: the newest worker is cordoned, drained, deleted, reset.
+    c.ok(&["scale", &c.name, "--workers", "2"]);
+    let api = api_calls(&c);
+    let leaving: Vec<&String> = api
+        .iter()
+        .filter(|l| l.ends_with(&new_worker) && !l.starts_with("join"))
+        .collect();
+    assert_eq!(
+        leaving,
+        [
+            &format!("cordon {new_worker}"),
+            &format!("drain {new_worker}"),
+            &format!("delete {new_worker}"),
+            &format!("reset {new_worker}"),
+        ],
+        "{api:?}"
+    );
+    let status = c.status_nodes();
+    assert_eq!(status.len(), 3, "{status:?}");
+    assert!(containers(&c.name).iter().all(|n| n != &new_worker));
+}
