@@ -9,7 +9,7 @@
 //! | [`state`] | the store (SQLite), per-cluster locks, file locations |
 //! | [`controller`] | observe → plan → act, the one reconcile path |
 //! | [`bootstrap`] | SSH, script templates, running scripts on nodes |
-//! | [`orchestrator`] | Swarm (Kubernetes and Mesos later) behind one trait |
+//! | [`orchestrator`] | Swarm and Kubernetes (kubeadm) behind one trait |
 //! | `providers/*` | one crate per cloud behind `provision_provider::Provider` |
 //! | [`daemon`] | reconcile every cluster on an interval, metrics |
 //! | [`cli`] | the command line |

@@ -268,3 +268,42 @@ fn expired_tokens_are_renewed_and_scale_in_cordons_drains_deletes_and_resets() {
     assert_eq!(status.len(), 3, "{status:?}");
     assert!(containers(&c.name).iter().all(|n| n != &new_worker));
 }
+
+/// Health comes from the Ready condition: a worker whose kubelet stops
+/// heartbeating (SSH still fine) turns NotReady and `heal` replaces it.
+#[test]
+fn a_not_ready_node_is_replaced_by_heal() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("k8sh");
+    let template = c.dir().join("k8s-fast-health.yaml");
+    std::fs::write(
+        &template,
+        "coe: kubernetes\nmanagers: 1\nworkers: 1\nhealth: {not_ready_timeout: 5s, remediation_backoff: 5s}\n",
+    )
+    .unwrap();
+    c.ok(&[
+        "kubernetes",
+        "--name",
+        &c.name,
+        "--image",
+        standin_image(),
+        "--template",
+        template.to_str().unwrap(),
+    ]);
+    let worker = format!("{}-worker-1", c.name);
+    c.ssh(&worker, &["systemctl", "stop", "kubelet"]);
+    wait_until(
+        "the stopped kubelet's node to be replaced",
+        std::time::Duration::from_secs(150),
+        || {
+            let _ = c.run(&["heal", &c.name]);
+            let nodes = c.status_nodes();
+            nodes.iter().all(|(n, _)| n != &worker)
+                && nodes.iter().filter(|(_, h)| h == "healthy").count() == 2
+        },
+    );
+    let events = c.events();
+    assert!(events.contains("NotReady"), "{events}");
+}

@@ -123,6 +123,5 @@ pub fn for_spec(spec: &ClusterSpec) -> Box<dyn Orchestrator> {
         Coe::Kubernetes => Box::new(Kubernetes {
             settings: spec.kubernetes.clone().unwrap_or_default(),
         }),
-        Coe::Mesos => unimplemented!("mesos"),
     }
 }

@@ -1,4 +1,4 @@
-//! Per-orchestrator settings of a cluster template (`kubernetes:`, `mesos:`).
+//! Per-orchestrator settings of a cluster template (`kubernetes:`).
 
 use serde::{Deserialize, Serialize};
 

@@ -27,8 +27,6 @@ pub enum Coe {
     /// Kubernetes with kubeadm.
     #[value(alias = "k8s")]
     Kubernetes,
-    /// Apache Mesos with ZooKeeper and Marathon.
-    Mesos,
 }
 
 impl Coe {
@@ -36,7 +34,6 @@ impl Coe {
         match self {
             Coe::Swarm => "swarm",
             Coe::Kubernetes => "kubernetes",
-            Coe::Mesos => "mesos",
         }
     }
 
@@ -62,16 +59,6 @@ impl Coe {
                 PortRule::new(Protocol::Udp, 8472),
                 PortRule::new(Protocol::Tcp, 179),
                 PortRule::new(Protocol::Udp, 4789),
-            ],
-            // ZooKeeper client and peers, master, agent, Marathon, task ports.
-            Coe::Mesos => vec![
-                PortRule::new(Protocol::Tcp, 2181),
-                PortRule::new(Protocol::Tcp, 2888),
-                PortRule::new(Protocol::Tcp, 3888),
-                PortRule::new(Protocol::Tcp, 5050),
-                PortRule::new(Protocol::Tcp, 5051),
-                PortRule::new(Protocol::Tcp, 8080),
-                PortRule::range(Protocol::Tcp, 31000, 32000),
             ],
         }
     }

@@ -158,7 +158,7 @@ impl ClusterTemplate {
             },
             kubernetes: match self.coe {
                 Coe::Kubernetes => Some(self.kubernetes.clone().unwrap_or_default()),
-                Coe::Swarm | Coe::Mesos => None,
+                Coe::Swarm => None,
             },
         }
     }
