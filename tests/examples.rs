@@ -82,3 +82,24 @@ fn example_iam_policy_allows_exactly_the_calls_the_driver_makes() {
     allowed.sort();
     assert_eq!(allowed, expected);
 }
+
+#[test]
+fn example_kubernetes_template_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes-ha.yaml");
+    let (_, t) = ClusterTemplate::load(path.to_str().unwrap()).unwrap();
+    assert_eq!((t.coe, t.managers, t.workers), (Coe::Kubernetes, 3, 3));
+    let spec = t.to_spec("prod", Cloud::Ec2);
+    assert!(validate(&spec).unwrap().is_empty());
+    let k8s = spec.kubernetes.unwrap();
+    assert_eq!(k8s.cni, provision::spec::Cni::Calico);
+    assert_eq!(
+        k8s.control_plane_endpoint.as_deref(),
+        Some("k8s-api.example.internal")
+    );
+    // The built-in template's firewall is the orchestrator's own list.
+    let (_, builtin) = ClusterTemplate::load("kubernetes").unwrap();
+    assert_eq!(
+        builtin.to_spec("k", Cloud::Local).firewall().members,
+        Coe::Kubernetes.member_ports()
+    );
+}

@@ -339,6 +339,21 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
             ),
         });
     }
+    if let Some(bad) = spec
+        .firewall()
+        .members
+        .iter()
+        .find(|r| r.last_port() < r.port)
+    {
+        return Err(SpecError::Field {
+            field: "firewall.members".into(),
+            message: format!(
+                "port range {}-{} runs backwards: write the lower port first",
+                bad.port,
+                bad.last_port()
+            ),
+        });
+    }
     if let Some(k8s) = &spec.kubernetes {
         if !k8s.version_is_valid() {
             return Err(SpecError::Field {
