@@ -23,15 +23,17 @@ pub fn run(global: &Global, name: &str) -> Result<()> {
         bail!("cluster {name} has no manager with an address yet: run `provision swarm --name {name}` to finish it");
     };
     let config = session.paths.ssh_config(name);
-    println!(
-        "# Cluster {name}: the client reaches manager {} over SSH.",
-        manager.name
-    );
-    println!("# Once, let ssh find the cluster's hosts and key:");
-    println!("#   echo 'Include {}' >> ~/.ssh/config", config.display());
     let cluster_dir = session.paths.cluster_dir(name);
-    for (key, value) in orchestrator::for_spec(&record.spec).client_env(&manager.name, &cluster_dir)
-    {
+    let env = orchestrator::for_spec(&record.spec).client_env(&manager.name, &cluster_dir);
+    if env.iter().any(|(_, value)| value.starts_with("ssh://")) {
+        println!(
+            "# Cluster {name}: the client reaches manager {} over SSH.",
+            manager.name
+        );
+        println!("# Once, let ssh find the cluster's hosts and key:");
+        println!("#   echo 'Include {}' >> ~/.ssh/config", config.display());
+    }
+    for (key, value) in env {
         println!(
             "export {key}={}",
             crate::bootstrap::scripts::shell_quote(&value)

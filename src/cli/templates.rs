@@ -66,6 +66,15 @@ pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
                 .and_then(|m| m.address.clone());
             let mut context = script_context(&c, &n, &address);
             // Values some scripts take besides the node's own.
+            if let Some(k8s) = &c.spec.kubernetes {
+                let endpoint = k8s.control_plane_endpoint.clone().or(manager.clone());
+                context.insert("endpoint".into(), Value::from(endpoint));
+                context.insert("cni_manifest".into(), Value::from(k8s.cni.manifest()));
+            }
+            context.insert(
+                "member_control_plane".into(),
+                Value::from(n.role == Role::Manager),
+            );
             if let Some(m) = manager {
                 context.insert("manager_address".into(), Value::from(m));
             }
