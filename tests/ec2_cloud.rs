@@ -20,14 +20,13 @@ fn api_calls(stderr: &[u8]) -> usize {
 
 const COUNT_CALLS: (&str, &str) = ("PROVISION_LOG", "info,provision_provider_ec2=debug");
 
-#[test]
-fn swarm_on_ec2_forms_and_destroy_leaves_nothing() {
+/// `provision swarm --cloud ec2` on the test cloud's subnet, profile and
+/// template, with `env` and `extra` arguments on top.
+fn create(c: &Cluster, env: &[(&str, &str)], extra: &[&str]) -> std::process::Output {
     let cloud = ec2_cloud();
-    let c = Cluster::new("ec2").with_env(&cloud.env);
     let template = cloud.template();
-    let out = c
-        .cmd()
-        .env(COUNT_CALLS.0, COUNT_CALLS.1)
+    c.cmd()
+        .envs(env.iter().copied())
         .args(["swarm", "--cloud", "ec2", "--name", &c.name])
         .args(["--template", template.to_str().unwrap()])
         .args([
@@ -38,8 +37,16 @@ fn swarm_on_ec2_forms_and_destroy_leaves_nothing() {
             "--image",
             AMI,
         ])
+        .args(extra)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn swarm_on_ec2_forms_and_destroy_leaves_nothing() {
+    let cloud = ec2_cloud();
+    let c = Cluster::new("ec2").with_env(&cloud.env);
+    let out = create(&c, &[COUNT_CALLS], &[]);
     assert!(
         out.status.success(),
         "create failed:\n{}\n{}",
@@ -223,31 +230,8 @@ fn throttled_requests_are_retried_and_the_cluster_still_forms() {
     let cloud = ec2_cloud();
     let proxy = common::ec2::ThrottlingProxy::start(&cloud.endpoint, 3);
     let c = Cluster::new("ec2thr").with_env(&cloud.env);
-    let template = cloud.template();
     // The environment's endpoint wins over the profile's, as in the aws CLI.
-    let out = c
-        .cmd()
-        .env("AWS_ENDPOINT_URL", &proxy.url)
-        .args([
-            "swarm",
-            "--cloud",
-            "ec2",
-            "--name",
-            &c.name,
-            "--workers",
-            "1",
-        ])
-        .args(["--template", template.to_str().unwrap()])
-        .args([
-            "--profile",
-            &cloud.profile,
-            "--subnet",
-            &cloud.subnet,
-            "--image",
-            AMI,
-        ])
-        .output()
-        .unwrap();
+    let out = create(&c, &[("AWS_ENDPOINT_URL", &proxy.url)], &["--workers", "1"]);
     assert!(
         out.status.success(),
         "create through the throttling proxy failed:\n{}",

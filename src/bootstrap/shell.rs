@@ -55,6 +55,18 @@ pub enum ShellError {
     },
 }
 
+impl ShellError {
+    /// A script that succeeded but printed what cannot be read.
+    pub fn unreadable(node: &str, script: &str, message: String) -> ShellError {
+        ShellError::Failed {
+            node: node.to_string(),
+            script: script.to_string(),
+            code: 0,
+            tail: vec![message],
+        }
+    }
+}
+
 fn tail_text(tail: &[String]) -> String {
     if tail.is_empty() {
         "its output is not shown (it may hold secrets)".to_string()
@@ -206,6 +218,15 @@ impl NodeShell {
             });
         }
         Ok(out)
+    }
+
+    /// Runs `script` with its output in the node's log, for its effect.
+    pub async fn run_logged(
+        &self,
+        script: &str,
+        extra: &[(&str, Value)],
+    ) -> Result<(), ShellError> {
+        self.run(script, extra, None, Output::Log).await.map(|_| ())
     }
 
     fn open_log(&self, script: &str) -> Result<std::fs::File, ShellError> {

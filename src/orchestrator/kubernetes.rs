@@ -133,12 +133,11 @@ fn parse_join(node: &str, text: &str) -> Result<JoinSecrets, ShellError> {
             worker: Secret::new(format!("{token} {hash}")),
             manager: Secret::new(format!("{token} {hash} {key}")),
         }),
-        _ => Err(ShellError::Failed {
-            node: node.to_string(),
-            script: "kubernetes/join-tokens.sh".into(),
-            code: 0,
-            tail: vec!["the control plane printed no complete join credentials".into()],
-        }),
+        _ => Err(ShellError::unreadable(
+            node,
+            "kubernetes/join-tokens.sh",
+            "the control plane printed no complete join credentials".into(),
+        )),
     }
 }
 
@@ -170,9 +169,7 @@ impl Orchestrator for Kubernetes {
     }
 
     async fn install(&self, node: &NodeShell) -> Result<(), ShellError> {
-        node.run("kubernetes/install.sh", &[], None, Output::Log)
-            .await
-            .map(|_| ())
+        node.run_logged("kubernetes/install.sh", &[]).await
     }
 
     async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
@@ -184,17 +181,14 @@ impl Orchestrator for Kubernetes {
 
     async fn init(&self, node: &NodeShell) -> Result<(), ShellError> {
         let endpoint = self.endpoint(node.address());
-        node.run(
+        node.run_logged(
             "kubernetes/init.sh",
             &[
                 ("endpoint", Value::from(endpoint)),
                 ("cni_manifest", Value::from(self.settings.cni.manifest())),
             ],
-            None,
-            Output::Log,
         )
         .await
-        .map(|_| ())
     }
 
     async fn join_secrets(&self, manager: &NodeShell) -> Result<JoinSecrets, ShellError> {
@@ -229,33 +223,21 @@ impl Orchestrator for Kubernetes {
         let out = manager
             .run("kubernetes/members.sh", &[], None, Output::Quiet)
             .await?;
-        parse_members(&out).map_err(|message| ShellError::Failed {
-            node: manager.node().to_string(),
-            script: "kubernetes/members.sh".into(),
-            code: 0,
-            tail: vec![message],
+        parse_members(&out).map_err(|message| {
+            ShellError::unreadable(manager.node(), "kubernetes/members.sh", message)
         })
     }
 
     async fn drain(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError> {
         let mut vars = member_vars(member);
         vars.push(("wait_seconds", Value::from(DRAIN_WAIT_SECONDS)));
-        manager
-            .run("kubernetes/drain.sh", &vars, None, Output::Log)
-            .await
-            .map(|_| ())
+        manager.run_logged("kubernetes/drain.sh", &vars).await
     }
 
     async fn remove_member(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError> {
         manager
-            .run(
-                "kubernetes/remove-member.sh",
-                &member_vars(member),
-                None,
-                Output::Log,
-            )
+            .run_logged("kubernetes/remove-member.sh", &member_vars(member))
             .await
-            .map(|_| ())
     }
 
     fn needs_leave(&self) -> bool {
@@ -263,9 +245,7 @@ impl Orchestrator for Kubernetes {
     }
 
     async fn leave(&self, node: &NodeShell) -> Result<(), ShellError> {
-        node.run("kubernetes/leave.sh", &[], None, Output::Log)
-            .await
-            .map(|_| ())
+        node.run_logged("kubernetes/leave.sh", &[]).await
     }
 
     async fn client_config(&self, manager: &NodeShell) -> Result<Option<Secret>, ShellError> {

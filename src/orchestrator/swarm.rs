@@ -90,12 +90,11 @@ fn parse_tokens(node: &str, text: &str) -> Result<JoinSecrets, ShellError> {
     };
     match (get("worker"), get("manager")) {
         (Some(worker), Some(manager)) => Ok(JoinSecrets { worker, manager }),
-        _ => Err(ShellError::Failed {
-            node: node.to_string(),
-            script: "swarm/join-tokens.sh".into(),
-            code: 0,
-            tail: vec!["the manager printed no join tokens".into()],
-        }),
+        _ => Err(ShellError::unreadable(
+            node,
+            "swarm/join-tokens.sh",
+            "the manager printed no join tokens".into(),
+        )),
     }
 }
 
@@ -106,9 +105,7 @@ impl Orchestrator for Swarm {
     }
 
     async fn install(&self, node: &NodeShell) -> Result<(), ShellError> {
-        node.run("swarm/install.sh", &[], None, Output::Log)
-            .await
-            .map(|_| ())
+        node.run_logged("swarm/install.sh", &[]).await
     }
 
     async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
@@ -117,9 +114,7 @@ impl Orchestrator for Swarm {
     }
 
     async fn init(&self, node: &NodeShell) -> Result<(), ShellError> {
-        node.run("swarm/init.sh", &[], None, Output::Log)
-            .await
-            .map(|_| ())
+        node.run_logged("swarm/init.sh", &[]).await
     }
 
     async fn join_secrets(&self, manager: &NodeShell) -> Result<JoinSecrets, ShellError> {
@@ -154,33 +149,20 @@ impl Orchestrator for Swarm {
         let out = manager
             .run("swarm/members.sh", &[], None, Output::Quiet)
             .await?;
-        parse_members(&out).map_err(|message| ShellError::Failed {
-            node: manager.node().to_string(),
-            script: "swarm/members.sh".into(),
-            code: 0,
-            tail: vec![message],
-        })
+        parse_members(&out)
+            .map_err(|message| ShellError::unreadable(manager.node(), "swarm/members.sh", message))
     }
 
     async fn drain(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError> {
         let mut vars = member_vars(member);
         vars.push(("wait_seconds", Value::from(DRAIN_WAIT_SECONDS)));
-        manager
-            .run("swarm/drain.sh", &vars, None, Output::Log)
-            .await
-            .map(|_| ())
+        manager.run_logged("swarm/drain.sh", &vars).await
     }
 
     async fn remove_member(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError> {
         manager
-            .run(
-                "swarm/remove-member.sh",
-                &member_vars(member),
-                None,
-                Output::Log,
-            )
+            .run_logged("swarm/remove-member.sh", &member_vars(member))
             .await
-            .map(|_| ())
     }
 
     fn client_env(&self, manager_alias: &str, _cluster_dir: &Path) -> Vec<(String, String)> {
