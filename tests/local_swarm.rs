@@ -22,6 +22,15 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         "{out}"
     );
 
+    // A re-run finishes the cluster; it does not move it to another image.
+    let rerun = c.run(&["swarm", "--name", &c.name, "--image", "other/image:1"]);
+    let err = String::from_utf8_lossy(&rerun.stderr);
+    assert!(!rerun.status.success(), "{err}");
+    assert!(
+        err.contains("--image other/image:1 cannot change it"),
+        "{err}"
+    );
+
     // status --output json: one object with the documented fields.
     let status = c.status_json();
     assert_eq!(status["name"], c.name.as_str());

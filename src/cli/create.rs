@@ -49,6 +49,13 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
                     spec.name
                 );
             }
+            if let Some(why) = unchangeable(&existing.spec, &spec, &args) {
+                bail!(
+                    "cluster {} already exists with {why}: run without that flag to finish it, or `provision destroy {}` and create it again",
+                    spec.name,
+                    spec.name
+                );
+            }
             // Re-running finishes the cluster; counts change only when given.
             let mut s = existing.spec.clone();
             s.managers = args.managers.unwrap_or(s.managers);
@@ -162,6 +169,30 @@ fn apply_flags(spec: &mut ClusterSpec, args: &CreateArgs) -> Result<()> {
         None => {}
     }
     Ok(())
+}
+
+/// A flag given again for an existing cluster that would change where or
+/// how its machines run, which a re-run does not do.
+fn unchangeable(existing: &ClusterSpec, wanted: &ClusterSpec, args: &CreateArgs) -> Option<String> {
+    let differs = |flag: &str, given: &Option<String>, old: Option<&str>| match given {
+        Some(new) if Some(new.as_str()) != old => Some(format!(
+            "{} {}; --{flag} {new} cannot change it",
+            flag,
+            old.unwrap_or("(the default)")
+        )),
+        _ => None,
+    };
+    let ec2 = existing.ec2.clone().unwrap_or_default();
+    differs("image", &args.image, existing.image.as_deref())
+        .or_else(|| differs("flavor", &args.flavor, existing.flavor.as_deref()))
+        .or_else(|| differs("profile", &args.profile, ec2.profile.as_deref()))
+        .or_else(|| differs("region", &args.region, ec2.region.as_deref()))
+        .or_else(|| differs("subnet", &args.subnet, ec2.subnet.as_deref()))
+        .or_else(|| {
+            let old = existing.firewall().ssh_from;
+            differs("ssh-from", &args.ssh_from, Some(old.as_str()))
+        })
+        .filter(|_| existing.cloud == wanted.cloud)
 }
 
 fn plural(n: u32) -> &'static str {
