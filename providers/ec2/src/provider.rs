@@ -130,7 +130,16 @@ impl Provider for Ec2Provider {
         spec: &MachineSpec,
     ) -> Result<Machine, ProviderError> {
         let prereqs = self.prerequisites(cluster, &LogRecorder).await?;
-        self.launch(cluster, spec, &prereqs).await
+        let launched = self.launch(cluster, spec, &prereqs).await;
+        if launched.is_err() {
+            // A group or key deleted behind our back must not stay cached
+            // in a long-running daemon: look again next time.
+            self.prereqs
+                .lock()
+                .expect("not poisoned")
+                .remove(&cluster.id);
+        }
+        launched
     }
 
     async fn list_machines(&self, cluster: &ClusterRef) -> Result<Vec<Machine>, ProviderError> {
