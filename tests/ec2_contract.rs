@@ -82,6 +82,23 @@ async fn preflight_accepts_good_settings_and_names_each_bad_one() {
         .await
         .expect("default subnet, known AMI and type pass");
 
+    // By name (wildcards, newest wins) and owner, and the default Ubuntu image.
+    let mut o = options(&cloud.profile);
+    o.image = Some("ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-*".into());
+    o.settings.ami_owner = Some("099720109477".into());
+    driver(o)
+        .await
+        .preflight(&c)
+        .await
+        .expect("image by name and owner");
+    let mut o = options(&cloud.profile);
+    o.image = None;
+    driver(o)
+        .await
+        .preflight(&c)
+        .await
+        .expect("the default Canonical image");
+
     let mut o = options(&cloud.profile);
     o.image = Some("ami-00000000".into());
     let e = driver(o).await.preflight(&c).await.unwrap_err();
@@ -261,6 +278,44 @@ async fn machines_are_launched_once_listed_by_tag_and_terminated_idempotently() 
     d.destroy_cluster(&c).await.unwrap();
     assert!(cloud.live_instances("provision:cluster", &c.id).is_empty());
     assert!(d.list_machines(&c).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn launch_settings_reach_the_instance() {
+    let cloud = ec2_cloud();
+    let c = cluster("settings");
+    let mut o = options(&cloud.profile);
+    o.image = Some("ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-*".into());
+    o.settings.ami_owner = Some("099720109477".into());
+    o.settings.root_volume_gb = Some(42);
+    o.settings.user_data = Some("#cloud-config\npackages: [htop]\n".into());
+    o.settings.subnet = Some(cloud.subnet.clone());
+    o.instance_type = Some("m5.large".into());
+    let d = driver(o).await;
+    d.ensure_prerequisites(&c, &Seen::default()).await.unwrap();
+    let m = d
+        .create_machine(&c, &machine_spec("settings-worker-1", Role::Worker))
+        .await
+        .unwrap();
+    let seen = cloud.live_instances("provision:cluster", &c.id);
+    let i = seen.iter().find(|i| i["id"] == m.id.as_str()).unwrap();
+    assert_eq!(
+        i["image"], "ami-785db401",
+        "the newest image of that name: {i}"
+    );
+    assert_eq!(i["instance_type"], "m5.large");
+    assert_eq!(i["subnet"], cloud.subnet.as_str());
+    assert_eq!(i["volume_sizes"], serde_json::json!([42]), "{i}");
+    let data = i["user_data"].as_str().expect("user data");
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(decoded).unwrap(),
+        "#cloud-config\npackages: [htop]\n"
+    );
+    d.destroy_cluster(&c).await.unwrap();
 }
 
 #[tokio::test]

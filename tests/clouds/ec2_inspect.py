@@ -39,6 +39,18 @@ print(json.dumps({
             "state": i["State"]["Name"],
             "private_ip": i.get("PrivateIpAddress"),
             "client_token": i.get("ClientToken"),
+            "image": i.get("ImageId"),
+            "instance_type": i.get("InstanceType"),
+            "subnet": i.get("SubnetId"),
+            "user_data": ec2.describe_instance_attribute(
+                InstanceId=i["InstanceId"], Attribute="userData"
+            ).get("UserData", {}).get("Value"),
+            "volume_sizes": [
+                v["Size"]
+                for v in ec2.describe_volumes(
+                    VolumeIds=[m["Ebs"]["VolumeId"] for m in i.get("BlockDeviceMappings", []) if "Ebs" in m]
+                )["Volumes"]
+            ] if i.get("BlockDeviceMappings") else [],
             "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])},
         }
         for r in ec2.describe_instances(Filters=tag)["Reservations"]
