@@ -20,6 +20,15 @@ fn api_calls(stderr: &[u8]) -> usize {
 
 const COUNT_CALLS: (&str, &str) = ("PROVISION_LOG", "info,provision_provider_ec2=debug");
 
+/// Nodes `docker node ls` on the first manager reports Ready.
+fn ready_swarm_nodes(c: &Cluster) -> usize {
+    let nodes = c.ssh(
+        &c.manager(),
+        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
+    );
+    nodes.lines().filter(|s| *s == "Ready").count()
+}
+
 /// `provision swarm --cloud ec2` on the test cloud's subnet, profile and
 /// template, with `env` and `extra` arguments on top.
 fn create(c: &Cluster, env: &[(&str, &str)], extra: &[&str]) -> std::process::Output {
@@ -58,15 +67,7 @@ fn swarm_on_ec2_forms_and_destroy_leaves_nothing() {
         api_calls(&out.stderr)
     );
 
-    let nodes = c.ssh(
-        &c.manager(),
-        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
-    );
-    assert_eq!(
-        nodes.lines().filter(|s| *s == "Ready").count(),
-        3,
-        "{nodes}"
-    );
+    assert_eq!(ready_swarm_nodes(&c), 3);
 
     let status = c.status_json();
     let id = status["id"].as_str().unwrap().to_string();
@@ -116,15 +117,7 @@ fn swarm_on_ec2_forms_and_destroy_leaves_nothing() {
     let live = cloud.live_instances("provision:cluster", &id);
     assert_eq!(live.len(), 3, "{live:?}");
     assert!(live.iter().all(|i| i["id"] != lost["id"]));
-    let nodes = c.ssh(
-        &c.manager(),
-        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
-    );
-    assert_eq!(
-        nodes.lines().filter(|s| *s == "Ready").count(),
-        3,
-        "{nodes}"
-    );
+    assert_eq!(ready_swarm_nodes(&c), 3);
     let mut instances = instances;
     instances.extend(live.iter().map(|i| i["id"].as_str().unwrap().to_string()));
 

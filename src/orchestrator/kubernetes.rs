@@ -205,14 +205,10 @@ impl Orchestrator for Kubernetes {
         manager_address: &str,
         secrets: &JoinSecrets,
     ) -> Result<(), ShellError> {
-        let secret = match role {
-            Role::Manager => &secrets.manager,
-            Role::Worker => &secrets.worker,
-        };
         node.run(
             "kubernetes/join.sh",
             &[("endpoint", Value::from(self.endpoint(manager_address)))],
-            Some(secret),
+            Some(secrets.for_role(role)),
             Output::Log,
         )
         .await

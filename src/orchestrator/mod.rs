@@ -52,6 +52,16 @@ pub struct JoinSecrets {
     pub manager: Secret,
 }
 
+impl JoinSecrets {
+    /// What a node joining as `role` is given.
+    pub fn for_role(&self, role: Role) -> &Secret {
+        match role {
+            Role::Manager => &self.manager,
+            Role::Worker => &self.worker,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Orchestrator: Send + Sync {
     fn coe(&self) -> Coe;

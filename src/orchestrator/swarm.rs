@@ -131,14 +131,10 @@ impl Orchestrator for Swarm {
         manager_address: &str,
         secrets: &JoinSecrets,
     ) -> Result<(), ShellError> {
-        let token = match role {
-            Role::Manager => &secrets.manager,
-            Role::Worker => &secrets.worker,
-        };
         node.run(
             "swarm/join.sh",
             &[("manager_address", Value::from(manager_address))],
-            Some(token),
+            Some(secrets.for_role(role)),
             Output::Log,
         )
         .await
