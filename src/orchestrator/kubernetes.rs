@@ -10,7 +10,9 @@ use minijinja::Value;
 use provision_provider::Role;
 use serde::Deserialize;
 
-use super::{JoinSecrets, Member, NodeProbe, Orchestrator, CLIENT_CONFIG_FILE, DRAIN_WAIT_SECONDS};
+use super::{
+    field, JoinSecrets, Member, NodeProbe, Orchestrator, CLIENT_CONFIG_FILE, DRAIN_WAIT_SECONDS,
+};
 use crate::bootstrap::{NodeShell, Output, ShellError};
 use crate::secret::Secret;
 use crate::spec::{Coe, KubernetesSettings};
@@ -102,18 +104,14 @@ pub(crate) fn parse_members(text: &str) -> Result<Vec<Member>, String> {
 
 /// Parses the probe script's `key=value` lines.
 pub(crate) fn parse_probe(text: &str) -> NodeProbe {
-    let get = |key: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| k.trim() == key)
-            .map(|(_, v)| v.trim().to_string())
-    };
-    let joined = get("joined").as_deref() == Some("true");
+    let joined = field(text, "joined") == Some("true");
     NodeProbe {
-        engine_running: get("engine").as_deref() == Some("running"),
+        engine_running: field(text, "engine") == Some("running"),
         joined,
-        member_id: get("node_name").filter(|n| joined && !n.is_empty()),
-        control: joined && get("control").as_deref() == Some("true"),
+        member_id: field(text, "node_name")
+            .filter(|_| joined)
+            .map(str::to_string),
+        control: joined && field(text, "control") == Some("true"),
     }
 }
 
@@ -121,13 +119,7 @@ pub(crate) fn parse_probe(text: &str) -> NodeProbe {
 /// `certificate_key=`. Workers get `token ca_hash`, control-plane nodes
 /// also the certificate key, one line each, for the join script's stdin.
 fn parse_join(node: &str, text: &str) -> Result<JoinSecrets, ShellError> {
-    let get = |key: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
+    let get = |key| field(text, key);
     match (get("token"), get("ca_hash"), get("certificate_key")) {
         (Some(token), Some(hash), Some(key)) => Ok(JoinSecrets {
             worker: Secret::new(format!("{token} {hash}")),

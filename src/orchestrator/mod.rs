@@ -123,6 +123,16 @@ pub trait Orchestrator: Send + Sync {
     fn client_hint(&self) -> &'static str;
 }
 
+/// The value of `key` in a script's `key=value` output lines, trimmed;
+/// `None` when the key is absent or its value empty.
+pub(crate) fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
 /// File name of the saved client configuration in the cluster's directory.
 pub const CLIENT_CONFIG_FILE: &str = "kubeconfig";
 

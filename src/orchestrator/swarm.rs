@@ -8,7 +8,7 @@ use minijinja::Value;
 use provision_provider::Role;
 use serde::Deserialize;
 
-use super::{JoinSecrets, Member, NodeProbe, Orchestrator, DRAIN_WAIT_SECONDS};
+use super::{field, JoinSecrets, Member, NodeProbe, Orchestrator, DRAIN_WAIT_SECONDS};
 use crate::bootstrap::{NodeShell, Output, ShellError};
 use crate::secret::Secret;
 use crate::spec::Coe;
@@ -31,19 +31,14 @@ struct NodeLine {
 
 /// Parses the probe script's `key=value` lines.
 pub(crate) fn parse_probe(text: &str) -> NodeProbe {
-    let get = |key: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| k.trim() == key)
-            .map(|(_, v)| v.trim().to_string())
-    };
-    let engine_running = get("engine").as_deref() == Some("running");
-    let joined = get("swarm_state").as_deref() == Some("active");
+    let joined = field(text, "swarm_state") == Some("active");
     NodeProbe {
-        engine_running,
+        engine_running: field(text, "engine") == Some("running"),
         joined,
-        member_id: get("node_id").filter(|id| joined && !id.is_empty()),
-        control: joined && get("control").as_deref() == Some("true"),
+        member_id: field(text, "node_id")
+            .filter(|_| joined)
+            .map(str::to_string),
+        control: joined && field(text, "control") == Some("true"),
     }
 }
 
@@ -81,13 +76,7 @@ fn member_vars(member: &Member) -> Vec<(&'static str, Value)> {
 }
 
 fn parse_tokens(node: &str, text: &str) -> Result<JoinSecrets, ShellError> {
-    let get = |key: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| Secret::new(v.trim()))
-            .filter(|s| !s.expose().is_empty())
-    };
+    let get = |key| field(text, key).map(Secret::new);
     match (get("worker"), get("manager")) {
         (Some(worker), Some(manager)) => Ok(JoinSecrets { worker, manager }),
         _ => Err(ShellError::unreadable(

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{
-    Image, IpPermission, IpRange, PlacementStrategy, ResourceType, SecurityGroup, UserIdGroupPair,
+    Image, IpPermission, IpRange, KeyPairInfo, PlacementGroup, PlacementStrategy, ResourceType,
+    SecurityGroup, UserIdGroupPair,
 };
 use provision_provider::{ClusterRef, Firewall, ProviderError, Recorder};
 use tracing::info;
@@ -37,9 +38,18 @@ pub struct Subnet {
     pub vpc_id: String,
 }
 
+/// What the settings name, resolved to ids: the same for every cluster of
+/// this provider, so looked up once (by preflight, or the first create).
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub subnet: Subnet,
+    pub image_id: String,
+    pub root_device: Option<String>,
+}
+
 impl Ec2Provider {
     /// The configured subnet, or the default VPC's first default subnet.
-    pub(crate) async fn resolve_subnet(&self) -> Result<Subnet, ProviderError> {
+    async fn resolve_subnet(&self) -> Result<Subnet, ProviderError> {
         let mut call = self.client.describe_subnets();
         call = match &self.options.settings.subnet {
             Some(id) => call.subnet_ids(id),
@@ -70,7 +80,7 @@ impl Ec2Provider {
 
     /// The image by id, or the newest image of that name (wildcards allowed)
     /// and owner. Returns its id and root device name.
-    pub(crate) async fn resolve_image(&self) -> Result<(String, Option<String>), ProviderError> {
+    async fn resolve_image(&self) -> Result<(String, Option<String>), ProviderError> {
         let given = self.options.image.as_deref();
         let mut call = self.client.describe_images();
         let by_id = given.is_some_and(|i| i.starts_with("ami-"));
@@ -138,6 +148,22 @@ impl Ec2Provider {
         Ok(())
     }
 
+    /// The subnet and image, resolved on first use and kept.
+    pub(crate) async fn inputs(&self) -> Result<Inputs, ProviderError> {
+        if let Some(inputs) = self.inputs.lock().expect("not poisoned").clone() {
+            return Ok(inputs);
+        }
+        let subnet = self.resolve_subnet().await?;
+        let (image_id, root_device) = self.resolve_image().await?;
+        let inputs = Inputs {
+            subnet,
+            image_id,
+            root_device,
+        };
+        *self.inputs.lock().expect("not poisoned") = Some(inputs.clone());
+        Ok(inputs)
+    }
+
     /// Finds or makes the key pair, security group and (when asked) the
     /// placement group, each tagged and reported to `recorder` at once.
     pub(crate) async fn make_prerequisites(
@@ -145,8 +171,11 @@ impl Ec2Provider {
         cluster: &ClusterRef,
         recorder: &dyn Recorder,
     ) -> Result<Prerequisites, ProviderError> {
-        let subnet = self.resolve_subnet().await?;
-        let (image_id, root_device) = self.resolve_image().await?;
+        let Inputs {
+            subnet,
+            image_id,
+            root_device,
+        } = self.inputs().await?;
         let key_name = self.ensure_key_pair(cluster, recorder).await?;
         let group_id = self
             .ensure_security_group(cluster, &subnet.vpc_id, recorder)
@@ -171,15 +200,12 @@ impl Ec2Provider {
         cluster: &ClusterRef,
         recorder: &dyn Recorder,
     ) -> Result<String, ProviderError> {
-        self.count("DescribeKeyPairs");
-        let out = self
-            .client
-            .describe_key_pairs()
-            .filters(cluster_filter(cluster))
-            .send()
-            .await
-            .map_err(|e| call_error("DescribeKeyPairs", e))?;
-        if let Some(name) = out.key_pairs().iter().find_map(|k| k.key_name()) {
+        if let Some(name) = self
+            .cluster_key_pairs(cluster)
+            .await?
+            .iter()
+            .find_map(|k| k.key_name())
+        {
             return Ok(name.to_string());
         }
         let name = resource_name(cluster);
@@ -216,15 +242,8 @@ impl Ec2Provider {
         vpc_id: &str,
         recorder: &dyn Recorder,
     ) -> Result<String, ProviderError> {
-        self.count("DescribeSecurityGroups");
-        let out = self
-            .client
-            .describe_security_groups()
-            .filters(cluster_filter(cluster))
-            .send()
-            .await
-            .map_err(|e| call_error("DescribeSecurityGroups", e))?;
-        let (group_id, existing) = match out.security_groups().first() {
+        let groups = self.cluster_security_groups(cluster).await?;
+        let (group_id, existing) = match groups.first() {
             Some(g) => (
                 g.group_id().unwrap_or_default().to_string(),
                 Some(g.clone()),
@@ -280,15 +299,12 @@ impl Ec2Provider {
         cluster: &ClusterRef,
         recorder: &dyn Recorder,
     ) -> Result<String, ProviderError> {
-        self.count("DescribePlacementGroups");
-        let out = self
-            .client
-            .describe_placement_groups()
-            .filters(cluster_filter(cluster))
-            .send()
-            .await
-            .map_err(|e| call_error("DescribePlacementGroups", e))?;
-        if let Some(name) = out.placement_groups().iter().find_map(|g| g.group_name()) {
+        if let Some(name) = self
+            .cluster_placement_groups(cluster)
+            .await?
+            .iter()
+            .find_map(|g| g.group_name())
+        {
             return Ok(name.to_string());
         }
         let name = resource_name(cluster);
@@ -317,29 +333,14 @@ impl Ec2Provider {
         &self,
         cluster: &ClusterRef,
     ) -> Result<(), ProviderError> {
-        self.count("DescribeSecurityGroups");
-        let groups = self
-            .client
-            .describe_security_groups()
-            .filters(cluster_filter(cluster))
-            .send()
-            .await
-            .map_err(|e| call_error("DescribeSecurityGroups", e))?;
-        for group in groups.security_groups() {
+        for group in self.cluster_security_groups(cluster).await? {
             if let Some(id) = group.group_id() {
                 self.delete_security_group(id).await?;
             }
         }
         if self.options.settings.spread_managers {
-            self.count("DescribePlacementGroups");
-            let out = self
-                .client
-                .describe_placement_groups()
-                .filters(cluster_filter(cluster))
-                .send()
-                .await
-                .map_err(|e| call_error("DescribePlacementGroups", e))?;
-            for name in out.placement_groups().iter().filter_map(|g| g.group_name()) {
+            let groups = self.cluster_placement_groups(cluster).await?;
+            for name in groups.iter().filter_map(|g| g.group_name()) {
                 self.count("DeletePlacementGroup");
                 match self
                     .client
@@ -354,15 +355,7 @@ impl Ec2Provider {
                 }
             }
         }
-        self.count("DescribeKeyPairs");
-        let keys = self
-            .client
-            .describe_key_pairs()
-            .filters(cluster_filter(cluster))
-            .send()
-            .await
-            .map_err(|e| call_error("DescribeKeyPairs", e))?;
-        for key in keys.key_pairs() {
+        for key in self.cluster_key_pairs(cluster).await? {
             self.count("DeleteKeyPair");
             // By name: EC2 takes either, moto only the name.
             let mut call = self.client.delete_key_pair();
@@ -377,6 +370,54 @@ impl Ec2Provider {
             }
         }
         Ok(())
+    }
+
+    /// The cluster's key pairs, found by its tag.
+    async fn cluster_key_pairs(
+        &self,
+        cluster: &ClusterRef,
+    ) -> Result<Vec<KeyPairInfo>, ProviderError> {
+        self.count("DescribeKeyPairs");
+        let out = self
+            .client
+            .describe_key_pairs()
+            .filters(cluster_filter(cluster))
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeKeyPairs", e))?;
+        Ok(out.key_pairs().to_vec())
+    }
+
+    /// The cluster's security groups, found by its tag.
+    async fn cluster_security_groups(
+        &self,
+        cluster: &ClusterRef,
+    ) -> Result<Vec<SecurityGroup>, ProviderError> {
+        self.count("DescribeSecurityGroups");
+        let out = self
+            .client
+            .describe_security_groups()
+            .filters(cluster_filter(cluster))
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeSecurityGroups", e))?;
+        Ok(out.security_groups().to_vec())
+    }
+
+    /// The cluster's placement groups, found by its tag.
+    async fn cluster_placement_groups(
+        &self,
+        cluster: &ClusterRef,
+    ) -> Result<Vec<PlacementGroup>, ProviderError> {
+        self.count("DescribePlacementGroups");
+        let out = self
+            .client
+            .describe_placement_groups()
+            .filters(cluster_filter(cluster))
+            .send()
+            .await
+            .map_err(|e| call_error("DescribePlacementGroups", e))?;
+        Ok(out.placement_groups().to_vec())
     }
 
     /// Network interfaces of terminated instances linger for a while;

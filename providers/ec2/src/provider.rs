@@ -12,7 +12,7 @@ use tracing::{debug, info};
 
 use crate::client;
 use crate::errors::CLOUD;
-use crate::prerequisites::Prerequisites;
+use crate::prerequisites::{Inputs, Prerequisites};
 use crate::settings::Ec2Settings;
 
 /// Instance type when none is given: 2 vCPU, 2 GiB.
@@ -31,6 +31,8 @@ pub struct Ec2Options {
 pub struct Ec2Provider {
     pub(crate) client: Client,
     pub(crate) options: Ec2Options,
+    /// Subnet and image ids, resolved once.
+    pub(crate) inputs: Mutex<Option<Inputs>>,
     /// Found or made once per process, per cluster id.
     prereqs: Mutex<HashMap<String, Prerequisites>>,
     calls: AtomicU64,
@@ -43,6 +45,7 @@ impl Ec2Provider {
         Ok(Ec2Provider {
             client,
             options,
+            inputs: Mutex::new(None),
             prereqs: Mutex::new(HashMap::new()),
             calls: AtomicU64::new(0),
         })
@@ -111,8 +114,7 @@ impl Provider for Ec2Provider {
     }
 
     async fn preflight(&self, _cluster: &ClusterRef) -> Result<(), ProviderError> {
-        self.resolve_subnet().await?;
-        self.resolve_image().await?;
+        self.inputs().await?;
         self.check_instance_type().await
     }
 
