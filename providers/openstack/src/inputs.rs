@@ -1,0 +1,157 @@
+//! The flavor, image and networks a cluster's servers use, looked up once:
+//! by name or id, each failure naming the setting and what the cloud has.
+
+use provision_provider::ProviderError;
+
+use crate::errors::not_found;
+use crate::provider::OpenStackProvider;
+
+/// Flavor when none is given (most clouds have it: 1 vCPU, 2 GiB).
+pub const DEFAULT_FLAVOR: &str = "m1.small";
+/// Image when none is given; its login user is `debian`.
+pub const DEFAULT_IMAGE: &str = "debian-12";
+
+/// Cloud ids of what the servers are made from.
+#[derive(Debug, Clone)]
+pub(crate) struct Inputs {
+    pub flavor_id: String,
+    pub image_id: String,
+    pub network_id: String,
+    /// Network name, the key of the server's addresses in Nova's answers.
+    pub network_name: String,
+    pub floating_network_id: Option<String>,
+}
+
+impl OpenStackProvider {
+    /// Resolves the inputs on the first call; later calls reuse them.
+    pub(crate) async fn inputs(&self) -> Result<Inputs, ProviderError> {
+        if let Some(inputs) = self.inputs.lock().expect("not poisoned").clone() {
+            return Ok(inputs);
+        }
+        let resolved = Inputs {
+            flavor_id: self.flavor_id().await?,
+            image_id: self.image_id().await?,
+            floating_network_id: self.floating_network_id().await?,
+            ..self.network().await?
+        };
+        *self.inputs.lock().expect("not poisoned") = Some(resolved.clone());
+        Ok(resolved)
+    }
+
+    async fn flavor_id(&self) -> Result<String, ProviderError> {
+        let wanted = self.options.flavor.as_deref().unwrap_or(DEFAULT_FLAVOR);
+        let cloud = &self.api.cloud;
+        match self
+            .api
+            .find("GetFlavor", || cloud.get_flavor(wanted))
+            .await?
+        {
+            Some(flavor) => Ok(flavor.id().clone()),
+            None => {
+                let all = self
+                    .api
+                    .call("ListFlavors", || cloud.list_flavors())
+                    .await?;
+                let names: Vec<String> = all.iter().map(|f| f.name().clone()).collect();
+                Err(not_found("flavor", "flavor", wanted, &names))
+            }
+        }
+    }
+
+    async fn image_id(&self) -> Result<String, ProviderError> {
+        let wanted = self.options.image.as_deref().unwrap_or(DEFAULT_IMAGE);
+        let cloud = &self.api.cloud;
+        match self
+            .api
+            .find("GetImage", || cloud.get_image(wanted))
+            .await?
+        {
+            Some(image) => Ok(image.id().clone()),
+            None => {
+                let all = self.api.call("ListImages", || cloud.list_images()).await?;
+                let names: Vec<String> = all.iter().map(|i| i.name().clone()).collect();
+                Err(not_found("image", "image", wanted, &names))
+            }
+        }
+    }
+
+    async fn network(&self) -> Result<Inputs, ProviderError> {
+        let cloud = &self.api.cloud;
+        let all = self
+            .api
+            .call("ListNetworks", || cloud.list_networks())
+            .await?;
+        let label =
+            |n: &openstack::network::Network| n.name().clone().unwrap_or_else(|| n.id().clone());
+        let chosen = match &self.options.settings.network {
+            Some(wanted) => {
+                let hits: Vec<_> = all
+                    .iter()
+                    .filter(|n| n.id() == wanted || n.name().as_deref() == Some(wanted.as_str()))
+                    .collect();
+                match hits[..] {
+                    [one] => one,
+                    [] => {
+                        let names: Vec<String> = all.iter().map(label).collect();
+                        return Err(not_found("openstack.network", "network", wanted, &names));
+                    }
+                    _ => {
+                        return Err(ProviderError::Invalid {
+                            field: "openstack.network".into(),
+                            message: format!("several networks are named {wanted}: give its id"),
+                        })
+                    }
+                }
+            }
+            None => {
+                let own: Vec<_> = all.iter().filter(|n| n.external() != Some(true)).collect();
+                match own[..] {
+                    [one] => one,
+                    _ => {
+                        return Err(ProviderError::Invalid {
+                            field: "openstack.network".into(),
+                            message: format!(
+                                "not set, and the project has {} networks that are not external ({}): name one",
+                                own.len(),
+                                own.iter().map(|n| label(n)).collect::<Vec<_>>().join(", ")
+                            ),
+                        })
+                    }
+                }
+            }
+        };
+        Ok(Inputs {
+            flavor_id: String::new(),
+            image_id: String::new(),
+            network_id: chosen.id().clone(),
+            network_name: label(chosen),
+            floating_network_id: None,
+        })
+    }
+
+    async fn floating_network_id(&self) -> Result<Option<String>, ProviderError> {
+        let Some(pool) = &self.options.settings.floating_ip_pool else {
+            return Ok(None);
+        };
+        let cloud = &self.api.cloud;
+        match self
+            .api
+            .find("GetNetwork", || cloud.get_network(pool))
+            .await?
+        {
+            Some(n) if n.external() == Some(true) => Ok(Some(n.id().clone())),
+            Some(_) => Err(ProviderError::Invalid {
+                field: "openstack.floating_ip_pool".into(),
+                message: format!(
+                    "network {pool} is not external: floating IPs come from an external network"
+                ),
+            }),
+            None => Err(not_found(
+                "openstack.floating_ip_pool",
+                "network",
+                pool,
+                &[],
+            )),
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! What a cluster's servers need before the first one exists: the keypair
+//! (the cluster's public key), the security group and its rules, and the
+//! managers' server group. Each is named `provision-<cluster id>`, found
+//! by that name first (a re-run finishes, never duplicates), and reported
+//! to the recorder the moment it exists.
+
+use provision_provider::{ClusterRef, Firewall, PortRule, ProviderError, Recorder};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::info;
+
+use crate::api::Request;
+use crate::metadata::resource_name;
+use crate::provider::OpenStackProvider;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Prerequisites {
+    pub keypair: String,
+    pub security_group: String,
+    /// The managers' server group, unless the policy is `none`.
+    pub server_group_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SecurityGroup {
+    pub id: String,
+    #[serde(default)]
+    pub security_group_rules: Vec<SecurityGroupRule>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+pub(crate) struct SecurityGroupRule {
+    pub direction: String,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub port_range_min: Option<u16>,
+    #[serde(default)]
+    pub port_range_max: Option<u16>,
+    #[serde(default)]
+    pub remote_ip_prefix: Option<String>,
+    #[serde(default)]
+    pub remote_group_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServerGroup {
+    id: String,
+    name: String,
+}
+
+/// The ingress rules the cluster needs that `existing` lacks: SSH from the
+/// firewall's range, each member port from the group itself.
+pub(crate) fn missing_rules(
+    group_id: &str,
+    firewall: &Firewall,
+    existing: &[SecurityGroupRule],
+) -> Vec<Value> {
+    let has = |protocol: &str, rule: &PortRule, from_cidr: Option<&str>| {
+        existing.iter().any(|r| {
+            r.direction == "ingress"
+                && r.protocol.as_deref() == Some(protocol)
+                && r.port_range_min == Some(rule.port)
+                && r.port_range_max == Some(rule.last_port())
+                && match from_cidr {
+                    Some(cidr) => r.remote_ip_prefix.as_deref() == Some(cidr),
+                    None => r.remote_group_id.as_deref() == Some(group_id),
+                }
+        })
+    };
+    let rule = |protocol: &str, r: &PortRule, remote: Value, description: &str| {
+        let mut body = json!({
+            "security_group_id": group_id,
+            "direction": "ingress",
+            "ethertype": "IPv4",
+            "protocol": protocol,
+            "port_range_min": r.port,
+            "port_range_max": r.last_port(),
+            "description": description,
+        });
+        let fields = body.as_object_mut().expect("an object");
+        for (k, v) in remote.as_object().expect("an object") {
+            fields.insert(k.clone(), v.clone());
+        }
+        json!({ "security_group_rule": body })
+    };
+    let mut missing = Vec::new();
+    let ssh = PortRule::new(provision_provider::Protocol::Tcp, 22);
+    if !has("tcp", &ssh, Some(&firewall.ssh_from)) {
+        let mut r = rule(
+            "tcp",
+            &ssh,
+            json!({"remote_ip_prefix": firewall.ssh_from}),
+            "provision ssh",
+        );
+        if firewall.ssh_from.contains(':') {
+            r["security_group_rule"]["ethertype"] = json!("IPv6");
+        }
+        missing.push(r);
+    }
+    for member in &firewall.members {
+        let protocol = member.protocol.as_str();
+        if !has(protocol, member, None) {
+            missing.push(rule(
+                protocol,
+                member,
+                json!({"remote_group_id": group_id}),
+                "provision cluster members",
+            ));
+        }
+    }
+    missing
+}
+
+impl OpenStackProvider {
+    pub(crate) async fn make_prerequisites(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<Prerequisites, ProviderError> {
+        let keypair = self.ensure_keypair(cluster, recorder).await?;
+        let security_group = self.ensure_security_group(cluster, recorder).await?;
+        let server_group_id = self.ensure_server_group(cluster, recorder).await?;
+        Ok(Prerequisites {
+            keypair,
+            security_group,
+            server_group_id,
+        })
+    }
+
+    async fn ensure_keypair(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<String, ProviderError> {
+        let name = resource_name(&cluster.id);
+        let cloud = &self.api.cloud;
+        let wanted = cluster.ssh_public_key.trim();
+        if let Some(kp) = self
+            .api
+            .find("GetKeypair", || cloud.get_keypair(&name))
+            .await?
+        {
+            // Compare the key material only: Nova may drop the comment.
+            let material = |k: &str| k.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            if material(kp.public_key()) != material(wanted) {
+                return Err(ProviderError::Conflict {
+                    what: format!("keypair {name}"),
+                    cluster: cluster.name.clone(),
+                    hint: "it holds another public key; delete it (openstack keypair delete) and run again".into(),
+                });
+            }
+            return Ok(name);
+        }
+        let created = self
+            .api
+            .call("CreateKeypair", || {
+                cloud.new_keypair(&name).with_public_key(wanted).create()
+            })
+            .await;
+        match created {
+            Ok(_) => {}
+            // A retried create whose first try got through.
+            Err(_)
+                if self
+                    .api
+                    .find("GetKeypair", || cloud.get_keypair(&name))
+                    .await?
+                    .is_some() => {}
+            Err(e) => return Err(e),
+        }
+        recorder.created("keypair", &name);
+        Ok(name)
+    }
+
+    pub(crate) async fn cluster_security_groups(
+        &self,
+        cluster: &ClusterRef,
+    ) -> Result<Vec<SecurityGroup>, ProviderError> {
+        let name = resource_name(&cluster.id);
+        let answer = self
+            .api
+            .network(
+                "ListSecurityGroups",
+                Method::GET,
+                &["security-groups"],
+                Request::query(&[("name", &name)]),
+            )
+            .await?;
+        parse(&answer, "security_groups")
+    }
+
+    async fn ensure_security_group(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<String, ProviderError> {
+        let name = resource_name(&cluster.id);
+        let (id, rules) = match self
+            .cluster_security_groups(cluster)
+            .await?
+            .into_iter()
+            .next()
+        {
+            Some(g) => (g.id, g.security_group_rules),
+            None => {
+                let body = json!({"security_group": {
+                    "name": name,
+                    "description": format!("provision cluster {} ({})", cluster.name, cluster.id),
+                }});
+                let answer = self
+                    .api
+                    .network(
+                        "CreateSecurityGroup",
+                        Method::POST,
+                        &["security-groups"],
+                        Request::body(&body),
+                    )
+                    .await?;
+                let group: SecurityGroup = parse(&answer, "security_group")?;
+                recorder.created("security-group", &group.id);
+                (group.id, group.security_group_rules)
+            }
+        };
+        for rule in missing_rules(&id, &cluster.firewall, &rules) {
+            self.api
+                .network(
+                    "CreateSecurityGroupRule",
+                    Method::POST,
+                    &["security-group-rules"],
+                    Request::body(&rule),
+                )
+                .await?;
+        }
+        Ok(name)
+    }
+
+    async fn cluster_server_groups(
+        &self,
+        cluster: &ClusterRef,
+    ) -> Result<Vec<String>, ProviderError> {
+        let name = resource_name(&cluster.id);
+        let answer = self
+            .api
+            .compute(
+                "ListServerGroups",
+                Method::GET,
+                &["os-server-groups"],
+                Request::default(),
+            )
+            .await?;
+        let groups: Vec<ServerGroup> = parse(&answer, "server_groups")?;
+        Ok(groups
+            .into_iter()
+            .filter(|g| g.name == name)
+            .map(|g| g.id)
+            .collect())
+    }
+
+    async fn ensure_server_group(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<Option<String>, ProviderError> {
+        let Some(policy) = self.options.settings.server_group_policy.nova_name() else {
+            return Ok(None);
+        };
+        if let Some(id) = self
+            .cluster_server_groups(cluster)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Ok(Some(id));
+        }
+        let body =
+            json!({"server_group": {"name": resource_name(&cluster.id), "policies": [policy]}});
+        // 2.15 is the first microversion with the soft policies.
+        let request = Request {
+            microversion: Some((2, 15)),
+            ..Request::body(&body)
+        };
+        let answer = self
+            .api
+            .compute(
+                "CreateServerGroup",
+                Method::POST,
+                &["os-server-groups"],
+                request,
+            )
+            .await?;
+        let group: ServerGroup = parse(&answer, "server_group")?;
+        recorder.created("server-group", &group.id);
+        Ok(Some(group.id))
+    }
+
+    /// Deletes the server groups, security groups and keypair named for the
+    /// cluster. Runs after the servers are gone (Neutron refuses to delete
+    /// a group a port still uses; that 409 is retried meanwhile).
+    pub(crate) async fn delete_prerequisites(
+        &self,
+        cluster: &ClusterRef,
+    ) -> Result<(), ProviderError> {
+        for id in self.cluster_server_groups(cluster).await? {
+            self.api
+                .compute(
+                    "DeleteServerGroup",
+                    Method::DELETE,
+                    &["os-server-groups", &id],
+                    Request::absent_ok(),
+                )
+                .await?;
+            info!(id, "server group deleted");
+        }
+        for group in self.cluster_security_groups(cluster).await? {
+            self.api
+                .network(
+                    "DeleteSecurityGroup",
+                    Method::DELETE,
+                    &["security-groups", &group.id],
+                    Request::absent_ok(),
+                )
+                .await?;
+            info!(id = group.id, "security group deleted");
+        }
+        let name = resource_name(&cluster.id);
+        self.api
+            .compute(
+                "DeleteKeypair",
+                Method::DELETE,
+                &["os-keypairs", &name],
+                Request::absent_ok(),
+            )
+            .await?;
+        info!(name, "keypair deleted (or already gone)");
+        Ok(())
+    }
+}
+
+/// Reads `key` of a JSON answer as `T`.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    answer: &Value,
+    key: &str,
+) -> Result<T, ProviderError> {
+    let value = answer.get(key).cloned().unwrap_or(Value::Null);
+    serde_json::from_value(value).map_err(|e| ProviderError::Call {
+        cloud: crate::errors::CLOUD,
+        call: key.into(),
+        message: format!("unexpected answer: {e}"),
+        retryable: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provision_provider::Protocol;
+
+    fn firewall() -> Firewall {
+        Firewall {
+            ssh_from: "10.0.0.0/8".into(),
+            members: vec![
+                PortRule::new(Protocol::Tcp, 2377),
+                PortRule::range(Protocol::Udp, 7946, 7946),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_new_group_gets_ssh_and_member_rules() {
+        let rules = missing_rules("sg1", &firewall(), &[]);
+        assert_eq!(rules.len(), 3);
+        let ssh = &rules[0]["security_group_rule"];
+        assert_eq!(ssh["remote_ip_prefix"], "10.0.0.0/8");
+        assert_eq!(ssh["port_range_min"], 22);
+        let member = &rules[1]["security_group_rule"];
+        assert_eq!(member["remote_group_id"], "sg1");
+        assert_eq!(member["port_range_max"], 2377);
+        assert!(member.get("remote_ip_prefix").is_none());
+        assert_eq!(rules[2]["security_group_rule"]["protocol"], "udp");
+    }
+
+    #[test]
+    fn rules_present_are_not_made_again() {
+        let existing = vec![
+            SecurityGroupRule {
+                direction: "ingress".into(),
+                protocol: Some("tcp".into()),
+                port_range_min: Some(22),
+                port_range_max: Some(22),
+                remote_ip_prefix: Some("10.0.0.0/8".into()),
+                remote_group_id: None,
+            },
+            SecurityGroupRule {
+                direction: "ingress".into(),
+                protocol: Some("tcp".into()),
+                port_range_min: Some(2377),
+                port_range_max: Some(2377),
+                remote_ip_prefix: None,
+                remote_group_id: Some("sg1".into()),
+            },
+            // Neutron's default egress rule does not count.
+            SecurityGroupRule {
+                direction: "egress".into(),
+                protocol: None,
+                port_range_min: None,
+                port_range_max: None,
+                remote_ip_prefix: None,
+                remote_group_id: None,
+            },
+        ];
+        let rules = missing_rules("sg1", &firewall(), &existing);
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0]["security_group_rule"]["port_range_min"], 7946);
+    }
+
+    #[test]
+    fn ssh_from_the_world_in_ipv6() {
+        let f = Firewall {
+            ssh_from: "::/0".into(),
+            members: vec![],
+        };
+        let rules = missing_rules("sg", &f, &[]);
+        assert_eq!(rules[0]["security_group_rule"]["ethertype"], "IPv6");
+    }
+}

@@ -1,0 +1,191 @@
+//! [`Provider`] on OpenStack.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use provision_provider::{ClusterRef, Machine, MachineSpec, Provider, ProviderError, Recorder};
+use tracing::info;
+
+use crate::api::Api;
+use crate::errors::CLOUD;
+use crate::inputs::Inputs;
+use crate::prerequisites::Prerequisites;
+use crate::servers::state_of;
+use crate::settings::OpenStackSettings;
+use crate::{client, config};
+
+/// What the driver is told: the template's `openstack:` section, and the
+/// image and flavor of the cluster's nodes.
+#[derive(Debug, Clone, Default)]
+pub struct OpenStackOptions {
+    pub settings: OpenStackSettings,
+    /// Image name or id (default [`crate::DEFAULT_IMAGE`]).
+    pub image: Option<String>,
+    /// Flavor name or id (default [`crate::DEFAULT_FLAVOR`]).
+    pub flavor: Option<String>,
+}
+
+pub struct OpenStackProvider {
+    pub(crate) api: Api,
+    pub(crate) options: OpenStackOptions,
+    pub(crate) inputs: Mutex<Option<Inputs>>,
+    prereqs: Mutex<HashMap<String, Prerequisites>>,
+}
+
+impl OpenStackProvider {
+    /// Reads the cloud's configuration and authenticates (one Keystone
+    /// request): wrong credentials fail here, before anything is created.
+    pub async fn connect(options: OpenStackOptions) -> Result<Self, ProviderError> {
+        options
+            .settings
+            .validate()
+            .map_err(|message| ProviderError::Invalid {
+                field: "openstack".into(),
+                message,
+            })?;
+        let env = |k: &str| std::env::var(k).ok();
+        let (config, source) =
+            config::load(options.settings.cloud.as_deref(), &env).map_err(|e| {
+                ProviderError::Unavailable {
+                    cloud: CLOUD,
+                    message: e.to_string(),
+                    hint: "see examples/clouds.yaml".into(),
+                }
+            })?;
+        let session = client::connect(&config, &source, options.settings.region.as_deref()).await?;
+        info!(source, "authenticated to OpenStack");
+        Ok(OpenStackProvider {
+            api: Api::new(session),
+            options,
+            inputs: Mutex::new(None),
+            prereqs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Requests sent to the cloud's services so far (retries included;
+    /// Keystone's token request not included).
+    pub fn api_calls(&self) -> u64 {
+        self.api.calls()
+    }
+
+    async fn prerequisites(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<Prerequisites, ProviderError> {
+        if let Some(p) = self
+            .prereqs
+            .lock()
+            .expect("not poisoned")
+            .get(&cluster.id)
+            .cloned()
+        {
+            return Ok(p);
+        }
+        let made = self.make_prerequisites(cluster, recorder).await?;
+        self.prereqs
+            .lock()
+            .expect("not poisoned")
+            .insert(cluster.id.clone(), made.clone());
+        Ok(made)
+    }
+
+    fn forget_prerequisites(&self, cluster: &ClusterRef) {
+        self.prereqs
+            .lock()
+            .expect("not poisoned")
+            .remove(&cluster.id);
+    }
+}
+
+/// Used when a machine is created without an earlier ensure_prerequisites
+/// in this process: what it finds exists already, so logging is enough.
+struct LogRecorder;
+
+impl Recorder for LogRecorder {
+    fn note(&self, message: &str) {
+        info!("{message}");
+    }
+    fn created(&self, kind: &str, id: &str) {
+        info!(kind, id, "created");
+    }
+}
+
+#[async_trait]
+impl Provider for OpenStackProvider {
+    fn cloud(&self) -> &'static str {
+        CLOUD
+    }
+
+    async fn preflight(&self, _cluster: &ClusterRef) -> Result<(), ProviderError> {
+        self.inputs().await.map(|_| ())
+    }
+
+    async fn ensure_prerequisites(
+        &self,
+        cluster: &ClusterRef,
+        recorder: &dyn Recorder,
+    ) -> Result<(), ProviderError> {
+        self.inputs().await?;
+        self.prerequisites(cluster, recorder).await.map(|_| ())
+    }
+
+    async fn create_machine(
+        &self,
+        cluster: &ClusterRef,
+        spec: &MachineSpec,
+    ) -> Result<Machine, ProviderError> {
+        let inputs = self.inputs().await?;
+        let prereqs = self.prerequisites(cluster, &LogRecorder).await?;
+        let launched = self.launch(cluster, spec, &prereqs, &inputs).await;
+        if launched.is_err() {
+            // A group or keypair deleted behind our back must not stay
+            // cached in a long-running daemon: look again next time.
+            self.forget_prerequisites(cluster);
+        }
+        launched
+    }
+
+    async fn list_machines(&self, cluster: &ClusterRef) -> Result<Vec<Machine>, ProviderError> {
+        let network = match self.inputs.lock().expect("not poisoned").as_ref() {
+            Some(i) => i.network_name.clone(),
+            None => self.options.settings.network.clone().unwrap_or_default(),
+        };
+        Ok(self
+            .cluster_servers(cluster, None)
+            .await?
+            .iter()
+            .filter_map(|s| self.machine(s, &network))
+            .collect())
+    }
+
+    async fn delete_machine(
+        &self,
+        cluster: &ClusterRef,
+        machine_id: &str,
+    ) -> Result<(), ProviderError> {
+        self.delete_server(cluster, machine_id).await
+    }
+
+    async fn destroy_cluster(&self, cluster: &ClusterRef) -> Result<(), ProviderError> {
+        let servers = self.cluster_servers(cluster, None).await?;
+        for s in servers.iter().filter(|s| state_of(s).is_some()) {
+            self.api
+                .compute(
+                    "DeleteServer",
+                    reqwest::Method::DELETE,
+                    &["servers", &s.id],
+                    crate::api::Request::absent_ok(),
+                )
+                .await?;
+        }
+        self.release_floating_ips(cluster, None).await?;
+        if !servers.is_empty() {
+            self.wait_servers_gone(cluster).await?;
+        }
+        self.delete_prerequisites(cluster).await?;
+        self.forget_prerequisites(cluster);
+        Ok(())
+    }
+}

@@ -1,0 +1,366 @@
+//! Nova servers: one listing per cluster, create with the cluster's
+//! keypair, security group, server group and metadata, delete.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use provision_provider::{ClusterRef, Machine, MachineSpec, MachineState, ProviderError, Role};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::info;
+
+use crate::api::Request;
+use crate::inputs::Inputs;
+use crate::metadata;
+use crate::prerequisites::{parse, Prerequisites};
+use crate::provider::OpenStackProvider;
+use crate::settings::SshAddress;
+
+/// How long `destroy` waits for Nova to finish deleting servers.
+const DELETE_DEADLINE: Duration = Duration::from_secs(300);
+
+/// A server as Nova's `servers/detail` shows it; only what the driver reads.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ServerView {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub metadata: HashMap<String, String>,
+    #[serde(default)]
+    pub addresses: HashMap<String, Vec<Address>>,
+    /// Set by Nova when the server is in ERROR.
+    #[serde(default)]
+    pub fault: Option<Fault>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Address {
+    pub addr: String,
+    #[serde(default)]
+    pub version: Option<u8>,
+    #[serde(rename = "OS-EXT-IPS:type", default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Fault {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub code: Option<u16>,
+}
+
+/// Nova's status → the controller's view. `None`: deleted, not a machine.
+pub(crate) fn state_of(server: &ServerView) -> Option<MachineState> {
+    Some(match server.status.as_str() {
+        "ACTIVE" => MachineState::Running,
+        "BUILD" | "REBUILD" | "REBOOT" | "HARD_REBOOT" | "MIGRATING" | "RESIZE"
+        | "VERIFY_RESIZE" | "REVERT_RESIZE" | "PASSWORD" => MachineState::Pending,
+        "SHUTOFF" | "PAUSED" | "SUSPENDED" | "SHELVED" | "SHELVED_OFFLOADED" | "STOPPED"
+        | "RESCUE" => MachineState::Stopped,
+        "DELETED" | "SOFT_DELETED" => return None,
+        "ERROR" => MachineState::Error(match &server.fault {
+            Some(f) if !f.message.is_empty() => format!(
+                "Nova: {}{}",
+                f.message,
+                f.code.map(|c| format!(" (code {c})")).unwrap_or_default()
+            ),
+            _ => "Nova reports ERROR without a fault message".into(),
+        }),
+        other => MachineState::Error(format!("Nova reports status {other}")),
+    })
+}
+
+/// The address SSH uses: the floating IP, or the fixed one on the cluster's
+/// network (IPv4 first).
+pub(crate) fn ssh_address(server: &ServerView, network: &str, which: SshAddress) -> Option<String> {
+    let wanted = match which {
+        SshAddress::Fixed => "fixed",
+        SshAddress::Floating => "floating",
+    };
+    let pick = |addrs: &Vec<Address>| {
+        let mut matching: Vec<&Address> = addrs
+            .iter()
+            .filter(|a| a.kind.as_deref().unwrap_or("fixed") == wanted)
+            .collect();
+        matching.sort_by_key(|a| a.version.unwrap_or(4) != 4);
+        matching.first().map(|a| a.addr.clone())
+    };
+    server
+        .addresses
+        .get(network)
+        .and_then(pick)
+        .or_else(|| server.addresses.values().find_map(pick))
+}
+
+impl OpenStackProvider {
+    /// The cluster's servers, in one request (Nova pages at 1000 by
+    /// default; a larger cluster follows the `next` links).
+    pub(crate) async fn cluster_servers(
+        &self,
+        cluster: &ClusterRef,
+        name: Option<&str>,
+    ) -> Result<Vec<ServerView>, ProviderError> {
+        let pattern = match name {
+            Some(node) => format!("^{node}$"),
+            None => format!("^{}-", cluster.name),
+        };
+        let mut marker: Option<String> = None;
+        let mut found = Vec::new();
+        loop {
+            let mut query = vec![("name", pattern.as_str())];
+            if let Some(m) = &marker {
+                query.push(("marker", m.as_str()));
+            }
+            let answer = self
+                .api
+                .compute(
+                    "ListServers",
+                    Method::GET,
+                    &["servers", "detail"],
+                    Request::query(&query),
+                )
+                .await?;
+            let page: Vec<ServerView> = parse(&answer, "servers")?;
+            let has_next = answer
+                .get("servers_links")
+                .and_then(Value::as_array)
+                .is_some_and(|links| links.iter().any(|l| l["rel"] == "next"));
+            marker = page.last().map(|s| s.id.clone());
+            found.extend(page);
+            if !has_next || marker.is_none() {
+                break;
+            }
+        }
+        found.retain(|s| s.metadata.get(metadata::CLUSTER) == Some(&cluster.id));
+        Ok(found)
+    }
+
+    pub(crate) fn machine(&self, server: &ServerView, network: &str) -> Option<Machine> {
+        Some(Machine {
+            id: server.id.clone(),
+            node: server.metadata.get(metadata::NODE)?.clone(),
+            role: Role::parse(server.metadata.get(metadata::ROLE)?)?,
+            state: state_of(server)?,
+            address: ssh_address(server, network, self.options.settings.ssh_address),
+        })
+    }
+
+    /// Creates the node's server unless one exists, and its floating IP
+    /// when the cluster has a pool.
+    pub(crate) async fn launch(
+        &self,
+        cluster: &ClusterRef,
+        spec: &MachineSpec,
+        prereqs: &Prerequisites,
+        inputs: &Inputs,
+    ) -> Result<Machine, ProviderError> {
+        let existing = self.cluster_servers(cluster, Some(&spec.node)).await?;
+        let server_id = match existing.iter().find(|s| state_of(s).is_some()) {
+            Some(s) => s.id.clone(),
+            None => self.create_server(cluster, spec, prereqs, inputs).await?,
+        };
+        if let Some(pool) = &inputs.floating_network_id {
+            self.attach_floating_ip(cluster, &server_id, pool).await?;
+        }
+        Ok(Machine {
+            id: server_id,
+            node: spec.node.clone(),
+            role: spec.role,
+            state: MachineState::Pending,
+            address: None,
+        })
+    }
+
+    async fn create_server(
+        &self,
+        cluster: &ClusterRef,
+        spec: &MachineSpec,
+        prereqs: &Prerequisites,
+        inputs: &Inputs,
+    ) -> Result<String, ProviderError> {
+        let settings = &self.options.settings;
+        let mut meta: serde_json::Map<String, Value> = settings
+            .metadata
+            .iter()
+            .chain(spec.labels.iter())
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        meta.insert(metadata::CLUSTER.into(), json!(cluster.id));
+        meta.insert(metadata::CLUSTER_NAME.into(), json!(cluster.name));
+        meta.insert(metadata::NODE.into(), json!(spec.node));
+        meta.insert(metadata::ROLE.into(), json!(spec.role.as_str()));
+        let mut server = json!({
+            "name": spec.node,
+            "flavorRef": inputs.flavor_id,
+            "imageRef": inputs.image_id,
+            "key_name": prereqs.keypair,
+            "networks": [{"uuid": inputs.network_id}],
+            "security_groups": [{"name": prereqs.security_group}],
+            "metadata": meta,
+        });
+        if let Some(az) = &settings.availability_zone {
+            server["availability_zone"] = json!(az);
+        }
+        if let Some(data) = &settings.user_data {
+            server["user_data"] = json!(base64::engine::general_purpose::STANDARD.encode(data));
+        }
+        let mut body = json!({ "server": server });
+        if let (Role::Manager, Some(group)) = (spec.role, &prereqs.server_group_id) {
+            body["os:scheduler_hints"] = json!({ "group": group });
+        }
+        let answer = self
+            .api
+            .compute(
+                "CreateServer",
+                Method::POST,
+                &["servers"],
+                Request::body(&body),
+            )
+            .await;
+        let id = match answer {
+            Ok(answer) => answer["server"]["id"].as_str().map(str::to_string),
+            // A create that got through before its answer was lost.
+            Err(e) => match self
+                .cluster_servers(cluster, Some(&spec.node))
+                .await?
+                .first()
+            {
+                Some(s) => Some(s.id.clone()),
+                None => return Err(e),
+            },
+        };
+        let id = id.ok_or_else(|| ProviderError::Call {
+            cloud: crate::errors::CLOUD,
+            call: "CreateServer".into(),
+            message: "the answer has no server id".into(),
+            retryable: false,
+        })?;
+        info!(node = spec.node, server = id, "server created");
+        Ok(id)
+    }
+
+    /// Releases the server's floating IPs, then deletes it; gone is success.
+    pub(crate) async fn delete_server(
+        &self,
+        cluster: &ClusterRef,
+        server_id: &str,
+    ) -> Result<(), ProviderError> {
+        self.release_floating_ips(cluster, Some(server_id)).await?;
+        self.api
+            .compute(
+                "DeleteServer",
+                Method::DELETE,
+                &["servers", server_id],
+                Request::absent_ok(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Waits until Nova lists none of the cluster's servers.
+    pub(crate) async fn wait_servers_gone(
+        &self,
+        cluster: &ClusterRef,
+    ) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        loop {
+            let left = self.cluster_servers(cluster, None).await?;
+            let left: Vec<_> = left.iter().filter(|s| state_of(s).is_some()).collect();
+            if left.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > DELETE_DEADLINE {
+                return Err(ProviderError::Call {
+                    cloud: crate::errors::CLOUD,
+                    call: "DeleteServer".into(),
+                    message: format!(
+                        "{} servers still exist after {} s ({}); run destroy again",
+                        left.len(),
+                        DELETE_DEADLINE.as_secs(),
+                        left.iter()
+                            .map(|s| format!("{} {}", s.name, s.status))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    retryable: true,
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(status: &str, fault: Option<&str>) -> ServerView {
+        serde_json::from_value(json!({
+            "id": "s1", "name": "c-worker-1", "status": status,
+            "metadata": {"provision-node": "c-worker-1", "provision-role": "worker"},
+            "addresses": {"private": [
+                {"addr": "fd00::5", "version": 6, "OS-EXT-IPS:type": "fixed"},
+                {"addr": "10.0.0.5", "version": 4, "OS-EXT-IPS:type": "fixed"},
+                {"addr": "172.24.4.9", "version": 4, "OS-EXT-IPS:type": "floating"}
+            ]},
+            "fault": fault.map(|m| json!({"code": 500, "message": m, "created": "2026-01-01T00:00:00Z"})),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn error_carries_novas_fault() {
+        let s = server(
+            "ERROR",
+            Some("No valid host was found. There are not enough hosts available."),
+        );
+        assert_eq!(
+            state_of(&s),
+            Some(MachineState::Error(
+                "Nova: No valid host was found. There are not enough hosts available. (code 500)"
+                    .into()
+            ))
+        );
+        assert!(
+            matches!(state_of(&server("ERROR", None)), Some(MachineState::Error(m)) if m.contains("without a fault"))
+        );
+    }
+
+    #[test]
+    fn statuses_map_to_states() {
+        assert_eq!(
+            state_of(&server("ACTIVE", None)),
+            Some(MachineState::Running)
+        );
+        assert_eq!(
+            state_of(&server("BUILD", None)),
+            Some(MachineState::Pending)
+        );
+        assert_eq!(
+            state_of(&server("SHUTOFF", None)),
+            Some(MachineState::Stopped)
+        );
+        assert_eq!(state_of(&server("DELETED", None)), None);
+    }
+
+    #[test]
+    fn ssh_address_follows_the_setting() {
+        let s = server("ACTIVE", None);
+        assert_eq!(
+            ssh_address(&s, "private", SshAddress::Fixed).as_deref(),
+            Some("10.0.0.5")
+        );
+        assert_eq!(
+            ssh_address(&s, "private", SshAddress::Floating).as_deref(),
+            Some("172.24.4.9")
+        );
+        assert_eq!(
+            ssh_address(&s, "other", SshAddress::Fixed).as_deref(),
+            Some("10.0.0.5")
+        );
+    }
+}
