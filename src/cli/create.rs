@@ -11,7 +11,7 @@ use super::{CreateArgs, Global};
 use crate::controller::quorum::check_manager_change;
 use crate::controller::ClusterContext;
 use crate::progress;
-use crate::spec::{self, ClusterSpec, ClusterTemplate, Coe, TemplateError};
+use crate::spec::{self, Cloud, ClusterSpec, ClusterTemplate, Coe, TemplateError};
 use crate::state::{ClusterLock, ClusterRecord};
 
 pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
@@ -156,6 +156,15 @@ fn apply_flags(spec: &mut ClusterSpec, args: &CreateArgs) -> Result<()> {
         firewall.ssh_from = cidr.clone();
         spec.firewall = Some(firewall);
     }
+    if let Some(openstack) = spec.openstack.as_mut() {
+        openstack.cloud = args.os_cloud.clone().or(openstack.cloud.take());
+        openstack.region = args.region.clone().or(openstack.region.take());
+        openstack.network = args.network.clone().or(openstack.network.take());
+        return Ok(());
+    }
+    if args.os_cloud.is_some() || args.network.is_some() {
+        bail!("--os-cloud and --network are openstack settings: add --cloud openstack")
+    }
     let ec2_flags = [&args.profile, &args.region, &args.subnet];
     match spec.ec2.as_mut() {
         Some(ec2) => {
@@ -183,10 +192,17 @@ fn unchangeable(existing: &ClusterSpec, wanted: &ClusterSpec, args: &CreateArgs)
         _ => None,
     };
     let ec2 = existing.ec2.clone().unwrap_or_default();
+    let openstack = existing.openstack.clone().unwrap_or_default();
+    let region = match existing.cloud {
+        Cloud::OpenStack => openstack.region.as_deref(),
+        _ => ec2.region.as_deref(),
+    };
     differs("image", &args.image, existing.image.as_deref())
         .or_else(|| differs("flavor", &args.flavor, existing.flavor.as_deref()))
         .or_else(|| differs("profile", &args.profile, ec2.profile.as_deref()))
-        .or_else(|| differs("region", &args.region, ec2.region.as_deref()))
+        .or_else(|| differs("region", &args.region, region))
+        .or_else(|| differs("os-cloud", &args.os_cloud, openstack.cloud.as_deref()))
+        .or_else(|| differs("network", &args.network, openstack.network.as_deref()))
         .or_else(|| differs("subnet", &args.subnet, ec2.subnet.as_deref()))
         .or_else(|| {
             let old = existing.firewall().ssh_from;

@@ -159,18 +159,24 @@ pub struct CreateArgs {
     /// Cluster template: a built-in name or a YAML file. Default: the orchestrator's built-in one.
     #[arg(long)]
     pub template: Option<String>,
-    /// Machine image (local: the node image, built when missing; ec2: an AMI id, or a name with the template's ec2.ami_owner).
+    /// Machine image (local: the node image, built when missing; ec2: an AMI id, or a name with the template's ec2.ami_owner; openstack: a Glance image name or id).
     #[arg(long)]
     pub image: Option<String>,
-    /// Flavor / instance type (ec2: e.g. t3.small). Default: the template's, else the cloud's.
+    /// Flavor / instance type (ec2: e.g. t3.small; openstack: a flavor name or id). Default: the template's, else the cloud's.
     #[arg(long)]
     pub flavor: Option<String>,
     /// ec2: named profile of ~/.aws/config (default: AWS_PROFILE, else `default`).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-    /// ec2: region (default: AWS_REGION, else the profile's).
+    /// ec2: region (default: AWS_REGION, else the profile's); openstack: region (default: the cloud's region_name).
     #[arg(long)]
     pub region: Option<String>,
+    /// openstack: cloud of clouds.yaml (default: the template's, else OS_CLOUD, else the OS_* variables).
+    #[arg(long, value_name = "NAME")]
+    pub os_cloud: Option<String>,
+    /// openstack: network for the servers, by name or id (default: the project's only non-external one).
+    #[arg(long, value_name = "NAME|ID")]
+    pub network: Option<String>,
     /// ec2: subnet id for the instances (default: the default VPC's).
     #[arg(long, value_name = "ID")]
     pub subnet: Option<String>,

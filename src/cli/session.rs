@@ -7,6 +7,7 @@ use anyhow::{anyhow, Context, Result};
 use provision_provider::Provider;
 use provision_provider_ec2::{Ec2Options, Ec2Provider};
 use provision_provider_local::{LocalOptions, LocalProvider};
+use provision_provider_openstack::{OpenStackOptions, OpenStackProvider};
 
 use super::Global;
 use crate::bootstrap::client_files::write_client_files;
@@ -120,6 +121,17 @@ pub async fn connect_provider(
             let provider = Ec2Provider::connect(options)
                 .await
                 .context("connecting to the ec2 cloud")?;
+            Ok(Arc::new(provider))
+        }
+        Cloud::OpenStack => {
+            let options = OpenStackOptions {
+                settings: spec.openstack.clone().unwrap_or_default(),
+                image: spec.image.clone(),
+                flavor: spec.flavor.clone(),
+            };
+            let provider = OpenStackProvider::connect(options)
+                .await
+                .context("connecting to the openstack cloud")?;
             Ok(Arc::new(provider))
         }
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use provision_provider::{Firewall, PortRule, Protocol};
 use provision_provider_ec2::Ec2Settings;
+use provision_provider_openstack::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
 pub use coe_settings::{Cni, KubernetesSettings};
@@ -78,6 +79,10 @@ pub enum Cloud {
     Local,
     /// Amazon EC2 instances (aws-config's credential chain).
     Ec2,
+    /// OpenStack Nova servers (clouds.yaml or the OS_* variables).
+    #[value(name = "openstack")]
+    #[serde(rename = "openstack")]
+    OpenStack,
 }
 
 impl Cloud {
@@ -85,15 +90,18 @@ impl Cloud {
         match self {
             Cloud::Local => "local",
             Cloud::Ec2 => "ec2",
+            Cloud::OpenStack => "openstack",
         }
     }
 
     /// The user the cloud's usual images let in: root on the local node
-    /// image, `ubuntu` on the default (Ubuntu) EC2 image.
+    /// image, `ubuntu` on the default (Ubuntu) EC2 image, `debian` on the
+    /// default OpenStack image (Debian's cloud image).
     pub fn default_ssh_user(self) -> &'static str {
         match self {
             Cloud::Local => "root",
             Cloud::Ec2 => "ubuntu",
+            Cloud::OpenStack => "debian",
         }
     }
 }
@@ -242,6 +250,9 @@ pub struct ClusterSpec {
     /// Settings of the `ec2` cloud.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ec2: Option<Ec2Settings>,
+    /// Settings of the `openstack` cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openstack: Option<OpenStackSettings>,
     /// Settings of a Kubernetes cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubernetesSettings>,
@@ -264,6 +275,7 @@ impl ClusterSpec {
             health: HealthPolicy::default(),
             firewall: None,
             ec2: None,
+            openstack: None,
             kubernetes: None,
         }
     }
@@ -353,6 +365,12 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
                 bad.last_port()
             ),
         });
+    }
+    if let Some(openstack) = &spec.openstack {
+        openstack.validate().map_err(|message| SpecError::Field {
+            field: "openstack".into(),
+            message,
+        })?;
     }
     if let Some(k8s) = &spec.kubernetes {
         if !k8s.version_is_valid() {

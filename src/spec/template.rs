@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use provision_provider::Firewall;
 use provision_provider_ec2::Ec2Settings;
+use provision_provider_openstack::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
 use super::{Cloud, ClusterSpec, Coe, HealthPolicy, KubernetesSettings, Timeouts};
@@ -44,6 +45,9 @@ pub struct ClusterTemplate {
     /// Settings used when the cluster is on `--cloud ec2`.
     #[serde(default)]
     pub ec2: Option<Ec2Settings>,
+    /// Settings used when the cluster is on `--cloud openstack`.
+    #[serde(default)]
+    pub openstack: Option<OpenStackSettings>,
     /// Settings of a Kubernetes cluster (`coe: kubernetes`).
     #[serde(default)]
     pub kubernetes: Option<KubernetesSettings>,
@@ -154,7 +158,11 @@ impl ClusterTemplate {
             firewall: self.firewall.clone(),
             ec2: match cloud {
                 Cloud::Ec2 => Some(self.ec2.clone().unwrap_or_default()),
-                Cloud::Local => None,
+                _ => None,
+            },
+            openstack: match cloud {
+                Cloud::OpenStack => Some(self.openstack.clone().unwrap_or_default()),
+                _ => None,
             },
             kubernetes: match self.coe {
                 Coe::Kubernetes => Some(self.kubernetes.clone().unwrap_or_default()),

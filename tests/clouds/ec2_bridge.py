@@ -16,12 +16,13 @@ import argparse
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import time
 import urllib.request
 
 import boto3
+
+from node_bodies import docker, run_options, start_body
 
 REGION = "us-east-1"
 VPC_CIDR = "10.77.0.0/16"
@@ -31,25 +32,6 @@ LABEL = "provision-test-cloud=ec2"
 IMAGE = os.environ.get("PROVISION_NODE_IMAGE", "provision/node:bookworm")
 LIVE = {"pending", "running"}
 
-# Creates the image's login user as cloud-init does, then boots systemd.
-BOOT = r"""
-set -e
-id ubuntu >/dev/null 2>&1 || useradd -m -s /bin/bash ubuntu
-echo 'ubuntu ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-cloud-init-users
-chmod 0440 /etc/sudoers.d/90-cloud-init-users
-for home in /root /home/ubuntu; do
-  mkdir -p "$home/.ssh"
-  printf '%s\n' "$PUBLIC_KEY" > "$home/.ssh/authorized_keys"
-  chmod 0700 "$home/.ssh"; chmod 0600 "$home/.ssh/authorized_keys"
-done
-chown -R ubuntu:ubuntu /home/ubuntu/.ssh
-mkdir -p /var/lib/cloud/instance
-printf '%s' "$USER_DATA" > /var/lib/cloud/instance/user-data.txt
-unset PUBLIC_KEY USER_DATA
-exec /sbin/init
-"""
-
-
 def log(msg):
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
@@ -58,10 +40,6 @@ def client(profile_dir, profile):
     os.environ["AWS_CONFIG_FILE"] = str(profile_dir / "config")
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(profile_dir / "credentials")
     return boto3.Session(profile_name=profile).client("ec2")
-
-
-def docker(*args, check=True):
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
 
 
 def setup(endpoint, directory):
@@ -114,23 +92,6 @@ def setup(endpoint, directory):
     print(f"endpoint {endpoint}\nsubnet {subnet}\nprofile provision-test\nenv {directory / 'env'}")
 
 
-def run_options():
-    """Docker run options a systemd + dockerd node needs on this engine."""
-    cgroup = docker("info", "--format", "{{.CgroupVersion}}").stdout.strip()
-    common = ["--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", "/var/lib/docker"]
-    if cgroup == "2":
-        common += ["--cgroupns", "private"]
-    else:
-        common += ["-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"]
-    probe = docker("run", "--rm", "--privileged", "--entrypoint", "/bin/true", IMAGE, check=False)
-    if probe.returncode == 0:
-        return common + ["--privileged"]
-    return common + ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-                     "--security-opt", "seccomp=unconfined",
-                     "--security-opt", "apparmor=unconfined",
-                     "--security-opt", "systempaths=unconfined"]
-
-
 def containers():
     """Instance id → container name of the bridge's containers."""
     out = docker("ps", "-a", "--filter", f"label={LABEL}",
@@ -150,15 +111,11 @@ def start(ec2, instance, options):
         import base64
         user_data = base64.b64decode(attr["UserData"]["Value"]).decode(errors="replace")
     ip = instance["PrivateIpAddress"]
-    name = f"ec2-{iid}"
-    result = docker("run", "-d", "--name", name, "--hostname", "ip-" + ip.replace(".", "-"),
-                    "--network", NETWORK, "--ip", ip,
-                    "--label", LABEL, "--label", f"ec2.instance-id={iid}",
-                    "-e", f"PUBLIC_KEY={public_key}", "-e", f"USER_DATA={user_data}",
-                    *options, "--entrypoint", "/bin/sh", IMAGE, "-c", BOOT, check=False)
-    if result.returncode != 0:
-        log(f"{iid}: docker run failed: {result.stderr.strip()}")
-        docker("rm", "-f", "-v", name, check=False)
+    error = start_body(f"ec2-{iid}", "ip-" + ip.replace(".", "-"), NETWORK, ip,
+                       [LABEL, f"ec2.instance-id={iid}"], "ubuntu", public_key, user_data,
+                       options, IMAGE)
+    if error:
+        log(f"{iid}: docker run failed: {error}")
     else:
         log(f"{iid}: body started at {ip}")
 
@@ -169,7 +126,7 @@ def bridge(directory):
     ec2 = client(directory / "aws", "bridge")
     subnet = [l.split("=", 1)[1] for l in (directory / "env").read_text().splitlines()
               if l.startswith("export PROVISION_EC2_SUBNET=")][0]
-    options = run_options()
+    options = run_options(IMAGE)
     log(f"bridging {endpoint} subnet {subnet} to docker network {NETWORK}")
     while True:
         try:

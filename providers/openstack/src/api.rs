@@ -24,6 +24,10 @@ use tracing::{debug, warn};
 
 use crate::errors;
 
+/// How long one call may take, pages included: a cloud that pages without
+/// end, or answers nothing, fails the call instead of hanging it.
+const CALL_DEADLINE: Duration = Duration::from_secs(120);
+
 /// One request's attempts: the first and up to six retries, 0.5 s to 8 s
 /// apart with full jitter, about a minute in all.
 fn backoff() -> ExponentialBuilder {
@@ -69,7 +73,17 @@ impl Api {
         let attempt = || {
             let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
             debug!(call = name, n, "openstack api call");
-            f()
+            let call = f();
+            async move {
+                tokio::time::timeout(CALL_DEADLINE, call)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(osauth::Error::new(
+                            ErrorKind::OperationTimedOut,
+                            format!("no answer within {} s", CALL_DEADLINE.as_secs()),
+                        ))
+                    })
+            }
         };
         attempt
             .retry(backoff())
