@@ -167,7 +167,7 @@ class Cloud:
         self.lock = threading.RLock()
         self.calls = {}
         self.faults = {"latency_ms": 0, "error_rate": 0.0, "error_codes": [500, 503, 429],
-                       "servers_fail": 0}
+                       "servers_fail": 0, "injected": 0}
         self.quota = {"instances": 10, "cores": 20, "ram": 51200, "floatingip": 10}
         self.tokens = {}
         self.service_token = None
@@ -207,6 +207,8 @@ class Cloud:
             time.sleep(f["latency_ms"] / 1000.0)
         if f["error_rate"] and random.random() < f["error_rate"]:
             code = random.choice(f["error_codes"])
+            with self.lock:
+                f["injected"] += 1
             if code == 429:
                 raise ApiError(429, {"overLimit": {"code": 429, "message": "Rate limit exceeded.",
                                                     "retryAfter": "0"}})

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod ec2;
+pub mod openstack;
 pub mod standins;
 
 use std::path::{Path, PathBuf};

@@ -31,6 +31,9 @@ pub(crate) struct ServerView {
     pub metadata: HashMap<String, String>,
     #[serde(default)]
     pub addresses: HashMap<String, Vec<Address>>,
+    /// `deleting` once a delete is under way.
+    #[serde(rename = "OS-EXT-STS:task_state", default)]
+    pub task_state: Option<String>,
     /// Set by Nova when the server is in ERROR.
     #[serde(default)]
     pub fault: Option<Fault>,
@@ -55,6 +58,9 @@ pub(crate) struct Fault {
 
 /// Nova's status → the controller's view. `None`: deleted, not a machine.
 pub(crate) fn state_of(server: &ServerView) -> Option<MachineState> {
+    if server.task_state.as_deref() == Some("deleting") {
+        return None;
+    }
     Some(match server.status.as_str() {
         "ACTIVE" => MachineState::Running,
         "BUILD" | "REBUILD" | "REBOOT" | "HARD_REBOOT" | "MIGRATING" | "RESIZE"
@@ -345,6 +351,9 @@ mod tests {
             Some(MachineState::Stopped)
         );
         assert_eq!(state_of(&server("DELETED", None)), None);
+        let mut deleting = server("ACTIVE", None);
+        deleting.task_state = Some("deleting".into());
+        assert_eq!(state_of(&deleting), None);
     }
 
     #[test]

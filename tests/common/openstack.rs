@@ -1,0 +1,165 @@
+//! The OpenStack test cloud (Keystone + simulated Nova/Neutron/Glance) as
+//! the tests use it: started once if it is not running, read from the env
+//! file `scripts/test-clouds/openstack up` writes, and driven through the
+//! simulator's control port (faults, quotas, call counts, state).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use super::require_docker;
+
+pub struct OpenStackCloud {
+    pub dir: PathBuf,
+    /// OS_CLIENT_CONFIG_FILE, for `provision` runs.
+    pub env: Vec<(String, String)>,
+    control: String,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The running test cloud, held by this test alone: faults and quotas are
+/// the simulator's global state, so tests that use it take turns.
+pub fn openstack_cloud() -> (MutexGuard<'static, ()>, &'static OpenStackCloud) {
+    static TURN: Mutex<()> = Mutex::new(());
+    static CLOUD: OnceLock<OpenStackCloud> = OnceLock::new();
+    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cloud = CLOUD.get_or_init(|| {
+        require_docker();
+        let script = repo().join("scripts/test-clouds/openstack");
+        let status = Command::new(&script)
+            .arg("status")
+            .output()
+            .expect("openstack status");
+        let text = String::from_utf8_lossy(&status.stdout);
+        if !(text.contains("keystone: running") && text.contains("sim: running")) {
+            let up = Command::new(&script)
+                .arg("up")
+                .output()
+                .expect("openstack up");
+            assert!(
+                up.status.success(),
+                "scripts/test-clouds/openstack up failed:\n{}{}",
+                String::from_utf8_lossy(&up.stdout),
+                String::from_utf8_lossy(&up.stderr)
+            );
+        }
+        let dir = std::env::var("PROVISION_TEST_CLOUD_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from("/var/tmp/provision-test-clouds"))
+            .join("openstack");
+        let env_file = std::fs::read_to_string(dir.join("env")).expect("openstack env file");
+        let env: Vec<(String, String)> = env_file
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let control = env
+            .iter()
+            .find(|(k, _)| k == "PROVISION_OS_CONTROL")
+            .map(|(_, v)| v.clone())
+            .expect("PROVISION_OS_CONTROL in the env file");
+        OpenStackCloud { dir, env, control }
+    });
+    cloud.reset();
+    (turn, cloud)
+}
+
+impl OpenStackCloud {
+    fn control(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-fsS", "-X", method, "-H", "Content-Type: application/json"])
+            .args(["--data", body])
+            .arg(format!("{}{path}", self.control))
+            .output()
+            .expect("curl");
+        assert!(
+            out.status.success(),
+            "control {method} {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("control JSON")
+    }
+
+    /// No faults, the default quotas, counts at zero.
+    pub fn reset(&self) {
+        self.faults(r#"{"latency_ms": 0, "error_rate": 0.0, "servers_fail": 0, "injected": 0}"#);
+        self.quota(r#"{"instances": 10, "cores": 20, "ram": 51200, "floatingip": 10}"#);
+        self.reset_calls();
+    }
+
+    pub fn faults(&self, json: &str) -> serde_json::Value {
+        self.control("POST", "/faults", json)
+    }
+
+    pub fn quota(&self, json: &str) {
+        self.control("POST", "/quota", json);
+    }
+
+    pub fn reset_calls(&self) {
+        self.control("POST", "/calls/reset", "{}");
+    }
+
+    /// Requests the simulator answered since the last reset: (total, per call).
+    pub fn calls(&self) -> (u64, serde_json::Value) {
+        let v = self.control("GET", "/calls", "");
+        (v["total"].as_u64().unwrap(), v["calls"].clone())
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        self.control("GET", "/state", "")
+    }
+
+    /// The cluster's servers as the simulator holds them.
+    pub fn servers(&self, cluster_id: &str) -> Vec<serde_json::Value> {
+        self.state()["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["metadata"]["provision-cluster"] == cluster_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Puts a server in ERROR with Nova's fault `message`.
+    pub fn fail_server(&self, id: &str, message: &str) {
+        let body = serde_json::json!({ "message": message }).to_string();
+        self.control("POST", &format!("/servers/{id}/error"), &body);
+    }
+
+    /// A floating IP allocated outside provision: (id, address).
+    pub fn foreign_floating_ip(&self) -> (String, String) {
+        let v = self.control(
+            "POST",
+            "/floatingips",
+            r#"{"description": "not provision's"}"#,
+        );
+        (
+            v["id"].as_str().unwrap().into(),
+            v["floating_ip_address"].as_str().unwrap().into(),
+        )
+    }
+
+    /// Node containers of these server ids.
+    pub fn bodies(&self, server_ids: &[String]) -> Vec<String> {
+        let out = super::docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=provision-test-cloud=openstack",
+            "--format",
+            "{{.Names}}",
+        ]);
+        out.lines()
+            .filter(|n| server_ids.iter().any(|id| n.ends_with(id.as_str())))
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn clouds_yaml(&self) -> PathBuf {
+        self.dir.join("clouds.yaml")
+    }
+}

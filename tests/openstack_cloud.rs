@@ -1,0 +1,376 @@
+//! `provision swarm --cloud openstack` end to end on the OpenStack test
+//! cloud: a real Keystone (every request's token is checked with it, the
+//! services come from its catalog) and the simulated Nova/Neutron/Glance,
+//! whose servers are node containers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::openstack::openstack_cloud;
+use common::*;
+
+/// Nodes `docker node ls` on the first manager reports Ready.
+fn ready_swarm_nodes(c: &Cluster) -> usize {
+    let nodes = c.ssh(
+        &c.manager(),
+        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
+    );
+    nodes.lines().filter(|s| *s == "Ready").count()
+}
+
+fn create(c: &Cluster, os_cloud: &str, extra: &[&str]) -> std::process::Output {
+    c.cmd()
+        .args([
+            "swarm",
+            "--cloud",
+            "openstack",
+            "--os-cloud",
+            os_cloud,
+            "--name",
+            &c.name,
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn assert_ok(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ids(servers: &[serde_json::Value]) -> Vec<String> {
+    servers
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
+    let (_turn, cloud) = openstack_cloud();
+    let c = Cluster::new("os").with_env(&cloud.env);
+    let out = create(&c, "provision-test", &[]);
+    assert_ok(&out, "create");
+    let (create_calls, per_call) = cloud.calls();
+    eprintln!("OpenStack API calls to create a 1+2 cluster (counted by the simulator): {create_calls}\n{per_call:#}");
+    assert_eq!(ready_swarm_nodes(&c), 3);
+
+    let status = c.status_json();
+    let id = status["id"].as_str().unwrap().to_string();
+    let kinds: Vec<&str> = status["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    for kind in ["keypair", "security-group", "server-group"] {
+        assert!(kinds.contains(&kind), "{kind} not recorded: {status}");
+    }
+    let servers = cloud.servers(&id);
+    assert_eq!(servers.len(), 3, "{servers:?}");
+    let state = cloud.state();
+    let name = format!("provision-{id}");
+    // Exactly the rules Swarm needs: SSH from the template's range, the
+    // member ports from the group itself (and Neutron's default egress).
+    let group = state["security_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == name.as_str())
+        .unwrap()
+        .clone();
+    let mut ingress: Vec<String> = group["security_group_rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["direction"] == "ingress")
+        .map(|r| {
+            let from = if r["remote_group_id"] == group["id"] {
+                "members".to_string()
+            } else {
+                r["remote_ip_prefix"].as_str().unwrap_or("?").to_string()
+            };
+            format!(
+                "{}/{} from {from}",
+                r["port_range_min"],
+                r["protocol"].as_str().unwrap()
+            )
+        })
+        .collect();
+    ingress.sort();
+    assert_eq!(
+        ingress,
+        [
+            "22/tcp from 0.0.0.0/0",
+            "2377/tcp from members",
+            "4789/udp from members",
+            "7946/tcp from members",
+            "7946/udp from members"
+        ]
+    );
+    let managers: Vec<&serde_json::Value> = servers
+        .iter()
+        .filter(|s| s["metadata"]["provision-role"] == "manager")
+        .collect();
+    let sg = state["server_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == name.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(sg["policies"], serde_json::json!(["soft-anti-affinity"]));
+    assert_eq!(
+        sg["members"],
+        serde_json::json!([managers[0]["id"]]),
+        "only managers in the server group"
+    );
+    assert!(servers.iter().all(
+        |s| s["key_name"] == name.as_str() && s["security_groups"] == serde_json::json!([name])
+    ));
+
+    // One reconcile pass of a converged cluster: one server listing (and
+    // the compute version document a new process reads once).
+    cloud.reset_calls();
+    c.ok(&["heal", &c.name]);
+    let (pass_calls, per_call) = cloud.calls();
+    eprintln!("OpenStack API calls for one reconcile pass of a converged 1+2 cluster: {pass_calls}\n{per_call:#}");
+    assert_eq!(
+        per_call["compute GET /v2.1/servers/detail"], 1,
+        "{per_call}"
+    );
+    assert!(pass_calls <= 2, "{per_call}");
+
+    // A worker's server fails: Nova's fault shows, the policy replaces it.
+    let worker = servers
+        .iter()
+        .find(|s| s["metadata"]["provision-role"] == "worker")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cloud.fail_server(&worker, "Hypervisor host lost: compute-3 is down");
+    let heal = c.run(&["heal", &c.name]);
+    assert_ok(&heal, "heal");
+    let log = String::from_utf8_lossy(&heal.stderr);
+    assert!(
+        log.contains("Nova: Hypervisor host lost: compute-3 is down"),
+        "{log}"
+    );
+    let live = cloud.servers(&id);
+    assert_eq!(live.len(), 3, "{live:?}");
+    assert!(
+        live.iter()
+            .all(|s| s["id"] != worker.as_str() && s["status"] == "ACTIVE"),
+        "{live:?}"
+    );
+    assert_eq!(ready_swarm_nodes(&c), 3);
+
+    let mut all = ids(&servers);
+    all.extend(ids(&live));
+    c.ok(&["destroy", &c.name, "--yes"]);
+    let state = cloud.state();
+    assert!(cloud.servers(&id).is_empty(), "{state}");
+    for kind in ["security_groups", "server_groups"] {
+        assert!(
+            !state[kind]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["name"] == name.as_str()),
+            "{kind}: {state}"
+        );
+    }
+    assert!(
+        !state["keypairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == name.as_str()),
+        "{state}"
+    );
+    wait_until(
+        "the server containers to go",
+        Duration::from_secs(20),
+        || cloud.bodies(&all).is_empty(),
+    );
+}
+
+/// One request in five answers 500, 503 or 429: retries with backoff and
+/// jitter carry the create through, and no server is made twice.
+#[test]
+fn injected_errors_are_retried_and_the_cluster_still_converges() {
+    let (_turn, cloud) = openstack_cloud();
+    cloud.faults(r#"{"error_rate": 0.2, "error_codes": [500, 503, 429]}"#);
+    let c = Cluster::new("osflaky").with_env(&cloud.env);
+    let out = create(&c, "provision-test", &[]);
+    let injected = cloud.faults("{}")["injected"].as_u64().unwrap();
+    cloud.reset();
+    assert_ok(&out, "create with 20% injected errors");
+    eprintln!("injected {injected} errors; the cluster formed");
+    assert!(injected > 0, "no fault was injected");
+    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    assert_eq!(cloud.servers(&id).len(), 3);
+    assert_eq!(ready_swarm_nodes(&c), 3);
+    c.ok(&["destroy", &c.name, "--yes"]);
+    assert!(cloud.servers(&id).is_empty());
+}
+
+/// Each bad setting fails before any server exists or anything is stored.
+#[test]
+fn bad_openstack_input_fails_before_any_server_is_created() {
+    let (_turn, cloud) = openstack_cloud();
+    let c = Cluster::new("osbad").with_env(&cloud.env);
+    let attempt = |os_cloud: &str, extra: &[&str]| {
+        let out = create(&c, os_cloud, extra);
+        assert!(!out.status.success(), "{os_cloud} {extra:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = attempt("provision-wrong", &[]);
+    assert!(
+        e.contains("Keystone refused the credentials") && e.contains("clouds.yaml"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("not-the-password"),
+        "the password reached the output: {e}"
+    );
+    let e = attempt("provision-test", &["--flavor", "m9.enormous"]);
+    assert!(
+        e.contains("flavor: no flavor m9.enormous") && e.contains("m1.small"),
+        "{e}"
+    );
+    let e = attempt("provision-test", &["--image", "windows-95"]);
+    assert!(
+        e.contains("image: no image windows-95") && e.contains("debian-12"),
+        "{e}"
+    );
+    let e = attempt("provision-test", &["--network", "nowhere"]);
+    assert!(
+        e.contains("openstack.network: no network nowhere") && e.contains("private"),
+        "{e}"
+    );
+    let e = attempt("no-such-cloud", &[]);
+    assert!(
+        e.contains("cloud no-such-cloud is not in") && e.contains("provision-test"),
+        "{e}"
+    );
+
+    let (calls, per_call) = cloud.calls();
+    assert!(
+        per_call.get("compute POST /v2.1/servers").is_none(),
+        "{calls} calls: {per_call}"
+    );
+    assert!(
+        per_call.get("compute POST /v2.1/os-keypairs").is_none(),
+        "{per_call}"
+    );
+    let list = c.ok(&["list"]);
+    assert!(!list.contains(&c.name), "nothing stored: {list}");
+}
+
+/// Application-credential auth, floating IPs from a pool used for SSH, and
+/// a destroy that releases the floating IPs it allocated but not one that
+/// was there before.
+#[test]
+fn application_credential_and_floating_ips() {
+    let (_turn, cloud) = openstack_cloud();
+    let (foreign_id, _) = cloud.foreign_floating_ip();
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("floating.yaml");
+    std::fs::write(
+        &template,
+        "coe: swarm\nmanagers: 1\nworkers: 1\nopenstack:\n  floating_ip_pool: public\n  ssh_address: floating\n  metadata: {team: infra}\n",
+    )
+    .unwrap();
+    let c = Cluster::new("osfip").with_env(&cloud.env);
+    let out = create(
+        &c,
+        "provision-test-appcred",
+        &["--template", template.to_str().unwrap()],
+    );
+    assert_ok(&out, "create with floating IPs");
+    let status = c.status_json();
+    let addresses: Vec<&str> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["address"].as_str().unwrap())
+        .collect();
+    assert!(
+        addresses.iter().all(|a| a.starts_with("10.79.0.")),
+        "SSH over floating IPs: {addresses:?}"
+    );
+    assert_eq!(ready_swarm_nodes(&c), 2);
+    let id = status["id"].as_str().unwrap().to_string();
+    assert!(cloud
+        .servers(&id)
+        .iter()
+        .all(|s| s["metadata"]["team"] == "infra"));
+    let ours = |state: &serde_json::Value| {
+        state["floatingips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| {
+                f["description"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("provision-cluster={id} "))
+            })
+            .count()
+    };
+    assert_eq!(ours(&cloud.state()), 2);
+
+    c.ok(&["destroy", &c.name, "--yes"]);
+    let state = cloud.state();
+    assert_eq!(ours(&state), 0, "{state}");
+    assert!(
+        state["floatingips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == foreign_id.as_str()),
+        "the foreign floating IP must stay: {state}"
+    );
+}
+
+/// A quota too small for the cluster: the error names the quota and says by
+/// how much it is short.
+#[test]
+fn quota_errors_say_which_quota_and_by_how_much() {
+    let (_turn, cloud) = openstack_cloud();
+    cloud.quota(r#"{"instances": 2}"#);
+    let c = Cluster::new("osquota").with_env(&cloud.env);
+    let out = create(&c, "provision-test", &[]);
+    cloud.reset();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "a 3-node cluster fit a quota of 2: {text}"
+    );
+    assert!(
+        text.contains("quota instances exceeded: 1 more wanted, 2 of 2 in use, short by 1"),
+        "{text}"
+    );
+    c.ok(&["destroy", &c.name, "--yes"]);
+    let id_gone = cloud.state();
+    assert!(
+        id_gone["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| !s["name"].as_str().unwrap().starts_with(&c.name)),
+        "{id_gone}"
+    );
+}
