@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: prepares the host (Docker,
 # debootstrap, the node image), starts the test clouds (moto + bridge for
-# EC2), checks formatting and lints, then runs the unit tests and the
-# integration tests that form real Swarm clusters.
+# EC2; Keystone + the simulated Nova/Neutron/Glance for OpenStack), checks
+# formatting and lints, then runs the unit tests and the integration tests
+# that form real Swarm clusters.
 #
 #   sudo scripts/test-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/host-setup.sh
+clouds_down() {
+  scripts/test-clouds/ec2 down >/dev/null 2>&1 || true
+  scripts/test-clouds/openstack down >/dev/null 2>&1 || true
+}
+trap clouds_down EXIT
 scripts/test-clouds/ec2 up
-trap 'scripts/test-clouds/ec2 down >/dev/null 2>&1 || true' EXIT
+scripts/test-clouds/openstack up
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/provision-target}"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Rendered bootstrap scripts are shellchecked inside the tests.
 log="$(mktemp)"
-trap 'rm -f "$log"; scripts/test-clouds/ec2 down >/dev/null 2>&1 || true' EXIT
+trap 'rm -f "$log"; clouds_down' EXIT
 status=0
 cargo test --workspace -- --test-threads=2 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run (cargo ends on the last crate's own count).

@@ -103,3 +103,25 @@ fn example_kubernetes_template_is_valid() {
         Coe::Kubernetes.member_ports()
     );
 }
+
+#[test]
+fn example_openstack_template_is_valid_and_its_settings_reach_the_spec() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/openstack-swarm.yaml");
+    let (_, t) = ClusterTemplate::load(path.to_str().unwrap()).unwrap();
+    let spec = t.to_spec("web", Cloud::OpenStack);
+    assert!(validate(&spec).unwrap().is_empty());
+    let os = spec.openstack.clone().expect("openstack settings");
+    assert_eq!(os.cloud.as_deref(), Some("mycloud"));
+    assert_eq!(os.floating_ip_pool.as_deref(), Some("public"));
+    assert_eq!(
+        os.ssh_address,
+        provision_provider_openstack::SshAddress::Floating
+    );
+    assert_eq!(
+        os.server_group_policy,
+        provision_provider_openstack::ServerGroupPolicy::SoftAntiAffinity
+    );
+    assert_eq!(os.metadata.get("team").map(String::as_str), Some("web"));
+    assert_eq!(spec.ssh_user, "debian");
+    assert_eq!(spec.firewall().members, Coe::Swarm.member_ports());
+}

@@ -417,6 +417,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_clouds_yaml_loads() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/clouds.yaml");
+        let env = env_of(&[("OS_CLIENT_CONFIG_FILE", example), ("HOME", "/nonexistent")]);
+        let (c, source) = load(Some("mycloud"), &env).unwrap();
+        assert_eq!(c.auth_method(&source).unwrap(), AuthMethod::Password);
+        assert_eq!(
+            c.cacert.as_deref(),
+            Some("/etc/ssl/certs/my-openstack-ca.pem")
+        );
+        let (c, source) = load(Some("mycloud-appcred"), &env).unwrap();
+        assert_eq!(
+            c.auth_method(&source).unwrap(),
+            AuthMethod::ApplicationCredential
+        );
+    }
+
+    #[test]
     fn debug_output_has_no_secrets() {
         let mut c = CloudConfig::default();
         c.auth.password = Some("hunter2".into());
