@@ -19,7 +19,7 @@ fn init_logging(global: &cli::Global, daemon: bool) {
     };
     let filter = EnvFilter::try_from_env("PROVISION_LOG").unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "{default},russh=warn,hyper=warn,bollard=warn,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_ec2=warn"
+            "{default},russh=warn,hyper=warn,bollard=warn,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_ec2=warn,osauth=warn,openstack=warn,reqwest=warn"
         ))
     });
     let builder = tracing_subscriber::fmt()

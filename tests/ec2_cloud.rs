@@ -20,15 +20,6 @@ fn api_calls(stderr: &[u8]) -> usize {
 
 const COUNT_CALLS: (&str, &str) = ("PROVISION_LOG", "info,provision_provider_ec2=debug");
 
-/// Nodes `docker node ls` on the first manager reports Ready.
-fn ready_swarm_nodes(c: &Cluster) -> usize {
-    let nodes = c.ssh(
-        &c.manager(),
-        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
-    );
-    nodes.lines().filter(|s| *s == "Ready").count()
-}
-
 /// `provision swarm --cloud ec2` on the test cloud's subnet, profile and
 /// template, with `env` and `extra` arguments on top.
 fn create(c: &Cluster, env: &[(&str, &str)], extra: &[&str]) -> std::process::Output {

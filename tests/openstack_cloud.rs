@@ -10,15 +10,6 @@ use std::time::Duration;
 use common::openstack::openstack_cloud;
 use common::*;
 
-/// Nodes `docker node ls` on the first manager reports Ready.
-fn ready_swarm_nodes(c: &Cluster) -> usize {
-    let nodes = c.ssh(
-        &c.manager(),
-        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
-    );
-    nodes.lines().filter(|s| *s == "Ready").count()
-}
-
 fn create(c: &Cluster, os_cloud: &str, extra: &[&str]) -> std::process::Output {
     c.cmd()
         .args([
@@ -202,12 +193,14 @@ fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
     );
 }
 
-/// One request in five answers 500, 503 or 429: retries with backoff and
-/// jitter carry the create through, and no server is made twice.
+/// One request in five answers 500, 503 or 429, and the first server Nova
+/// builds goes to ERROR: retries with backoff and jitter carry the calls
+/// through, the health policy replaces the failed server, and no server is
+/// made twice.
 #[test]
 fn injected_errors_are_retried_and_the_cluster_still_converges() {
     let (_turn, cloud) = openstack_cloud();
-    cloud.faults(r#"{"error_rate": 0.2, "error_codes": [500, 503, 429]}"#);
+    cloud.faults(r#"{"error_rate": 0.2, "error_codes": [500, 503, 429], "servers_fail": 1}"#);
     let c = Cluster::new("osflaky").with_env(&cloud.env);
     let out = create(&c, "provision-test", &[]);
     let injected = cloud.faults("{}")["injected"].as_u64().unwrap();
@@ -215,6 +208,11 @@ fn injected_errors_are_retried_and_the_cluster_still_converges() {
     assert_ok(&out, "create with 20% injected errors");
     eprintln!("injected {injected} errors; the cluster formed");
     assert!(injected > 0, "no fault was injected");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("Nova: No valid host was found"),
+        "the build failure's fault: {log}"
+    );
     let id = c.status_json()["id"].as_str().unwrap().to_string();
     assert_eq!(cloud.servers(&id).len(), 3);
     assert_eq!(ready_swarm_nodes(&c), 3);
@@ -286,7 +284,7 @@ fn application_credential_and_floating_ips() {
     let template = dir.path().join("floating.yaml");
     std::fs::write(
         &template,
-        "coe: swarm\nmanagers: 1\nworkers: 1\nopenstack:\n  floating_ip_pool: public\n  ssh_address: floating\n  metadata: {team: infra}\n",
+        "coe: swarm\nmanagers: 1\nworkers: 1\nopenstack:\n  floating_ip_pool: public\n  ssh_address: floating\n  metadata: {team: infra}\n  user_data: \"#cloud-config\\nruncmd: [touch, /tmp/booted]\\n\"\n",
     )
     .unwrap();
     let c = Cluster::new("osfip").with_env(&cloud.env);
@@ -372,5 +370,68 @@ fn quota_errors_say_which_quota_and_by_how_much() {
             .iter()
             .all(|s| !s["name"].as_str().unwrap().starts_with(&c.name)),
         "{id_gone}"
+    );
+}
+
+/// `kill -9` of `provision swarm --cloud openstack` while it makes the
+/// prerequisites, and again while servers are being created: the next run
+/// finishes the cluster with no duplicate, and destroy leaves nothing.
+#[test]
+fn killed_openstack_runs_are_finished_by_the_next_one() {
+    let (_turn, cloud) = openstack_cloud();
+    // Slow calls widen the windows the kills aim at.
+    cloud.faults(r#"{"latency_ms": 150}"#);
+    let c = Cluster::new("oskill").with_env(&cloud.env);
+    let args = ["--cloud", "openstack", "--os-cloud", "provision-test"];
+    let kill9 = |child: &mut std::process::Child| {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+    };
+    let mut child = c.spawn_create(&args);
+    wait_until("the cluster's keypair", Duration::from_secs(60), || {
+        cloud.state()["keypairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k.as_str().unwrap().starts_with("provision-"))
+    });
+    kill9(&mut child);
+    let mut child = c.spawn_create(&args);
+    wait_until("a first server", Duration::from_secs(60), || {
+        cloud.state()["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"].as_str().unwrap().starts_with(&c.name))
+    });
+    kill9(&mut child);
+    cloud.reset();
+
+    let out = create(&c, "provision-test", &[]);
+    assert_ok(&out, "the run after two kills");
+    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let servers = cloud.servers(&id);
+    let names: std::collections::BTreeSet<&str> = servers
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!((servers.len(), names.len()), (3, 3), "{servers:?}");
+    assert_eq!(ready_swarm_nodes(&c), 3);
+    let state = cloud.state();
+    let groups = state["security_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["name"] == format!("provision-{id}").as_str())
+        .count();
+    assert_eq!(groups, 1, "one security group: {state}");
+
+    c.ok(&["destroy", &c.name, "--yes"]);
+    let state = cloud.state();
+    assert!(cloud.servers(&id).is_empty(), "{state}");
+    assert!(
+        !state.to_string().contains(&format!("provision-{id}")),
+        "{state}"
     );
 }

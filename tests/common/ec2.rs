@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use super::require_docker;
-
 /// An AMI moto knows (Canonical's 16.04 image); the bodies are node containers whatever it says.
 pub const AMI: &str = "ami-785db401";
 
@@ -28,33 +26,7 @@ fn repo() -> &'static Path {
 pub fn ec2_cloud() -> &'static Ec2Cloud {
     static CLOUD: OnceLock<Ec2Cloud> = OnceLock::new();
     CLOUD.get_or_init(|| {
-        require_docker();
-        let script = repo().join("scripts/test-clouds/ec2");
-        let status = Command::new(&script)
-            .arg("status")
-            .output()
-            .expect("ec2 status");
-        let text = String::from_utf8_lossy(&status.stdout);
-        if !(text.contains("moto: running") && text.contains("bridge: running")) {
-            let up = Command::new(&script).arg("up").output().expect("ec2 up");
-            assert!(
-                up.status.success(),
-                "scripts/test-clouds/ec2 up failed:\n{}{}",
-                String::from_utf8_lossy(&up.stdout),
-                String::from_utf8_lossy(&up.stderr)
-            );
-        }
-        let dir = std::env::var("PROVISION_TEST_CLOUD_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from("/var/tmp/provision-test-clouds"))
-            .join("ec2");
-        let env_file = std::fs::read_to_string(dir.join("env")).expect("ec2 env file");
-        let env: Vec<(String, String)> = env_file
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let (dir, env) = super::start_test_cloud("ec2", &["moto: running", "bridge: running"]);
         let get = |k: &str| {
             env.iter()
                 .find(|(key, _)| key == k)

@@ -374,3 +374,52 @@ pub fn busybox_image_tar(dir: &Path) -> PathBuf {
     assert!(status.success(), "docker save busybox");
     tar
 }
+
+/// A test cloud of `scripts/test-clouds/NAME`: started with `up` unless
+/// `status` shows each of `running`, then its directory and the variables
+/// of the env file `up` wrote.
+pub fn start_test_cloud(name: &str, running: &[&str]) -> (PathBuf, Vec<(String, String)>) {
+    require_docker();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/test-clouds")
+        .join(name);
+    let status = Command::new(&script)
+        .arg("status")
+        .output()
+        .expect("test cloud status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    if !running.iter().all(|r| text.contains(r)) {
+        let up = Command::new(&script)
+            .arg("up")
+            .output()
+            .expect("test cloud up");
+        assert!(
+            up.status.success(),
+            "scripts/test-clouds/{name} up failed:\n{}{}",
+            String::from_utf8_lossy(&up.stdout),
+            String::from_utf8_lossy(&up.stderr)
+        );
+    }
+    let dir = std::env::var("PROVISION_TEST_CLOUD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/var/tmp/provision-test-clouds"))
+        .join(name);
+    let env_file = std::fs::read_to_string(dir.join("env")).expect("the test cloud's env file");
+    let env = env_file
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (dir, env)
+}
+
+/// Nodes `docker node ls` on the first manager reports Ready (through sudo:
+/// the clouds' login users are not root).
+pub fn ready_swarm_nodes(c: &Cluster) -> usize {
+    let nodes = c.ssh(
+        &c.manager(),
+        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
+    );
+    nodes.lines().filter(|s| *s == "Ready").count()
+}

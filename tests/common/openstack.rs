@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use super::require_docker;
-
 pub struct OpenStackCloud {
     pub dir: PathBuf,
     /// OS_CLIENT_CONFIG_FILE, for `provision` runs.
@@ -27,36 +25,8 @@ pub fn openstack_cloud() -> (MutexGuard<'static, ()>, &'static OpenStackCloud) {
     static CLOUD: OnceLock<OpenStackCloud> = OnceLock::new();
     let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let cloud = CLOUD.get_or_init(|| {
-        require_docker();
-        let script = repo().join("scripts/test-clouds/openstack");
-        let status = Command::new(&script)
-            .arg("status")
-            .output()
-            .expect("openstack status");
-        let text = String::from_utf8_lossy(&status.stdout);
-        if !(text.contains("keystone: running") && text.contains("sim: running")) {
-            let up = Command::new(&script)
-                .arg("up")
-                .output()
-                .expect("openstack up");
-            assert!(
-                up.status.success(),
-                "scripts/test-clouds/openstack up failed:\n{}{}",
-                String::from_utf8_lossy(&up.stdout),
-                String::from_utf8_lossy(&up.stderr)
-            );
-        }
-        let dir = std::env::var("PROVISION_TEST_CLOUD_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from("/var/tmp/provision-test-clouds"))
-            .join("openstack");
-        let env_file = std::fs::read_to_string(dir.join("env")).expect("openstack env file");
-        let env: Vec<(String, String)> = env_file
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let (dir, env) =
+            super::start_test_cloud("openstack", &["keystone: running", "sim: running"]);
         let control = env
             .iter()
             .find(|(k, _)| k == "PROVISION_OS_CONTROL")

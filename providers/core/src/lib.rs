@@ -7,10 +7,12 @@
 //! Everything a provider creates carries the cluster id, so a crashed run is
 //! finished — never duplicated — by the next one.
 
+mod cache;
 mod error;
 mod firewall;
 mod machine;
 
+pub use cache::PerCluster;
 pub use error::ProviderError;
 pub use firewall::{Firewall, PortRule, Protocol};
 pub use machine::{ClusterRef, Machine, MachineSpec, MachineState, Role};
@@ -25,6 +27,20 @@ pub trait Recorder: Send + Sync {
     /// `security-group`, the cloud's `id`). Called right after the create
     /// call returns, before the next step, so state always knows it.
     fn created(&self, kind: &str, id: &str);
+}
+
+/// A recorder for machines created without an earlier
+/// `ensure_prerequisites` in this process: what they need exists already,
+/// so a log line is enough.
+pub struct LogRecorder;
+
+impl Recorder for LogRecorder {
+    fn note(&self, message: &str) {
+        tracing::info!("{message}");
+    }
+    fn created(&self, kind: &str, id: &str) {
+        tracing::info!(kind, id, "created");
+    }
 }
 
 /// One cloud: the operations the controller needs, and nothing more.

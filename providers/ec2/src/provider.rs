@@ -1,14 +1,15 @@
 //! [`Provider`] on Amazon EC2.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::InstanceStateName;
 use aws_sdk_ec2::Client;
-use provision_provider::{ClusterRef, Machine, MachineSpec, Provider, ProviderError, Recorder};
-use tracing::{debug, info};
+use provision_provider::{
+    ClusterRef, LogRecorder, Machine, MachineSpec, PerCluster, Provider, ProviderError, Recorder,
+};
+use tracing::debug;
 
 use crate::client;
 use crate::errors::CLOUD;
@@ -34,7 +35,7 @@ pub struct Ec2Provider {
     /// Subnet and image ids, resolved once.
     pub(crate) inputs: Mutex<Option<Inputs>>,
     /// Found or made once per process, per cluster id.
-    prereqs: Mutex<HashMap<String, Prerequisites>>,
+    prereqs: PerCluster<Prerequisites>,
     calls: AtomicU64,
 }
 
@@ -46,7 +47,7 @@ impl Ec2Provider {
             client,
             options,
             inputs: Mutex::new(None),
-            prereqs: Mutex::new(HashMap::new()),
+            prereqs: PerCluster::default(),
             calls: AtomicU64::new(0),
         })
     }
@@ -74,36 +75,12 @@ impl Ec2Provider {
         cluster: &ClusterRef,
         recorder: &dyn Recorder,
     ) -> Result<Prerequisites, ProviderError> {
-        if let Some(p) = self.cached(cluster) {
+        if let Some(p) = self.prereqs.get(&cluster.id) {
             return Ok(p);
         }
         let made = self.make_prerequisites(cluster, recorder).await?;
-        self.prereqs
-            .lock()
-            .expect("not poisoned")
-            .insert(cluster.id.clone(), made.clone());
+        self.prereqs.insert(&cluster.id, made.clone());
         Ok(made)
-    }
-
-    fn cached(&self, cluster: &ClusterRef) -> Option<Prerequisites> {
-        self.prereqs
-            .lock()
-            .expect("not poisoned")
-            .get(&cluster.id)
-            .cloned()
-    }
-}
-
-/// Used when a machine is created without an earlier ensure_prerequisites
-/// in this process: what it finds exists already, so logging is enough.
-struct LogRecorder;
-
-impl Recorder for LogRecorder {
-    fn note(&self, message: &str) {
-        info!("{message}");
-    }
-    fn created(&self, kind: &str, id: &str) {
-        info!(kind, id, "created");
     }
 }
 
@@ -136,10 +113,7 @@ impl Provider for Ec2Provider {
         if launched.is_err() {
             // A group or key deleted behind our back must not stay cached
             // in a long-running daemon: look again next time.
-            self.prereqs
-                .lock()
-                .expect("not poisoned")
-                .remove(&cluster.id);
+            self.prereqs.forget(&cluster.id);
         }
         launched
     }
@@ -174,10 +148,7 @@ impl Provider for Ec2Provider {
             self.wait_terminated(cluster).await?;
         }
         self.delete_prerequisites(cluster).await?;
-        self.prereqs
-            .lock()
-            .expect("not poisoned")
-            .remove(&cluster.id);
+        self.prereqs.forget(&cluster.id);
         Ok(())
     }
 }

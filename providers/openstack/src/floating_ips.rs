@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use provision_provider::{ClusterRef, ProviderError};
+use provision_provider::{ClusterRef, MachineState, ProviderError};
 use reqwest::Method;
 use serde::Deserialize;
 use tracing::info;
@@ -14,6 +14,7 @@ use crate::api::Request;
 use crate::metadata::floating_ip_description;
 use crate::prerequisites::parse;
 use crate::provider::OpenStackProvider;
+use crate::servers::state_of;
 
 /// How long to wait for Nova to give a new server its port.
 const PORT_DEADLINE: Duration = Duration::from_secs(120);
@@ -36,6 +37,7 @@ impl OpenStackProvider {
     pub(crate) async fn attach_floating_ip(
         &self,
         cluster: &ClusterRef,
+        node: &str,
         server_id: &str,
         pool: &str,
     ) -> Result<(), ProviderError> {
@@ -53,7 +55,14 @@ impl OpenStackProvider {
         if !existing.is_empty() {
             return Ok(());
         }
-        let port = self.server_port(server_id).await?;
+        let Some(port) = self.server_port(cluster, node, server_id).await? else {
+            info!(
+                node,
+                server = server_id,
+                "server failed before it had a port: no floating IP"
+            );
+            return Ok(());
+        };
         let created = self
             .api
             .call("CreateFloatingIp", || {
@@ -68,8 +77,14 @@ impl OpenStackProvider {
         Ok(())
     }
 
-    /// The server's first port, once Nova has made it.
-    async fn server_port(&self, server_id: &str) -> Result<String, ProviderError> {
+    /// The server's first port, once Nova has made it; `None` when the
+    /// server went to ERROR first (the health policy replaces it).
+    async fn server_port(
+        &self,
+        cluster: &ClusterRef,
+        node: &str,
+        server_id: &str,
+    ) -> Result<Option<String>, ProviderError> {
         let started = Instant::now();
         loop {
             let answer = self
@@ -83,7 +98,15 @@ impl OpenStackProvider {
                 .await?;
             let ports: Vec<PortView> = parse(&answer, "ports")?;
             if let Some(p) = ports.into_iter().next() {
-                return Ok(p.id);
+                return Ok(Some(p.id));
+            }
+            let servers = self.cluster_servers(cluster, Some(node)).await?;
+            let failed = servers
+                .iter()
+                .filter(|s| s.id == server_id)
+                .any(|s| matches!(state_of(s), Some(MachineState::Error(_)) | None));
+            if failed {
+                return Ok(None);
             }
             if started.elapsed() > PORT_DEADLINE {
                 return Err(ProviderError::Call {

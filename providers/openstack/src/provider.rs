@@ -1,10 +1,11 @@
 //! [`Provider`] on OpenStack.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use provision_provider::{ClusterRef, Machine, MachineSpec, Provider, ProviderError, Recorder};
+use provision_provider::{
+    ClusterRef, LogRecorder, Machine, MachineSpec, PerCluster, Provider, ProviderError, Recorder,
+};
 use tracing::info;
 
 use crate::api::Api;
@@ -30,7 +31,7 @@ pub struct OpenStackProvider {
     pub(crate) api: Api,
     pub(crate) options: OpenStackOptions,
     pub(crate) inputs: Mutex<Option<Inputs>>,
-    prereqs: Mutex<HashMap<String, Prerequisites>>,
+    prereqs: PerCluster<Prerequisites>,
 }
 
 impl OpenStackProvider {
@@ -59,7 +60,7 @@ impl OpenStackProvider {
             api: Api::new(session),
             options,
             inputs: Mutex::new(None),
-            prereqs: Mutex::new(HashMap::new()),
+            prereqs: PerCluster::default(),
         })
     }
 
@@ -74,41 +75,12 @@ impl OpenStackProvider {
         cluster: &ClusterRef,
         recorder: &dyn Recorder,
     ) -> Result<Prerequisites, ProviderError> {
-        if let Some(p) = self
-            .prereqs
-            .lock()
-            .expect("not poisoned")
-            .get(&cluster.id)
-            .cloned()
-        {
+        if let Some(p) = self.prereqs.get(&cluster.id) {
             return Ok(p);
         }
         let made = self.make_prerequisites(cluster, recorder).await?;
-        self.prereqs
-            .lock()
-            .expect("not poisoned")
-            .insert(cluster.id.clone(), made.clone());
+        self.prereqs.insert(&cluster.id, made.clone());
         Ok(made)
-    }
-
-    fn forget_prerequisites(&self, cluster: &ClusterRef) {
-        self.prereqs
-            .lock()
-            .expect("not poisoned")
-            .remove(&cluster.id);
-    }
-}
-
-/// Used when a machine is created without an earlier ensure_prerequisites
-/// in this process: what it finds exists already, so logging is enough.
-struct LogRecorder;
-
-impl Recorder for LogRecorder {
-    fn note(&self, message: &str) {
-        info!("{message}");
-    }
-    fn created(&self, kind: &str, id: &str) {
-        info!(kind, id, "created");
     }
 }
 
@@ -142,7 +114,7 @@ impl Provider for OpenStackProvider {
         if launched.is_err() {
             // A group or keypair deleted behind our back must not stay
             // cached in a long-running daemon: look again next time.
-            self.forget_prerequisites(cluster);
+            self.prereqs.forget(&cluster.id);
         }
         launched
     }
@@ -185,7 +157,7 @@ impl Provider for OpenStackProvider {
             self.wait_servers_gone(cluster).await?;
         }
         self.delete_prerequisites(cluster).await?;
-        self.forget_prerequisites(cluster);
+        self.prereqs.forget(&cluster.id);
         Ok(())
     }
 }

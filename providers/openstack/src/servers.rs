@@ -170,7 +170,8 @@ impl OpenStackProvider {
             None => self.create_server(cluster, spec, prereqs, inputs).await?,
         };
         if let Some(pool) = &inputs.floating_network_id {
-            self.attach_floating_ip(cluster, &server_id, pool).await?;
+            self.attach_floating_ip(cluster, &spec.node, &server_id, pool)
+                .await?;
         }
         Ok(Machine {
             id: server_id,
