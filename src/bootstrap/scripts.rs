@@ -18,6 +18,58 @@ use crate::state::{ClusterRecord, NodeRecord};
 /// Names and sources of the built-in script templates.
 pub const BUILTIN: &[(&str, &str)] = &[
     (
+        "docker/install.sh",
+        include_str!("../../scripts/bootstrap/docker/install.sh.j2"),
+    ),
+    (
+        "mesos/install.sh",
+        include_str!("../../scripts/bootstrap/mesos/install.sh.j2"),
+    ),
+    (
+        "mesos/probe.sh",
+        include_str!("../../scripts/bootstrap/mesos/probe.sh.j2"),
+    ),
+    (
+        "mesos/zookeeper-init.sh",
+        include_str!("../../scripts/bootstrap/mesos/zookeeper-init.sh.j2"),
+    ),
+    (
+        "mesos/zookeeper-join.sh",
+        include_str!("../../scripts/bootstrap/mesos/zookeeper-join.sh.j2"),
+    ),
+    (
+        "mesos/master.sh",
+        include_str!("../../scripts/bootstrap/mesos/master.sh.j2"),
+    ),
+    (
+        "mesos/agent.sh",
+        include_str!("../../scripts/bootstrap/mesos/agent.sh.j2"),
+    ),
+    (
+        "mesos/reconfigure.sh",
+        include_str!("../../scripts/bootstrap/mesos/reconfigure.sh.j2"),
+    ),
+    (
+        "mesos/members.sh",
+        include_str!("../../scripts/bootstrap/mesos/members.sh.j2"),
+    ),
+    (
+        "mesos/schedule.sh",
+        include_str!("../../scripts/bootstrap/mesos/schedule.sh.j2"),
+    ),
+    (
+        "mesos/drain.sh",
+        include_str!("../../scripts/bootstrap/mesos/drain.sh.j2"),
+    ),
+    (
+        "mesos/remove-member.sh",
+        include_str!("../../scripts/bootstrap/mesos/remove-member.sh.j2"),
+    ),
+    (
+        "mesos/leave.sh",
+        include_str!("../../scripts/bootstrap/mesos/leave.sh.j2"),
+    ),
+    (
         "swarm/install.sh",
         include_str!("../../scripts/bootstrap/swarm/install.sh.j2"),
     ),
@@ -125,6 +177,7 @@ pub fn script_context(
                 "id": cluster.id,
                 "coe": cluster.spec.coe.as_str(),
                 "kubernetes": cluster.spec.kubernetes,
+                "mesos": cluster.spec.mesos,
             })),
         ),
         (
@@ -179,6 +232,17 @@ impl Scripts {
             }
             Ok(())
         });
+        // `{% include "docker/install.sh" %}` finds the same sources as
+        // render: the override directory first, then the built-in ones.
+        let dir = override_dir.map(Path::to_path_buf);
+        env.set_loader(move |name| match source_of(dir.as_deref(), name) {
+            Ok((text, _)) => Ok(Some(text)),
+            Err(ScriptError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(minijinja::Error::new(
+                minijinja::ErrorKind::TemplateNotFound,
+                e.to_string(),
+            )),
+        });
         Scripts {
             env,
             override_dir: override_dir.map(Path::to_path_buf),
@@ -192,24 +256,7 @@ impl Scripts {
 
     /// The template source and where it came from.
     pub fn source(&self, name: &str) -> Result<(String, String), ScriptError> {
-        if let Some(dir) = &self.override_dir {
-            let path = dir.join(format!("{name}.j2"));
-            if path.is_file() {
-                let text = std::fs::read_to_string(&path).map_err(|e| ScriptError::Template {
-                    name: name.to_string(),
-                    origin: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
-                return Ok((text, path.display().to_string()));
-            }
-        }
-        BUILTIN
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, text)| (text.to_string(), "built-in".to_string()))
-            .ok_or_else(|| ScriptError::NotFound {
-                name: name.to_string(),
-            })
+        source_of(self.override_dir.as_deref(), name)
     }
 
     /// Renders `name` with `context` (any serialisable value).
@@ -226,6 +273,29 @@ impl Scripts {
         let template = self.env.template_from_str(&source).map_err(fail)?;
         template.render(context).map_err(fail)
     }
+}
+
+/// A script's template source and where it came from: the override
+/// directory when it has the file, else the built-in one.
+fn source_of(override_dir: Option<&Path>, name: &str) -> Result<(String, String), ScriptError> {
+    if let Some(dir) = override_dir {
+        let path = dir.join(format!("{name}.j2"));
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).map_err(|e| ScriptError::Template {
+                name: name.to_string(),
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            return Ok((text, path.display().to_string()));
+        }
+    }
+    BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| (text.to_string(), "built-in".to_string()))
+        .ok_or_else(|| ScriptError::NotFound {
+            name: name.to_string(),
+        })
 }
 
 /// Runs `shellcheck` on a rendered script; `Err` holds its findings. Used by
@@ -315,6 +385,10 @@ mod tests {
             cluster => context! {
                 name => "web", id => "0123abcd", coe => "swarm",
                 kubernetes => context! { version => "1.31", pod_cidr => "10.244.0.0/16", cni => "flannel" },
+                mesos => context! {
+                    zookeeper_image => "zookeeper:3.9", master_image => "mesosphere/mesos-master:1.7.1",
+                    agent_image => "mesosphere/mesos-slave:1.7.1", marathon_image => "mesosphere/marathon:v1.6.322",
+                },
             },
             node => context! { name => "web-worker-1", role => role, index => 1, address => "10.0.0.3" },
             manager_address => "10.0.0.2",
@@ -324,6 +398,11 @@ mod tests {
             member_name => "web-worker-1",
             member_control_plane => control_plane,
             wait_seconds => 120,
+            via => "10.0.0.2",
+            member_host => "10.0.0.7",
+            member_master => control_plane,
+            agent_id => "a1b2-S0",
+            schedule => r#"{"windows":[]}"#,
         }
     }
 

@@ -24,7 +24,8 @@ pub fn run(global: &Global, name: &str) -> Result<()> {
     };
     let config = session.paths.ssh_config(name);
     let cluster_dir = session.paths.cluster_dir(name);
-    let env = orchestrator::for_spec(&record.spec).client_env(&manager.name, &cluster_dir);
+    let address = manager.address.as_deref().unwrap_or_default();
+    let env = orchestrator::for_spec(&record.spec).client_env(&manager.name, address, &cluster_dir);
     if env.iter().any(|(_, value)| value.starts_with("ssh://")) {
         println!(
             "# Cluster {name}: the client reaches manager {} over SSH.",

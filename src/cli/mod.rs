@@ -63,6 +63,8 @@ pub enum Command {
     /// Create a Kubernetes cluster with kubeadm, or finish one an earlier run left half-done.
     #[command(alias = "k8s")]
     Kubernetes(CreateArgs),
+    /// Create an Apache Mesos cluster (ZooKeeper, masters, Marathon, agents), or finish one an earlier run left half-done.
+    Mesos(CreateArgs),
     /// List clusters.
     List {
         #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
@@ -237,6 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Swarm(args) => create::run(&global, crate::spec::Coe::Swarm, args).await,
         Command::Kubernetes(args) => create::run(&global, crate::spec::Coe::Kubernetes, args).await,
+        Command::Mesos(args) => create::run(&global, crate::spec::Coe::Mesos, args).await,
         Command::List { output } => list::run(&global, output),
         Command::Status {
             name,

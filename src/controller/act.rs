@@ -364,6 +364,16 @@ impl Run<'_> {
                     self.ctl.reporter.note(&format!("{node} left the cluster"));
                     self.ctl.event(self.ctx, Some(node), "left the cluster");
                 }
+                Action::Reconfigure { .. } => {
+                    let addr = self.need_address(node, &address)?;
+                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
+                    self.ctl.orchestrator.reconfigure(s).await?;
+                    self.ctl.event(
+                        self.ctx,
+                        Some(node),
+                        "reconfigured for the current managers",
+                    );
+                }
                 Action::AddNode { .. } | Action::Retire { .. } => {
                     unreachable!("recorded before pipelines start")
                 }

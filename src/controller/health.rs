@@ -148,6 +148,7 @@ mod tests {
             joined,
             member_id: joined.then(|| "w1".to_string()),
             control: false,
+            config_stale: false,
         })
     }
 

@@ -58,6 +58,9 @@ pub enum Action {
     DeleteMachine { node: String, machine_id: String },
     /// Drop the record of a node that has left.
     ForgetNode { node: String },
+    /// Restart a joined node's services with the current managers (Mesos:
+    /// quorum and ZooKeeper list), one node a pass.
+    Reconfigure { node: String },
 }
 
 impl Action {
@@ -73,7 +76,8 @@ impl Action {
             | Action::Drain { node, .. }
             | Action::RemoveMember { node, .. }
             | Action::DeleteMachine { node, .. }
-            | Action::ForgetNode { node } => node,
+            | Action::ForgetNode { node }
+            | Action::Reconfigure { node } => node,
         }
     }
 
@@ -96,6 +100,9 @@ impl Action {
                 format!("delete machine {machine_id} of {node}")
             }
             Action::ForgetNode { node } => format!("forget node {node}"),
+            Action::Reconfigure { node } => {
+                format!("reconfigure {node} for the current managers")
+            }
         }
     }
 }
@@ -416,6 +423,9 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
     // Retiring nodes leave once their role's remaining nodes are all healthy
     // (replace before remove), managers one at a time.
     let adding = |role: Role| new.iter().any(|n| n.1 == role);
+    if let Some(node) = next_reconfigure(&kept, manager_turn_taken || adding(Role::Manager), now) {
+        steps.push(Action::Reconfigure { node });
+    }
     let role_settled = |role: Role| {
         !adding(role)
             && kept
@@ -500,6 +510,29 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
     plan
 }
 
+/// The one node whose services are restarted with the current managers
+/// this pass: a stale manager first, then a stale worker once no manager is
+/// stale; none while managers change or any manager is unhealthy, so a
+/// quorum never loses two members at once.
+fn next_reconfigure(kept: &[&NodeView], managers_changing: bool, now: i64) -> Option<String> {
+    let managers_healthy = kept
+        .iter()
+        .filter(|v| v.role() == Role::Manager)
+        .all(|v| v.condition.is_healthy());
+    if managers_changing || !managers_healthy {
+        return None;
+    }
+    let stale =
+        |v: &&&NodeView| v.probe.is_some_and(|p| p.joined && p.config_stale) && !v.backing_off(now);
+    [Role::Manager, Role::Worker].into_iter().find_map(|role| {
+        kept.iter()
+            .filter(|v| v.role() == role)
+            .filter(stale)
+            .min_by_key(|v| v.record.index)
+            .map(|v| v.name().to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,6 +574,7 @@ mod tests {
             joined: true,
             member_id: Some(id.into()),
             control,
+            config_stale: false,
         })
     }
 
@@ -550,6 +584,7 @@ mod tests {
             joined: false,
             member_id: None,
             control: false,
+            config_stale: false,
         })
     }
 
@@ -1164,6 +1199,7 @@ mod tests {
                 joined: false,
                 member_id: None,
                 control: false,
+                config_stale: false,
             }),
         );
         let p = plan(&spec(1, 2), &records, &observed, NOW);

@@ -112,6 +112,7 @@ pub(crate) fn parse_probe(text: &str) -> NodeProbe {
             .filter(|_| joined)
             .map(str::to_string),
         control: joined && field(text, "control") == Some("true"),
+        config_stale: false,
     }
 }
 
@@ -243,7 +244,12 @@ impl Orchestrator for Kubernetes {
         Ok(Some(Secret::new(out)))
     }
 
-    fn client_env(&self, _manager_alias: &str, cluster_dir: &Path) -> Vec<(String, String)> {
+    fn client_env(
+        &self,
+        _manager_alias: &str,
+        _manager_address: &str,
+        cluster_dir: &Path,
+    ) -> Vec<(String, String)> {
         vec![(
             "KUBECONFIG".into(),
             cluster_dir.join(CLIENT_CONFIG_FILE).display().to_string(),
@@ -290,7 +296,8 @@ mod tests {
                 engine_running: true,
                 joined: true,
                 member_id: Some("k-worker-1".into()),
-                control: false
+                control: false,
+                config_stale: false,
             }
         );
         let p = parse_probe("engine=missing\n");

@@ -3,6 +3,7 @@
 //! [`Orchestrator`]; the controller never knows which one it drives.
 
 mod kubernetes;
+mod mesos;
 mod swarm;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use provision_provider::Role;
 
 pub use kubernetes::Kubernetes;
+pub use mesos::Mesos;
 pub use swarm::Swarm;
 
 use crate::bootstrap::{NodeShell, ShellError};
@@ -31,6 +33,10 @@ pub struct NodeProbe {
     pub member_id: Option<String>,
     /// The node can manage the cluster (a manager with quorum).
     pub control: bool,
+    /// The node runs with a view of the cluster's managers that is out of
+    /// date (Mesos: another master count or ZooKeeper list than the
+    /// ensemble's now): [`Orchestrator::reconfigure`] brings it up to date.
+    pub config_stale: bool,
 }
 
 /// A node as the orchestrator's membership lists it.
@@ -108,6 +114,14 @@ pub trait Orchestrator: Send + Sync {
         Ok(())
     }
 
+    /// Restarts what runs on a joined node with the cluster's current
+    /// managers (Mesos: the masters' quorum and ZooKeeper list), when its
+    /// probe said `config_stale`. The controller runs it on one node at a
+    /// time, only while every manager is healthy.
+    async fn reconfigure(&self, _node: &NodeShell) -> Result<(), ShellError> {
+        Ok(())
+    }
+
     /// The client configuration to keep locally (a kubeconfig), read from a
     /// manager once the cluster exists.
     async fn client_config(&self, _manager: &NodeShell) -> Result<Option<Secret>, ShellError> {
@@ -115,9 +129,14 @@ pub trait Orchestrator: Send + Sync {
     }
 
     /// Environment variables that point the COE's client at the cluster,
-    /// given the SSH alias of a manager and the cluster's local directory
-    /// (where [`client_config`](Self::client_config) was saved).
-    fn client_env(&self, manager_alias: &str, cluster_dir: &Path) -> Vec<(String, String)>;
+    /// given the SSH alias and the address of a manager, and the cluster's
+    /// local directory (where [`client_config`](Self::client_config) was saved).
+    fn client_env(
+        &self,
+        manager_alias: &str,
+        manager_address: &str,
+        cluster_dir: &Path,
+    ) -> Vec<(String, String)>;
 
     /// A client command that lists the nodes, for the "Connect:" hint.
     fn client_hint(&self) -> &'static str;
@@ -142,6 +161,9 @@ pub fn for_spec(spec: &ClusterSpec) -> Box<dyn Orchestrator> {
         Coe::Swarm => Box::new(Swarm),
         Coe::Kubernetes => Box::new(Kubernetes {
             settings: spec.kubernetes.clone().unwrap_or_default(),
+        }),
+        Coe::Mesos => Box::new(Mesos {
+            settings: spec.mesos.clone().unwrap_or_default(),
         }),
     }
 }

@@ -39,6 +39,7 @@ pub(crate) fn parse_probe(text: &str) -> NodeProbe {
             .filter(|_| joined)
             .map(str::to_string),
         control: joined && field(text, "control") == Some("true"),
+        config_stale: false,
     }
 }
 
@@ -150,7 +151,12 @@ impl Orchestrator for Swarm {
             .await
     }
 
-    fn client_env(&self, manager_alias: &str, _cluster_dir: &Path) -> Vec<(String, String)> {
+    fn client_env(
+        &self,
+        manager_alias: &str,
+        _manager_address: &str,
+        _cluster_dir: &Path,
+    ) -> Vec<(String, String)> {
         vec![("DOCKER_HOST".into(), format!("ssh://{manager_alias}"))]
     }
 
@@ -172,7 +178,8 @@ mod tests {
                 engine_running: true,
                 joined: true,
                 member_id: Some("abc123".into()),
-                control: true
+                control: true,
+                config_stale: false,
             }
         );
     }

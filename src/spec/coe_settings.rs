@@ -1,4 +1,4 @@
-//! Per-orchestrator settings of a cluster template (`kubernetes:`).
+//! Per-orchestrator settings of a cluster template (`kubernetes:`, `mesos:`).
 
 use serde::{Deserialize, Serialize};
 
@@ -73,5 +73,52 @@ impl KubernetesSettings {
             (parts.next(), parts.next(), parts.next()),
             (Some(a), Some(b), None) if a.parse::<u8>().is_ok() && b.parse::<u8>().is_ok()
         )
+    }
+}
+
+/// The `mesos:` section: the images of the four containers a Mesos node
+/// runs (host networking, restart always), pulled by the install script.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MesosSettings {
+    /// ZooKeeper 3.5 or later (dynamic reconfiguration adds and removes
+    /// masters one at a time), on every master.
+    #[serde(default = "default_zookeeper_image")]
+    pub zookeeper_image: String,
+    /// mesos-master, on every master.
+    #[serde(default = "default_master_image")]
+    pub master_image: String,
+    /// mesos-agent (docker containerizer), on every worker.
+    #[serde(default = "default_agent_image")]
+    pub agent_image: String,
+    /// Marathon, on every master (it elects its own leader through ZooKeeper).
+    #[serde(default = "default_marathon_image")]
+    pub marathon_image: String,
+}
+
+fn default_zookeeper_image() -> String {
+    "zookeeper:3.9".into()
+}
+
+fn default_master_image() -> String {
+    "mesosphere/mesos-master:1.7.1".into()
+}
+
+fn default_agent_image() -> String {
+    "mesosphere/mesos-slave:1.7.1".into()
+}
+
+fn default_marathon_image() -> String {
+    "mesosphere/marathon:v1.6.322".into()
+}
+
+impl Default for MesosSettings {
+    fn default() -> Self {
+        MesosSettings {
+            zookeeper_image: default_zookeeper_image(),
+            master_image: default_master_image(),
+            agent_image: default_agent_image(),
+            marathon_image: default_marathon_image(),
+        }
     }
 }

@@ -16,7 +16,7 @@ use provision_provider_ec2::Ec2Settings;
 use provision_provider_openstack::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
-pub use coe_settings::{Cni, KubernetesSettings};
+pub use coe_settings::{Cni, KubernetesSettings, MesosSettings};
 pub use names::{node_name, validate_cluster_name};
 pub use template::{builtin_templates, ClusterTemplate, TemplateError};
 
@@ -28,6 +28,8 @@ pub enum Coe {
     /// Kubernetes with kubeadm.
     #[value(alias = "k8s")]
     Kubernetes,
+    /// Apache Mesos with ZooKeeper and Marathon, run as containers.
+    Mesos,
 }
 
 impl Coe {
@@ -35,6 +37,7 @@ impl Coe {
         match self {
             Coe::Swarm => "swarm",
             Coe::Kubernetes => "kubernetes",
+            Coe::Mesos => "mesos",
         }
     }
 
@@ -60,6 +63,17 @@ impl Coe {
                 PortRule::new(Protocol::Udp, 8472),
                 PortRule::new(Protocol::Tcp, 179),
                 PortRule::new(Protocol::Udp, 4789),
+            ],
+            // ZooKeeper client, peer and election; master; agent; Marathon;
+            // the agents' default task port range.
+            Coe::Mesos => vec![
+                PortRule::new(Protocol::Tcp, 2181),
+                PortRule::new(Protocol::Tcp, 2888),
+                PortRule::new(Protocol::Tcp, 3888),
+                PortRule::new(Protocol::Tcp, 5050),
+                PortRule::new(Protocol::Tcp, 5051),
+                PortRule::new(Protocol::Tcp, 8080),
+                PortRule::range(Protocol::Tcp, 31000, 32000),
             ],
         }
     }
@@ -256,6 +270,9 @@ pub struct ClusterSpec {
     /// Settings of a Kubernetes cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubernetesSettings>,
+    /// Settings of a Mesos cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesos: Option<MesosSettings>,
 }
 
 #[cfg(test)]
@@ -277,6 +294,7 @@ impl ClusterSpec {
             ec2: None,
             openstack: None,
             kubernetes: None,
+            mesos: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use provision_provider_ec2::Ec2Settings;
 use provision_provider_openstack::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
-use super::{Cloud, ClusterSpec, Coe, HealthPolicy, KubernetesSettings, Timeouts};
+use super::{Cloud, ClusterSpec, Coe, HealthPolicy, KubernetesSettings, MesosSettings, Timeouts};
 
 const BUILTIN: &[(&str, &str)] = &[
     ("swarm", include_str!("../../cluster-templates/swarm.yaml")),
@@ -17,6 +17,7 @@ const BUILTIN: &[(&str, &str)] = &[
         "kubernetes",
         include_str!("../../cluster-templates/kubernetes.yaml"),
     ),
+    ("mesos", include_str!("../../cluster-templates/mesos.yaml")),
 ];
 
 /// Names and sources of the templates shipped in the binary.
@@ -51,6 +52,9 @@ pub struct ClusterTemplate {
     /// Settings of a Kubernetes cluster (`coe: kubernetes`).
     #[serde(default)]
     pub kubernetes: Option<KubernetesSettings>,
+    /// Settings of a Mesos cluster (`coe: mesos`).
+    #[serde(default)]
+    pub mesos: Option<MesosSettings>,
 }
 
 fn one() -> u32 {
@@ -166,7 +170,11 @@ impl ClusterTemplate {
             },
             kubernetes: match self.coe {
                 Coe::Kubernetes => Some(self.kubernetes.clone().unwrap_or_default()),
-                Coe::Swarm => None,
+                _ => None,
+            },
+            mesos: match self.coe {
+                Coe::Mesos => Some(self.mesos.clone().unwrap_or_default()),
+                _ => None,
             },
         }
     }

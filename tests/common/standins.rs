@@ -1,5 +1,6 @@
-//! The node image with recording stand-ins for kubeadm, kubelet, kubectl
-//! and the package installs (tests/standins), built once per test binary.
+//! The node image with recording stand-ins for kubeadm, kubelet, kubectl,
+//! the package installs and the Mesos images' pulls (tests/standins), built
+//! once per test binary.
 
 use std::path::Path;
 use std::process::Command;
@@ -25,6 +26,7 @@ pub fn standin_image() -> &'static str {
         // busybox-static (scripts/host-setup.sh installs it) serves the API server.
         std::fs::copy("/bin/busybox", ctx.path().join("busybox"))
             .expect("/bin/busybox (Debian busybox-static)");
+        save_mesos_images(&src.join("mesos"), &ctx.path().join("mesos-images.tar"));
         let out = Command::new("docker")
             .args(["build", "-q", "-t", STANDIN_IMAGE])
             .arg(ctx.path())
@@ -37,4 +39,48 @@ pub fn standin_image() -> &'static str {
         );
     });
     STANDIN_IMAGE
+}
+
+/// The Mesos stand-in image (tests/standins/mesos), saved under the names
+/// of the default ZooKeeper, mesos-master, mesos-agent and Marathon images
+/// for the stand-in `docker pull` to load.
+fn save_mesos_images(src: &Path, tar: &Path) {
+    let ctx = tempfile::tempdir().unwrap();
+    let copy = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cp -r {}/. {}",
+            src.display(),
+            ctx.path().display()
+        ))
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    std::fs::copy("/bin/busybox", ctx.path().join("busybox")).expect("/bin/busybox");
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let image = "provision-test/mesos-standin:latest";
+    docker(&["build", "-q", "-t", image, ctx.path().to_str().unwrap()]);
+    let m = provision::spec::MesosSettings::default();
+    let names = [
+        m.zookeeper_image,
+        m.master_image,
+        m.agent_image,
+        m.marathon_image,
+    ];
+    for name in &names {
+        docker(&["tag", image, name]);
+    }
+    let mut save = vec!["save", "-o", tar.to_str().unwrap()];
+    save.extend(names.iter().map(String::as_str));
+    docker(&save);
+    for name in &names {
+        docker(&["rmi", name]);
+    }
 }
