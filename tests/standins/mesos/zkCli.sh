@@ -7,8 +7,8 @@ if [ "${1:-}" = -server ]; then
   shift 2
 fi
 case "${1:-} ${2:-}" in
-  "config "*) wget -q -O- "http://$server/config" ;;
-  "reconfig -add") wget -q -O- --post-data "add=$3" "http://$server/reconfig" ;;
-  "reconfig -remove") wget -q -O- --post-data "remove=$3" "http://$server/reconfig" ;;
+  "config "*) /standin/httpc GET "http://$server/config" ;;
+  "reconfig -add") /standin/httpc POST "http://$server/reconfig" "add=$3" ;;
+  "reconfig -remove") /standin/httpc POST "http://$server/reconfig" "remove=$3" ;;
   *) echo "stand-in zkCli.sh: $*: not supported" >&2; exit 1 ;;
 esac
