@@ -154,3 +154,194 @@ fn mesos_forms_in_order_and_a_second_run_starts_nothing_again() {
 
     c.ok(&["destroy", &c.name, "--yes"]);
 }
+
+/// The env of a container on a node, as `KEY=value` lines.
+fn env_of(c: &Cluster, node: &str, container: &str) -> String {
+    c.ssh(
+        node,
+        &[
+            "docker",
+            "inspect",
+            "-f",
+            "{{range .Config.Env}}{{println .}}{{end}}",
+            container,
+        ],
+    )
+}
+
+fn address(c: &Cluster, node: &str) -> String {
+    c.status_json()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == node)
+        .unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The plan lines of a command's log that name `what`.
+fn planned(log: &str, what: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("plan") && l.contains(what))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("mesosscale");
+    mesos(&c, "1", "2");
+    let scale = |args: &[&str]| {
+        let out = c
+            .cmd()
+            .arg("scale")
+            .arg(&c.name)
+            .args(args)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "scale {args:?}:\n{log}");
+        log
+    };
+
+    // 1 → 3 masters: each joins the ensemble, then the others are restarted
+    // with quorum 2 and the three-server list, one a pass.
+    let log = scale(&["--managers", "3"]);
+    let masters: Vec<String> = (1..=3).map(|i| format!("{}-manager-{i}", c.name)).collect();
+    let mut hosts: Vec<String> = masters.iter().map(|m| address(&c, m)).collect();
+    hosts.sort();
+    let zk = format!(
+        "zk://{}/mesos",
+        hosts
+            .iter()
+            .map(|h| format!("{h}:2181"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for m in &masters {
+        let env = env_of(&c, m, "mesos-master");
+        assert!(
+            env.contains("MESOS_QUORUM=2") && env.contains(&format!("MESOS_ZK={zk}")),
+            "{m}: {env}"
+        );
+        assert!(
+            env_of(&c, m, "marathon").contains(&format!("MARATHON_MASTER={zk}")),
+            "{m}"
+        );
+    }
+    for i in 1..=2 {
+        let env = env_of(&c, &format!("{}-worker-{i}", c.name), "mesos-agent");
+        assert!(
+            env.contains(&format!("MESOS_MASTER={zk}")),
+            "worker {i}: {env}"
+        );
+    }
+    let restarts = planned(&log, "reconfigure");
+    assert!(!restarts.is_empty(), "{log}");
+    assert!(
+        restarts
+            .iter()
+            .all(|l| l.matches("reconfigure ").count() == 1),
+        "one node a pass: {restarts:?}"
+    );
+    let config = c.ssh(
+        &masters[0],
+        &[
+            "docker",
+            "exec",
+            "zookeeper",
+            "zkCli.sh",
+            "-server",
+            "127.0.0.1:2181",
+            "config",
+        ],
+    );
+    assert_eq!(
+        config.lines().filter(|l| l.starts_with("server.")).count(),
+        3,
+        "{config}"
+    );
+
+    // 2 → 1 workers: maintenance window, machine down, marked gone, then the
+    // machine leaves the schedule; the other agent stays active.
+    let leaving = address(&c, &format!("{}-worker-2", c.name));
+    scale(&["--workers", "1"]);
+    let leader = &hosts[0];
+    let leader_node = masters.iter().find(|m| address(&c, m) == *leader).unwrap();
+    let api = c.ssh(
+        leader_node,
+        &["docker", "exec", "mesos-master", "cat", "/state/calls.log"],
+    );
+    let at = |what: &str| {
+        api.lines()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what} in the leader's calls:\n{api}"))
+    };
+    let window = at(&format!("POST /master/maintenance/schedule {{\"windows\":[{{\"machine_ids\":[{{\"hostname\":\"{leaving}\""));
+    let down = at(&format!(
+        "POST /master/machine/down [{{\"hostname\": \"{leaving}\""
+    ));
+    let gone = at("MARK_AGENT_GONE");
+    assert!(window < down && down < gone, "{api}");
+    let agents = c.ssh(
+        leader_node,
+        &[
+            "curl",
+            "-fsSL",
+            &format!("http://{leader}:5050/master/slaves"),
+        ],
+    );
+    assert!(
+        !agents.contains(&leaving) && agents.contains("\"active\": true"),
+        "{agents}"
+    );
+
+    // 3 → 1 masters: one leaves the ensemble, the rest restart with the new
+    // quorum, then the next leaves.
+    let log = scale(&["--managers", "1"]);
+    let passes: Vec<&str> = log.lines().filter(|l| l.contains(" plan ")).collect();
+    let removal = |m: &str| {
+        passes
+            .iter()
+            .position(|l| l.contains(&format!("remove {m} from the cluster")))
+            .unwrap_or_else(|| panic!("{m} not removed:\n{log}"))
+    };
+    let (first, second) = (removal(&masters[2]), removal(&masters[1]));
+    assert!(first < second, "{log}");
+    assert!(
+        passes[first + 1..second]
+            .iter()
+            .any(|l| l.contains("reconfigure")),
+        "the remaining masters were restarted with the new quorum before the next left:\n{}",
+        passes.join("\n")
+    );
+    let env = env_of(&c, &masters[0], "mesos-master");
+    assert!(env.contains("MESOS_QUORUM=1"), "{env}");
+    let config = c.ssh(
+        &masters[0],
+        &[
+            "docker",
+            "exec",
+            "zookeeper",
+            "zkCli.sh",
+            "-server",
+            "127.0.0.1:2181",
+            "config",
+        ],
+    );
+    assert_eq!(
+        config.lines().filter(|l| l.starts_with("server.")).count(),
+        1,
+        "{config}"
+    );
+    let status = c.status_nodes();
+    assert_eq!(status.len(), 2, "{status:?}");
+    assert!(status.iter().all(|(_, h)| h == "healthy"), "{status:?}");
+
+    c.ok(&["destroy", &c.name, "--yes"]);
+}

@@ -273,6 +273,11 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
             .filter(|v| v.role() == role && !retire.contains_key(v.name()))
             .collect();
         let want = spec.count(role) as usize;
+        // After a manager leaves, the rest are restarted with the new
+        // quorum (one at a time) before the next one goes.
+        let managers_stale = active
+            .iter()
+            .any(|v| v.role() == Role::Manager && v.probe.is_some_and(|p| p.config_stale));
         while remaining.len() > want {
             let pick = remaining
                 .iter()
@@ -281,7 +286,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
                 .map(|(i, _)| i)
                 .expect("not empty");
             if role == Role::Manager {
-                if manager_turn_taken {
+                if manager_turn_taken || managers_stale {
                     plan.notes.push(
                         "managers leave one at a time: the next one goes in a later pass".into(),
                     );
@@ -641,6 +646,79 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Marks nodes' probes as running with an out-of-date view of the managers.
+    fn stale(observed: &mut Observed, nodes: &[&str]) {
+        for node in nodes {
+            if let Some(Probe::Reached(p)) = observed.probes.get_mut(*node) {
+                p.config_stale = true;
+            }
+        }
+    }
+
+    fn reconfigured(p: &Plan) -> Vec<&str> {
+        p.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Reconfigure { node } => Some(node.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stale_nodes_are_reconfigured_one_a_pass_managers_first() {
+        let (records, mut observed) = converged(3, 2);
+        stale(
+            &mut observed,
+            &["web-worker-1", "web-manager-3", "web-manager-2"],
+        );
+        let p = plan(&spec(3, 2), &records, &observed, NOW);
+        assert_eq!(reconfigured(&p), ["web-manager-2"]);
+        assert_eq!(p.actions.len(), 1, "{:?}", p.describe());
+        // With the managers current, the workers follow.
+        let (records, mut observed) = converged(3, 2);
+        stale(&mut observed, &["web-worker-2", "web-worker-1"]);
+        assert_eq!(
+            reconfigured(&plan(&spec(3, 2), &records, &observed, NOW)),
+            ["web-worker-1"]
+        );
+        // Nothing stale, nothing to do.
+        let (records, observed) = converged(3, 2);
+        assert!(plan(&spec(3, 2), &records, &observed, NOW).is_empty());
+    }
+
+    #[test]
+    fn no_reconfigure_while_managers_change_or_one_is_unhealthy() {
+        // A manager joining this pass: its join changes the list again.
+        let (records, mut observed) = converged(1, 1);
+        stale(&mut observed, &["web-manager-1"]);
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert!(reconfigured(&p).is_empty(), "{:?}", p.describe());
+        // An unhealthy manager: restarting another could cost the quorum.
+        let (records, mut observed) = converged(3, 1);
+        stale(&mut observed, &["web-manager-1"]);
+        lose_machine(&mut observed, "web-manager-3");
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert!(reconfigured(&p).is_empty(), "{:?}", p.describe());
+    }
+
+    #[test]
+    fn the_next_manager_leaves_only_after_the_rest_run_with_the_new_quorum() {
+        let (records, mut observed) = converged(3, 0);
+        stale(&mut observed, &["web-manager-1"]);
+        let p = plan(&spec(1, 0), &records, &observed, NOW);
+        assert!(
+            !p.actions.iter().any(|a| matches!(a, Action::Retire { .. })),
+            "{:?}",
+            p.describe()
+        );
+        assert_eq!(reconfigured(&p), ["web-manager-1"]);
+        // Once current, the next manager retires.
+        let (records, observed) = converged(3, 0);
+        let p = plan(&spec(1, 0), &records, &observed, NOW);
+        assert!(p.actions.iter().any(|a| matches!(a, Action::Retire { .. })));
     }
 
     #[test]
