@@ -125,3 +125,23 @@ fn example_openstack_template_is_valid_and_its_settings_reach_the_spec() {
     assert_eq!(spec.ssh_user, "debian");
     assert_eq!(spec.firewall().members, Coe::Swarm.member_ports());
 }
+
+#[test]
+fn example_mesos_template_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mesos-3-masters.yaml");
+    let (_, t) = ClusterTemplate::load(path.to_str().unwrap()).unwrap();
+    assert_eq!((t.coe, t.managers, t.workers), (Coe::Mesos, 3, 4));
+    let spec = t.to_spec("batch", Cloud::OpenStack);
+    assert!(validate(&spec).unwrap().is_empty());
+    assert_eq!(
+        spec.mesos.clone().unwrap(),
+        provision::spec::MesosSettings::default()
+    );
+    assert_eq!(spec.firewall().members, Coe::Mesos.member_ports());
+    // The built-in template's firewall is the orchestrator's own list.
+    let (_, builtin) = ClusterTemplate::load("mesos").unwrap();
+    assert_eq!(
+        builtin.to_spec("m", Cloud::Local).firewall().members,
+        Coe::Mesos.member_ports()
+    );
+}
