@@ -49,19 +49,7 @@ fn secrets(c: &Cluster) -> Vec<String> {
 }
 
 fn create(c: &Cluster, managers: &str, workers: &str) -> String {
-    let out = c
-        .cmd()
-        .args(["kubernetes", "--name", &c.name, "--image", standin_image()])
-        .args(["--managers", managers, "--workers", workers])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "provision kubernetes failed:\n{text}");
-    text
+    c.create_on("kubernetes", standin_image(), managers, workers)
 }
 
 fn count(calls: &[(f64, String)], prefix: &str) -> usize {

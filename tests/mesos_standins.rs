@@ -31,19 +31,7 @@ fn runs(calls: &[(f64, String)], name: &str) -> Vec<f64> {
 }
 
 fn mesos(c: &Cluster, managers: &str, workers: &str) -> String {
-    let out = c
-        .cmd()
-        .args(["mesos", "--name", &c.name, "--image", standin_image()])
-        .args(["--managers", managers, "--workers", workers])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "provision mesos failed:\n{text}");
-    text
+    c.create_on("mesos", standin_image(), managers, workers)
 }
 
 /// The master state API's agents as the first master's master lists them.
@@ -181,6 +169,27 @@ fn address(c: &Cluster, node: &str) -> String {
         .to_string()
 }
 
+/// The servers of the ZooKeeper ensemble, as `node`'s server sees it.
+fn ensemble(c: &Cluster, node: &str) -> Vec<String> {
+    let config = c.ssh(
+        node,
+        &[
+            "docker",
+            "exec",
+            "zookeeper",
+            "zkCli.sh",
+            "-server",
+            "127.0.0.1:2181",
+            "config",
+        ],
+    );
+    config
+        .lines()
+        .filter(|l| l.starts_with("server."))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The plan lines of a command's log that name `what`.
 fn planned(log: &str, what: &str) -> Vec<String> {
     log.lines()
@@ -249,23 +258,7 @@ fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
             .all(|l| l.matches("reconfigure ").count() == 1),
         "one node a pass: {restarts:?}"
     );
-    let config = c.ssh(
-        &masters[0],
-        &[
-            "docker",
-            "exec",
-            "zookeeper",
-            "zkCli.sh",
-            "-server",
-            "127.0.0.1:2181",
-            "config",
-        ],
-    );
-    assert_eq!(
-        config.lines().filter(|l| l.starts_with("server.")).count(),
-        3,
-        "{config}"
-    );
+    assert_eq!(ensemble(&c, &masters[0]).len(), 3);
 
     // 2 → 1 workers: maintenance window, machine down, marked gone, then the
     // machine leaves the schedule; the other agent stays active.
@@ -322,23 +315,7 @@ fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
     );
     let env = env_of(&c, &masters[0], "mesos-master");
     assert!(env.contains("MESOS_QUORUM=1"), "{env}");
-    let config = c.ssh(
-        &masters[0],
-        &[
-            "docker",
-            "exec",
-            "zookeeper",
-            "zkCli.sh",
-            "-server",
-            "127.0.0.1:2181",
-            "config",
-        ],
-    );
-    assert_eq!(
-        config.lines().filter(|l| l.starts_with("server.")).count(),
-        1,
-        "{config}"
-    );
+    assert_eq!(ensemble(&c, &masters[0]).len(), 1);
     let status = c.status_nodes();
     assert_eq!(status.len(), 2, "{status:?}");
     assert!(status.iter().all(|(_, h)| h == "healthy"), "{status:?}");

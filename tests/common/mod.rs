@@ -121,6 +121,24 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `provision COE --name NAME --image IMAGE --managers M --workers W` on
+    /// a stand-in image; its output and log, failing the test unless it succeeds.
+    pub fn create_on(&self, coe: &str, image: &str, managers: &str, workers: &str) -> String {
+        let out = self
+            .cmd()
+            .args([coe, "--name", &self.name, "--image", image])
+            .args(["--managers", managers, "--workers", workers])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "provision {coe} failed:\n{text}");
+        text
+    }
+
     pub fn spawn_create(&self, args: &[&str]) -> Child {
         self.cmd()
             .arg("swarm")

@@ -30,6 +30,21 @@ impl<T: Clone> PerCluster<T> {
             .insert(cluster_id.to_string(), value);
     }
 
+    /// The cluster's value, made by `make` the first time (a failure is
+    /// not kept: the next call makes it again).
+    pub async fn get_or_make<F, Fut, E>(&self, cluster_id: &str, make: F) -> Result<T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        if let Some(value) = self.get(cluster_id) {
+            return Ok(value);
+        }
+        let made = make().await?;
+        self.insert(cluster_id, made.clone());
+        Ok(made)
+    }
+
     pub fn forget(&self, cluster_id: &str) {
         self.0.lock().expect("not poisoned").remove(cluster_id);
     }

@@ -75,12 +75,9 @@ impl Ec2Provider {
         cluster: &ClusterRef,
         recorder: &dyn Recorder,
     ) -> Result<Prerequisites, ProviderError> {
-        if let Some(p) = self.prereqs.get(&cluster.id) {
-            return Ok(p);
-        }
-        let made = self.make_prerequisites(cluster, recorder).await?;
-        self.prereqs.insert(&cluster.id, made.clone());
-        Ok(made)
+        self.prereqs
+            .get_or_make(&cluster.id, || self.make_prerequisites(cluster, recorder))
+            .await
     }
 }
 
