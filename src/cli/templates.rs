@@ -76,8 +76,15 @@ pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
                 Value::from(n.role == Role::Manager),
             );
             if let Some(m) = manager {
-                context.insert("manager_address".into(), Value::from(m));
+                context.insert("manager_address".into(), Value::from(m.clone()));
+                // Mesos: the master a node joins through.
+                context.insert("via".into(), Value::from(m));
             }
+            // Mesos removal scripts, for this node as the member.
+            context.insert("member_host".into(), Value::from(address.clone()));
+            context.insert("member_master".into(), Value::from(n.role == Role::Manager));
+            context.insert("agent_id".into(), Value::from("AGENT_ID"));
+            context.insert("schedule".into(), Value::from(r#"{"windows":[]}"#));
             context.insert(
                 "member_id".into(),
                 Value::from(n.member_id.clone().unwrap_or_else(|| "MEMBER_ID".into())),
