@@ -193,12 +193,12 @@ fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
     );
 }
 
-/// One request in five answers 500, 503 or 429: retries with backoff and
+/// One request in five answers 500, 503, 429 or 409: retries with backoff and
 /// jitter carry the calls through, and no server is made twice.
 #[test]
 fn injected_errors_are_retried_and_the_cluster_still_converges() {
     let (_turn, cloud) = openstack_cloud();
-    cloud.faults(r#"{"error_rate": 0.2, "error_codes": [500, 503, 429]}"#);
+    cloud.faults(r#"{"error_rate": 0.2, "error_codes": [500, 503, 429, 409]}"#);
     let c = Cluster::new("osflaky").with_env(&cloud.env);
     let out = create(&c, "provision-test", &[]);
     let injected = cloud.faults("{}")["injected"].as_u64().unwrap();
@@ -314,7 +314,7 @@ fn application_credential_and_floating_ips() {
     let template = dir.path().join("floating.yaml");
     std::fs::write(
         &template,
-        "coe: swarm\nmanagers: 1\nworkers: 1\nopenstack:\n  floating_ip_pool: public\n  ssh_address: floating\n  metadata: {team: infra}\n  user_data: \"#cloud-config\\nruncmd: [touch, /tmp/booted]\\n\"\n",
+        "coe: swarm\nmanagers: 1\nworkers: 1\nopenstack:\n  floating_ip_pool: public\n  ssh_address: floating\n  availability_zone: az-2\n  metadata: {team: infra}\n  user_data: \"#cloud-config\\nruncmd: [touch, /tmp/booted]\\n\"\n",
     )
     .unwrap();
     let c = Cluster::new("osfip").with_env(&cloud.env);
@@ -337,10 +337,14 @@ fn application_credential_and_floating_ips() {
     );
     assert_eq!(ready_swarm_nodes(&c), 2);
     let id = status["id"].as_str().unwrap().to_string();
-    assert!(cloud
-        .servers(&id)
-        .iter()
-        .all(|s| s["metadata"]["team"] == "infra"));
+    for server in cloud.servers(&id) {
+        assert_eq!(server["metadata"]["team"], "infra");
+        assert_eq!(server["availability_zone"], "az-2");
+        assert_eq!(
+            server["user_data"],
+            "#cloud-config\nruncmd: [touch, /tmp/booted]\n"
+        );
+    }
     let ours = |state: &serde_json::Value| {
         state["floatingips"]
             .as_array()
