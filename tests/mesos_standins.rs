@@ -322,3 +322,35 @@ fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
 
     c.ok(&["destroy", &c.name, "--yes"]);
 }
+
+#[test]
+fn a_lost_agent_is_started_again_by_heal() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("mesosheal");
+    mesos(&c, "1", "1");
+    let worker = format!("{}-worker-1", c.name);
+    c.ssh(&worker, &["docker", "rm", "-f", "mesos-agent"]);
+    let healed = c.ok(&["heal", &c.name]);
+    assert!(healed.contains("all healthy"), "{healed}");
+    let env = env_of(&c, &worker, "mesos-agent");
+    assert!(env.contains("MESOS_MASTER=zk://"), "{env}");
+    let master = address(&c, &c.manager());
+    wait_until(
+        "the agent active again",
+        std::time::Duration::from_secs(20),
+        || {
+            c.ssh(
+                &c.manager(),
+                &[
+                    "curl",
+                    "-fsSL",
+                    &format!("http://{master}:5050/master/slaves"),
+                ],
+            )
+            .contains("\"active\": true")
+        },
+    );
+    c.ok(&["destroy", &c.name, "--yes"]);
+}
