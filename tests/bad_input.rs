@@ -144,3 +144,45 @@ fn completions_are_generated() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("provision"));
 }
+
+#[test]
+fn a_flag_of_another_cloud_is_refused_not_ignored() {
+    let a = Attempt::new();
+    let err = a.refused(
+        &[
+            "swarm",
+            "--name",
+            "x1",
+            "--cloud",
+            "openstack",
+            "--subnet",
+            "subnet-1",
+        ],
+        &[],
+    );
+    assert!(
+        err.contains("--subnet") && err.contains("--cloud ec2"),
+        "{err}"
+    );
+    let err = a.refused(
+        &[
+            "swarm",
+            "--name",
+            "x1",
+            "--cloud",
+            "ec2",
+            "--network",
+            "private",
+        ],
+        &[],
+    );
+    assert!(
+        err.contains("--network") && err.contains("--cloud openstack"),
+        "{err}"
+    );
+    let err = a.refused(&["swarm", "--name", "x1", "--region", "RegionOne"], &[]);
+    assert!(
+        err.contains("--region") && err.contains("--cloud openstack"),
+        "{err}"
+    );
+}

@@ -9,17 +9,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::standins::standin_image;
+use common::standins::{standin_calls as calls, standin_image};
 use common::*;
-
-/// `/var/log/standin.log` of a node: (time, program and arguments).
-fn calls(c: &Cluster, node: &str) -> Vec<(f64, String)> {
-    c.ssh(node, &["cat", "/var/log/standin.log"])
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(t, rest)| (t.parse().unwrap(), rest.to_string()))
-        .collect()
-}
 
 /// What the stand-in API server on the first control-plane node was asked.
 fn api_calls(c: &Cluster) -> Vec<String> {

@@ -10,17 +10,8 @@
 
 mod common;
 
-use common::standins::standin_image;
+use common::standins::{standin_calls as calls, standin_image};
 use common::*;
-
-/// `/var/log/standin.log` of a node: (time, call).
-fn calls(c: &Cluster, node: &str) -> Vec<(f64, String)> {
-    c.ssh(node, &["cat", "/var/log/standin.log"])
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(t, rest)| (t.parse().unwrap(), rest.to_string()))
-        .collect()
-}
 
 fn runs(calls: &[(f64, String)], name: &str) -> Vec<f64> {
     calls

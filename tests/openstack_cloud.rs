@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::openstack::openstack_cloud;
+use common::openstack::{openstack_cloud, OpenStackCloud};
 use common::*;
 
 fn create(c: &Cluster, os_cloud: &str, extra: &[&str]) -> std::process::Output {
@@ -27,12 +27,33 @@ fn create(c: &Cluster, os_cloud: &str, extra: &[&str]) -> std::process::Output {
 }
 
 fn assert_ok(out: &std::process::Output, what: &str) {
+    assert!(out.status.success(), "{what} failed:\n{}", output_text(out));
+}
+
+/// The cluster formed: `nodes` ACTIVE servers with distinct names and as
+/// many Ready Swarm nodes. Returns its id.
+fn assert_formed(c: &Cluster, cloud: &OpenStackCloud, nodes: usize) -> String {
+    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let servers = cloud.servers(&id);
+    let names: std::collections::BTreeSet<&str> = servers
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!((servers.len(), names.len()), (nodes, nodes), "{servers:?}");
     assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        servers.iter().all(|s| s["status"] == "ACTIVE"),
+        "{servers:?}"
     );
+    assert_eq!(ready_swarm_nodes(c), nodes);
+    id
+}
+
+/// `destroy`, then the simulator holds no server of the cluster; its state.
+fn destroy_leaves_no_server(c: &Cluster, cloud: &OpenStackCloud, id: &str) -> serde_json::Value {
+    c.ok(&["destroy", &c.name, "--yes"]);
+    let state = cloud.state();
+    assert!(cloud.servers(id).is_empty(), "{state}");
+    state
 }
 
 fn ids(servers: &[serde_json::Value]) -> Vec<String> {
@@ -165,9 +186,7 @@ fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
 
     let mut all = ids(&servers);
     all.extend(ids(&live));
-    c.ok(&["destroy", &c.name, "--yes"]);
-    let state = cloud.state();
-    assert!(cloud.servers(&id).is_empty(), "{state}");
+    let state = destroy_leaves_no_server(&c, cloud, &id);
     for kind in ["security_groups", "server_groups"] {
         assert!(
             !state[kind]
@@ -206,11 +225,8 @@ fn injected_errors_are_retried_and_the_cluster_still_converges() {
     assert_ok(&out, "create with 20% injected errors");
     eprintln!("injected {injected} errors; the cluster formed");
     assert!(injected > 0, "no fault was injected");
-    let id = c.status_json()["id"].as_str().unwrap().to_string();
-    assert_eq!(cloud.servers(&id).len(), 3);
-    assert_eq!(ready_swarm_nodes(&c), 3);
-    c.ok(&["destroy", &c.name, "--yes"]);
-    assert!(cloud.servers(&id).is_empty());
+    let id = assert_formed(&c, cloud, 3);
+    destroy_leaves_no_server(&c, cloud, &id);
 }
 
 /// The first server Nova builds goes to ERROR ("No valid host"): the run
@@ -223,11 +239,7 @@ fn a_server_that_fails_to_build_is_reported_and_replaced_by_the_next_run() {
     cloud.faults(r#"{"servers_fail": 1}"#);
     let c = Cluster::new("oserr").with_env(&cloud.env);
     let first = create(&c, "provision-test", &["--workers", "1"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&first.stdout),
-        String::from_utf8_lossy(&first.stderr)
-    );
+    let text = output_text(&first);
     assert!(
         text.contains("Nova: No valid host was found"),
         "Nova's fault in the output: {text}"
@@ -238,16 +250,8 @@ fn a_server_that_fails_to_build_is_reported_and_replaced_by_the_next_run() {
         create(&c, "provision-test", &["--workers", "1"])
     };
     assert_ok(&second, "the run after a build failure");
-    let id = c.status_json()["id"].as_str().unwrap().to_string();
-    let servers = cloud.servers(&id);
-    assert_eq!(servers.len(), 2, "{servers:?}");
-    assert!(
-        servers.iter().all(|s| s["status"] == "ACTIVE"),
-        "{servers:?}"
-    );
-    assert_eq!(ready_swarm_nodes(&c), 2);
-    c.ok(&["destroy", &c.name, "--yes"]);
-    assert!(cloud.servers(&id).is_empty());
+    let id = assert_formed(&c, cloud, 2);
+    destroy_leaves_no_server(&c, cloud, &id);
 }
 
 /// Each bad setting fails before any server exists or anything is stored.
@@ -360,8 +364,7 @@ fn application_credential_and_floating_ips() {
     };
     assert_eq!(ours(&cloud.state()), 2);
 
-    c.ok(&["destroy", &c.name, "--yes"]);
-    let state = cloud.state();
+    let state = destroy_leaves_no_server(&c, cloud, &id);
     assert_eq!(ours(&state), 0, "{state}");
     assert!(
         state["floatingips"]
@@ -382,11 +385,7 @@ fn quota_errors_say_which_quota_and_by_how_much() {
     let c = Cluster::new("osquota").with_env(&cloud.env);
     let out = create(&c, "provision-test", &[]);
     cloud.reset();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(
         !out.status.success(),
         "a 3-node cluster fit a quota of 2: {text}"
@@ -444,14 +443,7 @@ fn killed_openstack_runs_are_finished_by_the_next_one() {
 
     let out = create(&c, "provision-test", &[]);
     assert_ok(&out, "the run after two kills");
-    let id = c.status_json()["id"].as_str().unwrap().to_string();
-    let servers = cloud.servers(&id);
-    let names: std::collections::BTreeSet<&str> = servers
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!((servers.len(), names.len()), (3, 3), "{servers:?}");
-    assert_eq!(ready_swarm_nodes(&c), 3);
+    let id = assert_formed(&c, cloud, 3);
     let state = cloud.state();
     let groups = state["security_groups"]
         .as_array()
@@ -461,9 +453,7 @@ fn killed_openstack_runs_are_finished_by_the_next_one() {
         .count();
     assert_eq!(groups, 1, "one security group: {state}");
 
-    c.ok(&["destroy", &c.name, "--yes"]);
-    let state = cloud.state();
-    assert!(cloud.servers(&id).is_empty(), "{state}");
+    let state = destroy_leaves_no_server(&c, cloud, &id);
     assert!(
         !state.to_string().contains(&format!("provision-{id}")),
         "{state}"

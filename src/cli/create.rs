@@ -156,26 +156,25 @@ fn apply_flags(spec: &mut ClusterSpec, args: &CreateArgs) -> Result<()> {
         firewall.ssh_from = cidr.clone();
         spec.firewall = Some(firewall);
     }
-    if let Some(openstack) = spec.openstack.as_mut() {
+    // A flag of another cloud is refused, never silently ignored.
+    let ec2_only = args.profile.is_some() || args.subnet.is_some();
+    let openstack_only = args.os_cloud.is_some() || args.network.is_some();
+    if openstack_only && spec.openstack.is_none() {
+        bail!("--os-cloud and --network are openstack settings: add --cloud openstack")
+    }
+    if ec2_only && spec.ec2.is_none() {
+        bail!("--profile and --subnet are ec2 settings: add --cloud ec2")
+    }
+    if let Some(ec2) = spec.ec2.as_mut() {
+        ec2.profile = args.profile.clone().or(ec2.profile.take());
+        ec2.region = args.region.clone().or(ec2.region.take());
+        ec2.subnet = args.subnet.clone().or(ec2.subnet.take());
+    } else if let Some(openstack) = spec.openstack.as_mut() {
         openstack.cloud = args.os_cloud.clone().or(openstack.cloud.take());
         openstack.region = args.region.clone().or(openstack.region.take());
         openstack.network = args.network.clone().or(openstack.network.take());
-        return Ok(());
-    }
-    if args.os_cloud.is_some() || args.network.is_some() {
-        bail!("--os-cloud and --network are openstack settings: add --cloud openstack")
-    }
-    let ec2_flags = [&args.profile, &args.region, &args.subnet];
-    match spec.ec2.as_mut() {
-        Some(ec2) => {
-            ec2.profile = args.profile.clone().or(ec2.profile.take());
-            ec2.region = args.region.clone().or(ec2.region.take());
-            ec2.subnet = args.subnet.clone().or(ec2.subnet.take());
-        }
-        None if ec2_flags.iter().any(|f| f.is_some()) => {
-            bail!("--profile, --region and --subnet are ec2 settings: add --cloud ec2")
-        }
-        None => {}
+    } else if args.region.is_some() {
+        bail!("--region is a setting of the ec2 and openstack clouds: add --cloud ec2 or --cloud openstack")
     }
     Ok(())
 }

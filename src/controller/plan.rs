@@ -264,7 +264,12 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         }
     }
 
-    // Scale-in: retire the unhealthy first, then the highest index.
+    // Scale-in: retire the unhealthy first, then the highest index. After a
+    // manager leaves, the rest are restarted with the new quorum (one at a
+    // time) before the next one goes.
+    let managers_stale = active
+        .iter()
+        .any(|v| v.role() == Role::Manager && v.probe.is_some_and(|p| p.config_stale));
 
     for role in [Role::Manager, Role::Worker] {
         let mut remaining: Vec<&NodeView> = active
@@ -273,11 +278,6 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
             .filter(|v| v.role() == role && !retire.contains_key(v.name()))
             .collect();
         let want = spec.count(role) as usize;
-        // After a manager leaves, the rest are restarted with the new
-        // quorum (one at a time) before the next one goes.
-        let managers_stale = active
-            .iter()
-            .any(|v| v.role() == Role::Manager && v.probe.is_some_and(|p| p.config_stale));
         while remaining.len() > want {
             let pick = remaining
                 .iter()

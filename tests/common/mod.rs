@@ -130,11 +130,7 @@ impl Cluster {
             .args(["--managers", managers, "--workers", workers])
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = output_text(&out);
         assert!(out.status.success(), "provision {coe} failed:\n{text}");
         text
     }
@@ -391,6 +387,15 @@ pub fn busybox_image_tar(dir: &Path) -> PathBuf {
         .unwrap();
     assert!(status.success(), "docker save busybox");
     tar
+}
+
+/// A command's standard output, then its standard error (provision's log).
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A test cloud of `scripts/test-clouds/NAME`: started with `up` unless

@@ -3,7 +3,7 @@
 //! file `scripts/test-clouds/openstack up` writes, and driven through the
 //! simulator's control port (faults, quotas, call counts, state).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -12,10 +12,6 @@ pub struct OpenStackCloud {
     /// OS_CLIENT_CONFIG_FILE, for `provision` runs.
     pub env: Vec<(String, String)>,
     control: String,
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The running test cloud, held by this test alone: faults and quotas are

@@ -84,3 +84,13 @@ fn save_mesos_images(src: &Path, tar: &Path) {
         docker(&["rmi", name]);
     }
 }
+
+/// `/var/log/standin.log` of a node: (time, program and arguments) of each
+/// recorded call.
+pub fn standin_calls(c: &super::Cluster, node: &str) -> Vec<(f64, String)> {
+    c.ssh(node, &["cat", "/var/log/standin.log"])
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(t, rest)| (t.parse().unwrap(), rest.to_string()))
+        .collect()
+}

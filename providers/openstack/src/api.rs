@@ -126,12 +126,12 @@ impl Api {
         path: &[&str],
         request: Request<'_>,
     ) -> Result<Value, ProviderError> {
-        self.call(name, || {
-            let mut b = self.session.request(COMPUTE, method.clone(), path);
-            if let Some((major, minor)) = request.microversion {
-                b = b.api_version(ApiVersion(major, minor));
+        self.json(name, request, || {
+            let b = self.session.request(COMPUTE, method.clone(), path);
+            match request.microversion {
+                Some((major, minor)) => b.api_version(ApiVersion(major, minor)),
+                None => b,
             }
-            send(request.apply(b), request.absent_ok)
         })
         .await
     }
@@ -144,11 +144,25 @@ impl Api {
         path: &[&str],
         request: Request<'_>,
     ) -> Result<Value, ProviderError> {
-        self.call(name, || {
-            let b = self.session.request(NETWORK, method.clone(), path);
-            send(request.apply(b), request.absent_ok)
+        self.json(name, request, || {
+            self.session.request(NETWORK, method.clone(), path)
         })
         .await
+    }
+
+    /// A JSON request on the builder `start` makes, with `request`'s query and body.
+    async fn json<S, F>(
+        &self,
+        name: &'static str,
+        request: Request<'_>,
+        start: F,
+    ) -> Result<Value, ProviderError>
+    where
+        S: ServiceType + Send,
+        F: Fn() -> ServiceRequestBuilder<S>,
+    {
+        self.call(name, || send(request.apply(start()), request.absent_ok))
+            .await
     }
 }
 
