@@ -34,7 +34,7 @@ fn converged(managers: u32, workers: u32) -> (Vec<NodeRecord>, Observed) {
                 node: name.clone(),
                 role,
                 state: MachineState::Running,
-                address: Some("10.0.0.1".into()),
+                addresses: Some(provision_provider::Addresses::private_only("10.0.0.1")),
             });
             observed.probes.insert(
                 name.clone(),

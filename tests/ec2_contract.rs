@@ -257,7 +257,13 @@ async fn machines_are_launched_once_listed_by_tag_and_terminated_idempotently() 
     assert_eq!(d.api_calls() - before, 1);
     assert_eq!(listed.len(), 2);
     // The default address is the public one; moto gives every instance one.
-    assert!(listed.iter().all(|m| m.address.is_some()), "{listed:?}");
+    assert!(
+        listed.iter().all(|m| m
+            .addresses
+            .as_ref()
+            .is_some_and(|a| a.public.as_ref() == Some(&a.ssh))),
+        "{listed:?}"
+    );
     assert!(listed
         .iter()
         .all(|m| matches!(m.state, MachineState::Pending | MachineState::Running)));

@@ -26,7 +26,7 @@ fn example_script_override_renders_and_passes_shellcheck() {
         origin.ends_with("examples/custom-scripts/swarm/install.sh.j2"),
         "{origin}"
     );
-    let ctx = context! { node => context! { name => "web-worker-1", address => "10.0.0.3", role => "worker", index => 1 } };
+    let ctx = context! { node => context! { name => "web-worker-1", private_address => "10.0.0.3", public_address => "", ssh_address => "10.0.0.3", role => "worker", index => 1 } };
     let text = scripts.render("swarm/install.sh", &ctx).unwrap();
     if let Err(findings) = shellcheck(&text) {
         panic!("the example override fails shellcheck:\n{findings}");

@@ -43,7 +43,7 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         assert_eq!(n["phase"], "ready", "{n}");
         assert_eq!(n["health"], "healthy", "{n}");
         assert!(
-            n["address"].is_string() && n["machine_id"].is_string(),
+            n["private_address"].is_string() && n["machine_id"].is_string(),
             "{n}"
         );
         assert!(n["role"] == "manager" || n["role"] == "worker", "{n}");

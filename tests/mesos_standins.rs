@@ -32,7 +32,7 @@ fn agents(c: &Cluster) -> String {
         .unwrap()
         .iter()
         .find(|n| n["name"] == c.manager().as_str())
-        .unwrap()["address"]
+        .unwrap()["private_address"]
         .as_str()
         .unwrap()
         .to_string();
@@ -154,7 +154,7 @@ fn address(c: &Cluster, node: &str) -> String {
         .unwrap()
         .iter()
         .find(|n| n["name"] == node)
-        .unwrap()["address"]
+        .unwrap()["private_address"]
         .as_str()
         .unwrap()
         .to_string()

@@ -2,14 +2,27 @@
 # Builds the node image that local clusters run: a Debian root filesystem with
 # systemd, sshd and Docker, imported into the local Docker engine.
 #
-#   scripts/node-image/build.sh [IMAGE] [SUITE]
+#   scripts/node-image/build.sh [--bare] [IMAGE] [SUITE]
 #
 # IMAGE defaults to provision/node:bookworm, SUITE to bookworm. Needs root,
 # debootstrap and a running Docker engine. `provision` runs this same script
 # (shipped inside the binary) when the image is missing.
+#
+# --bare builds what a distribution's cloud image is (systemd, sshd, sudo,
+# curl, no Docker), provision/node-bare:bookworm by default, so the test
+# clouds boot a machine whose Docker the bootstrap scripts must install.
 set -euo pipefail
 
-image="${1:-${PROVISION_NODE_IMAGE:-provision/node:bookworm}}"
+packages=systemd,systemd-sysv,dbus,openssh-server,iproute2,procps,ca-certificates,curl,sudo,kmod
+if [ "${1:-}" = --bare ]; then
+  shift
+  default_image=${PROVISION_BARE_IMAGE:-provision/node-bare:bookworm}
+else
+  packages=$packages,docker.io,iptables
+  default_image=${PROVISION_NODE_IMAGE:-provision/node:bookworm}
+fi
+
+image="${1:-$default_image}"
 suite="${2:-${PROVISION_NODE_SUITE:-bookworm}}"
 mirror="${PROVISION_DEBIAN_MIRROR:-}"
 
@@ -25,9 +38,7 @@ trap 'rm -rf "$rootfs"' EXIT
 
 echo "step: debootstrap $suite (a few minutes)"
 # shellcheck disable=SC2086
-debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,openssh-server,docker.io,iproute2,iptables,procps,ca-certificates,curl,sudo,kmod \
-  "$suite" "$rootfs" $mirror
+debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" $mirror
 
 echo "step: configure"
 # Each node makes its own SSH host keys on first boot: baked keys would be

@@ -18,7 +18,9 @@ pub fn write_client_files(
         format!("# Written by provision for cluster {cluster}; rewritten on every change.\n");
     let mut hosts = String::new();
     for n in nodes {
-        let Some(address) = &n.address else { continue };
+        let Some(address) = n.addresses.as_ref().map(|a| &a.ssh) else {
+            continue;
+        };
         let _ = write!(
             config,
             "\nHost {name}\n  HostName {address}\n  User {user}\n  IdentityFile {key}\n  IdentitiesOnly yes\n  \
@@ -38,18 +40,22 @@ pub fn write_client_files(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use provision_provider::Role;
+    use provision_provider::{Addresses, Role};
 
     #[test]
     fn config_pins_key_and_host_key() {
         let dir = tempfile::tempdir().unwrap();
         let paths = StatePaths::resolve(Some(dir.path().join("state.db"))).unwrap();
         let mut n = NodeRecord::new("web", "web-manager-1", Role::Manager, 1);
-        n.address = Some("10.1.0.2".into());
+        n.addresses = Some(Addresses {
+            private: "10.1.0.2".into(),
+            public: Some("198.51.100.2".into()),
+            ssh: "198.51.100.2".into(),
+        });
         n.host_key = Some("ssh-ed25519 AAAAC3Nza".into());
         write_client_files(&paths, "web", "root", &[n]).unwrap();
         let config = std::fs::read_to_string(paths.ssh_config("web")).unwrap();
-        assert!(config.contains("Host web-manager-1\n  HostName 10.1.0.2"));
+        assert!(config.contains("Host web-manager-1\n  HostName 198.51.100.2"));
         assert!(config.contains("StrictHostKeyChecking yes"));
         let known = std::fs::read_to_string(paths.known_hosts("web")).unwrap();
         assert_eq!(known, "web-manager-1 ssh-ed25519 AAAAC3Nza\n");

@@ -12,11 +12,16 @@ use std::path::{Path, PathBuf};
 
 use minijinja::value::Value;
 use minijinja::{Environment, UndefinedBehavior};
+use provision_provider::Addresses;
 
 use crate::state::{ClusterRecord, NodeRecord};
 
 /// Names and sources of the built-in script templates.
 pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "common/packages.sh",
+        include_str!("../../scripts/bootstrap/common/packages.sh.j2"),
+    ),
     (
         "docker/install.sh",
         include_str!("../../scripts/bootstrap/docker/install.sh.j2"),
@@ -162,12 +167,16 @@ pub struct Scripts {
     override_dir: Option<PathBuf>,
 }
 
-/// The `cluster` and `node` values every script sees, for `node` reached at
-/// `address`.
+/// The `cluster` and `node` values every script sees, for `node` at
+/// `addresses`. Scripts get the addresses by purpose, so a public (NAT)
+/// address can never be mistaken for one the node can bind to:
+/// `node.private_address` for everything inside the cluster,
+/// `node.ssh_address` for what reaches the node from outside, and
+/// `node.public_address` (empty when it has none).
 pub fn script_context(
     cluster: &ClusterRecord,
     node: &NodeRecord,
-    address: &str,
+    addresses: &Addresses,
 ) -> BTreeMap<String, Value> {
     BTreeMap::from([
         (
@@ -186,7 +195,9 @@ pub fn script_context(
                 "name": node.name,
                 "role": node.role.as_str(),
                 "index": node.index,
-                "address": address,
+                "private_address": addresses.private,
+                "public_address": addresses.public.clone().unwrap_or_default(),
+                "ssh_address": addresses.ssh,
             })),
         ),
     ])
@@ -390,7 +401,10 @@ mod tests {
                     agent_image => "mesosphere/mesos-slave:1.7.1", marathon_image => "mesosphere/marathon:v1.6.322",
                 },
             },
-            node => context! { name => "web-worker-1", role => role, index => 1, address => "10.0.0.3" },
+            node => context! {
+                name => "web-worker-1", role => role, index => 1,
+                private_address => "10.0.0.3", public_address => PUBLIC, ssh_address => PUBLIC,
+            },
             manager_address => "10.0.0.2",
             endpoint => "10.0.0.2",
             cni_manifest => "https://github.com/flannel-io/flannel/releases/download/v0.26.1/kube-flannel.yml",
@@ -425,6 +439,34 @@ mod tests {
                 panic!("{name} fails shellcheck:\n{findings}\n--- rendered:\n{text}");
             }
         }
+    }
+
+    const PUBLIC: &str = "198.51.100.23";
+
+    /// A public address is NAT, on no interface of the node: no script may
+    /// bind to, listen on or advertise it. Kubernetes only names it in the
+    /// API server's certificate, for clients outside.
+    #[test]
+    fn no_script_binds_or_advertises_the_public_address() {
+        let scripts = Scripts::new(None);
+        for role in [("worker", false), ("manager", true)] {
+            let ctx = context_for(role.0, role.1);
+            for name in scripts.names() {
+                let text = scripts.render(&name, &ctx).unwrap();
+                let uses: Vec<&str> = text.lines().filter(|l| l.contains(PUBLIC)).collect();
+                let allowed = name == "kubernetes/init.sh" && uses == ["  - 198.51.100.23"];
+                assert!(uses.is_empty() || allowed, "{name} uses the public address: {uses:?}");
+            }
+        }
+        let init = scripts
+            .render("kubernetes/init.sh", &context_for("manager", true))
+            .unwrap();
+        assert!(init.contains("advertiseAddress: 10.0.0.3"), "{init}");
+        assert!(init.contains("certSANs:\n  - 198.51.100.23\nnetworking:"), "{init}");
+        let swarm = scripts
+            .render("swarm/init.sh", &context_for("manager", true))
+            .unwrap();
+        assert!(swarm.contains("--advertise-addr 10.0.0.3 --listen-addr 10.0.0.3:2377"));
     }
 
     #[test]

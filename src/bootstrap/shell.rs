@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use minijinja::value::Value;
+use provision_provider::Addresses;
 use tracing::debug;
 
 use super::scripts::{ScriptError, Scripts};
@@ -88,7 +89,7 @@ pub struct NodeShell {
     scripts: Arc<Scripts>,
     /// `cluster` and `node` values every script sees.
     context: BTreeMap<String, Value>,
-    address: String,
+    addresses: Addresses,
     log_path: PathBuf,
     timeout: Duration,
 }
@@ -98,19 +99,15 @@ impl NodeShell {
         session: SshSession,
         scripts: Arc<Scripts>,
         context: BTreeMap<String, Value>,
+        addresses: Addresses,
         log_path: PathBuf,
         timeout: Duration,
     ) -> NodeShell {
-        let address = context
-            .get("node")
-            .and_then(|n| n.get_attr("address").ok())
-            .and_then(|a| a.as_str().map(str::to_string))
-            .unwrap_or_default();
         NodeShell {
             session,
             scripts,
             context,
-            address,
+            addresses,
             log_path,
             timeout,
         }
@@ -120,9 +117,15 @@ impl NodeShell {
         self.session.node()
     }
 
-    /// The address the node was reached on (its `node.address` in scripts).
-    pub fn address(&self) -> &str {
-        &self.address
+    /// The node's address inside the cluster (`node.private_address` in
+    /// scripts): what it binds to, advertises, and is joined through.
+    pub fn private_address(&self) -> &str {
+        &self.addresses.private
+    }
+
+    /// Where provision (and the user's clients) reach the node.
+    pub fn ssh_address(&self) -> &str {
+        &self.addresses.ssh
     }
 
     pub fn host_key(&self) -> &str {

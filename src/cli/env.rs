@@ -17,14 +17,19 @@ pub fn run(global: &Global, name: &str) -> Result<()> {
         .context("writing the cluster's ssh_config")?;
     let Some(manager) = nodes
         .iter()
-        .filter(|n| n.role == Role::Manager && n.address.is_some())
+        .filter(|n| n.role == Role::Manager && n.addresses.is_some())
         .min_by_key(|n| (n.phase != NodePhase::Ready, n.index))
     else {
         bail!("cluster {name} has no manager with an address yet: run `provision swarm --name {name}` to finish it");
     };
     let config = session.paths.ssh_config(name);
     let cluster_dir = session.paths.cluster_dir(name);
-    let address = manager.address.as_deref().unwrap_or_default();
+    // The user's clients reach the cluster where provision does.
+    let address = manager
+        .addresses
+        .as_ref()
+        .map(|a| a.ssh.as_str())
+        .unwrap_or_default();
     let env = orchestrator::for_spec(&record.spec).client_env(&manager.name, address, &cluster_dir);
     if env.iter().any(|(_, value)| value.starts_with("ssh://")) {
         println!(

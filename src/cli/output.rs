@@ -29,7 +29,12 @@ pub struct NodeStatus {
     pub role: String,
     pub phase: String,
     pub health: String,
-    pub address: Option<String>,
+    /// On the node's interface: what the cluster uses.
+    pub private_address: Option<String>,
+    /// The cloud's NAT address (EC2 public IPv4, floating IP), if any.
+    pub public_address: Option<String>,
+    /// Where provision's SSH and the user's clients reach it.
+    pub ssh_address: Option<String>,
     pub machine_id: Option<String>,
     /// Why the node is not healthy, when it is not.
     pub reason: Option<String>,
@@ -52,7 +57,9 @@ impl ClusterStatus {
                     role: n.role.to_string(),
                     phase: display_phase(n),
                     health: n.health.as_str().to_string(),
-                    address: n.address.clone(),
+                    private_address: n.addresses.as_ref().map(|a| a.private.clone()),
+                    public_address: n.addresses.as_ref().and_then(|a| a.public.clone()),
+                    ssh_address: n.addresses.as_ref().map(|a| a.ssh.clone()),
                     machine_id: n.machine_id.clone(),
                     reason: n.reason.clone(),
                 })
@@ -96,7 +103,8 @@ pub fn node_table(nodes: &[NodeRecord]) -> String {
                 n.role.to_string(),
                 display_phase(n),
                 n.health.as_str().to_string(),
-                n.address.clone().unwrap_or_else(|| "-".into()),
+                address_cell(n.addresses.as_ref().map(|a| a.private.as_str())),
+                address_cell(n.addresses.as_ref().and_then(|a| a.public.as_deref())),
                 n.machine_id
                     .as_deref()
                     .map(short_id)
@@ -106,7 +114,15 @@ pub fn node_table(nodes: &[NodeRecord]) -> String {
         })
         .collect();
     table(
-        &["NODE", "ROLE", "PHASE", "HEALTH", "ADDRESS", "MACHINE"],
+        &[
+            "NODE",
+            "ROLE",
+            "PHASE",
+            "HEALTH",
+            "PRIVATE IP",
+            "PUBLIC IP",
+            "MACHINE",
+        ],
         &rows,
     )
 }
@@ -118,6 +134,10 @@ fn display_phase(n: &NodeRecord) -> String {
     } else {
         n.phase.to_string()
     }
+}
+
+fn address_cell(address: Option<&str>) -> String {
+    address.unwrap_or("-").to_string()
 }
 
 fn short_id(id: &str) -> &str {

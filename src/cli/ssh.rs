@@ -21,7 +21,7 @@ pub fn run(global: &Global, name: &str, node: &str, command: &[String]) -> Resul
             known.join(", ")
         );
     };
-    if n.address.is_none() {
+    if n.addresses.is_none() {
         bail!("node {node} has no address yet: run `provision swarm --name {name}` to finish it");
     }
     if n.host_key.is_none() {

@@ -55,16 +55,18 @@ pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
                     "no cluster has a node named {node:?} (`provision status NAME` lists nodes)"
                 )
             })?;
-            let address = n
-                .address
+            let addresses = n
+                .addresses
                 .clone()
                 .ok_or_else(|| anyhow!("node {node} has no address yet"))?;
+            let address = addresses.private.clone();
+            // Members reach each other on their private addresses.
             let manager = nodes
                 .iter()
                 .filter(|m| m.role == Role::Manager)
                 .min_by_key(|m| m.index)
-                .and_then(|m| m.address.clone());
-            let mut context = script_context(&c, &n, &address);
+                .and_then(|m| m.addresses.as_ref().map(|a| a.private.clone()));
+            let mut context = script_context(&c, &n, &addresses);
             // Values some scripts take besides the node's own.
             if let Some(k8s) = &c.spec.kubernetes {
                 let endpoint = k8s.control_plane_endpoint.clone().or(manager.clone());

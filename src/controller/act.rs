@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use futures_util::future::join_all;
-use provision_provider::{MachineSpec, MachineState, ProviderError, Role};
+use provision_provider::{Addresses, MachineSpec, MachineState, ProviderError, Role};
 use tokio::sync::{watch, Mutex, Semaphore};
 use tracing::{debug, info, warn};
 
@@ -143,32 +143,34 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn address_of(&self, node: &str) -> Option<String> {
+    fn addresses_of(&self, node: &str) -> Option<Addresses> {
         self.observed
             .machines
             .iter()
             .find(|m| m.node == node)
-            .and_then(|m| m.address.clone())
+            .and_then(|m| m.addresses.clone())
     }
 
-    async fn manager_shell(&self, via: &str) -> Result<(NodeShell, String), ControllerError> {
+    async fn manager_shell(&self, via: &str) -> Result<NodeShell, ControllerError> {
         let rec = self.record(via)?;
-        let address = rec
-            .address
+        let addresses = rec
+            .addresses
             .clone()
-            .or_else(|| self.address_of(via))
+            .or_else(|| self.addresses_of(via))
             .ok_or_else(|| ControllerError::Node {
                 node: via.to_string(),
                 message: "has no address to reach it on".into(),
             })?;
-        let shell = self.ctl.open_shell(self.ctx, &rec, &address, None).await?;
-        Ok((shell, address))
+        self.ctl
+            .open_shell(self.ctx, &rec, &addresses, None)
+            .await
     }
 
     async fn open_gate_through(&self, via: &str) {
         let result = async {
-            let (shell, address) = self.manager_shell(via).await?;
+            let shell = self.manager_shell(via).await?;
             let secrets = self.ctl.orchestrator.join_secrets(&shell).await;
+            let address = shell.private_address().to_string();
             shell.close().await;
             Ok::<_, ControllerError>((address, secrets?))
         }
@@ -215,7 +217,7 @@ impl Run<'_> {
         drain: bool,
     ) -> Result<(), ControllerError> {
         let via = self.control_manager(node)?;
-        let (shell, _) = self.manager_shell(&via).await?;
+        let shell = self.manager_shell(&via).await?;
         let result = if drain {
             self.ctl.orchestrator.drain(&shell, member).await
         } else {
@@ -266,7 +268,7 @@ impl Run<'_> {
 
     async fn run_steps(&self, node: &str, steps: &[Action]) -> Result<(), ControllerError> {
         let mut shell: Option<NodeShell> = None;
-        let mut address = self.address_of(node);
+        let mut address = self.addresses_of(node);
         for step in steps {
             match step {
                 Action::CreateMachine { role, .. } => {
@@ -305,8 +307,9 @@ impl Run<'_> {
                     self.save_client_config(s).await?;
                     if self.joins_waiting {
                         let secrets = self.ctl.orchestrator.join_secrets(s).await?;
+                        // Members join over the private network.
                         self.gate_tx
-                            .send_replace(Gate::Open(Arc::new((addr.clone(), secrets))));
+                            .send_replace(Gate::Open(Arc::new((addr.private.clone(), secrets))));
                     }
                     self.joined(node, s).await?;
                     self.ctl
@@ -409,7 +412,7 @@ impl Run<'_> {
 
     /// Lets a node that is about to be deleted drop its cluster state, when
     /// it still answers; a dead node is deleted all the same.
-    async fn leave(&self, node: &str, address: &Option<String>, shell: &mut Option<NodeShell>) {
+    async fn leave(&self, node: &str, address: &Option<Addresses>, shell: &mut Option<NodeShell>) {
         let Some(addr) = address else { return };
         if !self.ctl.orchestrator.needs_leave() {
             return;
@@ -438,8 +441,8 @@ impl Run<'_> {
     fn need_address(
         &self,
         node: &str,
-        address: &Option<String>,
-    ) -> Result<String, ControllerError> {
+        address: &Option<Addresses>,
+    ) -> Result<Addresses, ControllerError> {
         address.clone().ok_or_else(|| ControllerError::Node {
             node: node.to_string(),
             message: "the machine has no address yet".into(),
@@ -449,7 +452,7 @@ impl Run<'_> {
     async fn ensure_shell<'s>(
         &self,
         node: &str,
-        address: &str,
+        address: &Addresses,
         shell: &'s mut Option<NodeShell>,
     ) -> Result<&'s NodeShell, ControllerError> {
         if shell.is_none() {
@@ -488,8 +491,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Creates (or finds) the machine and records it; returns its address.
-    async fn create_machine(&self, node: &str, role: Role) -> Result<String, ControllerError> {
+    /// Creates (or finds) the machine and records it; returns its addresses.
+    async fn create_machine(&self, node: &str, role: Role) -> Result<Addresses, ControllerError> {
         self.set_phase(node, NodePhase::Creating)?;
         let spec = MachineSpec {
             node: node.to_string(),
@@ -528,20 +531,20 @@ impl Run<'_> {
             );
         }
         rec.machine_id = Some(machine.id.clone());
-        if machine.address.is_some() {
-            rec.address = machine.address.clone();
+        if machine.addresses.is_some() {
+            rec.addresses = machine.addresses.clone();
         }
         rec.phase = NodePhase::Booting;
         self.ctl.store.put_node(&rec)?;
         self.ctl.reporter.phase(node, NodePhase::Booting);
-        if let Some(a) = machine.address {
+        if let Some(a) = machine.addresses {
             return Ok(a);
         }
         self.wait_for_address(node).await
     }
 
-    /// Polls the machine list until the node's machine has an address.
-    async fn wait_for_address(&self, node: &str) -> Result<String, ControllerError> {
+    /// Polls the machine list until the node's machine has its addresses.
+    async fn wait_for_address(&self, node: &str) -> Result<Addresses, ControllerError> {
         let deadline = self.ctx.record.spec.timeouts.ssh;
         let poll = || async {
             let machines = self.ctl.provider.list_machines(&self.ctx.cluster).await?;
@@ -552,7 +555,7 @@ impl Run<'_> {
                         message: format!("{:?}", m.state),
                     }))
                 }
-                Some(m) if m.address.is_some() => Ok(m.address),
+                Some(m) if m.addresses.is_some() => Ok(m.addresses),
                 _ => Ok(None),
             }
         };
@@ -560,7 +563,7 @@ impl Run<'_> {
         loop {
             if let Some(addr) = poll().await? {
                 let mut rec = self.record(node)?;
-                rec.address = Some(addr.clone());
+                rec.addresses = Some(addr.clone());
                 self.ctl.store.put_node(&rec)?;
                 return Ok(addr);
             }

@@ -138,7 +138,7 @@ mod tests {
             node: "web-worker-1".into(),
             role: Role::Worker,
             state,
-            address: Some("10.0.0.3".into()),
+            addresses: Some(provision_provider::Addresses::private_only("10.0.0.3")),
         }
     }
 

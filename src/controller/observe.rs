@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use provision_provider::{Machine, MachineState, Role};
+use provision_provider::{Addresses, Machine, MachineState, Role};
 use tracing::debug;
 
 use super::context::{ClusterContext, Controller, ControllerError};
@@ -25,12 +25,12 @@ impl Controller {
         &self,
         ctx: &ClusterContext,
         record: &NodeRecord,
-        address: &str,
+        addresses: &Addresses,
         wait: Option<Duration>,
     ) -> Result<NodeShell, ControllerError> {
         let target = SshTarget {
             node: record.name.clone(),
-            address: address.to_string(),
+            address: addresses.ssh.clone(),
             port: 22,
             user: ctx.record.spec.ssh_user.clone(),
         };
@@ -53,11 +53,12 @@ impl Controller {
             latest.host_key = Some(session.host_key().to_string());
             self.store.put_node(&latest)?;
         }
-        let context = script_context(&ctx.record, record, address);
+        let context = script_context(&ctx.record, record, addresses);
         Ok(NodeShell::new(
             session,
             self.scripts.clone(),
             context,
+            addresses.clone(),
             self.paths.node_log(ctx.name(), &record.name),
             ctx.record.spec.timeouts.script,
         ))
@@ -67,10 +68,10 @@ impl Controller {
         &self,
         ctx: &ClusterContext,
         record: &NodeRecord,
-        address: &str,
+        addresses: &Addresses,
     ) -> (Probe, Option<NodeShell>) {
         let attempt = async {
-            let shell = self.open_shell(ctx, record, address, None).await?;
+            let shell = self.open_shell(ctx, record, addresses, None).await?;
             let probe = self.orchestrator.probe(&shell).await?;
             Ok::<_, ControllerError>((probe, shell))
         };
@@ -113,12 +114,12 @@ impl Controller {
 
         let probes = join_all(records.iter().filter_map(|r| {
             let m = by_node.get(r.name.as_str())?;
-            let address = m.address.clone()?;
+            let addresses = m.addresses.clone()?;
             if m.state != MachineState::Running {
                 return None;
             }
             Some(async move {
-                let (probe, shell) = self.probe_node(ctx, r, &address).await;
+                let (probe, shell) = self.probe_node(ctx, r, &addresses).await;
                 (r.name.clone(), probe, shell)
             })
         }))
@@ -175,8 +176,8 @@ impl Controller {
             let probe = observed.probes.get(&rec.name);
             if let Some(m) = machine {
                 rec.machine_id = Some(m.id.clone());
-                if m.address.is_some() {
-                    rec.address = m.address.clone();
+                if m.addresses.is_some() {
+                    rec.addresses = m.addresses.clone();
                 }
             }
             if let Some(Probe::Reached(p)) = probe {

@@ -569,7 +569,9 @@ mod tests {
             node: node_name("web", role, index),
             role,
             state,
-            address: Some(format!("10.0.0.{index}")),
+            addresses: Some(provision_provider::Addresses::private_only(&format!(
+                "10.0.0.{index}"
+            ))),
         }
     }
 
@@ -897,7 +899,7 @@ mod tests {
     fn a_machine_created_but_never_started_is_started_then_bootstrapped() {
         let records = vec![record(Role::Manager, 1, None)];
         let mut m = machine(Role::Manager, 1, MachineState::Pending);
-        m.address = None;
+        m.addresses = None;
         let observed = Observed {
             machines: vec![m],
             ..Default::default()

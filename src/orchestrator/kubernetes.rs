@@ -155,6 +155,22 @@ impl Kubernetes {
     }
 }
 
+impl Kubernetes {
+    /// The admin kubeconfig as the user's clients use it: without a load
+    /// balancer, they reach the API server where provision reaches the node
+    /// (its public address when SSH uses that; the certificate carries it,
+    /// see `init.sh`), not at the private address kubeadm wrote.
+    fn for_clients(&self, kubeconfig: &str, private: &str, ssh: &str) -> String {
+        if self.settings.control_plane_endpoint.is_some() || ssh == private {
+            return kubeconfig.to_string();
+        }
+        kubeconfig.replace(
+            &format!("server: https://{private}:6443"),
+            &format!("server: https://{ssh}:6443"),
+        )
+    }
+}
+
 #[async_trait]
 impl Orchestrator for Kubernetes {
     fn coe(&self) -> Coe {
@@ -173,7 +189,7 @@ impl Orchestrator for Kubernetes {
     }
 
     async fn init(&self, node: &NodeShell) -> Result<(), ShellError> {
-        let endpoint = self.endpoint(node.address());
+        let endpoint = self.endpoint(node.private_address());
         node.run_logged(
             "kubernetes/init.sh",
             &[
@@ -241,7 +257,11 @@ impl Orchestrator for Kubernetes {
         let out = manager
             .run("kubernetes/kubeconfig.sh", &[], None, Output::Secret)
             .await?;
-        Ok(Some(Secret::new(out)))
+        Ok(Some(Secret::new(self.for_clients(
+            &out,
+            manager.private_address(),
+            manager.ssh_address(),
+        ))))
     }
 
     fn client_env(
@@ -285,6 +305,29 @@ mod tests {
         assert_eq!(m[1].status, "NotReady,SchedulingDisabled");
         assert_eq!((m[2].ready, m[2].status.as_str()), (false, "Unknown"));
         assert!(parse_members("No resources found").is_err());
+    }
+
+    #[test]
+    fn clients_reach_the_api_server_where_ssh_reaches_the_node() {
+        let config = "clusters:\n- cluster:\n    server: https://10.0.0.5:6443\n";
+        let k = Kubernetes {
+            settings: KubernetesSettings::default(),
+        };
+        assert_eq!(
+            k.for_clients(config, "10.0.0.5", "198.51.100.5"),
+            "clusters:\n- cluster:\n    server: https://198.51.100.5:6443\n"
+        );
+        assert_eq!(k.for_clients(config, "10.0.0.5", "10.0.0.5"), config);
+        let behind_lb = Kubernetes {
+            settings: KubernetesSettings {
+                control_plane_endpoint: Some("k8s.example.org".into()),
+                ..KubernetesSettings::default()
+            },
+        };
+        assert_eq!(
+            behind_lb.for_clients(config, "10.0.0.5", "198.51.100.5"),
+            config
+        );
     }
 
     #[test]

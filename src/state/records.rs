@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use provision_provider::Role;
+use provision_provider::{Addresses, Role};
 use serde::Serialize;
 
 use crate::spec::ClusterSpec;
@@ -110,7 +110,8 @@ pub struct NodeRecord {
     /// Number in the node's name (`web-worker-3` → 3).
     pub index: u32,
     pub machine_id: Option<String>,
-    pub address: Option<String>,
+    /// The machine's private, public and SSH addresses, once it has them.
+    pub addresses: Option<Addresses>,
     pub phase: NodePhase,
     pub health: Health,
     /// OpenSSH public key line of the node's host key, from first contact.
@@ -140,7 +141,7 @@ impl NodeRecord {
             role,
             index,
             machine_id: None,
-            address: None,
+            addresses: None,
             phase: NodePhase::Creating,
             health: Health::Unknown,
             host_key: None,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use provision_provider::Role;
+use provision_provider::{Addresses, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::paths::create_private_dir;
@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     role       TEXT NOT NULL,
     idx        INTEGER NOT NULL,
     machine_id TEXT,
-    address    TEXT,
+    address    TEXT, -- the SSH address
     phase      TEXT NOT NULL,
     health     TEXT NOT NULL,
     host_key   TEXT,
@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     failures   INTEGER NOT NULL DEFAULT 0,
     retry_at   INTEGER,
     updated_at TEXT NOT NULL,
+    private_address TEXT,
+    public_address  TEXT,
     PRIMARY KEY (cluster, name)
 );
 CREATE TABLE IF NOT EXISTS resources (
@@ -99,6 +101,7 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        migrate(&conn).map_err(sql)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: shown,
@@ -155,7 +158,46 @@ fn cluster_row(row: &Row) -> rusqlite::Result<(String, String, String, String, S
 const CLUSTER_COLUMNS: &str = "name, id, spec, phase, created_at, updated_at";
 const NODE_COLUMNS: &str =
     "cluster, name, role, idx, machine_id, address, phase, health, host_key, member_id, \
-     retiring, reason, unhealthy_since, machine_created_at, failures, retry_at, updated_at";
+     retiring, reason, unhealthy_since, machine_created_at, failures, retry_at, updated_at, \
+     private_address, public_address";
+
+/// Columns added since the first release, with what an older row gets:
+/// before a machine had two addresses, its one address served for both.
+const NODE_COLUMNS_ADDED: &[(&str, &str)] = &[
+    (
+        "private_address",
+        "UPDATE nodes SET private_address = address",
+    ),
+    ("public_address", ""),
+];
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('nodes')")?;
+    let present = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (column, fill) in NODE_COLUMNS_ADDED {
+        if !present.iter().any(|c| c == column) {
+            conn.execute_batch(&format!("ALTER TABLE nodes ADD COLUMN {column} TEXT"))?;
+            if !fill.is_empty() {
+                conn.execute_batch(fill)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn addresses_of(
+    ssh: Option<String>,
+    private: Option<String>,
+    public: Option<String>,
+) -> Option<Addresses> {
+    Some(Addresses {
+        private: private?,
+        public,
+        ssh: ssh?,
+    })
+}
 
 fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
     let role: String = row.get(2)?;
@@ -167,7 +209,7 @@ fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
         role: Role::parse(&role).unwrap_or(Role::Worker),
         index: row.get(3)?,
         machine_id: row.get(4)?,
-        address: row.get(5)?,
+        addresses: addresses_of(row.get(5)?, row.get(17)?, row.get(18)?),
         phase: NodePhase::parse(&phase).unwrap_or(NodePhase::Failed),
         health: Health::parse(&health),
         host_key: row.get(8)?,
@@ -242,7 +284,7 @@ impl Store for SqliteStore {
             conn.execute(
                 &format!(
                     "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
                 ),
                 params![
                     n.cluster,
@@ -250,7 +292,7 @@ impl Store for SqliteStore {
                     n.role.as_str(),
                     n.index,
                     n.machine_id,
-                    n.address,
+                    n.addresses.as_ref().map(|a| &a.ssh),
                     n.phase.as_str(),
                     n.health.as_str(),
                     n.host_key,
@@ -261,7 +303,9 @@ impl Store for SqliteStore {
                     n.machine_created_at,
                     n.failures,
                     n.retry_at,
-                    now()
+                    now(),
+                    n.addresses.as_ref().map(|a| &a.private),
+                    n.addresses.as_ref().and_then(|a| a.public.as_ref()),
                 ],
             )
             .map(|_| ())
@@ -372,6 +416,43 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
         }
+    }
+
+    #[test]
+    fn both_addresses_round_trip_and_an_old_row_gets_its_one_address_for_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            // A state file from before nodes had two addresses.
+            let conn = Connection::open(&path).unwrap();
+            let old = SCHEMA.replace("    private_address TEXT,\n    public_address  TEXT,\n", "");
+            assert!(!old.contains("private_address"));
+            conn.execute_batch(&old).unwrap();
+            conn.execute(
+                "INSERT INTO clusters VALUES ('web', 'id-web', ?1, 'ready', 't', 't')",
+                params![serde_json::to_string(&record("web").spec).unwrap()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO nodes (cluster, name, role, idx, address, phase, health, updated_at)
+                 VALUES ('web', 'web-manager-1', 'manager', 1, '10.1.0.2', 'ready', 'healthy', 't')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let old = store.node("web", "web-manager-1").unwrap().unwrap();
+        assert_eq!(old.addresses, Some(Addresses::private_only("10.1.0.2")));
+
+        let mut n = NodeRecord::new("web", "web-worker-1", Role::Worker, 1);
+        n.addresses = Some(Addresses {
+            private: "10.0.0.7".into(),
+            public: Some("198.51.100.7".into()),
+            ssh: "198.51.100.7".into(),
+        });
+        store.put_node(&n).unwrap();
+        let got = store.node("web", "web-worker-1").unwrap().unwrap();
+        assert_eq!(got.addresses, n.addresses);
     }
 
     #[test]

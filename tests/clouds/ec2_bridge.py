@@ -5,8 +5,12 @@ moto implements the EC2 API but its instances are records only. This bridge
 polls moto and, for each pending or running instance in the bridged subnet,
 runs a node container at the instance's private IP on a Docker network whose
 subnet is the moto subnet's, with the key pair's public key installed for
-root and for `ubuntu` (with sudo) the way cloud-init would on an Ubuntu AMI.
-A stopped or terminated instance's container is removed.
+root and for the image's login user (with sudo) the way cloud-init would:
+`ubuntu` on the default (prepared, Docker installed) image, `admin` on the
+bare Debian AMI registered at setup (no Docker, as Debian's own AMIs). An
+instance's public IPv4 reaches it only through the NAT router
+(node_bodies.NatRouter), as through a VPC's internet gateway. A stopped or
+terminated instance's container is removed, and its public address unmapped.
 
     ec2_bridge.py setup --endpoint URL --dir DIR   # users, VPC, subnet, network; then auth on
     ec2_bridge.py run --dir DIR                    # the polling loop
@@ -22,7 +26,8 @@ import urllib.request
 
 import boto3
 
-from node_bodies import docker, run_options, start_body
+from ec2_public import PUBLIC_CIDR, PUBLIC_NETWORK
+from node_bodies import BARE_IMAGE, NatRouter, docker, run_options, start_body
 
 REGION = "us-east-1"
 VPC_CIDR = "10.77.0.0/16"
@@ -31,6 +36,12 @@ NETWORK = "provision-ec2-test"
 LABEL = "provision-test-cloud=ec2"
 IMAGE = os.environ.get("PROVISION_NODE_IMAGE", "provision/node:bookworm")
 LIVE = {"pending", "running"}
+# Debian's AMIs are named debian-12-amd64-<date>; their login user is admin.
+BARE_AMI_NAME = "debian-12-amd64-20261101-bare"
+
+
+def router():
+    return NatRouter("provision-ec2-router", PUBLIC_NETWORK, PUBLIC_CIDR, LABEL, IMAGE)
 
 def log(msg):
     print(time.strftime("%H:%M:%S"), msg, flush=True)
@@ -63,6 +74,10 @@ def setup(endpoint, directory):
         keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
     vpc = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=SUBNET_CIDR)["Subnet"]["SubnetId"]
+    bare_ami = ec2.register_image(
+        Name=BARE_AMI_NAME, Description="Debian 12 (bookworm), no Docker",
+        Architecture="x86_64", RootDeviceName="/dev/xvda", VirtualizationType="hvm",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
     # From here on moto checks every request's signature and policy.
     urllib.request.urlopen(urllib.request.Request(
         f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST",
@@ -81,6 +96,7 @@ def setup(endpoint, directory):
 
     docker("network", "rm", NETWORK, check=False)
     docker("network", "create", "--subnet", SUBNET_CIDR, "--label", LABEL, NETWORK)
+    router().start()
     (directory / "env").write_text(
         f"export AWS_CONFIG_FILE={aws / 'config'}\n"
         f"export AWS_SHARED_CREDENTIALS_FILE={aws / 'credentials'}\n"
@@ -88,18 +104,32 @@ def setup(endpoint, directory):
         f"export PROVISION_EC2_ENDPOINT={endpoint}\n"
         "export PROVISION_EC2_PROFILE=provision-test\n"
         f"export PROVISION_EC2_SUBNET={subnet}\n"
+        f"export PROVISION_EC2_BARE_AMI={bare_ami}\n"
         f"export PROVISION_EC2_VPC={vpc}\n")
     print(f"endpoint {endpoint}\nsubnet {subnet}\nprofile provision-test\nenv {directory / 'env'}")
 
 
 def containers():
-    """Instance id → container name of the bridge's containers."""
-    out = docker("ps", "-a", "--filter", f"label={LABEL}",
-                 "--format", '{{.Label "ec2.instance-id"}} {{.Names}}').stdout
-    return dict(line.split() for line in out.splitlines() if line.strip())
+    """Instance id → (container name, public address or "-") of the bodies."""
+    out = docker("ps", "-a", "--filter", f"label={LABEL}", "--filter", "label=ec2.instance-id",
+                 "--format",
+                 '{{.Label "ec2.instance-id"}} {{.Names}} {{.Label "ec2.public-ip"}}').stdout
+    bodies = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 2:
+            bodies[fields[0]] = (fields[1], fields[2] if len(fields) > 2 else "")
+    return bodies
 
 
-def start(ec2, instance, options):
+def remove(nat, body):
+    name, public_ip = body
+    docker("rm", "-f", "-v", name, check=False)
+    if public_ip:
+        nat.unmap(public_ip)
+
+
+def start(ec2, nat, instance, options, bare_ami):
     iid = instance["InstanceId"]
     public_key = ""
     if instance.get("KeyName"):
@@ -111,22 +141,31 @@ def start(ec2, instance, options):
         import base64
         user_data = base64.b64decode(attr["UserData"]["Value"]).decode(errors="replace")
     ip = instance["PrivateIpAddress"]
+    public_ip = instance.get("PublicIpAddress", "")
+    bare = instance.get("ImageId") == bare_ami
     error = start_body(f"ec2-{iid}", "ip-" + ip.replace(".", "-"), NETWORK, ip,
-                       [LABEL, f"ec2.instance-id={iid}"], "ubuntu", public_key, user_data,
-                       options, IMAGE)
+                       [LABEL, f"ec2.instance-id={iid}", f"ec2.public-ip={public_ip}"],
+                       "admin" if bare else "ubuntu", public_key, user_data,
+                       options, BARE_IMAGE if bare else IMAGE, first_boot=bare)
     if error:
         log(f"{iid}: docker run failed: {error}")
-    else:
-        log(f"{iid}: body started at {ip}")
+        return
+    if public_ip:
+        nat.map(public_ip, ip, NETWORK)
+    log(f"{iid}: body started at {ip}" + (f", public {public_ip} by NAT" if public_ip else "")
+        + (" (bare image)" if bare else ""))
 
 
 def bridge(directory):
     endpoint = (directory / "endpoint").read_text().strip()
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     ec2 = client(directory / "aws", "bridge")
-    subnet = [l.split("=", 1)[1] for l in (directory / "env").read_text().splitlines()
-              if l.startswith("export PROVISION_EC2_SUBNET=")][0]
+    env = dict(l[len("export "):].split("=", 1) for l in (directory / "env").read_text().splitlines()
+               if l.startswith("export "))
+    subnet, bare_ami = env["PROVISION_EC2_SUBNET"], env["PROVISION_EC2_BARE_AMI"]
     options = run_options(IMAGE)
+    nat = router()
+    nat.attach(NETWORK)
     log(f"bridging {endpoint} subnet {subnet} to docker network {NETWORK}")
     while True:
         try:
@@ -139,13 +178,13 @@ def bridge(directory):
             for iid, i in instances.items():
                 live = i["State"]["Name"] in LIVE and i.get("SubnetId") == subnet
                 if live and iid not in have:
-                    start(ec2, i, options)
+                    start(ec2, nat, i, options, bare_ami)
                 elif not live and iid in have:
-                    docker("rm", "-f", "-v", have[iid], check=False)
+                    remove(nat, have[iid])
                     log(f"{iid}: {i['State']['Name']}, body removed")
-            for iid, name in have.items():
+            for iid, body in have.items():
                 if iid not in instances:
-                    docker("rm", "-f", "-v", name, check=False)
+                    remove(nat, body)
                     log(f"{iid}: unknown to moto, body removed")
         except Exception as e:  # moto restarting, docker busy: try again
             log(f"poll failed: {e}")

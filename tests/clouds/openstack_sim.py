@@ -7,8 +7,12 @@ image v2), behind a real Keystone: every request's X-Auth-Token is checked
 with Keystone, and the services are in Keystone's catalog. Each server is a
 node container on a Docker network whose subnet is the simulated network's,
 with the keypair installed for root and the image's login user as cloud-init
-would; a floating IP is a second address of that container on the "public"
-Docker network, so SSH to it works.
+would. A floating IP is NAT, as Neutron's router does it: the router
+container (node_bodies.NatRouter) holds it on the "public" Docker network
+(198.51.100.128/25, a documentation range) and translates it to the fixed
+address; the server's own interface has the fixed address only. Images:
+`debian-12` (Docker installed) and `debian-12-genericcloud` (bare, as
+Debian publishes it: no Docker, cloud-init still running after sshd is up).
 
 Faults, set through the control port (127.0.0.1:8700, no auth):
     POST /faults {"latency_ms": 50, "error_rate": 0.2, "error_codes": [500, 503, 429],
@@ -41,7 +45,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from node_bodies import docker, run_options, start_body
+from node_bodies import BARE_IMAGE, NatRouter, docker, run_options, start_body
 
 KEYSTONE = os.environ.get("PROVISION_KEYSTONE_URL", "http://127.0.0.1:5000")
 HOST = "127.0.0.1"
@@ -51,11 +55,15 @@ REGION = "RegionOne"
 NODE_IMAGE = os.environ.get("PROVISION_NODE_IMAGE", "provision/node:bookworm")
 LABEL = "provision-test-cloud=openstack"
 PRIVATE = {"name": "private", "docker": "provision-os-private", "cidr": "10.78.1.0/24"}
-PUBLIC = {"name": "public", "docker": "provision-os-public", "cidr": "10.79.0.0/24"}
+PUBLIC = {"name": "public", "docker": "provision-os-public", "cidr": "198.51.100.128/25"}
 NOVA_MAX = "2.79"
 PROJECT = "provision"
 USER = "provision"
 PASSWORD = "provision-test-password"
+
+
+def router():
+    return NatRouter("provision-os-router", PUBLIC["docker"], PUBLIC["cidr"], LABEL, NODE_IMAGE)
 
 
 def now():
@@ -133,9 +141,9 @@ def setup(directory, admin_password):
     os.chmod(directory / "clouds.yaml", 0o600)
     (directory / "service.json").write_text(json.dumps({"admin_password": admin_password}))
     os.chmod(directory / "service.json", 0o600)
-    for net in (PRIVATE, PUBLIC):
-        docker("network", "rm", net["docker"], check=False)
-        docker("network", "create", "--subnet", net["cidr"], "--label", LABEL, net["docker"])
+    docker("network", "rm", PRIVATE["docker"], check=False)
+    docker("network", "create", "--subnet", PRIVATE["cidr"], "--label", LABEL, PRIVATE["docker"])
+    router().start()  # makes the public network
     (directory / "env").write_text(
         f"export OS_CLIENT_CONFIG_FILE={directory / 'clouds.yaml'}\n"
         "export PROVISION_OS_CLOUD=provision-test\n"
@@ -177,9 +185,11 @@ class Cloud:
                                             ("3", "m1.medium", 2, 4096, 40)]:
             self.flavors[fid] = {"id": fid, "name": name, "vcpus": vcpus, "ram": ram, "disk": disk}
         self.images = {}
-        for name, user in [("debian-12", "debian")]:
+        for name, user, body in [("debian-12", "debian", NODE_IMAGE),
+                                 ("debian-12-genericcloud", "debian", BARE_IMAGE)]:
             iid = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
-            self.images[iid] = {"id": iid, "name": name, "login_user": user, "created_at": now()}
+            self.images[iid] = {"id": iid, "name": name, "login_user": user, "body": body,
+                                "created_at": now()}
         self.networks, self.subnets = {}, {}
         for net, external in ((PRIVATE, False), (PUBLIC, True)):
             nid = str(uuid.uuid5(uuid.NAMESPACE_URL, "net-" + net["name"]))
@@ -193,6 +203,8 @@ class Cloud:
         self.servers, self.ports, self.keypairs = {}, {}, {}
         self.server_groups, self.security_groups, self.floatingips = {}, {}, {}
         self.options = None
+        self.router = router()
+        self.router.attach(PRIVATE["docker"])
 
     # -- accounting and faults
 
@@ -391,7 +403,7 @@ class Cloud:
         error = start_body(f"os-{sid}", s["name"], PRIVATE["docker"], ip,
                            [LABEL, f"openstack.server-id={sid}"], image["login_user"],
                            keypair.get("public_key", ""), s.get("user_data", ""),
-                           self.options, NODE_IMAGE)
+                           self.options, image["body"], first_boot=image["body"] == BARE_IMAGE)
         if error:
             log(f"{sid}: docker run failed: {error}")
             self.set_error(sid, f"Build of instance {sid} aborted: {error[:200]}", 500)
@@ -420,13 +432,11 @@ class Cloud:
     def connect_fip(self, fip):
         port = self.ports.get(fip["port_id"])
         if port and self.servers.get(port["device_id"], {}).get("status") == "ACTIVE":
-            docker("network", "connect", "--ip", fip["floating_ip_address"], PUBLIC["docker"],
-                   f"os-{port['device_id']}", check=False)
+            network = self.networks[port["network_id"]]["docker"]
+            self.router.map(fip["floating_ip_address"], port["fixed_ips"][0]["ip_address"], network)
 
     def disconnect_fip(self, fip):
-        port = self.ports.get(fip["port_id"] or "")
-        if port:
-            docker("network", "disconnect", "-f", PUBLIC["docker"], f"os-{port['device_id']}", check=False)
+        self.router.unmap(fip["floating_ip_address"])
 
     def finish_delete(self, sid):
         docker("rm", "-f", "-v", f"os-{sid}", check=False)
@@ -441,6 +451,7 @@ class Cloud:
                         self.release_ip(ip["subnet_id"], ip["ip_address"])
                 for fip in self.floatingips.values():
                     if fip["port_id"] == pid:
+                        self.disconnect_fip(fip)
                         fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
             for g in self.server_groups.values():
                 if sid in g["members"]:

@@ -95,6 +95,52 @@ pub struct Machine {
     pub node: String,
     pub role: Role,
     pub state: MachineState,
-    /// Address the controller reaches it on (SSH), once known.
-    pub address: Option<String>,
+    /// Its addresses, once it has the one SSH uses.
+    pub addresses: Option<Addresses>,
+}
+
+/// A machine's addresses, as real clouds give them: a private address on
+/// the machine's own interface, and maybe a public one that is NAT (an EC2
+/// public IPv4, an OpenStack floating IP) — on no interface of the machine,
+/// so nothing on it can bind to or advertise it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Addresses {
+    /// On the machine's interface: every cluster-internal purpose (advertise,
+    /// listen and bind addresses, joins, peers), and what a member-to-member
+    /// firewall rule admits.
+    pub private: String,
+    /// Reaches the machine from outside through the cloud's NAT, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<String>,
+    /// The one the controller's SSH and the user's clients use (the cloud's
+    /// `ssh_address` setting chooses): `private` or `public`.
+    pub ssh: String,
+}
+
+impl Addresses {
+    /// A machine with one address for everything (the local cloud, or a
+    /// private-only machine).
+    pub fn private_only(address: &str) -> Addresses {
+        Addresses {
+            private: address.to_string(),
+            public: None,
+            ssh: address.to_string(),
+        }
+    }
+
+    /// Addresses once the one SSH uses is known: `None` while a wanted
+    /// public address is still missing (not yet allocated).
+    pub fn with_ssh(
+        private: Option<&str>,
+        public: Option<&str>,
+        ssh_public: bool,
+    ) -> Option<Addresses> {
+        let private = private?;
+        let ssh = if ssh_public { public? } else { private };
+        Some(Addresses {
+            private: private.to_string(),
+            public: public.map(str::to_string),
+            ssh: ssh.to_string(),
+        })
+    }
 }

@@ -7,7 +7,9 @@ use aws_sdk_ec2::types::{
     InstanceNetworkInterfaceSpecification, InstanceStateName, Placement, ResourceType, VolumeType,
 };
 use base64::Engine as _;
-use provision_provider::{ClusterRef, Machine, MachineSpec, MachineState, ProviderError, Role};
+use provision_provider::{
+    Addresses, ClusterRef, Machine, MachineSpec, MachineState, ProviderError, Role,
+};
 use tracing::info;
 
 use crate::errors::{call_error, has_code};
@@ -172,16 +174,19 @@ impl Ec2Provider {
             _ => return None,
         };
         let tags = instance.tags();
-        let address = match self.options.settings.ssh_address {
-            SshAddress::Public => instance.public_ip_address(),
-            SshAddress::Private => instance.private_ip_address(),
-        };
+        // A public IPv4 is NAT at the VPC's edge, on no interface of the
+        // instance: the cluster uses the private one, SSH the one chosen.
+        let addresses = Addresses::with_ssh(
+            instance.private_ip_address(),
+            instance.public_ip_address(),
+            self.options.settings.ssh_address == SshAddress::Public,
+        );
         Some(Machine {
             id: instance.instance_id()?.to_string(),
             node: tags::value(tags, tags::NODE)?.to_string(),
             role: Role::parse(tags::value(tags, tags::ROLE)?)?,
             state,
-            address: address.map(str::to_string),
+            addresses,
         })
     }
 

@@ -16,7 +16,8 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use provision_provider::{
-    ClusterRef, Machine, MachineSpec, MachineState, Provider, ProviderError, Recorder, Role,
+    Addresses, ClusterRef, Machine, MachineSpec, MachineState, Provider, ProviderError, Recorder,
+    Role,
 };
 use tracing::{debug, info};
 
@@ -347,7 +348,7 @@ impl LocalProvider {
             node,
             role,
             state,
-            address,
+            addresses: address.as_deref().map(Addresses::private_only),
         })
     }
 }
@@ -440,7 +441,7 @@ impl Provider for LocalProvider {
             node: spec.node.clone(),
             role: spec.role,
             state: MachineState::Running,
-            address,
+            addresses: address.as_deref().map(Addresses::private_only),
         })
     }
 

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use provision_provider::{ClusterRef, Machine, MachineSpec, MachineState, ProviderError, Role};
+use provision_provider::{
+    Addresses, ClusterRef, Machine, MachineSpec, MachineState, ProviderError, Role,
+};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -80,14 +82,11 @@ pub(crate) fn state_of(server: &ServerView) -> Option<MachineState> {
     })
 }
 
-/// The address SSH uses: the floating IP, or the fixed one on the cluster's
-/// network (IPv4 first).
-pub(crate) fn ssh_address(server: &ServerView, network: &str, which: SshAddress) -> Option<String> {
-    let wanted = match which {
-        SshAddress::Fixed => "fixed",
-        SshAddress::Floating => "floating",
-    };
-    let pick = |addrs: &Vec<Address>| {
+/// The server's addresses on the cluster's network (IPv4 first): the
+/// fixed one is on its port and is what the cluster uses; a floating IP is
+/// NAT by the Neutron router, on no interface of the server.
+pub(crate) fn addresses(server: &ServerView, network: &str, ssh: SshAddress) -> Option<Addresses> {
+    let pick = |addrs: &Vec<Address>, wanted: &str| {
         let mut matching: Vec<&Address> = addrs
             .iter()
             .filter(|a| a.kind.as_deref().unwrap_or("fixed") == wanted)
@@ -95,11 +94,19 @@ pub(crate) fn ssh_address(server: &ServerView, network: &str, which: SshAddress)
         matching.sort_by_key(|a| a.version.unwrap_or(4) != 4);
         matching.first().map(|a| a.addr.clone())
     };
-    server
-        .addresses
-        .get(network)
-        .and_then(pick)
-        .or_else(|| server.addresses.values().find_map(pick))
+    let find = |wanted: &str| {
+        server
+            .addresses
+            .get(network)
+            .and_then(|a| pick(a, wanted))
+            .or_else(|| server.addresses.values().find_map(|a| pick(a, wanted)))
+    };
+    let (fixed, floating) = (find("fixed"), find("floating"));
+    Addresses::with_ssh(
+        fixed.as_deref(),
+        floating.as_deref(),
+        ssh == SshAddress::Floating,
+    )
 }
 
 impl OpenStackProvider {
@@ -151,7 +158,7 @@ impl OpenStackProvider {
             node: server.metadata.get(metadata::NODE)?.clone(),
             role: Role::parse(server.metadata.get(metadata::ROLE)?)?,
             state: state_of(server)?,
-            address: ssh_address(server, network, self.options.settings.ssh_address),
+            addresses: addresses(server, network, self.options.settings.ssh_address),
         })
     }
 
@@ -178,7 +185,7 @@ impl OpenStackProvider {
             node: spec.node.clone(),
             role: spec.role,
             state: MachineState::Pending,
-            address: None,
+            addresses: None,
         })
     }
 
@@ -358,19 +365,31 @@ mod tests {
     }
 
     #[test]
-    fn ssh_address_follows_the_setting() {
+    fn the_cluster_uses_the_fixed_address_and_ssh_the_one_chosen() {
         let s = server("ACTIVE", None);
+        let fixed = addresses(&s, "private", SshAddress::Fixed).unwrap();
+        assert_eq!(fixed.private, "10.0.0.5");
+        assert_eq!(fixed.public.as_deref(), Some("172.24.4.9"));
+        assert_eq!(fixed.ssh, "10.0.0.5");
+        let floating = addresses(&s, "private", SshAddress::Floating).unwrap();
+        assert_eq!(floating.private, "10.0.0.5");
+        assert_eq!(floating.ssh, "172.24.4.9");
         assert_eq!(
-            ssh_address(&s, "private", SshAddress::Fixed).as_deref(),
-            Some("10.0.0.5")
+            addresses(&s, "other", SshAddress::Fixed).map(|a| a.private),
+            Some("10.0.0.5".into())
         );
+    }
+
+    #[test]
+    fn no_addresses_while_the_floating_ip_ssh_needs_is_missing() {
+        let mut s = server("ACTIVE", None);
+        for list in s.addresses.values_mut() {
+            list.retain(|a| a.kind.as_deref() != Some("floating"));
+        }
+        assert_eq!(addresses(&s, "private", SshAddress::Floating), None);
         assert_eq!(
-            ssh_address(&s, "private", SshAddress::Floating).as_deref(),
-            Some("172.24.4.9")
-        );
-        assert_eq!(
-            ssh_address(&s, "other", SshAddress::Fixed).as_deref(),
-            Some("10.0.0.5")
+            addresses(&s, "private", SshAddress::Fixed).map(|a| a.ssh),
+            Some("10.0.0.5".into())
         );
     }
 }
