@@ -9,6 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/host-setup.sh
+# The bare image (no Docker, as a cloud image ships) that one test per cloud boots.
+if ! docker image inspect "${PROVISION_BARE_IMAGE:-provision/node-bare:bookworm}" >/dev/null 2>&1; then
+  scripts/node-image/build.sh --bare
+fi
 clouds_down() {
   scripts/test-clouds/ec2 down >/dev/null 2>&1 || true
   scripts/test-clouds/openstack down >/dev/null 2>&1 || true

@@ -1,7 +1,7 @@
 //! `provision swarm --cloud ec2` end to end on the EC2 test cloud: moto
 //! with IAM authentication on (the test user holds exactly
 //! examples/ec2-iam-policy.json), and the bridge that runs a node container
-//! for each instance at its private IP.
+//! for each instance at its private IP, its public IPv4 by NAT.
 
 mod common;
 
@@ -59,6 +59,9 @@ fn swarm_on_ec2_forms_and_destroy_leaves_nothing() {
     );
 
     assert_eq!(ready_swarm_nodes(&c), 3);
+    // Reached over public IPv4 (the default ssh_address) through the test
+    // cloud's NAT; formed on the private addresses.
+    assert_swarm_on_private_addresses(&c, "198.51.100.");
 
     let status = c.status_json();
     let id = status["id"].as_str().unwrap().to_string();
@@ -128,6 +131,35 @@ fn swarm_on_ec2_forms_and_destroy_leaves_nothing() {
         Duration::from_secs(20),
         || cloud.bodies(&instances).is_empty(),
     );
+}
+
+/// A Debian AMI without Docker, reached on its public IPv4 as user
+/// `admin` (Debian's AMIs' login user, through sudo): the install script
+/// waits for first boot's cloud-init, installs docker.io, and the swarm forms.
+#[test]
+fn swarm_forms_from_a_bare_debian_ami() {
+    let cloud = ec2_cloud();
+    let c = Cluster::new("ec2bare").with_env(&cloud.env);
+    let template = c.dir().join("bare.yaml");
+    let base = std::fs::read_to_string(cloud.template()).unwrap();
+    std::fs::write(
+        &template,
+        base.replace("workers: 2", "workers: 1")
+            .replace("node:\n", "node:\n  ssh_user: admin\n"),
+    )
+    .unwrap();
+    let out = c
+        .cmd()
+        .args(["swarm", "--cloud", "ec2", "--name", &c.name])
+        .args(["--template", template.to_str().unwrap()])
+        .args(["--profile", &cloud.profile, "--subnet", &cloud.subnet])
+        .args(["--image", &cloud.bare_ami])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_formed_from_bare_image(&c, 2, true);
+    assert_swarm_on_private_addresses(&c, "198.51.100.");
+    c.ok(&["destroy", &c.name, "--yes"]);
 }
 
 /// Each bad setting fails before anything is launched or stored.

@@ -193,3 +193,17 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
     let list = c.ok(&["list"]);
     assert!(!list.contains(&c.name), "{list}");
 }
+
+/// A node image without Docker, as a distribution's cloud image is: the
+/// install script installs docker.io from Debian's mirror, then the swarm forms.
+#[test]
+fn swarm_forms_from_a_bare_image() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("it-bare");
+    c.create_on("swarm", BARE_IMAGE, "1", "1");
+    assert_formed_from_bare_image(&c, 2, false);
+    c.ok(&["destroy", &c.name, "--yes"]);
+    assert_eq!(leftovers(&c.name), Vec::<String>::new());
+}

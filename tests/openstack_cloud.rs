@@ -329,17 +329,10 @@ fn application_credential_and_floating_ips() {
     );
     assert_ok(&out, "create with floating IPs");
     let status = c.status_json();
-    let addresses: Vec<&str> = status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["address"].as_str().unwrap())
-        .collect();
-    assert!(
-        addresses.iter().all(|a| a.starts_with("10.79.0.")),
-        "SSH over floating IPs: {addresses:?}"
-    );
     assert_eq!(ready_swarm_nodes(&c), 2);
+    // SSH over the floating IPs, which the test cloud's router NATs as
+    // Neutron's does; the swarm formed on the fixed addresses.
+    assert_swarm_on_private_addresses(&c, "198.51.100.");
     let id = status["id"].as_str().unwrap().to_string();
     for server in cloud.servers(&id) {
         assert_eq!(server["metadata"]["team"], "infra");
@@ -458,4 +451,37 @@ fn killed_openstack_runs_are_finished_by_the_next_one() {
         !state.to_string().contains(&format!("provision-{id}")),
         "{state}"
     );
+}
+
+/// Debian's own cloud image (no Docker, cloud-init still running at first
+/// SSH), reached over floating IPs: the install script waits for first
+/// boot, installs docker.io, and the swarm forms on the fixed addresses.
+#[test]
+fn swarm_forms_from_the_bare_debian_cloud_image() {
+    let (_turn, cloud) = openstack_cloud();
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("bare.yaml");
+    std::fs::write(
+        &template,
+        "coe: swarm\nmanagers: 1\nworkers: 1\nnode:\n  image: debian-12-genericcloud\nopenstack:\n  floating_ip_pool: public\n  ssh_address: floating\n",
+    )
+    .unwrap();
+    let c = Cluster::new("osbare").with_env(&cloud.env);
+    let out = create(
+        &c,
+        "provision-test",
+        &["--template", template.to_str().unwrap()],
+    );
+    assert_ok(&out, "create from the bare image");
+    let id = assert_formed(&c, cloud, 2);
+    assert_formed_from_bare_image(&c, 2, true);
+    assert_swarm_on_private_addresses(&c, "198.51.100.");
+    let state = destroy_leaves_no_server(&c, cloud, &id);
+    let ours = state["floatingips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["description"].as_str().unwrap().contains(&id))
+        .count();
+    assert_eq!(ours, 0, "{state}");
 }

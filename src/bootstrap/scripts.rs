@@ -455,14 +455,20 @@ mod tests {
                 let text = scripts.render(&name, &ctx).unwrap();
                 let uses: Vec<&str> = text.lines().filter(|l| l.contains(PUBLIC)).collect();
                 let allowed = name == "kubernetes/init.sh" && uses == ["  - 198.51.100.23"];
-                assert!(uses.is_empty() || allowed, "{name} uses the public address: {uses:?}");
+                assert!(
+                    uses.is_empty() || allowed,
+                    "{name} uses the public address: {uses:?}"
+                );
             }
         }
         let init = scripts
             .render("kubernetes/init.sh", &context_for("manager", true))
             .unwrap();
         assert!(init.contains("advertiseAddress: 10.0.0.3"), "{init}");
-        assert!(init.contains("certSANs:\n  - 198.51.100.23\nnetworking:"), "{init}");
+        assert!(
+            init.contains("certSANs:\n  - 198.51.100.23\nnetworking:"),
+            "{init}"
+        );
         let swarm = scripts
             .render("swarm/init.sh", &context_for("manager", true))
             .unwrap();

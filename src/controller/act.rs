@@ -161,9 +161,7 @@ impl Run<'_> {
                 node: via.to_string(),
                 message: "has no address to reach it on".into(),
             })?;
-        self.ctl
-            .open_shell(self.ctx, &rec, &addresses, None)
-            .await
+        self.ctl.open_shell(self.ctx, &rec, &addresses, None).await
     }
 
     async fn open_gate_through(&self, via: &str) {

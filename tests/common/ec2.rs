@@ -14,6 +14,8 @@ pub struct Ec2Cloud {
     pub endpoint: String,
     pub subnet: String,
     pub profile: String,
+    /// A Debian AMI whose bodies have no Docker (login user `admin`).
+    pub bare_ami: String,
     /// AWS_CONFIG_FILE and friends, for `provision` runs.
     pub env: Vec<(String, String)>,
 }
@@ -41,6 +43,7 @@ pub fn ec2_cloud() -> &'static Ec2Cloud {
             endpoint: get("PROVISION_EC2_ENDPOINT"),
             subnet: get("PROVISION_EC2_SUBNET"),
             profile: get("PROVISION_EC2_PROFILE"),
+            bare_ami: get("PROVISION_EC2_BARE_AMI"),
             dir,
             env,
         }
@@ -96,8 +99,8 @@ impl Ec2Cloud {
             .collect()
     }
 
-    /// The Swarm template for the test cloud: SSH over the private address
-    /// (the bridged containers), never a public one.
+    /// The Swarm template for the test cloud: SSH over the default (public,
+    /// NAT) address.
     pub fn template(&self) -> PathBuf {
         repo().join("scripts/test-clouds/ec2-swarm.yaml")
     }

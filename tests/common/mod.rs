@@ -446,3 +446,121 @@ pub fn ready_swarm_nodes(c: &Cluster) -> usize {
     );
     nodes.lines().filter(|s| *s == "Ready").count()
 }
+
+/// A cluster reached over public (NAT) addresses forms on its private ones:
+/// every node's SSH address is its public one, in `public_range`; the
+/// public address is on no interface of the node; Swarm advertises each
+/// node's private address; and no rendered script on a node holds a public
+/// address. Returns (node, private, public) per node.
+pub fn assert_swarm_on_private_addresses(
+    c: &Cluster,
+    public_range: &str,
+) -> Vec<(String, String, String)> {
+    let status = c.status_json();
+    let nodes: Vec<(String, String, String)> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let field = |k: &str| {
+                n[k].as_str()
+                    .unwrap_or_else(|| panic!("{k}: {n}"))
+                    .to_string()
+            };
+            (
+                field("name"),
+                field("private_address"),
+                field("public_address"),
+            )
+        })
+        .collect();
+    for n in status["nodes"].as_array().unwrap() {
+        assert_eq!(n["ssh_address"], n["public_address"], "SSH over NAT: {n}");
+        assert!(
+            n["public_address"]
+                .as_str()
+                .unwrap()
+                .starts_with(public_range),
+            "public addresses from the test cloud's range: {n}"
+        );
+    }
+    let publics: Vec<&str> = nodes.iter().map(|(_, _, p)| p.as_str()).collect();
+    for (node, private, public) in &nodes {
+        let interfaces = c.ssh(node, &["ip", "-4", "-o", "addr", "show"]);
+        assert!(
+            interfaces.contains(&format!(" {private}/")),
+            "{node}: {interfaces}"
+        );
+        assert!(
+            !interfaces.contains(public.as_str()),
+            "{node} holds its NAT address: {interfaces}"
+        );
+        let advertised = c.ssh(
+            node,
+            &["sudo", "docker", "info", "--format", "{{.Swarm.NodeAddr}}"],
+        );
+        assert_eq!(advertised.trim(), private, "{node} advertises");
+        let scripts = c.ssh(
+            node,
+            &["sudo", "sh", "-c", "cat /var/lib/provision/scripts/*"],
+        );
+        for p in &publics {
+            assert!(
+                !scripts.contains(p),
+                "{node}: a script holds public address {p}"
+            );
+        }
+    }
+    let managers = c.ssh(&c.manager(), &["sudo", "docker", "node", "ls", "-q"]);
+    for id in managers.lines() {
+        let addr = c.ssh(
+            &c.manager(),
+            &[
+                "sudo",
+                "docker",
+                "node",
+                "inspect",
+                id,
+                "--format",
+                "{{.Status.Addr}} {{if .ManagerStatus}}{{.ManagerStatus.Addr}}{{end}}",
+            ],
+        );
+        for a in addr.split_whitespace() {
+            let host = a.rsplit_once(':').map_or(a, |(h, _)| h);
+            assert!(
+                nodes.iter().any(|(_, private, _)| private == host),
+                "docker node inspect shows {a}, not a private address: {nodes:?}"
+            );
+        }
+    }
+    nodes
+}
+
+/// The bare node image: Debian as a cloud image ships it, without Docker
+/// (`scripts/node-image/build.sh --bare`).
+pub const BARE_IMAGE: &str = "provision/node-bare:bookworm";
+
+/// A Swarm formed from the bare image: Docker was installed by provision's
+/// script (it says so in each node's log), every node is Ready, and the
+/// first boot's cloud-init (where the test cloud runs its stand-in) was
+/// waited for before apt ran.
+pub fn assert_formed_from_bare_image(c: &Cluster, nodes: usize, waits_for_cloud_init: bool) {
+    assert_eq!(ready_swarm_nodes(c), nodes);
+    let logs: Vec<_> = std::fs::read_dir(c.log_dir())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(logs.len(), nodes);
+    for log in &logs {
+        assert!(
+            log.contains("installing docker.io from the distribution"),
+            "{log}"
+        );
+        assert!(log.contains("is running"), "{log}");
+        if waits_for_cloud_init {
+            let waited = log.find("waiting for cloud-init to finish first boot");
+            let installed = log.find("installing docker.io");
+            assert!(waited.is_some() && waited < installed, "{log}");
+        }
+    }
+}
