@@ -97,6 +97,24 @@ fn zero_managers_is_refused() {
     assert!(containers(name).is_empty());
 }
 
+/// kubeadm would pin every kubelet to the first control-plane node: several
+/// need a load balancer or DNS name, refused without one before anything exists.
+#[test]
+fn kubernetes_with_three_control_planes_needs_an_endpoint() {
+    if skip_docker_tests() {
+        return;
+    }
+    require_docker();
+    let name = "x-k8s-ha";
+    let err = Attempt::new().refused(&["kubernetes", "--name", name, "--managers", "3"], &[]);
+    assert!(
+        err.contains("kubernetes.control_plane_endpoint:") && err.contains("load balancer"),
+        "{err}"
+    );
+    assert!(containers(name).is_empty());
+    assert_eq!(leftovers(name), Vec::<String>::new());
+}
+
 #[test]
 fn cluster_name_must_be_a_dns_label() {
     let err = Attempt::new().refused(&["swarm", "--name", "Web_1"], &[]);

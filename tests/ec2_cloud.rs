@@ -227,6 +227,22 @@ fn bad_ec2_input_fails_before_anything_is_launched() {
     ]);
     assert!(e.contains("flavor:"), "{e}");
 
+    // Kubernetes on t3.micro (1 GiB) would fail in kubeadm's preflight.
+    let out = c
+        .cmd()
+        .args(["kubernetes", "--cloud", "ec2", "--name", &c.name])
+        .args(["--profile", &cloud.profile, "--subnet", &cloud.subnet])
+        .args(["--image", AMI, "--flavor", "t3.micro"])
+        .output()
+        .unwrap();
+    let e = output_text(&out);
+    assert!(!out.status.success(), "{e}");
+    assert!(
+        e.contains("flavor: instance type t3.micro has 2 vCPU(s) and 1024 MiB")
+            && e.contains("1700 MiB"),
+        "{e}"
+    );
+
     let seen = cloud.inspect("provision:cluster-name", &c.name);
     assert!(seen["instances"].as_array().unwrap().is_empty(), "{seen}");
     assert!(seen["key_pairs"].as_array().unwrap().is_empty(), "{seen}");

@@ -22,6 +22,7 @@ fn cluster(name: &str) -> ClusterRef {
         name: name.into(),
         id: format!("{:016x}", rand::random::<u64>()),
         ssh_public_key: KEY.into(),
+        minimum_size: None,
         firewall: Firewall {
             ssh_from: "192.0.2.0/24".into(),
             members: vec![

@@ -39,8 +39,28 @@ fn secrets(c: &Cluster) -> Vec<String> {
         .collect()
 }
 
+/// More than one control-plane node needs a stable endpoint: here the first
+/// one's container name, which Docker's DNS resolves on the cluster network.
 fn create(c: &Cluster, managers: &str, workers: &str) -> String {
-    c.create_on("kubernetes", standin_image(), managers, workers)
+    let template = c.dir().join("k8s.yaml");
+    std::fs::write(
+        &template,
+        format!(
+            "coe: kubernetes\nkubernetes:\n  control_plane_endpoint: {}\n",
+            c.manager()
+        ),
+    )
+    .unwrap();
+    let out = c
+        .cmd()
+        .args(["kubernetes", "--name", &c.name, "--image", standin_image()])
+        .args(["--managers", managers, "--workers", workers])
+        .args(["--template", template.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "provision kubernetes failed:\n{text}");
+    text
 }
 
 fn count(calls: &[(f64, String)], prefix: &str) -> usize {

@@ -293,6 +293,27 @@ fn bad_openstack_input_fails_before_any_server_is_created() {
         e.contains("cloud no-such-cloud is not in") && e.contains("provision-test"),
         "{e}"
     );
+    // Kubernetes on the default flavor (m1.small: 1 vCPU) would fail in
+    // kubeadm's preflight on the first node: refused before any server.
+    let out = c
+        .cmd()
+        .args([
+            "kubernetes",
+            "--cloud",
+            "openstack",
+            "--os-cloud",
+            "provision-test",
+        ])
+        .args(["--name", &c.name])
+        .output()
+        .unwrap();
+    let e = output_text(&out);
+    assert!(!out.status.success(), "{e}");
+    assert!(
+        e.contains("flavor: flavor m1.small has 1 vCPU(s) and 2048 MiB")
+            && e.contains("Kubernetes control-plane nodes"),
+        "{e}"
+    );
 
     let (calls, per_call) = cloud.calls();
     assert!(

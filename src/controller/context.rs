@@ -36,6 +36,7 @@ impl ClusterContext {
             id: record.id.clone(),
             ssh_public_key: key.public_line(),
             firewall: record.spec.firewall(),
+            minimum_size: record.spec.minimum_machine(),
         };
         Ok(ClusterContext {
             record,

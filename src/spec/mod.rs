@@ -304,12 +304,42 @@ impl ClusterSpec {
 pub const DEFAULT_SSH_FROM: &str = "0.0.0.0/0";
 
 impl ClusterSpec {
-    /// What the cloud's firewall lets in.
+    /// What the cloud's firewall lets in: the template's rules (else the
+    /// orchestrator's), plus what the chosen pod network needs.
     pub fn firewall(&self) -> Firewall {
-        self.firewall.clone().unwrap_or_else(|| Firewall {
+        let mut firewall = self.firewall.clone().unwrap_or_else(|| Firewall {
             ssh_from: DEFAULT_SSH_FROM.into(),
             members: self.coe.member_ports(),
-        })
+        });
+        // Calico's default encapsulation is IP-in-IP between nodes (IP
+        // protocol 4, no ports): without it pods on different nodes cannot talk.
+        let ipip = PortRule::protocol(Protocol::Ipip);
+        let calico = self
+            .kubernetes
+            .as_ref()
+            .is_some_and(|k| k.cni == Cni::Calico);
+        if calico && !firewall.members.contains(&ipip) {
+            firewall.members.push(ipip);
+        }
+        firewall
+    }
+
+    /// The smallest machine the orchestrator's nodes run on (every node
+    /// of a cluster gets the same flavor, so it is the control plane's).
+    pub fn minimum_machine(&self) -> Option<provision_provider::MinimumSize> {
+        match self.coe {
+            // kubeadm's preflight refuses a control-plane node with fewer
+            // ("[ERROR NumCPU]: the number of available CPUs 1 is less than
+            // the required 2", "[ERROR Mem]: … less than the minimum 1700 MB").
+            Coe::Kubernetes => Some(provision_provider::MinimumSize {
+                vcpus: 2,
+                memory_mib: 1700,
+                needed_by:
+                    "Kubernetes control-plane nodes (kubeadm's NumCPU and Mem preflight checks)"
+                        .into(),
+            }),
+            Coe::Swarm | Coe::Mesos => None,
+        }
     }
 
     /// Counts per role, managers first.
@@ -369,19 +399,10 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
             ),
         });
     }
-    if let Some(bad) = spec
-        .firewall()
-        .members
-        .iter()
-        .find(|r| r.last_port() < r.port)
-    {
+    if let Some(problem) = spec.firewall().members.iter().find_map(|r| r.problem()) {
         return Err(SpecError::Field {
             field: "firewall.members".into(),
-            message: format!(
-                "port range {}-{} runs backwards: write the lower port first",
-                bad.port,
-                bad.last_port()
-            ),
+            message: problem,
         });
     }
     if let Some(openstack) = &spec.openstack {
@@ -397,6 +418,20 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
                 message: format!(
                     "{:?} is not a minor version: write it like 1.31",
                     k8s.version
+                ),
+            });
+        }
+        if spec.managers > 1 && k8s.control_plane_endpoint.is_none() {
+            // kubeadm writes the endpoint into every kubeconfig and kubelet:
+            // without a stable one all of them would reach manager 1 only.
+            return Err(SpecError::Field {
+                field: "kubernetes.control_plane_endpoint".into(),
+                message: format!(
+                    "{} control-plane nodes need a stable endpoint in front of them: a load \
+                     balancer or DNS name that reaches port 6443 on every control-plane node \
+                     (without one, every kubelet would depend on the first). Set it in the \
+                     template, or use --managers 1",
+                    spec.managers
                 ),
             });
         }
@@ -498,6 +533,80 @@ mod tests {
         let mut f = s.firewall();
         f.ssh_from = "2001:db8::/32".into();
         s.firewall = Some(f);
+        assert!(validate(&s).is_ok());
+    }
+
+    #[test]
+    fn kubernetes_with_several_control_planes_needs_an_endpoint() {
+        let mut s = spec(3);
+        s.coe = Coe::Kubernetes;
+        s.kubernetes = Some(KubernetesSettings::default());
+        let err = validate(&s).unwrap_err().to_string();
+        assert!(
+            err.starts_with("kubernetes.control_plane_endpoint:") && err.contains("--managers 1"),
+            "{err}"
+        );
+        s.managers = 1;
+        assert!(validate(&s).is_ok());
+        s.managers = 3;
+        s.kubernetes.as_mut().unwrap().control_plane_endpoint = Some("k8s.example.org".into());
+        assert!(validate(&s).is_ok());
+    }
+
+    #[test]
+    fn only_kubernetes_asks_for_a_minimum_machine() {
+        let mut s = spec(1);
+        assert_eq!(s.minimum_machine(), None);
+        s.coe = Coe::Kubernetes;
+        let min = s.minimum_machine().unwrap();
+        assert_eq!((min.vcpus, min.memory_mib), (2, 1700));
+        let err = min
+            .check("flavor m1.small", 1, 2048)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("flavor: flavor m1.small has 1 vCPU(s) and 2048 MiB")
+                && err.contains("--flavor"),
+            "{err}"
+        );
+        assert!(min.check("flavor m1.medium", 2, 4096).is_ok());
+        assert!(min.check("instance type t3.micro", 2, 1024).is_err());
+    }
+
+    #[test]
+    fn calico_opens_ip_in_ip_between_members() {
+        let mut s = spec(1);
+        s.coe = Coe::Kubernetes;
+        s.kubernetes = Some(KubernetesSettings::default());
+        let ipip = PortRule::protocol(Protocol::Ipip);
+        assert!(!s.firewall().members.contains(&ipip), "flannel needs none");
+        s.kubernetes.as_mut().unwrap().cni = Cni::Calico;
+        let members = s.firewall().members;
+        assert_eq!(members.iter().filter(|r| **r == ipip).count(), 1);
+        assert!(validate(&s).is_ok());
+    }
+
+    #[test]
+    fn firewall_rules_must_match_their_protocol() {
+        let mut s = spec(1);
+        for (rule, says) in [
+            ("{protocol: tcp}", "a tcp rule needs a port"),
+            ("{protocol: ipip, port: 4}", "ipip has no ports"),
+            ("{protocol: udp, port: 9, to: 1}", "runs backwards"),
+        ] {
+            s.firewall = Some(
+                serde_yaml_ng::from_str(&format!("ssh_from: 0.0.0.0/0\nmembers: [{rule}]"))
+                    .unwrap(),
+            );
+            let err = validate(&s).unwrap_err().to_string();
+            assert!(
+                err.starts_with("firewall.members:") && err.contains(says),
+                "{rule}: {err}"
+            );
+        }
+        s.firewall = Some(
+            serde_yaml_ng::from_str("ssh_from: 0.0.0.0/0\nmembers: [{protocol: ipip}]").unwrap(),
+        );
         assert!(validate(&s).is_ok());
     }
 

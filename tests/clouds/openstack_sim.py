@@ -716,6 +716,21 @@ def network(cloud, method, path, query, body, headers, project):
                 raise neutron_error(400, "HTTPBadRequest", "Invalid input for direction.")
             if r.get("remote_group_id") and r["remote_group_id"] not in c.security_groups:
                 raise neutron_error(404, "SecurityGroupNotFound", f"Security group {r['remote_group_id']} does not exist")
+            # neutron-lib's IP_PROTOCOL_MAP names (or a number 0-255); port
+            # ranges only for the protocols that have ports, else 400
+            # SecurityGroupInvalidProtocolForPortRange (neutron
+            # securitygroups_db._validate_port_range, and its unit tests).
+            proto = r.get("protocol")
+            names = {"ah", "dccp", "egp", "esp", "gre", "hopopt", "icmp", "igmp", "ip", "ipip", "ipv6-encap",
+                     "ipv6-frag", "ipv6-icmp", "icmpv6", "ipv6-nonxt", "ipv6-opts", "ipv6-route", "ospf",
+                     "pgm", "rsvp", "sctp", "tcp", "udp", "udplite", "vrrp"}
+            if proto is not None and proto not in names and not (str(proto).isdigit() and int(proto) <= 255):
+                raise neutron_error(400, "SecurityGroupRuleInvalidProtocol",
+                                    f"Security group rule protocol {proto} not supported.")
+            has_ports = r.get("port_range_min") is not None or r.get("port_range_max") is not None
+            if has_ports and proto not in ("tcp", "udp", "udplite", "sctp", "dccp", "6", "17", "33", "132", "136"):
+                raise neutron_error(400, "SecurityGroupInvalidProtocolForPortRange",
+                                    f"Invalid protocol {proto} for port range, only supported for TCP, UDP, UDPLITE, SCTP and DCCP.")
             keys = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix", "remote_group_id")
             rule = {k: r.get(k) for k in keys}
             rule.setdefault("ethertype", "IPv4")

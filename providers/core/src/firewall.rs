@@ -8,14 +8,32 @@ use serde::{Deserialize, Serialize};
 pub enum Protocol {
     Tcp,
     Udp,
+    /// IP-in-IP (IP protocol 4, no ports): Calico's default encapsulation.
+    Ipip,
 }
 
 impl Protocol {
+    /// The name in templates, and Neutron's (neutron-lib's `ipip` included).
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
+            Protocol::Ipip => "ipip",
         }
+    }
+
+    /// The IANA protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Ipip => 4,
+        }
+    }
+
+    /// Whether rules of this protocol name ports.
+    pub fn has_ports(self) -> bool {
+        matches!(self, Protocol::Tcp | Protocol::Udp)
     }
 }
 
@@ -25,7 +43,8 @@ impl Protocol {
 #[serde(deny_unknown_fields)]
 pub struct PortRule {
     pub protocol: Protocol,
-    /// First port.
+    /// First port (none for a protocol without ports, like `ipip`).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub port: u16,
     /// Last port of a range; `port` alone when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,13 +68,52 @@ impl PortRule {
         }
     }
 
+    /// A whole IP protocol without ports, like `ipip`.
+    pub const fn protocol(protocol: Protocol) -> PortRule {
+        PortRule {
+            protocol,
+            port: 0,
+            to: None,
+        }
+    }
+
     pub fn last_port(&self) -> u16 {
         self.to.unwrap_or(self.port)
     }
+
+    /// First and last port, for a protocol that has ports.
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        self.protocol
+            .has_ports()
+            .then(|| (self.port, self.last_port()))
+    }
+
+    /// What is wrong with the rule as written, if anything.
+    pub fn problem(&self) -> Option<String> {
+        match self.ports() {
+            Some((0, _)) => Some(format!("a {} rule needs a port", self.protocol.as_str())),
+            Some((from, to)) if to < from => Some(format!(
+                "port range {from}-{to} runs backwards: write the lower port first"
+            )),
+            None if self.port != 0 || self.to.is_some() => Some(format!(
+                "{} has no ports: write it as {{protocol: {}}}",
+                self.protocol.as_str(),
+                self.protocol.as_str()
+            )),
+            _ => None,
+        }
+    }
+}
+
+fn is_zero(port: &u16) -> bool {
+    *port == 0
 }
 
 impl fmt::Display for PortRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.protocol.has_ports() {
+            return f.write_str(self.protocol.as_str());
+        }
         match self.to {
             Some(to) if to != self.port => {
                 write!(f, "{}-{}/{}", self.port, to, self.protocol.as_str())

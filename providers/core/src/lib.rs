@@ -15,7 +15,7 @@ mod machine;
 pub use cache::PerCluster;
 pub use error::ProviderError;
 pub use firewall::{Firewall, PortRule, Protocol};
-pub use machine::{Addresses, ClusterRef, Machine, MachineSpec, MachineState, Role};
+pub use machine::{Addresses, ClusterRef, Machine, MachineSpec, MachineState, MinimumSize, Role};
 
 use async_trait::async_trait;
 

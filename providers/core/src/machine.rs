@@ -3,6 +3,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ProviderError;
+
 /// What a provider needs to know about the cluster it works for.
 #[derive(Debug, Clone)]
 pub struct ClusterRef {
@@ -14,6 +16,38 @@ pub struct ClusterRef {
     pub ssh_public_key: String,
     /// Who may reach the machines, and on which ports.
     pub firewall: crate::Firewall,
+    /// The smallest machine the cluster's orchestrator runs on, checked by
+    /// `preflight` against the flavor / instance type.
+    pub minimum_size: Option<MinimumSize>,
+}
+
+/// The smallest machine (flavor, instance type) an orchestrator's nodes run
+/// on, and whose rule that is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinimumSize {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    /// Who needs it, for the message: "Kubernetes control-plane nodes (…)".
+    pub needed_by: String,
+}
+
+impl MinimumSize {
+    /// Refuses `flavor` of `vcpus` and `memory_mib` when it is smaller,
+    /// naming the setting to change.
+    pub fn check(&self, flavor: &str, vcpus: u32, memory_mib: u64) -> Result<(), ProviderError> {
+        if vcpus >= self.vcpus && memory_mib >= self.memory_mib {
+            return Ok(());
+        }
+        Err(ProviderError::Invalid {
+            field: "flavor".into(),
+            message: format!(
+                "{flavor} has {vcpus} vCPU(s) and {memory_mib} MiB of memory, but {} need at \
+                 least {} vCPUs and {} MiB: choose a larger one with --flavor or node.flavor \
+                 in the template",
+                self.needed_by, self.vcpus, self.memory_mib
+            ),
+        })
+    }
 }
 
 /// A node's place in the cluster. Kubernetes control-plane nodes and Mesos

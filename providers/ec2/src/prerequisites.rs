@@ -129,8 +129,9 @@ impl Ec2Provider {
         ))
     }
 
-    /// Fails with the field named when the instance type does not exist.
-    pub(crate) async fn check_instance_type(&self) -> Result<(), ProviderError> {
+    /// The instance type's default vCPUs and memory (MiB); fails with the
+    /// field named when it does not exist.
+    pub(crate) async fn instance_type_size(&self) -> Result<(u32, u64), ProviderError> {
         self.count("DescribeInstanceTypes");
         let out = self
             .client
@@ -139,13 +140,21 @@ impl Ec2Provider {
             .send()
             .await
             .map_err(|e| call_error("DescribeInstanceTypes", e))?;
-        if out.instance_types().is_empty() {
+        let Some(info) = out.instance_types().first() else {
             return Err(ProviderError::Invalid {
                 field: "flavor".into(),
                 message: format!("EC2 has no instance type {}", self.instance_type()),
             });
-        }
-        Ok(())
+        };
+        let vcpus = info
+            .v_cpu_info()
+            .and_then(|v| v.default_v_cpus())
+            .unwrap_or(0);
+        let memory = info
+            .memory_info()
+            .and_then(|m| m.size_in_mib())
+            .unwrap_or(0);
+        Ok((vcpus.max(0) as u32, memory.max(0) as u64))
     }
 
     /// The subnet and image, resolved on first use and kept.
@@ -458,12 +467,13 @@ pub fn missing_rules(
     firewall: &Firewall,
     existing: Option<&SecurityGroup>,
 ) -> Vec<IpPermission> {
-    let has = |protocol: &str, from: i32, to: i32, check: &dyn Fn(&IpPermission) -> bool| {
+    let has = |protocol: &str, ports: Option<(i32, i32)>, check: &dyn Fn(&IpPermission) -> bool| {
         existing.is_some_and(|g| {
             g.ip_permissions().iter().any(|p| {
                 p.ip_protocol() == Some(protocol)
-                    && p.from_port() == Some(from)
-                    && p.to_port() == Some(to)
+                    && ports.is_none_or(|(from, to)| {
+                        p.from_port() == Some(from) && p.to_port() == Some(to)
+                    })
                     && check(p)
             })
         })
@@ -474,7 +484,7 @@ pub fn missing_rules(
             .iter()
             .any(|r| r.cidr_ip() == Some(firewall.ssh_from.as_str()))
     };
-    if !has("tcp", 22, 22, &from_ssh_range) {
+    if !has("tcp", Some((22, 22)), &from_ssh_range) {
         missing.push(
             IpPermission::builder()
                 .ip_protocol("tcp")
@@ -495,15 +505,23 @@ pub fn missing_rules(
             .any(|g| g.group_id() == Some(group_id))
     };
     for rule in &firewall.members {
-        let (from, to) = (i32::from(rule.port), i32::from(rule.last_port()));
-        if has(rule.protocol.as_str(), from, to, &from_members) {
+        let ports = rule
+            .ports()
+            .map(|(from, to)| (i32::from(from), i32::from(to)));
+        // EC2 names tcp and udp; any other protocol by its number, without
+        // ports ("traffic on all ports is allowed", AuthorizeSecurityGroupIngress).
+        let protocol = match ports {
+            Some(_) => rule.protocol.as_str().to_string(),
+            None => rule.protocol.number().to_string(),
+        };
+        if has(&protocol, ports, &from_members) {
             continue;
         }
         missing.push(
             IpPermission::builder()
-                .ip_protocol(rule.protocol.as_str())
-                .from_port(from)
-                .to_port(to)
+                .ip_protocol(protocol)
+                .set_from_port(ports.map(|p| p.0))
+                .set_to_port(ports.map(|p| p.1))
                 .user_id_group_pairs(
                     UserIdGroupPair::builder()
                         .group_id(group_id)
@@ -550,6 +568,22 @@ mod tests {
             (rules[2].from_port(), rules[2].to_port()),
             (Some(4789), Some(4789))
         );
+    }
+
+    #[test]
+    fn ipip_is_protocol_4_without_ports() {
+        let f = Firewall {
+            ssh_from: "10.0.0.0/8".into(),
+            members: vec![PortRule::protocol(Protocol::Ipip)],
+        };
+        let rules = missing_rules("sg-1", &f, None);
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[1].ip_protocol(), Some("4"));
+        assert_eq!((rules[1].from_port(), rules[1].to_port()), (None, None));
+        let group = SecurityGroup::builder()
+            .set_ip_permissions(Some(rules))
+            .build();
+        assert!(missing_rules("sg-1", &f, Some(&group)).is_empty());
     }
 
     #[test]

@@ -87,9 +87,14 @@ impl Provider for Ec2Provider {
         CLOUD
     }
 
-    async fn preflight(&self, _cluster: &ClusterRef) -> Result<(), ProviderError> {
+    async fn preflight(&self, cluster: &ClusterRef) -> Result<(), ProviderError> {
         self.inputs().await?;
-        self.check_instance_type().await
+        let (vcpus, memory_mib) = self.instance_type_size().await?;
+        if let Some(minimum) = &cluster.minimum_size {
+            let name = format!("instance type {}", self.instance_type());
+            minimum.check(&name, vcpus, memory_mib)?;
+        }
+        Ok(())
     }
 
     async fn ensure_prerequisites(

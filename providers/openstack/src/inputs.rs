@@ -15,6 +15,8 @@ pub const DEFAULT_IMAGE: &str = "debian-12";
 #[derive(Debug, Clone)]
 pub(crate) struct Inputs {
     pub flavor_id: String,
+    /// The flavor's name, vCPUs and RAM (MiB), for the size check.
+    pub flavor: (String, u32, u64),
     pub image_id: String,
     pub network_id: String,
     /// Network name, the key of the server's addresses in Nova's answers.
@@ -28,8 +30,10 @@ impl OpenStackProvider {
         if let Some(inputs) = self.inputs.lock().expect("not poisoned").clone() {
             return Ok(inputs);
         }
+        let (flavor_id, flavor) = self.flavor().await?;
         let resolved = Inputs {
-            flavor_id: self.flavor_id().await?,
+            flavor_id,
+            flavor,
             image_id: self.image_id().await?,
             floating_network_id: self.floating_network_id().await?,
             ..self.network().await?
@@ -38,7 +42,7 @@ impl OpenStackProvider {
         Ok(resolved)
     }
 
-    async fn flavor_id(&self) -> Result<String, ProviderError> {
+    async fn flavor(&self) -> Result<(String, (String, u32, u64)), ProviderError> {
         let wanted = self.options.flavor.as_deref().unwrap_or(DEFAULT_FLAVOR);
         let cloud = &self.api.cloud;
         match self
@@ -46,7 +50,10 @@ impl OpenStackProvider {
             .find("GetFlavor", || cloud.get_flavor(wanted))
             .await?
         {
-            Some(flavor) => Ok(flavor.id().clone()),
+            Some(f) => Ok((
+                f.id().clone(),
+                (f.name().clone(), f.vcpu_count(), f.ram_size()),
+            )),
             None => {
                 let all = self
                     .api
@@ -122,6 +129,7 @@ impl OpenStackProvider {
         };
         Ok(Inputs {
             flavor_id: String::new(),
+            flavor: (String::new(), 0, 0),
             image_id: String::new(),
             network_id: chosen.id().clone(),
             network_name: label(chosen),

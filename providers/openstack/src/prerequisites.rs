@@ -61,8 +61,8 @@ pub(crate) fn missing_rules(
         existing.iter().any(|r| {
             r.direction == "ingress"
                 && r.protocol.as_deref() == Some(protocol)
-                && r.port_range_min == Some(rule.port)
-                && r.port_range_max == Some(rule.last_port())
+                && r.port_range_min == rule.ports().map(|p| p.0)
+                && r.port_range_max == rule.ports().map(|p| p.1)
                 && match from_cidr {
                     Some(cidr) => r.remote_ip_prefix.as_deref() == Some(cidr),
                     None => r.remote_group_id.as_deref() == Some(group_id),
@@ -75,8 +75,9 @@ pub(crate) fn missing_rules(
             "direction": "ingress",
             "ethertype": "IPv4",
             "protocol": protocol,
-            "port_range_min": r.port,
-            "port_range_max": r.last_port(),
+            // Null for a protocol without ports (ipip), as Neutron wants.
+            "port_range_min": r.ports().map(|p| p.0),
+            "port_range_max": r.ports().map(|p| p.1),
             "description": description,
         });
         let fields = body.as_object_mut().expect("an object");
@@ -379,6 +380,27 @@ mod tests {
         assert_eq!(member["port_range_max"], 2377);
         assert!(member.get("remote_ip_prefix").is_none());
         assert_eq!(rules[2]["security_group_rule"]["protocol"], "udp");
+    }
+
+    #[test]
+    fn ipip_is_a_protocol_rule_without_ports() {
+        let f = Firewall {
+            ssh_from: "10.0.0.0/8".into(),
+            members: vec![PortRule::protocol(Protocol::Ipip)],
+        };
+        let rules = missing_rules("sg1", &f, &[]);
+        let ipip = &rules[1]["security_group_rule"];
+        assert_eq!(ipip["protocol"], "ipip");
+        assert!(ipip["port_range_min"].is_null() && ipip["port_range_max"].is_null());
+        let existing = [SecurityGroupRule {
+            direction: "ingress".into(),
+            protocol: Some("ipip".into()),
+            port_range_min: None,
+            port_range_max: None,
+            remote_ip_prefix: None,
+            remote_group_id: Some("sg1".into()),
+        }];
+        assert_eq!(missing_rules("sg1", &f, &existing).len(), 1, "only SSH");
     }
 
     #[test]

@@ -87,8 +87,13 @@ impl Provider for OpenStackProvider {
         CLOUD
     }
 
-    async fn preflight(&self, _cluster: &ClusterRef) -> Result<(), ProviderError> {
-        self.inputs().await.map(|_| ())
+    async fn preflight(&self, cluster: &ClusterRef) -> Result<(), ProviderError> {
+        let inputs = self.inputs().await?;
+        if let Some(minimum) = &cluster.minimum_size {
+            let (name, vcpus, ram) = &inputs.flavor;
+            minimum.check(&format!("flavor {name}"), *vcpus, *ram)?;
+        }
+        Ok(())
     }
 
     async fn ensure_prerequisites(
