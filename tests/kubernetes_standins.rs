@@ -119,6 +119,15 @@ fn cluster_forms_in_order_and_a_second_run_changes_nothing() {
                     && l.contains("pkgs.k8s.io/core:/stable:/v1.31/deb/")),
             "{node}"
         );
+        // Debian's containerd ships a config.toml with bin_dir /usr/lib/cni,
+        // where flannel and calico install nothing; and the kubelet's cgroup
+        // driver is systemd, so containerd's must be.
+        let config = c.ssh(node, &["cat", "/etc/containerd/config.toml"]);
+        assert!(
+            config.contains("bin_dir = \"/opt/cni/bin\""),
+            "{node}: {config}"
+        );
+        assert!(config.contains("SystemdCgroup = true"), "{node}: {config}");
     }
     // One init, on the first control-plane node; every join after it.
     let init_at = first(&before[&nodes[0]], "kubeadm init --config");
