@@ -78,11 +78,34 @@ fn mesos_forms_in_order_and_a_second_run_starts_nothing_again() {
         .find(|(_, l)| l.starts_with("docker run") && l.contains("--name mesos-master "))
         .unwrap();
     assert!(
-        master_run.1.contains("MESOS_QUORUM=1")
+        master_run.1.contains("--quorum=1")
             && master_run.1.contains("--restart always")
             && master_run.1.contains("--net host"),
         "{master_run:?}"
     );
+    // Flags as arguments: mesosphere's image runs `--registry=in_memory`
+    // unless the command line says otherwise, whatever MESOS_REGISTRY says.
+    let addr = address(&c, &c.manager());
+    let state = c.ssh(
+        &c.manager(),
+        &["curl", "-fsSL", &format!("http://{addr}:5050/master/state")],
+    );
+    assert!(
+        state.contains("\"registry\": \"replicated_log\""),
+        "{state}"
+    );
+    // Marathon serves on 8080: ZooKeeper's AdminServer (on 8080 by default
+    // in the real ZooKeeper here) is off, and the script waited for /ping.
+    let ping = c.ssh(
+        &c.manager(),
+        &["curl", "-fsS", &format!("http://{addr}:8080/ping")],
+    );
+    assert_eq!(ping.trim(), "pong");
+    let zk_mode = c.ssh(
+        &c.manager(),
+        &["docker", "exec", "zookeeper", "zkServer.sh", "status"],
+    );
+    assert!(zk_mode.contains("Mode: leader"), "{zk_mode}");
     for i in 1..=2 {
         let worker = format!("{}-worker-{i}", c.name);
         let log = calls(&c, &worker);
@@ -103,8 +126,16 @@ fn mesos_forms_in_order_and_a_second_run_starts_nothing_again() {
             .find(|(_, l)| l.starts_with("docker run"))
             .unwrap();
         assert!(
-            run.1.contains("MESOS_CONTAINERIZERS=docker,mesos")
+            run.1.contains("--containerizers=docker,mesos")
                 && run.1.contains("/var/run/docker.sock"),
+            "{run:?}"
+        );
+        // Task sandboxes are bind-mounted by this node's dockerd: the work
+        // directory has one path inside the agent's container and outside.
+        assert!(
+            run.1.contains("-v /var/lib/mesos:/var/lib/mesos")
+                && run.1.contains("--work_dir=/var/lib/mesos")
+                && run.1.contains("--docker_mesos_image="),
             "{run:?}"
         );
         assert!(
@@ -143,6 +174,20 @@ fn env_of(c: &Cluster, node: &str, container: &str) -> String {
             "inspect",
             "-f",
             "{{range .Config.Env}}{{println .}}{{end}}",
+            container,
+        ],
+    )
+}
+
+/// The arguments a container on a node runs with, one a line.
+fn args_of(c: &Cluster, node: &str, container: &str) -> String {
+    c.ssh(
+        node,
+        &[
+            "docker",
+            "inspect",
+            "-f",
+            "{{range .Args}}{{println .}}{{end}}",
             container,
         ],
     )
@@ -224,10 +269,10 @@ fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
             .join(",")
     );
     for m in &masters {
-        let env = env_of(&c, m, "mesos-master");
+        let args = args_of(&c, m, "mesos-master");
         assert!(
-            env.contains("MESOS_QUORUM=2") && env.contains(&format!("MESOS_ZK={zk}")),
-            "{m}: {env}"
+            args.contains("--quorum=2\n") && args.contains(&format!("--zk={zk}\n")),
+            "{m}: {args}"
         );
         assert!(
             env_of(&c, m, "marathon").contains(&format!("MARATHON_MASTER={zk}")),
@@ -235,10 +280,10 @@ fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
         );
     }
     for i in 1..=2 {
-        let env = env_of(&c, &format!("{}-worker-{i}", c.name), "mesos-agent");
+        let args = args_of(&c, &format!("{}-worker-{i}", c.name), "mesos-agent");
         assert!(
-            env.contains(&format!("MESOS_MASTER={zk}")),
-            "worker {i}: {env}"
+            args.contains(&format!("--master={zk}\n")),
+            "worker {i}: {args}"
         );
     }
     let restarts = planned(&log, "reconfigure");
@@ -251,8 +296,11 @@ fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
     );
     assert_eq!(ensemble(&c, &masters[0]).len(), 3);
 
-    // 2 → 1 workers: maintenance window, machine down, marked gone, then the
-    // machine leaves the schedule; the other agent stays active.
+    // 2 → 1 workers, in Mesos's order (docs/maintenance.md): maintenance
+    // window, machine down (the master then drops the agent from
+    // /master/slaves, so its id was read before), marked gone, machine up
+    // (which takes it out of the schedule: a DOWN machine cannot leave it);
+    // the other agent stays active.
     let leaving = address(&c, &format!("{}-worker-2", c.name));
     scale(&["--workers", "1"]);
     let leader = &hosts[0];
@@ -271,7 +319,29 @@ fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
         "POST /master/machine/down [{{\"hostname\": \"{leaving}\""
     ));
     let gone = at("MARK_AGENT_GONE");
-    assert!(window < down && down < gone, "{api}");
+    let up = at(&format!(
+        "POST /master/machine/up [{{\"hostname\": \"{leaving}\""
+    ));
+    assert!(window < down && down < gone && gone < up, "{api}");
+    assert!(
+        api.contains(&format!(
+            "\"value\": \"standin-S-{}\"",
+            leaving.replace('.', "-")
+        )),
+        "the agent's own id was marked gone: {api}"
+    );
+    let schedule = c.ssh(
+        leader_node,
+        &[
+            "curl",
+            "-fsSL",
+            &format!("http://{leader}:5050/master/maintenance/schedule"),
+        ],
+    );
+    assert!(
+        !schedule.contains(&leaving),
+        "out of the schedule: {schedule}"
+    );
     let agents = c.ssh(
         leader_node,
         &[
@@ -304,8 +374,8 @@ fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
         "the remaining masters were restarted with the new quorum before the next left:\n{}",
         passes.join("\n")
     );
-    let env = env_of(&c, &masters[0], "mesos-master");
-    assert!(env.contains("MESOS_QUORUM=1"), "{env}");
+    let args = args_of(&c, &masters[0], "mesos-master");
+    assert!(args.contains("--quorum=1\n"), "{args}");
     assert_eq!(ensemble(&c, &masters[0]).len(), 1);
     let status = c.status_nodes();
     assert_eq!(status.len(), 2, "{status:?}");
@@ -325,8 +395,8 @@ fn a_lost_agent_is_started_again_by_heal() {
     c.ssh(&worker, &["docker", "rm", "-f", "mesos-agent"]);
     let healed = c.ok(&["heal", &c.name]);
     assert!(healed.contains("all healthy"), "{healed}");
-    let env = env_of(&c, &worker, "mesos-agent");
-    assert!(env.contains("MESOS_MASTER=zk://"), "{env}");
+    let args = args_of(&c, &worker, "mesos-agent");
+    assert!(args.contains("--master=zk://"), "{args}");
     let master = address(&c, &c.manager());
     wait_until(
         "the agent active again",

@@ -27,6 +27,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scripts/bootstrap/docker/install.sh.j2"),
     ),
     (
+        "mesos/checks.sh",
+        include_str!("../../scripts/bootstrap/mesos/checks.sh.j2"),
+    ),
+    (
         "mesos/install.sh",
         include_str!("../../scripts/bootstrap/mesos/install.sh.j2"),
     ),
@@ -473,6 +477,47 @@ mod tests {
             .render("swarm/init.sh", &context_for("manager", true))
             .unwrap();
         assert!(swarm.contains("--advertise-addr 10.0.0.3 --listen-addr 10.0.0.3:2377"));
+    }
+
+    /// Mesos 1.7's agent cannot run on a cgroup v2 host: agent.sh says so
+    /// and what to change, and starts nothing (here `stat` reports cgroup2fs
+    /// and `docker` records whether anything was run).
+    #[test]
+    fn the_mesos_agent_refuses_cgroup_v2_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let fake = |name: &str, body: &str| {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        let calls = dir.path().join("docker.calls");
+        fake("stat", "echo cgroup2fs");
+        fake("docker", &format!("echo \"$*\" >>{}", calls.display()));
+        let script = dir.path().join("agent.sh");
+        let text = Scripts::new(None)
+            .render("mesos/agent.sh", &sample_context())
+            .unwrap();
+        std::fs::write(&script, text).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("cgroup v2") && err.contains("systemd.unified_cgroup_hierarchy=0"),
+            "{err}"
+        );
+        assert!(!calls.exists(), "docker was called");
     }
 
     #[test]

@@ -141,6 +141,20 @@ fn now_ns() -> u128 {
 }
 
 impl Mesos {
+    /// The agent id the masters hold for `host`, empty when they list none
+    /// (a DOWN machine's agent is removed from `/master/slaves`).
+    async fn agent_id(&self, manager: &NodeShell, host: &str) -> Result<String, ShellError> {
+        let out = manager
+            .run("mesos/members.sh", &[], None, Output::Quiet)
+            .await?;
+        let agents = agents_of(&out).map_err(|m| unreadable(manager, "mesos/members.sh", m))?;
+        Ok(agents
+            .into_iter()
+            .find(|a| a.hostname == host)
+            .map(|a| a.id)
+            .unwrap_or_default())
+    }
+
     async fn schedule(
         &self,
         manager: &NodeShell,
@@ -213,6 +227,8 @@ impl Orchestrator for Mesos {
         if member.role == Role::Manager {
             return Ok(());
         }
+        // The id first: machine/down removes the agent from the listing.
+        let agent_id = self.agent_id(manager, &member.hostname).await?;
         let schedule = self
             .schedule(manager, &member.hostname, Some(now_ns()))
             .await?;
@@ -221,6 +237,7 @@ impl Orchestrator for Mesos {
                 "mesos/drain.sh",
                 &[
                     ("member_host", Value::from(member.hostname.as_str())),
+                    ("agent_id", Value::from(agent_id)),
                     ("schedule", Value::from(schedule)),
                 ],
             )
@@ -233,15 +250,9 @@ impl Orchestrator for Mesos {
             ("member_master", Value::from(member.role == Role::Manager)),
         ];
         if member.role == Role::Worker {
-            let out = manager
-                .run("mesos/members.sh", &[], None, Output::Quiet)
-                .await?;
-            let agents = agents_of(&out).map_err(|m| unreadable(manager, "mesos/members.sh", m))?;
-            let id = agents
-                .into_iter()
-                .find(|a| a.hostname == member.hostname)
-                .map(|a| a.id)
-                .unwrap_or_default();
+            // Empty once the machine is down: the script falls back to the
+            // id drain.sh kept.
+            let id = self.agent_id(manager, &member.hostname).await?;
             vars.push(("agent_id", Value::from(id)));
             vars.push((
                 "schedule",

@@ -41,9 +41,11 @@ pub fn standin_image() -> &'static str {
     STANDIN_IMAGE
 }
 
-/// The Mesos stand-in image (tests/standins/mesos), saved under the names
-/// of the default ZooKeeper, mesos-master, mesos-agent and Marathon images
-/// for the stand-in `docker pull` to load.
+/// The images the Mesos scripts pull, saved under their default names for
+/// the stand-in `docker pull` to load: ZooKeeper is the real one (Debian's
+/// package, tests/standins/zookeeper); mesos-master, mesos-agent and
+/// Marathon are the busybox stand-in (tests/standins/mesos), the master's
+/// with mesosphere's `CMD ["--registry=in_memory"]`.
 fn save_mesos_images(src: &Path, tar: &Path) {
     let ctx = tempfile::tempdir().unwrap();
     let copy = Command::new("sh")
@@ -57,32 +59,80 @@ fn save_mesos_images(src: &Path, tar: &Path) {
         .unwrap();
     assert!(copy.success());
     std::fs::copy("/bin/busybox", ctx.path().join("busybox")).expect("/bin/busybox");
-    let docker = |args: &[&str]| {
-        let out = Command::new("docker").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let image = "provision-test/mesos-standin:latest";
     docker(&["build", "-q", "-t", image, ctx.path().to_str().unwrap()]);
+    let master = tempfile::tempdir().unwrap();
+    std::fs::write(
+        master.path().join("Dockerfile"),
+        format!("FROM {image}\nCMD [\"--registry=in_memory\"]\n"),
+    )
+    .unwrap();
+    let master_image = "provision-test/mesos-master-standin:latest";
+    docker(&[
+        "build",
+        "-q",
+        "-t",
+        master_image,
+        master.path().to_str().unwrap(),
+    ]);
     let m = provision::spec::MesosSettings::default();
-    let names = [
-        m.zookeeper_image,
-        m.master_image,
-        m.agent_image,
-        m.marathon_image,
+    let tags = [
+        (zookeeper_image(), m.zookeeper_image.as_str()),
+        (master_image, m.master_image.as_str()),
+        (image, m.agent_image.as_str()),
+        (image, m.marathon_image.as_str()),
     ];
-    for name in &names {
-        docker(&["tag", image, name]);
+    for (from, name) in tags {
+        docker(&["tag", from, name]);
     }
     let mut save = vec!["save", "-o", tar.to_str().unwrap()];
-    save.extend(names.iter().map(String::as_str));
+    save.extend(tags.iter().map(|(_, name)| *name));
     docker(&save);
-    for name in &names {
+    for (_, name) in tags {
         docker(&["rmi", name]);
     }
+}
+
+/// Real ZooKeeper (Debian's zookeeper 3.8) in an image started as the
+/// official one is, built on the bare node image (built first if missing).
+fn zookeeper_image() -> &'static str {
+    let image = "provision-test/zookeeper:latest";
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bare = super::BARE_IMAGE;
+    let have = |name: &str| {
+        Command::new("docker")
+            .args(["image", "inspect", name])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    if !have(bare) {
+        let built = Command::new(repo.join("scripts/node-image/build.sh"))
+            .arg("--bare")
+            .status()
+            .unwrap();
+        assert!(built.success(), "building {bare}");
+    }
+    docker(&[
+        "build",
+        "-q",
+        "-t",
+        image,
+        "--build-arg",
+        &format!("BASE={bare}"),
+        repo.join("tests/standins/zookeeper").to_str().unwrap(),
+    ]);
+    image
+}
+
+fn docker(args: &[&str]) {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `/var/log/standin.log` of a node: (time, program and arguments) of each
