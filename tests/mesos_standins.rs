@@ -254,10 +254,39 @@ fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
         log
     };
 
-    // 1 → 3 masters: each joins the ensemble, then the others are restarted
-    // with quorum 2 and the three-server list, one a pass.
-    let log = scale(&["--managers", "3"]);
+    // 1 → 3 masters wipes the single master's replicated log (Mesos
+    // operational guide): refused without --force, and nothing changes.
+    let refused = c
+        .cmd()
+        .args(["scale", &c.name, "--managers", "3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains("replicated log") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(c.status_nodes().len(), 3);
+
+    // With --force: the running master restarts with quorum 2 (its log
+    // wiped) before the new masters start; each joins the ensemble, then
+    // the others are restarted with the three-server list, one a pass.
+    let log = scale(&["--managers", "3", "--force"]);
     let masters: Vec<String> = (1..=3).map(|i| format!("{}-manager-{i}", c.name)).collect();
+    let passes: Vec<&str> = log.lines().filter(|l| l.contains(" plan ")).collect();
+    assert!(
+        passes[0].contains(&format!("reconfigure {} ", masters[0]))
+            && !passes[0].contains("add manager"),
+        "the running master first:\n{}",
+        passes.join("\n")
+    );
+    let first_log =
+        std::fs::read_to_string(c.log_dir().join(format!("{}.log", masters[0]))).unwrap();
+    assert!(
+        first_log.contains("the replicated log was wiped"),
+        "{first_log}"
+    );
     let mut hosts: Vec<String> = masters.iter().map(|m| address(&c, m)).collect();
     hosts.sort();
     let zk = format!(

@@ -189,6 +189,7 @@ pub fn script_context(
                 "name": cluster.spec.name,
                 "id": cluster.id,
                 "coe": cluster.spec.coe.as_str(),
+                "managers": cluster.spec.managers,
                 "kubernetes": cluster.spec.kubernetes,
                 "mesos": cluster.spec.mesos,
             })),
@@ -398,7 +399,7 @@ mod tests {
     fn context_for(role: &str, control_plane: bool) -> Value {
         context! {
             cluster => context! {
-                name => "web", id => "0123abcd", coe => "swarm",
+                name => "web", id => "0123abcd", coe => "swarm", managers => 3,
                 kubernetes => context! { version => "1.31", pod_cidr => "10.244.0.0/16", cni => "flannel" },
                 mesos => context! {
                     zookeeper_image => "zookeeper:3.9", master_image => "mesosphere/mesos-master:1.7.1",

@@ -8,7 +8,7 @@ use rand::RngCore;
 use super::output::node_table;
 use super::session::{connect_provider, Session};
 use super::{CreateArgs, Global};
-use crate::controller::quorum::check_manager_change;
+use crate::controller::quorum::{check_manager_change, check_mesos_master_growth};
 use crate::controller::ClusterContext;
 use crate::progress;
 use crate::spec::{self, Cloud, ClusterSpec, ClusterTemplate, Coe, TemplateError};
@@ -72,6 +72,17 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
                     spec.name,
                     s.managers
                 );
+            }
+            if s.coe == spec::Coe::Mesos {
+                if let Err(why) =
+                    check_mesos_master_growth(existing.spec.managers, s.managers, false)
+                {
+                    bail!(
+                        "refused: {why}; use `provision scale {} --managers {}` (with --force to leave a single master)",
+                        spec.name,
+                        s.managers
+                    );
+                }
             }
             ClusterRecord {
                 spec: s,

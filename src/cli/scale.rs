@@ -8,7 +8,7 @@ use provision_provider::Role;
 use super::output::node_table;
 use super::session::{connect_provider, Session};
 use super::Global;
-use crate::controller::quorum::check_manager_change;
+use crate::controller::quorum::{check_manager_change, check_mesos_master_growth};
 use crate::progress;
 use crate::spec;
 use crate::state::{ClusterLock, ClusterRecord};
@@ -34,6 +34,7 @@ pub async fn run(global: &Global, name: &str, change: Change, force: bool) -> Re
     let mut record = session.cluster(name)?;
     let nodes = session.store.nodes(name)?;
 
+    let managers_before = record.spec.managers;
     let mut leaving = Vec::new();
     match change {
         Change::Counts { managers, workers } => {
@@ -81,6 +82,18 @@ pub async fn run(global: &Global, name: &str, change: Change, force: bool) -> Re
                     ""
                 } else {
                     " (add --force to do it anyway)"
+                }
+            );
+        }
+    }
+    if record.spec.coe == spec::Coe::Mesos {
+        if let Err(why) = check_mesos_master_growth(managers_before, record.spec.managers, force) {
+            bail!(
+                "refused: {why}{}",
+                if managers_before == 1 {
+                    " (add --force to do it anyway)"
+                } else {
+                    ""
                 }
             );
         }

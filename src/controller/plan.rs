@@ -311,10 +311,30 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         .filter(|v| !retire.contains_key(v.name()))
         .collect();
 
+    // Managers that run with an older view of the managers (Mesos: a lower
+    // quorum than the masters wanted need) are restarted before new managers
+    // start, as Mesos's operational guide orders it ("Increasing the quorum
+    // size": restart the running masters with the higher quorum, then start
+    // the new ones). Only while they can be restarted (all healthy, no
+    // manager leaving), so an unhealthy manager's replacement is never held up.
+    let restart_first = managers_stale
+        && !manager_turn_taken
+        && kept
+            .iter()
+            .filter(|v| v.role() == Role::Manager)
+            .all(|v| v.condition.is_healthy());
+
     // New nodes at the lowest free index of their role.
     let mut new: Vec<(String, Role, u32)> = Vec::new();
     for role in [Role::Manager, Role::Worker] {
         let have = kept.iter().filter(|v| v.role() == role).count();
+        if role == Role::Manager && restart_first && have < spec.count(role) as usize {
+            plan.notes.push(
+                "the running managers are restarted with the new quorum before new managers start"
+                    .into(),
+            );
+            continue;
+        }
         let used: BTreeSet<u32> = records
             .iter()
             .filter(|r| r.role == role)
@@ -692,11 +712,41 @@ mod tests {
     }
 
     #[test]
+    fn running_managers_restart_with_the_new_quorum_before_new_ones_start() {
+        // Masters wanted 3 → 5: the running ones say they are stale (their
+        // quorum is now too low); they restart one a pass, no master is
+        // added meanwhile, workers still are.
+        let (records, mut observed) = converged(3, 1);
+        stale(&mut observed, &["web-manager-2", "web-manager-1"]);
+        let p = plan(&spec(5, 2), &records, &observed, NOW);
+        assert_eq!(reconfigured(&p), ["web-manager-1"]);
+        assert_eq!(added(&p), ["web-worker-2"], "{:?}", p.describe());
+        assert!(p
+            .notes
+            .iter()
+            .any(|n| n.contains("before new managers start")));
+        // Once they run with it, the new managers are added.
+        let (records, observed) = converged(3, 1);
+        let p = plan(&spec(5, 1), &records, &observed, NOW);
+        assert_eq!(added(&p), ["web-manager-4", "web-manager-5"]);
+        // A stale manager that cannot be restarted (another is down) does
+        // not hold up the down one's replacement.
+        let (records, mut observed) = converged(3, 1);
+        stale(&mut observed, &["web-manager-1"]);
+        lose_machine(&mut observed, "web-manager-3");
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert_eq!(added(&p), ["web-manager-4"], "{:?}", p.describe());
+    }
+
+    #[test]
     fn no_reconfigure_while_managers_change_or_one_is_unhealthy() {
         // A manager joining this pass: its join changes the list again.
-        let (records, mut observed) = converged(1, 1);
-        stale(&mut observed, &["web-manager-1"]);
-        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        let (records, observed) = converged(1, 1);
+        let mut joining = observed.clone();
+        let p = plan(&spec(3, 1), &records, &joining, NOW);
+        assert_eq!(added(&p), ["web-manager-2", "web-manager-3"]);
+        stale(&mut joining, &["web-worker-1"]);
+        let p = plan(&spec(3, 1), &records, &joining, NOW);
         assert!(reconfigured(&p).is_empty(), "{:?}", p.describe());
         // An unhealthy manager: restarting another could cost the quorum.
         let (records, mut observed) = converged(3, 1);
