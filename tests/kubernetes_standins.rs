@@ -122,7 +122,8 @@ fn cluster_forms_in_order_and_a_second_run_changes_nothing() {
         // Debian's containerd ships a config.toml with bin_dir /usr/lib/cni,
         // where flannel and calico install nothing; and the kubelet's cgroup
         // driver is systemd, so containerd's must be.
-        let config = c.ssh(node, &["cat", "/etc/containerd/config.toml"]);
+        // Read back by Debian's real containerd, as it will run with it.
+        let config = c.ssh(node, &["containerd", "config", "dump"]);
         assert!(
             config.contains("bin_dir = \"/opt/cni/bin\""),
             "{node}: {config}"
@@ -178,6 +179,56 @@ fn cluster_forms_in_order_and_a_second_run_changes_nothing() {
     assert!(
         env.contains(&format!("export KUBECONFIG={}", kubeconfig.display())),
         "{env}"
+    );
+
+    // The certificate key is kept per cluster (0600), not per control-plane
+    // node: join credentials fetched through another control-plane node get
+    // the same key, with no new upload that would void it for the others.
+    let join_state = c.dir().join("clusters").join(&c.name).join("join-state");
+    let kept = std::fs::read_to_string(&join_state).unwrap();
+    assert_eq!(
+        std::fs::metadata(&join_state).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let uploads = |c: &Cluster| api_calls(c).iter().filter(|l| *l == "upload-certs").count();
+    let uploaded = uploads(&c);
+    let script = c.ok(&[
+        "templates",
+        "render",
+        "kubernetes/join-tokens.sh",
+        "--node",
+        &nodes[1],
+    ]);
+    let on_second = |input: &str, command: &str| {
+        use std::io::Write;
+        let mut child = c
+            .cmd()
+            .args(["ssh", &c.name, &nodes[1], "--", "bash", "-c", command])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", output_text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    on_second(&script, "cat >/tmp/join-tokens.sh");
+    let fetched = on_second(&kept, "bash /tmp/join-tokens.sh");
+    let key = kept.split_whitespace().next().unwrap();
+    assert!(
+        fetched.contains(&format!("certificate_key={key}\n")),
+        "another control-plane node handed out another key"
+    );
+    assert_eq!(
+        uploads(&c),
+        uploaded,
+        "the certificates were uploaded again"
     );
 
     // A second run finds everything done: no install, init or join again.
@@ -255,7 +306,26 @@ fn expired_tokens_are_renewed_and_scale_in_cordons_drains_deletes_and_resets() {
         "{api:?}"
     );
 
-    // Scale in: the newest worker is cordoned, drained, deleted, reset.
+    // Scale in: the newest worker is cordoned, drained, deleted, reset —
+    // though it runs a Pod no controller owns, which kubectl drain only
+    // evicts with --force.
+    let api_server = c.status_json()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == c.manager().as_str())
+        .unwrap()["private_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.ssh(
+        &c.manager(),
+        &[
+            "curl",
+            "-fsS",
+            &format!("http://{api_server}:6443/cgi-bin/pod?name=bare-1&node={new_worker}"),
+        ],
+    );
     c.ok(&["scale", &c.name, "--workers", "2"]);
     let api = api_calls(&c);
     let leaving: Vec<&String> = api

@@ -17,7 +17,12 @@ use super::observe::unix_now;
 use super::plan::{Action, Observed, Plan, Probe};
 use crate::bootstrap::NodeShell;
 use crate::orchestrator::{JoinSecrets, Member};
+use crate::secret::Secret;
 use crate::state::{NodePhase, NodeRecord};
+
+/// The file in a cluster's directory that keeps what the next join
+/// credentials fetch needs (0600: it holds Kubernetes' certificate key).
+const JOIN_STATE_FILE: &str = "join-state";
 
 /// At most this many cloud calls that create machines at once.
 const CREATE_CONCURRENCY: usize = 8;
@@ -164,10 +169,38 @@ impl Run<'_> {
         self.ctl.open_shell(self.ctx, &rec, &addresses, None).await
     }
 
+    /// Join credentials from `manager`, handing it what the cluster's last
+    /// fetch asked to keep and keeping what this one asks (per cluster, so
+    /// it does not matter which manager answers).
+    async fn join_secrets(&self, manager: &NodeShell) -> Result<JoinSecrets, ControllerError> {
+        let path = self
+            .ctl
+            .paths
+            .cluster_dir(self.ctx.name())
+            .join(JOIN_STATE_FILE);
+        let kept = std::fs::read_to_string(&path)
+            .ok()
+            .map(|s| Secret::new(s.trim().to_string()));
+        let secrets = self
+            .ctl
+            .orchestrator
+            .join_secrets(manager, kept.as_ref())
+            .await?;
+        if let Some(keep) = &secrets.keep {
+            crate::state::write_private_file(&path, keep.expose().as_bytes()).map_err(|e| {
+                ControllerError::Node {
+                    node: manager.node().to_string(),
+                    message: format!("cannot keep the join state in {}: {e}", path.display()),
+                }
+            })?;
+        }
+        Ok(secrets)
+    }
+
     async fn open_gate_through(&self, via: &str) {
         let result = async {
             let shell = self.manager_shell(via).await?;
-            let secrets = self.ctl.orchestrator.join_secrets(&shell).await;
+            let secrets = self.join_secrets(&shell).await;
             let address = shell.private_address().to_string();
             shell.close().await;
             Ok::<_, ControllerError>((address, secrets?))
@@ -304,7 +337,7 @@ impl Run<'_> {
                     self.ctl.orchestrator.init(s).await?;
                     self.save_client_config(s).await?;
                     if self.joins_waiting {
-                        let secrets = self.ctl.orchestrator.join_secrets(s).await?;
+                        let secrets = self.join_secrets(s).await?;
                         // Members join over the private network.
                         self.gate_tx
                             .send_replace(Gate::Open(Arc::new((addr.private.clone(), secrets))));

@@ -117,14 +117,18 @@ pub(crate) fn parse_probe(text: &str) -> NodeProbe {
 }
 
 /// Join credentials printed by join-tokens.sh: `token=`, `ca_hash=`,
-/// `certificate_key=`. Workers get `token ca_hash`, control-plane nodes
-/// also the certificate key, one line each, for the join script's stdin.
+/// `certificate_key=` and `certificate_key_expires=`. Workers get `token
+/// ca_hash`, control-plane nodes also the certificate key, one line each,
+/// for the join script's stdin; the key and its expiry are kept for the
+/// next call, whichever control-plane node answers it.
 fn parse_join(node: &str, text: &str) -> Result<JoinSecrets, ShellError> {
     let get = |key| field(text, key);
     match (get("token"), get("ca_hash"), get("certificate_key")) {
         (Some(token), Some(hash), Some(key)) => Ok(JoinSecrets {
             worker: Secret::new(format!("{token} {hash}")),
             manager: Secret::new(format!("{token} {hash} {key}")),
+            keep: get("certificate_key_expires")
+                .map(|expires| Secret::new(format!("{key} {expires}"))),
         }),
         _ => Err(ShellError::unreadable(
             node,
@@ -200,9 +204,19 @@ impl Orchestrator for Kubernetes {
         .await
     }
 
-    async fn join_secrets(&self, manager: &NodeShell) -> Result<JoinSecrets, ShellError> {
+    async fn join_secrets(
+        &self,
+        manager: &NodeShell,
+        kept: Option<&Secret>,
+    ) -> Result<JoinSecrets, ShellError> {
+        let none = Secret::new(String::new());
         let out = manager
-            .run("kubernetes/join-tokens.sh", &[], None, Output::Secret)
+            .run(
+                "kubernetes/join-tokens.sh",
+                &[],
+                Some(kept.unwrap_or(&none)),
+                Output::Secret,
+            )
             .await?;
         parse_join(manager.node(), &out)
     }
@@ -284,6 +298,19 @@ impl Orchestrator for Kubernetes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_credentials_keep_the_certificate_key_and_its_expiry() {
+        let j = parse_join(
+            "k-manager-2",
+            "token=abc.def\nca_hash=sha256:00\ncertificate_key=k3y\ncertificate_key_expires=1700\n",
+        )
+        .unwrap();
+        assert_eq!(j.worker.expose(), "abc.def sha256:00");
+        assert_eq!(j.manager.expose(), "abc.def sha256:00 k3y");
+        assert_eq!(j.keep.unwrap().expose(), "k3y 1700");
+        assert!(parse_join("k-manager-1", "token=abc.def\n").is_err());
+    }
 
     const NODES: &str = r#"{"apiVersion":"v1","kind":"List","items":[
       {"metadata":{"name":"k-manager-1","labels":{"node-role.kubernetes.io/control-plane":""}},

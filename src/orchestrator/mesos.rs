@@ -191,10 +191,15 @@ impl Orchestrator for Mesos {
 
     /// Mesos nodes need no secret to join (the ensemble and masters admit
     /// whoever reaches them; the security group keeps the rest out).
-    async fn join_secrets(&self, _manager: &NodeShell) -> Result<JoinSecrets, ShellError> {
+    async fn join_secrets(
+        &self,
+        _manager: &NodeShell,
+        _kept: Option<&Secret>,
+    ) -> Result<JoinSecrets, ShellError> {
         Ok(JoinSecrets {
             worker: Secret::new(String::new()),
             manager: Secret::new(String::new()),
+            keep: None,
         })
     }
 

@@ -56,6 +56,10 @@ pub struct Member {
 pub struct JoinSecrets {
     pub worker: Secret,
     pub manager: Secret,
+    /// What the cluster's next [`Orchestrator::join_secrets`] is to be
+    /// handed, whichever manager it runs on (Kubernetes: the certificate
+    /// key and its expiry), kept by the controller with the cluster.
+    pub keep: Option<Secret>,
 }
 
 impl JoinSecrets {
@@ -81,8 +85,13 @@ pub trait Orchestrator: Send + Sync {
     /// Creates the cluster on its first manager. Idempotent.
     async fn init(&self, node: &NodeShell) -> Result<(), ShellError>;
 
-    /// Fetches join credentials from a manager.
-    async fn join_secrets(&self, manager: &NodeShell) -> Result<JoinSecrets, ShellError>;
+    /// Fetches join credentials from a manager; `kept` is what the last
+    /// call asked to keep ([`JoinSecrets::keep`]), if anything.
+    async fn join_secrets(
+        &self,
+        manager: &NodeShell,
+        kept: Option<&Secret>,
+    ) -> Result<JoinSecrets, ShellError>;
 
     /// Joins `node` with `role` through the manager at `manager_address`. Idempotent.
     async fn join(

@@ -79,7 +79,11 @@ fn member_vars(member: &Member) -> Vec<(&'static str, Value)> {
 fn parse_tokens(node: &str, text: &str) -> Result<JoinSecrets, ShellError> {
     let get = |key| field(text, key).map(Secret::new);
     match (get("worker"), get("manager")) {
-        (Some(worker), Some(manager)) => Ok(JoinSecrets { worker, manager }),
+        (Some(worker), Some(manager)) => Ok(JoinSecrets {
+            worker,
+            manager,
+            keep: None,
+        }),
         _ => Err(ShellError::unreadable(
             node,
             "swarm/join-tokens.sh",
@@ -107,7 +111,11 @@ impl Orchestrator for Swarm {
         node.run_logged("swarm/init.sh", &[]).await
     }
 
-    async fn join_secrets(&self, manager: &NodeShell) -> Result<JoinSecrets, ShellError> {
+    async fn join_secrets(
+        &self,
+        manager: &NodeShell,
+        _kept: Option<&Secret>,
+    ) -> Result<JoinSecrets, ShellError> {
         let out = manager
             .run("swarm/join-tokens.sh", &[], None, Output::Secret)
             .await?;
