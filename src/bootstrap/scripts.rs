@@ -521,6 +521,60 @@ mod tests {
         assert!(!calls.exists(), "docker was called");
     }
 
+    /// A Mesos step waits for what it started to answer; a container that
+    /// restarts meanwhile fails the step at once, with its last log lines.
+    #[test]
+    fn a_restarting_container_fails_the_wait_with_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        // docker: the container restarts (RestartCount 3, restarting), and
+        // its log says why.
+        std::fs::write(
+            bin.join("docker"),
+            "#!/bin/sh\ncase \"$1 $2\" in\n\
+             'container inspect') case \"$*\" in *State.Status*) echo 'restarting true 3 1';; *) echo 0;; esac;;\n\
+             'logs --tail') echo 'nc: bind: Address already in use';;\n\
+             esac\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("docker"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let checks = Scripts::new(None)
+            .render("mesos/checks.sh", &sample_context())
+            .unwrap();
+        let script = dir.path().join("wait.sh");
+        std::fs::write(
+            &script,
+            format!("{checks}\nset -e\nwait_for 'Marathon answering' 30 marathon false\necho unreachable\n"),
+        )
+        .unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
+        assert!(
+            err.contains("Marathon answering: restarting")
+                && err.contains("Address already in use"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "did not fail at once"
+        );
+    }
+
     #[test]
     fn join_script_takes_the_token_from_stdin_only() {
         let text = Scripts::new(None)
