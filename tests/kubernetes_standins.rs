@@ -309,15 +309,7 @@ fn expired_tokens_are_renewed_and_scale_in_cordons_drains_deletes_and_resets() {
     // Scale in: the newest worker is cordoned, drained, deleted, reset —
     // though it runs a Pod no controller owns, which kubectl drain only
     // evicts with --force.
-    let api_server = c.status_json()["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == c.manager().as_str())
-        .unwrap()["private_address"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let api_server = c.private_address(&c.manager());
     c.ssh(
         &c.manager(),
         &[

@@ -27,15 +27,7 @@ fn mesos(c: &Cluster, managers: &str, workers: &str) -> String {
 
 /// The master state API's agents as the first master's master lists them.
 fn agents(c: &Cluster) -> String {
-    let addr = c.status_json()["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == c.manager().as_str())
-        .unwrap()["private_address"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let addr = c.private_address(&c.manager());
     c.ssh(
         &c.manager(),
         &[
@@ -194,15 +186,7 @@ fn args_of(c: &Cluster, node: &str, container: &str) -> String {
 }
 
 fn address(c: &Cluster, node: &str) -> String {
-    c.status_json()["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == node)
-        .unwrap()["private_address"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    c.private_address(node)
 }
 
 /// The servers of the ZooKeeper ensemble, as `node`'s server sees it.

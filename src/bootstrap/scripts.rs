@@ -486,32 +486,18 @@ mod tests {
     #[test]
     fn the_mesos_agent_refuses_cgroup_v2_with_the_fix() {
         let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        let fake = |name: &str, body: &str| {
-            let path = bin.join(name);
-            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        };
         let calls = dir.path().join("docker.calls");
-        fake("stat", "echo cgroup2fs");
-        fake("docker", &format!("echo \"$*\" >>{}", calls.display()));
-        let script = dir.path().join("agent.sh");
         let text = Scripts::new(None)
             .render("mesos/agent.sh", &sample_context())
             .unwrap();
-        std::fs::write(&script, text).unwrap();
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
+        let out = run_with_fakes(
+            dir.path(),
+            &[
+                ("stat", "echo cgroup2fs".to_string()),
+                ("docker", format!("echo \"$*\" >>{}", calls.display())),
+            ],
+            &text,
         );
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .env("PATH", path)
-            .output()
-            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(
@@ -526,41 +512,23 @@ mod tests {
     #[test]
     fn a_restarting_container_fails_the_wait_with_its_log() {
         let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        // docker: the container restarts (RestartCount 3, restarting), and
-        // its log says why.
-        std::fs::write(
-            bin.join("docker"),
-            "#!/bin/sh\ncase \"$1 $2\" in\n\
-             'container inspect') case \"$*\" in *State.Status*) echo 'restarting true 3 1';; *) echo 0;; esac;;\n\
-             'logs --tail') echo 'nc: bind: Address already in use';;\n\
-             esac\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(bin.join("docker"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
         let checks = Scripts::new(None)
             .render("mesos/checks.sh", &sample_context())
             .unwrap();
-        let script = dir.path().join("wait.sh");
-        std::fs::write(
-            &script,
-            format!("{checks}\nset -e\nwait_for 'Marathon answering' 30 marathon false\necho unreachable\n"),
-        )
-        .unwrap();
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
+        // docker: the container restarts (RestartCount 3, restarting), and
+        // its log says why.
+        let docker = "case \"$1 $2\" in\n\
+             'container inspect') case \"$*\" in *State.Status*) echo 'restarting true 3 1';; *) echo 0;; esac;;\n\
+             'logs --tail') echo 'nc: bind: Address already in use';;\n\
+             esac";
         let started = std::time::Instant::now();
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .env("PATH", path)
-            .output()
-            .unwrap();
+        let out = run_with_fakes(
+            dir.path(),
+            &[("docker", docker.to_string())],
+            &format!(
+                "{checks}\nset -e\nwait_for 'Marathon answering' 30 marathon false\necho unreachable\n"
+            ),
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{err}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
@@ -573,6 +541,30 @@ mod tests {
             started.elapsed() < std::time::Duration::from_secs(20),
             "did not fail at once"
         );
+    }
+
+    /// Runs `script` with bash, the `fakes` (name, shell body) first on PATH.
+    fn run_with_fakes(dir: &Path, fakes: &[(&str, String)], script: &str) -> std::process::Output {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, body) in fakes {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let file = dir.join("script.sh");
+        std::fs::write(&file, script).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        std::process::Command::new("bash")
+            .arg(&file)
+            .env("PATH", path)
+            .output()
+            .unwrap()
     }
 
     #[test]

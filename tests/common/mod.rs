@@ -173,6 +173,19 @@ impl Cluster {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("status JSON: {e}\n{out}"))
     }
 
+    /// A node's private address, as `status --output json` gives it.
+    pub fn private_address(&self, node: &str) -> String {
+        self.status_json()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == node)
+            .unwrap_or_else(|| panic!("no node {node}"))["private_address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     pub fn manager(&self) -> String {
         format!("{}-manager-1", self.name)
     }
