@@ -543,6 +543,55 @@ mod tests {
         );
     }
 
+    /// apt-get refused for a lock another package manager holds (first
+    /// boot, unattended-upgrades) is waited for and retried; any other
+    /// failure fails at once with apt's own words.
+    #[test]
+    fn apt_waits_for_a_held_lock_and_fails_at_once_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = Scripts::new(None)
+            .render("common/packages.sh", &sample_context())
+            .unwrap();
+        let tries = dir.path().join("tries");
+        let apt = format!(
+            "echo x >>{t}\n\
+             if [ \"$(wc -l <{t})\" -lt 3 ]; then\n\
+               echo 'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (unattended-upgr)' >&2; exit 100\n\
+             fi\n\
+             case \"$*\" in *nosuchpackage*) echo 'E: Unable to locate package nosuchpackage' >&2; exit 100;; esac",
+            t = tries.display()
+        );
+        let out = run_with_fakes(
+            dir.path(),
+            &[("apt-get", apt.clone())],
+            &format!("{packages}\napt_get install -y docker.io && echo installed\n"),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            text.matches("held by another package manager").count(),
+            2,
+            "{text}"
+        );
+        assert!(text.contains("installed"), "{text}");
+        // The lock is free now: an unknown package fails on the first try.
+        let out = run_with_fakes(
+            dir.path(),
+            &[("apt-get", apt)],
+            &format!("{packages}\napt_get install -y nosuchpackage\n"),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(100), "{err}");
+        assert!(
+            err.contains("Unable to locate package nosuchpackage"),
+            "{err}"
+        );
+    }
+
     /// Runs `script` with bash, the `fakes` (name, shell body) first on PATH.
     fn run_with_fakes(dir: &Path, fakes: &[(&str, String)], script: &str) -> std::process::Output {
         use std::os::unix::fs::PermissionsExt;
