@@ -129,6 +129,11 @@ pub(crate) fn schedule_with(
     Ok(schedule.to_string())
 }
 
+/// An agent id as Mesos makes them (letters, digits, `-`), or none.
+fn is_agent_id(id: &str) -> bool {
+    id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 fn unreadable(node: &NodeShell, script: &str, message: String) -> ShellError {
     ShellError::unreadable(node.node(), script, message)
 }
@@ -148,11 +153,21 @@ impl Mesos {
             .run("mesos/members.sh", &[], None, Output::Quiet)
             .await?;
         let agents = agents_of(&out).map_err(|m| unreadable(manager, "mesos/members.sh", m))?;
-        Ok(agents
+        let id = agents
             .into_iter()
             .find(|a| a.hostname == host)
             .map(|a| a.id)
-            .unwrap_or_default())
+            .unwrap_or_default();
+        // The id goes into a JSON body a script posts as root on a master:
+        // only the form Mesos gives ids (`<uuid>-S<n>`) passes.
+        if !is_agent_id(&id) {
+            return Err(unreadable(
+                manager,
+                "mesos/members.sh",
+                format!("the masters list agent {host} with an id of an unexpected form"),
+            ));
+        }
+        Ok(id)
     }
 
     async fn schedule(
@@ -306,6 +321,14 @@ impl Orchestrator for Mesos {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_ids_of_another_form_are_refused() {
+        assert!(is_agent_id("8f2b6c1e-5c0d-4d2a-9f7e-0a1b2c3d4e5f-S0"));
+        assert!(is_agent_id(""));
+        assert!(!is_agent_id("x\"}, \"type\": \"TEARDOWN"));
+        assert!(!is_agent_id("a\nb"));
+    }
 
     #[test]
     fn probe_reads_membership_control_and_staleness() {
