@@ -4,7 +4,6 @@
 //!
 //!   cargo bench --bench plan
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -18,8 +17,7 @@ fn converged(managers: u32, workers: u32) -> (Vec<NodeRecord>, Observed) {
     let mut records = Vec::new();
     let mut observed = Observed {
         members: Some(Vec::new()),
-        probes: BTreeMap::new(),
-        machines: Vec::new(),
+        ..Default::default()
     };
     for (role, count) in [(Role::Manager, managers), (Role::Worker, workers)] {
         for i in 1..=count {

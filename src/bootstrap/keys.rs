@@ -18,6 +18,15 @@ pub struct ClusterKey {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// An existing cluster's key is gone: a new one would not be accepted by
+    /// its machines (and EC2 would keep the old key pair), so none is made.
+    #[error(
+        "the SSH key of cluster {cluster} is missing ({path}): its machines accept only that key. \
+         Restore the file from a backup of the state directory, or run `provision destroy {cluster} --yes` \
+         and create the cluster again"
+    )]
+    Missing { cluster: String, path: String },
+
     #[error("cluster key {path}: {message}")]
     Invalid { path: String, message: String },
     #[error("cluster key {path}: {source}")]
@@ -28,8 +37,22 @@ pub enum KeyError {
 }
 
 impl ClusterKey {
-    /// Loads the cluster's key, making it on first use.
-    pub fn load_or_create(paths: &StatePaths, cluster: &str) -> Result<ClusterKey, KeyError> {
+    /// Loads the key of an existing cluster; never makes one.
+    pub fn load_for(paths: &StatePaths, cluster: &str) -> Result<ClusterKey, KeyError> {
+        let path = paths.private_key(cluster);
+        if !path.exists() {
+            return Err(KeyError::Missing {
+                cluster: cluster.to_string(),
+                path: path.display().to_string(),
+            });
+        }
+        Self::load(&path)
+    }
+
+    /// The key of a cluster being created, which is not in the state store
+    /// yet: made now, or one a create that stopped before storing the
+    /// cluster left (no machine can have been made with it).
+    pub fn for_new_cluster(paths: &StatePaths, cluster: &str) -> Result<ClusterKey, KeyError> {
         let path = paths.private_key(cluster);
         if path.exists() {
             return Self::load(&path);
@@ -92,8 +115,18 @@ mod tests {
     fn key_is_made_once_private_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
         let paths = StatePaths::resolve(Some(dir.path().join("state.db"))).unwrap();
-        let a = ClusterKey::load_or_create(&paths, "web").unwrap();
-        let b = ClusterKey::load_or_create(&paths, "web").unwrap();
+        assert!(matches!(
+            ClusterKey::load_for(&paths, "web"),
+            Err(KeyError::Missing { .. })
+        ));
+        let a = ClusterKey::for_new_cluster(&paths, "web").unwrap();
+        let b = ClusterKey::load_for(&paths, "web").unwrap();
+        assert_eq!(
+            ClusterKey::for_new_cluster(&paths, "web")
+                .unwrap()
+                .public_line(),
+            a.public_line()
+        );
         assert_eq!(a.public_line(), b.public_line());
         assert!(a.public_line().starts_with("ssh-ed25519 "));
         let mode = std::fs::metadata(paths.private_key("web"))

@@ -446,6 +446,23 @@ mod tests {
         }
     }
 
+    /// A value put into a comment line runs as code once it holds a
+    /// newline (a worker's hostname, which Swarm reports as the node set
+    /// it): no built-in script puts any value into a comment.
+    #[test]
+    fn no_builtin_script_puts_a_value_into_a_comment() {
+        for (name, text) in BUILTIN {
+            for (n, line) in text.lines().enumerate() {
+                let comment = line.trim_start().starts_with('#') && !line.starts_with("#!");
+                assert!(
+                    !(comment && (line.contains("{{") || line.contains("{%"))),
+                    "{name}:{}: {line}",
+                    n + 1
+                );
+            }
+        }
+    }
+
     const PUBLIC: &str = "198.51.100.23";
 
     /// A public address is NAT, on no interface of the node: no script may

@@ -83,6 +83,29 @@ fn tail_text(tail: &[String]) -> String {
 const TAIL_LINES: usize = 20;
 const REMOTE_DIR: &str = "/var/lib/provision/scripts";
 
+/// The command that stores a script (its standard input) in a file of its
+/// own for this run and prints the file's path: two runs of one script at
+/// once (two drains through one manager) never run each other's text.
+fn store_command(sudo: &str, dir: &str, name: &str) -> String {
+    format!(
+        "{sudo}sh -c 'mkdir -p {dir} && chmod 0700 {dir} && f=$(mktemp {dir}/{name}.XXXXXX) && cat > \"$f\" && echo \"$f\"'"
+    )
+}
+
+/// The path `store_command` printed, if it is one it can have made.
+fn stored_path(printed: &str, dir: &str, name: &str) -> Option<String> {
+    let path = printed.trim();
+    let suffix = path.strip_prefix(&format!("{dir}/{name}."))?;
+    (!suffix.is_empty() && suffix.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| path.to_string())
+}
+
+/// Runs the stored script, then moves it to the script's own name (one
+/// rename, so a reader sees a whole file): the last run is there to read.
+fn run_command(sudo: &str, stored: &str, kept: &str) -> String {
+    format!("{sudo}bash {stored}; rc=$?; {sudo}mv -f {stored} {kept}; exit $rc")
+}
+
 /// A node reached over SSH, with what its scripts are rendered from.
 pub struct NodeShell {
     session: SshSession,
@@ -146,7 +169,7 @@ impl NodeShell {
             context.insert(k.to_string(), v.clone());
         }
         let text = self.scripts.render(script, &Value::from(context))?;
-        let remote = format!("{REMOTE_DIR}/{}", script.replace('/', "-"));
+        let name = script.replace('/', "-");
         debug!(node = %self.node(), script, "running script");
 
         let mut log = match output {
@@ -160,24 +183,29 @@ impl NodeShell {
             } else {
                 "sudo -n "
             };
-            // Keep the script on the node: what ran is there to read.
-            let upload = format!(
-                "{sudo}mkdir -p {REMOTE_DIR} && {sudo}tee {remote} >/dev/null && {sudo}chmod 0700 {remote}"
-            );
+            let mut printed = Vec::new();
             let code = self
                 .session
-                .exec(&upload, Some(text.as_bytes()), |_| {})
+                .exec(
+                    &store_command(sudo, REMOTE_DIR, &name),
+                    Some(text.as_bytes()),
+                    |chunk| printed.extend_from_slice(chunk),
+                )
                 .await?;
             if code != 0 {
-                return Ok((code, String::new()));
+                return Ok((code, String::from_utf8_lossy(&printed).into_owned()));
             }
+            let Some(stored) = stored_path(&String::from_utf8_lossy(&printed), REMOTE_DIR, &name)
+            else {
+                return Ok((1, "the node did not say where it stored the script".into()));
+            };
             let stdin = input.map(|s| format!("{}\n", s.expose()));
             let mut captured = Vec::new();
             let mut pending = Vec::new();
             let code = self
                 .session
                 .exec(
-                    &format!("{sudo}bash {remote}"),
+                    &run_command(sudo, &stored, &format!("{REMOTE_DIR}/{name}")),
                     stdin.as_deref().map(str::as_bytes),
                     |chunk| {
                         captured.extend_from_slice(chunk);
@@ -301,6 +329,73 @@ mod tests {
             "kubeadm join --token <redacted>"
         );
         assert_eq!(redact("nothing secret here"), "nothing secret here");
+    }
+
+    /// Runs a command the way the SSH server's shell would, here.
+    fn sh(command: &str, stdin: &str) -> (i32, String) {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sh")
+            .args(["-c", command])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    #[test]
+    fn runs_of_one_script_at_once_each_run_their_own_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().join("scripts");
+        let dir = dir.to_str().unwrap();
+        // Both stored before either runs: the order two drains through one
+        // manager can take.
+        let first = sh(
+            &store_command("", dir, "swarm-drain.sh"),
+            "echo first\nexit 3\n",
+        );
+        let second = sh(&store_command("", dir, "swarm-drain.sh"), "echo second\n");
+        assert_eq!((first.0, second.0), (0, 0));
+        let first = stored_path(&first.1, dir, "swarm-drain.sh").expect("a path");
+        let second = stored_path(&second.1, dir, "swarm-drain.sh").expect("a path");
+        assert_ne!(first, second);
+        let kept = format!("{dir}/swarm-drain.sh");
+        assert_eq!(
+            sh(&run_command("", &first, &kept), ""),
+            (3, "first\n".into())
+        );
+        assert_eq!(
+            sh(&run_command("", &second, &kept), ""),
+            (0, "second\n".into())
+        );
+        // The last run is kept under the script's name; nothing else is left.
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "echo second\n");
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn only_a_path_the_store_command_can_make_is_run() {
+        let dir = "/var/lib/provision/scripts";
+        assert!(stored_path("/var/lib/provision/scripts/a.sh.x1Y2z3\n", dir, "a.sh").is_some());
+        for printed in [
+            "",
+            "/tmp/a.sh.x1Y2z3",
+            "/var/lib/provision/scripts/a.sh.",
+            "/var/lib/provision/scripts/a.sh.x; rm -rf /",
+            "/var/lib/provision/scripts/b.sh.x1Y2z3",
+        ] {
+            assert_eq!(stored_path(printed, dir, "a.sh"), None, "{printed:?}");
+        }
     }
 
     #[test]

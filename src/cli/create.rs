@@ -40,6 +40,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
 
     let record = match session.store.cluster(&spec.name)? {
         Some(existing) => {
+            super::session::refuse_if_destroying(&existing)?;
             if existing.spec.coe != spec.coe || existing.spec.cloud != spec.cloud {
                 bail!(
                     "cluster {} already exists as {} on {}: choose another --name, or `provision destroy {}` first",
@@ -102,7 +103,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
             // Credentials, image, flavor and network are checked before the
             // spec is stored, so a typo leaves nothing behind.
             spec::validate(&record.spec)?;
-            let ctx = ClusterContext::new(&session.paths, record.clone())?;
+            let ctx = ClusterContext::create(&session.paths, record.clone())?;
             provider.preflight(&ctx.cluster).await.with_context(|| {
                 format!(
                     "checking the {} settings of cluster {}",

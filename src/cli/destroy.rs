@@ -4,8 +4,8 @@ use anyhow::{bail, Context, Result};
 
 use super::session::{connect_provider, Session};
 use super::Global;
-use crate::controller::ClusterContext;
-use crate::state::ClusterLock;
+use crate::controller::cluster_ref;
+use crate::state::{ClusterLock, ClusterRecord};
 
 pub async fn run(global: &Global, name: &str, yes: bool) -> Result<()> {
     if !yes {
@@ -16,10 +16,11 @@ pub async fn run(global: &Global, name: &str, yes: bool) -> Result<()> {
     let record = session.cluster(name)?;
     let provider = connect_provider(&record.spec, None).await?;
     // Marked first: a destroy cut short shows as such, and running it again finishes.
-    session.store.set_cluster_phase(name, "destroying")?;
-    let ctx = ClusterContext::new(&session.paths, record.clone())?;
+    session
+        .store
+        .set_cluster_phase(name, ClusterRecord::DESTROYING)?;
     provider
-        .destroy_cluster(&ctx.cluster)
+        .destroy_cluster(&cluster_ref(&record, String::new()))
         .await
         .with_context(|| {
             format!("deleting cluster {name}'s resources; run destroy again to finish")

@@ -33,6 +33,11 @@ pub async fn run(global: &Global, name: Option<&str>, all: bool, dry_run: bool) 
             Err(e) => return Err(e.into()),
         };
         let record = session.cluster(name)?;
+        if let Err(e) = super::session::refuse_if_destroying(&record) {
+            eprintln!("skipped: {e:#}");
+            failed.push(name.clone());
+            continue;
+        }
         let provider = connect_provider(&record.spec, None).await?;
         if dry_run {
             let ctx = ClusterContext::new(&session.paths, record.clone())?;

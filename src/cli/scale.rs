@@ -31,7 +31,7 @@ pub enum Change {
 pub async fn run(global: &Global, name: &str, change: Change, force: bool) -> Result<()> {
     let session = Session::open(global)?;
     let _lock = ClusterLock::acquire(name, &session.paths.lock(name))?;
-    let mut record = session.cluster(name)?;
+    let mut record = session.cluster_to_change(name)?;
     let nodes = session.store.nodes(name)?;
 
     let managers_before = record.spec.managers;

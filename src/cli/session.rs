@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use provision_provider::Provider;
 use provision_provider_ec2::{Ec2Options, Ec2Provider};
 use provision_provider_local::{LocalOptions, LocalProvider};
@@ -42,6 +42,14 @@ impl Session {
                 self.paths.db().display()
             )
         })
+    }
+
+    /// The cluster's record for a command that changes it: refused while
+    /// a destroy is unfinished, which only `destroy` may finish.
+    pub fn cluster_to_change(&self, name: &str) -> Result<ClusterRecord> {
+        let record = self.cluster(name)?;
+        refuse_if_destroying(&record)?;
+        Ok(record)
     }
 
     pub fn controller(
@@ -90,6 +98,18 @@ impl Session {
         })?;
         Ok((report, nodes))
     }
+}
+
+/// The error for a change asked of a cluster whose destroy did not finish.
+pub fn refuse_if_destroying(record: &ClusterRecord) -> Result<()> {
+    if record.is_destroying() {
+        bail!(
+            "cluster {name} is being destroyed (a destroy started and did not finish): \
+             `provision destroy {name} --yes` finishes it; nothing else may change it",
+            name = record.spec.name
+        );
+    }
+    Ok(())
 }
 
 /// Connects to the spec's cloud; fails before anything is created when the

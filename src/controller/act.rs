@@ -73,9 +73,15 @@ impl Controller {
         let mut order = Vec::new();
         for action in &plan.actions {
             match action {
-                Action::AddNode { node, role, index } => {
-                    self.store
-                        .put_node(&NodeRecord::new(ctx.name(), node, *role, *index))?;
+                Action::AddNode {
+                    node,
+                    role,
+                    index,
+                    attempt,
+                } => {
+                    let mut rec = NodeRecord::new(ctx.name(), node, *role, *index);
+                    rec.start_attempt = *attempt;
+                    self.store.put_node(&rec)?;
                 }
                 Action::Retire { node, reason } => {
                     let mut rec = run.record(node)?;

@@ -29,24 +29,43 @@ pub struct ClusterContext {
 }
 
 impl ClusterContext {
+    /// The context of a cluster that exists: its key must be there (a lost
+    /// key is an error that says what to do, never silently a new key).
     pub fn new(paths: &StatePaths, record: ClusterRecord) -> Result<ClusterContext, KeyError> {
-        let key = ClusterKey::load_or_create(paths, &record.spec.name)?;
-        let cluster = ClusterRef {
-            name: record.spec.name.clone(),
-            id: record.id.clone(),
-            ssh_public_key: key.public_line(),
-            firewall: record.spec.firewall(),
-            minimum_size: record.spec.minimum_machine(),
-        };
-        Ok(ClusterContext {
+        let key = ClusterKey::load_for(paths, &record.spec.name)?;
+        Ok(Self::with_key(record, key))
+    }
+
+    /// The context of a cluster being created now (not in the state store
+    /// yet): makes its key.
+    pub fn create(paths: &StatePaths, record: ClusterRecord) -> Result<ClusterContext, KeyError> {
+        let key = ClusterKey::for_new_cluster(paths, &record.spec.name)?;
+        Ok(Self::with_key(record, key))
+    }
+
+    fn with_key(record: ClusterRecord, key: ClusterKey) -> ClusterContext {
+        let cluster = cluster_ref(&record, key.public_line());
+        ClusterContext {
             record,
             cluster,
             key,
-        })
+        }
     }
 
     pub fn name(&self) -> &str {
         &self.record.spec.name
+    }
+}
+
+/// What a provider is told of the cluster. Deleting needs no SSH key, so
+/// `destroy` finishes even when the key is gone.
+pub fn cluster_ref(record: &ClusterRecord, ssh_public_key: String) -> ClusterRef {
+    ClusterRef {
+        name: record.spec.name.clone(),
+        id: record.id.clone(),
+        ssh_public_key,
+        firewall: record.spec.firewall(),
+        minimum_size: record.spec.minimum_machine(),
     }
 }
 

@@ -8,7 +8,7 @@ use provision_provider::{Machine, MachineState};
 use super::plan::Probe;
 use crate::orchestrator::Member;
 use crate::spec::{HealthPolicy, MaxUnhealthy};
-use crate::state::NodeRecord;
+use crate::state::{NodeRecord, UnhealthyKind};
 
 /// Why a node is not healthy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,9 @@ pub enum Condition {
     Starting,
     /// The machine is gone although it existed.
     MachineGone,
+    /// A member's machine the cloud is rebooting, resizing, migrating or
+    /// rebuilding, or cannot tell the state of, in the cloud's words.
+    MachineBusy(String),
     /// The machine is stopped or paused.
     MachineStopped,
     /// The cloud says the machine failed, with its reason.
@@ -33,12 +36,28 @@ impl Condition {
         matches!(self, Condition::Healthy)
     }
 
+    /// The kind of trouble, whose start the grace counts from; `None` for
+    /// the healthy and the starting.
+    pub fn kind(&self) -> Option<UnhealthyKind> {
+        match self {
+            Condition::Healthy | Condition::Starting => None,
+            Condition::MachineGone | Condition::MachineStopped | Condition::MachineError(_) => {
+                Some(UnhealthyKind::Lost)
+            }
+            Condition::MachineBusy(_) => Some(UnhealthyKind::Busy),
+            Condition::SshUnreachable(_) | Condition::OrchestratorDown(_) => {
+                Some(UnhealthyKind::Unresponsive)
+            }
+        }
+    }
+
     /// Short text stored with the node and shown in events.
     pub fn reason(&self) -> String {
         match self {
             Condition::Healthy => "healthy".into(),
             Condition::Starting => "starting".into(),
             Condition::MachineGone => "machine gone".into(),
+            Condition::MachineBusy(why) => format!("machine busy: {why}"),
             Condition::MachineStopped => "machine stopped".into(),
             Condition::MachineError(why) => format!("machine in error: {why}"),
             Condition::SshUnreachable(why) => format!("SSH unreachable: {why}"),
@@ -66,6 +85,9 @@ pub fn assess(
         MachineState::Error(why) => return Condition::MachineError(why.clone()),
         MachineState::Stopped => return Condition::MachineStopped,
         MachineState::Pending => return Condition::Starting,
+        // A member being rebooted or migrated is not a new node: its own grace.
+        MachineState::Busy(why) if ever_joined => return Condition::MachineBusy(why.clone()),
+        MachineState::Busy(_) => return Condition::Starting,
         MachineState::Running => {}
     }
     match probe {
@@ -86,7 +108,10 @@ pub fn assess(
 pub fn grace(policy: &HealthPolicy, condition: &Condition) -> Option<u64> {
     match condition {
         Condition::Healthy => None,
-        Condition::MachineGone | Condition::MachineStopped | Condition::MachineError(_) => Some(0),
+        Condition::MachineGone | Condition::MachineStopped | Condition::MachineError(_) => {
+            Some(policy.lost_timeout.as_secs())
+        }
+        Condition::MachineBusy(_) => Some(policy.busy_timeout.as_secs()),
         Condition::SshUnreachable(_) => Some(policy.ssh_timeout.as_secs()),
         Condition::OrchestratorDown(_) => Some(policy.not_ready_timeout.as_secs()),
         Condition::Starting => Some(policy.startup_timeout.as_secs()),
@@ -94,15 +119,18 @@ pub fn grace(policy: &HealthPolicy, condition: &Condition) -> Option<u64> {
 }
 
 /// True when the node's recorded condition has lasted past its grace period.
-/// A starting node's clock runs from its machine's creation.
+/// A starting node's clock runs from its machine's creation; any other from
+/// the first observation of its kind of trouble, so the condition was seen
+/// at least twice, a grace apart (a kind first seen now is not due unless
+/// its grace is zero).
 pub fn is_due(policy: &HealthPolicy, record: &NodeRecord, condition: &Condition, now: i64) -> bool {
     let Some(grace) = grace(policy, condition) else {
         return false;
     };
-    // An unhealthy node without a recorded start was first seen so just now.
     let since = match condition {
         Condition::Starting => record.machine_created_at,
-        _ => record.unhealthy_since.or(Some(now)),
+        _ if record.unhealthy_kind == condition.kind() => record.unhealthy_since.or(Some(now)),
+        _ => Some(now),
     };
     match since {
         Some(t) => now.saturating_sub(t) >= grace as i64,
@@ -239,8 +267,8 @@ mod tests {
         let policy = HealthPolicy::default();
         let mut r = rec(true);
         r.unhealthy_since = Some(1000);
+        r.unhealthy_kind = Some(UnhealthyKind::Unresponsive);
         r.machine_created_at = Some(500);
-        assert!(is_due(&policy, &r, &Condition::MachineGone, 1000));
         let ssh = Condition::SshUnreachable("x".into());
         let t = policy.ssh_timeout.as_secs() as i64;
         assert!(!is_due(&policy, &r, &ssh, 1000 + t - 1));
@@ -249,6 +277,61 @@ mod tests {
         assert!(!is_due(&policy, &r, &Condition::Starting, 500 + s - 1));
         assert!(is_due(&policy, &r, &Condition::Starting, 500 + s));
         assert!(!is_due(&policy, &r, &Condition::Healthy, i64::MAX));
+    }
+
+    #[test]
+    fn a_lost_machine_is_due_only_on_a_second_observation_a_grace_later() {
+        let policy = HealthPolicy::default();
+        let lost = policy.lost_timeout.as_secs() as i64;
+        let mut r = rec(true);
+        // First seen gone now: not due, whatever came before.
+        assert!(!is_due(&policy, &r, &Condition::MachineGone, 5000));
+        r.unhealthy_since = Some(1000);
+        r.unhealthy_kind = Some(UnhealthyKind::Unresponsive);
+        assert!(
+            !is_due(&policy, &r, &Condition::MachineGone, 5000),
+            "SSH failing since long ago does not make a first 'gone' listing due"
+        );
+        r.unhealthy_kind = Some(UnhealthyKind::Lost);
+        r.unhealthy_since = Some(5000);
+        assert!(!is_due(
+            &policy,
+            &r,
+            &Condition::MachineGone,
+            5000 + lost - 1
+        ));
+        assert!(is_due(&policy, &r, &Condition::MachineGone, 5000 + lost));
+        assert!(is_due(&policy, &r, &Condition::MachineStopped, 5000 + lost));
+        assert!(is_due(
+            &policy,
+            &r,
+            &Condition::MachineError("x".into()),
+            5000 + lost
+        ));
+    }
+
+    #[test]
+    fn a_rebooting_member_has_its_own_longer_grace() {
+        let policy = HealthPolicy::default();
+        let busy = machine(MachineState::Busy("Nova reports REBOOT".into()));
+        let condition = assess(&rec(true), Some(&busy), None, None);
+        assert_eq!(
+            condition,
+            Condition::MachineBusy("Nova reports REBOOT".into())
+        );
+        // A node that never joined is still starting, on its startup clock.
+        assert_eq!(
+            assess(&rec(false), Some(&busy), None, None),
+            Condition::Starting
+        );
+        let mut r = rec(true);
+        r.machine_created_at = Some(0);
+        r.unhealthy_kind = condition.kind();
+        r.unhealthy_since = Some(1000);
+        let grace = policy.busy_timeout.as_secs() as i64;
+        assert!(grace > policy.startup_timeout.as_secs() as i64);
+        assert!(!is_due(&policy, &r, &condition, 1000 + grace - 1));
+        assert!(is_due(&policy, &r, &condition, 1000 + grace));
     }
 
     #[test]

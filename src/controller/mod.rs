@@ -14,6 +14,6 @@ pub mod plan;
 pub mod quorum;
 mod reconcile;
 
-pub use context::{ClusterContext, Controller, ControllerError};
+pub use context::{cluster_ref, ClusterContext, Controller, ControllerError};
 pub use plan::{plan, Action, Observed, Plan, Probe};
 pub use reconcile::ConvergeReport;

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use provision_provider::{Addresses, Machine, MachineState, Role};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::context::{ClusterContext, Controller, ControllerError};
 use super::health::{assess, Condition};
 use super::plan::{Observed, Probe};
 use crate::bootstrap::scripts::script_context;
 use crate::bootstrap::{NodeShell, SshSession, SshTarget};
+use crate::orchestrator::reported::{refuse_member, refuse_probe};
 use crate::state::{Health, NodeRecord};
 
 /// How long a probe of one node may take in all; a frozen node never stalls a pass.
@@ -127,7 +128,21 @@ impl Controller {
 
         let mut shells = BTreeMap::new();
         let mut probe_map = BTreeMap::new();
+        let mut refused = Vec::new();
         for (name, probe, shell) in probes {
+            // What a node says of itself is untrusted: a report in a form
+            // no orchestrator makes is not used (the node counts as unreachable).
+            let probe = match &probe {
+                Probe::Reached(p) => match refuse_probe(&name, p) {
+                    Some(why) => {
+                        warn!(node = %name, "{why}");
+                        refused.push(why.clone());
+                        Probe::Unreachable(why)
+                    }
+                    None => probe,
+                },
+                Probe::Unreachable(_) => probe,
+            };
             if let Some(s) = shell {
                 shells.insert(name.clone(), s);
             }
@@ -140,8 +155,18 @@ impl Controller {
             let control = matches!(probe_map.get(&r.name), Some(Probe::Reached(p)) if p.control);
             if let (true, Some(shell)) = (control, shells.get(&r.name)) {
                 match tokio::time::timeout(PROBE_DEADLINE, self.orchestrator.members(shell)).await {
-                    Ok(Ok(m)) => {
-                        members = Some(m);
+                    Ok(Ok(listed)) => {
+                        let mut usable = Vec::with_capacity(listed.len());
+                        for m in listed {
+                            match refuse_member(&m) {
+                                Some(why) => {
+                                    warn!(via = %r.name, "{why}");
+                                    refused.push(why);
+                                }
+                                None => usable.push(m),
+                            }
+                        }
+                        members = Some(usable);
                         break;
                     }
                     Ok(Err(e)) => debug!(node = %r.name, error = %e, "membership query failed"),
@@ -157,6 +182,7 @@ impl Controller {
             machines,
             probes: probe_map,
             members,
+            refused,
         })
     }
 
@@ -196,14 +222,16 @@ impl Controller {
                     rec.health = Health::Healthy;
                     rec.reason = None;
                     rec.unhealthy_since = None;
+                    rec.unhealthy_kind = None;
                 }
                 Condition::Starting => {
                     rec.health = Health::Unknown;
                     rec.reason = Some(condition.reason());
                     rec.unhealthy_since = None;
+                    rec.unhealthy_kind = None;
                 }
                 _ => {
-                    if rec.health != Health::Unhealthy {
+                    if rec.health != Health::Unhealthy || rec.unhealthy_kind != condition.kind() {
                         self.event(
                             ctx,
                             Some(&rec.name),
@@ -212,7 +240,12 @@ impl Controller {
                     }
                     rec.health = Health::Unhealthy;
                     rec.reason = Some(condition.reason());
+                    // A new kind of trouble starts its own clock.
+                    if rec.unhealthy_kind != condition.kind() {
+                        rec.unhealthy_since = Some(now);
+                    }
                     rec.unhealthy_since = rec.unhealthy_since.or(Some(now));
+                    rec.unhealthy_kind = condition.kind();
                 }
             }
             if *rec != before {

@@ -29,6 +29,9 @@ pub struct Observed {
     pub probes: BTreeMap<String, Probe>,
     /// Membership as a manager lists it; `None` when no manager answered.
     pub members: Option<Vec<Member>>,
+    /// Reports of nodes or members that were not used (not in a form an
+    /// orchestrator makes), each with why: they become events.
+    pub refused: Vec<String>,
 }
 
 /// One step the actor takes.
@@ -39,6 +42,8 @@ pub enum Action {
         node: String,
         role: Role,
         index: u32,
+        /// 1, or one more than the never-joined node it replaces.
+        attempt: u32,
     },
     /// Mark a node as leaving: scale-in, or replaced after a failure.
     Retire { node: String, reason: String },
@@ -118,6 +123,9 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Nodes replaced in this pass because they are unhealthy.
     pub remediations: Vec<String>,
+    /// Nodes that never joined and are not replaced again: the cluster's
+    /// budget of attempts in a row is spent (an operator must look).
+    pub stalled: Vec<String>,
 }
 
 impl Plan {
@@ -193,7 +201,10 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         .collect();
     views.sort_by_key(|v| (v.role(), v.record.index));
 
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        notes: observed.refused.clone(),
+        ..Plan::default()
+    };
     let mut retire: BTreeMap<String, String> = BTreeMap::new();
     // Managers leave one at a time: taken once one is already leaving, or
     // this pass retires one (for remediation or for scale-in).
@@ -227,6 +238,22 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
                 plan.notes.push(format!(
                     "{} is unhealthy but backing off after a failed attempt",
                     v.name()
+                ));
+                continue;
+            }
+            if v.condition == Condition::Starting
+                && v.record.start_attempt >= policy.max_start_attempts
+            {
+                plan.stalled.push(v.name().to_string());
+                plan.notes.push(format!(
+                    "{} has not joined {}s after its machine was created, and it is attempt {} in a row \
+                     that never joined: no further replacement (max_start_attempts {}). It is kept for \
+                     inspection (`provision ssh`, its log under the cluster's directory); fix the cause \
+                     and run `provision heal` to try again",
+                    v.name(),
+                    policy.startup_timeout.as_secs(),
+                    v.record.start_attempt,
+                    policy.max_start_attempts
                 ));
                 continue;
             }
@@ -324,6 +351,26 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
             .filter(|v| v.role() == Role::Manager)
             .all(|v| v.condition.is_healthy());
 
+    // A manager that left unhealthy is taken out of the orchestrator's
+    // membership before its replacement joins: adding first would make, of
+    // 3 managers with 1 dead, 4 voters with 2 alive, and one failed join
+    // would lose quorum.
+    let leaving_dead_manager = views
+        .iter()
+        .filter(|v| v.record.retiring || retire.contains_key(v.name()))
+        .find(|v| v.role() == Role::Manager && !v.condition.is_healthy() && v.ever_joined())
+        .map(|v| v.name().to_string());
+    // A replacement of nodes that never joined counts on from theirs.
+    let attempt = |role: Role| {
+        views
+            .iter()
+            .filter(|v| v.role() == role && retire.contains_key(v.name()))
+            .filter(|v| v.condition == Condition::Starting)
+            .map(|v| v.record.start_attempt + 1)
+            .max()
+            .unwrap_or(1)
+    };
+
     // New nodes at the lowest free index of their role.
     let mut new: Vec<(String, Role, u32)> = Vec::new();
     for role in [Role::Manager, Role::Worker] {
@@ -334,6 +381,14 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
                     .into(),
             );
             continue;
+        }
+        if let (Role::Manager, Some(dead)) = (role, &leaving_dead_manager) {
+            if have < spec.count(role) as usize {
+                plan.notes.push(format!(
+                    "manager {dead} is removed from the cluster before its replacement joins"
+                ));
+                continue;
+            }
         }
         let used: BTreeSet<u32> = records
             .iter()
@@ -398,6 +453,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
             node: name.clone(),
             role: *role,
             index: *index,
+            attempt: attempt(*role),
         });
         steps.push(Action::CreateMachine {
             node: name.clone(),
@@ -430,8 +486,12 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
             None if v.record.machine_id.is_none() => create_chain(&mut steps),
             // Created but never started (a run killed in between): start it.
             Some(MachineState::Pending) => create_chain(&mut steps),
-            // Gone, stopped or failed: the health policy replaces it.
-            None | Some(MachineState::Stopped) | Some(MachineState::Error(_)) => {}
+            // Gone, stopped or failed: the health policy replaces it. Being
+            // rebooted or migrated by the cloud: it comes back by itself.
+            None
+            | Some(MachineState::Stopped)
+            | Some(MachineState::Error(_))
+            | Some(MachineState::Busy(_)) => {}
             Some(MachineState::Running) => match (v.probe, v.ever_joined()) {
                 (Some(p), _) if p.joined => {}
                 (Some(p), _) if p.engine_running => steps.push(join_step(&name, v.role())),
@@ -446,7 +506,9 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
     }
 
     // Retiring nodes leave once their role's remaining nodes are all healthy
-    // (replace before remove), managers one at a time.
+    // (replace before remove), managers one at a time. Two leave at once:
+    // a node that never became a member (nothing to replace it for), and a
+    // dead manager (removed before its replacement joins, see above).
     let adding = |role: Role| new.iter().any(|n| n.1 == role);
     if let Some(node) = next_reconfigure(&kept, manager_turn_taken || adding(Role::Manager), now) {
         steps.push(Action::Reconfigure { node });
@@ -470,7 +532,8 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
             ));
             continue;
         }
-        if !role_settled(v.role()) {
+        let leaves_now = !v.ever_joined() || leaving_dead_manager.as_deref() == Some(v.name());
+        if !leaves_now && !role_settled(v.role()) {
             continue;
         }
         if v.role() == Role::Manager {
@@ -655,9 +718,19 @@ mod tests {
         (records, observed)
     }
 
-    fn lose_machine(observed: &mut Observed, node: &str) {
+    /// The node's machine is missing from the listing, as it was an hour
+    /// ago (so past `lost_timeout`).
+    fn lose_machine(records: &mut [NodeRecord], observed: &mut Observed, node: &str) {
         observed.machines.retain(|m| m.node != node);
         observed.probes.remove(node);
+        seen_lost(records, node);
+    }
+
+    /// The node's record says the cloud has reported it lost for an hour.
+    fn seen_lost(records: &mut [NodeRecord], node: &str) {
+        let r = records.iter_mut().find(|r| r.name == node).unwrap();
+        r.unhealthy_kind = Some(crate::state::UnhealthyKind::Lost);
+        r.unhealthy_since = Some(NOW - 3600);
     }
 
     fn added(p: &Plan) -> Vec<&str> {
@@ -730,12 +803,20 @@ mod tests {
         let p = plan(&spec(5, 1), &records, &observed, NOW);
         assert_eq!(added(&p), ["web-manager-4", "web-manager-5"]);
         // A stale manager that cannot be restarted (another is down) does
-        // not hold up the down one's replacement.
-        let (records, mut observed) = converged(3, 1);
+        // not hold up the down one's removal, which goes before its
+        // replacement.
+        let (mut records, mut observed) = converged(3, 1);
         stale(&mut observed, &["web-manager-1"]);
-        lose_machine(&mut observed, "web-manager-3");
+        lose_machine(&mut records, &mut observed, "web-manager-3");
         let p = plan(&spec(3, 1), &records, &observed, NOW);
-        assert_eq!(added(&p), ["web-manager-4"], "{:?}", p.describe());
+        assert!(
+            p.actions
+                .iter()
+                .any(|a| matches!(a, Action::RemoveMember { node, .. } if node == "web-manager-3")),
+            "{:?}",
+            p.describe()
+        );
+        assert!(reconfigured(&p).is_empty(), "{:?}", p.describe());
     }
 
     #[test]
@@ -749,9 +830,9 @@ mod tests {
         let p = plan(&spec(3, 1), &records, &joining, NOW);
         assert!(reconfigured(&p).is_empty(), "{:?}", p.describe());
         // An unhealthy manager: restarting another could cost the quorum.
-        let (records, mut observed) = converged(3, 1);
+        let (mut records, mut observed) = converged(3, 1);
         stale(&mut observed, &["web-manager-1"]);
-        lose_machine(&mut observed, "web-manager-3");
+        lose_machine(&mut records, &mut observed, "web-manager-3");
         let p = plan(&spec(3, 1), &records, &observed, NOW);
         assert!(reconfigured(&p).is_empty(), "{:?}", p.describe());
     }
@@ -782,17 +863,20 @@ mod tests {
                 Action::AddNode {
                     node: "web-manager-1".into(),
                     role: Role::Manager,
-                    index: 1
+                    index: 1,
+                    attempt: 1
                 },
                 Action::AddNode {
                     node: "web-worker-1".into(),
                     role: Role::Worker,
-                    index: 1
+                    index: 1,
+                    attempt: 1
                 },
                 Action::AddNode {
                     node: "web-worker-2".into(),
                     role: Role::Worker,
-                    index: 2
+                    index: 2,
+                    attempt: 1
                 },
                 Action::CreateMachine {
                     node: "web-manager-1".into(),
@@ -934,6 +1018,7 @@ mod tests {
                 ("web-worker-1".into(), fresh()),
             ]),
             members: Some(vec![member("m1", "web-manager-1", Role::Manager, true)]),
+            ..Default::default()
         };
         let p = plan(&spec(1, 1), &records, &observed, NOW);
         assert_eq!(
@@ -974,8 +1059,8 @@ mod tests {
 
     #[test]
     fn a_vanished_worker_is_replaced_first_and_removed_after() {
-        let (records, mut observed) = converged(1, 2);
-        lose_machine(&mut observed, "web-worker-2");
+        let (mut records, mut observed) = converged(1, 2);
+        lose_machine(&mut records, &mut observed, "web-worker-2");
         let p = plan(&spec(1, 2), &records, &observed, NOW);
         assert_eq!(
             p.actions,
@@ -987,7 +1072,8 @@ mod tests {
                 Action::AddNode {
                     node: "web-worker-3".into(),
                     role: Role::Worker,
-                    index: 3
+                    index: 3,
+                    attempt: 1
                 },
                 Action::CreateMachine {
                     node: "web-worker-3".into(),
@@ -1007,7 +1093,7 @@ mod tests {
         // Next pass: the replacement is a healthy member, so the old one goes.
         let (mut records2, mut observed2) = converged(1, 3);
         records2[2].retiring = true;
-        lose_machine(&mut observed2, "web-worker-2");
+        lose_machine(&mut records2, &mut observed2, "web-worker-2");
         observed2.members.as_mut().unwrap()[2].ready = false;
         let p = plan(&spec(1, 2), &records2, &observed2, NOW);
         assert_eq!(
@@ -1031,7 +1117,7 @@ mod tests {
     fn a_retiring_node_waits_while_its_replacement_starts() {
         let (mut records, mut observed) = converged(1, 3);
         records[2].retiring = true;
-        lose_machine(&mut observed, "web-worker-2");
+        lose_machine(&mut records, &mut observed, "web-worker-2");
         // worker-3 is still joining.
         records[3].member_id = None;
         records[3].machine_created_at = Some(NOW - 10);
@@ -1049,15 +1135,17 @@ mod tests {
 
     #[test]
     fn stopped_or_failed_machines_are_replaced() {
-        let (records, mut observed) = converged(1, 2);
+        let (mut records, mut observed) = converged(1, 2);
         observed.machines[1].state = MachineState::Stopped;
         observed.probes.remove("web-worker-1");
+        seen_lost(&mut records, "web-worker-1");
         let p = plan(&spec(1, 2), &records, &observed, NOW);
         assert_eq!(p.remediations, vec!["web-worker-1".to_string()]);
         assert_eq!(added(&p), vec!["web-worker-3"]);
-        let (records, mut observed) = converged(1, 2);
+        let (mut records, mut observed) = converged(1, 2);
         observed.machines[2].state = MachineState::Error("no valid host".into());
         observed.probes.remove("web-worker-2");
+        seen_lost(&mut records, "web-worker-2");
         let p = plan(&spec(1, 2), &records, &observed, NOW);
         assert!(p.actions.contains(&Action::Retire {
             node: "web-worker-2".into(),
@@ -1069,9 +1157,9 @@ mod tests {
     fn above_max_unhealthy_nothing_is_remediated_and_a_note_says_why() {
         let mut s = spec(1, 3);
         s.health.max_unhealthy = MaxUnhealthy::Count(1);
-        let (records, mut observed) = converged(1, 3);
-        lose_machine(&mut observed, "web-worker-1");
-        lose_machine(&mut observed, "web-worker-2");
+        let (mut records, mut observed) = converged(1, 3);
+        lose_machine(&mut records, &mut observed, "web-worker-1");
+        lose_machine(&mut records, &mut observed, "web-worker-2");
         let p = plan(&s, &records, &observed, NOW);
         assert!(p.is_empty(), "{:?}", p.describe());
         assert!(p.remediations.is_empty());
@@ -1082,8 +1170,8 @@ mod tests {
             p.notes[0]
         );
         // One failure is within the limit.
-        let (records, mut observed) = converged(1, 3);
-        lose_machine(&mut observed, "web-worker-1");
+        let (mut records, mut observed) = converged(1, 3);
+        lose_machine(&mut records, &mut observed, "web-worker-1");
         assert_eq!(
             plan(&s, &records, &observed, NOW).remediations,
             vec!["web-worker-1".to_string()]
@@ -1116,6 +1204,7 @@ mod tests {
         for (what, break_it, grace) in cases {
             let (mut records, mut observed) = converged(1, 2);
             break_it(&mut observed);
+            records[1].unhealthy_kind = Some(crate::state::UnhealthyKind::Unresponsive);
             records[1].unhealthy_since = Some(NOW - grace as i64 + 1);
             assert!(
                 plan(&s, &records, &observed, NOW).is_empty(),
@@ -1164,22 +1253,176 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_manager_is_replaced_when_quorum_holds() {
-        let (records, mut observed) = converged(3, 0);
-        lose_machine(&mut observed, "web-manager-2");
+    fn a_dead_manager_is_removed_before_its_replacement_joins() {
+        let (mut records, mut observed) = converged(3, 0);
+        lose_machine(&mut records, &mut observed, "web-manager-2");
+        observed.members.as_mut().unwrap()[1].ready = false;
         let p = plan(&spec(3, 0), &records, &observed, NOW);
         assert_eq!(p.remediations, vec!["web-manager-2".to_string()]);
-        assert_eq!(added(&p), vec!["web-manager-4"]);
+        // Removed from the membership first; nothing joins in this pass, so
+        // the voters never outnumber the live managers by more than before.
+        assert_eq!(
+            p.actions,
+            vec![
+                Action::Retire {
+                    node: "web-manager-2".into(),
+                    reason: "unhealthy: machine gone".into()
+                },
+                Action::RemoveMember {
+                    node: "web-manager-2".into(),
+                    member: Member {
+                        ready: false,
+                        ..member("m2", "web-manager-2", Role::Manager, true)
+                    }
+                },
+                Action::ForgetNode {
+                    node: "web-manager-2".into()
+                },
+            ]
+        );
+        assert!(
+            p.notes.iter().any(|n| n.contains("before its replacement")),
+            "{:?}",
+            p.notes
+        );
+        // Next pass: the member is gone, so its replacement is added.
+        let (mut records, mut observed) = converged(3, 0);
+        records.remove(1);
+        observed.machines.retain(|m| m.node != "web-manager-2");
+        observed.probes.remove("web-manager-2");
+        observed.members.as_mut().unwrap().remove(1);
+        let p = plan(&spec(3, 0), &records, &observed, NOW);
+        assert_eq!(added(&p), vec!["web-manager-2"]);
         assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));
+    }
+
+    #[test]
+    fn a_dead_worker_is_still_replaced_before_it_is_removed() {
+        let (mut records, mut observed) = converged(1, 2);
+        lose_machine(&mut records, &mut observed, "web-worker-1");
+        observed.members.as_mut().unwrap()[1].ready = false;
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(added(&p), vec!["web-worker-3"]);
+        assert!(!p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RemoveMember { .. } | Action::ForgetNode { .. })));
+    }
+
+    #[test]
+    fn a_member_the_cloud_is_rebooting_or_migrating_is_left_alone_for_busy_timeout() {
+        let s = spec(1, 2);
+        for status in [
+            "Nova reports REBOOT",
+            "Nova reports MIGRATING",
+            "Docker reports restarting",
+        ] {
+            let (mut records, mut observed) = converged(1, 2);
+            observed.machines[1].state = MachineState::Busy(status.into());
+            observed.probes.remove("web-worker-1");
+            // Swarm says Down while it reboots.
+            observed.members.as_mut().unwrap()[1].ready = false;
+            records[1].unhealthy_kind = Some(crate::state::UnhealthyKind::Busy);
+            records[1].unhealthy_since = Some(NOW - s.health.startup_timeout.as_secs() as i64);
+            let p = plan(&s, &records, &observed, NOW);
+            assert!(p.is_empty(), "{status}: {:?}", p.describe());
+            assert!(p.remediations.is_empty());
+            records[1].unhealthy_since = Some(NOW - s.health.busy_timeout.as_secs() as i64);
+            let p = plan(&s, &records, &observed, NOW);
+            assert_eq!(p.remediations, vec!["web-worker-1".to_string()], "{status}");
+        }
+    }
+
+    #[test]
+    fn one_listing_without_a_server_replaces_nothing() {
+        let s = spec(1, 2);
+        let (mut records, mut observed) = converged(1, 2);
+        observed.machines.retain(|m| m.node != "web-worker-1");
+        observed.probes.remove("web-worker-1");
+        // SSH had been failing for long: still, the first "gone" is not due.
+        records[1].unhealthy_kind = Some(crate::state::UnhealthyKind::Unresponsive);
+        records[1].unhealthy_since = Some(NOW - 3600);
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.is_empty(), "{:?}", p.describe());
+        // The server is back in the next listing: it is a known node, never
+        // an unknown machine to delete.
+        let (records, observed) = converged(1, 2);
+        let p = plan(&s, &records, &observed, NOW + 10);
+        assert!(p.is_empty(), "{:?}", p.describe());
+    }
+
+    /// worker-2 never joined, its machine created `age` seconds ago.
+    fn never_joined(age: i64, attempt: u32) -> (Vec<NodeRecord>, Observed) {
+        let (mut records, mut observed) = converged(1, 2);
+        records[2].member_id = None;
+        records[2].phase = NodePhase::Installing;
+        records[2].machine_created_at = Some(NOW - age);
+        records[2].start_attempt = attempt;
+        observed
+            .probes
+            .insert("web-worker-2".into(), Probe::Unreachable("refused".into()));
+        observed.members.as_mut().unwrap().retain(|m| m.id != "w2");
+        (records, observed)
+    }
+
+    #[test]
+    fn a_node_that_never_joined_is_deleted_at_once_and_its_replacement_counts_on() {
+        let s = spec(1, 2);
+        let (records, observed) = never_joined(s.health.startup_timeout.as_secs() as i64, 1);
+        let p = plan(&s, &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-worker-2".to_string()]);
+        assert!(p.actions.contains(&Action::AddNode {
+            node: "web-worker-3".into(),
+            role: Role::Worker,
+            index: 3,
+            attempt: 2
+        }));
+        // Deleted in the same pass: it was never a member, nothing waits on it.
+        assert!(p.actions.contains(&Action::DeleteMachine {
+            node: "web-worker-2".into(),
+            machine_id: "id-worker-2".into()
+        }));
+        assert!(p.actions.contains(&Action::ForgetNode {
+            node: "web-worker-2".into()
+        }));
+    }
+
+    #[test]
+    fn replacements_that_never_join_stop_at_max_start_attempts() {
+        let s = spec(1, 2);
+        let max = s.health.max_start_attempts;
+        let late = s.health.startup_timeout.as_secs() as i64 + 1;
+        let (records, observed) = never_joined(late, max - 1);
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::AddNode { attempt, .. } if *attempt == max)));
+        let (records, observed) = never_joined(late, max);
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.remediations.is_empty());
+        assert_eq!(p.stalled, vec!["web-worker-2".to_string()]);
+        assert!(added(&p).is_empty(), "{:?}", p.describe());
+        assert!(!p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::DeleteMachine { .. } | Action::Retire { .. })));
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("max_start_attempts") && n.contains("provision heal")),
+            "{:?}",
+            p.notes
+        );
     }
 
     #[test]
     fn managers_are_not_replaced_when_that_could_lose_quorum() {
         let mut s = spec(3, 0);
         s.health.max_unhealthy = MaxUnhealthy::Count(3);
-        let (records, mut observed) = converged(3, 0);
-        lose_machine(&mut observed, "web-manager-2");
-        lose_machine(&mut observed, "web-manager-3");
+        let (mut records, mut observed) = converged(3, 0);
+        lose_machine(&mut records, &mut observed, "web-manager-2");
+        lose_machine(&mut records, &mut observed, "web-manager-3");
         let p = plan(&s, &records, &observed, NOW);
         assert!(p.remediations.is_empty(), "{:?}", p.describe());
         assert!(
@@ -1193,9 +1436,9 @@ mod tests {
     fn managers_are_replaced_one_at_a_time() {
         let mut s = spec(5, 0);
         s.health.max_unhealthy = MaxUnhealthy::Count(2);
-        let (records, mut observed) = converged(5, 0);
-        lose_machine(&mut observed, "web-manager-4");
-        lose_machine(&mut observed, "web-manager-5");
+        let (mut records, mut observed) = converged(5, 0);
+        lose_machine(&mut records, &mut observed, "web-manager-4");
+        lose_machine(&mut records, &mut observed, "web-manager-5");
         let p = plan(&s, &records, &observed, NOW);
         assert_eq!(p.remediations, vec!["web-manager-4".to_string()]);
         assert!(p.notes.iter().any(|n| n.contains("one at a time")));

@@ -20,15 +20,21 @@ pub struct ConvergeReport {
     pub remediations: Vec<String>,
     /// Every node is healthy and none is leaving or failed.
     pub healthy: bool,
+    /// Nodes that never joined and are not replaced again (the budget of
+    /// attempts is spent): an operator must look.
+    pub stalled: Vec<String>,
 }
 
 impl Controller {
-    /// Lets every node be tried again now: for commands a person runs, who
-    /// should not wait out the backoff meant for the daemon's retries.
+    /// Lets every node be tried again now, and gives nodes that never
+    /// joined a fresh budget of attempts: for commands a person runs, who
+    /// should not wait out the backoff meant for the daemon's retries, and
+    /// who is the one `max_start_attempts` stops the daemon for.
     pub fn clear_backoff(&self, ctx: &ClusterContext) -> Result<(), ControllerError> {
         for mut n in self.store.nodes(ctx.name())? {
-            if n.retry_at.is_some() {
+            if n.retry_at.is_some() || n.start_attempt > 1 {
                 n.retry_at = None;
+                n.start_attempt = 1;
                 self.store.put_node(&n)?;
             }
         }
@@ -71,6 +77,7 @@ impl Controller {
             let (records, observed) = self.observe(ctx).await?;
             let plan = plan(&ctx.record.spec, &records, &observed, unix_now());
             self.note_events(ctx, &plan.notes);
+            report.stalled = plan.stalled.clone();
             if plan.is_empty() {
                 report.healthy = records.iter().all(|n| {
                     n.health == Health::Healthy && !n.retiring && n.phase != NodePhase::Failed

@@ -24,6 +24,8 @@ struct Inner {
     nodes_by_health: BTreeMap<(String, String), u64>,
     /// cluster → remediations started
     remediations: BTreeMap<String, u64>,
+    /// cluster → nodes that never joined and are no longer replaced
+    stalled: BTreeMap<String, u64>,
     /// cluster → cloud API errors
     cloud_errors: BTreeMap<String, u64>,
     /// cluster → (passes, sum of their seconds)
@@ -60,6 +62,7 @@ impl Metrics {
         let mut inner = self.lock();
         inner.nodes_by_phase.retain(|(c, _), _| c != cluster);
         inner.nodes_by_health.retain(|(c, _), _| c != cluster);
+        inner.stalled.remove(cluster);
     }
 
     pub fn add_remediations(&self, cluster: &str, n: u64) {
@@ -68,6 +71,11 @@ impl Metrics {
             .remediations
             .entry(cluster.to_string())
             .or_default() += n;
+    }
+
+    /// Nodes whose replacements are stopped (budget of attempts spent).
+    pub fn set_stalled(&self, cluster: &str, n: u64) {
+        self.lock().stalled.insert(cluster.to_string(), n);
     }
 
     pub fn add_cloud_error(&self, cluster: &str) {
@@ -121,6 +129,17 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "provision_nodes_health{{cluster=\"{c}\",health=\"{h}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP provision_remediation_stalled_nodes Nodes that never joined and are no longer replaced (max_start_attempts spent)."
+        );
+        let _ = writeln!(out, "# TYPE provision_remediation_stalled_nodes gauge");
+        for (c, n) in &inner.stalled {
+            let _ = writeln!(
+                out,
+                "provision_remediation_stalled_nodes{{cluster=\"{c}\"}} {n}"
             );
         }
         let counter = |out: &mut String, name: &str, help: &str, map: &BTreeMap<String, u64>| {
@@ -231,6 +250,7 @@ mod tests {
             ],
         );
         m.add_remediations("web", 1);
+        m.set_stalled("web", 1);
         m.observe_pass("web", 1.5, false);
         m.observe_pass("web", 0.5, true);
         let text = m.render();
@@ -238,6 +258,7 @@ mod tests {
         assert!(text.contains("provision_nodes{cluster=\"web\",phase=\"ready\"} 2\n"));
         assert!(text.contains("provision_nodes_health{cluster=\"web\",health=\"unhealthy\"} 1\n"));
         assert!(text.contains("provision_remediations_total{cluster=\"web\"} 1\n"));
+        assert!(text.contains("provision_remediation_stalled_nodes{cluster=\"web\"} 1\n"));
         assert!(text.contains("provision_reconcile_duration_seconds_count{cluster=\"web\"} 2\n"));
         assert!(text.contains("provision_reconcile_duration_seconds_sum{cluster=\"web\"} 2.000\n"));
         assert!(text.contains("provision_reconcile_failures_total{cluster=\"web\"} 1\n"));

@@ -43,6 +43,8 @@ enum Outcome {
     Converged,
     Degraded,
     Busy,
+    /// A destroy did not finish; only `destroy` touches it.
+    Destroying,
     Failed,
 }
 
@@ -112,6 +114,10 @@ async fn run_pass(
         clusters = clusters.len(),
         failed,
         busy = outcomes.iter().filter(|o| **o == Outcome::Busy).count(),
+        destroying = outcomes
+            .iter()
+            .filter(|o| **o == Outcome::Destroying)
+            .count(),
         degraded = outcomes.iter().filter(|o| **o == Outcome::Degraded).count(),
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
         cpu_ms = cpu_time().saturating_sub(cpu_before).as_millis() as u64,
@@ -154,6 +160,13 @@ async fn reconcile_cluster(
             return Outcome::Failed;
         }
     };
+    if record.is_destroying() {
+        debug!(
+            cluster = name,
+            "a destroy did not finish: left for `provision destroy`"
+        );
+        return Outcome::Destroying;
+    }
     let started = Instant::now();
     let result = async {
         let provider = crate::cli::session::connect_provider(&record.spec, None).await?;
@@ -165,6 +178,7 @@ async fn reconcile_cluster(
     let outcome = match result {
         Ok(Ok(report)) => {
             metrics.add_remediations(name, report.remediations.len() as u64);
+            metrics.set_stalled(name, report.stalled.len() as u64);
             if report.healthy {
                 Outcome::Converged
             } else {

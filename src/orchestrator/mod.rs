@@ -4,6 +4,7 @@
 
 mod kubernetes;
 mod mesos;
+pub mod reported;
 mod swarm;
 
 use std::path::Path;

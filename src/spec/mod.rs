@@ -214,6 +214,20 @@ pub struct HealthPolicy {
     /// Wait after a failed remediation; doubles with each further failure (at most 10m).
     #[serde(with = "duration_text", default = "default_backoff")]
     pub remediation_backoff: Duration,
+    /// A member whose machine the cloud lists as gone, stopped or failed is
+    /// replaced only when a second observation, at least this much later,
+    /// still says so (a listing can miss a server whose cell is down).
+    #[serde(with = "duration_text", default = "default_lost_timeout")]
+    pub lost_timeout: Duration,
+    /// A member whose machine the cloud is rebooting, resizing, migrating or
+    /// rebuilding (or cannot tell the state of) is replaced after this.
+    #[serde(with = "duration_text", default = "default_busy_timeout")]
+    pub busy_timeout: Duration,
+    /// Nodes in a row that never join before the cluster stops replacing
+    /// them (bad image, mirror down): the last one is kept for inspection
+    /// and an event says what to do; `provision heal` tries again.
+    #[serde(default = "default_max_start_attempts")]
+    pub max_start_attempts: u32,
 }
 
 fn default_ssh_timeout() -> Duration {
@@ -231,6 +245,15 @@ fn default_max_unhealthy() -> MaxUnhealthy {
 fn default_backoff() -> Duration {
     Duration::from_secs(30)
 }
+fn default_lost_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_busy_timeout() -> Duration {
+    Duration::from_secs(1800)
+}
+fn default_max_start_attempts() -> u32 {
+    3
+}
 
 impl Default for HealthPolicy {
     fn default() -> Self {
@@ -240,6 +263,9 @@ impl Default for HealthPolicy {
             startup_timeout: default_startup_timeout(),
             max_unhealthy: default_max_unhealthy(),
             remediation_backoff: default_backoff(),
+            lost_timeout: default_lost_timeout(),
+            busy_timeout: default_busy_timeout(),
+            max_start_attempts: default_max_start_attempts(),
         }
     }
 }

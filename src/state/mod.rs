@@ -12,7 +12,7 @@ mod sqlite;
 
 pub use lock::{ClusterLock, LockError};
 pub use paths::StatePaths;
-pub use records::{ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource};
+pub use records::{ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource, UnhealthyKind};
 pub use sqlite::SqliteStore;
 
 /// An error of the state store, with the file it concerns.

@@ -19,6 +19,18 @@ pub struct ClusterRecord {
     pub updated_at: String,
 }
 
+impl ClusterRecord {
+    /// The phase `destroy` sets before it deletes anything.
+    pub const DESTROYING: &'static str = "destroying";
+
+    /// A destroy started and did not finish: nothing may reconcile the
+    /// cluster back (that would recreate what was deleted); `destroy`
+    /// finishes it.
+    pub fn is_destroying(&self) -> bool {
+        self.phase == Self::DESTROYING
+    }
+}
+
 /// Where a node is on its way into the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -100,6 +112,40 @@ impl Health {
     }
 }
 
+/// Which kind of trouble a node's `unhealthy_since` counts from: a change of
+/// kind starts the clock again, so a machine the cloud lists as gone must be
+/// seen so twice, a grace apart, however long SSH had failed before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnhealthyKind {
+    /// The cloud lists the machine as gone, stopped or failed.
+    Lost,
+    /// The cloud is rebooting, resizing, migrating or rebuilding it.
+    Busy,
+    /// SSH or the orchestrator does not answer for it.
+    Unresponsive,
+}
+
+impl UnhealthyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnhealthyKind::Lost => "lost",
+            UnhealthyKind::Busy => "busy",
+            UnhealthyKind::Unresponsive => "unresponsive",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UnhealthyKind> {
+        [
+            UnhealthyKind::Lost,
+            UnhealthyKind::Busy,
+            UnhealthyKind::Unresponsive,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
 /// A node of a cluster, recorded before its machine is created so a crash
 /// at any later point leaves a record the next run can finish from.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,14 +168,22 @@ pub struct NodeRecord {
     pub retiring: bool,
     /// Why the node is not healthy, from the last observation.
     pub reason: Option<String>,
-    /// Unix seconds since which the node has been unhealthy.
+    /// Unix seconds since which the node has been unhealthy in this kind of way.
     pub unhealthy_since: Option<i64>,
+    pub unhealthy_kind: Option<UnhealthyKind>,
     /// Unix seconds when its current machine was created.
     pub machine_created_at: Option<i64>,
     /// Failed attempts in a row at creating or joining it.
     pub failures: u32,
     /// Unix seconds before which no further attempt is made (backoff).
     pub retry_at: Option<i64>,
+    /// 1 for a first try; n+1 for the replacement of a node that was itself
+    /// attempt n and never joined. Bounds replacements that keep failing.
+    pub start_attempt: u32,
+    /// Machines launched for this node so far, counted before each launch:
+    /// makes each launch's idempotency token unique, so a token the cloud
+    /// still remembers from an earlier machine is never reused.
+    pub launches: u32,
     pub updated_at: String,
 }
 
@@ -149,9 +203,12 @@ impl NodeRecord {
             retiring: false,
             reason: None,
             unhealthy_since: None,
+            unhealthy_kind: None,
             machine_created_at: None,
             failures: 0,
             retry_at: None,
+            start_attempt: 1,
+            launches: 0,
             updated_at: String::new(),
         }
     }

@@ -10,7 +10,9 @@ use provision_provider::{Addresses, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::paths::create_private_dir;
-use super::records::{ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource};
+use super::records::{
+    ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource, UnhealthyKind,
+};
 use super::{Store, StoreError};
 
 const SCHEMA: &str = "
@@ -42,6 +44,9 @@ CREATE TABLE IF NOT EXISTS nodes (
     updated_at TEXT NOT NULL,
     private_address TEXT,
     public_address  TEXT,
+    unhealthy_kind  TEXT,
+    start_attempt   INTEGER NOT NULL DEFAULT 1,
+    launches        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (cluster, name)
 );
 CREATE TABLE IF NOT EXISTS resources (
@@ -159,16 +164,20 @@ const CLUSTER_COLUMNS: &str = "name, id, spec, phase, created_at, updated_at";
 const NODE_COLUMNS: &str =
     "cluster, name, role, idx, machine_id, address, phase, health, host_key, member_id, \
      retiring, reason, unhealthy_since, machine_created_at, failures, retry_at, updated_at, \
-     private_address, public_address";
+     private_address, public_address, unhealthy_kind, start_attempt, launches";
 
 /// Columns added since the first release, with what an older row gets:
 /// before a machine had two addresses, its one address served for both.
-const NODE_COLUMNS_ADDED: &[(&str, &str)] = &[
+const NODE_COLUMNS_ADDED: &[(&str, &str, &str)] = &[
     (
         "private_address",
+        "TEXT",
         "UPDATE nodes SET private_address = address",
     ),
-    ("public_address", ""),
+    ("public_address", "TEXT", ""),
+    ("unhealthy_kind", "TEXT", ""),
+    ("start_attempt", "INTEGER NOT NULL DEFAULT 1", ""),
+    ("launches", "INTEGER NOT NULL DEFAULT 0", ""),
 ];
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -176,9 +185,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let present = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    for (column, fill) in NODE_COLUMNS_ADDED {
+    for (column, kind, fill) in NODE_COLUMNS_ADDED {
         if !present.iter().any(|c| c == column) {
-            conn.execute_batch(&format!("ALTER TABLE nodes ADD COLUMN {column} TEXT"))?;
+            conn.execute_batch(&format!("ALTER TABLE nodes ADD COLUMN {column} {kind}"))?;
             if !fill.is_empty() {
                 conn.execute_batch(fill)?;
             }
@@ -221,6 +230,12 @@ fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
         failures: row.get(14)?,
         retry_at: row.get(15)?,
         updated_at: row.get(16)?,
+        unhealthy_kind: row
+            .get::<_, Option<String>>(19)?
+            .as_deref()
+            .and_then(UnhealthyKind::parse),
+        start_attempt: row.get(20)?,
+        launches: row.get(21)?,
     })
 }
 
@@ -284,7 +299,7 @@ impl Store for SqliteStore {
             conn.execute(
                 &format!(
                     "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
                 ),
                 params![
                     n.cluster,
@@ -306,6 +321,9 @@ impl Store for SqliteStore {
                     now(),
                     n.addresses.as_ref().map(|a| &a.private),
                     n.addresses.as_ref().and_then(|a| a.public.as_ref()),
+                    n.unhealthy_kind.map(UnhealthyKind::as_str),
+                    n.start_attempt,
+                    n.launches,
                 ],
             )
             .map(|_| ())

@@ -103,6 +103,12 @@ pub enum MachineState {
     /// Being created or booting.
     Pending,
     Running,
+    /// Exists and is expected back without anyone acting: the cloud is
+    /// rebooting, resizing, migrating or rebuilding it, or cannot tell its
+    /// state right now (Nova's UNKNOWN when a cell is down). Carries the
+    /// cloud's word for it. A joined node in this state is given its own,
+    /// longer grace before it is replaced.
+    Busy(String),
     /// Stopped or paused; exists but does not run.
     Stopped,
     /// The cloud says it failed, with the cloud's reason.
@@ -114,6 +120,7 @@ impl MachineState {
         match self {
             MachineState::Pending => "pending",
             MachineState::Running => "running",
+            MachineState::Busy(_) => "busy",
             MachineState::Stopped => "stopped",
             MachineState::Error(_) => "error",
         }

@@ -328,8 +328,11 @@ impl LocalProvider {
         let role = Role::parse(labels.get(labels::ROLE)?)?;
         let state = match c.state {
             Some(ContainerSummaryStateEnum::RUNNING) => MachineState::Running,
-            Some(ContainerSummaryStateEnum::CREATED)
-            | Some(ContainerSummaryStateEnum::RESTARTING) => MachineState::Pending,
+            Some(ContainerSummaryStateEnum::CREATED) => MachineState::Pending,
+            // Docker restarts it under its restart policy: it comes back.
+            Some(ContainerSummaryStateEnum::RESTARTING) => {
+                MachineState::Busy("Docker reports restarting".into())
+            }
             Some(ContainerSummaryStateEnum::DEAD) => {
                 MachineState::Error(c.status.clone().unwrap_or_else(|| "dead".into()))
             }

@@ -65,8 +65,21 @@ pub(crate) fn state_of(server: &ServerView) -> Option<MachineState> {
     }
     Some(match server.status.as_str() {
         "ACTIVE" => MachineState::Running,
-        "BUILD" | "REBUILD" | "REBOOT" | "HARD_REBOOT" | "MIGRATING" | "RESIZE"
-        | "VERIFY_RESIZE" | "REVERT_RESIZE" | "PASSWORD" => MachineState::Pending,
+        "BUILD" => MachineState::Pending,
+        // Nova's transitional states of a server that exists and comes back
+        // (api-ref "Server status"), and UNKNOWN (microversion 2.69+: the
+        // server's cell does not answer): an operator's reboot, resize,
+        // live migration or host evacuation, not a failure.
+        "REBUILD" | "REBOOT" | "HARD_REBOOT" | "MIGRATING" | "RESIZE" | "VERIFY_RESIZE"
+        | "REVERT_RESIZE" | "PASSWORD" | "UNKNOWN" => MachineState::Busy(format!(
+            "Nova reports {}{}",
+            server.status,
+            server
+                .task_state
+                .as_deref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        )),
         "SHUTOFF" | "PAUSED" | "SUSPENDED" | "SHELVED" | "SHELVED_OFFLOADED" | "STOPPED"
         | "RESCUE" => MachineState::Stopped,
         "DELETED" | "SOFT_DELETED" => return None,
@@ -359,6 +372,12 @@ mod tests {
             Some(MachineState::Stopped)
         );
         assert_eq!(state_of(&server("DELETED", None)), None);
+        for transitional in ["REBOOT", "HARD_REBOOT", "MIGRATING", "RESIZE", "UNKNOWN"] {
+            assert!(
+                matches!(state_of(&server(transitional, None)), Some(MachineState::Busy(why)) if why.contains(transitional)),
+                "{transitional}"
+            );
+        }
         let mut deleting = server("ACTIVE", None);
         deleting.task_state = Some("deleting".into());
         assert_eq!(state_of(&deleting), None);
