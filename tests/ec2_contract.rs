@@ -70,6 +70,7 @@ fn machine_spec(node: &str, role: Role) -> MachineSpec {
         image: None,
         flavor: None,
         labels: Default::default(),
+        launch_token: format!("{:032x}", rand::random::<u128>()),
     }
 }
 
@@ -281,6 +282,21 @@ async fn machines_are_launched_once_listed_by_tag_and_terminated_idempotently() 
         listed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
         [a.id.as_str()]
     );
+
+    // The name comes back after scale-in, as a new node record with its own
+    // launch token: a new instance, not the terminated one.
+    let again = d
+        .create_machine(&c, &machine_spec("mach-worker-1", Role::Worker))
+        .await
+        .unwrap();
+    assert_ne!(again.id, worker.id);
+    let tokens: Vec<String> = cloud
+        .live_instances("provision:cluster", &c.id)
+        .iter()
+        .map(|i| i["client_token"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(tokens.len(), 2);
+    assert_ne!(tokens[0], tokens[1], "one token per launch");
 
     d.destroy_cluster(&c).await.unwrap();
     assert!(cloud.live_instances("provision:cluster", &c.id).is_empty());

@@ -61,6 +61,26 @@ fn wait_swarm(
     }
 }
 
+/// A swarm whose lost machines are confirmed 5 s after first seen (the
+/// default, 60 s, guards against one listing that misses a server).
+fn create_healing(c: &Cluster, managers: u32, workers: u32) {
+    let template = c.dir().join("healing.yaml");
+    std::fs::write(
+        &template,
+        format!(
+            "coe: swarm\nmanagers: {managers}\nworkers: {workers}\nhealth:\n  lost_timeout: 5s\n"
+        ),
+    )
+    .unwrap();
+    c.ok(&[
+        "swarm",
+        "--name",
+        &c.name,
+        "--template",
+        template.to_str().unwrap(),
+    ]);
+}
+
 #[test]
 fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
     if skip_docker_tests() {
@@ -69,7 +89,7 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
     let a = Cluster::new("it-da");
     let b = Cluster::sharing("it-db", &a);
     for c in [&a, &b] {
-        c.create(1, 2);
+        create_healing(c, 1, 2);
     }
     let mut daemon = Daemon::start(&a, "5s");
 
@@ -169,9 +189,13 @@ fn a_killed_manager_is_replaced_while_quorum_holds() {
         return;
     }
     let c = Cluster::new("it-mgr");
-    c.create(3, 0);
+    create_healing(&c, 3, 0);
     let _daemon = Daemon::start(&c, "5s");
     let killed = format!("{}-manager-2", c.name);
+    let old_id = c.ssh(
+        &killed,
+        &["docker", "info", "--format", "{{.Swarm.NodeID}}"],
+    );
     docker(&["kill", &killed]);
     // Throughout, a surviving manager answers `docker node ls`: Raft has quorum.
     let survivor = c.manager();
@@ -179,7 +203,9 @@ fn a_killed_manager_is_replaced_while_quorum_holds() {
     loop {
         let nodes = c.swarm_nodes(&survivor);
         let ready = ready_names(&nodes);
-        if nodes.len() == 3 && ready.len() == 3 && !ready.contains(&killed) {
+        let ids = c.ssh(&survivor, &["docker", "node", "ls", "-q"]);
+        // The replacement takes the freed name; the old member is gone.
+        if nodes.len() == 3 && ready.len() == 3 && !ids.contains(old_id.trim()) {
             break;
         }
         assert!(
@@ -193,6 +219,19 @@ fn a_killed_manager_is_replaced_while_quorum_holds() {
         &["docker", "node", "ls", "--filter", "role=manager", "-q"],
     );
     assert_eq!(managers.lines().count(), 3);
+    // The dead manager left the membership before its replacement joined:
+    // 3 voters with 1 dead became 2 with 2 alive, never 4 with 2 alive.
+    let events = c.events();
+    let removed = events
+        .find(&format!("{killed}  removed member"))
+        .unwrap_or_else(|| panic!("no removal event: {events}"));
+    let joined = events
+        .rfind(&format!("{killed}  joined as manager"))
+        .unwrap_or_else(|| panic!("no join event: {events}"));
+    assert!(
+        removed < joined,
+        "removed after the replacement joined: {events}"
+    );
 }
 
 #[test]
@@ -204,7 +243,7 @@ fn above_max_unhealthy_nothing_is_remediated_and_the_reason_is_recorded() {
     let template = c.dir().join("max1.yaml");
     std::fs::write(
         &template,
-        "coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  max_unhealthy: 1\n",
+        "coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  max_unhealthy: 1\n  lost_timeout: 1s\n",
     )
     .unwrap();
     c.ok(&[
@@ -218,7 +257,9 @@ fn above_max_unhealthy_nothing_is_remediated_and_the_reason_is_recorded() {
     for w in ["worker-1", "worker-2"] {
         docker(&["kill", &format!("{}-{w}", c.name)]);
     }
+    // Seen lost twice, past lost_timeout: both are due, and that is too many.
     c.ok(&["heal", &c.name]);
+    std::thread::sleep(Duration::from_secs(2));
     c.ok(&["heal", &c.name]);
     let mut after = containers(&c.name);
     let mut expected = before.clone();

@@ -388,7 +388,12 @@ impl Run<'_> {
                     );
                 }
                 Action::DeleteMachine { machine_id, .. } => {
-                    self.leave(node, &address, &mut shell).await;
+                    // A node's second machine never served it: only the
+                    // one the node runs on leaves the orchestrator.
+                    let serves_node = self.observed.machines.iter().any(|m| &m.id == machine_id);
+                    if serves_node {
+                        self.leave(node, &address, &mut shell).await;
+                    }
                     self.ctl
                         .provider
                         .delete_machine(&self.ctx.cluster, machine_id)
@@ -531,12 +536,25 @@ impl Run<'_> {
     /// Creates (or finds) the machine and records it; returns its addresses.
     async fn create_machine(&self, node: &str, role: Role) -> Result<Addresses, ControllerError> {
         self.set_phase(node, NodePhase::Creating)?;
+        // Stored before the cloud is asked, so a re-run after a crash sends
+        // the same token and gets the same machine.
+        let mut rec = self.record(node)?;
+        let launch_token = match &rec.launch_token {
+            Some(t) => t.clone(),
+            None => {
+                let t = format!("{:032x}", rand::random::<u128>());
+                rec.launch_token = Some(t.clone());
+                self.ctl.store.put_node(&rec)?;
+                t
+            }
+        };
         let spec = MachineSpec {
             node: node.to_string(),
             role,
             image: self.ctx.record.spec.image.clone(),
             flavor: self.ctx.record.spec.flavor.clone(),
             labels: Default::default(),
+            launch_token,
         };
         let machine = {
             let _permit = self.creates.acquire().await.expect("never closed");

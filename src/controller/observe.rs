@@ -109,7 +109,8 @@ impl Controller {
         ctx: &ClusterContext,
         records: &[NodeRecord],
     ) -> Result<Observed, ControllerError> {
-        let machines = self.provider.list_machines(&ctx.cluster).await?;
+        let listed = self.provider.list_machines(&ctx.cluster).await?;
+        let (machines, duplicates) = one_machine_per_node(records, listed);
         let by_node: BTreeMap<&str, &Machine> =
             machines.iter().map(|m| (m.node.as_str(), m)).collect();
 
@@ -180,6 +181,7 @@ impl Controller {
 
         Ok(Observed {
             machines,
+            duplicates,
             probes: probe_map,
             members,
             refused,
@@ -256,10 +258,71 @@ impl Controller {
     }
 }
 
+/// Splits a listing into one machine a node and the rest. A node keeps the
+/// machine its record names, else a running one, else the first listed;
+/// a node nobody recorded keeps one too (the planner deletes it as unknown).
+fn one_machine_per_node(
+    records: &[NodeRecord],
+    listed: Vec<Machine>,
+) -> (Vec<Machine>, Vec<Machine>) {
+    let mut by_node: BTreeMap<String, Vec<Machine>> = BTreeMap::new();
+    for m in listed {
+        by_node.entry(m.node.clone()).or_default().push(m);
+    }
+    let mut kept = Vec::new();
+    let mut extra = Vec::new();
+    for (node, mut ms) in by_node {
+        let recorded = records
+            .iter()
+            .find(|r| r.name == node)
+            .and_then(|r| r.machine_id.as_deref());
+        let keep = ms
+            .iter()
+            .position(|m| Some(m.id.as_str()) == recorded)
+            .or_else(|| ms.iter().position(|m| m.state == MachineState::Running))
+            .unwrap_or(0);
+        kept.push(ms.remove(keep));
+        extra.extend(ms);
+    }
+    (kept, extra)
+}
+
 /// Seconds since the Unix epoch: the planner's clock.
 pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(node: &str, id: &str, state: MachineState) -> Machine {
+        Machine {
+            id: id.into(),
+            node: node.into(),
+            role: Role::Worker,
+            state,
+            addresses: None,
+        }
+    }
+
+    #[test]
+    fn a_node_keeps_its_recorded_machine_else_a_running_one() {
+        let mut rec = NodeRecord::new("web", "web-worker-1", Role::Worker, 1);
+        rec.machine_id = Some("b".into());
+        let listed = vec![
+            machine("web-worker-1", "a", MachineState::Running),
+            machine("web-worker-1", "b", MachineState::Pending),
+            machine("web-worker-2", "c", MachineState::Pending),
+            machine("web-worker-2", "d", MachineState::Running),
+            machine("web-worker-3", "e", MachineState::Running),
+        ];
+        let (kept, extra) = one_machine_per_node(&[rec], listed);
+        let ids = |ms: &[Machine]| ms.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&kept), ["b", "d", "e"]);
+        assert_eq!(ids(&extra), ["a", "c"]);
+    }
 }

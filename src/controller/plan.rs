@@ -23,8 +23,12 @@ pub enum Probe {
 /// Everything one observation found.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
-    /// The cloud's machines carrying the cluster id (one list call).
+    /// The cloud's machines carrying the cluster id (one list call), one a
+    /// node.
     pub machines: Vec<Machine>,
+    /// Machines of a node beyond the one in `machines` (a create the cloud
+    /// carried out although its answer was lost, then retried).
+    pub duplicates: Vec<Machine>,
     /// Per-node probe results, by node name; only running machines are probed.
     pub probes: BTreeMap<String, Probe>,
     /// Membership as a manager lists it; `None` when no manager answered.
@@ -587,6 +591,18 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
                 machine_id: m.id.clone(),
             });
         }
+    }
+    // Second machines of one node (a create the cloud carried out although
+    // its answer was lost, then retried): one is kept, the rest deleted.
+    for m in &observed.duplicates {
+        plan.notes.push(format!(
+            "{} has more than one machine: {} is deleted",
+            m.node, m.id
+        ));
+        plan.actions.push(Action::DeleteMachine {
+            node: m.node.clone(),
+            machine_id: m.id.clone(),
+        });
     }
 
     plan.actions.extend(steps);
@@ -1511,6 +1527,23 @@ mod tests {
             node: "web-manager-3".into(),
             member: member("m3", "web-manager-3", Role::Manager, true)
         }));
+    }
+
+    #[test]
+    fn a_second_machine_of_a_node_is_deleted() {
+        let (records, mut observed) = converged(1, 1);
+        let mut twin = machine(Role::Worker, 1, MachineState::Running);
+        twin.id = "id-worker-1-twin".into();
+        observed.duplicates.push(twin);
+        let p = plan(&spec(1, 1), &records, &observed, NOW);
+        assert_eq!(
+            p.actions,
+            vec![Action::DeleteMachine {
+                node: "web-worker-1".into(),
+                machine_id: "id-worker-1-twin".into()
+            }]
+        );
+        assert!(p.notes.iter().any(|n| n.contains("more than one machine")));
     }
 
     #[test]

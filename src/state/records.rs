@@ -180,10 +180,12 @@ pub struct NodeRecord {
     /// 1 for a first try; n+1 for the replacement of a node that was itself
     /// attempt n and never joined. Bounds replacements that keep failing.
     pub start_attempt: u32,
-    /// Machines launched for this node so far, counted before each launch:
-    /// makes each launch's idempotency token unique, so a token the cloud
-    /// still remembers from an earlier machine is never reused.
-    pub launches: u32,
+    /// The idempotency token of this node's launch, made and stored before
+    /// the cloud is first asked: every retry of the launch (a crash and
+    /// re-run included) sends the same one, and no other node record ever
+    /// does, so a name reused after scale-in never gets back the machine a
+    /// cloud still remembers for an old token (EC2 keeps them ≥ 24 h).
+    pub launch_token: Option<String>,
     pub updated_at: String,
 }
 
@@ -208,7 +210,7 @@ impl NodeRecord {
             failures: 0,
             retry_at: None,
             start_attempt: 1,
-            launches: 0,
+            launch_token: None,
             updated_at: String::new(),
         }
     }

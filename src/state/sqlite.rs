@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     public_address  TEXT,
     unhealthy_kind  TEXT,
     start_attempt   INTEGER NOT NULL DEFAULT 1,
-    launches        INTEGER NOT NULL DEFAULT 0,
+    launch_token    TEXT,
     PRIMARY KEY (cluster, name)
 );
 CREATE TABLE IF NOT EXISTS resources (
@@ -164,7 +164,7 @@ const CLUSTER_COLUMNS: &str = "name, id, spec, phase, created_at, updated_at";
 const NODE_COLUMNS: &str =
     "cluster, name, role, idx, machine_id, address, phase, health, host_key, member_id, \
      retiring, reason, unhealthy_since, machine_created_at, failures, retry_at, updated_at, \
-     private_address, public_address, unhealthy_kind, start_attempt, launches";
+     private_address, public_address, unhealthy_kind, start_attempt, launch_token";
 
 /// Columns added since the first release, with what an older row gets:
 /// before a machine had two addresses, its one address served for both.
@@ -177,7 +177,7 @@ const NODE_COLUMNS_ADDED: &[(&str, &str, &str)] = &[
     ("public_address", "TEXT", ""),
     ("unhealthy_kind", "TEXT", ""),
     ("start_attempt", "INTEGER NOT NULL DEFAULT 1", ""),
-    ("launches", "INTEGER NOT NULL DEFAULT 0", ""),
+    ("launch_token", "TEXT", ""),
 ];
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -235,7 +235,7 @@ fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
             .as_deref()
             .and_then(UnhealthyKind::parse),
         start_attempt: row.get(20)?,
-        launches: row.get(21)?,
+        launch_token: row.get(21)?,
     })
 }
 
@@ -323,7 +323,7 @@ impl Store for SqliteStore {
                     n.addresses.as_ref().and_then(|a| a.public.as_ref()),
                     n.unhealthy_kind.map(UnhealthyKind::as_str),
                     n.start_attempt,
-                    n.launches,
+                    n.launch_token,
                 ],
             )
             .map(|_| ())

@@ -17,7 +17,14 @@ Debian publishes it: no Docker, cloud-init still running after sshd is up).
 Faults, set through the control port (127.0.0.1:8700, no auth):
     POST /faults {"latency_ms": 50, "error_rate": 0.2, "error_codes": [500, 503, 429],
                   "servers_fail": 1}        # the next N created servers go to ERROR
+    POST /faults {"late_posts": 1}          # the next N POSTs are carried out, then
+                                            # answered 504 (a gateway that gave up
+                                            # waiting on Nova, which went on)
+    POST /faults {"hide_servers": ["web-worker-1"]}  # left out of the next listing
+                                            # each (Nova skips servers of a down cell)
     POST /servers/<id>/error {"message": "..."}   # a running server fails
+    POST /servers/<id>/status {"status": "REBOOT", "seconds": 90}  # a transitional
+                                            # status for a while, then back
     POST /quota {"instances": 3, "cores": 20, "ram": 51200, "floatingip": 10}
     GET /calls, POST /calls/reset             # requests counted per call
     GET /state                                # what exists, for the tests
@@ -175,7 +182,8 @@ class Cloud:
         self.lock = threading.RLock()
         self.calls = {}
         self.faults = {"latency_ms": 0, "error_rate": 0.0, "error_codes": [500, 503, 429],
-                       "servers_fail": 0, "injected": 0}
+                       "servers_fail": 0, "injected": 0, "late_posts": 0, "late_answered": 0,
+                       "hide_servers": []}
         self.quota = {"instances": 10, "cores": 20, "ram": 51200, "floatingip": 10}
         self.tokens = {}
         self.service_token = None
@@ -212,6 +220,14 @@ class Cloud:
         key = f"{service} {method} {re.sub(r'[0-9a-f]{8}-[0-9a-f-]{27}', '{id}', path)}"
         with self.lock:
             self.calls[key] = self.calls.get(key, 0) + 1
+
+    def take_late_post(self):
+        with self.lock:
+            if self.faults["late_posts"] > 0:
+                self.faults["late_posts"] -= 1
+                self.faults["late_answered"] += 1
+                return True
+        return False
 
     def maybe_fault(self):
         f = self.faults
@@ -294,6 +310,9 @@ class Cloud:
         else:
             flavor = {"id": f["id"], "links": [{"rel": "bookmark", "href": f"http://{HOST}:{PORTS['compute']}/flavors/{f['id']}"}]}
         status = s["status"]
+        forced = s.get("forced_status")
+        if forced and forced[1] > time.time():
+            status = forced[0]
         view = {
             "id": s["id"], "name": s["name"], "status": status,
             "tenant_id": s["project_id"], "user_id": s["user_id"], "metadata": s["metadata"],
@@ -538,6 +557,11 @@ def compute(cloud, method, path, query, body, headers, project):
             found = sorted(c.servers.values(), key=lambda s: s["created_seq"])
             if "name" in query:
                 found = [s for s in found if re.search(query["name"], s["name"])]
+            hidden = c.faults["hide_servers"]
+            if hidden and parts == ["servers", "detail"]:
+                listed = {s["name"] for s in found}
+                found = [s for s in found if s["name"] not in hidden]
+                c.faults["hide_servers"] = [n for n in hidden if n not in listed]
             if "marker" in query:
                 ids = [s["id"] for s in found]
                 if query["marker"] not in ids:
@@ -859,6 +883,8 @@ def make_handler(cloud, service):
                 cloud.project_id = cloud.project_id or project
                 body = json.loads(raw) if raw else {}
                 result = HANDLERS[service](cloud, method, path, query, body, self.headers, project)
+                if method == "POST" and cloud.take_late_post():
+                    return self.reply(504, {"computeFault": {"code": 504, "message": "injected fault: gateway timeout (the request was carried out)"}})
                 if len(result) == 3:
                     return self.reply(result[0], None, result[2])
                 return self.reply(*result)
@@ -950,6 +976,13 @@ def make_control(cloud):
                         "dns_domain": "", "dns_name": "", "port_forwardings": [], "qos_policy_id": None,
                         "revision_number": 1, "created_at": now(), "updated_at": now()}
                     return self.reply(201, {"id": fid, "floating_ip_address": ip})
+            m = re.match(r"^/servers/([^/]+)/status$", self.path)
+            if m:
+                with cloud.lock:
+                    s = cloud.servers.get(m.group(1))
+                    if s:
+                        s["forced_status"] = (body["status"], time.time() + float(body.get("seconds", 60)))
+                return self.reply(200 if s else 404, {})
             m = re.match(r"^/servers/([^/]+)/error$", self.path)
             if m:
                 ok = cloud.set_error(m.group(1), body.get("message", "Hypervisor failure"), body.get("code", 500))

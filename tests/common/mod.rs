@@ -231,6 +231,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(c: &Cluster, interval: &str) -> Daemon {
+        Daemon::start_with(c, interval, &[])
+    }
+
+    /// A daemon with more arguments (`--scripts-dir DIR`).
+    pub fn start_with(c: &Cluster, interval: &str, extra: &[&str]) -> Daemon {
         let metrics_port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -245,6 +250,7 @@ impl Daemon {
                 "--metrics-addr",
                 &format!("127.0.0.1:{metrics_port}"),
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -576,4 +582,32 @@ pub fn assert_formed_from_bare_image(c: &Cluster, nodes: usize, waits_for_cloud_
             assert!(waited.is_some() && waited < installed, "{log}");
         }
     }
+}
+
+/// One row of the fault matrix: a fault injected, what the run did, how many
+/// nodes were replaced, and what was left over. Written where
+/// `scripts/test-all.sh` collects the rows into the table it prints.
+pub struct FaultRow<'a> {
+    /// Orders the table (`01`, `02`…).
+    pub id: &'a str,
+    pub fault: &'a str,
+    pub happened: String,
+    pub remediations: String,
+    pub left_over: String,
+}
+
+pub fn record_fault_row(row: FaultRow) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault-matrix");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cell = |s: &str| s.replace(['\t', '\n', '|'], " ");
+    let line = [row.fault, &row.happened, &row.remediations, &row.left_over]
+        .map(cell)
+        .join("\t");
+    std::fs::write(dir.join(format!("{}.tsv", row.id)), format!("{line}\n")).unwrap();
+    eprintln!("fault matrix row {}: {line}", row.id);
+}
+
+/// `retiring: unhealthy` events: the nodes the health policy replaced.
+pub fn remediations_in(events: &str) -> usize {
+    events.matches("retiring: unhealthy").count()
 }

@@ -94,6 +94,10 @@ pub struct MachineSpec {
     pub flavor: Option<String>,
     /// Extra labels or metadata to stamp on the machine.
     pub labels: BTreeMap<String, String>,
+    /// Unique to this launch of this node, the same on every retry of it:
+    /// what a cloud's idempotency token (EC2's ClientToken) is made from.
+    /// At most 32 characters of `[0-9a-f]`.
+    pub launch_token: String,
 }
 
 /// The machine's lifecycle as the cloud reports it.

@@ -73,8 +73,9 @@ impl Ec2Provider {
         if let Some(machine) = instances.iter().filter_map(|i| self.machine(i)).next() {
             return Ok(machine);
         }
-        // A node relaunched after its instance was terminated needs a new token.
-        let token = client_token(&cluster.id, &spec.node, instances.len());
+        // One token per launch of a node record (never per node name: AWS
+        // remembers a token ≥ 24 h after its instance is terminated).
+        let token = client_token(&cluster.id, &spec.launch_token);
         let settings = &self.options.settings;
         let mut call = self
             .client
@@ -253,12 +254,11 @@ impl Ec2Provider {
 
 /// Idempotency token of one launch of a node: the same for a retried call,
 /// new after the node's earlier instance was terminated (EC2 allows 64 chars).
-pub fn client_token(cluster_id: &str, node: &str, launches: usize) -> String {
-    // FNV-1a: stable across builds, unlike std's hasher.
-    let hash = node.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{cluster_id}-{hash:016x}-{launches}")
+pub fn client_token(cluster_id: &str, launch_token: &str) -> String {
+    // ClientToken: at most 64 ASCII characters.
+    let mut token = format!("{cluster_id}-{launch_token}");
+    token.truncate(64);
+    token
 }
 
 #[cfg(test)]
@@ -266,20 +266,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_tokens_are_stable_per_launch_and_fit() {
-        let a = client_token("0123456789abcdef", "a-very-long-cluster-name-worker-12", 0);
-        assert_eq!(
-            a,
-            client_token("0123456789abcdef", "a-very-long-cluster-name-worker-12", 0)
-        );
-        assert_ne!(
-            a,
-            client_token("0123456789abcdef", "a-very-long-cluster-name-worker-12", 1)
-        );
-        assert_ne!(
-            a,
-            client_token("0123456789abcdef", "a-very-long-cluster-name-worker-13", 0)
-        );
+    fn client_tokens_are_the_launchs_and_fit() {
+        let launch = format!("{:032x}", u128::MAX);
+        let a = client_token("0123456789abcdef", &launch);
+        assert_eq!(a, client_token("0123456789abcdef", &launch));
+        assert_ne!(a, client_token("0123456789abcdef", &"0".repeat(32)));
+        assert_ne!(a, client_token("fedcba9876543210", &launch));
         assert!(a.len() <= 64 && a.is_ascii(), "{a}");
     }
 }

@@ -11,7 +11,7 @@
 //! [`Api::network`].
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -150,6 +150,109 @@ impl Api {
         .await
     }
 
+    /// A Nova POST that makes something; see [`Api::create`].
+    pub(crate) async fn compute_create<E, EFut>(
+        &self,
+        name: &'static str,
+        path: &[&str],
+        request: Request<'_>,
+        existing: E,
+    ) -> Result<Value, ProviderError>
+    where
+        E: Fn() -> EFut,
+        EFut: Future<Output = Result<Option<Value>, ProviderError>>,
+    {
+        self.create(
+            name,
+            request,
+            || {
+                let b = self.session.request(COMPUTE, Method::POST, path);
+                match request.microversion {
+                    Some((major, minor)) => b.api_version(ApiVersion(major, minor)),
+                    None => b,
+                }
+            },
+            existing,
+        )
+        .await
+    }
+
+    /// A Neutron POST that makes something; see [`Api::create`].
+    pub(crate) async fn network_create<E, EFut>(
+        &self,
+        name: &'static str,
+        path: &[&str],
+        request: Request<'_>,
+        existing: E,
+    ) -> Result<Value, ProviderError>
+    where
+        E: Fn() -> EFut,
+        EFut: Future<Output = Result<Option<Value>, ProviderError>>,
+    {
+        self.create(
+            name,
+            request,
+            || self.session.request(NETWORK, Method::POST, path),
+            existing,
+        )
+        .await
+    }
+
+    /// A request that makes something, retried like any other, except that
+    /// after an answer that leaves open whether the cloud made it (a 5xx,
+    /// no answer in time, a dropped connection) `existing` is asked before
+    /// the next try, and once more after the last: Nova may have accepted a
+    /// server and then answered 504, and a second POST would make a second
+    /// server. `existing` answers in the shape of the create's answer.
+    async fn create<S, F, E, EFut>(
+        &self,
+        name: &'static str,
+        request: Request<'_>,
+        start: F,
+        existing: E,
+    ) -> Result<Value, ProviderError>
+    where
+        S: ServiceType + Send,
+        F: Fn() -> ServiceRequestBuilder<S>,
+        E: Fn() -> EFut,
+        EFut: Future<Output = Result<Option<Value>, ProviderError>>,
+    {
+        let uncertain = AtomicBool::new(false);
+        let look = || async {
+            existing().await.map_err(|e| {
+                osauth::Error::new(
+                    ErrorKind::ProtocolError,
+                    format!("looking for what an earlier try of {name} made: {e}"),
+                )
+            })
+        };
+        let result = self
+            .call(name, || async {
+                if uncertain.load(Ordering::Relaxed) {
+                    if let Some(made) = look().await? {
+                        warn!(
+                            call = name,
+                            "an earlier try was carried out: not sent again"
+                        );
+                        return Ok(made);
+                    }
+                }
+                let sent = send(request.apply(start()), false).await;
+                if sent.as_ref().is_err_and(may_have_acted) {
+                    uncertain.store(true, Ordering::Relaxed);
+                }
+                sent
+            })
+            .await;
+        match result {
+            Err(e) if uncertain.load(Ordering::Relaxed) => match existing().await? {
+                Some(made) => Ok(made),
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
     /// A JSON request on the builder `start` makes, with `request`'s query and body.
     async fn json<S, F>(
         &self,
@@ -251,6 +354,16 @@ pub(crate) fn status_of(err: &osauth::Error) -> Option<StatusCode> {
         .take_while(char::is_ascii_digit)
         .collect();
     StatusCode::from_u16(code.parse().ok()?).ok()
+}
+
+/// An answer after which the cloud may have done what was asked: a 5xx
+/// (a gateway's 504 after Nova accepted the request), no answer in time, a
+/// dropped connection. 4xx refusals (409, 429 included) did nothing.
+pub(crate) fn may_have_acted(err: &osauth::Error) -> bool {
+    matches!(
+        err.kind(),
+        ErrorKind::InternalServerError | ErrorKind::ProtocolError | ErrorKind::OperationTimedOut
+    )
 }
 
 /// 409 (a resource busy in a state change), 429 (rate limited), 5xx and

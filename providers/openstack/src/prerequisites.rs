@@ -154,23 +154,29 @@ impl OpenStackProvider {
             }
             return Ok(name);
         }
-        let created = self
-            .api
-            .call("CreateKeypair", || {
-                cloud.new_keypair(&name).with_public_key(wanted).create()
-            })
-            .await;
-        match created {
-            Ok(_) => {}
-            // A retried create whose first try got through.
-            Err(_)
-                if self
-                    .api
-                    .find("GetKeypair", || cloud.get_keypair(&name))
-                    .await?
-                    .is_some() => {}
-            Err(e) => return Err(e),
-        }
+        // Nova's keypair names are unique: one an earlier try made is found
+        // by its name.
+        let existing = || async {
+            let found = self
+                .api
+                .compute(
+                    "GetKeypair",
+                    Method::GET,
+                    &["os-keypairs", &name],
+                    Request::absent_ok(),
+                )
+                .await?;
+            Ok((!found.is_null()).then_some(found))
+        };
+        let body = json!({"keypair": {"name": name, "public_key": wanted}});
+        self.api
+            .compute_create(
+                "CreateKeypair",
+                &["os-keypairs"],
+                Request::body(&body),
+                existing,
+            )
+            .await?;
         recorder.created("keypair", &name);
         Ok(name)
     }
@@ -210,13 +216,29 @@ impl OpenStackProvider {
                     "name": name,
                     "description": format!("provision cluster {} ({})", cluster.name, cluster.id),
                 }});
+                // Found by its name (the cluster id) if an earlier try made it.
+                let existing = || async {
+                    let answer = self
+                        .api
+                        .network(
+                            "ListSecurityGroups",
+                            Method::GET,
+                            &["security-groups"],
+                            Request::query(&[("name", &name)]),
+                        )
+                        .await?;
+                    Ok(answer["security_groups"]
+                        .as_array()
+                        .and_then(|groups| groups.first())
+                        .map(|g| json!({ "security_group": g })))
+                };
                 let answer = self
                     .api
-                    .network(
+                    .network_create(
                         "CreateSecurityGroup",
-                        Method::POST,
                         &["security-groups"],
                         Request::body(&body),
+                        existing,
                     )
                     .await?;
                 let group: SecurityGroup = parse(&answer, "security_group")?;
@@ -225,12 +247,28 @@ impl OpenStackProvider {
             }
         };
         for rule in missing_rules(&id, &cluster.firewall, &rules) {
+            // A rule an earlier try made is no longer missing from the group.
+            let existing = || async {
+                let answer = self
+                    .api
+                    .network(
+                        "GetSecurityGroup",
+                        Method::GET,
+                        &["security-groups", &id],
+                        Request::default(),
+                    )
+                    .await?;
+                let group: SecurityGroup = parse(&answer, "security_group")?;
+                let still_missing =
+                    missing_rules(&id, &cluster.firewall, &group.security_group_rules);
+                Ok((!still_missing.contains(&rule)).then(|| rule.clone()))
+            };
             self.api
-                .network(
+                .network_create(
                     "CreateSecurityGroupRule",
-                    Method::POST,
                     &["security-group-rules"],
                     Request::body(&rule),
+                    existing,
                 )
                 .await?;
         }
@@ -282,13 +320,21 @@ impl OpenStackProvider {
             microversion: Some((2, 15)),
             ..Request::body(&body)
         };
+        let existing = || async {
+            Ok(self
+                .cluster_server_groups(cluster)
+                .await?
+                .into_iter()
+                .next()
+                .map(|id| json!({"server_group": {"id": id, "name": resource_name(&cluster.id)}})))
+        };
         let answer = self
             .api
-            .compute(
+            .compute_create(
                 "CreateServerGroup",
-                Method::POST,
                 &["os-server-groups"],
                 request,
+                existing,
             )
             .await?;
         let group: ServerGroup = parse(&answer, "server_group")?;

@@ -239,27 +239,21 @@ impl OpenStackProvider {
         if let (Role::Manager, Some(group)) = (spec.role, &prereqs.server_group_id) {
             body["os:scheduler_hints"] = json!({ "group": group });
         }
-        let answer = self
-            .api
-            .compute(
-                "CreateServer",
-                Method::POST,
-                &["servers"],
-                Request::body(&body),
-            )
-            .await;
-        let id = match answer {
-            Ok(answer) => answer["server"]["id"].as_str().map(str::to_string),
-            // A create that got through before its answer was lost.
-            Err(e) => match self
+        // A create that got through before its answer was lost is found by
+        // the node's name and the cluster id in its metadata.
+        let existing = || async {
+            Ok(self
                 .cluster_servers(cluster, Some(&spec.node))
                 .await?
-                .first()
-            {
-                Some(s) => Some(s.id.clone()),
-                None => return Err(e),
-            },
+                .into_iter()
+                .find(|s| state_of(s).is_some())
+                .map(|s| json!({"server": {"id": s.id}})))
         };
+        let answer = self
+            .api
+            .compute_create("CreateServer", &["servers"], Request::body(&body), existing)
+            .await?;
+        let id = answer["server"]["id"].as_str().map(str::to_string);
         let id = id.ok_or_else(|| ProviderError::Call {
             cloud: crate::errors::CLOUD,
             call: "CreateServer".into(),
