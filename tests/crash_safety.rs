@@ -1,6 +1,7 @@
-//! `kill -9` of `provision swarm` at two different points, then the same
-//! command again: the cluster completes with no duplicate node, and destroy
-//! leaves no container, network or volume with the cluster's label.
+//! `kill -9` of `provision` in the middle of create (at two points),
+//! scale-in, a replacement by the daemon, and destroy; then the same command
+//! again: it finishes, with no duplicate node, and destroy leaves no
+//! container, network or volume with the cluster's label.
 
 mod common;
 
@@ -67,6 +68,113 @@ fn killed_runs_are_finished_by_the_next_one_without_duplicates() {
 
     c.ok(&["destroy", &c.name, "--yes"]);
     assert_eq!(leftovers(&c.name), Vec::<String>::new());
+    record_fault_row(FaultRow {
+        id: "13",
+        fault: "kill -9 of `provision swarm` while machines are created, then while a script runs",
+        happened: "the next run finished the cluster; no duplicate container or swarm member"
+            .into(),
+        remediations: "0".into(),
+        left_over: "none after destroy".into(),
+    });
+}
+
+/// Spawns `provision ARGS` with its output dropped.
+fn spawn(c: &Cluster, args: &[&str]) -> std::process::Child {
+    c.cmd()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn provision")
+}
+
+#[test]
+fn killed_scale_in_replacement_and_destroy_are_finished_by_the_next_run() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("it-kill");
+    let template = c.dir().join("t.yaml");
+    std::fs::write(
+        &template,
+        "coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  lost_timeout: 2s\n",
+    )
+    .unwrap();
+    c.ok(&[
+        "swarm",
+        "--name",
+        &c.name,
+        "--template",
+        template.to_str().unwrap(),
+    ]);
+
+    // Scale-in, killed once the first node is retiring (its drain under way).
+    let mut child = spawn(&c, &["scale", &c.name, "--workers", "2"]);
+    wait_until("a node retiring", Duration::from_secs(120), || {
+        c.events().contains("retiring: scale in")
+    });
+    kill9(&mut child);
+    c.ok(&["scale", &c.name, "--workers", "2"]);
+    assert_eq!(containers(&c.name).len(), 3, "{:?}", containers(&c.name));
+    assert_eq!(c.swarm_nodes(&c.manager()).len(), 3);
+    record_fault_row(FaultRow {
+        id: "14",
+        fault: "kill -9 of `provision scale` (scale-in) while the node drains",
+        happened: "the next run drained, removed and deleted it; 3 nodes".into(),
+        remediations: "0".into(),
+        left_over: "none".into(),
+    });
+
+    // A replacement by the daemon, killed once the node is retiring.
+    let victim = format!("{}-worker-1", c.name);
+    docker(&["kill", &victim]);
+    let mut daemon = Daemon::start(&c, "2s");
+    wait_until(
+        "the daemon retiring the node",
+        Duration::from_secs(120),
+        || c.events().contains(&format!("{victim}  retiring")),
+    );
+    kill9(&mut daemon.child);
+    c.ok(&["heal", &c.name]);
+    let names = containers(&c.name);
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(!names.contains(&victim), "{names:?}");
+    assert_eq!(ready_swarm_nodes(&c), 3);
+    record_fault_row(FaultRow {
+        id: "15",
+        fault: "kill -9 of the daemon in the middle of a replacement",
+        happened: "`heal` finished it: replacement Ready, the dead machine deleted".into(),
+        remediations: remediations_in(&c.events()).to_string(),
+        left_over: "none".into(),
+    });
+
+    // Destroy, killed once it has deleted a first container.
+    let mut child = spawn(&c, &["destroy", &c.name, "--yes"]);
+    wait_until("destroy deleting", Duration::from_secs(60), || {
+        containers(&c.name).len() < 3
+    });
+    kill9(&mut child);
+    let cut_short = !containers(&c.name).is_empty();
+    c.ok(&["daemon", "--once"]);
+    assert!(containers(&c.name).len() < 3, "nothing recreated");
+    if c.run(&["status", &c.name]).status.success() {
+        c.ok(&["destroy", &c.name, "--yes"]);
+    }
+    assert_eq!(leftovers(&c.name), Vec::<String>::new());
+    record_fault_row(FaultRow {
+        id: "16",
+        fault: "kill -9 of `provision destroy` after its first deletion",
+        happened: format!(
+            "{}; the daemon recreated nothing; destroy again finished",
+            if cut_short {
+                "killed with machines left"
+            } else {
+                "destroy had finished before the kill"
+            }
+        ),
+        remediations: "0".into(),
+        left_over: "none".into(),
+    });
 }
 
 #[test]

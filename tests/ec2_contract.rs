@@ -252,6 +252,11 @@ async fn machines_are_launched_once_listed_by_tag_and_terminated_idempotently() 
             .is_some_and(|t| t.starts_with(&c.id)),
         "RunInstances carries a client token: {manager}"
     );
+    assert_eq!(
+        manager["delete_on_termination"],
+        serde_json::json!([true]),
+        "the root volume goes with the instance: {manager}"
+    );
 
     // Listing is one DescribeInstances, whatever the node count.
     let before = d.api_calls();
@@ -298,7 +303,15 @@ async fn machines_are_launched_once_listed_by_tag_and_terminated_idempotently() 
     assert_eq!(tokens.len(), 2);
     assert_ne!(tokens[0], tokens[1], "one token per launch");
 
+    // A volume its instance left behind goes with the cluster.
+    let orphan = cloud.orphan_volume(&c.id);
     d.destroy_cluster(&c).await.unwrap();
+    let volumes = cloud.inspect("provision:cluster", &c.id)["volumes"].clone();
+    assert_eq!(
+        volumes.as_array().unwrap().len(),
+        0,
+        "{orphan} left: {volumes}"
+    );
     assert!(cloud.live_instances("provision:cluster", &c.id).is_empty());
     assert!(d.list_machines(&c).await.unwrap().is_empty());
 }

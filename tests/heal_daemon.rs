@@ -131,6 +131,18 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
         "{}",
         b.events()
     );
+    for (c, id, fault) in [
+        (&b, "11", "a worker killed (docker kill), daemon at 5 s"),
+        (&a, "12", "a worker paused (docker pause), daemon at 5 s"),
+    ] {
+        record_fault_row(FaultRow {
+            id,
+            fault,
+            happened: "replaced after lost_timeout (5 s); the old machine deleted once the new one was Ready".into(),
+            remediations: remediations_in(&c.events()).to_string(),
+            left_over: format!("none ({} machines for 3 nodes)", containers(&c.name).len()),
+        });
+    }
 
     // A scale request made while the daemon runs.
     a.ok(&["scale", &a.name, "--workers", "4"]);
@@ -181,6 +193,13 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
         Duration::from_secs(60),
         || !containers(&a.name).contains(&victim),
     );
+    record_fault_row(FaultRow {
+        id: "17",
+        fault: "SIGTERM to the daemon in the middle of a replacement",
+        happened: "exited cleanly; a new daemon finished the replacement".into(),
+        remediations: "1".into(),
+        left_over: format!("none ({} machines for 5 nodes)", containers(&a.name).len()),
+    });
 }
 
 #[test]
@@ -232,6 +251,13 @@ fn a_killed_manager_is_replaced_while_quorum_holds() {
         removed < joined,
         "removed after the replacement joined: {events}"
     );
+    record_fault_row(FaultRow {
+        id: "10",
+        fault: "a dead manager (docker kill) in a 3-manager cluster, daemon at 5 s",
+        happened: "removed from the swarm (demote, rm) before its replacement joined; a survivor answered `docker node ls` throughout".into(),
+        remediations: remediations_in(&events).to_string(),
+        left_over: format!("none ({} machines for 3 managers)", containers(&c.name).len()),
+    });
 }
 
 #[test]

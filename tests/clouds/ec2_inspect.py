@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints, as JSON, what the EC2 test cloud holds with a cluster's tag:
 instances (with state and private IP), security groups (with their ingress
-rules), placement groups and key pairs. Reads moto with the bridge's
+rules), placement groups, key pairs and volumes. Reads moto with the bridge's
 credentials, independent of the driver under test.
 
     ec2_inspect.py DIR TAG=VALUE     e.g. provision:cluster=0123abcd
@@ -51,6 +51,9 @@ print(json.dumps({
                     VolumeIds=[m["Ebs"]["VolumeId"] for m in i.get("BlockDeviceMappings", []) if "Ebs" in m]
                 )["Volumes"]
             ] if i.get("BlockDeviceMappings") else [],
+            "delete_on_termination": [
+                m["Ebs"].get("DeleteOnTermination") for m in i.get("BlockDeviceMappings", []) if "Ebs" in m
+            ],
             "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])},
         }
         for r in ec2.describe_instances(Filters=tag)["Reservations"]
@@ -61,4 +64,9 @@ print(json.dumps({
         for g in ec2.describe_security_groups(Filters=tag)["SecurityGroups"]
     ],
     "key_pairs": [k["KeyName"] for k in ec2.describe_key_pairs(Filters=tag)["KeyPairs"]],
+    "volumes": [
+        {"id": v["VolumeId"], "state": v["State"],
+         "attached_to": [a["InstanceId"] for a in v.get("Attachments", [])]}
+        for v in ec2.describe_volumes(Filters=tag)["Volumes"]
+    ],
 }, indent=1))

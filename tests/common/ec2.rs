@@ -88,6 +88,23 @@ impl Ec2Cloud {
         );
     }
 
+    /// A volume with the cluster's tag and no instance (what an AMI whose
+    /// root volume outlives its instance leaves); its id.
+    pub fn orphan_volume(&self, cluster_id: &str) -> String {
+        let out = Command::new("python3")
+            .arg(repo().join("tests/clouds/ec2_orphan_volume.py"))
+            .arg(&self.dir)
+            .arg(cluster_id)
+            .output()
+            .expect("run ec2_orphan_volume.py");
+        assert!(
+            out.status.success(),
+            "ec2_orphan_volume.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// Instances of the cluster that are not terminated.
     pub fn live_instances(&self, key: &str, value: &str) -> Vec<serde_json::Value> {
         self.inspect(key, value)["instances"]

@@ -52,7 +52,10 @@ impl OpenStackCloud {
 
     /// No faults, the default quotas, counts at zero.
     pub fn reset(&self) {
-        self.faults(r#"{"latency_ms": 0, "error_rate": 0.0, "servers_fail": 0, "injected": 0}"#);
+        self.faults(
+            r#"{"latency_ms": 0, "error_rate": 0.0, "servers_fail": 0, "injected": 0,
+                "late_posts": 0, "late_answered": 0, "hide_servers": []}"#,
+        );
         self.quota(r#"{"instances": 10, "cores": 20, "ram": 51200, "floatingip": 10}"#);
         self.reset_calls();
     }
@@ -94,6 +97,12 @@ impl OpenStackCloud {
     pub fn fail_server(&self, id: &str, message: &str) {
         let body = serde_json::json!({ "message": message }).to_string();
         self.control("POST", &format!("/servers/{id}/error"), &body);
+    }
+
+    /// Nova reports the server in `status` (REBOOT, MIGRATING…) for `seconds`.
+    pub fn force_status(&self, id: &str, status: &str, seconds: u64) {
+        let body = serde_json::json!({ "status": status, "seconds": seconds }).to_string();
+        self.control("POST", &format!("/servers/{id}/status"), &body);
     }
 
     /// A floating IP allocated outside provision: (id, address).

@@ -113,19 +113,27 @@ impl Ec2Provider {
                 .subnet_id(&prereqs.subnet_id)
                 .security_group_ids(&prereqs.group_id),
         };
-        if let (Some(size), Some(device)) = (settings.root_volume_gb, &prereqs.root_device) {
-            call = call.block_device_mappings(
-                BlockDeviceMapping::builder()
-                    .device_name(device)
-                    .ebs(
-                        EbsBlockDevice::builder()
-                            .volume_size(size as i32)
-                            .volume_type(VolumeType::Gp3)
-                            .delete_on_termination(true)
-                            .build(),
-                    )
-                    .build(),
-            );
+        // The root volume goes with its instance whatever the AMI says (an
+        // AMI may set DeleteOnTermination to false); destroy sweeps tagged
+        // volumes for an AMI whose root volume cannot be described here.
+        if let Some(root) = &prereqs.root_device {
+            let ebs = EbsBlockDevice::builder().delete_on_termination(true);
+            let ebs = match settings.root_volume_gb {
+                Some(size) => Some(ebs.volume_size(size as i32).volume_type(VolumeType::Gp3)),
+                None if root.snapshot.is_some() || root.size_gb.is_some() => Some(
+                    ebs.set_snapshot_id(root.snapshot.clone())
+                        .set_volume_size(root.size_gb),
+                ),
+                None => None,
+            };
+            if let Some(ebs) = ebs {
+                call = call.block_device_mappings(
+                    BlockDeviceMapping::builder()
+                        .device_name(&root.name)
+                        .ebs(ebs.build())
+                        .build(),
+                );
+            }
         }
         if let Some(data) = &settings.user_data {
             call = call.user_data(base64::engine::general_purpose::STANDARD.encode(data));

@@ -17,6 +17,7 @@ mod prerequisites;
 mod provider;
 mod settings;
 mod tags;
+mod volumes;
 
 pub use provider::{Ec2Options, Ec2Provider};
 pub use settings::{Ec2Settings, SshAddress};

@@ -20,12 +20,22 @@ const CANONICAL: &str = "099720109477";
 /// Newest Ubuntu LTS server image, when none is given.
 pub const DEFAULT_IMAGE_NAME: &str = "ubuntu/images/hvm-ssd*/ubuntu-*-amd64-server-*";
 
+/// The AMI's root volume, as its block device mapping describes it: a
+/// mapping for it must name its snapshot or a size (EC2 refuses one with
+/// neither: "MissingParameter").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootDevice {
+    pub name: String,
+    pub snapshot: Option<String>,
+    pub size_gb: Option<i32>,
+}
+
 /// Ids every RunInstances needs, found or made once per process.
 #[derive(Debug, Clone)]
 pub struct Prerequisites {
     pub subnet_id: String,
     pub image_id: String,
-    pub root_device: Option<String>,
+    pub root_device: Option<RootDevice>,
     pub key_name: String,
     pub group_id: String,
     pub placement_group: Option<String>,
@@ -44,7 +54,7 @@ pub struct Subnet {
 pub struct Inputs {
     pub subnet: Subnet,
     pub image_id: String,
-    pub root_device: Option<String>,
+    pub root_device: Option<RootDevice>,
 }
 
 impl Ec2Provider {
@@ -80,7 +90,7 @@ impl Ec2Provider {
 
     /// The image by id, or the newest image of that name (wildcards allowed)
     /// and owner. Returns its id and root device name.
-    async fn resolve_image(&self) -> Result<(String, Option<String>), ProviderError> {
+    async fn resolve_image(&self) -> Result<(String, Option<RootDevice>), ProviderError> {
         let given = self.options.image.as_deref();
         let mut call = self.client.describe_images();
         let by_id = given.is_some_and(|i| i.starts_with("ami-"));
@@ -125,7 +135,7 @@ impl Ec2Provider {
             })?;
         Ok((
             image.image_id().unwrap_or_default().to_string(),
-            image.root_device_name().map(str::to_string),
+            root_device(image),
         ))
     }
 
@@ -451,6 +461,21 @@ impl Ec2Provider {
             }
         }
     }
+}
+
+/// The image's root device, with its snapshot and size when it maps them.
+fn root_device(image: &Image) -> Option<RootDevice> {
+    let name = image.root_device_name()?;
+    let ebs = image
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() == Some(name))
+        .and_then(|m| m.ebs());
+    Some(RootDevice {
+        name: name.to_string(),
+        snapshot: ebs.and_then(|e| e.snapshot_id()).map(str::to_string),
+        size_gb: ebs.and_then(|e| e.volume_size()),
+    })
 }
 
 /// Free text EC2 stores with the group. No spaces: moto's server re-encodes

@@ -149,6 +149,7 @@ impl Provider for Ec2Provider {
         if !live.is_empty() {
             self.wait_terminated(cluster).await?;
         }
+        self.delete_cluster_volumes(cluster).await?;
         self.delete_prerequisites(cluster).await?;
         self.prereqs.forget(&cluster.id);
         Ok(())
