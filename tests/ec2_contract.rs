@@ -203,6 +203,54 @@ async fn prerequisites_are_tagged_made_once_and_found_again() {
     }
     assert_eq!(rules.len(), 4, "exactly the rules asked for: {rules:?}");
 
+    // Drift: an operator removes the swarm port's rule and adds one of
+    // their own; the template changes ssh_from and drops udp 4789.
+    cloud.admin(
+        "ec2.revoke_security_group_ingress(GroupId=sys.argv[1], IpPermissions=[{'IpProtocol': 'tcp', 'FromPort': 2377, 'ToPort': 2377, 'UserIdGroupPairs': [{'GroupId': sys.argv[1], 'Description': 'provision-members'}]}])\n\
+         ec2.authorize_security_group_ingress(GroupId=sys.argv[1], IpPermissions=[{'IpProtocol': 'tcp', 'FromPort': 9100, 'ToPort': 9100, 'IpRanges': [{'CidrIp': '198.18.0.0/15', 'Description': 'monitoring'}]}])",
+        &[group],
+    );
+    let mut changed = c.clone();
+    changed.firewall.ssh_from = "10.0.0.0/8".into();
+    changed
+        .firewall
+        .members
+        .retain(|r| r.protocol != Protocol::Udp);
+    let d = driver(options(&cloud.profile)).await;
+    let mut changes = d.reconcile_firewall(&changed).await.unwrap();
+    changes.sort();
+    assert_eq!(
+        changes,
+        [
+            "firewall: added tcp 22 from 10.0.0.0/8",
+            "firewall: added tcp 2377 from the cluster's members",
+            "firewall: revoked tcp 22 from 192.0.2.0/24",
+            "firewall: revoked udp 4789 from the cluster's members",
+        ]
+    );
+    let seen = cloud.inspect("provision:cluster", &c.id);
+    let rules = seen["security_groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let has = |protocol: &str, from: u16| {
+        rules
+            .iter()
+            .find(|r| r["protocol"] == protocol && r["from"] == from)
+            .cloned()
+    };
+    assert_eq!(
+        has("tcp", 22).unwrap()["cidrs"],
+        serde_json::json!(["10.0.0.0/8"])
+    );
+    assert!(has("tcp", 2377).is_some(), "{rules:?}");
+    assert!(has("udp", 4789).is_none(), "{rules:?}");
+    assert!(
+        has("tcp", 9100).is_some(),
+        "the operator's own rule stays: {rules:?}"
+    );
+    assert!(d.reconcile_firewall(&changed).await.unwrap().is_empty());
+
     driver(options(&cloud.profile))
         .await
         .destroy_cluster(&c)

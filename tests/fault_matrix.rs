@@ -512,3 +512,84 @@ fn a_fifth_of_all_calls_failing_still_converges_and_leaves_nothing() {
         left_over: "none".into(),
     });
 }
+
+/// Firewall drift: an operator removes the swarm port's rule and adds one
+/// of their own, and the user changes `ssh_from`: the next run puts the
+/// swarm rule back, moves SSH to the new range (revoking the old), leaves
+/// the operator's rule, and says each change. At create, an SSH range open
+/// to the world is warned about.
+#[test]
+fn firewall_drift_is_reconciled_to_the_template_and_said() {
+    let (_turn, cloud) = openstack_cloud();
+    let c = Cluster::new("fm-fw").with_env(&cloud.env);
+    let out = openstack_create(&c, "coe: swarm\nmanagers: 1\nworkers: 0\n");
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("firewall.ssh_from is 0.0.0.0/0"),
+        "a warning at create: {text}"
+    );
+    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let group = |state: &serde_json::Value| {
+        state["security_groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == format!("provision-{id}").as_str())
+            .cloned()
+            .unwrap()
+    };
+    let group_id = group(&cloud.state())["id"].as_str().unwrap().to_string();
+    cloud.edit_rules(&format!(
+        r#"{{"security_group_id": "{group_id}", "remove_port": 2377,
+             "add": {{"protocol": "tcp", "port_range_min": 9100, "port_range_max": 9100,
+                     "remote_ip_prefix": "198.18.0.0/15", "description": "monitoring"}}}}"#
+    ));
+    let out = c
+        .cmd()
+        .args([
+            "swarm",
+            "--cloud",
+            "openstack",
+            "--os-cloud",
+            "provision-test",
+        ])
+        .args(["--name", &c.name, "--ssh-from", "10.0.0.0/8"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let rules = group(&cloud.state())["security_group_rules"].clone();
+    let find = |port: u64| {
+        rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["port_range_min"] == port)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let ssh = find(22);
+    assert_eq!(ssh.len(), 1, "{rules:#}");
+    assert_eq!(ssh[0]["remote_ip_prefix"], "10.0.0.0/8");
+    assert_eq!(find(2377).len(), 1, "{rules:#}");
+    assert_eq!(find(9100).len(), 1, "the operator's rule stays: {rules:#}");
+    let events = c.events();
+    for change in [
+        "firewall: added tcp 2377 from the cluster's members",
+        "firewall: added tcp 22 from 10.0.0.0/8",
+        "firewall: revoked tcp 22 from 0.0.0.0/0",
+    ] {
+        assert!(events.contains(change), "{change}: {events}");
+    }
+    // Nothing more to change.
+    c.ok(&["heal", &c.name]);
+    assert_eq!(c.events().matches("firewall:").count(), 3);
+    c.ok(&["destroy", &c.name, "--yes"]);
+    record_fault_row(FaultRow {
+        id: "19",
+        fault: "firewall drift: an operator removed the swarm port's rule and added one of theirs; `--ssh-from` changed",
+        happened: "the next run re-added tcp 2377, added SSH from the new range and revoked the old, kept the operator's rule; each change an event".into(),
+        remediations: "0".into(),
+        left_over: "none".into(),
+    });
+}

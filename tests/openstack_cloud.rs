@@ -467,11 +467,52 @@ fn killed_openstack_runs_are_finished_by_the_next_one() {
         .count();
     assert_eq!(groups, 1, "one security group: {state}");
 
+    // Destroy, killed once it has deleted a first server (slow calls keep
+    // it from finishing first): the daemon recreates nothing, and destroy
+    // again finishes.
+    cloud.faults(r#"{"latency_ms": 300}"#);
+    let mut child = c
+        .cmd()
+        .args(["destroy", &c.name, "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "destroy deleting a server",
+        Duration::from_secs(120),
+        || cloud.servers(&id).len() < 3,
+    );
+    kill9(&mut child);
+    cloud.reset();
+    let left = cloud.servers(&id).len();
+    assert!(
+        left > 0,
+        "destroy finished before the kill: the test needs slower calls"
+    );
+    assert!(
+        c.status_json()["phase"] == "destroying",
+        "{}",
+        c.status_json()
+    );
+    c.ok(&["daemon", "--once"]);
+    assert_eq!(
+        cloud.servers(&id).len(),
+        left,
+        "the daemon recreated nothing"
+    );
     let state = destroy_leaves_no_server(&c, cloud, &id);
     assert!(
         !state.to_string().contains(&format!("provision-{id}")),
         "{state}"
     );
+    record_fault_row(FaultRow {
+        id: "16",
+        fault: "kill -9 of `provision destroy --cloud openstack` after its first server deletion",
+        happened: format!("{left} servers left, phase destroying; `daemon --once` recreated nothing; destroy again finished"),
+        remediations: "0".into(),
+        left_over: "none".into(),
+    });
     record_fault_row(FaultRow {
         id: "18",
         fault: "kill -9 of `provision swarm --cloud openstack` after the keypair, then after a first server",

@@ -61,6 +61,13 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
             let mut s = existing.spec.clone();
             s.managers = args.managers.unwrap_or(s.managers);
             s.workers = args.workers.unwrap_or(s.workers);
+            // A new SSH range is applied to the cloud's firewall by this run
+            // (the old range's rule is revoked).
+            if let Some(cidr) = &args.ssh_from {
+                let mut firewall = s.firewall();
+                firewall.ssh_from = cidr.clone();
+                s.firewall = Some(firewall);
+            }
             // Fewer managers here is a scale-in: the same quorum rule as `scale`.
             let nodes = session.store.nodes(&spec.name)?;
             // (Zero managers is refused by validation below, with its own message.)
@@ -215,10 +222,6 @@ fn unchangeable(existing: &ClusterSpec, wanted: &ClusterSpec, args: &CreateArgs)
         .or_else(|| differs("os-cloud", &args.os_cloud, openstack.cloud.as_deref()))
         .or_else(|| differs("network", &args.network, openstack.network.as_deref()))
         .or_else(|| differs("subnet", &args.subnet, ec2.subnet.as_deref()))
-        .or_else(|| {
-            let old = existing.firewall().ssh_from;
-            differs("ssh-from", &args.ssh_from, Some(old.as_str()))
-        })
         .filter(|_| existing.cloud == wanted.cloud)
 }
 

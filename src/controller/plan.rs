@@ -467,6 +467,10 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         steps.push(join_step(name, *role));
     }
     for v in &kept {
+        // Its budget of attempts is spent: kept as it is for an operator.
+        if plan.stalled.iter().any(|n| n == v.name()) {
+            continue;
+        }
         if v.backing_off(now) {
             if !v.condition.is_healthy() {
                 plan.notes.push(format!(
@@ -1419,10 +1423,8 @@ mod tests {
         assert!(p.remediations.is_empty());
         assert_eq!(p.stalled, vec!["web-worker-2".to_string()]);
         assert!(added(&p).is_empty(), "{:?}", p.describe());
-        assert!(!p
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::DeleteMachine { .. } | Action::Retire { .. })));
+        // Left as it is for an operator: not deleted, not tried again.
+        assert!(p.is_empty(), "{:?}", p.describe());
         assert!(
             p.notes
                 .iter()

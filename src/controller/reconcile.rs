@@ -41,6 +41,17 @@ impl Controller {
         Ok(())
     }
 
+    /// Brings the cloud's firewall to the spec's (an admin's removal, a
+    /// changed `ssh_from`), recording each change as an event.
+    async fn reconcile_firewall(&self, ctx: &ClusterContext) -> Result<(), ControllerError> {
+        for change in self.provider.reconcile_firewall(&ctx.cluster).await? {
+            info!(cluster = %ctx.name(), "{change}");
+            self.reporter.note(&change);
+            self.event(ctx, None, &change);
+        }
+        Ok(())
+    }
+
     /// Observes and plans once, changing nothing (for `--dry-run`).
     pub async fn plan_once(&self, ctx: &ClusterContext) -> Result<Plan, ControllerError> {
         let records = self.store.nodes(ctx.name())?;
@@ -69,10 +80,22 @@ impl Controller {
     /// or a step fails. Each pass starts from a fresh observation, so a run
     /// interrupted at any point is finished by the next.
     pub async fn converge(&self, ctx: &ClusterContext) -> Result<ConvergeReport, ControllerError> {
+        let mut report = ConvergeReport::default();
+        self.converge_into(ctx, &mut report).await?;
+        Ok(report)
+    }
+
+    /// [`Controller::converge`], filling `report` as it goes, so what it did
+    /// (remediations started) is known when it fails too.
+    pub async fn converge_into(
+        &self,
+        ctx: &ClusterContext,
+        report: &mut ConvergeReport,
+    ) -> Result<(), ControllerError> {
         let started = Instant::now();
         let limit = ctx.record.spec.timeouts.converge;
-        let mut report = ConvergeReport::default();
         let mut last: Vec<String> = Vec::new();
+        self.reconcile_firewall(ctx).await?;
         for pass in 1..=MAX_PASSES {
             let (records, observed) = self.observe(ctx).await?;
             let plan = plan(&ctx.record.spec, &records, &observed, unix_now());
@@ -85,7 +108,7 @@ impl Controller {
                 let phase = if report.healthy { "ready" } else { "degraded" };
                 self.store.set_cluster_phase(ctx.name(), phase)?;
                 info!(cluster = %ctx.name(), pass, phase, "converged");
-                return Ok(report);
+                return Ok(());
             }
             last = plan.describe();
             info!(cluster = %ctx.name(), pass, actions = ?last, "plan");

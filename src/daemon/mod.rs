@@ -23,7 +23,7 @@ use tracing::{debug, error, info, warn};
 pub use metrics::Metrics;
 
 use crate::cli::Global;
-use crate::controller::{ClusterContext, ControllerError};
+use crate::controller::{ClusterContext, ControllerError, ConvergeReport};
 use crate::progress::LogReporter;
 use crate::state::{ClusterLock, LockError};
 
@@ -168,17 +168,19 @@ async fn reconcile_cluster(
         return Outcome::Destroying;
     }
     let started = Instant::now();
+    let mut report = ConvergeReport::default();
     let result = async {
         let provider = crate::cli::session::connect_provider(&record.spec, None).await?;
         let ctx = ClusterContext::new(&session.paths, record.clone())?;
         let controller = session.controller(global, provider, &record.spec, Arc::new(LogReporter));
-        Ok::<_, anyhow::Error>(controller.converge(&ctx).await)
+        Ok::<_, anyhow::Error>(controller.converge_into(&ctx, &mut report).await)
     }
     .await;
+    // Counted whether or not the pass failed later on.
+    metrics.add_remediations(name, report.remediations.len() as u64);
+    metrics.set_stalled(name, report.stalled.len() as u64);
     let outcome = match result {
-        Ok(Ok(report)) => {
-            metrics.add_remediations(name, report.remediations.len() as u64);
-            metrics.set_stalled(name, report.stalled.len() as u64);
+        Ok(Ok(())) => {
             if report.healthy {
                 Outcome::Converged
             } else {

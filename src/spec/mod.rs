@@ -417,6 +417,12 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
         ));
     }
     let ssh_from = spec.firewall().ssh_from;
+    if ssh_from == DEFAULT_SSH_FROM && spec.cloud != Cloud::Local {
+        warnings.push(format!(
+            "firewall.ssh_from is {DEFAULT_SSH_FROM}: SSH to every node is open to the whole internet; \
+             give your address range with --ssh-from (it can be changed later the same way)"
+        ));
+    }
     if !is_cidr(&ssh_from) {
         return Err(SpecError::Field {
             field: "firewall.ssh_from".into(),

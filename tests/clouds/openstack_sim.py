@@ -23,6 +23,8 @@ Faults, set through the control port (127.0.0.1:8700, no auth):
     POST /faults {"hide_servers": ["web-worker-1"]}  # left out of the next listing
                                             # each (Nova skips servers of a down cell)
     POST /servers/<id>/error {"message": "..."}   # a running server fails
+    POST /security-group-rules {"security_group_id": ID, "remove_port": 2377,
+                                "add": {"protocol": "tcp", ...}}   # an operator's hand
     POST /servers/<id>/status {"status": "REBOOT", "seconds": 90}  # a transitional
                                             # status for a while, then back
     POST /quota {"instances": 3, "cores": 20, "ram": 51200, "floatingip": 10}
@@ -765,6 +767,15 @@ def network(cloud, method, path, query, body, headers, project):
                         project_id=project, tenant_id=project)
             g["security_group_rules"].append(rule)
             return 201, {"security_group_rule": rule}
+        if len(parts) == 2 and parts[0] == "security-group-rules" and method == "DELETE":
+            # api-ref: DELETE /v2.0/security-group-rules/{id}, 204; 404
+            # SecurityGroupRuleNotFound for an unknown id.
+            for g in c.security_groups.values():
+                kept = [r for r in g["security_group_rules"] if r["id"] != parts[1]]
+                if len(kept) != len(g["security_group_rules"]):
+                    g["security_group_rules"] = kept
+                    return 204, None
+            raise neutron_error(404, "SecurityGroupRuleNotFound", f"Security group rule {parts[1]} does not exist")
         if parts == ["floatingips"]:
             if method == "GET":
                 views = [c.fip_view(f) for f in c.floatingips.values()]
@@ -976,6 +987,23 @@ def make_control(cloud):
                         "dns_domain": "", "dns_name": "", "port_forwardings": [], "qos_policy_id": None,
                         "revision_number": 1, "created_at": now(), "updated_at": now()}
                     return self.reply(201, {"id": fid, "floating_ip_address": ip})
+            # What an operator does by hand to a security group's rules:
+            # {"security_group_id": ..., "remove_port": 2377} removes the rules
+            # of that port; {"security_group_id": ..., "add": {rule}} adds one.
+            if self.path == "/security-group-rules":
+                with cloud.lock:
+                    g = cloud.security_groups.get(body.get("security_group_id"))
+                    if not g:
+                        return self.reply(404, {})
+                    if "remove_port" in body:
+                        g["security_group_rules"] = [r for r in g["security_group_rules"]
+                                                     if r.get("port_range_min") != body["remove_port"]]
+                    if "add" in body:
+                        rule = dict(direction="ingress", ethertype="IPv4", port_range_max=None,
+                                    remote_group_id=None, remote_ip_prefix=None, description="")
+                        rule.update(body["add"], id=str(uuid.uuid4()), security_group_id=g["id"])
+                        g["security_group_rules"].append(rule)
+                    return self.reply(200, cloud.sg_view(g))
             m = re.match(r"^/servers/([^/]+)/status$", self.path)
             if m:
                 with cloud.lock:

@@ -68,6 +68,27 @@ impl Ec2Cloud {
         serde_json::from_slice(&out.stdout).expect("inspect JSON")
     }
 
+    /// Runs `code` with `ec2` a boto3 client holding the bridge's (admin)
+    /// credentials and `args` as sys.argv[1:]: what an operator does by hand.
+    pub fn admin(&self, code: &str, args: &[&str]) {
+        let aws = self.dir.join("aws");
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "import boto3, sys\nec2 = boto3.Session(profile_name='bridge').client('ec2')\n{code}"
+            ))
+            .args(args)
+            .env("AWS_CONFIG_FILE", aws.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"))
+            .output()
+            .expect("run python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Terminates an instance behind the driver's back (the cloud lost it).
     pub fn terminate(&self, instance_id: &str) {
         let aws = self.dir.join("aws");

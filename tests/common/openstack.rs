@@ -99,6 +99,12 @@ impl OpenStackCloud {
         self.control("POST", &format!("/servers/{id}/error"), &body);
     }
 
+    /// What an operator does by hand to a security group: `json` as the
+    /// simulator's control takes it (`remove_port`, `add`).
+    pub fn edit_rules(&self, json: &str) -> serde_json::Value {
+        self.control("POST", "/security-group-rules", json)
+    }
+
     /// Nova reports the server in `status` (REBOOT, MIGRATING…) for `seconds`.
     pub fn force_status(&self, id: &str, status: &str, seconds: u64) {
         let body = serde_json::json!({ "status": status, "seconds": seconds }).to_string();

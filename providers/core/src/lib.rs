@@ -64,6 +64,19 @@ pub trait Provider: Send + Sync {
         recorder: &dyn Recorder,
     ) -> Result<(), ProviderError>;
 
+    /// Brings the cluster's firewall to `cluster.firewall`, once it exists:
+    /// adds the rules it lacks (one an admin removed included) and revokes
+    /// the rules this tool made that it no longer has (an old `ssh_from`, a
+    /// port dropped from the template); rules anyone else added are left
+    /// alone. Returns each change in words, for the cluster's events. One
+    /// listing when nothing changes; none for a cloud without a firewall.
+    async fn reconcile_firewall(
+        &self,
+        _cluster: &ClusterRef,
+    ) -> Result<Vec<String>, ProviderError> {
+        Ok(Vec::new())
+    }
+
     /// Creates the machine, or returns the existing one of the same node
     /// name in this cluster, so a retried call never makes two. The returned
     /// machine is started but may still be booting.

@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{
     Image, IpPermission, IpRange, KeyPairInfo, PlacementGroup, PlacementStrategy, ResourceType,
     SecurityGroup, UserIdGroupPair,
 };
-use provision_provider::{ClusterRef, Firewall, ProviderError, Recorder};
+use provision_provider::{ClusterRef, Firewall, PortRule, ProviderError, Recorder};
 use tracing::info;
 
 use crate::errors::{call_error, has_code};
@@ -293,24 +293,76 @@ impl Ec2Provider {
                 (id, None)
             }
         };
-        let missing = missing_rules(&group_id, &cluster.firewall, existing.as_ref());
-        if !missing.is_empty() {
-            self.count("AuthorizeSecurityGroupIngress");
-            let result = self
+        self.authorize(
+            &group_id,
+            missing_rules(&group_id, &cluster.firewall, existing.as_ref()),
+        )
+        .await?;
+        Ok(group_id)
+    }
+
+    async fn authorize(
+        &self,
+        group_id: &str,
+        rules: Vec<IpPermission>,
+    ) -> Result<(), ProviderError> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        self.count("AuthorizeSecurityGroupIngress");
+        let result = self
+            .client
+            .authorize_security_group_ingress()
+            .group_id(group_id)
+            .set_ip_permissions(Some(rules))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // A crashed run authorized them a moment before.
+            Err(e) if has_code(&e, &["InvalidPermission.Duplicate"]) => Ok(()),
+            Err(e) => Err(call_error("AuthorizeSecurityGroupIngress", e)),
+        }
+    }
+
+    /// See [`provision_provider::Provider::reconcile_firewall`].
+    pub(crate) async fn reconcile_security_group(
+        &self,
+        cluster: &ClusterRef,
+    ) -> Result<Vec<String>, ProviderError> {
+        let groups = self.cluster_security_groups(cluster).await?;
+        let Some(group) = groups.first() else {
+            return Ok(Vec::new());
+        };
+        let group_id = group.group_id().unwrap_or_default();
+        let missing = missing_rules(group_id, &cluster.firewall, Some(group));
+        let unwanted = unwanted_rules(group_id, &cluster.firewall, group);
+        let mut changes: Vec<String> = missing
+            .iter()
+            .map(|p| format!("firewall: added {}", describe_permission(p)))
+            .collect();
+        self.authorize(group_id, missing).await?;
+        if !unwanted.is_empty() {
+            changes.extend(
+                unwanted
+                    .iter()
+                    .map(|p| format!("firewall: revoked {}", describe_permission(p))),
+            );
+            self.count("RevokeSecurityGroupIngress");
+            match self
                 .client
-                .authorize_security_group_ingress()
-                .group_id(&group_id)
-                .set_ip_permissions(Some(missing))
+                .revoke_security_group_ingress()
+                .group_id(group_id)
+                .set_ip_permissions(Some(unwanted))
                 .send()
-                .await;
-            match result {
+                .await
+            {
                 Ok(_) => {}
-                // A crashed run authorized them a moment before.
-                Err(e) if has_code(&e, &["InvalidPermission.Duplicate"]) => {}
-                Err(e) => return Err(call_error("AuthorizeSecurityGroupIngress", e)),
+                Err(e) if has_code(&e, &["InvalidPermission.NotFound"]) => {}
+                Err(e) => return Err(call_error("RevokeSecurityGroupIngress", e)),
             }
         }
-        Ok(group_id)
+        Ok(changes)
     }
 
     async fn ensure_placement_group(
@@ -485,6 +537,89 @@ fn description(cluster: &ClusterRef) -> String {
     format!("provision-cluster-{}-{}", cluster.name, cluster.id)
 }
 
+/// What this tool writes on the rules it makes, to tell them from anyone
+/// else's (only its own are ever revoked).
+const SSH_RULE: &str = "provision-ssh";
+const MEMBER_RULE: &str = "provision-members";
+
+/// EC2's protocol word for a rule: tcp and udp by name, any other protocol
+/// by its number, without ports ("traffic on all ports is allowed",
+/// AuthorizeSecurityGroupIngress).
+fn ec2_protocol(rule: &PortRule) -> (String, Option<(i32, i32)>) {
+    let ports = rule
+        .ports()
+        .map(|(from, to)| (i32::from(from), i32::from(to)));
+    let protocol = match ports {
+        Some(_) => rule.protocol.as_str().to_string(),
+        None => rule.protocol.number().to_string(),
+    };
+    (protocol, ports)
+}
+
+/// The rules this tool made in `group` that `firewall` no longer has, each
+/// as the permission that revokes exactly it.
+pub fn unwanted_rules(
+    group_id: &str,
+    firewall: &Firewall,
+    group: &SecurityGroup,
+) -> Vec<IpPermission> {
+    let ssh = PortRule::new(provision_provider::Protocol::Tcp, 22);
+    let mut unwanted = Vec::new();
+    for p in group.ip_permissions() {
+        let protocol = p.ip_protocol().unwrap_or_default();
+        let ports = p.from_port().zip(p.to_port());
+        let same = |rule: &PortRule| {
+            let (want_protocol, want_ports) = ec2_protocol(rule);
+            want_protocol == protocol && (want_ports.is_none() || want_ports == ports)
+        };
+        let base = || {
+            IpPermission::builder()
+                .ip_protocol(protocol)
+                .set_from_port(p.from_port())
+                .set_to_port(p.to_port())
+        };
+        for range in p.ip_ranges() {
+            let wanted = same(&ssh) && range.cidr_ip() == Some(firewall.ssh_from.as_str());
+            if range.description() == Some(SSH_RULE) && !wanted {
+                unwanted.push(base().ip_ranges(range.clone()).build());
+            }
+        }
+        for pair in p.user_id_group_pairs() {
+            let wanted = pair.group_id() == Some(group_id) && firewall.members.iter().any(same);
+            if pair.description() == Some(MEMBER_RULE) && !wanted {
+                // As described (with its description): a revoke names
+                // the rule as it is.
+                unwanted.push(base().user_id_group_pairs(pair.clone()).build());
+            }
+        }
+    }
+    unwanted
+}
+
+/// A rule in words, for events: `tcp 22 from 10.0.0.0/8`.
+fn describe_permission(p: &IpPermission) -> String {
+    let ports = match (p.from_port(), p.to_port()) {
+        (Some(a), Some(b)) if a == b => format!(" {a}"),
+        (Some(a), Some(b)) => format!(" {a}-{b}"),
+        _ => String::new(),
+    };
+    let from: Vec<&str> = p
+        .ip_ranges()
+        .iter()
+        .filter_map(|r| r.cidr_ip())
+        .chain(
+            p.user_id_group_pairs()
+                .iter()
+                .map(|_| "the cluster's members"),
+        )
+        .collect();
+    format!(
+        "{}{ports} from {}",
+        p.ip_protocol().unwrap_or_default(),
+        from.join(", ")
+    )
+}
+
 /// The ingress rules of `firewall` that `existing` lacks: SSH from the
 /// configured range, member ports from the group itself.
 pub fn missing_rules(
@@ -518,7 +653,7 @@ pub fn missing_rules(
                 .ip_ranges(
                     IpRange::builder()
                         .cidr_ip(&firewall.ssh_from)
-                        .description("provision-ssh")
+                        .description(SSH_RULE)
                         .build(),
                 )
                 .build(),
@@ -530,15 +665,7 @@ pub fn missing_rules(
             .any(|g| g.group_id() == Some(group_id))
     };
     for rule in &firewall.members {
-        let ports = rule
-            .ports()
-            .map(|(from, to)| (i32::from(from), i32::from(to)));
-        // EC2 names tcp and udp; any other protocol by its number, without
-        // ports ("traffic on all ports is allowed", AuthorizeSecurityGroupIngress).
-        let protocol = match ports {
-            Some(_) => rule.protocol.as_str().to_string(),
-            None => rule.protocol.number().to_string(),
-        };
+        let (protocol, ports) = ec2_protocol(rule);
         if has(&protocol, ports, &from_members) {
             continue;
         }
@@ -550,7 +677,7 @@ pub fn missing_rules(
                 .user_id_group_pairs(
                     UserIdGroupPair::builder()
                         .group_id(group_id)
-                        .description("provision-members")
+                        .description(MEMBER_RULE)
                         .build(),
                 )
                 .build(),

@@ -29,8 +29,12 @@ pub(crate) struct SecurityGroup {
     pub security_group_rules: Vec<SecurityGroupRule>,
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Default, Deserialize, PartialEq)]
 pub(crate) struct SecurityGroupRule {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub description: Option<String>,
     pub direction: String,
     #[serde(default)]
     pub protocol: Option<String>,
@@ -48,6 +52,50 @@ pub(crate) struct SecurityGroupRule {
 struct ServerGroup {
     id: String,
     name: String,
+}
+
+/// What this tool writes on the rules it makes, to tell them from anyone
+/// else's (only its own are ever revoked).
+const SSH_RULE: &str = "provision ssh";
+const MEMBER_RULE: &str = "provision cluster members";
+
+/// The rules this tool made in the group that `firewall` no longer has.
+pub(crate) fn unwanted_rules<'a>(
+    group_id: &str,
+    firewall: &Firewall,
+    rules: &'a [SecurityGroupRule],
+) -> Vec<&'a SecurityGroupRule> {
+    let same = |r: &SecurityGroupRule, rule: &PortRule| {
+        r.protocol.as_deref() == Some(rule.protocol.as_str())
+            && r.port_range_min == rule.ports().map(|p| p.0)
+            && r.port_range_max == rule.ports().map(|p| p.1)
+    };
+    let ssh = PortRule::new(provision_provider::Protocol::Tcp, 22);
+    rules
+        .iter()
+        .filter(|r| r.direction == "ingress")
+        .filter(|r| match r.description.as_deref() {
+            Some(SSH_RULE) => {
+                !(same(r, &ssh)
+                    && r.remote_ip_prefix.as_deref() == Some(firewall.ssh_from.as_str()))
+            }
+            Some(MEMBER_RULE) => {
+                !(r.remote_group_id.as_deref() == Some(group_id)
+                    && firewall.members.iter().any(|m| same(r, m)))
+            }
+            _ => false,
+        })
+        .collect()
+}
+
+/// A rule in words, for events: `tcp 22 from 10.0.0.0/8`.
+fn describe_rule(protocol: Option<&str>, min: Option<u16>, max: Option<u16>, from: &str) -> String {
+    let ports = match (min, max) {
+        (Some(a), Some(b)) if a == b => format!(" {a}"),
+        (Some(a), Some(b)) => format!(" {a}-{b}"),
+        _ => String::new(),
+    };
+    format!("{}{ports} from {from}", protocol.unwrap_or("any"))
 }
 
 /// The ingress rules the cluster needs that `existing` lacks: SSH from the
@@ -93,7 +141,7 @@ pub(crate) fn missing_rules(
             "tcp",
             &ssh,
             json!({"remote_ip_prefix": firewall.ssh_from}),
-            "provision ssh",
+            SSH_RULE,
         );
         if firewall.ssh_from.contains(':') {
             r["security_group_rule"]["ethertype"] = json!("IPv6");
@@ -107,7 +155,7 @@ pub(crate) fn missing_rules(
                 protocol,
                 member,
                 json!({"remote_group_id": group_id}),
-                "provision cluster members",
+                MEMBER_RULE,
             ));
         }
     }
@@ -246,7 +294,78 @@ impl OpenStackProvider {
                 (group.id, group.security_group_rules)
             }
         };
-        for rule in missing_rules(&id, &cluster.firewall, &rules) {
+        self.add_rules(&id, cluster, missing_rules(&id, &cluster.firewall, &rules))
+            .await?;
+        Ok(name)
+    }
+
+    /// See [`provision_provider::Provider::reconcile_firewall`].
+    pub(crate) async fn reconcile_security_group(
+        &self,
+        cluster: &ClusterRef,
+    ) -> Result<Vec<String>, ProviderError> {
+        let Some(group) = self
+            .cluster_security_groups(cluster)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(Vec::new());
+        };
+        let missing = missing_rules(&group.id, &cluster.firewall, &group.security_group_rules);
+        let mut changes: Vec<String> = missing
+            .iter()
+            .map(|r| {
+                let r = &r["security_group_rule"];
+                let from = r["remote_ip_prefix"]
+                    .as_str()
+                    .unwrap_or("the cluster's members");
+                format!(
+                    "firewall: added {}",
+                    describe_rule(
+                        r["protocol"].as_str(),
+                        r["port_range_min"].as_u64().map(|p| p as u16),
+                        r["port_range_max"].as_u64().map(|p| p as u16),
+                        from
+                    )
+                )
+            })
+            .collect();
+        self.add_rules(&group.id, cluster, missing).await?;
+        for rule in unwanted_rules(&group.id, &cluster.firewall, &group.security_group_rules) {
+            self.api
+                .network(
+                    "DeleteSecurityGroupRule",
+                    Method::DELETE,
+                    &["security-group-rules", &rule.id],
+                    Request::absent_ok(),
+                )
+                .await?;
+            let from = rule
+                .remote_ip_prefix
+                .as_deref()
+                .unwrap_or("the cluster's members");
+            changes.push(format!(
+                "firewall: revoked {}",
+                describe_rule(
+                    rule.protocol.as_deref(),
+                    rule.port_range_min,
+                    rule.port_range_max,
+                    from
+                )
+            ));
+        }
+        Ok(changes)
+    }
+
+    /// Creates `rules` (request bodies) in group `id`.
+    async fn add_rules(
+        &self,
+        id: &str,
+        cluster: &ClusterRef,
+        rules: Vec<Value>,
+    ) -> Result<(), ProviderError> {
+        for rule in rules {
             // A rule an earlier try made is no longer missing from the group.
             let existing = || async {
                 let answer = self
@@ -254,13 +373,13 @@ impl OpenStackProvider {
                     .network(
                         "GetSecurityGroup",
                         Method::GET,
-                        &["security-groups", &id],
+                        &["security-groups", id],
                         Request::default(),
                     )
                     .await?;
                 let group: SecurityGroup = parse(&answer, "security_group")?;
                 let still_missing =
-                    missing_rules(&id, &cluster.firewall, &group.security_group_rules);
+                    missing_rules(id, &cluster.firewall, &group.security_group_rules);
                 Ok((!still_missing.contains(&rule)).then(|| rule.clone()))
             };
             self.api
@@ -272,7 +391,7 @@ impl OpenStackProvider {
                 )
                 .await?;
         }
-        Ok(name)
+        Ok(())
     }
 
     async fn cluster_server_groups(
@@ -445,6 +564,7 @@ mod tests {
             port_range_max: None,
             remote_ip_prefix: None,
             remote_group_id: Some("sg1".into()),
+            ..Default::default()
         }];
         assert_eq!(missing_rules("sg1", &f, &existing).len(), 1, "only SSH");
     }
@@ -459,6 +579,7 @@ mod tests {
                 port_range_max: Some(22),
                 remote_ip_prefix: Some("10.0.0.0/8".into()),
                 remote_group_id: None,
+                ..Default::default()
             },
             SecurityGroupRule {
                 direction: "ingress".into(),
@@ -467,6 +588,7 @@ mod tests {
                 port_range_max: Some(2377),
                 remote_ip_prefix: None,
                 remote_group_id: Some("sg1".into()),
+                ..Default::default()
             },
             // Neutron's default egress rule does not count.
             SecurityGroupRule {
@@ -476,11 +598,55 @@ mod tests {
                 port_range_max: None,
                 remote_ip_prefix: None,
                 remote_group_id: None,
+                ..Default::default()
             },
         ];
         let rules = missing_rules("sg1", &firewall(), &existing);
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0]["security_group_rule"]["port_range_min"], 7946);
+    }
+
+    #[test]
+    fn only_own_rules_the_firewall_no_longer_has_are_unwanted() {
+        let rule = |id: &str,
+                    description: Option<&str>,
+                    port: u16,
+                    cidr: Option<&str>,
+                    group: Option<&str>| {
+            SecurityGroupRule {
+                id: id.into(),
+                description: description.map(str::to_string),
+                direction: "ingress".into(),
+                protocol: Some("tcp".into()),
+                port_range_min: Some(port),
+                port_range_max: Some(port),
+                remote_ip_prefix: cidr.map(str::to_string),
+                remote_group_id: group.map(str::to_string),
+            }
+        };
+        let rules = vec![
+            // The old SSH range: ours, no longer wanted.
+            rule("old-ssh", Some(SSH_RULE), 22, Some("0.0.0.0/0"), None),
+            // The current one.
+            rule("ssh", Some(SSH_RULE), 22, Some("10.0.0.0/8"), None),
+            // A member port the template dropped.
+            rule("dropped", Some(MEMBER_RULE), 9999, None, Some("sg1")),
+            rule("swarm", Some(MEMBER_RULE), 2377, None, Some("sg1")),
+            // An admin's own rule, whatever it allows.
+            rule(
+                "admin",
+                Some("monitoring"),
+                9100,
+                Some("192.168.0.0/16"),
+                None,
+            ),
+            rule("admin2", None, 22, Some("0.0.0.0/0"), None),
+        ];
+        let unwanted: Vec<&str> = unwanted_rules("sg1", &firewall(), &rules)
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(unwanted, ["old-ssh", "dropped"]);
     }
 
     #[test]

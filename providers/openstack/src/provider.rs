@@ -105,6 +105,10 @@ impl Provider for OpenStackProvider {
         self.prerequisites(cluster, recorder).await.map(|_| ())
     }
 
+    async fn reconcile_firewall(&self, cluster: &ClusterRef) -> Result<Vec<String>, ProviderError> {
+        self.reconcile_security_group(cluster).await
+    }
+
     async fn create_machine(
         &self,
         cluster: &ClusterRef,
