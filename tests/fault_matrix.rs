@@ -593,3 +593,67 @@ fn firewall_drift_is_reconciled_to_the_template_and_said() {
         left_over: "none".into(),
     });
 }
+
+/// A worker sets its own hostname to text that would end a script's comment
+/// line and run a command on the manager (Swarm reports the hostname the
+/// node's engine gives): the member is refused with an event, scale-in of
+/// that worker runs nothing of it on the manager, and the cluster goes on.
+#[test]
+fn a_hostname_that_would_run_a_command_on_a_manager_is_refused() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("fm-host");
+    c.create(1, 2);
+    let evil = format!("{}-worker-2", c.name);
+    c.ssh(
+        &evil,
+        &[
+            "sh",
+            "-c",
+            // sethostname(2) itself (x86_64 syscall 170): `hostname` and
+            // /proc refuse or cut a newline, the kernel does not.
+            "perl -e '$h = \"x\\ntouch /tmp/pwned\\n#\"; syscall(170, $h, length $h) == 0 or die $!' && systemctl restart docker",
+        ],
+    );
+    let manager = c.manager();
+    wait_until(
+        "Swarm to report the new hostname",
+        Duration::from_secs(120),
+        || {
+            c.ssh(
+            &manager,
+            &[
+                "sh",
+                "-c",
+                "docker node inspect --format '{{json .Description.Hostname}}' $(docker node ls -q)",
+            ],
+        )
+        .contains("pwned")
+        },
+    );
+    c.ok(&["heal", &c.name]);
+    c.ok(&["scale", &c.name, "--workers", "1"]);
+    let events = c.events();
+    assert!(
+        events.contains("reports a hostname that is not a valid one"),
+        "{events}"
+    );
+    let pwned = c.ssh(
+        &manager,
+        &["sh", "-c", "test -e /tmp/pwned && echo PWNED || echo clean"],
+    );
+    assert_eq!(pwned.trim(), "clean");
+    assert!(!containers(&c.name).contains(&evil));
+    // Its entry goes Down once Swarm misses its heartbeats.
+    wait_until("2 Ready nodes", Duration::from_secs(60), || {
+        ready_swarm_nodes(&c) == 2
+    });
+    record_fault_row(FaultRow {
+        id: "21",
+        fault: "a worker sets its hostname to \"x\\ntouch /tmp/pwned\\n#\" (Swarm reports it)",
+        happened: "member refused with an event; scale-in of it ran nothing on the manager (no /tmp/pwned)".into(),
+        remediations: "0".into(),
+        left_over: "its Swarm entry (Down, refused) for an operator".into(),
+    });
+}

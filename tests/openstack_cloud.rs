@@ -67,7 +67,19 @@ fn ids(servers: &[serde_json::Value]) -> Vec<String> {
 fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
     let (_turn, cloud) = openstack_cloud();
     let c = Cluster::new("os").with_env(&cloud.env);
-    let out = create(&c, "provision-test", &[]);
+    // A failed server is replaced on the second look 2 s later (the
+    // default, a minute, guards against one bad listing).
+    let template = c.dir().join("os.yaml");
+    std::fs::write(
+        &template,
+        "coe: swarm\nmanagers: 1\nworkers: 2\nhealth:\n  lost_timeout: 2s\n",
+    )
+    .unwrap();
+    let out = create(
+        &c,
+        "provision-test",
+        &["--template", template.to_str().unwrap()],
+    );
     assert_ok(&out, "create");
     let (create_calls, per_call) = cloud.calls();
     eprintln!("OpenStack API calls to create a 1+2 cluster (counted by the simulator): {create_calls}\n{per_call:#}");
@@ -147,8 +159,9 @@ fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
         |s| s["key_name"] == name.as_str() && s["security_groups"] == serde_json::json!([name])
     ));
 
-    // One reconcile pass of a converged cluster: one server listing (and
-    // the compute version document a new process reads once).
+    // One reconcile pass of a converged cluster: one server listing, one
+    // security group listing (the firewall is reconciled every run), and
+    // the compute and network version documents a new process reads once.
     cloud.reset_calls();
     c.ok(&["heal", &c.name]);
     let (pass_calls, per_call) = cloud.calls();
@@ -157,7 +170,11 @@ fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
         per_call["compute GET /v2.1/servers/detail"], 1,
         "{per_call}"
     );
-    assert!(pass_calls <= 2, "{per_call}");
+    assert_eq!(
+        per_call["network GET /v2.0/security-groups"], 1,
+        "{per_call}"
+    );
+    assert!(pass_calls <= 4, "{per_call}");
 
     // A worker's server fails: Nova's fault shows, the policy replaces it.
     let worker = servers
@@ -168,6 +185,8 @@ fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
         .unwrap()
         .to_string();
     cloud.fail_server(&worker, "Hypervisor host lost: compute-3 is down");
+    c.ok(&["heal", &c.name]);
+    std::thread::sleep(Duration::from_secs(3));
     let heal = c.run(&["heal", &c.name]);
     assert_ok(&heal, "heal");
     let log = String::from_utf8_lossy(&heal.stderr);
