@@ -122,11 +122,15 @@ pub fn grace(policy: &HealthPolicy, condition: &Condition) -> Option<u64> {
 /// A starting node's clock runs from its machine's creation; any other from
 /// the first observation of its kind of trouble, so the condition was seen
 /// at least twice, a grace apart (a kind first seen now is not due unless
-/// its grace is zero).
+/// its grace is zero). A machine that failed before its node ever joined
+/// (Nova ERROR at build) is due at once: no member is lost by replacing it.
 pub fn is_due(policy: &HealthPolicy, record: &NodeRecord, condition: &Condition, now: i64) -> bool {
     let Some(grace) = grace(policy, condition) else {
         return false;
     };
+    if condition.kind() == Some(UnhealthyKind::Lost) && record.member_id.is_none() {
+        return true;
+    }
     let since = match condition {
         Condition::Starting => record.machine_created_at,
         _ if record.unhealthy_kind == condition.kind() => record.unhealthy_since.or(Some(now)),
@@ -308,6 +312,20 @@ mod tests {
             &Condition::MachineError("x".into()),
             5000 + lost
         ));
+    }
+
+    #[test]
+    fn a_machine_that_failed_before_its_node_joined_is_due_at_once() {
+        let policy = HealthPolicy::default();
+        let never = rec(false);
+        for lost in [
+            Condition::MachineError("No valid host was found".into()),
+            Condition::MachineGone,
+            Condition::MachineStopped,
+        ] {
+            assert!(is_due(&policy, &never, &lost, 5000), "{lost:?}");
+            assert!(!is_due(&policy, &rec(true), &lost, 5000), "{lost:?}");
+        }
     }
 
     #[test]

@@ -3,8 +3,23 @@
 
 use provision_provider::ProviderError;
 
+use reqwest::Method;
+use serde::Deserialize;
+
+use crate::api::Request;
 use crate::errors::not_found;
+use crate::prerequisites::parse;
 use crate::provider::OpenStackProvider;
+
+/// A flavor as `GET /flavors/detail` lists it (compute API 2.1).
+#[derive(Debug, Deserialize)]
+struct FlavorView {
+    id: String,
+    name: String,
+    vcpus: u32,
+    /// MiB.
+    ram: u64,
+}
 
 /// Flavor when none is given (most clouds have it: 1 vCPU, 2 GiB).
 pub const DEFAULT_FLAVOR: &str = "m1.small";
@@ -42,24 +57,29 @@ impl OpenStackProvider {
         Ok(resolved)
     }
 
+    /// One request (`GET /flavors/detail`) whatever is given, id or name:
+    /// the `openstack` crate's lookup by name takes three, and each is one
+    /// more chance for a flaky cloud to fail the attempt.
     async fn flavor(&self) -> Result<(String, (String, u32, u64)), ProviderError> {
         let wanted = self.options.flavor.as_deref().unwrap_or(DEFAULT_FLAVOR);
-        let cloud = &self.api.cloud;
-        match self
+        let answer = self
             .api
-            .find("GetFlavor", || cloud.get_flavor(wanted))
-            .await?
+            .compute(
+                "ListFlavors",
+                Method::GET,
+                &["flavors", "detail"],
+                Request::default(),
+            )
+            .await?;
+        let flavors: Vec<FlavorView> = parse(&answer, "flavors")?;
+        match flavors
+            .iter()
+            .find(|f| f.id == wanted)
+            .or_else(|| flavors.iter().find(|f| f.name == wanted))
         {
-            Some(f) => Ok((
-                f.id().clone(),
-                (f.name().clone(), f.vcpu_count(), f.ram_size()),
-            )),
+            Some(f) => Ok((f.id.clone(), (f.name.clone(), f.vcpus, f.ram))),
             None => {
-                let all = self
-                    .api
-                    .call("ListFlavors", || cloud.list_flavors())
-                    .await?;
-                let names: Vec<String> = all.iter().map(|f| f.name().clone()).collect();
+                let names: Vec<String> = flavors.iter().map(|f| f.name.clone()).collect();
                 Err(not_found("flavor", "flavor", wanted, &names))
             }
         }
