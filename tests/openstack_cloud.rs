@@ -529,7 +529,7 @@ fn killed_openstack_runs_are_finished_by_the_next_one() {
     record_fault_row(FaultRow {
         id: "16",
         fault: "kill -9 of `provision destroy --cloud openstack` after its first server deletion",
-        happened: format!("{left} servers left, phase destroying; `daemon --once` recreated nothing; destroy again finished"),
+        happened: format!("{left} server(s) left, phase destroying; `daemon --once` recreated nothing; destroy again finished"),
         remediations: "0".into(),
         left_over: "none".into(),
     });
