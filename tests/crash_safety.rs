@@ -110,7 +110,7 @@ fn killed_scale_in_and_replacement_are_finished_by_the_next_run() {
     // Scale-in, killed once the first node is retiring (its drain under way).
     let mut child = spawn(&c, &["scale", &c.name, "--workers", "2"]);
     wait_until("a node retiring", Duration::from_secs(120), || {
-        c.events().contains("retiring: scale in")
+        c.recorded_events().contains("retiring: scale in")
     });
     kill9(&mut child);
     c.ok(&["scale", &c.name, "--workers", "2"]);
@@ -131,7 +131,7 @@ fn killed_scale_in_and_replacement_are_finished_by_the_next_run() {
     wait_until(
         "the daemon retiring the node",
         Duration::from_secs(120),
-        || c.events().contains(&format!("{victim}  retiring")),
+        || c.recorded_events().contains(&format!("{victim}  retiring")),
     );
     kill9(&mut daemon.child);
     c.ok(&["heal", &c.name]);

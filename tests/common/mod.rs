@@ -95,6 +95,25 @@ impl Cluster {
         self.ok(&["status", &self.name, "--events"])
     }
 
+    /// The cluster's events as `NODE  MESSAGE` lines, read from the state
+    /// file without the cluster lock: `status` takes the lock to refresh,
+    /// so polling it would make a command started meanwhile find the
+    /// cluster busy.
+    pub fn recorded_events(&self) -> String {
+        let script = "import sqlite3, sys\n\
+            c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n\
+            for node, message in c.execute('SELECT node, message FROM events WHERE cluster = ? ORDER BY seq', (sys.argv[2],)):\n\
+            \x20   print(f'{node or \"-\"}  {message}')";
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(self.state())
+            .arg(&self.name)
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "{}", output_text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--state").arg(self.state());
