@@ -93,19 +93,10 @@ fn killed_scale_in_and_replacement_are_finished_by_the_next_run() {
         return;
     }
     let c = Cluster::new("it-kill");
-    let template = c.dir().join("t.yaml");
-    std::fs::write(
-        &template,
+    c.create_from_template(
         "coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  lost_timeout: 2s\n",
-    )
-    .unwrap();
-    c.ok(&[
-        "swarm",
-        "--name",
-        &c.name,
-        "--template",
-        template.to_str().unwrap(),
-    ]);
+        &[],
+    );
 
     // Scale-in, killed once the first node is retiring (its drain under way).
     let mut child = spawn(&c, &["scale", &c.name, "--workers", "2"]);

@@ -12,22 +12,6 @@ use std::time::{Duration, Instant};
 use common::openstack::openstack_cloud;
 use common::*;
 
-/// Writes `template` (YAML) into the cluster's directory and creates the
-/// cluster from it with `extra` arguments; fails the test unless it succeeds.
-fn create_from(c: &Cluster, template: &str, extra: &[&str]) -> String {
-    let path = c.dir().join("template.yaml");
-    std::fs::write(&path, template).unwrap();
-    let mut args = vec![
-        "swarm",
-        "--name",
-        &c.name,
-        "--template",
-        path.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    c.ok(&args)
-}
-
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -42,9 +26,7 @@ fn a_partition_of_more_than_max_unhealthy_nodes_replaces_none() {
         return;
     }
     let c = Cluster::new("fm-part");
-    create_from(
-        &c,
-        "coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  max_unhealthy: 1\n  ssh_timeout: 3s\n  not_ready_timeout: 3s\n  lost_timeout: 3s\n",
+    c.create_from_template("coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  max_unhealthy: 1\n  ssh_timeout: 3s\n  not_ready_timeout: 3s\n  lost_timeout: 3s\n",
         &[],
     );
     let before = sorted(containers(&c.name));
@@ -106,9 +88,7 @@ fn replacements_whose_install_always_fails_stop_at_max_start_attempts() {
     let c = Cluster::new("fm-inst");
     // A bare image: every attempt must install the engine (a prepared image
     // would skip the install once Docker answers).
-    create_from(
-        &c,
-        "coe: swarm\nmanagers: 1\nworkers: 1\nhealth:\n  startup_timeout: 15s\n  remediation_backoff: 1s\n  max_start_attempts: 2\n",
+    c.create_from_template("coe: swarm\nmanagers: 1\nworkers: 1\nhealth:\n  startup_timeout: 15s\n  remediation_backoff: 1s\n  max_start_attempts: 2\n",
         &["--image", BARE_IMAGE],
     );
     let broken = c.dir().join("broken-scripts");

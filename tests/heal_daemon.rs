@@ -64,21 +64,12 @@ fn wait_swarm(
 /// A swarm whose lost machines are confirmed 5 s after first seen (the
 /// default, 60 s, guards against one listing that misses a server).
 fn create_healing(c: &Cluster, managers: u32, workers: u32) {
-    let template = c.dir().join("healing.yaml");
-    std::fs::write(
-        &template,
-        format!(
+    c.create_from_template(
+        &format!(
             "coe: swarm\nmanagers: {managers}\nworkers: {workers}\nhealth:\n  lost_timeout: 5s\n"
         ),
-    )
-    .unwrap();
-    c.ok(&[
-        "swarm",
-        "--name",
-        &c.name,
-        "--template",
-        template.to_str().unwrap(),
-    ]);
+        &[],
+    );
 }
 
 #[test]
@@ -266,19 +257,10 @@ fn above_max_unhealthy_nothing_is_remediated_and_the_reason_is_recorded() {
         return;
     }
     let c = Cluster::new("it-max");
-    let template = c.dir().join("max1.yaml");
-    std::fs::write(
-        &template,
+    c.create_from_template(
         "coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  max_unhealthy: 1\n  lost_timeout: 1s\n",
-    )
-    .unwrap();
-    c.ok(&[
-        "swarm",
-        "--name",
-        &c.name,
-        "--template",
-        template.to_str().unwrap(),
-    ]);
+        &[],
+    );
     let before = containers(&c.name);
     for w in ["worker-1", "worker-2"] {
         docker(&["kill", &format!("{}-{w}", c.name)]);

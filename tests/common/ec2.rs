@@ -69,8 +69,9 @@ impl Ec2Cloud {
     }
 
     /// Runs `code` with `ec2` a boto3 client holding the bridge's (admin)
-    /// credentials and `args` as sys.argv[1:]: what an operator does by hand.
-    pub fn admin(&self, code: &str, args: &[&str]) {
+    /// credentials and `args` as sys.argv[1:]: what an operator does by
+    /// hand, or the cloud does on its own. Returns what it printed.
+    pub fn admin(&self, code: &str, args: &[&str]) -> String {
         let aws = self.dir.join("aws");
         let out = Command::new("python3")
             .arg("-c")
@@ -87,43 +88,26 @@ impl Ec2Cloud {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// Terminates an instance behind the driver's back (the cloud lost it).
     pub fn terminate(&self, instance_id: &str) {
-        let aws = self.dir.join("aws");
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import boto3, sys; boto3.Session(profile_name='bridge').client('ec2').terminate_instances(InstanceIds=[sys.argv[1]])",
-                instance_id,
-            ])
-            .env("AWS_CONFIG_FILE", aws.join("config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"))
-            .output()
-            .expect("run python3");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        self.admin(
+            "ec2.terminate_instances(InstanceIds=[sys.argv[1]])",
+            &[instance_id],
         );
     }
 
     /// A volume with the cluster's tag and no instance (what an AMI whose
     /// root volume outlives its instance leaves); its id.
     pub fn orphan_volume(&self, cluster_id: &str) -> String {
-        let out = Command::new("python3")
-            .arg(repo().join("tests/clouds/ec2_orphan_volume.py"))
-            .arg(&self.dir)
-            .arg(cluster_id)
-            .output()
-            .expect("run ec2_orphan_volume.py");
-        assert!(
-            out.status.success(),
-            "ec2_orphan_volume.py: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        self.admin(
+            "zone = ec2.describe_availability_zones()['AvailabilityZones'][0]['ZoneName']\n\
+             print(ec2.create_volume(AvailabilityZone=zone, Size=8, TagSpecifications=[{'ResourceType': 'volume', \
+             'Tags': [{'Key': 'provision:cluster', 'Value': sys.argv[1]}]}])['VolumeId'])",
+            &[cluster_id],
+        )
     }
 
     /// Instances of the cluster that are not terminated.

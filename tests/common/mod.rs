@@ -166,6 +166,23 @@ impl Cluster {
             .expect("spawn provision")
     }
 
+    /// Writes `template` (YAML) into the cluster's directory and runs
+    /// `provision swarm --name NAME --template IT` with `extra` arguments;
+    /// fails the test unless it succeeds.
+    pub fn create_from_template(&self, template: &str, extra: &[&str]) -> String {
+        let path = self.dir().join("template.yaml");
+        std::fs::write(&path, template).unwrap();
+        let mut args = vec![
+            "swarm",
+            "--name",
+            &self.name,
+            "--template",
+            path.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args)
+    }
+
     /// `provision swarm --name NAME --managers M --workers W`; fails the test unless it succeeds.
     pub fn create(&self, managers: u32, workers: u32) -> String {
         let (m, w) = (managers.to_string(), workers.to_string());

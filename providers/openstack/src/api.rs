@@ -127,13 +127,23 @@ impl Api {
         request: Request<'_>,
     ) -> Result<Value, ProviderError> {
         self.json(name, request, || {
-            let b = self.session.request(COMPUTE, method.clone(), path);
-            match request.microversion {
-                Some((major, minor)) => b.api_version(ApiVersion(major, minor)),
-                None => b,
-            }
+            self.compute_request(method.clone(), path, request)
         })
         .await
+    }
+
+    /// A Nova request builder, with `request`'s microversion when it has one.
+    fn compute_request(
+        &self,
+        method: Method,
+        path: &[&str],
+        request: Request<'_>,
+    ) -> ServiceRequestBuilder<osauth::services::ComputeService> {
+        let b = self.session.request(COMPUTE, method, path);
+        match request.microversion {
+            Some((major, minor)) => b.api_version(ApiVersion(major, minor)),
+            None => b,
+        }
     }
 
     /// A Neutron request.
@@ -165,13 +175,7 @@ impl Api {
         self.create(
             name,
             request,
-            || {
-                let b = self.session.request(COMPUTE, Method::POST, path);
-                match request.microversion {
-                    Some((major, minor)) => b.api_version(ApiVersion(major, minor)),
-                    None => b,
-                }
-            },
+            || self.compute_request(Method::POST, path, request),
             existing,
         )
         .await
