@@ -214,8 +214,17 @@ fn a_killed_manager_is_replaced_while_quorum_holds() {
         let nodes = c.swarm_nodes(&survivor);
         let ready = ready_names(&nodes);
         let ids = c.ssh(&survivor, &["docker", "node", "ls", "-q"]);
-        // The replacement takes the freed name; the old member is gone.
-        if nodes.len() == 3 && ready.len() == 3 && !ids.contains(old_id.trim()) {
+        let managers = c.ssh(
+            &survivor,
+            &["docker", "node", "ls", "--filter", "role=manager", "-q"],
+        );
+        // The replacement takes the freed name; the old member is gone; the
+        // new one counts as a manager once its Raft join is done.
+        if nodes.len() == 3
+            && ready.len() == 3
+            && !ids.contains(old_id.trim())
+            && managers.lines().count() == 3
+        {
             break;
         }
         assert!(
