@@ -3,11 +3,12 @@
 # installs what is missing, starts dockerd when nothing manages it, and
 # builds the node image once. Safe to run again: each step checks first.
 #
-#   sudo scripts/host-setup.sh
+#   scripts/host-setup.sh        (as root; from a user's shell it runs itself through sudo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-need_root() { [ "$(id -u)" = 0 ] || { echo "host-setup needs root (apt-get, dockerd, debootstrap): run it with sudo" >&2; exit 1; }; }
+# shellcheck source=scripts/lib/root.sh
+. scripts/lib/root.sh
+become_root "$@"
 
 packages=()
 command -v dockerd >/dev/null || packages+=(docker.io)
@@ -16,14 +17,12 @@ command -v ssh >/dev/null || packages+=(openssh-client)
 command -v shellcheck >/dev/null || packages+=(shellcheck)
 dpkg -s busybox-static >/dev/null 2>&1 || packages+=(busybox-static)
 if [ "${#packages[@]}" -gt 0 ]; then
-  need_root
   echo "installing: ${packages[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
 if ! docker info >/dev/null 2>&1; then
-  need_root
   if [ -d /run/systemd/system ]; then
     systemctl start docker
   else
@@ -52,7 +51,6 @@ fi
 
 image="${PROVISION_NODE_IMAGE:-provision/node:bookworm}"
 if ! docker image inspect "$image" >/dev/null 2>&1; then
-  need_root
   echo "building node image $image"
   scripts/node-image/build.sh "$image"
 fi

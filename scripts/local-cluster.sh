@@ -1,15 +1,37 @@
 #!/usr/bin/env bash
-# One command from a fresh machine to a running local Docker Swarm:
-# prepares the host, builds provision, and creates the cluster.
+# One command from a fresh machine to a running local Docker Swarm: prepares
+# the host (packages, dockerd, the node image) in the background while
+# provision builds, then creates the cluster and says how long it all took.
 #
-#   sudo scripts/local-cluster.sh [provision swarm flags…]
-#   e.g. sudo scripts/local-cluster.sh --name demo --managers 3 --workers 5
+#   scripts/local-cluster.sh [provision swarm flags…]
+#   e.g. scripts/local-cluster.sh --name demo --managers 3 --workers 5
+#
+# Run it as root; from a user's shell it runs itself again through sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/host-setup.sh
+# shellcheck source=scripts/lib/root.sh
+. scripts/lib/root.sh
+become_root "$@"
+started=$(date +%s)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/provision-target}"
-cargo build --release --bin provision
+
+setup_log=/var/log/provision-host-setup.log
+echo "preparing the host in the background (log: $setup_log) while provision builds"
+scripts/host-setup.sh >"$setup_log" 2>&1 &
+setup=$!
+if ! binary=$(scripts/build.sh); then
+  kill "$setup" 2>/dev/null || true
+  exit 1
+fi
+if ! wait "$setup"; then
+  echo "host set-up failed; the end of $setup_log:" >&2
+  tail -n 20 "$setup_log" >&2
+  exit 1
+fi
+tail -n 1 "$setup_log"
+
 if [ "$#" -eq 0 ]; then
   set -- --name demo --managers 1 --workers 2
 fi
-"$CARGO_TARGET_DIR/release/provision" swarm "$@"
+"$binary" swarm "$@"
+echo "fresh machine to cluster: $(( $(date +%s) - started )) s (provision is $binary)"

@@ -5,9 +5,12 @@
 # formatting and lints, then runs the unit tests and the integration tests
 # that form real Swarm clusters.
 #
-#   sudo scripts/test-all.sh
+#   scripts/test-all.sh     (as root; from a user's shell it runs itself through sudo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/root.sh
+. scripts/lib/root.sh
+become_root "$@"
 scripts/host-setup.sh
 # The bare image (no Docker, as a cloud image ships) that one test per cloud boots.
 if ! docker image inspect "${PROVISION_BARE_IMAGE:-provision/node-bare:bookworm}" >/dev/null 2>&1; then

@@ -25,11 +25,20 @@ fn init_logging(global: &cli::Global, daemon: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_target(false);
     match global.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+}
+
+/// Colour codes only for a person at a terminal: a file, a pipe or journald
+/// gets plain text, and `NO_COLOR` (any non-empty value, no-color.org) turns
+/// colour off everywhere.
+fn colour_on_stderr() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
 }
 
 fn main() -> ExitCode {

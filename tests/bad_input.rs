@@ -115,6 +115,63 @@ fn kubernetes_with_three_control_planes_needs_an_endpoint() {
     assert_eq!(leftovers(name), Vec::<String>::new());
 }
 
+/// Docker recommends at most seven managers: more than nine is refused
+/// unless asked for with --force, before any cloud is contacted.
+#[test]
+fn more_than_nine_managers_need_force() {
+    let err = Attempt::new().refused(&["swarm", "--name", "x-many", "--managers", "11"], &[]);
+    assert!(
+        err.contains("managers:") && err.contains("seven") && err.contains("--force"),
+        "{err}"
+    );
+    let err = Attempt::new().refused(&["swarm", "--name", "x-many", "--workers", "5000"], &[]);
+    assert!(err.contains("workers:") && err.contains("--force"), "{err}");
+}
+
+#[test]
+fn a_daemon_interval_below_one_second_is_refused() {
+    let err = Attempt::new().refused(&["daemon", "--interval", "0s"], &[]);
+    assert!(
+        err.contains("--interval") && err.contains("minimum of 1s"),
+        "{err}"
+    );
+}
+
+/// Colour codes only for a person at a terminal: logs sent to a file or a
+/// pipe (journald, grep) are plain, and NO_COLOR turns colour off anywhere.
+#[test]
+fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+    let a = Attempt::new();
+    let state = a.dir.path().join("state.db");
+    let args = ["daemon", "--once", "--no-metrics"];
+    let piped = a.run(&args, &[]);
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(piped.status.success() && !err.is_empty(), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "escape codes in piped logs: {err:?}"
+    );
+    // The same command on a pseudo-terminal (util-linux `script`).
+    let on_terminal = |no_color: Option<&str>| {
+        let command = format!("{BIN} --state {} {}", state.display(), args.join(" "));
+        let mut c = Command::new("script");
+        c.args(["-qec", &command, "/dev/null"]).stdin(Stdio::null());
+        c.env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let out = c.output().expect("script(1) from util-linux");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        on_terminal(None).contains('\u{1b}'),
+        "no colour on a terminal"
+    );
+    let plain = on_terminal(Some("1"));
+    assert!(!plain.is_empty() && !plain.contains('\u{1b}'), "{plain:?}");
+}
+
 #[test]
 fn cluster_name_must_be_a_dns_label() {
     let err = Attempt::new().refused(&["swarm", "--name", "Web_1"], &[]);

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use common::ec2::{ec2_cloud, AMI};
 use provision_provider::{
-    ClusterRef, Firewall, MachineSpec, MachineState, PortRule, Protocol, Provider, ProviderError,
-    Recorder, Role,
+    Apply, ClusterRef, Firewall, MachineSpec, MachineState, PortRule, Protocol, Provider,
+    ProviderError, Recorder, Role,
 };
 use provision_provider_ec2::{Ec2Options, Ec2Provider, Ec2Settings};
 
@@ -217,7 +217,30 @@ async fn prerequisites_are_tagged_made_once_and_found_again() {
         .members
         .retain(|r| r.protocol != Protocol::Udp);
     let d = driver(options(&cloud.profile)).await;
-    let mut changes = d.reconcile_firewall(&changed).await.unwrap();
+    // A dry run says what it would change, and changes nothing.
+    let mut would = d.reconcile_firewall(&changed, Apply::DryRun).await.unwrap();
+    would.sort();
+    assert_eq!(
+        would,
+        [
+            "firewall: would add tcp 22 from 10.0.0.0/8",
+            "firewall: would add tcp 2377 from the cluster's members",
+            "firewall: would revoke tcp 22 from 192.0.2.0/24",
+            "firewall: would revoke udp 4789 from the cluster's members",
+        ]
+    );
+    assert_eq!(
+        d.reconcile_firewall(&changed, Apply::DryRun)
+            .await
+            .unwrap()
+            .len(),
+        4,
+        "the dry run changed the group"
+    );
+    let mut changes = d
+        .reconcile_firewall(&changed, Apply::Changes)
+        .await
+        .unwrap();
     changes.sort();
     assert_eq!(
         changes,
@@ -249,7 +272,11 @@ async fn prerequisites_are_tagged_made_once_and_found_again() {
         has("tcp", 9100).is_some(),
         "the operator's own rule stays: {rules:?}"
     );
-    assert!(d.reconcile_firewall(&changed).await.unwrap().is_empty());
+    assert!(d
+        .reconcile_firewall(&changed, Apply::Changes)
+        .await
+        .unwrap()
+        .is_empty());
 
     driver(options(&cloud.profile))
         .await

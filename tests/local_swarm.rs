@@ -125,31 +125,182 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         },
     );
 
-    // env points the docker CLI at a manager through the written ssh_config.
-    let env = c.ok(&["env", &c.name]);
-    assert!(
-        env.contains(&format!("export DOCKER_HOST=ssh://{}", c.manager())),
-        "{env}"
+    // env: the real docker CLI reaches the manager in a shell that evaluated
+    // `provision env`, with a HOME that has no ~/.ssh/config to lean on.
+    let home = c.dir().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let in_shell = |script: &str| {
+        let out = Command::new("bash")
+            .args(["-c", script])
+            .env("HOME", &home)
+            .env("P", BIN)
+            .env("STATE", c.state())
+            .env("NAME", &c.name)
+            .env_remove("DOCKER_HOST")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {}", output_text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = in_shell(
+        r#"set -e; eval "$("$P" --state "$STATE" env "$NAME")"
+           docker node ls --format '{{.Hostname}} {{.Status}}' | LC_ALL=C sort"#,
     );
-    let config = c.dir().join("clusters").join(&c.name).join("ssh_config");
-    let out = Command::new("ssh")
-        .arg("-F")
-        .arg(&config)
-        .arg(c.manager())
-        .args(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"])
+    let expected_ls: Vec<String> = expected.iter().map(|n| format!("{n} Ready")).collect();
+    assert_eq!(listed.lines().collect::<Vec<_>>(), expected_ls, "{listed}");
+    // Host keys stay verified: with another key on record, docker is refused.
+    let known = c.dir().join("clusters").join(&c.name).join("known_hosts");
+    let recorded = std::fs::read_to_string(&known).unwrap();
+    let other = c.dir().join("other_host_key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let other_key = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_key: Vec<&str> = other_key.split_whitespace().take(2).collect();
+    let forged: String = recorded
+        .lines()
+        .map(|l| format!("{} {}\n", l.split(' ').next().unwrap(), other_key.join(" ")))
+        .collect();
+    std::fs::write(c.dir().join("forged_known_hosts"), forged).unwrap();
+    let refused = Command::new("bash")
+        .args([
+            "-c",
+            r#"eval "$("$P" --state "$STATE" env "$NAME")"
+               cp "$FORGED" "$KNOWN"; timeout 60 docker node ls"#,
+        ])
+        .env("HOME", &home)
+        .env("P", BIN)
+        .env("STATE", c.state())
+        .env("NAME", &c.name)
+        .env("KNOWN", &known)
+        .env("FORGED", c.dir().join("forged_known_hosts"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "active",
-        "{out:?}"
+    std::fs::write(&known, &recorded).unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("Host key verification failed"),
+        "{}",
+        output_text(&refused)
     );
+    // --unset takes it all back.
+    let after_unset = in_shell(
+        r#"set -e; eval "$("$P" --state "$STATE" env "$NAME")"; eval "$("$P" --state "$STATE" env --unset)"
+           echo "host=${DOCKER_HOST:-none}"; case ":$PATH:" in *"/clusters/$NAME/bin:"*) echo on-path;; *) echo off-path;; esac"#,
+    );
+    assert_eq!(after_unset, "host=none\noff-path\n");
 
     // Re-running the create on a converged cluster changes nothing.
     let before = containers(&c.name);
     c.ok(&["swarm", "--name", &c.name]);
     assert_eq!(containers(&c.name), before);
+
+    // --dry-run on every command that changes something: the plan printed,
+    // and nothing changed: state rows, containers, the swarm's members, and
+    // the files on the nodes (the probes that observe store no script).
+    let w2 = format!("{}-worker-2", c.name);
+    let w3 = format!("{}-worker-3", c.name);
+    let node_files = || -> Vec<String> {
+        expected
+            .iter()
+            .map(|n| {
+                c.ssh(
+                    n,
+                    &[
+                        "ls",
+                        "-l",
+                        "--time-style=+%s.%N",
+                        "/var/lib/provision/scripts",
+                    ],
+                )
+            })
+            .collect()
+    };
+    let snapshot = || {
+        (
+            c.state_dump(),
+            containers(&c.name),
+            c.swarm_nodes(&c.manager()),
+            node_files(),
+        )
+    };
+    let before = snapshot();
+    let dry = |args: &[&str], expect: &[String]| {
+        let out = c.ok(args);
+        for e in expect {
+            assert!(
+                out.contains(e.as_str()),
+                "{args:?} should say {e:?}:\n{out}"
+            );
+        }
+        assert!(
+            out.contains("Dry run: nothing was changed."),
+            "{args:?}: {out}"
+        );
+    };
+    dry(
+        &["scale", &c.name, "--workers", "3", "--dry-run"],
+        &[
+            format!("add worker {w3}"),
+            format!("create machine for {w3}"),
+            format!("join {w3} as worker"),
+        ],
+    );
+    dry(
+        &["nodes", "add", &c.name, "--dry-run"],
+        &[format!("add worker {w3}")],
+    );
+    dry(
+        &["nodes", "remove", &c.name, &w2, "--dry-run"],
+        &[
+            format!("drain {w2}"),
+            format!("of {w2}"),
+            format!("forget node {w2}"),
+        ],
+    );
+    dry(
+        &["swarm", "--name", &c.name, "--workers", "1", "--dry-run"],
+        &[format!("retire {w2} (scale in)")],
+    );
+    dry(
+        &["heal", &c.name, "--dry-run"],
+        &[format!("{}: nothing to do", c.name)],
+    );
+    dry(
+        &["destroy", &c.name, "--dry-run"],
+        &[
+            "destroy would delete".to_string(),
+            format!("of node {}", c.manager()),
+        ],
+    );
+    assert_eq!(snapshot(), before, "a dry run changed something");
+
+    // A dry run of a cluster that does not exist: the first pass's plan, and
+    // not even a state file or a key made.
+    let fresh = Cluster::new("it-dry");
+    let out = fresh.ok(&[
+        "swarm",
+        "--name",
+        &fresh.name,
+        "--workers",
+        "2",
+        "--dry-run",
+    ]);
+    for e in [
+        format!("add manager {}-manager-1", fresh.name),
+        format!("initialise the cluster on {}-manager-1", fresh.name),
+        format!("join {}-worker-2 as worker", fresh.name),
+        "node image (built when missing), network".to_string(),
+    ] {
+        assert!(out.contains(&e), "should say {e:?}:\n{out}");
+    }
+    assert!(!fresh.state().exists() && !fresh.dir().join("clusters").exists());
+    assert!(containers(&fresh.name).is_empty());
 
     // Node logs hold the scripts' output but never a join token.
     for entry in std::fs::read_dir(c.log_dir()).unwrap() {

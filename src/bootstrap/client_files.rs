@@ -2,8 +2,11 @@
 //! with the cluster key and the host keys recorded on first contact.
 
 use std::fmt::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
-use crate::state::{write_private_file, NodeRecord, StatePaths};
+use crate::bootstrap::scripts::shell_quote;
+use crate::state::{create_private_dir, write_private_file, NodeRecord, StatePaths};
 
 /// Writes the cluster's `ssh_config` and `known_hosts` from its node records.
 pub fn write_client_files(
@@ -35,6 +38,45 @@ pub fn write_client_files(
     }
     write_private_file(&paths.ssh_config(cluster), config.as_bytes())?;
     write_private_file(&known, hosts.as_bytes())
+}
+
+/// Writes the cluster's `ssh` wrapper into [`StatePaths::client_bin`]: it
+/// runs `real_ssh` with a configuration that reads the cluster's
+/// `ssh_config` first (its nodes by name, its key, the host keys recorded on
+/// first contact, `StrictHostKeyChecking yes`), then the user's and the
+/// system's as ssh always would, so any other host works as before. The
+/// docker CLI runs `ssh` from PATH for an `ssh://` DOCKER_HOST; with this
+/// directory first on PATH it needs no edit of `~/.ssh/config`.
+pub fn write_ssh_wrapper(
+    paths: &StatePaths,
+    cluster: &str,
+    real_ssh: &Path,
+) -> std::io::Result<()> {
+    let bin = paths.client_bin(cluster);
+    create_private_dir(&bin)?;
+    let config = bin.join("ssh_config");
+    let text = format!(
+        "# Written by provision for cluster {cluster}: read by its ssh wrapper.\n\
+         Include \"{cluster_config}\"\n\
+         # Any other host: as the user's and the system's configuration say.\n\
+         Match all\n\
+         Include ~/.ssh/config\n\
+         Include /etc/ssh/ssh_config\n",
+        cluster_config = paths.ssh_config(cluster).display(),
+    );
+    write_private_file(&config, text.as_bytes())?;
+    let wrapper = format!(
+        "#!/bin/sh\n\
+         # Written by provision for cluster {cluster}: `provision env {cluster}` puts this\n\
+         # directory first on PATH, so the docker CLI reaches the nodes with the cluster's\n\
+         # key and recorded host keys. `provision env --unset` takes it off again.\n\
+         exec {ssh} -F {config} \"$@\"\n",
+        ssh = shell_quote(&real_ssh.display().to_string()),
+        config = shell_quote(&config.display().to_string()),
+    );
+    let path = bin.join("ssh");
+    write_private_file(&path, wrapper.as_bytes())?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
 }
 
 #[cfg(test)]

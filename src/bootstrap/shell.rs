@@ -164,11 +164,7 @@ impl NodeShell {
         input: Option<&Secret>,
         output: Output,
     ) -> Result<String, ShellError> {
-        let mut context = self.context.clone();
-        for (k, v) in extra {
-            context.insert(k.to_string(), v.clone());
-        }
-        let text = self.scripts.render(script, &Value::from(context))?;
+        let text = self.render(script, extra)?;
         let name = script.replace('/', "-");
         debug!(node = %self.node(), script, "running script");
 
@@ -177,12 +173,7 @@ impl NodeShell {
             Output::Quiet | Output::Secret => None,
         };
         let run = async {
-            // Scripts run as root; a cloud image's user gets there by sudo.
-            let sudo = if self.session.user() == "root" {
-                ""
-            } else {
-                "sudo -n "
-            };
+            let sudo = self.sudo();
             let mut printed = Vec::new();
             let code = self
                 .session
@@ -226,29 +217,90 @@ impl NodeShell {
             }
             Ok::<_, SshError>((code, String::from_utf8_lossy(&captured).into_owned()))
         };
-        let (code, out) = tokio::time::timeout(self.timeout, run)
+        let (code, out) = self.within_timeout(script, run).await?;
+        if let Some(f) = log.as_mut() {
+            let _ = writeln!(f, "=== {script}: exit {code}");
+        }
+        self.succeeded(script, code, out, output)
+    }
+
+    /// Runs a script that only reads (a probe, a membership listing) as
+    /// `bash -c TEXT`: one round trip, and nothing stored on the node, so
+    /// an observation (a dry run's too) leaves the node as it was.
+    pub async fn query(&self, script: &str) -> Result<String, ShellError> {
+        let text = self.render(script, &[])?;
+        debug!(node = %self.node(), script, "running query");
+        let command = format!(
+            "{}bash -c {}",
+            self.sudo(),
+            super::scripts::shell_quote(&text)
+        );
+        let run = async {
+            let mut captured = Vec::new();
+            let code = self
+                .session
+                .exec(&command, None, |chunk| captured.extend_from_slice(chunk))
+                .await?;
+            Ok::<_, SshError>((code, String::from_utf8_lossy(&captured).into_owned()))
+        };
+        let (code, out) = self.within_timeout(script, run).await?;
+        self.succeeded(script, code, out, Output::Quiet)
+    }
+
+    /// The script's text for this node, with `extra` beside the node's context.
+    fn render(&self, script: &str, extra: &[(&str, Value)]) -> Result<String, ShellError> {
+        let mut context = self.context.clone();
+        for (k, v) in extra {
+            context.insert(k.to_string(), v.clone());
+        }
+        Ok(self.scripts.render(script, &Value::from(context))?)
+    }
+
+    /// Scripts run as root; a cloud image's user gets there by sudo.
+    fn sudo(&self) -> &'static str {
+        if self.session.user() == "root" {
+            ""
+        } else {
+            "sudo -n "
+        }
+    }
+
+    async fn within_timeout(
+        &self,
+        script: &str,
+        run: impl std::future::Future<Output = Result<(u32, String), SshError>>,
+    ) -> Result<(u32, String), ShellError> {
+        Ok(tokio::time::timeout(self.timeout, run)
             .await
             .map_err(|_| ShellError::Timeout {
                 node: self.node().to_string(),
                 script: script.to_string(),
                 after: self.timeout,
-            })??;
-        if let Some(f) = log.as_mut() {
-            let _ = writeln!(f, "=== {script}: exit {code}");
+            })??)
+    }
+
+    /// The output of a script that exited with `code`, or the error naming
+    /// it with its last lines (none for output that may hold secrets).
+    fn succeeded(
+        &self,
+        script: &str,
+        code: u32,
+        out: String,
+        output: Output,
+    ) -> Result<String, ShellError> {
+        if code == 0 {
+            return Ok(out);
         }
-        if code != 0 {
-            let tail = match output {
-                Output::Log | Output::Quiet => last_lines(&redact(&out), TAIL_LINES),
-                Output::Secret => Vec::new(),
-            };
-            return Err(ShellError::Failed {
-                node: self.node().to_string(),
-                script: script.to_string(),
-                code,
-                tail,
-            });
-        }
-        Ok(out)
+        let tail = match output {
+            Output::Log | Output::Quiet => last_lines(&redact(&out), TAIL_LINES),
+            Output::Secret => Vec::new(),
+        };
+        Err(ShellError::Failed {
+            node: self.node().to_string(),
+            script: script.to_string(),
+            code,
+            tail,
+        })
     }
 
     /// Runs `script` with its output in the node's log, for its effect.

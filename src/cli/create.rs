@@ -9,10 +9,10 @@ use super::output::node_table;
 use super::session::{connect_provider, Session};
 use super::{CreateArgs, Global};
 use crate::controller::quorum::{check_manager_change, check_mesos_master_growth};
-use crate::controller::ClusterContext;
+use crate::controller::{cluster_ref, unix_now, ClusterContext, DryRun, Observed};
 use crate::progress;
 use crate::spec::{self, Cloud, ClusterSpec, ClusterTemplate, Coe, TemplateError};
-use crate::state::{ClusterLock, ClusterRecord};
+use crate::state::ClusterRecord;
 
 pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     let started = Instant::now();
@@ -34,11 +34,26 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     let mut spec = template.to_spec(&name, args.cloud);
     spec::validate_cluster_name(&spec.name)?;
     apply_flags(&mut spec, &args)?;
+    // Counts given on the command line are checked before any cloud call.
+    let mut asked = spec.clone();
+    asked.managers = args.managers.unwrap_or(asked.managers);
+    asked.workers = args.workers.unwrap_or(asked.workers);
+    spec::check_counts(&asked, args.force)?;
     let provider = connect_provider(&spec, Some(&args.image_suite)).await?;
-    let session = Session::open(global)?;
-    let _lock = ClusterLock::acquire(&spec.name, &session.paths.lock(&spec.name))?;
+    let dry_run = args.dry_run;
+    // A dry run never creates the state store: no store, no cluster yet.
+    let session = match Session::open_existing(global)? {
+        Some(session) => session,
+        None if dry_run => return print_new_cluster_plan(spec, &args, provider).await,
+        None => Session::open(global)?,
+    };
+    let _lock = session.lock_unless_dry(&spec.name, dry_run)?;
 
-    let record = match session.store.cluster(&spec.name)? {
+    let existing = session.store.cluster(&spec.name)?;
+    if existing.is_none() && dry_run {
+        return print_new_cluster_plan(spec, &args, provider).await;
+    }
+    let record = match existing {
         Some(existing) => {
             super::session::refuse_if_destroying(&existing)?;
             if existing.spec.coe != spec.coe || existing.spec.cloud != spec.cloud {
@@ -71,9 +86,10 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
             // Fewer managers here is a scale-in: the same quorum rule as `scale`.
             let nodes = session.store.nodes(&spec.name)?;
             // (Zero managers is refused by validation below, with its own message.)
-            if let (Err(why), true) = (
+            if let (Err(why), true, false) = (
                 check_manager_change(&nodes, s.managers, &[]),
                 s.managers > 0,
+                args.force,
             ) {
                 bail!(
                     "refused: {why}; `provision scale {} --managers {} --force` does it anyway",
@@ -98,31 +114,24 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
             }
         }
         None => {
-            spec.managers = args.managers.unwrap_or(spec.managers);
-            spec.workers = args.workers.unwrap_or(spec.workers);
-            let record = ClusterRecord {
-                spec: spec.clone(),
-                id: new_cluster_id(),
-                phase: "creating".into(),
-                created_at: String::new(),
-                updated_at: String::new(),
-            };
-            // Credentials, image, flavor and network are checked before the
-            // spec is stored, so a typo leaves nothing behind.
-            spec::validate(&record.spec)?;
+            let record = new_record(spec, &args)?;
             let ctx = ClusterContext::create(&session.paths, record.clone())?;
             provider.preflight(&ctx.cluster).await.with_context(|| {
                 format!(
                     "checking the {} settings of cluster {}",
-                    spec.cloud, spec.name
+                    record.spec.cloud, record.spec.name
                 )
             })?;
             record
         }
     };
+    spec::check_counts(&record.spec, args.force)?;
     let reporter = progress::for_stderr();
     for warning in spec::validate(&record.spec)? {
         reporter.note(&format!("warning: {warning}"));
+    }
+    if dry_run {
+        return session.print_dry_run(global, &record, provider, &[]).await;
     }
     session
         .store
@@ -159,6 +168,56 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
         crate::orchestrator::for_spec(&record.spec).client_hint()
     );
     println!("  provision{state_flag} ssh {name} {name}-manager-1");
+    Ok(())
+}
+
+/// The record of a cluster not created yet, with the flags' counts; its
+/// spec is validated (counts included) before anything else happens.
+fn new_record(mut spec: ClusterSpec, args: &CreateArgs) -> Result<ClusterRecord> {
+    spec.managers = args.managers.unwrap_or(spec.managers);
+    spec.workers = args.workers.unwrap_or(spec.workers);
+    spec::check_counts(&spec, args.force)?;
+    // Credentials, image, flavor and network are checked before the
+    // spec is stored, so a typo leaves nothing behind.
+    spec::validate(&spec)?;
+    Ok(ClusterRecord {
+        spec,
+        id: new_cluster_id(),
+        phase: "creating".into(),
+        created_at: String::new(),
+        updated_at: String::new(),
+    })
+}
+
+/// `--dry-run` for a cluster that does not exist: the cloud's read-only
+/// checks, then the planner's first pass from nothing (no records, no
+/// machines). No key is made and nothing is stored.
+async fn print_new_cluster_plan(
+    spec: ClusterSpec,
+    args: &CreateArgs,
+    provider: std::sync::Arc<dyn provision_provider::Provider>,
+) -> Result<()> {
+    let record = new_record(spec, args)?;
+    let name = &record.spec.name;
+    for warning in spec::validate(&record.spec)? {
+        eprintln!("warning: {warning}");
+    }
+    provider
+        .preflight(&cluster_ref(&record, String::new()))
+        .await
+        .with_context(|| {
+            format!(
+                "checking the {} settings of cluster {name}",
+                record.spec.cloud
+            )
+        })?;
+    let plan = crate::controller::plan(&record.spec, &[], &Observed::default(), unix_now());
+    let dry = DryRun::new(plan, Vec::new(), provider.as_ref());
+    println!(
+        "Cluster {name} does not exist yet: {} on {}.",
+        record.spec.coe, record.spec.cloud
+    );
+    super::dry_run::print(name, &dry);
     Ok(())
 }
 

@@ -5,12 +5,11 @@ use anyhow::{bail, Result};
 
 use super::session::{connect_provider, Session};
 use super::Global;
-use crate::controller::ClusterContext;
 use crate::progress;
-use crate::state::{ClusterLock, LockError};
+use crate::state::LockError;
 
 pub async fn run(global: &Global, name: Option<&str>, all: bool, dry_run: bool) -> Result<()> {
-    let session = Session::open(global)?;
+    let session = Session::open_unless_dry(global, dry_run)?;
     let names: Vec<String> = match (name, all) {
         (Some(n), false) => vec![n.to_string()],
         (None, true) => session
@@ -23,7 +22,7 @@ pub async fn run(global: &Global, name: Option<&str>, all: bool, dry_run: bool) 
     };
     let mut failed = Vec::new();
     for name in &names {
-        let _lock = match ClusterLock::acquire(name, &session.paths.lock(name)) {
+        let _lock = match session.lock_unless_dry(name, dry_run) {
             Ok(l) => l,
             Err(e @ LockError::Busy { .. }) => {
                 eprintln!("skipped: {e}");
@@ -40,28 +39,9 @@ pub async fn run(global: &Global, name: Option<&str>, all: bool, dry_run: bool) 
         }
         let provider = connect_provider(&record.spec, None).await?;
         if dry_run {
-            let ctx = ClusterContext::new(&session.paths, record.clone())?;
-            let controller = session.controller(
-                global,
-                provider,
-                &record.spec,
-                std::sync::Arc::new(progress::LogReporter),
-            );
-            let plan = controller.plan_once(&ctx).await?;
-            println!(
-                "{name}: {}",
-                if plan.is_empty() {
-                    "nothing to do"
-                } else {
-                    "would"
-                }
-            );
-            for line in plan.describe() {
-                println!("  - {line}");
-            }
-            for note in &plan.notes {
-                println!("  note: {note}");
-            }
+            session
+                .print_dry_run(global, &record, provider, &[])
+                .await?;
             continue;
         }
         let reporter = progress::for_stderr();

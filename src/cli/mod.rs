@@ -2,6 +2,7 @@
 
 mod create;
 mod destroy;
+mod dry_run;
 mod env;
 mod heal;
 mod list;
@@ -79,8 +80,16 @@ pub enum Command {
         #[arg(long)]
         events: bool,
     },
-    /// Print shell exports that point the COE's client at the cluster.
-    Env { name: String },
+    /// Print shell code that points the COE's client at the cluster:
+    /// `eval "$(provision env web)"`; `--unset` undoes it.
+    Env {
+        #[arg(required_unless_present = "unset")]
+        name: Option<String>,
+        /// Print the shell code that undoes `env` (unsets the variables,
+        /// takes the cluster's directory off PATH).
+        #[arg(long, conflicts_with = "name")]
+        unset: bool,
+    },
     /// Open a shell on a node, or run CMD there.
     Ssh {
         name: String,
@@ -94,6 +103,9 @@ pub enum Command {
         /// Confirm: the cluster and its data are deleted.
         #[arg(long)]
         yes: bool,
+        /// Print what would be deleted and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Change node counts, then reconcile (scale-in drains first; managers one at a time).
     Scale {
@@ -102,9 +114,13 @@ pub enum Command {
         managers: Option<u32>,
         #[arg(long)]
         workers: Option<u32>,
-        /// Allow a change that could lose manager quorum.
+        /// Allow a change that could lose manager quorum, or counts above
+        /// the maximums (9 managers, 500 workers).
         #[arg(long)]
         force: bool,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Add or remove particular nodes.
     #[command(subcommand)]
@@ -121,8 +137,8 @@ pub enum Command {
     },
     /// Reconcile every cluster on an interval: heal failures, apply scale requests.
     Daemon {
-        /// Time between passes (a 10 % jitter is added).
-        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        /// Time between passes (a 10 % jitter is added); at least 1s.
+        #[arg(long, default_value = "30s", value_parser = parse_interval)]
         interval: std::time::Duration,
         /// Run one pass and exit (non-zero if a cluster failed).
         #[arg(long)]
@@ -188,6 +204,14 @@ pub struct CreateArgs {
     /// Debian suite the local node image is built from.
     #[arg(long, default_value = "bookworm")]
     pub image_suite: String,
+    /// Allow counts above the maximums (9 managers, 500 workers), and a
+    /// manager count that could lose quorum on a re-run.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the plan (nodes to create and join, firewall changes) and change
+    /// nothing: no state written, no cloud resource created, no key made.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +223,12 @@ pub enum NodesCommand {
         role: provision_provider::Role,
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// Allow counts above the maximums (9 managers, 500 workers).
+        #[arg(long)]
+        force: bool,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Drain and remove particular nodes.
     Remove {
@@ -208,7 +238,22 @@ pub enum NodesCommand {
         /// Allow a removal that could lose manager quorum.
         #[arg(long)]
         force: bool,
+        /// Print the plan (drain, remove, delete) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
+}
+
+/// The daemon's interval: a duration of at least a second (`0s` would
+/// reconcile every cluster in a busy loop).
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{e}: write e.g. 30s or 5m"))?;
+    if d < crate::spec::MIN_DURATION {
+        return Err(format!(
+            "{text} is below the minimum of 1s (the daemon would reconcile in a busy loop)"
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_role(s: &str) -> Result<provision_provider::Role, String> {
@@ -246,32 +291,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output,
             events,
         } => status::run(&global, &name, output, events).await,
-        Command::Env { name } => env::run(&global, &name),
+        Command::Env { name, unset } => env::run(&global, name.as_deref(), unset),
         Command::Ssh {
             name,
             node,
             command,
         } => ssh::run(&global, &name, &node, &command),
-        Command::Destroy { name, yes } => destroy::run(&global, &name, yes).await,
+        Command::Destroy { name, yes, dry_run } => destroy::run(&global, &name, yes, dry_run).await,
         Command::Scale {
             name,
             managers,
             workers,
             force,
+            dry_run,
         } => {
-            scale::run(
-                &global,
-                &name,
-                scale::Change::Counts { managers, workers },
-                force,
-            )
-            .await
+            let change = scale::Change::Counts { managers, workers };
+            scale::run(&global, &name, change, scale::Flags { force, dry_run }).await
         }
-        Command::Nodes(NodesCommand::Add { name, role, count }) => {
-            scale::run(&global, &name, scale::Change::Add { role, count }, false).await
+        Command::Nodes(NodesCommand::Add {
+            name,
+            role,
+            count,
+            force,
+            dry_run,
+        }) => {
+            let change = scale::Change::Add { role, count };
+            scale::run(&global, &name, change, scale::Flags { force, dry_run }).await
         }
-        Command::Nodes(NodesCommand::Remove { name, nodes, force }) => {
-            scale::run(&global, &name, scale::Change::Remove { nodes }, force).await
+        Command::Nodes(NodesCommand::Remove {
+            name,
+            nodes,
+            force,
+            dry_run,
+        }) => {
+            let change = scale::Change::Remove { nodes };
+            scale::run(&global, &name, change, scale::Flags { force, dry_run }).await
         }
         Command::Heal { name, all, dry_run } => {
             heal::run(&global, name.as_deref(), all, dry_run).await

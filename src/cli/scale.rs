@@ -11,7 +11,7 @@ use super::Global;
 use crate::controller::quorum::{check_manager_change, check_mesos_master_growth};
 use crate::progress;
 use crate::spec;
-use crate::state::{ClusterLock, ClusterRecord};
+use crate::state::ClusterRecord;
 
 /// What the user asked to change.
 pub enum Change {
@@ -28,9 +28,19 @@ pub enum Change {
     },
 }
 
-pub async fn run(global: &Global, name: &str, change: Change, force: bool) -> Result<()> {
-    let session = Session::open(global)?;
-    let _lock = ClusterLock::acquire(name, &session.paths.lock(name))?;
+/// The command's switches.
+#[derive(Debug, Clone, Copy)]
+pub struct Flags {
+    /// Allow a change that could lose quorum, or counts above the maximums.
+    pub force: bool,
+    /// Print the plan and change nothing.
+    pub dry_run: bool,
+}
+
+pub async fn run(global: &Global, name: &str, change: Change, flags: Flags) -> Result<()> {
+    let Flags { force, dry_run } = flags;
+    let session = Session::open_unless_dry(global, dry_run)?;
+    let _lock = session.lock_unless_dry(name, dry_run)?;
     let mut record = session.cluster_to_change(name)?;
     let nodes = session.store.nodes(name)?;
 
@@ -98,12 +108,18 @@ pub async fn run(global: &Global, name: &str, change: Change, force: bool) -> Re
             );
         }
     }
+    spec::check_counts(&record.spec, force)?;
     let reporter = progress::for_stderr();
     for warning in spec::validate(&record.spec)? {
         reporter.note(&format!("warning: {warning}"));
     }
 
     let provider = connect_provider(&record.spec, None).await?;
+    if dry_run {
+        return session
+            .print_dry_run(global, &record, provider, &leaving)
+            .await;
+    }
     // Desired state first, so a crash from here on is finished by the next run.
     session.store.put_cluster(&record)?;
     for n in &leaving {

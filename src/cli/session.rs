@@ -12,11 +12,13 @@ use provision_provider_openstack::{OpenStackOptions, OpenStackProvider};
 use super::Global;
 use crate::bootstrap::client_files::write_client_files;
 use crate::bootstrap::Scripts;
-use crate::controller::{ClusterContext, Controller, ConvergeReport};
+use crate::controller::{clear_node_backoff, ClusterContext, Controller, ConvergeReport};
 use crate::orchestrator;
-use crate::progress::Reporter;
+use crate::progress::{LogReporter, Reporter};
 use crate::spec::{Cloud, ClusterSpec};
-use crate::state::{ClusterRecord, NodeRecord, SqliteStore, StatePaths, Store};
+use crate::state::{
+    ClusterLock, ClusterRecord, LockError, NodeRecord, SqliteStore, StatePaths, Store,
+};
 
 pub struct Session {
     pub paths: StatePaths,
@@ -32,6 +34,46 @@ impl Session {
             paths,
             store: Arc::new(store),
         })
+    }
+
+    /// The state store if it exists, never creating it (for `--dry-run`,
+    /// which writes nothing): `None` when there is no state yet.
+    pub fn open_existing(global: &Global) -> Result<Option<Session>> {
+        let paths =
+            StatePaths::resolve(global.state.clone()).context("finding the state directory")?;
+        if !paths.db().exists() {
+            return Ok(None);
+        }
+        Self::open(global).map(Some)
+    }
+
+    /// [`Session::open`] for a command that changes nothing on `--dry-run`:
+    /// then a missing state store is an error, not created.
+    pub fn open_unless_dry(global: &Global, dry_run: bool) -> Result<Session> {
+        if !dry_run {
+            return Self::open(global);
+        }
+        Self::open_existing(global)?.ok_or_else(|| {
+            anyhow!(
+                "there is no state store at {} yet, so no cluster to plan for: create one first, or give --state",
+                StatePaths::resolve(global.state.clone())
+                    .map(|p| p.db().display().to_string())
+                    .unwrap_or_default()
+            )
+        })
+    }
+
+    /// Takes the cluster's lock for a command that changes it; a dry run
+    /// changes nothing and takes none.
+    pub fn lock_unless_dry(
+        &self,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<Option<ClusterLock>, LockError> {
+        if dry_run {
+            return Ok(None);
+        }
+        ClusterLock::acquire(name, &self.paths.lock(name)).map(Some)
     }
 
     /// The cluster's record, or an error saying how to see the known ones.
@@ -97,6 +139,37 @@ impl Session {
             )
         })?;
         Ok((report, nodes))
+    }
+}
+
+impl Session {
+    /// Prints what the next run would do to `record` (the cluster as the
+    /// command would leave it, `leaving` its nodes the command removes) and
+    /// changes nothing: the records are changed in memory only, as a
+    /// person's command changes them (backoff cleared).
+    pub async fn print_dry_run(
+        &self,
+        global: &Global,
+        record: &ClusterRecord,
+        provider: Arc<dyn Provider>,
+        leaving: &[String],
+    ) -> Result<()> {
+        let name = &record.spec.name;
+        let ctx = ClusterContext::new(&self.paths, record.clone())?;
+        let mut records = self.store.nodes(name)?;
+        for n in &mut records {
+            clear_node_backoff(n);
+            if leaving.contains(&n.name) {
+                n.retiring = true;
+            }
+        }
+        let controller = self.controller(global, provider, &record.spec, Arc::new(LogReporter));
+        let dry = controller
+            .dry_run(&ctx, &records)
+            .await
+            .with_context(|| format!("planning cluster {name} (dry run)"))?;
+        super::dry_run::print(name, &dry);
+        Ok(())
     }
 }
 

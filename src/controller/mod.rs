@@ -15,5 +15,6 @@ pub mod quorum;
 mod reconcile;
 
 pub use context::{cluster_ref, ClusterContext, Controller, ControllerError};
+pub(crate) use observe::unix_now;
 pub use plan::{plan, Action, Observed, Plan, Probe};
-pub use reconcile::ConvergeReport;
+pub use reconcile::{clear_node_backoff, ConvergeReport, DryRun};

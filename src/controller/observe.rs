@@ -19,10 +19,41 @@ use crate::state::{Health, NodeRecord};
 const PROBE_DEADLINE: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whether an observation records the host key of a node met for the first
+/// time (trust on first use). A dry run records nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstContact {
+    Record,
+    Forget,
+}
+
 impl Controller {
     /// Opens a shell on a node: waits up to `wait` for SSH when given,
     /// otherwise tries once. Records the host key on first contact.
     pub(crate) async fn open_shell(
+        &self,
+        ctx: &ClusterContext,
+        record: &NodeRecord,
+        addresses: &Addresses,
+        wait: Option<Duration>,
+    ) -> Result<NodeShell, ControllerError> {
+        let shell = self.connect_shell(ctx, record, addresses, wait).await?;
+        if record.host_key.is_none() && !shell.host_key().is_empty() {
+            // Trust on first use: re-read the row so a concurrent writer of
+            // other columns is not overwritten with stale values.
+            let mut latest = self
+                .store
+                .node(ctx.name(), &record.name)?
+                .unwrap_or_else(|| record.clone());
+            latest.host_key = Some(shell.host_key().to_string());
+            self.store.put_node(&latest)?;
+        }
+        Ok(shell)
+    }
+
+    /// [`Controller::open_shell`] without recording a host key met for the
+    /// first time.
+    async fn connect_shell(
         &self,
         ctx: &ClusterContext,
         record: &NodeRecord,
@@ -44,16 +75,6 @@ impl Controller {
                 SshSession::connect(&target, ctx.key.private(), recorded, CONNECT_TIMEOUT).await?
             }
         };
-        if record.host_key.is_none() && !session.host_key().is_empty() {
-            // Trust on first use: re-read the row so a concurrent writer of
-            // other columns is not overwritten with stale values.
-            let mut latest = self
-                .store
-                .node(ctx.name(), &record.name)?
-                .unwrap_or_else(|| record.clone());
-            latest.host_key = Some(session.host_key().to_string());
-            self.store.put_node(&latest)?;
-        }
         let context = script_context(&ctx.record, record, addresses);
         Ok(NodeShell::new(
             session,
@@ -70,9 +91,13 @@ impl Controller {
         ctx: &ClusterContext,
         record: &NodeRecord,
         addresses: &Addresses,
+        first_contact: FirstContact,
     ) -> (Probe, Option<NodeShell>) {
         let attempt = async {
-            let shell = self.open_shell(ctx, record, addresses, None).await?;
+            let shell = match first_contact {
+                FirstContact::Record => self.open_shell(ctx, record, addresses, None).await?,
+                FirstContact::Forget => self.connect_shell(ctx, record, addresses, None).await?,
+            };
             let probe = self.orchestrator.probe(&shell).await?;
             Ok::<_, ControllerError>((probe, shell))
         };
@@ -98,16 +123,18 @@ impl Controller {
         ctx: &ClusterContext,
     ) -> Result<(Vec<NodeRecord>, Observed), ControllerError> {
         let records = self.store.nodes(ctx.name())?;
-        let observed = self.look(ctx, &records).await?;
+        let observed = self.look(ctx, &records, FirstContact::Record).await?;
         let records = self.record_observation(ctx, &observed)?;
         Ok((records, observed))
     }
 
-    /// The observation alone, written nowhere (for `--dry-run`).
+    /// The observation alone, written nowhere but (with
+    /// [`FirstContact::Record`]) the host keys of nodes met for the first time.
     pub async fn look(
         &self,
         ctx: &ClusterContext,
         records: &[NodeRecord],
+        first_contact: FirstContact,
     ) -> Result<Observed, ControllerError> {
         let listed = self.provider.list_machines(&ctx.cluster).await?;
         let (machines, duplicates) = one_machine_per_node(records, listed);
@@ -121,7 +148,7 @@ impl Controller {
                 return None;
             }
             Some(async move {
-                let (probe, shell) = self.probe_node(ctx, r, &addresses).await;
+                let (probe, shell) = self.probe_node(ctx, r, &addresses, first_contact).await;
                 (r.name.clone(), probe, shell)
             })
         }))

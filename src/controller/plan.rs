@@ -137,6 +137,14 @@ impl Plan {
         self.actions.is_empty()
     }
 
+    /// Whether the pass creates (or starts) a machine, so the cloud
+    /// prerequisites must exist first.
+    pub fn creates_machines(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateMachine { .. }))
+    }
+
     /// Human-readable lines, one an action, for `--dry-run` and logs.
     pub fn describe(&self) -> Vec<String> {
         self.actions.iter().map(Action::describe).collect()

@@ -2,16 +2,44 @@
 
 use std::time::Instant;
 
-use provision_provider::Recorder;
+use provision_provider::{Apply, Provider, Recorder};
 use tracing::{info, warn};
 
 use super::context::{ClusterContext, Controller, ControllerError};
-use super::observe::unix_now;
-use super::plan::{plan, Action, Plan};
-use crate::state::{Health, NodePhase};
+use super::observe::{unix_now, FirstContact};
+use super::plan::{plan, Plan};
+use crate::state::{Health, NodePhase, NodeRecord};
 
 /// Passes after which a plan that keeps coming back is reported, not retried.
 const MAX_PASSES: usize = 8;
+
+/// What `--dry-run` shows: the same planner's plan for the next pass, from
+/// an observation that wrote nothing.
+#[derive(Debug, Clone, Default)]
+pub struct DryRun {
+    /// Firewall rules the run would add or revoke, in words.
+    pub firewall: Vec<String>,
+    /// Kinds of cloud resource made first when missing (the plan creates machines).
+    pub prerequisites: &'static [&'static str],
+    pub plan: Plan,
+}
+
+impl DryRun {
+    /// The dry run of `plan`, naming `provider`'s prerequisites when the
+    /// plan creates machines (they are made first, when missing).
+    pub fn new(plan: Plan, firewall: Vec<String>, provider: &dyn Provider) -> DryRun {
+        let prerequisites = if plan.creates_machines() {
+            provider.prerequisite_kinds()
+        } else {
+            &[]
+        };
+        DryRun {
+            firewall,
+            prerequisites,
+            plan,
+        }
+    }
+}
 
 /// What a converge run did.
 #[derive(Debug, Default, Clone)]
@@ -32,9 +60,7 @@ impl Controller {
     /// who is the one `max_start_attempts` stops the daemon for.
     pub fn clear_backoff(&self, ctx: &ClusterContext) -> Result<(), ControllerError> {
         for mut n in self.store.nodes(ctx.name())? {
-            if n.retry_at.is_some() || n.start_attempt > 1 {
-                n.retry_at = None;
-                n.start_attempt = 1;
+            if clear_node_backoff(&mut n) {
                 self.store.put_node(&n)?;
             }
         }
@@ -44,7 +70,11 @@ impl Controller {
     /// Brings the cloud's firewall to the spec's (an admin's removal, a
     /// changed `ssh_from`), recording each change as an event.
     async fn reconcile_firewall(&self, ctx: &ClusterContext) -> Result<(), ControllerError> {
-        for change in self.provider.reconcile_firewall(&ctx.cluster).await? {
+        for change in self
+            .provider
+            .reconcile_firewall(&ctx.cluster, Apply::Changes)
+            .await?
+        {
             info!(cluster = %ctx.name(), "{change}");
             self.reporter.note(&change);
             self.event(ctx, None, &change);
@@ -52,11 +82,22 @@ impl Controller {
         Ok(())
     }
 
-    /// Observes and plans once, changing nothing (for `--dry-run`).
-    pub async fn plan_once(&self, ctx: &ClusterContext) -> Result<Plan, ControllerError> {
-        let records = self.store.nodes(ctx.name())?;
-        let observed = self.look(ctx, &records).await?;
-        Ok(plan(&ctx.record.spec, &records, &observed, unix_now()))
+    /// What the next run would do, changing nothing: no state write, no
+    /// host key recorded, no cloud call but lists (for `--dry-run`).
+    /// `ctx.record` and `records` are the cluster as the command would
+    /// leave them (a scale's new counts, its leaving nodes marked retiring).
+    pub async fn dry_run(
+        &self,
+        ctx: &ClusterContext,
+        records: &[NodeRecord],
+    ) -> Result<DryRun, ControllerError> {
+        let firewall = self
+            .provider
+            .reconcile_firewall(&ctx.cluster, Apply::DryRun)
+            .await?;
+        let observed = self.look(ctx, records, FirstContact::Forget).await?;
+        let plan = plan(&ctx.record.spec, records, &observed, unix_now());
+        Ok(DryRun::new(plan, firewall, self.provider.as_ref()))
     }
 
     /// Records each note as an event, unless it is the cluster's latest one
@@ -123,11 +164,7 @@ impl Controller {
             if remaining.is_zero() {
                 break;
             }
-            if plan
-                .actions
-                .iter()
-                .any(|a| matches!(a, Action::CreateMachine { .. }))
-            {
+            if plan.creates_machines() {
                 let recorder = StateRecorder { ctl: self, ctx };
                 self.provider
                     .ensure_prerequisites(&ctx.cluster, &recorder)
@@ -157,6 +194,15 @@ impl Controller {
             })
         }
     }
+}
+
+/// [`Controller::clear_backoff`] for one record, in memory; whether it
+/// changed anything (a dry run applies it to its copy of the records).
+pub fn clear_node_backoff(n: &mut NodeRecord) -> bool {
+    let changed = n.retry_at.is_some() || n.start_attempt > 1;
+    n.retry_at = None;
+    n.start_attempt = 1;
+    changed
 }
 
 /// Puts what a provider makes into state the moment it exists, and its

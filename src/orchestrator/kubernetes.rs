@@ -186,9 +186,7 @@ impl Orchestrator for Kubernetes {
     }
 
     async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
-        let out = node
-            .run("kubernetes/probe.sh", &[], None, Output::Quiet)
-            .await?;
+        let out = node.query("kubernetes/probe.sh").await?;
         Ok(parse_probe(&out))
     }
 
@@ -239,9 +237,7 @@ impl Orchestrator for Kubernetes {
     }
 
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError> {
-        let out = manager
-            .run("kubernetes/members.sh", &[], None, Output::Quiet)
-            .await?;
+        let out = manager.query("kubernetes/members.sh").await?;
         parse_members(&out).map_err(|message| {
             ShellError::unreadable(manager.node(), "kubernetes/members.sh", message)
         })

@@ -149,9 +149,7 @@ impl Mesos {
     /// The agent id the masters hold for `host`, empty when they list none
     /// (a DOWN machine's agent is removed from `/master/slaves`).
     async fn agent_id(&self, manager: &NodeShell, host: &str) -> Result<String, ShellError> {
-        let out = manager
-            .run("mesos/members.sh", &[], None, Output::Quiet)
-            .await?;
+        let out = manager.query("mesos/members.sh").await?;
         let agents = agents_of(&out).map_err(|m| unreadable(manager, "mesos/members.sh", m))?;
         let id = agents
             .into_iter()
@@ -195,7 +193,7 @@ impl Orchestrator for Mesos {
     }
 
     async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
-        let out = node.run("mesos/probe.sh", &[], None, Output::Quiet).await?;
+        let out = node.query("mesos/probe.sh").await?;
         Ok(parse_probe(&out))
     }
 
@@ -236,9 +234,7 @@ impl Orchestrator for Mesos {
     }
 
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError> {
-        let out = manager
-            .run("mesos/members.sh", &[], None, Output::Quiet)
-            .await?;
+        let out = manager.query("mesos/members.sh").await?;
         parse_members(&out).map_err(|m| unreadable(manager, "mesos/members.sh", m))
     }
 

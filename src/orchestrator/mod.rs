@@ -162,6 +162,14 @@ pub(crate) fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+/// Every variable an orchestrator's `client_env` sets, for `env --unset`.
+pub const CLIENT_ENV_KEYS: &[&str] = &[
+    "DOCKER_HOST",
+    "KUBECONFIG",
+    "MESOS_MASTER_URL",
+    "MARATHON_URL",
+];
+
 /// File name of the saved client configuration in the cluster's directory.
 pub const CLIENT_CONFIG_FILE: &str = "kubeconfig";
 

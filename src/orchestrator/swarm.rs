@@ -103,7 +103,7 @@ impl Orchestrator for Swarm {
     }
 
     async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
-        let out = node.run("swarm/probe.sh", &[], None, Output::Quiet).await?;
+        let out = node.query("swarm/probe.sh").await?;
         Ok(parse_probe(&out))
     }
 
@@ -140,9 +140,7 @@ impl Orchestrator for Swarm {
     }
 
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError> {
-        let out = manager
-            .run("swarm/members.sh", &[], None, Output::Quiet)
-            .await?;
+        let out = manager.query("swarm/members.sh").await?;
         parse_members(&out)
             .map_err(|message| ShellError::unreadable(manager.node(), "swarm/members.sh", message))
     }

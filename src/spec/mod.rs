@@ -389,6 +389,80 @@ pub enum SpecError {
 }
 
 /// Checks the values no cloud call can fix; returns warnings to show.
+/// Most managers taken without `--force`: Docker recommends at most seven
+/// (each one takes part in every Raft write); nine leaves room for an odd
+/// count above that on purpose.
+pub const MAX_MANAGERS: u32 = 9;
+/// Most workers taken without `--force`: a count this large is more often a
+/// typo (`--workers 1000` for 100) than a plan, and each one is a machine.
+pub const MAX_WORKERS: u32 = 500;
+
+/// Refuses counts beyond [`MAX_MANAGERS`] / [`MAX_WORKERS`] unless `force`.
+/// Checked where a person sets counts (create, scale, nodes add), not on a
+/// stored spec, so a cluster made with `--force` stays valid.
+pub fn check_counts(spec: &ClusterSpec, force: bool) -> Result<(), SpecError> {
+    if force {
+        return Ok(());
+    }
+    if spec.managers > MAX_MANAGERS {
+        return Err(SpecError::Field {
+            field: "managers".into(),
+            message: format!(
+                "{} managers make Raft slow (Docker recommends at most seven): use 3, 5 or 7 and \
+                 add workers instead, or add --force to have more than {MAX_MANAGERS}",
+                spec.managers
+            ),
+        });
+    }
+    if spec.workers > MAX_WORKERS {
+        return Err(SpecError::Field {
+            field: "workers".into(),
+            message: format!(
+                "{} workers is more than {MAX_WORKERS}, each one a machine: check the number, and \
+                 add --force if it is meant",
+                spec.workers
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Durations below this are refused: a zero or sub-second wait means "never
+/// wait" (a converge that gives up at once, a lost node replaced on one look).
+pub const MIN_DURATION: Duration = Duration::from_secs(1);
+
+fn check_durations(spec: &ClusterSpec) -> Result<(), SpecError> {
+    if spec.health.max_start_attempts == 0 {
+        return Err(SpecError::Field {
+            field: "health.max_start_attempts".into(),
+            message: "0 would never start a node: write 1 or more (the default is 3)".into(),
+        });
+    }
+    let t = &spec.timeouts;
+    let h = &spec.health;
+    let all = [
+        ("timeouts.ssh", t.ssh),
+        ("timeouts.script", t.script),
+        ("timeouts.converge", t.converge),
+        ("health.ssh_timeout", h.ssh_timeout),
+        ("health.not_ready_timeout", h.not_ready_timeout),
+        ("health.startup_timeout", h.startup_timeout),
+        ("health.remediation_backoff", h.remediation_backoff),
+        ("health.lost_timeout", h.lost_timeout),
+        ("health.busy_timeout", h.busy_timeout),
+    ];
+    match all.iter().find(|(_, d)| *d < MIN_DURATION) {
+        Some((field, d)) => Err(SpecError::Field {
+            field: (*field).into(),
+            message: format!(
+                "{} is below the minimum of 1s: write a duration like 30s or 5m",
+                humantime::format_duration(*d)
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
     validate_cluster_name(&spec.name)?;
     let mut warnings = Vec::new();
@@ -400,15 +474,14 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
                     .into(),
         });
     }
-    if spec.managers > 9 {
-        return Err(SpecError::Field {
-            field: "managers".into(),
-            message: format!(
-                "{} managers make Raft slow; use 3, 5 or 7 and add workers instead",
-                spec.managers
-            ),
-        });
+    if spec.managers > 7 {
+        warnings.push(format!(
+            "{} managers: every manager takes part in each Raft write, so more than 7 slow the \
+             cluster down (Docker recommends at most seven); add workers instead",
+            spec.managers
+        ));
     }
+    check_durations(spec)?;
     if spec.managers % 2 == 0 {
         warnings.push(format!(
             "{} managers tolerate no more failures than {}: an odd count is better for quorum",
@@ -541,6 +614,44 @@ mod tests {
     fn zero_managers_is_refused_with_the_field_named() {
         let err = validate(&spec(0)).unwrap_err().to_string();
         assert!(err.starts_with("managers:"), "{err}");
+    }
+
+    #[test]
+    fn counts_above_the_maximums_need_force() {
+        let mut s = spec(MAX_MANAGERS);
+        assert!(check_counts(&s, false).is_ok());
+        s.managers = MAX_MANAGERS + 2;
+        let err = check_counts(&s, false).unwrap_err().to_string();
+        assert!(
+            err.starts_with("managers:") && err.contains("--force"),
+            "{err}"
+        );
+        assert!(check_counts(&s, true).is_ok());
+        // Still valid once stored: the daemon must not refuse a forced spec.
+        assert!(validate(&s).unwrap()[0].contains("at most seven"));
+        let mut s = spec(3);
+        s.workers = MAX_WORKERS + 1;
+        let err = check_counts(&s, false).unwrap_err().to_string();
+        assert!(
+            err.starts_with("workers:") && err.contains("--force"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn durations_below_one_second_are_refused_with_the_field_named() {
+        let mut s = spec(1);
+        s.health.lost_timeout = Duration::ZERO;
+        let err = validate(&s).unwrap_err().to_string();
+        assert!(err.starts_with("health.lost_timeout:"), "{err}");
+        let mut s = spec(1);
+        s.timeouts.converge = Duration::from_millis(500);
+        let err = validate(&s).unwrap_err().to_string();
+        assert!(err.starts_with("timeouts.converge:"), "{err}");
+        let mut s = spec(1);
+        s.health.max_start_attempts = 0;
+        let err = validate(&s).unwrap_err().to_string();
+        assert!(err.starts_with("health.max_start_attempts:"), "{err}");
     }
 
     #[test]

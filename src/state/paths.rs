@@ -66,6 +66,20 @@ impl StatePaths {
         self.cluster_dir(cluster).join("known_hosts")
     }
 
+    /// The directory `provision env` puts first on PATH: it holds the
+    /// cluster's `ssh` wrapper, which the docker CLI runs for `ssh://`.
+    pub fn client_bin(&self, cluster: &str) -> PathBuf {
+        self.cluster_dir(cluster).join("bin")
+    }
+
+    /// Whether `dir` is some cluster's [`StatePaths::client_bin`] here.
+    pub fn is_client_bin(&self, dir: &Path) -> bool {
+        dir.parent()
+            .and_then(Path::parent)
+            .is_some_and(|clusters| clusters == self.root.join("clusters"))
+            && dir.file_name().is_some_and(|n| n == "bin")
+    }
+
     pub fn node_log(&self, cluster: &str, node: &str) -> PathBuf {
         self.cluster_dir(cluster)
             .join("logs")

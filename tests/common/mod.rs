@@ -114,6 +114,23 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Every row of every table of the state file, read-only: two dumps
+    /// are equal when nothing in state changed.
+    pub fn state_dump(&self) -> String {
+        let script = "import sqlite3, sys\n\
+            c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n\
+            for (t,) in c.execute(\"SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name\"):\n\
+            \x20   for row in sorted(map(repr, c.execute(f'SELECT * FROM \"{t}\"'))):\n\
+            \x20       print(t, row)";
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(self.state())
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "{}", output_text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--state").arg(self.state());

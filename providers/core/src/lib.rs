@@ -43,6 +43,25 @@ impl Recorder for LogRecorder {
     }
 }
 
+/// Whether a step that can change the cloud does so, or only says what it
+/// would change (`--dry-run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apply {
+    Changes,
+    DryRun,
+}
+
+impl Apply {
+    /// The words for a change, as done or as it would be done:
+    /// `firewall: added X` / `firewall: would add X`.
+    pub fn describe(self, subject: &str, done: &str, would: &str, what: &str) -> String {
+        match self {
+            Apply::Changes => format!("{subject} {done} {what}"),
+            Apply::DryRun => format!("{subject} would {would} {what}"),
+        }
+    }
+}
+
 /// One cloud: the operations the controller needs, and nothing more.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -70,11 +89,19 @@ pub trait Provider: Send + Sync {
     /// port dropped from the template); rules anyone else added are left
     /// alone. Returns each change in words, for the cluster's events. One
     /// listing when nothing changes; none for a cloud without a firewall.
+    /// With [`Apply::DryRun`] it only lists, and says what it would change.
     async fn reconcile_firewall(
         &self,
         _cluster: &ClusterRef,
+        _apply: Apply,
     ) -> Result<Vec<String>, ProviderError> {
         Ok(Vec::new())
+    }
+
+    /// The kinds of cloud resource `ensure_prerequisites` makes when they
+    /// are missing (`security group`, `key pair`…), for a dry run to name.
+    fn prerequisite_kinds(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// Creates the machine, or returns the existing one of the same node

@@ -6,6 +6,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::Client;
+use aws_smithy_http_client::tls;
 use provision_provider::ProviderError;
 
 use crate::errors::CLOUD;
@@ -15,7 +16,14 @@ use crate::settings::Ec2Settings;
 /// top. Throttling and 5xx are retried by the SDK's standard mode
 /// (exponential backoff with full jitter); every call has a deadline.
 pub async fn connect(settings: &Ec2Settings) -> Result<Client, ProviderError> {
+    // rustls on ring, with the system's root certificates (see Cargo.toml).
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(6)

@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{
     Image, IpPermission, IpRange, KeyPairInfo, PlacementGroup, PlacementStrategy, ResourceType,
     SecurityGroup, UserIdGroupPair,
 };
-use provision_provider::{ClusterRef, Firewall, PortRule, ProviderError, Recorder};
+use provision_provider::{Apply, ClusterRef, Firewall, PortRule, ProviderError, Recorder};
 use tracing::info;
 
 use crate::errors::{call_error, has_code};
@@ -329,6 +329,7 @@ impl Ec2Provider {
     pub(crate) async fn reconcile_security_group(
         &self,
         cluster: &ClusterRef,
+        apply: Apply,
     ) -> Result<Vec<String>, ProviderError> {
         let groups = self.cluster_security_groups(cluster).await?;
         let Some(group) = groups.first() else {
@@ -339,15 +340,18 @@ impl Ec2Provider {
         let unwanted = unwanted_rules(group_id, &cluster.firewall, group);
         let mut changes: Vec<String> = missing
             .iter()
-            .map(|p| format!("firewall: added {}", describe_permission(p)))
+            .map(|p| apply.describe("firewall:", "added", "add", &describe_permission(p)))
             .collect();
+        changes.extend(
+            unwanted
+                .iter()
+                .map(|p| apply.describe("firewall:", "revoked", "revoke", &describe_permission(p))),
+        );
+        if apply == Apply::DryRun {
+            return Ok(changes);
+        }
         self.authorize(group_id, missing).await?;
         if !unwanted.is_empty() {
-            changes.extend(
-                unwanted
-                    .iter()
-                    .map(|p| format!("firewall: revoked {}", describe_permission(p))),
-            );
             self.count("RevokeSecurityGroupIngress");
             match self
                 .client

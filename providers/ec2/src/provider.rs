@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::InstanceStateName;
 use aws_sdk_ec2::Client;
 use provision_provider::{
-    ClusterRef, LogRecorder, Machine, MachineSpec, PerCluster, Provider, ProviderError, Recorder,
+    Apply, ClusterRef, LogRecorder, Machine, MachineSpec, PerCluster, Provider, ProviderError,
+    Recorder,
 };
 use tracing::debug;
 
@@ -97,6 +98,14 @@ impl Provider for Ec2Provider {
         Ok(())
     }
 
+    fn prerequisite_kinds(&self) -> &'static [&'static str] {
+        &[
+            "key-pair",
+            "security-group (with its rules)",
+            "placement-group",
+        ]
+    }
+
     async fn ensure_prerequisites(
         &self,
         cluster: &ClusterRef,
@@ -105,8 +114,12 @@ impl Provider for Ec2Provider {
         self.prerequisites(cluster, recorder).await.map(|_| ())
     }
 
-    async fn reconcile_firewall(&self, cluster: &ClusterRef) -> Result<Vec<String>, ProviderError> {
-        self.reconcile_security_group(cluster).await
+    async fn reconcile_firewall(
+        &self,
+        cluster: &ClusterRef,
+        apply: Apply,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.reconcile_security_group(cluster, apply).await
     }
 
     async fn create_machine(

@@ -362,6 +362,10 @@ impl Provider for LocalProvider {
         CLOUD
     }
 
+    fn prerequisite_kinds(&self) -> &'static [&'static str] {
+        &["node image (built when missing)", "network"]
+    }
+
     async fn ensure_prerequisites(
         &self,
         cluster: &ClusterRef,

@@ -4,7 +4,7 @@
 //! by that name first (a re-run finishes, never duplicates), and reported
 //! to the recorder the moment it exists.
 
-use provision_provider::{ClusterRef, Firewall, PortRule, ProviderError, Recorder};
+use provision_provider::{Apply, ClusterRef, Firewall, PortRule, ProviderError, Recorder};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -303,6 +303,7 @@ impl OpenStackProvider {
     pub(crate) async fn reconcile_security_group(
         &self,
         cluster: &ClusterRef,
+        apply: Apply,
     ) -> Result<Vec<String>, ProviderError> {
         let Some(group) = self
             .cluster_security_groups(cluster)
@@ -313,6 +314,7 @@ impl OpenStackProvider {
             return Ok(Vec::new());
         };
         let missing = missing_rules(&group.id, &cluster.firewall, &group.security_group_rules);
+        let unwanted = unwanted_rules(&group.id, &cluster.firewall, &group.security_group_rules);
         let mut changes: Vec<String> = missing
             .iter()
             .map(|r| {
@@ -320,19 +322,33 @@ impl OpenStackProvider {
                 let from = r["remote_ip_prefix"]
                     .as_str()
                     .unwrap_or("the cluster's members");
-                format!(
-                    "firewall: added {}",
-                    describe_rule(
-                        r["protocol"].as_str(),
-                        r["port_range_min"].as_u64().map(|p| p as u16),
-                        r["port_range_max"].as_u64().map(|p| p as u16),
-                        from
-                    )
-                )
+                let rule = describe_rule(
+                    r["protocol"].as_str(),
+                    r["port_range_min"].as_u64().map(|p| p as u16),
+                    r["port_range_max"].as_u64().map(|p| p as u16),
+                    from,
+                );
+                apply.describe("firewall:", "added", "add", &rule)
             })
             .collect();
+        changes.extend(unwanted.iter().map(|rule| {
+            let from = rule
+                .remote_ip_prefix
+                .as_deref()
+                .unwrap_or("the cluster's members");
+            let what = describe_rule(
+                rule.protocol.as_deref(),
+                rule.port_range_min,
+                rule.port_range_max,
+                from,
+            );
+            apply.describe("firewall:", "revoked", "revoke", &what)
+        }));
+        if apply == Apply::DryRun {
+            return Ok(changes);
+        }
         self.add_rules(&group.id, cluster, missing).await?;
-        for rule in unwanted_rules(&group.id, &cluster.firewall, &group.security_group_rules) {
+        for rule in unwanted {
             self.api
                 .network(
                     "DeleteSecurityGroupRule",
@@ -341,19 +357,6 @@ impl OpenStackProvider {
                     Request::absent_ok(),
                 )
                 .await?;
-            let from = rule
-                .remote_ip_prefix
-                .as_deref()
-                .unwrap_or("the cluster's members");
-            changes.push(format!(
-                "firewall: revoked {}",
-                describe_rule(
-                    rule.protocol.as_deref(),
-                    rule.port_range_min,
-                    rule.port_range_max,
-                    from
-                )
-            ));
         }
         Ok(changes)
     }

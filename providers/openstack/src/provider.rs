@@ -4,7 +4,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use provision_provider::{
-    ClusterRef, LogRecorder, Machine, MachineSpec, PerCluster, Provider, ProviderError, Recorder,
+    Apply, ClusterRef, LogRecorder, Machine, MachineSpec, PerCluster, Provider, ProviderError,
+    Recorder,
 };
 use tracing::info;
 
@@ -96,6 +97,10 @@ impl Provider for OpenStackProvider {
         Ok(())
     }
 
+    fn prerequisite_kinds(&self) -> &'static [&'static str] {
+        &["keypair", "security-group (with its rules)", "server-group"]
+    }
+
     async fn ensure_prerequisites(
         &self,
         cluster: &ClusterRef,
@@ -105,8 +110,12 @@ impl Provider for OpenStackProvider {
         self.prerequisites(cluster, recorder).await.map(|_| ())
     }
 
-    async fn reconcile_firewall(&self, cluster: &ClusterRef) -> Result<Vec<String>, ProviderError> {
-        self.reconcile_security_group(cluster).await
+    async fn reconcile_firewall(
+        &self,
+        cluster: &ClusterRef,
+        apply: Apply,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.reconcile_security_group(cluster, apply).await
     }
 
     async fn create_machine(
