@@ -295,7 +295,7 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         format!("add manager {}-manager-1", fresh.name),
         format!("initialise the cluster on {}-manager-1", fresh.name),
         format!("join {}-worker-2 as worker", fresh.name),
-        "node image (built when missing), network".to_string(),
+        "the cluster's node image, network (each made when missing)".to_string(),
     ] {
         assert!(out.contains(&e), "should say {e:?}:\n{out}");
     }

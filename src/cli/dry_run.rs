@@ -20,7 +20,7 @@ fn lines(name: &str, dry: &DryRun) -> Vec<String> {
     }
     if !dry.prerequisites.is_empty() {
         out.push(format!(
-            "  - make sure the cloud has the cluster's {} (created when missing)",
+            "  - make sure the cloud has the cluster's {} (each made when missing)",
             dry.prerequisites.join(", ")
         ));
     }
@@ -57,7 +57,7 @@ mod tests {
             lines("web", &dry),
             vec![
                 "web: the next run would",
-                "  - make sure the cloud has the cluster's key-pair, security-group (created when missing)",
+                "  - make sure the cloud has the cluster's key-pair, security-group (each made when missing)",
                 "  - firewall: would add tcp 22 from 10.0.0.0/8",
                 "  - bootstrap web-worker-1 (SSH, install)",
                 "  note: managers leave one at a time",

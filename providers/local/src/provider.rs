@@ -363,7 +363,7 @@ impl Provider for LocalProvider {
     }
 
     fn prerequisite_kinds(&self) -> &'static [&'static str] {
-        &["node image (built when missing)", "network"]
+        &["node image", "network"]
     }
 
     async fn ensure_prerequisites(
