@@ -180,12 +180,24 @@ fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
     cloud.reset_calls();
     for args in [
         vec!["scale", c.name.as_str(), "--workers", "3", "--dry-run"],
-        vec!["nodes", "add", c.name.as_str(), "--role", "manager", "--count", "2", "--dry-run"],
+        vec![
+            "nodes",
+            "add",
+            c.name.as_str(),
+            "--role",
+            "manager",
+            "--count",
+            "2",
+            "--dry-run",
+        ],
         vec!["heal", c.name.as_str(), "--dry-run"],
         vec!["destroy", c.name.as_str(), "--dry-run"],
     ] {
         let out = c.ok(&args);
-        assert!(out.contains("Dry run: nothing was changed."), "{args:?}: {out}");
+        assert!(
+            out.contains("Dry run: nothing was changed."),
+            "{args:?}: {out}"
+        );
     }
     let (_, per_call) = cloud.calls();
     let writes: Vec<&String> = per_call
@@ -194,7 +206,10 @@ fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
         .keys()
         .filter(|call| call.split_whitespace().nth(1) != Some("GET"))
         .collect();
-    assert!(writes.is_empty(), "a dry run changed the cloud: {per_call:#}");
+    assert!(
+        writes.is_empty(),
+        "a dry run changed the cloud: {per_call:#}"
+    );
 
     // A worker's server fails: Nova's fault shows, the policy replaces it.
     let worker = servers

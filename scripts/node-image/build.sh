@@ -28,7 +28,7 @@ mirror="${PROVISION_DEBIAN_MIRROR:-}"
 
 die() { echo "error: $*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "building the node image needs root (debootstrap); run with sudo"
+[ "$(id -u)" = 0 ] || die "building the node image needs root (debootstrap): run it as root, or with sudo"
 command -v debootstrap >/dev/null || die "debootstrap is not installed: apt-get install debootstrap"
 command -v docker >/dev/null || die "the docker CLI is not installed: apt-get install docker.io"
 docker info >/dev/null 2>&1 || die "Docker is not running: start it (systemctl start docker, or dockerd &)"

@@ -106,6 +106,12 @@ fn run_command(sudo: &str, stored: &str, kept: &str) -> String {
     format!("{sudo}bash {stored}; rc=$?; {sudo}mv -f {stored} {kept}; exit $rc")
 }
 
+/// The command that runs a read-only script's text as one argument of
+/// `bash -c` (the remote shell unquotes it; nothing touches the disk).
+fn query_command(sudo: &str, text: &str) -> String {
+    format!("{sudo}bash -c {}", super::scripts::shell_quote(text))
+}
+
 /// A node reached over SSH, with what its scripts are rendered from.
 pub struct NodeShell {
     session: SshSession,
@@ -230,11 +236,7 @@ impl NodeShell {
     pub async fn query(&self, script: &str) -> Result<String, ShellError> {
         let text = self.render(script, &[])?;
         debug!(node = %self.node(), script, "running query");
-        let command = format!(
-            "{}bash -c {}",
-            self.sudo(),
-            super::scripts::shell_quote(&text)
-        );
+        let command = query_command(self.sudo(), &text);
         let run = async {
             let mut captured = Vec::new();
             let code = self
@@ -368,6 +370,17 @@ fn last_lines(text: &str, n: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_reaches_bash_as_written() {
+        // The remote end runs the command through a shell, as sshd does.
+        let text = "#!/bin/bash\nx='it'\"s\"\necho \"$x $((1 + 1))\" 'single'\n";
+        let out = std::process::Command::new("sh")
+            .args(["-c", &query_command("", text)])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "its 2 single\n");
+    }
 
     #[test]
     fn tokens_are_redacted() {
