@@ -88,7 +88,7 @@ fn replacements_whose_install_always_fails_stop_at_max_start_attempts() {
     let c = Cluster::new("fm-inst");
     // A bare image: every attempt must install the engine (a prepared image
     // would skip the install once Docker answers).
-    c.create_from_template("coe: swarm\nmanagers: 1\nworkers: 1\nhealth:\n  startup_timeout: 15s\n  remediation_backoff: 1s\n  max_start_attempts: 2\n",
+    c.create_from_template("coe: swarm\nmanagers: 1\nworkers: 1\nhealth:\n  startup_timeout: 15s\n  remediation_backoff: 1s\n  max_start_attempts: 3\n",
         &["--image", BARE_IMAGE],
     );
     let broken = c.dir().join("broken-scripts");
@@ -124,8 +124,11 @@ fn replacements_whose_install_always_fails_stop_at_max_start_attempts() {
     let names = containers(&c.name);
     // Manager, the good worker, and the last attempt kept for inspection.
     assert_eq!(names.len(), 3, "{names:?}\n{events}");
-    assert!(most <= 3, "at most one attempt at a time: {most} machines");
-    assert_eq!(remediations_in(&events), 1, "{events}");
+    // Within one pass the retired attempt's delete and the next attempt's
+    // create run side by side, so a sample can see both (4); attempts that
+    // piled up would make 5 by the third.
+    assert!(most <= 4, "attempts piled up: {most} machines");
+    assert_eq!(remediations_in(&events), 2, "{events}");
     assert!(
         metrics.contains(&format!(
             "provision_remediation_stalled_nodes{{cluster=\"{}\"}} 1",
@@ -140,11 +143,11 @@ fn replacements_whose_install_always_fails_stop_at_max_start_attempts() {
     assert_eq!(containers(&c.name).len(), 3);
     record_fault_row(FaultRow {
         id: "09",
-        fault: "replacements whose install always fails (max_start_attempts 2)",
+        fault: "replacements whose install always fails (max_start_attempts 3)",
         happened: format!(
-            "attempt 1 deleted when retired, attempt 2 kept and \"no further replacement\" event, stalled metric 1; at most {most} machines; `heal` after the fix formed the cluster"
+            "attempts 1 and 2 deleted when retired, attempt 3 kept and \"no further replacement\" event, stalled metric 1; at most {most} machines at once; `heal` after the fix formed the cluster"
         ),
-        remediations: "1".into(),
+        remediations: "2".into(),
         left_over: "none (the kept attempt was replaced by `heal`)".into(),
     });
 }

@@ -58,6 +58,19 @@ impl Metrics {
         }
     }
 
+    /// Drops the gauges of every cluster not in `clusters` (destroyed since
+    /// the last pass), so a dashboard stops showing nodes that are gone.
+    pub fn keep_clusters(&self, clusters: &[&str]) {
+        let mut inner = self.lock();
+        inner
+            .nodes_by_phase
+            .retain(|(c, _), _| clusters.contains(&c.as_str()));
+        inner
+            .nodes_by_health
+            .retain(|(c, _), _| clusters.contains(&c.as_str()));
+        inner.stalled.retain(|c, _| clusters.contains(&c.as_str()));
+    }
+
     pub fn forget_cluster(&self, cluster: &str) {
         let mut inner = self.lock();
         inner.nodes_by_phase.retain(|(c, _), _| c != cluster);
@@ -197,8 +210,15 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
     let listener = TcpListener::bind(addr).await?;
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, peer)) = listener.accept().await else {
-                continue;
+            let (mut socket, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) and the like: retrying at
+                    // once would spin a core; the passes need it more.
+                    debug!(error = %e, "metrics: accept failed; pausing");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    continue;
+                }
             };
             let metrics = metrics.clone();
             tokio::spawn(async move {
@@ -262,5 +282,19 @@ mod tests {
         assert!(text.contains("provision_reconcile_duration_seconds_count{cluster=\"web\"} 2\n"));
         assert!(text.contains("provision_reconcile_duration_seconds_sum{cluster=\"web\"} 2.000\n"));
         assert!(text.contains("provision_reconcile_failures_total{cluster=\"web\"} 1\n"));
+    }
+
+    #[test]
+    fn gauges_of_a_destroyed_cluster_disappear() {
+        let m = Metrics::default();
+        for cluster in ["web", "db"] {
+            m.set_nodes(cluster, &[("ready".into(), "healthy".into())]);
+            m.set_stalled(cluster, 1);
+        }
+        m.keep_clusters(&["db"]);
+        let text = m.render();
+        assert!(!text.contains("cluster=\"web\""), "{text}");
+        assert!(text.contains("provision_nodes{cluster=\"db\",phase=\"ready\"} 1\n"));
+        assert!(text.contains("provision_remediation_stalled_nodes{cluster=\"db\"} 1\n"));
     }
 }

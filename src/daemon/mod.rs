@@ -102,6 +102,8 @@ async fn run_pass(
         }
     };
     metrics.set_clusters(clusters.len() as u64);
+    let names: Vec<&str> = clusters.iter().map(|c| c.spec.name.as_str()).collect();
+    metrics.keep_clusters(&names);
     let outcomes = join_all(
         clusters
             .iter()

@@ -63,7 +63,13 @@ CREATE TABLE IF NOT EXISTS events (
     node    TEXT,
     message TEXT NOT NULL
 );
+-- Events are read and pruned per cluster, newest first.
+CREATE INDEX IF NOT EXISTS events_by_cluster ON events (cluster, seq);
 ";
+
+/// Events kept per cluster: older ones are deleted as new ones come, so a
+/// daemon that runs for months keeps a state file of bounded size.
+pub const EVENTS_KEPT: usize = 1000;
 
 /// The default store: one SQLite file, private to the user. WAL mode and a
 /// busy timeout let several processes share it; the per-cluster lock keeps
@@ -71,6 +77,7 @@ CREATE TABLE IF NOT EXISTS events (
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: String,
+    events_kept: usize,
 }
 
 fn now() -> String {
@@ -110,6 +117,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: shown,
+            events_kept: EVENTS_KEPT,
         })
     }
 
@@ -371,6 +379,11 @@ impl Store for SqliteStore {
             conn.execute(
                 "INSERT INTO events (cluster, at, node, message) VALUES (?1, ?2, ?3, ?4)",
                 params![cluster, now(), node, message],
+            )?;
+            conn.execute(
+                "DELETE FROM events WHERE cluster = ?1 AND seq <=
+                   (SELECT seq FROM events WHERE cluster = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+                params![cluster, self.events_kept as i64],
             )
             .map(|_| ())
         })
@@ -471,6 +484,32 @@ mod tests {
         store.put_node(&n).unwrap();
         let got = store.node("web", "web-worker-1").unwrap().unwrap();
         assert_eq!(got.addresses, n.addresses);
+    }
+
+    #[test]
+    fn only_the_newest_events_of_each_cluster_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        store.events_kept = 3;
+        for name in ["web", "db"] {
+            store.put_cluster(&record(name)).unwrap();
+        }
+        store.add_event("db", None, "db only").unwrap();
+        for i in 1..=5 {
+            store.add_event("web", None, &format!("e{i}")).unwrap();
+        }
+        let web: Vec<String> = store
+            .events("web", 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(web, ["e3", "e4", "e5"]);
+        assert_eq!(
+            store.events("db", 10).unwrap().len(),
+            1,
+            "another cluster's are kept"
+        );
     }
 
     #[test]
