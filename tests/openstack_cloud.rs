@@ -211,6 +211,30 @@ fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
         "a dry run changed the cloud: {per_call:#}"
     );
 
+    // The daemon keeps its cloud connection for its lifetime: pass after
+    // pass only the listings recur; what a new connection reads (the
+    // compute and network version documents) comes once.
+    cloud.reset_calls();
+    let mut daemon = Daemon::start(&c, "2s");
+    wait_until("4 daemon passes", Duration::from_secs(90), || {
+        std::fs::read_to_string(c.dir().join("daemon.log"))
+            .unwrap_or_default()
+            .contains("pass done pass=4 ")
+    });
+    assert!(daemon.stop(Duration::from_secs(15)));
+    let (total, per_call) = cloud.calls();
+    let listings = per_call["compute GET /v2.1/servers/detail"]
+        .as_u64()
+        .unwrap_or(0)
+        + per_call["network GET /v2.0/security-groups"]
+            .as_u64()
+            .unwrap_or(0);
+    assert!(listings >= 8, "{per_call:#}");
+    assert!(
+        total - listings <= 4,
+        "the daemon connected again each pass: {per_call:#}"
+    );
+
     // A worker's server fails: Nova's fault shows, the policy replaces it.
     let worker = servers
         .iter()

@@ -9,6 +9,7 @@
 //! next run, as after any crash.
 
 mod metrics;
+mod providers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,10 +60,11 @@ pub async fn run(global: &Global, options: DaemonOptions) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     info!(interval = ?options.interval, state = %session.paths.db().display(), "daemon started");
+    let providers = providers::Providers::default();
     let mut pass_no: u64 = 0;
     loop {
         pass_no += 1;
-        let pass = run_pass(global, &session, &metrics, pass_no);
+        let pass = run_pass(global, &session, &metrics, &providers, pass_no);
         let failed = tokio::select! {
             failed = pass => failed,
             _ = term.recv() => { info!("SIGTERM: stopping; a half-done step is finished by the next run"); return Ok(()) }
@@ -90,6 +92,7 @@ async fn run_pass(
     global: &Global,
     session: &crate::cli::session::Session,
     metrics: &Metrics,
+    providers: &providers::Providers,
     pass_no: u64,
 ) -> usize {
     let started = Instant::now();
@@ -107,7 +110,7 @@ async fn run_pass(
     let outcomes = join_all(
         clusters
             .iter()
-            .map(|c| reconcile_cluster(global, session, metrics, &c.spec.name)),
+            .map(|c| reconcile_cluster(global, session, metrics, providers, &c.spec.name)),
     )
     .await;
     let failed = outcomes.iter().filter(|o| **o == Outcome::Failed).count();
@@ -133,6 +136,7 @@ async fn reconcile_cluster(
     global: &Global,
     session: &crate::cli::session::Session,
     metrics: &Metrics,
+    providers: &providers::Providers,
     name: &str,
 ) -> Outcome {
     let _lock = match ClusterLock::acquire(name, &session.paths.lock(name)) {
@@ -172,7 +176,7 @@ async fn reconcile_cluster(
     let started = Instant::now();
     let mut report = ConvergeReport::default();
     let result = async {
-        let provider = crate::cli::session::connect_provider(&record.spec, None).await?;
+        let provider = providers.for_spec(&record.spec).await?;
         let ctx = ClusterContext::new(&session.paths, record.clone())?;
         let controller = session.controller(global, provider, &record.spec, Arc::new(LogReporter));
         Ok::<_, anyhow::Error>(controller.converge_into(&ctx, &mut report).await)
@@ -192,6 +196,7 @@ async fn reconcile_cluster(
         Ok(Err(e)) => {
             if counts_as_cloud_error(&e) {
                 metrics.add_cloud_error(name);
+                providers.forget(&record.spec);
             }
             warn!(cluster = name, error = %e, "reconcile failed; retrying next pass");
             let _ = session
