@@ -4,6 +4,7 @@
 //! - [`keys`]: the cluster's ed25519 key pair.
 //! - [`ssh`]: russh sessions with host keys recorded on first contact and
 //!   verified afterwards, and a bounded wait for a booting machine.
+//! - [`ssh_slots`]: the process-wide cap on open SSH connections.
 //! - [`scripts`]: minijinja templates (built in, or from an override
 //!   directory) where every value reaches the shell quoted.
 //! - [`shell`]: runs a rendered script on a node, logging its output to the
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod scripts;
 pub mod shell;
 pub mod ssh;
+pub mod ssh_slots;
 
 pub use keys::ClusterKey;
 pub use scripts::{ScriptError, Scripts};

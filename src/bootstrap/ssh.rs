@@ -10,7 +10,10 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{client, ChannelMsg, Disconnect};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
+
+use super::ssh_slots;
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
@@ -58,14 +61,31 @@ pub enum SshError {
         what: String,
         after: Duration,
     },
+    /// This machine ran short (our cap on connections, file descriptors,
+    /// ports): says nothing about the node.
+    #[error("node {node}: not tried: {message} (a limit on this machine, not the node)")]
+    Local { node: String, message: String },
 }
 
 impl SshError {
     /// Errors a booting machine gives before sshd is up, worth waiting out.
     fn is_transient(&self) -> bool {
-        matches!(self, SshError::Connect { .. } | SshError::Protocol { .. })
+        matches!(
+            self,
+            SshError::Connect { .. } | SshError::Protocol { .. } | SshError::Local { .. }
+        )
+    }
+
+    /// Whether the failure was this machine's, not the node's.
+    pub fn is_local(&self) -> bool {
+        matches!(self, SshError::Local { .. })
     }
 }
+
+/// Channels one connection runs at once: under OpenSSH's `MaxSessions`
+/// (10 by default, sshd_config(5)), since a manager's connection is shared
+/// by the actions of a pass.
+const CHANNELS_PER_CONNECTION: usize = 8;
 
 struct HostKeyCheck {
     expected: Option<PublicKey>,
@@ -102,6 +122,9 @@ pub struct SshSession {
     user: String,
     /// The node's host key, as an OpenSSH public key line.
     host_key: String,
+    channels: Semaphore,
+    /// Held while the connection is open (see [`super::ssh_slots`]).
+    _slot: OwnedSemaphorePermit,
 }
 
 fn fingerprint(key: &PublicKey) -> String {
@@ -136,21 +159,60 @@ impl SshSession {
             nodelay: true,
             ..Default::default()
         });
+        let slot = ssh_slots::take().await.ok_or_else(|| SshError::Local {
+            node: target.node.clone(),
+            message: format!(
+                "all {} SSH connection slots stayed busy",
+                ssh_slots::limit()
+            ),
+        })?;
+        // Handshake and authentication under one deadline: a node that
+        // accepts TCP and then stalls never holds the caller.
+        let handshake = Self::handshake(target, key, config, handler, &expected, &presented);
+        let handle = tokio::time::timeout(timeout, handshake)
+            .await
+            .map_err(|_| SshError::Timeout {
+                node: target.node.clone(),
+                what: "SSH handshake".into(),
+                after: timeout,
+            })??;
+        ssh_slots::count_opened();
+        let host_key = presented
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|k| k.to_openssh().ok())
+            .unwrap_or_default();
+        Ok(SshSession {
+            handle,
+            user: target.user.clone(),
+            node: target.node.clone(),
+            host_key,
+            channels: Semaphore::new(CHANNELS_PER_CONNECTION),
+            _slot: slot,
+        })
+    }
+
+    async fn handshake(
+        target: &SshTarget,
+        key: Arc<PrivateKey>,
+        config: Arc<client::Config>,
+        handler: HostKeyCheck,
+        expected: &Option<PublicKey>,
+        presented: &Mutex<Option<PublicKey>>,
+    ) -> Result<client::Handle<HostKeyCheck>, SshError> {
         let addr = (target.address.as_str(), target.port);
-        let connect = client::connect(config, addr, handler);
-        let result =
-            tokio::time::timeout(timeout, connect)
-                .await
-                .map_err(|_| SshError::Timeout {
-                    node: target.node.clone(),
-                    what: "SSH handshake".into(),
-                    after: timeout,
-                })?;
-        let mut handle = match result {
+        let mut handle = match client::connect(config, addr, handler).await {
             Ok(h) => h,
+            Err(russh::Error::IO(e)) if ssh_slots::is_local_shortage(&e) => {
+                return Err(SshError::Local {
+                    node: target.node.clone(),
+                    message: format!("cannot open a socket: {e}"),
+                })
+            }
             Err(e) => {
                 let seen = presented.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                if let (Some(expected), Some(seen)) = (&expected, &seen) {
+                if let (Some(expected), Some(seen)) = (expected, &seen) {
                     if expected.key_data() != seen.key_data() {
                         return Err(SshError::HostKeyChanged {
                             node: target.node.clone(),
@@ -181,18 +243,7 @@ impl SshSession {
                 address: target.address.clone(),
             });
         }
-        let host_key = presented
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .and_then(|k| k.to_openssh().ok())
-            .unwrap_or_default();
-        Ok(SshSession {
-            handle,
-            user: target.user.clone(),
-            node: target.node.clone(),
-            host_key,
-        })
+        Ok(handle)
     }
 
     /// Connects, retrying with exponential backoff while the machine boots,
@@ -255,6 +306,7 @@ impl SshSession {
                 message: e.to_string(),
             }
         };
+        let _channel_turn = self.channels.acquire().await.expect("never closed");
         let mut channel = self
             .handle
             .channel_open_session()

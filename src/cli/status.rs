@@ -88,6 +88,7 @@ async fn refresh(
         &record.spec,
         std::sync::Arc::new(LogReporter),
     );
-    controller.observe(&ctx).await?;
+    let (_, _, connections) = controller.observe(&ctx).await?;
+    connections.close_all().await;
     Ok(())
 }

@@ -12,9 +12,10 @@ use provision_provider::{Addresses, MachineSpec, MachineState, ProviderError, Ro
 use tokio::sync::{watch, Mutex, Semaphore};
 use tracing::{debug, info, warn};
 
+use super::connections::Connections;
 use super::context::{ClusterContext, Controller, ControllerError};
 use super::observe::unix_now;
-use super::plan::{Action, Observed, Plan, Probe};
+use super::plan::{Action, Observed, Plan};
 use crate::bootstrap::NodeShell;
 use crate::orchestrator::{JoinSecrets, Member};
 use crate::secret::Secret;
@@ -39,6 +40,7 @@ struct Run<'a> {
     ctl: &'a Controller,
     ctx: &'a ClusterContext,
     observed: &'a Observed,
+    connections: &'a Connections,
     gate_tx: watch::Sender<Gate>,
     /// Some node in this plan joins, so the join credentials are needed.
     joins_waiting: bool,
@@ -47,18 +49,21 @@ struct Run<'a> {
 }
 
 impl Controller {
-    /// Runs `plan`; returns every node's failure, after all nodes finished.
+    /// Runs `plan`, reusing the pass's open `connections`; returns every
+    /// node's failure, after all nodes finished.
     pub async fn act(
         &self,
         ctx: &ClusterContext,
         plan: &Plan,
         observed: &Observed,
+        connections: &Connections,
     ) -> Result<(), ControllerError> {
         let (gate_tx, _) = watch::channel(Gate::Waiting);
         let run = Run {
             ctl: self,
             ctx,
             observed,
+            connections,
             gate_tx,
             joins_waiting: plan
                 .actions
@@ -162,7 +167,11 @@ impl Run<'_> {
             .and_then(|m| m.addresses.clone())
     }
 
-    async fn manager_shell(&self, via: &str) -> Result<NodeShell, ControllerError> {
+    /// The pass's connection to a manager, opened now if it has none.
+    async fn manager_shell(&self, via: &str) -> Result<Arc<NodeShell>, ControllerError> {
+        if let Some(shell) = self.connections.get(via) {
+            return Ok(shell);
+        }
         let rec = self.record(via)?;
         let addresses = rec
             .addresses
@@ -172,7 +181,8 @@ impl Run<'_> {
                 node: via.to_string(),
                 message: "has no address to reach it on".into(),
             })?;
-        self.ctl.open_shell(self.ctx, &rec, &addresses, None).await
+        let shell = self.ctl.open_shell(self.ctx, &rec, &addresses, None).await?;
+        Ok(self.connections.keep(shell))
     }
 
     /// Join credentials from `manager`, handing it what the cluster's last
@@ -208,7 +218,6 @@ impl Run<'_> {
             let shell = self.manager_shell(via).await?;
             let secrets = self.join_secrets(&shell).await;
             let address = shell.private_address().to_string();
-            shell.close().await;
             Ok::<_, ControllerError>((address, secrets?))
         }
         .await;
@@ -238,7 +247,7 @@ impl Run<'_> {
             .probes
             .iter()
             .filter(|(name, _)| name.as_str() != except)
-            .find(|(_, p)| matches!(p, Probe::Reached(p) if p.control))
+            .find(|(_, p)| p.has_control())
             .map(|(name, _)| name.clone())
             .ok_or_else(|| ControllerError::Node {
                 node: except.to_string(),
@@ -255,13 +264,12 @@ impl Run<'_> {
     ) -> Result<(), ControllerError> {
         let via = self.control_manager(node)?;
         let shell = self.manager_shell(&via).await?;
-        let result = if drain {
-            self.ctl.orchestrator.drain(&shell, member).await
+        if drain {
+            self.ctl.orchestrator.drain(&shell, member).await?;
         } else {
-            self.ctl.orchestrator.remove_member(&shell, member).await
-        };
-        shell.close().await;
-        Ok(result?)
+            self.ctl.orchestrator.remove_member(&shell, member).await?;
+        }
+        Ok(())
     }
 
     /// One node's steps in order; on failure the node is marked failed and
@@ -304,15 +312,15 @@ impl Run<'_> {
     }
 
     async fn run_steps(&self, node: &str, steps: &[Action]) -> Result<(), ControllerError> {
-        let mut shell: Option<NodeShell> = None;
+        let mut shell: Option<Arc<NodeShell>> = self.connections.get(node);
         let mut address = self.addresses_of(node);
         for step in steps {
             match step {
                 Action::CreateMachine { role, .. } => {
+                    // A new machine: no connection of the old one is used.
+                    shell = None;
+                    self.connections.forget(node);
                     address = Some(self.create_machine(node, *role).await?);
-                    if let Some(s) = shell.take() {
-                        s.close().await;
-                    }
                 }
                 Action::Bootstrap { .. } => {
                     let addr = match &address {
@@ -321,20 +329,10 @@ impl Run<'_> {
                     };
                     address = Some(addr.clone());
                     self.set_phase(node, NodePhase::Booting)?;
-                    let rec = self.record(node)?;
-                    let s = self
-                        .ctl
-                        .open_shell(
-                            self.ctx,
-                            &rec,
-                            &addr,
-                            Some(self.ctx.record.spec.timeouts.ssh),
-                        )
-                        .await?;
+                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
                     self.set_phase(node, NodePhase::Ssh)?;
                     self.set_phase(node, NodePhase::Installing)?;
-                    self.ctl.orchestrator.install(&s).await?;
-                    shell = Some(s);
+                    self.ctl.orchestrator.install(s).await?;
                 }
                 Action::InitCluster { .. } => {
                     let addr = self.need_address(node, &address)?;
@@ -394,6 +392,8 @@ impl Run<'_> {
                     if serves_node {
                         self.leave(node, &address, &mut shell).await;
                     }
+                    shell = None;
+                    self.connections.forget(node);
                     self.ctl
                         .provider
                         .delete_machine(&self.ctx.cluster, machine_id)
@@ -424,9 +424,6 @@ impl Run<'_> {
                 }
             }
         }
-        if let Some(s) = shell {
-            s.close().await;
-        }
         Ok(())
     }
 
@@ -454,7 +451,12 @@ impl Run<'_> {
 
     /// Lets a node that is about to be deleted drop its cluster state, when
     /// it still answers; a dead node is deleted all the same.
-    async fn leave(&self, node: &str, address: &Option<Addresses>, shell: &mut Option<NodeShell>) {
+    async fn leave(
+        &self,
+        node: &str,
+        address: &Option<Addresses>,
+        shell: &mut Option<Arc<NodeShell>>,
+    ) {
         let Some(addr) = address else { return };
         if !self.ctl.orchestrator.needs_leave() {
             return;
@@ -462,7 +464,7 @@ impl Run<'_> {
         if shell.is_none() {
             let Ok(rec) = self.record(node) else { return };
             match self.ctl.open_shell(self.ctx, &rec, addr, None).await {
-                Ok(s) => *shell = Some(s),
+                Ok(s) => *shell = Some(Arc::new(s)),
                 Err(e) => {
                     debug!(node, error = %e, "not reachable before deletion");
                     return;
@@ -495,22 +497,22 @@ impl Run<'_> {
         &self,
         node: &str,
         address: &Addresses,
-        shell: &'s mut Option<NodeShell>,
+        shell: &'s mut Option<Arc<NodeShell>>,
     ) -> Result<&'s NodeShell, ControllerError> {
         if shell.is_none() {
             let rec = self.record(node)?;
-            *shell = Some(
-                self.ctl
-                    .open_shell(
-                        self.ctx,
-                        &rec,
-                        address,
-                        Some(self.ctx.record.spec.timeouts.ssh),
-                    )
-                    .await?,
-            );
+            let opened = self
+                .ctl
+                .open_shell(
+                    self.ctx,
+                    &rec,
+                    address,
+                    Some(self.ctx.record.spec.timeouts.ssh),
+                )
+                .await?;
+            *shell = Some(self.connections.keep(opened));
         }
-        Ok(shell.as_ref().expect("just set"))
+        Ok(shell.as_deref().expect("just set"))
     }
 
     /// Records the member id the node now reports and marks it ready.

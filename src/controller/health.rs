@@ -29,6 +29,9 @@ pub enum Condition {
     SshUnreachable(String),
     /// The orchestrator lists the node as Down / NotReady.
     OrchestratorDown(String),
+    /// Not observed this pass, for a reason on our side: no grace runs and
+    /// nothing is remediated, but the node is not counted healthy either.
+    Unknown(String),
 }
 
 impl Condition {
@@ -40,7 +43,7 @@ impl Condition {
     /// the healthy and the starting.
     pub fn kind(&self) -> Option<UnhealthyKind> {
         match self {
-            Condition::Healthy | Condition::Starting => None,
+            Condition::Healthy | Condition::Starting | Condition::Unknown(_) => None,
             Condition::MachineGone | Condition::MachineStopped | Condition::MachineError(_) => {
                 Some(UnhealthyKind::Lost)
             }
@@ -62,6 +65,7 @@ impl Condition {
             Condition::MachineError(why) => format!("machine in error: {why}"),
             Condition::SshUnreachable(why) => format!("SSH unreachable: {why}"),
             Condition::OrchestratorDown(status) => format!("orchestrator reports {status}"),
+            Condition::Unknown(why) => format!("not observed: {why}"),
         }
     }
 }
@@ -91,6 +95,8 @@ pub fn assess(
         MachineState::Running => {}
     }
     match probe {
+        Some(Probe::Vouched(_)) => Condition::Healthy,
+        Some(Probe::Unknown(why)) if ever_joined => Condition::Unknown(why.clone()),
         Some(Probe::Reached(p)) if p.joined => match member {
             Some(m) if !m.ready => Condition::OrchestratorDown(m.status.clone()),
             _ => Condition::Healthy,
@@ -107,7 +113,7 @@ pub fn assess(
 /// Seconds a condition must last before the node is remediated.
 pub fn grace(policy: &HealthPolicy, condition: &Condition) -> Option<u64> {
     match condition {
-        Condition::Healthy => None,
+        Condition::Healthy | Condition::Unknown(_) => None,
         Condition::MachineGone | Condition::MachineStopped | Condition::MachineError(_) => {
             Some(policy.lost_timeout.as_secs())
         }
@@ -264,6 +270,40 @@ mod tests {
         let mut fresh = rec(false);
         fresh.machine_id = None;
         assert_eq!(assess(&fresh, None, None, None), Condition::Starting);
+    }
+
+    #[test]
+    fn a_vouched_member_is_healthy_and_an_unknown_one_is_never_due() {
+        let running = machine(MachineState::Running);
+        let listed = Probe::vouched("w1");
+        assert_eq!(
+            assess(&rec(true), Some(&running), Some(&listed), Some(&member(true))),
+            Condition::Healthy
+        );
+        let unknown = Probe::Unknown("all 256 SSH connection slots stayed busy".into());
+        let c = assess(&rec(true), Some(&running), Some(&unknown), None);
+        assert!(matches!(c, Condition::Unknown(_)), "{c:?}");
+        assert!(!c.is_healthy());
+        assert_eq!(c.kind(), None);
+        let mut r = rec(true);
+        r.unhealthy_since = Some(0);
+        r.unhealthy_kind = Some(UnhealthyKind::Unresponsive);
+        assert!(!is_due(&HealthPolicy::default(), &r, &c, i64::MAX));
+        // The cloud's word still counts: a stopped machine is stopped.
+        assert_eq!(
+            assess(
+                &rec(true),
+                Some(&machine(MachineState::Stopped)),
+                Some(&unknown),
+                None
+            ),
+            Condition::MachineStopped
+        );
+        // A node that never joined is still starting; its startup clock runs.
+        assert_eq!(
+            assess(&rec(false), Some(&running), Some(&unknown), None),
+            Condition::Starting
+        );
     }
 
     #[test]

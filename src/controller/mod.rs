@@ -1,12 +1,14 @@
 //! The controller: one reconcile path for creating, scaling and healing.
 //!
-//! - [`observe`]: one provider list call, a probe per node over SSH, and the
-//!   orchestrator's membership through one manager.
+//! - [`observe`]: one provider list call, the orchestrator's membership
+//!   through one manager, and an SSH probe of each node it does not vouch for.
 //! - [`plan`](mod@plan): a pure function from desired and observed state to actions.
-//! - [`act`]: runs the actions, each node pipelined on its own.
+//! - [`act`]: runs the actions, each node pipelined on its own, through the
+//!   connections the observation opened ([`connections`]).
 //! - [`reconcile`]: observe → plan → act until nothing is left to do.
 
 mod act;
+mod connections;
 mod context;
 mod health;
 mod observe;

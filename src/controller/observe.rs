@@ -11,8 +11,10 @@ use super::context::{ClusterContext, Controller, ControllerError};
 use super::health::{assess, Condition};
 use super::plan::{Observed, Probe};
 use crate::bootstrap::scripts::script_context;
+use super::connections::Connections;
 use crate::bootstrap::{NodeShell, SshSession, SshTarget};
 use crate::orchestrator::reported::{refuse_member, refuse_probe};
+use crate::orchestrator::Member;
 use crate::state::{Health, NodeRecord};
 
 /// How long a probe of one node may take in all; a frozen node never stalls a pass.
@@ -86,6 +88,9 @@ impl Controller {
         ))
     }
 
+    /// Connects to a node and asks for its own report. Connecting is timed
+    /// on its own (waiting for one of this process's SSH slots is not the
+    /// node's fault); the report has [`PROBE_DEADLINE`].
     async fn probe_node(
         &self,
         ctx: &ClusterContext,
@@ -93,19 +98,26 @@ impl Controller {
         addresses: &Addresses,
         first_contact: FirstContact,
     ) -> (Probe, Option<NodeShell>) {
-        let attempt = async {
-            let shell = match first_contact {
-                FirstContact::Record => self.open_shell(ctx, record, addresses, None).await?,
-                FirstContact::Forget => self.connect_shell(ctx, record, addresses, None).await?,
-            };
-            let probe = self.orchestrator.probe(&shell).await?;
-            Ok::<_, ControllerError>((probe, shell))
+        let shell = match first_contact {
+            FirstContact::Record => self.open_shell(ctx, record, addresses, None).await,
+            FirstContact::Forget => self.connect_shell(ctx, record, addresses, None).await,
         };
-        match tokio::time::timeout(PROBE_DEADLINE, attempt).await {
-            Ok(Ok((probe, shell))) => (Probe::Reached(probe), Some(shell)),
+        let shell = match shell {
+            Ok(shell) => shell,
+            Err(ControllerError::Ssh(e)) if e.is_local() => {
+                warn!(node = %record.name, error = %e, "not probed");
+                return (Probe::Unknown(e.to_string()), None);
+            }
+            Err(e) => {
+                debug!(node = %record.name, error = %e, "probe failed");
+                return (Probe::Unreachable(e.to_string()), None);
+            }
+        };
+        match tokio::time::timeout(PROBE_DEADLINE, self.orchestrator.probe(&shell)).await {
+            Ok(Ok(probe)) => (Probe::Reached(probe), Some(shell)),
             Ok(Err(e)) => {
                 debug!(node = %record.name, error = %e, "probe failed");
-                (Probe::Unreachable(e.to_string()), None)
+                (Probe::Unreachable(e.to_string()), Some(shell))
             }
             Err(_) => (
                 Probe::Unreachable(format!("no answer within {}s", PROBE_DEADLINE.as_secs())),
@@ -115,102 +127,124 @@ impl Controller {
     }
 
     /// One observation: a single provider list call, a probe of each running
-    /// machine, and membership through one manager. Records the addresses
-    /// and health it saw, and returns the node records as they now are, so
-    /// the planner works from what was just observed.
+    /// machine the membership does not vouch for, and membership through one
+    /// manager. Records the addresses and health it saw, and returns the
+    /// node records as they now are, so the planner works from what was just
+    /// observed, with the connections it opened for the actions to reuse.
     pub async fn observe(
         &self,
         ctx: &ClusterContext,
-    ) -> Result<(Vec<NodeRecord>, Observed), ControllerError> {
+    ) -> Result<(Vec<NodeRecord>, Observed, Connections), ControllerError> {
         let records = self.store.nodes(ctx.name())?;
-        let observed = self.look(ctx, &records, FirstContact::Record).await?;
+        let connections = Connections::default();
+        let observed = self
+            .look(ctx, &records, FirstContact::Record, &connections)
+            .await?;
         let records = self.record_observation(ctx, &observed)?;
-        Ok((records, observed))
+        Ok((records, observed, connections))
     }
 
     /// The observation alone, written nowhere but (with
-    /// [`FirstContact::Record`]) the host keys of nodes met for the first time.
+    /// [`FirstContact::Record`]) the host keys of nodes met for the first
+    /// time. Membership first: one manager is asked for the members, and a
+    /// node listed as a ready member in its role is not probed; the rest
+    /// (new, down, unlisted, a manager whose own view is asked for, a node
+    /// whose configuration follows managers that changed) are. The shells
+    /// it opened stay in `connections`.
     pub async fn look(
         &self,
         ctx: &ClusterContext,
         records: &[NodeRecord],
         first_contact: FirstContact,
+        connections: &Connections,
     ) -> Result<Observed, ControllerError> {
         let listed = self.provider.list_machines(&ctx.cluster).await?;
         let (machines, duplicates) = one_machine_per_node(records, listed);
-        let by_node: BTreeMap<&str, &Machine> =
-            machines.iter().map(|m| (m.node.as_str(), m)).collect();
+        let reachable: BTreeMap<&str, Addresses> = machines
+            .iter()
+            .filter(|m| m.state == MachineState::Running)
+            .filter_map(|m| Some((m.node.as_str(), m.addresses.clone()?)))
+            .collect();
+        let mut probes = BTreeMap::new();
+        let mut refused = Vec::new();
 
-        let probes = join_all(records.iter().filter_map(|r| {
-            let m = by_node.get(r.name.as_str())?;
-            let addresses = m.addresses.clone()?;
-            if m.state != MachineState::Running {
-                return None;
+        // Membership through one manager with control: the healthy first,
+        // so one connection usually does it.
+        let mut managers: Vec<&NodeRecord> = records
+            .iter()
+            .filter(|r| r.role == Role::Manager && reachable.contains_key(r.name.as_str()))
+            .collect();
+        managers.sort_by_key(|r| (r.health != Health::Healthy, r.retiring, r.index));
+        let mut members = None;
+        for r in managers {
+            let addresses = &reachable[r.name.as_str()];
+            let (probe, shell) = self.probe_node(ctx, r, addresses, first_contact).await;
+            let probe = vetted(&r.name, probe, &mut refused);
+            let control = probe.has_control();
+            probes.insert(r.name.clone(), probe);
+            let Some(shell) = shell else { continue };
+            let shell = connections.keep(shell);
+            if !control {
+                continue;
             }
-            Some(async move {
-                let (probe, shell) = self.probe_node(ctx, r, &addresses, first_contact).await;
-                (r.name.clone(), probe, shell)
-            })
+            match tokio::time::timeout(PROBE_DEADLINE, self.orchestrator.members(&shell)).await {
+                Ok(Ok(listed)) => {
+                    let mut usable = Vec::with_capacity(listed.len());
+                    for m in listed {
+                        match refuse_member(&m) {
+                            Some(why) => {
+                                warn!(via = %r.name, "{why}");
+                                refused.push(why);
+                            }
+                            None => usable.push(m),
+                        }
+                    }
+                    members = Some(usable);
+                    break;
+                }
+                Ok(Err(e)) => debug!(node = %r.name, error = %e, "membership query failed"),
+                Err(_) => debug!(node = %r.name, "membership query timed out"),
+            }
+        }
+        let managers_view = members.as_deref().map(managers_view);
+
+        // Every other running node: vouched for by the membership, or probed.
+        let follows_managers = self.orchestrator.config_follows_managers();
+        let mut to_probe = Vec::new();
+        for r in records {
+            let Some(addresses) = reachable.get(r.name.as_str()) else {
+                continue;
+            };
+            if probes.contains_key(&r.name) {
+                continue;
+            }
+            let listed = listed_ready(r, members.as_deref());
+            let view_current = !follows_managers || r.managers_seen == managers_view;
+            match listed {
+                Some(id) if view_current => {
+                    probes.insert(r.name.clone(), Probe::vouched(id));
+                }
+                _ => to_probe.push((r, addresses)),
+            }
+        }
+        let probed = join_all(to_probe.into_iter().map(|(r, addresses)| async move {
+            let (probe, shell) = self.probe_node(ctx, r, addresses, first_contact).await;
+            (r, probe, shell)
         }))
         .await;
-
-        let mut shells = BTreeMap::new();
-        let mut probe_map = BTreeMap::new();
-        let mut refused = Vec::new();
-        for (name, probe, shell) in probes {
-            // What a node says of itself is untrusted: a report in a form
-            // no orchestrator makes is not used (the node counts as unreachable).
-            let probe = match &probe {
-                Probe::Reached(p) => match refuse_probe(&name, p) {
-                    Some(why) => {
-                        warn!(node = %name, "{why}");
-                        refused.push(why.clone());
-                        Probe::Unreachable(why)
-                    }
-                    None => probe,
-                },
-                Probe::Unreachable(_) => probe,
-            };
-            if let Some(s) = shell {
-                shells.insert(name.clone(), s);
+        for (r, probe, shell) in probed {
+            probes.insert(r.name.clone(), vetted(&r.name, probe, &mut refused));
+            if let Some(shell) = shell {
+                connections.keep(shell);
             }
-            probe_map.insert(name, probe);
-        }
-
-        // Membership through the first manager that has control.
-        let mut members = None;
-        for r in records.iter().filter(|r| r.role == Role::Manager) {
-            let control = matches!(probe_map.get(&r.name), Some(Probe::Reached(p)) if p.control);
-            if let (true, Some(shell)) = (control, shells.get(&r.name)) {
-                match tokio::time::timeout(PROBE_DEADLINE, self.orchestrator.members(shell)).await {
-                    Ok(Ok(listed)) => {
-                        let mut usable = Vec::with_capacity(listed.len());
-                        for m in listed {
-                            match refuse_member(&m) {
-                                Some(why) => {
-                                    warn!(via = %r.name, "{why}");
-                                    refused.push(why);
-                                }
-                                None => usable.push(m),
-                            }
-                        }
-                        members = Some(usable);
-                        break;
-                    }
-                    Ok(Err(e)) => debug!(node = %r.name, error = %e, "membership query failed"),
-                    Err(_) => debug!(node = %r.name, "membership query timed out"),
-                }
-            }
-        }
-        for (_, shell) in shells {
-            shell.close().await;
         }
 
         Ok(Observed {
             machines,
             duplicates,
-            probes: probe_map,
+            probes,
             members,
+            managers_view,
             refused,
         })
     }
@@ -239,6 +273,13 @@ impl Controller {
                 if p.member_id.is_some() {
                     rec.member_id = p.member_id.clone();
                 }
+                // A node that runs with the current managers need not be
+                // asked again until they change.
+                rec.managers_seen = if p.joined && !p.config_stale {
+                    observed.managers_view.clone()
+                } else {
+                    None
+                };
             }
             let member = observed.members.as_ref().and_then(|ms| {
                 rec.member_id
@@ -253,6 +294,8 @@ impl Controller {
                     rec.unhealthy_since = None;
                     rec.unhealthy_kind = None;
                 }
+                // No evidence either way: the record stays as it was.
+                Condition::Unknown(_) => {}
                 Condition::Starting => {
                     rec.health = Health::Unknown;
                     rec.reason = Some(condition.reason());
@@ -283,6 +326,45 @@ impl Controller {
         }
         Ok(records)
     }
+}
+
+/// What a node says of itself is untrusted: a report in a form no
+/// orchestrator makes is not used (the node counts as unreachable), and
+/// why becomes an event.
+fn vetted(node: &str, probe: Probe, refused: &mut Vec<String>) -> Probe {
+    let why = match &probe {
+        Probe::Reached(p) => refuse_probe(node, p),
+        _ => None,
+    };
+    match why {
+        Some(why) => {
+            warn!(node, "{why}");
+            refused.push(why.clone());
+            Probe::Unreachable(why)
+        }
+        None => probe,
+    }
+}
+
+/// The member id under which the membership lists `record` as ready in its
+/// own role, if it does.
+fn listed_ready<'m>(record: &NodeRecord, members: Option<&'m [Member]>) -> Option<&'m str> {
+    let id = record.member_id.as_deref()?;
+    members?
+        .iter()
+        .find(|m| m.id == id && m.ready && m.role == record.role)
+        .map(|m| m.id.as_str())
+}
+
+/// The managers as the membership lists them, in one comparable line.
+fn managers_view(members: &[Member]) -> String {
+    let mut ids: Vec<&str> = members
+        .iter()
+        .filter(|m| m.role == Role::Manager)
+        .map(|m| m.id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.join(",")
 }
 
 /// Splits a listing into one machine a node and the rest. A node keeps the
@@ -351,5 +433,73 @@ mod tests {
         let ids = |ms: &[Machine]| ms.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&kept), ["b", "d", "e"]);
         assert_eq!(ids(&extra), ["a", "c"]);
+    }
+
+    fn member(id: &str, role: Role, ready: bool) -> Member {
+        Member {
+            id: id.into(),
+            hostname: id.into(),
+            role,
+            ready,
+            status: if ready { "Ready" } else { "Down" }.into(),
+        }
+    }
+
+    #[test]
+    fn only_a_ready_member_in_its_own_role_is_vouched_for() {
+        let mut rec = NodeRecord::new("web", "web-worker-1", Role::Worker, 1);
+        let members = vec![
+            member("w1", Role::Worker, true),
+            member("w2", Role::Worker, false),
+            member("m1", Role::Manager, true),
+        ];
+        // Never joined: probed.
+        assert_eq!(listed_ready(&rec, Some(&members)), None);
+        rec.member_id = Some("w1".into());
+        assert_eq!(listed_ready(&rec, Some(&members)), Some("w1"));
+        // No listing: nobody is vouched for.
+        assert_eq!(listed_ready(&rec, None), None);
+        rec.member_id = Some("w2".into());
+        assert_eq!(listed_ready(&rec, Some(&members)), None, "listed Down");
+        rec.member_id = Some("w9".into());
+        assert_eq!(listed_ready(&rec, Some(&members)), None, "not listed");
+        // A worker record whose id the listing gives a manager.
+        rec.member_id = Some("m1".into());
+        assert_eq!(listed_ready(&rec, Some(&members)), None, "another role");
+    }
+
+    #[test]
+    fn the_managers_view_changes_with_the_managers_only() {
+        let a = vec![
+            member("10.0.0.3", Role::Manager, true),
+            member("10.0.0.2", Role::Manager, false),
+            member("10.0.0.9", Role::Worker, true),
+        ];
+        assert_eq!(managers_view(&a), "10.0.0.2,10.0.0.3");
+        let mut b = a.clone();
+        b.push(member("10.0.0.10", Role::Worker, true));
+        assert_eq!(managers_view(&a), managers_view(&b));
+        b.push(member("10.0.0.4", Role::Manager, true));
+        assert_ne!(managers_view(&a), managers_view(&b));
+    }
+
+    #[test]
+    fn a_probe_in_no_orchestrators_form_is_refused_and_said() {
+        let mut refused = Vec::new();
+        let forged = Probe::Reached(crate::orchestrator::NodeProbe {
+            engine_running: true,
+            joined: true,
+            member_id: Some("x; rm -rf /".into()),
+            control: false,
+            config_stale: false,
+        });
+        assert!(matches!(
+            vetted("web-worker-1", forged, &mut refused),
+            Probe::Unreachable(_)
+        ));
+        assert_eq!(refused.len(), 1);
+        let unknown = Probe::Unknown("no slot".into());
+        assert_eq!(vetted("web-worker-1", unknown.clone(), &mut refused), unknown);
+        assert_eq!(refused.len(), 1);
     }
 }

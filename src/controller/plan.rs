@@ -12,12 +12,47 @@ use crate::orchestrator::{Member, NodeProbe};
 use crate::spec::{node_name, ClusterSpec};
 use crate::state::NodeRecord;
 
-/// What one SSH probe of a node found.
+/// What one observation knows of a node itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
     /// SSH did not answer, or the probe script failed.
     Unreachable(String),
+    /// The node's own report, over SSH.
     Reached(NodeProbe),
+    /// Not probed: the orchestrator's membership lists it as a ready member
+    /// in its role, which is what a probe would have told (membership-first
+    /// observation). Holds what that listing implies.
+    Vouched(NodeProbe),
+    /// Not known this pass, for a reason on our side (no SSH session slot
+    /// free, out of file descriptors): never evidence against the node.
+    Unknown(String),
+}
+
+impl Probe {
+    /// What the membership's listing of a ready member implies of it.
+    pub fn vouched(member_id: &str) -> Probe {
+        Probe::Vouched(NodeProbe {
+            engine_running: true,
+            joined: true,
+            member_id: Some(member_id.to_string()),
+            // Control is only claimed by a manager's own probe.
+            control: false,
+            config_stale: false,
+        })
+    }
+
+    /// The node's report, or what its listing implies.
+    pub fn node(&self) -> Option<&NodeProbe> {
+        match self {
+            Probe::Reached(p) | Probe::Vouched(p) => Some(p),
+            Probe::Unreachable(_) | Probe::Unknown(_) => None,
+        }
+    }
+
+    /// A manager that said itself it can manage the cluster.
+    pub fn has_control(&self) -> bool {
+        matches!(self, Probe::Reached(p) if p.control)
+    }
 }
 
 /// Everything one observation found.
@@ -29,10 +64,14 @@ pub struct Observed {
     /// Machines of a node beyond the one in `machines` (a create the cloud
     /// carried out although its answer was lost, then retried).
     pub duplicates: Vec<Machine>,
-    /// Per-node probe results, by node name; only running machines are probed.
+    /// Per-node results, by node name: a node the membership vouches for is
+    /// not probed; machines that are not running are not either.
     pub probes: BTreeMap<String, Probe>,
     /// Membership as a manager lists it; `None` when no manager answered.
     pub members: Option<Vec<Member>>,
+    /// The managers as `members` lists them, in one line (what a node's
+    /// `managers_seen` is compared with); `None` without a listing.
+    pub managers_view: Option<String>,
     /// Reports of nodes or members that were not used (not in a form an
     /// orchestrator makes), each with why: they become events.
     pub refused: Vec<String>,
@@ -193,10 +232,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         .iter()
         .map(|r| {
             let machine = machines.get(r.name.as_str()).copied();
-            let probe = match observed.probes.get(&r.name) {
-                Some(Probe::Reached(p)) => Some(p),
-                _ => None,
-            };
+            let probe = observed.probes.get(&r.name).and_then(Probe::node);
             let member_id = probe
                 .and_then(|p| p.member_id.as_deref())
                 .or(r.member_id.as_deref());
@@ -653,7 +689,7 @@ fn next_reconfigure(kept: &[&NodeView], managers_changing: bool, now: i64) -> Op
 mod tests {
     use super::*;
     use crate::spec::MaxUnhealthy;
-    use crate::state::NodePhase;
+    use crate::state::{NodePhase, UnhealthyKind};
 
     const NOW: i64 = 1_000_000;
 
@@ -966,6 +1002,54 @@ mod tests {
             node: "web-manager-3".into(),
             role: Role::Manager
         }));
+    }
+
+    /// As membership-first observation leaves it: the first manager probed,
+    /// every other node vouched for by the listing.
+    fn converged_listed(managers: u32, workers: u32) -> (Vec<NodeRecord>, Observed) {
+        let (records, mut observed) = converged(managers, workers);
+        for r in &records {
+            if r.index != 1 || r.role != Role::Manager {
+                let id = r.member_id.clone().unwrap();
+                observed.probes.insert(r.name.clone(), Probe::vouched(&id));
+            }
+        }
+        (records, observed)
+    }
+
+    #[test]
+    fn vouched_members_are_healthy_and_joins_go_through_the_probed_manager() {
+        let (records, observed) = converged_listed(3, 4);
+        let p = plan(&spec(3, 4), &records, &observed, NOW);
+        assert!(p.is_empty(), "{:?}", p.describe());
+        let p = plan(&spec(3, 5), &records, &observed, NOW);
+        assert_eq!(added(&p), ["web-worker-5"]);
+        assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));
+    }
+
+    #[test]
+    fn a_node_not_observed_for_our_own_reasons_is_never_remediated() {
+        let (mut records, mut observed) = converged_listed(1, 3);
+        for r in records.iter_mut().filter(|r| r.role == Role::Worker) {
+            r.unhealthy_since = Some(NOW - 3600);
+            r.unhealthy_kind = Some(UnhealthyKind::Unresponsive);
+            observed
+                .probes
+                .insert(r.name.clone(), Probe::Unknown("no SSH slot".into()));
+        }
+        let p = plan(&spec(1, 3), &records, &observed, NOW);
+        assert!(p.is_empty(), "{:?}", p.describe());
+        assert!(p.remediations.is_empty());
+        // Nor is it taken for settled: a retiring worker waits.
+        records[1].retiring = true;
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert!(
+            !p.actions
+                .iter()
+                .any(|a| matches!(a, Action::ForgetNode { .. })),
+            "{:?}",
+            p.describe()
+        );
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::time::Instant;
 use provision_provider::{Apply, Provider, Recorder};
 use tracing::{info, warn};
 
+use super::connections::Connections;
 use super::context::{ClusterContext, Controller, ControllerError};
 use super::observe::{unix_now, FirstContact};
-use super::plan::{plan, Plan};
+use super::plan::{plan, Observed, Plan};
 use crate::state::{Health, NodePhase, NodeRecord};
 
 /// Passes after which a plan that keeps coming back is reported, not retried.
@@ -95,7 +96,12 @@ impl Controller {
             .provider
             .reconcile_firewall(&ctx.cluster, Apply::DryRun)
             .await?;
-        let observed = self.look(ctx, records, FirstContact::Forget).await?;
+        let connections = Connections::default();
+        let observed = self
+            .look(ctx, records, FirstContact::Forget, &connections)
+            .await;
+        connections.close_all().await;
+        let observed = observed?;
         let plan = plan(&ctx.record.spec, records, &observed, unix_now());
         Ok(DryRun::new(plan, firewall, self.provider.as_ref()))
     }
@@ -138,45 +144,18 @@ impl Controller {
         let mut last: Vec<String> = Vec::new();
         self.reconcile_firewall(ctx).await?;
         for pass in 1..=MAX_PASSES {
-            let (records, observed) = self.observe(ctx).await?;
-            let plan = plan(&ctx.record.spec, &records, &observed, unix_now());
-            self.note_events(ctx, &plan.notes);
-            report.stalled = plan.stalled.clone();
-            if plan.is_empty() {
-                report.healthy = records.iter().all(|n| {
-                    n.health == Health::Healthy && !n.retiring && n.phase != NodePhase::Failed
-                });
-                let phase = if report.healthy { "ready" } else { "degraded" };
-                self.store.set_cluster_phase(ctx.name(), phase)?;
-                info!(cluster = %ctx.name(), pass, phase, "converged");
-                return Ok(());
-            }
-            last = plan.describe();
-            info!(cluster = %ctx.name(), pass, actions = ?last, "plan");
-            for node in &plan.remediations {
-                self.reporter
-                    .note(&format!("replacing unhealthy node {node}"));
-            }
-            report
-                .remediations
-                .extend(plan.remediations.iter().cloned());
-            let remaining = limit.saturating_sub(started.elapsed());
-            if remaining.is_zero() {
-                break;
-            }
-            if plan.creates_machines() {
-                let recorder = StateRecorder { ctl: self, ctx };
-                self.provider
-                    .ensure_prerequisites(&ctx.cluster, &recorder)
-                    .await?;
-            }
-            match tokio::time::timeout(remaining, self.act(ctx, &plan, &observed)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    self.store.set_cluster_phase(ctx.name(), "failed")?;
-                    return Err(e);
+            let (records, observed, connections) = self.observe(ctx).await?;
+            let result = self
+                .plan_and_act(ctx, report, pass, &records, &observed, &connections, started)
+                .await;
+            connections.close_all().await;
+            match result? {
+                Pass::Converged => return Ok(()),
+                Pass::More(remaining) => last = remaining,
+                Pass::OutOfTime(remaining) => {
+                    last = remaining;
+                    break;
                 }
-                Err(_) => break,
             }
         }
         self.store.set_cluster_phase(ctx.name(), "failed")?;
@@ -192,6 +171,76 @@ impl Controller {
                 passes: MAX_PASSES,
                 remaining: last,
             })
+        }
+    }
+}
+
+/// How one pass of [`Controller::converge_into`] ended.
+enum Pass {
+    Converged,
+    /// Acted; these were the plan's steps.
+    More(Vec<String>),
+    /// The converge timeout ran out with these steps left.
+    OutOfTime(Vec<String>),
+}
+
+impl Controller {
+    /// Plans from one observation and carries the plan out, through the
+    /// observation's open connections.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_and_act(
+        &self,
+        ctx: &ClusterContext,
+        report: &mut ConvergeReport,
+        pass: usize,
+        records: &[NodeRecord],
+        observed: &Observed,
+        connections: &Connections,
+        started: Instant,
+    ) -> Result<Pass, ControllerError> {
+        let plan = plan(&ctx.record.spec, records, observed, unix_now());
+        self.note_events(ctx, &plan.notes);
+        report.stalled = plan.stalled.clone();
+        if plan.is_empty() {
+            report.healthy = records.iter().all(|n| {
+                n.health == Health::Healthy && !n.retiring && n.phase != NodePhase::Failed
+            });
+            let phase = if report.healthy { "ready" } else { "degraded" };
+            self.store.set_cluster_phase(ctx.name(), phase)?;
+            info!(cluster = %ctx.name(), pass, phase, "converged");
+            return Ok(Pass::Converged);
+        }
+        let steps = plan.describe();
+        info!(cluster = %ctx.name(), pass, actions = ?steps, "plan");
+        for node in &plan.remediations {
+            self.reporter
+                .note(&format!("replacing unhealthy node {node}"));
+        }
+        report
+            .remediations
+            .extend(plan.remediations.iter().cloned());
+        let remaining = ctx
+            .record
+            .spec
+            .timeouts
+            .converge
+            .saturating_sub(started.elapsed());
+        if remaining.is_zero() {
+            return Ok(Pass::OutOfTime(steps));
+        }
+        if plan.creates_machines() {
+            let recorder = StateRecorder { ctl: self, ctx };
+            self.provider
+                .ensure_prerequisites(&ctx.cluster, &recorder)
+                .await?;
+        }
+        match tokio::time::timeout(remaining, self.act(ctx, &plan, observed, connections)).await {
+            Ok(Ok(())) => Ok(Pass::More(steps)),
+            Ok(Err(e)) => {
+                self.store.set_cluster_phase(ctx.name(), "failed")?;
+                Err(e)
+            }
+            Err(_) => Ok(Pass::OutOfTime(steps)),
         }
     }
 }

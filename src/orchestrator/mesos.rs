@@ -286,6 +286,10 @@ impl Orchestrator for Mesos {
         node.run_logged("mesos/leave.sh", &[]).await
     }
 
+    fn config_follows_managers(&self) -> bool {
+        true
+    }
+
     async fn reconfigure(&self, node: &NodeShell) -> Result<(), ShellError> {
         node.run_logged("mesos/reconfigure.sh", &[("via", Value::from(""))])
             .await

@@ -132,6 +132,13 @@ pub trait Orchestrator: Send + Sync {
         Ok(())
     }
 
+    /// Whether a node's configuration follows the managers (its probe's
+    /// `config_stale`), so a node must be probed, not only listed, after
+    /// the managers change.
+    fn config_follows_managers(&self) -> bool {
+        false
+    }
+
     /// The client configuration to keep locally (a kubeconfig), read from a
     /// manager once the cluster exists.
     async fn client_config(&self, _manager: &NodeShell) -> Result<Option<Secret>, ShellError> {

@@ -186,6 +186,10 @@ pub struct NodeRecord {
     /// does, so a name reused after scale-in never gets back the machine a
     /// cloud still remembers for an old token (EC2 keeps them ≥ 24 h).
     pub launch_token: Option<String>,
+    /// The managers (as the membership listed them) the node's own probe
+    /// last found it configured for. A node whose configuration follows
+    /// the managers (Mesos) is probed again only when they change.
+    pub managers_seen: Option<String>,
     pub updated_at: String,
 }
 
@@ -211,6 +215,7 @@ impl NodeRecord {
             retry_at: None,
             start_attempt: 1,
             launch_token: None,
+            managers_seen: None,
             updated_at: String::new(),
         }
     }

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     unhealthy_kind  TEXT,
     start_attempt   INTEGER NOT NULL DEFAULT 1,
     launch_token    TEXT,
+    managers_seen   TEXT,
     PRIMARY KEY (cluster, name)
 );
 CREATE TABLE IF NOT EXISTS resources (
@@ -172,7 +173,7 @@ const CLUSTER_COLUMNS: &str = "name, id, spec, phase, created_at, updated_at";
 const NODE_COLUMNS: &str =
     "cluster, name, role, idx, machine_id, address, phase, health, host_key, member_id, \
      retiring, reason, unhealthy_since, machine_created_at, failures, retry_at, updated_at, \
-     private_address, public_address, unhealthy_kind, start_attempt, launch_token";
+     private_address, public_address, unhealthy_kind, start_attempt, launch_token, managers_seen";
 
 /// Columns added since the first release, with what an older row gets:
 /// before a machine had two addresses, its one address served for both.
@@ -186,6 +187,7 @@ const NODE_COLUMNS_ADDED: &[(&str, &str, &str)] = &[
     ("unhealthy_kind", "TEXT", ""),
     ("start_attempt", "INTEGER NOT NULL DEFAULT 1", ""),
     ("launch_token", "TEXT", ""),
+    ("managers_seen", "TEXT", ""),
 ];
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -244,6 +246,7 @@ fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
             .and_then(UnhealthyKind::parse),
         start_attempt: row.get(20)?,
         launch_token: row.get(21)?,
+        managers_seen: row.get(22)?,
     })
 }
 
@@ -307,7 +310,7 @@ impl Store for SqliteStore {
             conn.execute(
                 &format!(
                     "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
                 ),
                 params![
                     n.cluster,
@@ -332,6 +335,7 @@ impl Store for SqliteStore {
                     n.unhealthy_kind.map(UnhealthyKind::as_str),
                     n.start_attempt,
                     n.launch_token,
+                    n.managers_seen,
                 ],
             )
             .map(|_| ())
