@@ -338,8 +338,8 @@ fn daemon_once_skips_a_busy_cluster_and_logs_json() {
             .collect();
         lines
             .into_iter()
-            .find(|l| l["fields"]["message"] == "pass done")
-            .expect("a pass line")
+            .find(|l| l["fields"]["message"] == "round done")
+            .expect("a round line")
     };
     let pass = once(&c);
     assert_eq!(pass["fields"]["busy"], 0, "{pass}");

@@ -216,10 +216,10 @@ fn swarm_on_openstack_forms_heals_and_destroy_leaves_nothing() {
     // compute and network version documents) comes once.
     cloud.reset_calls();
     let mut daemon = Daemon::start(&c, "2s");
-    wait_until("4 daemon passes", Duration::from_secs(90), || {
+    wait_until("4 daemon rounds", Duration::from_secs(90), || {
         std::fs::read_to_string(c.dir().join("daemon.log"))
             .unwrap_or_default()
-            .contains("pass done pass=4 ")
+            .contains("round done round=4 ")
     });
     assert!(daemon.stop(Duration::from_secs(15)));
     let (total, per_call) = cloud.calls();

@@ -140,9 +140,20 @@ pub enum Command {
         /// Time between passes (a 10 % jitter is added); at least 1s.
         #[arg(long, default_value = "30s", value_parser = parse_interval)]
         interval: std::time::Duration,
-        /// Run one pass and exit (non-zero if a cluster failed).
+        /// Run one pass of every cluster and exit (non-zero if a cluster failed).
         #[arg(long)]
         once: bool,
+        /// Clusters reconciled at once; each cluster has its own timer, so
+        /// one busy cluster never delays another.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        workers: u32,
+        /// SSH connections open at once, all clusters together (each is a
+        /// file descriptor; keep it under the process's limit).
+        #[arg(long, default_value_t = crate::bootstrap::ssh_slots::DEFAULT_LIMIT as u32, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        max_ssh: u32,
+        /// Cloud operations in flight at once, all clusters together.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        max_cloud_calls: u32,
         /// Serve Prometheus metrics here (`/metrics`).
         #[arg(long, default_value = "127.0.0.1:9464")]
         metrics_addr: std::net::SocketAddr,
@@ -335,11 +346,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             once,
             metrics_addr,
             no_metrics,
+            workers,
+            max_ssh,
+            max_cloud_calls,
         } => {
             let options = crate::daemon::DaemonOptions {
                 interval,
                 once,
                 metrics_addr: (!no_metrics).then_some(metrics_addr),
+                workers: workers as usize,
+                ssh_connections: max_ssh as usize,
+                cloud_operations: max_cloud_calls as usize,
             };
             crate::daemon::run(&global, options).await
         }

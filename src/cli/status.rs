@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::output::{node_table, ClusterStatus};
 use super::session::{connect_provider, Session};
 use super::{Global, OutputFormat};
-use crate::controller::ClusterContext;
+use crate::controller::{ClusterContext, Probing};
 use crate::progress::LogReporter;
 use crate::state::{ClusterLock, LockError};
 
@@ -88,7 +88,7 @@ async fn refresh(
         &record.spec,
         std::sync::Arc::new(LogReporter),
     );
-    let (_, _, connections) = controller.observe(&ctx).await?;
+    let (_, _, connections) = controller.observe(&ctx, Probing::EveryNode).await?;
     connections.close_all().await;
     Ok(())
 }

@@ -181,7 +181,10 @@ impl Run<'_> {
                 node: via.to_string(),
                 message: "has no address to reach it on".into(),
             })?;
-        let shell = self.ctl.open_shell(self.ctx, &rec, &addresses, None).await?;
+        let shell = self
+            .ctl
+            .open_shell(self.ctx, &rec, &addresses, None)
+            .await?;
         Ok(self.connections.keep(shell))
     }
 

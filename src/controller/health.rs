@@ -277,7 +277,12 @@ mod tests {
         let running = machine(MachineState::Running);
         let listed = Probe::vouched("w1");
         assert_eq!(
-            assess(&rec(true), Some(&running), Some(&listed), Some(&member(true))),
+            assess(
+                &rec(true),
+                Some(&running),
+                Some(&listed),
+                Some(&member(true))
+            ),
             Condition::Healthy
         );
         let unknown = Probe::Unknown("all 256 SSH connection slots stayed busy".into());

@@ -18,5 +18,6 @@ mod reconcile;
 
 pub use context::{cluster_ref, ClusterContext, Controller, ControllerError};
 pub(crate) use observe::unix_now;
+pub use observe::Probing;
 pub use plan::{plan, Action, Observed, Plan, Probe};
 pub use reconcile::{clear_node_backoff, ConvergeReport, DryRun};

@@ -7,11 +7,11 @@ use futures_util::future::join_all;
 use provision_provider::{Addresses, Machine, MachineState, Role};
 use tracing::{debug, warn};
 
+use super::connections::Connections;
 use super::context::{ClusterContext, Controller, ControllerError};
 use super::health::{assess, Condition};
 use super::plan::{Observed, Probe};
 use crate::bootstrap::scripts::script_context;
-use super::connections::Connections;
 use crate::bootstrap::{NodeShell, SshSession, SshTarget};
 use crate::orchestrator::reported::{refuse_member, refuse_probe};
 use crate::orchestrator::Member;
@@ -27,6 +27,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum FirstContact {
     Record,
     Forget,
+}
+
+/// Which nodes an observation probes over SSH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probing {
+    /// Those the orchestrator's membership does not vouch for (reconcile
+    /// passes: one connection for a converged cluster).
+    MembershipFirst,
+    /// Every running node (`status`: each node's own report, its host key
+    /// checked).
+    EveryNode,
 }
 
 impl Controller {
@@ -134,11 +145,12 @@ impl Controller {
     pub async fn observe(
         &self,
         ctx: &ClusterContext,
+        probing: Probing,
     ) -> Result<(Vec<NodeRecord>, Observed, Connections), ControllerError> {
         let records = self.store.nodes(ctx.name())?;
         let connections = Connections::default();
         let observed = self
-            .look(ctx, &records, FirstContact::Record, &connections)
+            .look(ctx, &records, FirstContact::Record, probing, &connections)
             .await?;
         let records = self.record_observation(ctx, &observed)?;
         Ok((records, observed, connections))
@@ -156,6 +168,7 @@ impl Controller {
         ctx: &ClusterContext,
         records: &[NodeRecord],
         first_contact: FirstContact,
+        probing: Probing,
         connections: &Connections,
     ) -> Result<Observed, ControllerError> {
         let listed = self.provider.list_machines(&ctx.cluster).await?;
@@ -221,7 +234,7 @@ impl Controller {
             let listed = listed_ready(r, members.as_deref());
             let view_current = !follows_managers || r.managers_seen == managers_view;
             match listed {
-                Some(id) if view_current => {
+                Some(id) if view_current && probing == Probing::MembershipFirst => {
                     probes.insert(r.name.clone(), Probe::vouched(id));
                 }
                 _ => to_probe.push((r, addresses)),
@@ -499,7 +512,10 @@ mod tests {
         ));
         assert_eq!(refused.len(), 1);
         let unknown = Probe::Unknown("no slot".into());
-        assert_eq!(vetted("web-worker-1", unknown.clone(), &mut refused), unknown);
+        assert_eq!(
+            vetted("web-worker-1", unknown.clone(), &mut refused),
+            unknown
+        );
         assert_eq!(refused.len(), 1);
     }
 }

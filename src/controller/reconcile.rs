@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use super::connections::Connections;
 use super::context::{ClusterContext, Controller, ControllerError};
-use super::observe::{unix_now, FirstContact};
+use super::observe::{unix_now, FirstContact, Probing};
 use super::plan::{plan, Observed, Plan};
 use crate::state::{Health, NodePhase, NodeRecord};
 
@@ -98,7 +98,13 @@ impl Controller {
             .await?;
         let connections = Connections::default();
         let observed = self
-            .look(ctx, records, FirstContact::Forget, &connections)
+            .look(
+                ctx,
+                records,
+                FirstContact::Forget,
+                Probing::MembershipFirst,
+                &connections,
+            )
             .await;
         connections.close_all().await;
         let observed = observed?;
@@ -144,9 +150,18 @@ impl Controller {
         let mut last: Vec<String> = Vec::new();
         self.reconcile_firewall(ctx).await?;
         for pass in 1..=MAX_PASSES {
-            let (records, observed, connections) = self.observe(ctx).await?;
+            let (records, observed, connections) =
+                self.observe(ctx, Probing::MembershipFirst).await?;
             let result = self
-                .plan_and_act(ctx, report, pass, &records, &observed, &connections, started)
+                .plan_and_act(
+                    ctx,
+                    report,
+                    pass,
+                    &records,
+                    &observed,
+                    &connections,
+                    started,
+                )
                 .await;
             connections.close_all().await;
             match result? {

@@ -1,45 +1,62 @@
-//! The healing daemon: reconciles every cluster on an interval.
+//! The healing daemon: reconciles every cluster on its own timer.
 //!
-//! Each pass re-reads the store, so scale requests made by CLI commands are
-//! seen without a restart. A cluster whose lock another command holds is
-//! skipped for that pass. Clusters are reconciled concurrently and every
-//! probe has a deadline, so one frozen node never stalls the others. On
-//! SIGTERM or SIGINT the pass in flight is dropped (locks go with it) and
-//! the daemon exits; whatever was half done is found and finished by the
-//! next run, as after any crash.
+//! Each cluster is due an interval after its last pass started; a bounded
+//! pool of workers takes due clusters, so one cluster busy replacing a node
+//! never delays another's pass. The store's cluster list is re-read every
+//! few seconds, so clusters and scale requests made by CLI commands are seen
+//! without a restart. A cluster whose lock another command holds is skipped
+//! until its next turn. SSH connections and cloud operations have
+//! process-wide caps. On SIGTERM or SIGINT the passes in flight are dropped
+//! (locks go with them) and the daemon exits; whatever was half done is
+//! found and finished by the next run, as after any crash.
 
 mod metrics;
 mod providers;
+mod schedule;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use futures_util::future::join_all;
 use rand::Rng;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 pub use metrics::Metrics;
 
+use crate::bootstrap::ssh_slots;
+use crate::cli::session::Session;
 use crate::cli::Global;
 use crate::controller::{ClusterContext, ControllerError, ConvergeReport};
 use crate::progress::LogReporter;
-use crate::state::{ClusterLock, LockError};
+use crate::state::{ClusterLock, LockError, OffWorkers};
+use provision_provider::CallLimit;
+use schedule::Schedule;
+
+/// How often the store's list of clusters is read at most.
+const LISTING_EVERY: Duration = Duration::from_secs(5);
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     pub interval: Duration,
-    /// One pass, then exit.
+    /// One pass of every cluster, then exit.
     pub once: bool,
     /// Where to serve Prometheus metrics; `None` serves none.
     pub metrics_addr: Option<SocketAddr>,
+    /// Clusters reconciled at once.
+    pub workers: usize,
+    /// SSH connections open at once, all clusters together.
+    pub ssh_connections: usize,
+    /// Cloud operations in flight at once, all clusters together.
+    pub cloud_operations: usize,
 }
 
 /// How one cluster's pass ended.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Converged,
     Degraded,
@@ -49,8 +66,21 @@ enum Outcome {
     Failed,
 }
 
+/// What every worker shares.
+struct Shared {
+    global: Global,
+    session: Session,
+    metrics: Arc<Metrics>,
+    providers: providers::Providers,
+}
+
 pub async fn run(global: &Global, options: DaemonOptions) -> Result<()> {
-    let session = crate::cli::session::Session::open(global)?;
+    if !ssh_slots::set_limit(options.ssh_connections) {
+        warn!("the SSH connection cap was set before the daemon started; keeping it");
+    }
+    let mut session = Session::open(global)?;
+    // Hundreds of passes share a few runtime workers: store calls leave theirs.
+    session.store = Arc::new(OffWorkers(session.store));
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = options.metrics_addr {
         metrics::serve(addr, metrics.clone())
@@ -59,86 +89,205 @@ pub async fn run(global: &Global, options: DaemonOptions) -> Result<()> {
     }
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    info!(interval = ?options.interval, state = %session.paths.db().display(), "daemon started");
-    let providers = providers::Providers::default();
-    let mut pass_no: u64 = 0;
-    loop {
-        pass_no += 1;
-        let pass = run_pass(global, &session, &metrics, &providers, pass_no);
-        let failed = tokio::select! {
-            failed = pass => failed,
-            _ = term.recv() => { info!("SIGTERM: stopping; a half-done step is finished by the next run"); return Ok(()) }
-            _ = int.recv() => { info!("SIGINT: stopping"); return Ok(()) }
-        };
+    info!(
+        interval = ?options.interval,
+        workers = options.workers,
+        ssh_connections = ssh_slots::limit(),
+        cloud_operations = options.cloud_operations,
+        state = %session.paths.db().display(),
+        "daemon started"
+    );
+    let calls = CallLimit::new(options.cloud_operations);
+    let shared = Arc::new(Shared {
+        global: global.clone(),
+        session,
+        metrics,
+        providers: providers::Providers::new(calls.clone()),
+    });
+    let run = async {
         if options.once {
-            if failed > 0 {
-                anyhow::bail!("{failed} cluster(s) did not converge in this pass (see the log and `provision status NAME --events`)");
-            }
-            return Ok(());
+            run_once(shared, &options, &calls).await
+        } else {
+            run_schedule(shared, &options, &calls).await;
+            Ok(())
         }
-        // ±10 % jitter so many daemons (or clusters) do not move in lockstep.
-        let jitter = rand::thread_rng().gen_range(0.9..1.1);
-        let wait = options.interval.mul_f64(jitter);
+    };
+    tokio::select! {
+        result = run => result,
+        _ = term.recv() => { info!("SIGTERM: stopping; a half-done step is finished by the next run"); Ok(()) }
+        _ = int.recv() => { info!("SIGINT: stopping"); Ok(()) }
+    }
+}
+
+/// Counts of one round (an interval of the daemon's life), logged at its end.
+#[derive(Default)]
+struct Round {
+    outcomes: Vec<Outcome>,
+    /// The latest start of a pass behind its due time.
+    most_late: Duration,
+    cpu: Duration,
+    ssh_opened: u64,
+    cloud_calls: u64,
+    started: Option<Instant>,
+}
+
+impl Round {
+    fn begin(calls: &CallLimit) -> Round {
+        Round {
+            cpu: cpu_time(),
+            ssh_opened: ssh_slots::opened(),
+            cloud_calls: calls.calls(),
+            started: Some(Instant::now()),
+            ..Round::default()
+        }
+    }
+
+    fn count(&self, outcome: Outcome) -> usize {
+        self.outcomes.iter().filter(|o| **o == outcome).count()
+    }
+
+    fn log(&self, number: u64, clusters: usize, running: usize, calls: &CallLimit) {
+        info!(
+            round = number,
+            clusters,
+            reconciled = self.outcomes.len(),
+            running,
+            failed = self.count(Outcome::Failed),
+            busy = self.count(Outcome::Busy),
+            destroying = self.count(Outcome::Destroying),
+            degraded = self.count(Outcome::Degraded),
+            most_late_ms = self.most_late.as_millis() as u64,
+            seconds = format!(
+                "{:.2}",
+                self.started
+                    .map(|s| s.elapsed().as_secs_f64())
+                    .unwrap_or(0.0)
+            ),
+            cpu_ms = cpu_time().saturating_sub(self.cpu).as_millis() as u64,
+            rss_kib = rss_kib(),
+            ssh_opened = ssh_slots::opened() - self.ssh_opened,
+            ssh_open = ssh_slots::in_use(),
+            cloud_calls = calls.calls() - self.cloud_calls,
+            "round done"
+        );
+    }
+}
+
+/// One pass of every cluster, `workers` at a time; an error when any failed.
+async fn run_once(shared: Arc<Shared>, options: &DaemonOptions, calls: &CallLimit) -> Result<()> {
+    let round = Round::begin(calls);
+    let clusters = shared
+        .session
+        .store
+        .clusters()
+        .context("reading the state store")?;
+    let names: Vec<String> = clusters.into_iter().map(|c| c.spec.name).collect();
+    let count = names.len();
+    shared.metrics.set_clusters(count as u64);
+    let workers = Arc::new(Semaphore::new(options.workers.max(1)));
+    let mut tasks = JoinSet::new();
+    for name in names {
+        let permit = workers.clone().acquire_owned().await.expect("never closed");
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let outcome = reconcile_cluster(&shared, &name).await;
+            drop(permit);
+            outcome
+        });
+    }
+    let mut round = round;
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(outcome) => round.outcomes.push(outcome),
+            Err(e) => {
+                error!(error = %e, "a cluster's pass panicked");
+                round.outcomes.push(Outcome::Failed);
+            }
+        }
+    }
+    round.log(1, count, 0, calls);
+    let failed = round.count(Outcome::Failed);
+    if failed > 0 {
+        anyhow::bail!("{failed} cluster(s) did not converge in this pass (see the log and `provision status NAME --events`)");
+    }
+    Ok(())
+}
+
+/// Runs every cluster on its own schedule until the process is stopped.
+async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &CallLimit) {
+    let workers = Arc::new(Semaphore::new(options.workers.max(1)));
+    let mut schedule = Schedule::new(options.interval);
+    let mut tasks: JoinSet<(String, Instant, Outcome)> = JoinSet::new();
+    let mut clusters = 0;
+    let mut next_listing = Instant::now();
+    let mut round = Round::begin(calls);
+    let mut round_no: u64 = 1;
+    let mut next_round = Instant::now() + options.interval;
+    loop {
+        let now = Instant::now();
+        if now >= next_listing {
+            match shared.session.store.clusters() {
+                Ok(listed) => {
+                    let names: Vec<String> = listed.into_iter().map(|c| c.spec.name).collect();
+                    schedule.sync(&names, now);
+                    clusters = names.len();
+                    shared.metrics.set_clusters(clusters as u64);
+                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                    shared.metrics.keep_clusters(&refs);
+                }
+                Err(e) => error!(error = %e, "cannot read the state store"),
+            }
+            next_listing = now + LISTING_EVERY.min(options.interval);
+        }
+        // Start what is due while workers are free.
+        for name in schedule.due(now) {
+            let Ok(permit) = workers.clone().try_acquire_owned() else {
+                break;
+            };
+            round.most_late = round.most_late.max(schedule.lateness(&name, now));
+            schedule.started(&name);
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                let started = Instant::now();
+                let outcome = reconcile_cluster(&shared, &name).await;
+                drop(permit);
+                (name, started, outcome)
+            });
+        }
+        let wake = [Some(next_listing), Some(next_round), schedule.next_due()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_round)
+            .max(Instant::now() + Duration::from_millis(10));
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = term.recv() => { info!("SIGTERM: stopping"); return Ok(()) }
-            _ = int.recv() => { info!("SIGINT: stopping"); return Ok(()) }
+            Some(done) = tasks.join_next() => match done {
+                Ok((name, started, outcome)) => {
+                    // ±10 % jitter so clusters (or daemons) do not move in lockstep.
+                    let jitter = rand::thread_rng().gen_range(0.9..1.1);
+                    schedule.finished(&name, started, Instant::now(), jitter);
+                    round.outcomes.push(outcome);
+                }
+                Err(e) => error!(error = %e, "a cluster's pass panicked"),
+            },
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+        if Instant::now() >= next_round {
+            round.log(round_no, clusters, schedule.running(), calls);
+            round = Round::begin(calls);
+            round_no += 1;
+            next_round += options.interval;
         }
     }
 }
 
-/// Reconciles every cluster once, concurrently; returns how many failed.
-async fn run_pass(
-    global: &Global,
-    session: &crate::cli::session::Session,
-    metrics: &Metrics,
-    providers: &providers::Providers,
-    pass_no: u64,
-) -> usize {
-    let started = Instant::now();
-    let cpu_before = cpu_time();
-    let clusters = match session.store.clusters() {
-        Ok(c) => c,
-        Err(e) => {
-            error!(error = %e, "cannot read the state store");
-            return 1;
-        }
-    };
-    metrics.set_clusters(clusters.len() as u64);
-    let names: Vec<&str> = clusters.iter().map(|c| c.spec.name.as_str()).collect();
-    metrics.keep_clusters(&names);
-    let outcomes = join_all(
-        clusters
-            .iter()
-            .map(|c| reconcile_cluster(global, session, metrics, providers, &c.spec.name)),
-    )
-    .await;
-    let failed = outcomes.iter().filter(|o| **o == Outcome::Failed).count();
-    info!(
-        pass = pass_no,
-        clusters = clusters.len(),
-        failed,
-        busy = outcomes.iter().filter(|o| **o == Outcome::Busy).count(),
-        destroying = outcomes
-            .iter()
-            .filter(|o| **o == Outcome::Destroying)
-            .count(),
-        degraded = outcomes.iter().filter(|o| **o == Outcome::Degraded).count(),
-        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
-        cpu_ms = cpu_time().saturating_sub(cpu_before).as_millis() as u64,
-        rss_kib = rss_kib(),
-        "pass done"
+async fn reconcile_cluster(shared: &Shared, name: &str) -> Outcome {
+    let (global, session, metrics, providers) = (
+        &shared.global,
+        &shared.session,
+        &shared.metrics,
+        &shared.providers,
     );
-    failed
-}
-
-async fn reconcile_cluster(
-    global: &Global,
-    session: &crate::cli::session::Session,
-    metrics: &Metrics,
-    providers: &providers::Providers,
-    name: &str,
-) -> Outcome {
     let _lock = match ClusterLock::acquire(name, &session.paths.lock(name)) {
         Ok(lock) => lock,
         Err(LockError::Busy { pid, .. }) => {

@@ -5,20 +5,33 @@
 
 use std::sync::Arc;
 
-use provision_provider::{PerCluster, Provider};
+use provision_provider::{CallLimit, PerCluster, Provider, Throttled};
 
 use crate::cli::session::connect_provider;
 use crate::spec::ClusterSpec;
 
-#[derive(Default)]
-pub struct Providers(PerCluster<Arc<dyn Provider>>);
+pub struct Providers {
+    made: PerCluster<Arc<dyn Provider>>,
+    /// Shared by every provider: the daemon's cap on cloud operations.
+    calls: Arc<CallLimit>,
+}
 
 impl Providers {
+    pub fn new(calls: Arc<CallLimit>) -> Providers {
+        Providers {
+            made: PerCluster::default(),
+            calls,
+        }
+    }
+
     /// The provider for `spec`'s cloud settings, connected the first time
     /// (callers that race wait for the one connect under way).
     pub async fn for_spec(&self, spec: &ClusterSpec) -> anyhow::Result<Arc<dyn Provider>> {
-        self.0
-            .get_or_make(&settings_key(spec), || connect_provider(spec, None))
+        self.made
+            .get_or_make(&settings_key(spec), || async {
+                let provider = connect_provider(spec, None).await?;
+                Ok(Arc::new(Throttled::new(provider, self.calls.clone())) as Arc<dyn Provider>)
+            })
             .await
     }
 
@@ -26,7 +39,7 @@ impl Providers {
     /// next pass connects afresh (credentials changed on disk, an endpoint
     /// moved).
     pub fn forget(&self, spec: &ClusterSpec) {
-        self.0.forget(&settings_key(spec));
+        self.made.forget(&settings_key(spec));
     }
 }
 

@@ -5,12 +5,14 @@
 //! [`ClusterLock`] keeps two processes off the same cluster at once.
 
 mod lock;
+mod off_workers;
 mod paths;
 pub use paths::{create_private_dir, write_private_file};
 mod records;
 mod sqlite;
 
 pub use lock::{ClusterLock, LockError};
+pub use off_workers::OffWorkers;
 pub use paths::StatePaths;
 pub use records::{ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource, UnhealthyKind};
 pub use sqlite::SqliteStore;

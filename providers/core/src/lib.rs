@@ -11,11 +11,13 @@ mod cache;
 mod error;
 mod firewall;
 mod machine;
+mod throttle;
 
 pub use cache::PerCluster;
 pub use error::ProviderError;
 pub use firewall::{Firewall, PortRule, Protocol};
 pub use machine::{Addresses, ClusterRef, Machine, MachineSpec, MachineState, MinimumSize, Role};
+pub use throttle::{CallLimit, Throttled};
 
 use async_trait::async_trait;
 
