@@ -240,6 +240,15 @@ fn a_killed_manager_is_replaced_while_quorum_holds() {
     assert_eq!(managers.lines().count(), 3);
     // The dead manager left the membership before its replacement joined:
     // 3 voters with 1 dead became 2 with 2 alive, never 4 with 2 alive.
+    // (The join's event is written just after Swarm lists the node Ready.)
+    wait_until("the replacement's join event", Duration::from_secs(30), || {
+        let events = c.events();
+        events
+            .find(&format!("{killed}  removed member"))
+            .is_some_and(|removed| {
+                events.rfind(&format!("{killed}  joined as manager")) > Some(removed)
+            })
+    });
     let events = c.events();
     let removed = events
         .find(&format!("{killed}  removed member"))

@@ -123,6 +123,8 @@ pub async fn run(global: &Global, options: DaemonOptions) -> Result<()> {
 #[derive(Default)]
 struct Round {
     outcomes: Vec<Outcome>,
+    /// Nodes the passes of the round set out to replace.
+    remediations: usize,
     /// The latest start of a pass behind its due time.
     most_late: Duration,
     cpu: Duration,
@@ -156,6 +158,7 @@ impl Round {
             busy = self.count(Outcome::Busy),
             destroying = self.count(Outcome::Destroying),
             degraded = self.count(Outcome::Degraded),
+            remediations = self.remediations,
             most_late_ms = self.most_late.as_millis() as u64,
             seconds = format!(
                 "{:.2}",
@@ -190,15 +193,18 @@ async fn run_once(shared: Arc<Shared>, options: &DaemonOptions, calls: &CallLimi
         let permit = workers.clone().acquire_owned().await.expect("never closed");
         let shared = shared.clone();
         tasks.spawn(async move {
-            let outcome = reconcile_cluster(&shared, &name).await;
+            let ended = reconcile_cluster(&shared, &name).await;
             drop(permit);
-            outcome
+            ended
         });
     }
     let mut round = round;
     while let Some(done) = tasks.join_next().await {
         match done {
-            Ok(outcome) => round.outcomes.push(outcome),
+            Ok((outcome, remediations)) => {
+                round.outcomes.push(outcome);
+                round.remediations += remediations;
+            }
             Err(e) => {
                 error!(error = %e, "a cluster's pass panicked");
                 round.outcomes.push(Outcome::Failed);
@@ -217,7 +223,7 @@ async fn run_once(shared: Arc<Shared>, options: &DaemonOptions, calls: &CallLimi
 async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &CallLimit) {
     let workers = Arc::new(Semaphore::new(options.workers.max(1)));
     let mut schedule = Schedule::new(options.interval);
-    let mut tasks: JoinSet<(String, Instant, Outcome)> = JoinSet::new();
+    let mut tasks: JoinSet<(String, Instant, (Outcome, usize))> = JoinSet::new();
     let mut clusters = 0;
     let mut next_listing = Instant::now();
     let mut round = Round::begin(calls);
@@ -249,9 +255,9 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
             let shared = shared.clone();
             tasks.spawn(async move {
                 let started = Instant::now();
-                let outcome = reconcile_cluster(&shared, &name).await;
+                let ended = reconcile_cluster(&shared, &name).await;
                 drop(permit);
-                (name, started, outcome)
+                (name, started, ended)
             });
         }
         let wake = [Some(next_listing), Some(next_round), schedule.next_due()]
@@ -262,11 +268,12 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
             .max(Instant::now() + Duration::from_millis(10));
         tokio::select! {
             Some(done) = tasks.join_next() => match done {
-                Ok((name, started, outcome)) => {
+                Ok((name, started, (outcome, remediations))) => {
                     // ±10 % jitter so clusters (or daemons) do not move in lockstep.
                     let jitter = rand::thread_rng().gen_range(0.9..1.1);
                     schedule.finished(&name, started, Instant::now(), jitter);
                     round.outcomes.push(outcome);
+                    round.remediations += remediations;
                 }
                 Err(e) => error!(error = %e, "a cluster's pass panicked"),
             },
@@ -281,7 +288,9 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
     }
 }
 
-async fn reconcile_cluster(shared: &Shared, name: &str) -> Outcome {
+/// One pass of one cluster: how it ended, and how many nodes it set out
+/// to replace.
+async fn reconcile_cluster(shared: &Shared, name: &str) -> (Outcome, usize) {
     let (global, session, metrics, providers) = (
         &shared.global,
         &shared.session,
@@ -296,11 +305,11 @@ async fn reconcile_cluster(shared: &Shared, name: &str) -> Outcome {
                 pid, "another command holds the cluster: skipped this pass"
             );
             metrics.add_skipped_busy(name);
-            return Outcome::Busy;
+            return (Outcome::Busy, 0);
         }
         Err(e) => {
             error!(cluster = name, error = %e, "cannot lock");
-            return Outcome::Failed;
+            return (Outcome::Failed, 0);
         }
     };
     // Re-read under the lock: the spec may have changed since the listing.
@@ -308,11 +317,11 @@ async fn reconcile_cluster(shared: &Shared, name: &str) -> Outcome {
         Ok(Some(r)) => r,
         Ok(None) => {
             metrics.forget_cluster(name);
-            return Outcome::Converged;
+            return (Outcome::Converged, 0);
         }
         Err(e) => {
             error!(cluster = name, error = %e, "cannot read the cluster");
-            return Outcome::Failed;
+            return (Outcome::Failed, 0);
         }
     };
     if record.is_destroying() {
@@ -320,7 +329,7 @@ async fn reconcile_cluster(shared: &Shared, name: &str) -> Outcome {
             cluster = name,
             "a destroy did not finish: left for `provision destroy`"
         );
-        return Outcome::Destroying;
+        return (Outcome::Destroying, 0);
     }
     let started = Instant::now();
     let mut report = ConvergeReport::default();
@@ -375,7 +384,7 @@ async fn reconcile_cluster(shared: &Shared, name: &str) -> Outcome {
             .collect();
         metrics.set_nodes(name, &phases);
     }
-    outcome
+    (outcome, report.remediations.len())
 }
 
 fn counts_as_cloud_error(e: &ControllerError) -> bool {

@@ -29,6 +29,11 @@ Faults, set through the control port (127.0.0.1:8700, no auth):
                                             # status for a while, then back
     POST /quota {"instances": 3, "cores": 20, "ram": 51200, "floatingip": 10}
     GET /calls, POST /calls/reset             # requests counted per call
+    POST /bench/servers {"servers": [{"id", "name", "metadata", "address"}]}
+                                            # the daemon scale bench's servers: ACTIVE,
+                                            # with no container body, their fixed
+                                            # address given (127.x.y.z, where the
+                                            # bench's one sshd answers for all)
     GET /state                                # what exists, for the tests
 
     openstack_sim.py setup --dir DIR   # users, projects, catalog, clouds.yaml
@@ -148,7 +153,8 @@ def setup(directory, admin_password):
     }}
     (directory / "clouds.yaml").write_text(json.dumps(clouds, indent=2))
     os.chmod(directory / "clouds.yaml", 0o600)
-    (directory / "service.json").write_text(json.dumps({"admin_password": admin_password}))
+    (directory / "service.json").write_text(json.dumps({"admin_password": admin_password,
+                                                        "project_id": project_id}))
     os.chmod(directory / "service.json", 0o600)
     docker("network", "rm", PRIVATE["docker"], check=False)
     docker("network", "create", "--subnet", PRIVATE["cidr"], "--label", LABEL, PRIVATE["docker"])
@@ -439,6 +445,35 @@ class Cloud:
                     self.connect_fip(fip)
         log(f"{sid}: {s['name']} ACTIVE at {ip}")
 
+    def add_bodyless(self, servers):
+        """Servers for the daemon scale bench: ACTIVE at once, no body; each
+        one's port has the address given (no subnet allocation)."""
+        project = json.loads((self.directory / "service.json").read_text())["project_id"]
+        private = next(n for n in self.networks.values() if not n["external"])
+        image_id = next(iid for iid, i in self.images.items() if i["name"] == "debian-12")
+        for b in servers:
+            sid = b["id"]
+            pid = str(uuid.uuid4())
+            self.ports[pid] = {
+                "id": pid, "name": "", "network_id": private["id"], "device_id": sid,
+                "device_owner": "compute:nova", "mac_address": "fa:16:3e:00:00:00",
+                "admin_state_up": True, "status": "ACTIVE",
+                "fixed_ips": [{"subnet_id": private["subnets"][0], "ip_address": b["address"]}],
+                "security_groups": [], "project_id": project,
+                "tenant_id": project, "description": "", "allowed_address_pairs": [],
+                "extra_dhcp_opts": [], "binding:vnic_type": "normal",
+                "port_security_enabled": True, "tags": [], "created_at": now(),
+                "updated_at": now(), "revision_number": 1,
+            }
+            self.servers[sid] = {
+                "id": sid, "name": b["name"], "status": "ACTIVE", "flavor_id": "2",
+                "image_id": image_id, "key_name": None, "metadata": b["metadata"],
+                "ports": [pid], "project_id": project, "user_id": "u",
+                "created": now(), "updated": now(), "created_seq": time.time(),
+                "availability_zone": "nova", "security_groups": ["default"],
+                "user_data": "", "launched_at": now(), "bodyless": True,
+            }
+
     def set_error(self, sid, message, code):
         with self.lock:
             s = self.servers.get(sid)
@@ -467,7 +502,7 @@ class Cloud:
                 return
             for pid in s["ports"]:
                 port = self.ports.pop(pid, None)
-                if port:
+                if port and not s.get("bodyless"):
                     for ip in port["fixed_ips"]:
                         self.release_ip(ip["subnet_id"], ip["ip_address"])
                 for fip in self.floatingips.values():
@@ -1004,6 +1039,10 @@ def make_control(cloud):
                         rule.update(body["add"], id=str(uuid.uuid4()), security_group_id=g["id"])
                         g["security_group_rules"].append(rule)
                     return self.reply(200, cloud.sg_view(g))
+            if self.path == "/bench/servers":
+                with cloud.lock:
+                    cloud.add_bodyless(body.get("servers", []))
+                return self.reply(200, {"servers": len(cloud.servers)})
             m = re.match(r"^/servers/([^/]+)/status$", self.path)
             if m:
                 with cloud.lock:
