@@ -11,7 +11,8 @@
 //! | [`bootstrap`] | SSH, script templates, running scripts on nodes |
 //! | [`orchestrator`] | Swarm and Kubernetes (kubeadm) behind one trait |
 //! | `providers/*` | one crate per cloud behind `provision_provider::Provider` |
-//! | [`daemon`] | reconcile every cluster on an interval, metrics |
+//! | [`session`] | the store, scripts and a controller on a cluster's cloud, for `cli` and `daemon` |
+//! | [`daemon`] | reconcile every cluster on its own timer, metrics |
 //! | [`cli`] | the command line |
 
 pub mod bootstrap;
@@ -21,5 +22,6 @@ pub mod daemon;
 pub mod orchestrator;
 pub mod progress;
 pub mod secret;
+pub mod session;
 pub mod spec;
 pub mod state;

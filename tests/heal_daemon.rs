@@ -241,14 +241,18 @@ fn a_killed_manager_is_replaced_while_quorum_holds() {
     // The dead manager left the membership before its replacement joined:
     // 3 voters with 1 dead became 2 with 2 alive, never 4 with 2 alive.
     // (The join's event is written just after Swarm lists the node Ready.)
-    wait_until("the replacement's join event", Duration::from_secs(30), || {
-        let events = c.events();
-        events
-            .find(&format!("{killed}  removed member"))
-            .is_some_and(|removed| {
-                events.rfind(&format!("{killed}  joined as manager")) > Some(removed)
-            })
-    });
+    wait_until(
+        "the replacement's join event",
+        Duration::from_secs(30),
+        || {
+            let events = c.events();
+            events
+                .find(&format!("{killed}  removed member"))
+                .is_some_and(|removed| {
+                    events.rfind(&format!("{killed}  joined as manager")) > Some(removed)
+                })
+        },
+    );
     let events = c.events();
     let removed = events
         .find(&format!("{killed}  removed member"))
@@ -367,4 +371,74 @@ fn daemon_once_skips_a_busy_cluster_and_logs_json() {
     let pass = once(&c);
     assert_eq!(pass["fields"]["busy"], 1, "{pass}");
     drop(lock);
+}
+
+/// Every cluster is on its own timer: while cluster A's replacement hangs
+/// in its install, a worker of cluster B killed meanwhile is replaced within
+/// detection (lost_timeout + one interval) plus one node's provision time,
+/// as if A were idle. (With one pass for all clusters, B waited for A.)
+#[test]
+fn a_hung_replacement_in_one_cluster_delays_no_other() {
+    if skip_docker_tests() {
+        return;
+    }
+    let a = Cluster::new("it-hang");
+    let b = Cluster::sharing("it-free", &a);
+    for c in [&a, &b] {
+        create_healing(c, 1, 1);
+    }
+    // One node's provision time on this machine, now: B grows by a worker.
+    let t = Instant::now();
+    b.ok(&["scale", &b.name, "--workers", "2"]);
+    let provision_one = t.elapsed();
+
+    // A's installs hang from now on (B's scripts are the built-in ones).
+    let scripts = a.dir().join("held-scripts");
+    std::fs::create_dir_all(scripts.join("swarm")).unwrap();
+    std::fs::write(
+        scripts.join("swarm/install.sh.j2"),
+        format!(
+            "#!/usr/bin/env bash\n{{% if cluster.name == \"{}\" %}}echo 'install held (test)'; sleep 900{{% endif %}}\n{{% include \"docker/install.sh\" %}}\n",
+            a.name
+        ),
+    )
+    .unwrap();
+    let _daemon = Daemon::start_with(&a, "5s", &["--scripts-dir", scripts.to_str().unwrap()]);
+
+    let a_worker = format!("{}-worker-1", a.name);
+    docker(&["kill", &a_worker]);
+    let held_log = a.log_dir().join(format!("{a_worker}.log"));
+    wait_until(
+        "A's replacement to hang in its install",
+        Duration::from_secs(120),
+        || {
+            std::fs::read_to_string(&held_log)
+                .unwrap_or_default()
+                .contains("install held (test)")
+        },
+    );
+
+    let b_worker = format!("{}-worker-1", b.name);
+    let t0 = Instant::now();
+    docker(&["kill", &b_worker]);
+    let detection = Duration::from_secs(5 + 5);
+    let bound = detection + provision_one + Duration::from_secs(20);
+    wait_swarm(&b, &b.manager(), 3, std::slice::from_ref(&b_worker), bound);
+    let took = t0.elapsed();
+    eprintln!(
+        "measured: B's worker replaced in {:.1}s while A's install hung (one node's provision {:.1}s, detection {}s)",
+        took.as_secs_f64(),
+        provision_one.as_secs_f64(),
+        detection.as_secs()
+    );
+    // A is still held all the while (its replacement made, never joined):
+    // the two overlapped.
+    let events = a.recorded_events();
+    let count = |what: &str| events.matches(&format!("{a_worker}  {what}")).count();
+    assert_eq!(count("created machine"), 2, "{events}");
+    assert_eq!(
+        count("joined as worker"),
+        1,
+        "A's replacement joined: {events}"
+    );
 }

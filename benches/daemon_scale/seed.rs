@@ -18,7 +18,9 @@ use std::path::PathBuf;
 
 use provision::bootstrap::ClusterKey;
 use provision::spec::{Cloud, ClusterTemplate};
-use provision::state::{ClusterRecord, Health, NodePhase, NodeRecord, SqliteStore, StatePaths, Store};
+use provision::state::{
+    ClusterRecord, Health, NodePhase, NodeRecord, SqliteStore, StatePaths, Store,
+};
 use provision_provider::{Addresses, Role};
 use provision_provider_openstack::OpenStackSettings;
 
@@ -53,7 +55,10 @@ fn args() -> Args {
     }
     assert!(!a.dir.as_os_str().is_empty(), "--dir is required");
     assert!(a.clusters <= 250 * 200, "at most 50,000 clusters");
-    assert!(a.nodes >= a.managers && a.nodes <= 250, "--nodes between --managers and 250");
+    assert!(
+        a.nodes >= a.managers && a.nodes <= 250,
+        "--nodes between --managers and 250"
+    );
     a
 }
 

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use rand::RngCore;
 
 use super::output::node_table;
-use super::session::{connect_provider, Session};
+use super::session::{self, connect_provider};
 use super::{CreateArgs, Global};
 use crate::controller::quorum::{check_manager_change, check_mesos_master_growth};
 use crate::controller::{cluster_ref, unix_now, ClusterContext, DryRun, Observed};
@@ -42,10 +42,10 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     let provider = connect_provider(&spec, Some(&args.image_suite)).await?;
     let dry_run = args.dry_run;
     // A dry run never creates the state store: no store, no cluster yet.
-    let session = match Session::open_existing(global)? {
+    let session = match session::open_existing(global)? {
         Some(session) => session,
         None if dry_run => return print_new_cluster_plan(spec, &args, provider).await,
-        None => Session::open(global)?,
+        None => session::open(global)?,
     };
     let _lock = session.lock_unless_dry(&spec.name, dry_run)?;
 
@@ -131,15 +131,13 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
         reporter.note(&format!("warning: {warning}"));
     }
     if dry_run {
-        return session.print_dry_run(global, &record, provider, &[]).await;
+        return session.print_dry_run(&record, provider, &[]).await;
     }
     session
         .store
         .put_cluster(&record)
         .context("storing the cluster spec")?;
-    let (report, nodes) = session
-        .reconcile(global, &record, provider, reporter)
-        .await?;
+    let (report, nodes) = session.reconcile(&record, provider, reporter).await?;
 
     let name = &record.spec.name;
     if !report.healthy {

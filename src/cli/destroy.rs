@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use provision_provider::Provider;
 
-use super::session::{connect_provider, Session};
+use super::session::{self, connect_provider, Session};
 use super::Global;
 use crate::controller::cluster_ref;
 use crate::state::ClusterRecord;
@@ -12,7 +12,7 @@ pub async fn run(global: &Global, name: &str, yes: bool, dry_run: bool) -> Resul
     if !yes && !dry_run {
         bail!("destroy deletes cluster {name}'s machines and data: add --yes to confirm (or --dry-run to see what it deletes)");
     }
-    let session = Session::open_unless_dry(global, dry_run)?;
+    let session = session::open_unless_dry(global, dry_run)?;
     let _lock = session.lock_unless_dry(name, dry_run)?;
     let record = session.cluster(name)?;
     let provider = connect_provider(&record.spec, None).await?;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use provision_provider::Role;
 
-use super::session::Session;
+use super::session;
 use super::Global;
 use crate::bootstrap::client_files::{write_client_files, write_ssh_wrapper};
 use crate::bootstrap::scripts::shell_quote;
@@ -29,7 +29,7 @@ pub fn run(global: &Global, name: Option<&str>, unset: bool) -> Result<()> {
         return Ok(());
     }
     let name = name.ok_or_else(|| anyhow!("give the cluster's name (or --unset)"))?;
-    let session = Session::open(global)?;
+    let session = session::open(global)?;
     let record = session.cluster(name)?;
     let nodes = session.store.nodes(name)?;
     write_client_files(&session.paths, name, &record.spec.ssh_user, &nodes)

@@ -3,13 +3,13 @@
 
 use anyhow::{bail, Result};
 
-use super::session::{connect_provider, Session};
+use super::session::{self, connect_provider};
 use super::Global;
 use crate::progress;
 use crate::state::LockError;
 
 pub async fn run(global: &Global, name: Option<&str>, all: bool, dry_run: bool) -> Result<()> {
-    let session = Session::open_unless_dry(global, dry_run)?;
+    let session = session::open_unless_dry(global, dry_run)?;
     let names: Vec<String> = match (name, all) {
         (Some(n), false) => vec![n.to_string()],
         (None, true) => session
@@ -39,14 +39,11 @@ pub async fn run(global: &Global, name: Option<&str>, all: bool, dry_run: bool) 
         }
         let provider = connect_provider(&record.spec, None).await?;
         if dry_run {
-            session
-                .print_dry_run(global, &record, provider, &[])
-                .await?;
+            session.print_dry_run(&record, provider, &[]).await?;
             continue;
         }
         let reporter = progress::for_stderr();
-        if let Err(e) =
-            super::scale::converge_and_show(global, &session, record, provider, reporter).await
+        if let Err(e) = super::scale::converge_and_show(&session, record, provider, reporter).await
         {
             eprintln!("error: {e:#}");
             failed.push(name.clone());

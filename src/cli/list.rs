@@ -3,12 +3,12 @@
 use anyhow::Result;
 
 use super::output::{table, ClusterStatus};
-use super::session::Session;
+use super::session;
 use super::{Global, OutputFormat};
 use crate::state::NodePhase;
 
 pub fn run(global: &Global, output: OutputFormat) -> Result<()> {
-    let session = Session::open(global)?;
+    let session = session::open(global)?;
     let mut all = Vec::new();
     for c in session.store.clusters()? {
         let nodes = session.store.nodes(&c.spec.name)?;

@@ -358,7 +358,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ssh_connections: max_ssh as usize,
                 cloud_operations: max_cloud_calls as usize,
             };
-            crate::daemon::run(&global, options).await
+            crate::daemon::run(session::open(&global)?, options).await
         }
         Command::Templates(cmd) => templates::run(&global, cmd),
         Command::Completions { shell } => {

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use provision_provider::Role;
 
 use super::output::node_table;
-use super::session::{connect_provider, Session};
+use super::session::{self, connect_provider, Session};
 use super::Global;
 use crate::controller::quorum::{check_manager_change, check_mesos_master_growth};
 use crate::progress;
@@ -39,7 +39,7 @@ pub struct Flags {
 
 pub async fn run(global: &Global, name: &str, change: Change, flags: Flags) -> Result<()> {
     let Flags { force, dry_run } = flags;
-    let session = Session::open_unless_dry(global, dry_run)?;
+    let session = session::open_unless_dry(global, dry_run)?;
     let _lock = session.lock_unless_dry(name, dry_run)?;
     let mut record = session.cluster_to_change(name)?;
     let nodes = session.store.nodes(name)?;
@@ -116,9 +116,7 @@ pub async fn run(global: &Global, name: &str, change: Change, flags: Flags) -> R
 
     let provider = connect_provider(&record.spec, None).await?;
     if dry_run {
-        return session
-            .print_dry_run(global, &record, provider, &leaving)
-            .await;
+        return session.print_dry_run(&record, provider, &leaving).await;
     }
     // Desired state first, so a crash from here on is finished by the next run.
     session.store.put_cluster(&record)?;
@@ -131,19 +129,16 @@ pub async fn run(global: &Global, name: &str, change: Change, flags: Flags) -> R
                 .add_event(name, Some(n), "retiring: removed by request")?;
         }
     }
-    converge_and_show(global, &session, record, provider, reporter).await
+    converge_and_show(&session, record, provider, reporter).await
 }
 
 pub(super) async fn converge_and_show(
-    global: &Global,
     session: &Session,
     record: ClusterRecord,
     provider: std::sync::Arc<dyn provision_provider::Provider>,
     reporter: std::sync::Arc<dyn progress::Reporter>,
 ) -> Result<()> {
-    let (report, nodes) = session
-        .reconcile(global, &record, provider, reporter)
-        .await?;
+    let (report, nodes) = session.reconcile(&record, provider, reporter).await?;
     println!(
         "Cluster {}: {} manager(s), {} worker(s), {}.\n",
         record.spec.name,

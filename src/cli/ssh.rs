@@ -5,13 +5,13 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use super::session::Session;
+use super::session;
 use super::Global;
 use crate::bootstrap::client_files::write_client_files;
 use crate::bootstrap::scripts::shell_quote;
 
 pub fn run(global: &Global, name: &str, node: &str, command: &[String]) -> Result<()> {
-    let session = Session::open(global)?;
+    let session = session::open(global)?;
     let record = session.cluster(name)?;
     let nodes = session.store.nodes(name)?;
     let Some(n) = nodes.iter().find(|n| n.name == node) else {

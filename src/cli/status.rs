@@ -4,19 +4,19 @@
 use anyhow::Result;
 
 use super::output::{node_table, ClusterStatus};
-use super::session::{connect_provider, Session};
+use super::session::{self, connect_provider, Session};
 use super::{Global, OutputFormat};
 use crate::controller::{ClusterContext, Probing};
 use crate::progress::LogReporter;
 use crate::state::{ClusterLock, LockError};
 
 pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool) -> Result<()> {
-    let session = Session::open(global)?;
+    let session = session::open(global)?;
     let record = session.cluster(name)?;
     let mut note = None;
     match ClusterLock::acquire(name, &session.paths.lock(name)) {
         Ok(_lock) => {
-            if let Err(e) = refresh(global, &session, &record).await {
+            if let Err(e) = refresh(&session, &record).await {
                 note = Some(format!(
                     "could not observe the cluster now ({e:#}); showing the last recorded state"
                 ));
@@ -75,19 +75,10 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
     Ok(())
 }
 
-async fn refresh(
-    global: &Global,
-    session: &Session,
-    record: &crate::state::ClusterRecord,
-) -> Result<()> {
+async fn refresh(session: &Session, record: &crate::state::ClusterRecord) -> Result<()> {
     let provider = connect_provider(&record.spec, None).await?;
     let ctx = ClusterContext::new(&session.paths, record.clone())?;
-    let controller = session.controller(
-        global,
-        provider,
-        &record.spec,
-        std::sync::Arc::new(LogReporter),
-    );
+    let controller = session.controller(provider, &record.spec, std::sync::Arc::new(LogReporter));
     let (_, _, connections) = controller.observe(&ctx, Probing::EveryNode).await?;
     connections.close_all().await;
     Ok(())

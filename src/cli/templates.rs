@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail, Result};
 use minijinja::Value;
 use provision_provider::Role;
 
-use super::session::Session;
+use super::session;
 use super::{Global, TemplatesCommand};
 use crate::bootstrap::scripts::script_context;
 use crate::bootstrap::Scripts;
@@ -37,7 +37,7 @@ pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
             node,
             cluster,
         } => {
-            let session = Session::open(global)?;
+            let session = session::open(global)?;
             let clusters = match cluster {
                 Some(c) => vec![session.cluster(&c)?],
                 None => session.store.clusters()?,

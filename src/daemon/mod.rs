@@ -28,10 +28,9 @@ use tracing::{debug, error, info, warn};
 pub use metrics::Metrics;
 
 use crate::bootstrap::ssh_slots;
-use crate::cli::session::Session;
-use crate::cli::Global;
 use crate::controller::{ClusterContext, ControllerError, ConvergeReport};
 use crate::progress::LogReporter;
+use crate::session::Session;
 use crate::state::{ClusterLock, LockError, OffWorkers};
 use provision_provider::CallLimit;
 use schedule::Schedule;
@@ -68,17 +67,17 @@ enum Outcome {
 
 /// What every worker shares.
 struct Shared {
-    global: Global,
     session: Session,
     metrics: Arc<Metrics>,
     providers: providers::Providers,
 }
 
-pub async fn run(global: &Global, options: DaemonOptions) -> Result<()> {
+/// Runs the daemon on `session`'s clusters until SIGTERM or SIGINT (or,
+/// with `once`, one pass of each).
+pub async fn run(mut session: Session, options: DaemonOptions) -> Result<()> {
     if !ssh_slots::set_limit(options.ssh_connections) {
         warn!("the SSH connection cap was set before the daemon started; keeping it");
     }
-    let mut session = Session::open(global)?;
     // Hundreds of passes share a few runtime workers: store calls leave theirs.
     session.store = Arc::new(OffWorkers(session.store));
     let metrics = Arc::new(Metrics::default());
@@ -99,7 +98,6 @@ pub async fn run(global: &Global, options: DaemonOptions) -> Result<()> {
     );
     let calls = CallLimit::new(options.cloud_operations);
     let shared = Arc::new(Shared {
-        global: global.clone(),
         session,
         metrics,
         providers: providers::Providers::new(calls.clone()),
@@ -291,12 +289,7 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
 /// One pass of one cluster: how it ended, and how many nodes it set out
 /// to replace.
 async fn reconcile_cluster(shared: &Shared, name: &str) -> (Outcome, usize) {
-    let (global, session, metrics, providers) = (
-        &shared.global,
-        &shared.session,
-        &shared.metrics,
-        &shared.providers,
-    );
+    let (session, metrics, providers) = (&shared.session, &shared.metrics, &shared.providers);
     let _lock = match ClusterLock::acquire(name, &session.paths.lock(name)) {
         Ok(lock) => lock,
         Err(LockError::Busy { pid, .. }) => {
@@ -336,7 +329,7 @@ async fn reconcile_cluster(shared: &Shared, name: &str) -> (Outcome, usize) {
     let result = async {
         let provider = providers.for_spec(&record.spec).await?;
         let ctx = ClusterContext::new(&session.paths, record.clone())?;
-        let controller = session.controller(global, provider, &record.spec, Arc::new(LogReporter));
+        let controller = session.controller(provider, &record.spec, Arc::new(LogReporter));
         Ok::<_, anyhow::Error>(controller.converge_into(&ctx, &mut report).await)
     }
     .await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use provision_provider::{CallLimit, PerCluster, Provider, Throttled};
 
-use crate::cli::session::connect_provider;
+use crate::session::connect_provider;
 use crate::spec::ClusterSpec;
 
 pub struct Providers {

@@ -1,0 +1,158 @@
+//! What every command and the daemon start with: the state store, the
+//! script templates, and for work on machines, a controller on the
+//! cluster's cloud. Shared by `cli` and `daemon`, which know nothing of
+//! each other.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use provision_provider::Provider;
+use provision_provider_ec2::{Ec2Options, Ec2Provider};
+use provision_provider_local::{LocalOptions, LocalProvider};
+use provision_provider_openstack::{OpenStackOptions, OpenStackProvider};
+
+use crate::bootstrap::Scripts;
+use crate::controller::Controller;
+use crate::orchestrator;
+use crate::progress::Reporter;
+use crate::spec::{Cloud, ClusterSpec};
+use crate::state::{ClusterLock, ClusterRecord, LockError, SqliteStore, StatePaths, Store};
+
+pub struct Session {
+    pub paths: StatePaths,
+    pub store: Arc<dyn Store>,
+    /// Script templates, loaded once for every controller of the session.
+    pub scripts: Arc<Scripts>,
+}
+
+impl Session {
+    /// The state store at `state` (the XDG default when `None`), created
+    /// when missing, with the scripts of `scripts_dir` over the built-in ones.
+    pub fn open(state: Option<PathBuf>, scripts_dir: Option<&Path>) -> Result<Session> {
+        let paths = StatePaths::resolve(state).context("finding the state directory")?;
+        let store = SqliteStore::open(paths.db()).context("opening the state store")?;
+        Ok(Session {
+            paths,
+            store: Arc::new(store),
+            scripts: Arc::new(Scripts::new(scripts_dir)),
+        })
+    }
+
+    /// [`Session::open`] if the state store exists, never creating it (for
+    /// `--dry-run`, which writes nothing): `None` when there is no state yet.
+    pub fn open_existing(
+        state: Option<PathBuf>,
+        scripts_dir: Option<&Path>,
+    ) -> Result<Option<Session>> {
+        let paths = StatePaths::resolve(state.clone()).context("finding the state directory")?;
+        if !paths.db().exists() {
+            return Ok(None);
+        }
+        Self::open(state, scripts_dir).map(Some)
+    }
+
+    /// Takes the cluster's lock for a command that changes it; a dry run
+    /// changes nothing and takes none.
+    pub fn lock_unless_dry(
+        &self,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<Option<ClusterLock>, LockError> {
+        if dry_run {
+            return Ok(None);
+        }
+        ClusterLock::acquire(name, &self.paths.lock(name)).map(Some)
+    }
+
+    /// The cluster's record, or an error saying how to see the known ones.
+    pub fn cluster(&self, name: &str) -> Result<ClusterRecord> {
+        self.store.cluster(name)?.ok_or_else(|| {
+            anyhow!(
+                "no cluster named {name:?} in {} (`provision list` shows them)",
+                self.paths.db().display()
+            )
+        })
+    }
+
+    /// The cluster's record for a command that changes it: refused while
+    /// a destroy is unfinished, which only `destroy` may finish.
+    pub fn cluster_to_change(&self, name: &str) -> Result<ClusterRecord> {
+        let record = self.cluster(name)?;
+        refuse_if_destroying(&record)?;
+        Ok(record)
+    }
+
+    pub fn controller(
+        &self,
+        provider: Arc<dyn Provider>,
+        spec: &ClusterSpec,
+        reporter: Arc<dyn Reporter>,
+    ) -> Controller {
+        Controller {
+            store: self.store.clone(),
+            provider,
+            orchestrator: Arc::from(orchestrator::for_spec(spec)),
+            scripts: self.scripts.clone(),
+            paths: self.paths.clone(),
+            reporter,
+        }
+    }
+}
+
+/// The error for a change asked of a cluster whose destroy did not finish.
+pub fn refuse_if_destroying(record: &ClusterRecord) -> Result<()> {
+    if record.is_destroying() {
+        bail!(
+            "cluster {name} is being destroyed (a destroy started and did not finish): \
+             `provision destroy {name} --yes` finishes it; nothing else may change it",
+            name = record.spec.name
+        );
+    }
+    Ok(())
+}
+
+/// Connects to the spec's cloud; fails before anything is created when the
+/// cloud cannot be used.
+pub async fn connect_provider(
+    spec: &ClusterSpec,
+    image_suite: Option<&str>,
+) -> Result<Arc<dyn Provider>> {
+    match spec.cloud {
+        Cloud::Local => {
+            let mut options = LocalOptions::default();
+            if let Some(image) = &spec.image {
+                options.image = image.clone();
+            }
+            if let Some(suite) = image_suite {
+                options.suite = suite.to_string();
+            }
+            let provider = LocalProvider::connect(options)
+                .await
+                .context("connecting to the local cloud")?;
+            Ok(Arc::new(provider))
+        }
+        Cloud::Ec2 => {
+            let options = Ec2Options {
+                settings: spec.ec2.clone().unwrap_or_default(),
+                image: spec.image.clone(),
+                instance_type: spec.flavor.clone(),
+            };
+            let provider = Ec2Provider::connect(options)
+                .await
+                .context("connecting to the ec2 cloud")?;
+            Ok(Arc::new(provider))
+        }
+        Cloud::OpenStack => {
+            let options = OpenStackOptions {
+                settings: spec.openstack.clone().unwrap_or_default(),
+                image: spec.image.clone(),
+                flavor: spec.flavor.clone(),
+            };
+            let provider = OpenStackProvider::connect(options)
+                .await
+                .context("connecting to the openstack cloud")?;
+            Ok(Arc::new(provider))
+        }
+    }
+}
