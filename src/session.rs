@@ -13,7 +13,7 @@ use provision_provider_local::{LocalOptions, LocalProvider};
 use provision_provider_openstack::{OpenStackOptions, OpenStackProvider};
 
 use crate::bootstrap::Scripts;
-use crate::controller::Controller;
+use crate::controller::{Controller, Probing};
 use crate::orchestrator;
 use crate::progress::Reporter;
 use crate::spec::{Cloud, ClusterSpec};
@@ -83,6 +83,8 @@ impl Session {
         Ok(record)
     }
 
+    /// A controller for `spec`'s cluster on `provider`, probing every node
+    /// (the daemon sets [`Probing::MembershipFirst`]).
     pub fn controller(
         &self,
         provider: Arc<dyn Provider>,
@@ -96,6 +98,7 @@ impl Session {
             scripts: self.scripts.clone(),
             paths: self.paths.clone(),
             reporter,
+            probing: Probing::EveryNode,
         }
     }
 }

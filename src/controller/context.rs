@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use provision_provider::{ClusterRef, Provider, ProviderError};
 
+use super::observe::Probing;
 use crate::bootstrap::{keys::KeyError, ClusterKey, Scripts, ShellError, SshError};
 use crate::orchestrator::Orchestrator;
 use crate::progress::Reporter;
@@ -18,6 +19,9 @@ pub struct Controller {
     pub scripts: Arc<Scripts>,
     pub paths: StatePaths,
     pub reporter: Arc<dyn Reporter>,
+    /// Which nodes a reconcile pass probes: every one for a person's
+    /// command, membership first for the daemon.
+    pub probing: Probing,
 }
 
 /// One cluster, as the controller sees it during a run.

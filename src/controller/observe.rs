@@ -32,11 +32,12 @@ pub enum FirstContact {
 /// Which nodes an observation probes over SSH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probing {
-    /// Those the orchestrator's membership does not vouch for (reconcile
-    /// passes: one connection for a converged cluster).
+    /// Those the orchestrator's membership does not vouch for (the
+    /// daemon's passes: one connection for a converged cluster).
     MembershipFirst,
-    /// Every running node (`status`: each node's own report, its host key
-    /// checked).
+    /// Every running node (`status`, and commands a person runs: each
+    /// node's own report, its host key checked, at once, whatever the
+    /// orchestrator's failure detector has noticed yet).
     EveryNode,
 }
 
@@ -270,6 +271,13 @@ impl Controller {
         observed: &Observed,
     ) -> Result<Vec<NodeRecord>, ControllerError> {
         let now = unix_now();
+        // While any node runs with an older view of the managers, nobody's
+        // view counts as settled: a node found current against managers
+        // that are themselves about to restart must be asked again after.
+        let reconfiguring = observed
+            .probes
+            .values()
+            .any(|p| matches!(p, Probe::Reached(n) if n.config_stale));
         // Re-read: probes may have recorded host keys on first contact.
         let mut records = self.store.nodes(ctx.name())?;
         for rec in &mut records {
@@ -288,7 +296,7 @@ impl Controller {
                 }
                 // A node that runs with the current managers need not be
                 // asked again until they change.
-                rec.managers_seen = if p.joined && !p.config_stale {
+                rec.managers_seen = if p.joined && !reconfiguring {
                     observed.managers_view.clone()
                 } else {
                     None

@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use super::connections::Connections;
 use super::context::{ClusterContext, Controller, ControllerError};
-use super::observe::{unix_now, FirstContact, Probing};
+use super::observe::{unix_now, FirstContact};
 use super::plan::{plan, Observed, Plan};
 use crate::state::{Health, NodePhase, NodeRecord};
 
@@ -102,7 +102,7 @@ impl Controller {
                 ctx,
                 records,
                 FirstContact::Forget,
-                Probing::MembershipFirst,
+                self.probing,
                 &connections,
             )
             .await;
@@ -151,7 +151,7 @@ impl Controller {
         self.reconcile_firewall(ctx).await?;
         for pass in 1..=MAX_PASSES {
             let (records, observed, connections) =
-                self.observe(ctx, Probing::MembershipFirst).await?;
+                self.observe(ctx, self.probing).await?;
             let result = self
                 .plan_and_act(
                     ctx,

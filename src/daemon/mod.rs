@@ -28,7 +28,7 @@ use tracing::{debug, error, info, warn};
 pub use metrics::Metrics;
 
 use crate::bootstrap::ssh_slots;
-use crate::controller::{ClusterContext, ControllerError, ConvergeReport};
+use crate::controller::{ClusterContext, ControllerError, ConvergeReport, Probing};
 use crate::progress::LogReporter;
 use crate::session::Session;
 use crate::state::{ClusterLock, LockError, OffWorkers};
@@ -329,7 +329,8 @@ async fn reconcile_cluster(shared: &Shared, name: &str) -> (Outcome, usize) {
     let result = async {
         let provider = providers.for_spec(&record.spec).await?;
         let ctx = ClusterContext::new(&session.paths, record.clone())?;
-        let controller = session.controller(provider, &record.spec, Arc::new(LogReporter));
+        let mut controller = session.controller(provider, &record.spec, Arc::new(LogReporter));
+        controller.probing = Probing::MembershipFirst;
         Ok::<_, anyhow::Error>(controller.converge_into(&ctx, &mut report).await)
     }
     .await;
