@@ -150,8 +150,7 @@ impl Controller {
         let mut last: Vec<String> = Vec::new();
         self.reconcile_firewall(ctx).await?;
         for pass in 1..=MAX_PASSES {
-            let (records, observed, connections) =
-                self.observe(ctx, self.probing).await?;
+            let (records, observed, connections) = self.observe(ctx, self.probing).await?;
             let result = self
                 .plan_and_act(
                     ctx,

@@ -6,6 +6,11 @@ use crate::state::{NodePhase, UnhealthyKind};
 
 const NOW: i64 = 1_000_000;
 
+/// Whether one of the plan's notes says `part`.
+fn noted(p: &Plan, part: &str) -> bool {
+    p.notes.iter().any(|n| n.contains(part))
+}
+
 fn spec(managers: u32, workers: u32) -> ClusterSpec {
     ClusterSpec::example("web", managers, workers)
 }
@@ -704,11 +709,7 @@ fn a_dead_manager_is_removed_before_its_replacement_joins() {
             },
         ]
     );
-    assert!(
-        p.notes.iter().any(|n| n.contains("before its replacement")),
-        "{:?}",
-        p.notes
-    );
+    assert!(noted(&p, "before its replacement"), "{:?}", p.notes);
     // Next pass: the member is gone, so its replacement is added.
     let (mut records, mut observed) = converged(3, 0);
     records.remove(1);
@@ -847,11 +848,7 @@ fn managers_are_not_replaced_when_that_could_lose_quorum() {
     lose_machine(&mut records, &mut observed, "web-manager-3");
     let p = plan(&s, &records, &observed, NOW);
     assert!(p.remediations.is_empty(), "{:?}", p.describe());
-    assert!(
-        p.notes.iter().any(|n| n.contains("could lose quorum")),
-        "{:?}",
-        p.notes
-    );
+    assert!(noted(&p, "could lose quorum"), "{:?}", p.notes);
 }
 
 #[test]
@@ -863,7 +860,7 @@ fn managers_are_replaced_one_at_a_time() {
     lose_machine(&mut records, &mut observed, "web-manager-5");
     let p = plan(&s, &records, &observed, NOW);
     assert_eq!(p.remediations, vec!["web-manager-4".to_string()]);
-    assert!(p.notes.iter().any(|n| n.contains("one at a time")));
+    assert!(noted(&p, "one at a time"));
 }
 
 #[test]
@@ -949,7 +946,7 @@ fn a_second_machine_of_a_node_is_deleted() {
             machine_id: "id-worker-1-twin".into()
         }]
     );
-    assert!(p.notes.iter().any(|n| n.contains("more than one machine")));
+    assert!(noted(&p, "more than one machine"));
 }
 
 #[test]
