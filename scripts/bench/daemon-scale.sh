@@ -4,6 +4,7 @@
 #
 #   scripts/bench/daemon-scale.sh                 # 10x20 100x20 1000x20
 #   scripts/bench/daemon-scale.sh 100x20 --rounds 6 --interval 30s
+#   PROVISION_BIN=/var/tmp/provision-release/release/provision scripts/bench/daemon-scale.sh 1000x20
 #
 # The cloud is the OpenStack test cloud (real Keystone, simulated Nova)
 # holding servers with no container body (`POST /bench/servers`). SSH is
@@ -51,13 +52,14 @@ if [[ ! -x /usr/sbin/sshd ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
   rm -f /usr/sbin/policy-rc.d
 fi
-binary=$(scripts/build.sh | tail -1)
+# PROVISION_BIN: another build of provision to measure (a release build).
+binary=${PROVISION_BIN:-$(scripts/build.sh | tail -1)}
 cargo build -q --example daemon_scale_seed
 seed="$CARGO_TARGET_DIR/debug/examples/daemon_scale_seed"
 
 sshd_pid=
 cleanup() {
-  [[ -n $sshd_pid ]] && kill "$sshd_pid" 2>/dev/null || true
+  if [[ -n $sshd_pid ]]; then kill "$sshd_pid" 2>/dev/null || true; fi
   iptables -D INPUT -p tcp --dport 22 ! -i lo -j DROP 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -83,6 +85,10 @@ for size in "${sizes[@]}"; do
   curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "@$dir/servers.json" \
     "$CONTROL/bench/servers" >/dev/null
   cp scripts/bench/standin-docker "$dir/bin/docker"
+  # The nodes' shells start clean: bash run by sshd reads ~/.bashrc, and
+  # this host's root may have a slow one (pyenv init: seconds a command).
+  mkdir -p "$dir/home"
+  : >"$dir/home/.bashrc"
   cat >"$dir/sshd_config" <<CONF
 Port 22
 ListenAddress 0.0.0.0
@@ -97,7 +103,7 @@ UseDNS no
 StrictModes no
 # One sshd stands for every node: room for the daemon's handshakes at once.
 MaxStartups 4000:30:8000
-SetEnv PATH=$dir/bin:/usr/sbin:/usr/bin:/sbin:/bin PROVISION_BENCH_DIR=$dir
+SetEnv PATH=$dir/bin:/usr/sbin:/usr/bin:/sbin:/bin PROVISION_BENCH_DIR=$dir HOME=$dir/home
 LogLevel ERROR
 CONF
   mkdir -p /run/sshd
