@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::connections::Connections;
 use super::context::{ClusterContext, Controller, ControllerError};
+use super::health::backoff;
 use super::observe::unix_now;
 use super::plan::{Action, Observed, Plan};
 use crate::bootstrap::NodeShell;
@@ -281,19 +282,9 @@ impl Run<'_> {
         let result = self.run_steps(&node, &steps).await;
         if let Err(e) = &result {
             if let Ok(mut rec) = self.record(&node) {
-                // Back off before the next attempt: doubling, at most 10 minutes.
+                // Back off before the next attempt.
                 rec.failures += 1;
-                let base = self
-                    .ctx
-                    .record
-                    .spec
-                    .health
-                    .remediation_backoff
-                    .as_secs()
-                    .max(1);
-                let wait = base
-                    .saturating_mul(1 << (rec.failures - 1).min(10))
-                    .min(600);
+                let wait = backoff(&self.ctx.record.spec.health, rec.failures).as_secs();
                 rec.retry_at = Some(unix_now() + wait as i64);
                 rec.phase = NodePhase::Failed;
                 let _ = self.ctl.store.put_node(&rec);

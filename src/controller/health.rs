@@ -3,6 +3,8 @@
 //! remediated at all (so a network partition never triggers mass
 //! replacement). Pure functions; the clock is an argument.
 
+use std::time::Duration;
+
 use provision_provider::{Machine, MachineState};
 
 use super::plan::Probe;
@@ -147,6 +149,17 @@ pub fn is_due(policy: &HealthPolicy, record: &NodeRecord, condition: &Condition,
         None => false,
     }
 }
+
+/// How long a node waits after its `failures`-th failed attempt in a row
+/// before the next: `remediation_backoff`, doubling, at most 10 minutes.
+pub fn backoff(policy: &HealthPolicy, failures: u32) -> Duration {
+    let base = policy.remediation_backoff.as_secs().max(1);
+    let doublings = failures.saturating_sub(1).min(10);
+    Duration::from_secs(base.saturating_mul(1 << doublings).min(MAX_BACKOFF_SECONDS))
+}
+
+/// The longest wait between attempts at a failing node.
+const MAX_BACKOFF_SECONDS: u64 = 600;
 
 /// How many of `total` nodes may be unhealthy while remediation goes on.
 pub fn max_unhealthy(policy: &HealthPolicy, total: usize) -> usize {
@@ -309,6 +322,19 @@ mod tests {
             assess(&rec(false), Some(&running), Some(&unknown), None),
             Condition::Starting
         );
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_policy_to_ten_minutes() {
+        let mut policy = HealthPolicy::default();
+        policy.remediation_backoff = Duration::from_secs(5);
+        let secs = |p: &HealthPolicy, n| backoff(p, n).as_secs();
+        assert_eq!([1, 2, 3, 4].map(|n| secs(&policy, n)), [5, 10, 20, 40]);
+        assert_eq!(secs(&policy, 8), 600);
+        assert_eq!(secs(&policy, u32::MAX), 600);
+        // Zero still waits a second between attempts.
+        policy.remediation_backoff = Duration::ZERO;
+        assert_eq!(secs(&policy, 1), 1);
     }
 
     #[test]
