@@ -326,8 +326,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_the_policy_to_ten_minutes() {
-        let mut policy = HealthPolicy::default();
-        policy.remediation_backoff = Duration::from_secs(5);
+        let mut policy = HealthPolicy {
+            remediation_backoff: Duration::from_secs(5),
+            ..HealthPolicy::default()
+        };
         let secs = |p: &HealthPolicy, n| backoff(p, n).as_secs();
         assert_eq!([1, 2, 3, 4].map(|n| secs(&policy, n)), [5, 10, 20, 40]);
         assert_eq!(secs(&policy, 8), 600);
