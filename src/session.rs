@@ -12,7 +12,7 @@ use provision_provider_ec2::{Ec2Options, Ec2Provider};
 use provision_provider_local::{LocalOptions, LocalProvider};
 use provision_provider_openstack::{OpenStackOptions, OpenStackProvider};
 
-use crate::bootstrap::Scripts;
+use crate::bootstrap::{Scripts, SshConnector};
 use crate::controller::{Controller, Probing};
 use crate::orchestrator;
 use crate::progress::Reporter;
@@ -98,6 +98,7 @@ impl Session {
             scripts: self.scripts.clone(),
             paths: self.paths.clone(),
             reporter,
+            connector: Arc::new(SshConnector),
             probing: Probing::EveryNode,
         }
     }

@@ -4,6 +4,7 @@
 //! - [`keys`]: the cluster's ed25519 key pair.
 //! - [`ssh`]: russh sessions with host keys recorded on first contact and
 //!   verified afterwards, and a bounded wait for a booting machine.
+//! - [`transport`]: the [`Connector`] and [`Transport`] seams SSH sits behind.
 //! - [`ssh_slots`]: the process-wide cap on open SSH connections.
 //! - [`scripts`]: minijinja templates (built in, or from an override
 //!   directory) where every value reaches the shell quoted.
@@ -16,8 +17,10 @@ pub mod scripts;
 pub mod shell;
 pub mod ssh;
 pub mod ssh_slots;
+pub mod transport;
 
 pub use keys::ClusterKey;
 pub use scripts::{ScriptError, Scripts};
 pub use shell::{NodeShell, Output, ShellError};
 pub use ssh::{SshError, SshSession, SshTarget};
+pub use transport::{Connector, SshConnector, Transport};

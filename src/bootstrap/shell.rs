@@ -13,7 +13,8 @@ use provision_provider::Addresses;
 use tracing::debug;
 
 use super::scripts::{ScriptError, Scripts};
-use super::ssh::{SshError, SshSession};
+use super::ssh::SshError;
+use super::transport::Transport;
 use crate::secret::Secret;
 
 /// Where a script's output goes.
@@ -114,7 +115,7 @@ fn query_command(sudo: &str, text: &str) -> String {
 
 /// A node reached over SSH, with what its scripts are rendered from.
 pub struct NodeShell {
-    session: SshSession,
+    session: Box<dyn Transport>,
     scripts: Arc<Scripts>,
     /// `cluster` and `node` values every script sees.
     context: BTreeMap<String, Value>,
@@ -125,7 +126,7 @@ pub struct NodeShell {
 
 impl NodeShell {
     pub fn new(
-        session: SshSession,
+        session: Box<dyn Transport>,
         scripts: Arc<Scripts>,
         context: BTreeMap<String, Value>,
         addresses: Addresses,
@@ -186,7 +187,7 @@ impl NodeShell {
                 .exec(
                     &store_command(sudo, REMOTE_DIR, &name),
                     Some(text.as_bytes()),
-                    |chunk| printed.extend_from_slice(chunk),
+                    &mut |chunk| printed.extend_from_slice(chunk),
                 )
                 .await?;
             if code != 0 {
@@ -204,7 +205,7 @@ impl NodeShell {
                 .exec(
                     &run_command(sudo, &stored, &format!("{REMOTE_DIR}/{name}")),
                     stdin.as_deref().map(str::as_bytes),
-                    |chunk| {
+                    &mut |chunk| {
                         captured.extend_from_slice(chunk);
                         if let Some(f) = log.as_mut() {
                             // Whole lines only, so a token split across chunks is still seen.
@@ -241,7 +242,9 @@ impl NodeShell {
             let mut captured = Vec::new();
             let code = self
                 .session
-                .exec(&command, None, |chunk| captured.extend_from_slice(chunk))
+                .exec(&command, None, &mut |chunk| {
+                    captured.extend_from_slice(chunk)
+                })
                 .await?;
             Ok::<_, SshError>((code, String::from_utf8_lossy(&captured).into_owned()))
         };

@@ -6,7 +6,7 @@ use std::time::Duration;
 use provision_provider::{ClusterRef, Provider, ProviderError};
 
 use super::observe::Probing;
-use crate::bootstrap::{keys::KeyError, ClusterKey, Scripts, ShellError, SshError};
+use crate::bootstrap::{keys::KeyError, ClusterKey, Connector, Scripts, ShellError, SshError};
 use crate::orchestrator::Orchestrator;
 use crate::progress::Reporter;
 use crate::state::{ClusterRecord, StatePaths, Store, StoreError};
@@ -19,6 +19,8 @@ pub struct Controller {
     pub scripts: Arc<Scripts>,
     pub paths: StatePaths,
     pub reporter: Arc<dyn Reporter>,
+    /// How shells on nodes are opened (SSH; an in-memory double in tests).
+    pub connector: Arc<dyn Connector>,
     /// Which nodes a reconcile pass probes: every one for a person's
     /// command, membership first for the daemon.
     pub probing: Probing,

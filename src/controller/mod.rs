@@ -11,6 +11,10 @@ mod act;
 mod connections;
 mod context;
 mod health;
+#[cfg(test)]
+mod in_memory;
+#[cfg(test)]
+mod in_process_tests;
 mod observe;
 pub mod plan;
 pub mod quorum;

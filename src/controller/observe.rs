@@ -12,7 +12,7 @@ use super::context::{ClusterContext, Controller, ControllerError};
 use super::health::{assess, Condition};
 use super::plan::{Observed, Probe};
 use crate::bootstrap::scripts::script_context;
-use crate::bootstrap::{NodeShell, SshSession, SshTarget};
+use crate::bootstrap::{NodeShell, SshTarget};
 use crate::orchestrator::reported::{refuse_member, refuse_probe};
 use crate::orchestrator::Member;
 use crate::state::{Health, NodeRecord};
@@ -81,14 +81,10 @@ impl Controller {
             user: ctx.record.spec.ssh_user.clone(),
         };
         let recorded = record.host_key.as_deref();
-        let session = match wait {
-            Some(deadline) => {
-                SshSession::wait_for(&target, ctx.key.private(), recorded, deadline).await?
-            }
-            None => {
-                SshSession::connect(&target, ctx.key.private(), recorded, CONNECT_TIMEOUT).await?
-            }
-        };
+        let session = self
+            .connector
+            .connect(&target, ctx.key.private(), recorded, wait, CONNECT_TIMEOUT)
+            .await?;
         let context = script_context(&ctx.record, record, addresses);
         Ok(NodeShell::new(
             session,

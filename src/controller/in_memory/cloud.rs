@@ -1,0 +1,123 @@
+//! A cloud whose machines are entries in a map.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use provision_provider::{
+    Addresses, ClusterRef, Machine, MachineSpec, MachineState, Provider, ProviderError, Recorder,
+};
+
+#[derive(Default)]
+pub struct Cloud {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    machines: BTreeMap<String, Machine>,
+    next: u32,
+    calls: BTreeMap<&'static str, u32>,
+}
+
+impl Cloud {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The machine of `node` stops, as after `docker kill` or a host failure.
+    pub fn stop(&self, node: &str) {
+        for m in self.state().machines.values_mut() {
+            if m.node == node {
+                m.state = MachineState::Stopped;
+            }
+        }
+    }
+
+    /// Whether `node` has a running machine at `address`.
+    pub fn running_at(&self, node: &str, address: &str) -> bool {
+        self.state().machines.values().any(|m| {
+            m.node == node
+                && m.state == MachineState::Running
+                && m.addresses.as_ref().is_some_and(|a| a.ssh == address)
+        })
+    }
+
+    /// Machines that exist now, by node.
+    pub fn nodes(&self) -> Vec<String> {
+        self.state()
+            .machines
+            .values()
+            .map(|m| m.node.clone())
+            .collect()
+    }
+
+    /// Calls made of `operation` so far.
+    pub fn calls(&self, operation: &str) -> u32 {
+        self.state().calls.get(operation).copied().unwrap_or(0)
+    }
+
+    fn count(&self, operation: &'static str) {
+        *self.state().calls.entry(operation).or_default() += 1;
+    }
+}
+
+#[async_trait]
+impl Provider for Cloud {
+    fn cloud(&self) -> &'static str {
+        "in-memory"
+    }
+
+    async fn ensure_prerequisites(
+        &self,
+        _: &ClusterRef,
+        _: &dyn Recorder,
+    ) -> Result<(), ProviderError> {
+        self.count("ensure_prerequisites");
+        Ok(())
+    }
+
+    async fn create_machine(
+        &self,
+        _: &ClusterRef,
+        spec: &MachineSpec,
+    ) -> Result<Machine, ProviderError> {
+        self.count("create_machine");
+        let mut state = self.state();
+        if let Some(m) = state
+            .machines
+            .values()
+            .find(|m| m.node == spec.node && m.state == MachineState::Running)
+        {
+            return Ok(m.clone());
+        }
+        state.next += 1;
+        let n = state.next;
+        let machine = Machine {
+            id: format!("m-{n}"),
+            node: spec.node.clone(),
+            role: spec.role,
+            state: MachineState::Running,
+            addresses: Some(Addresses::private_only(&format!("10.0.0.{n}"))),
+        };
+        state.machines.insert(machine.id.clone(), machine.clone());
+        Ok(machine)
+    }
+
+    async fn list_machines(&self, _: &ClusterRef) -> Result<Vec<Machine>, ProviderError> {
+        self.count("list_machines");
+        Ok(self.state().machines.values().cloned().collect())
+    }
+
+    async fn delete_machine(&self, _: &ClusterRef, machine_id: &str) -> Result<(), ProviderError> {
+        self.count("delete_machine");
+        self.state().machines.remove(machine_id);
+        Ok(())
+    }
+
+    async fn destroy_cluster(&self, _: &ClusterRef) -> Result<(), ProviderError> {
+        self.count("destroy_cluster");
+        self.state().machines.clear();
+        Ok(())
+    }
+}

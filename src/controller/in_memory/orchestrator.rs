@@ -1,0 +1,228 @@
+//! An orchestrator with Swarm's shape, kept in memory: the cluster is
+//! initialised once on a manager, nodes join through it (managers one at a
+//! time, as Raft takes them), a manager lists the members. A test fails or
+//! holds a node's install and marks a member down.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use provision_provider::Role;
+
+use crate::bootstrap::{NodeShell, ShellError};
+use crate::orchestrator::{JoinSecrets, Member, NodeProbe, Orchestrator};
+use crate::secret::Secret;
+use crate::spec::Coe;
+
+/// How long a manager's join takes (time is paused in the tests: free).
+const MANAGER_JOIN: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+pub struct Swarmish {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    installed: BTreeSet<String>,
+    exists: bool,
+    inits: u32,
+    /// By node name.
+    members: BTreeMap<String, Member>,
+    next_id: u32,
+    probes: BTreeMap<String, u32>,
+    installs: BTreeMap<String, u32>,
+    fail_install: BTreeSet<String>,
+    hold_install: BTreeSet<String>,
+    manager_joins_now: u32,
+    manager_joins_most: u32,
+}
+
+impl Swarmish {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `node`'s installs fail from now on (a dead package mirror).
+    pub fn fail_install(&self, node: &str) {
+        self.state().fail_install.insert(node.to_string());
+    }
+
+    /// `node`'s installs never finish from now on.
+    pub fn hold_install(&self, node: &str) {
+        self.state().hold_install.insert(node.to_string());
+    }
+
+    /// The member of `node` is listed Down, as a manager lists a node whose
+    /// engine stopped answering.
+    pub fn down(&self, node: &str) {
+        if let Some(m) = self.state().members.get_mut(node) {
+            m.ready = false;
+            m.status = "Down Active".into();
+        }
+    }
+
+    /// Nodes listed as ready members.
+    pub fn ready(&self) -> BTreeSet<String> {
+        self.state()
+            .members
+            .iter()
+            .filter(|(_, m)| m.ready)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Probes of each node so far.
+    pub fn probes(&self) -> BTreeMap<String, u32> {
+        self.state().probes.clone()
+    }
+
+    /// Install attempts on each node so far.
+    pub fn installs(&self) -> BTreeMap<String, u32> {
+        self.state().installs.clone()
+    }
+
+    /// Times the cluster was initialised.
+    pub fn inits(&self) -> u32 {
+        self.state().inits
+    }
+
+    /// The most manager joins that ran at once.
+    pub fn most_manager_joins_at_once(&self) -> u32 {
+        self.state().manager_joins_most
+    }
+
+    fn add_member(&self, node: &str, role: Role) {
+        let mut state = self.state();
+        state.next_id += 1;
+        let id = format!("node{:021}", state.next_id);
+        state.members.insert(
+            node.to_string(),
+            Member {
+                id,
+                hostname: node.to_string(),
+                role,
+                ready: true,
+                status: "Ready Active".into(),
+            },
+        );
+    }
+}
+
+#[async_trait]
+impl Orchestrator for Swarmish {
+    fn coe(&self) -> Coe {
+        Coe::Swarm
+    }
+
+    async fn install(&self, node: &NodeShell) -> Result<(), ShellError> {
+        let (held, failed) = {
+            let mut state = self.state();
+            *state.installs.entry(node.node().to_string()).or_default() += 1;
+            (
+                state.hold_install.contains(node.node()),
+                state.fail_install.contains(node.node()),
+            )
+        };
+        if held {
+            std::future::pending::<()>().await;
+        }
+        if failed {
+            return Err(ShellError::Failed {
+                node: node.node().to_string(),
+                script: "swarm/install.sh".into(),
+                code: 100,
+                tail: vec!["E: Failed to fetch: the package mirror is down".into()],
+            });
+        }
+        self.state().installed.insert(node.node().to_string());
+        Ok(())
+    }
+
+    async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
+        let mut state = self.state();
+        *state.probes.entry(node.node().to_string()).or_default() += 1;
+        let member = state.members.get(node.node());
+        let joined = member.is_some();
+        Ok(NodeProbe {
+            engine_running: state.installed.contains(node.node()),
+            joined,
+            member_id: member.map(|m| m.id.clone()),
+            control: joined && state.exists && member.is_some_and(|m| m.role == Role::Manager),
+            config_stale: false,
+        })
+    }
+
+    async fn init(&self, node: &NodeShell) -> Result<(), ShellError> {
+        {
+            let mut state = self.state();
+            state.exists = true;
+            state.inits += 1;
+        }
+        self.add_member(node.node(), Role::Manager);
+        Ok(())
+    }
+
+    async fn join_secrets(
+        &self,
+        _manager: &NodeShell,
+        _kept: Option<&Secret>,
+    ) -> Result<JoinSecrets, ShellError> {
+        Ok(JoinSecrets {
+            worker: Secret::new("worker-token"),
+            manager: Secret::new("manager-token"),
+            keep: None,
+        })
+    }
+
+    async fn join(
+        &self,
+        node: &NodeShell,
+        role: Role,
+        _manager_address: &str,
+        _secrets: &JoinSecrets,
+    ) -> Result<(), ShellError> {
+        if !self.state().exists {
+            return Err(ShellError::Failed {
+                node: node.node().to_string(),
+                script: "swarm/join.sh".into(),
+                code: 1,
+                tail: vec!["Error response from daemon: no swarm to join".into()],
+            });
+        }
+        if role == Role::Manager {
+            {
+                let mut state = self.state();
+                state.manager_joins_now += 1;
+                state.manager_joins_most = state.manager_joins_most.max(state.manager_joins_now);
+            }
+            tokio::time::sleep(MANAGER_JOIN).await;
+            self.state().manager_joins_now -= 1;
+        }
+        self.add_member(node.node(), role);
+        Ok(())
+    }
+
+    async fn members(&self, _manager: &NodeShell) -> Result<Vec<Member>, ShellError> {
+        Ok(self.state().members.values().cloned().collect())
+    }
+
+    async fn drain(&self, _manager: &NodeShell, _member: &Member) -> Result<(), ShellError> {
+        Ok(())
+    }
+
+    async fn remove_member(&self, _manager: &NodeShell, member: &Member) -> Result<(), ShellError> {
+        self.state().members.retain(|_, m| m.id != member.id);
+        Ok(())
+    }
+
+    fn client_env(&self, alias: &str, _: &str, _: &Path) -> Vec<(String, String)> {
+        vec![("DOCKER_HOST".into(), format!("ssh://{alias}"))]
+    }
+
+    fn client_hint(&self) -> &'static str {
+        "docker node ls"
+    }
+}

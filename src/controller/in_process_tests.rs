@@ -1,0 +1,215 @@
+//! The controller in-process: `reconcile`, `observe` and `act` against the
+//! in-memory cloud, nodes and orchestrator, on tokio's paused clock (every
+//! wait in them completes at once, in order).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::in_memory::{Cloud, Nodes, Swarmish};
+use super::{ClusterContext, Controller, ConvergeReport, Probing};
+use crate::bootstrap::Scripts;
+use crate::progress::LogReporter;
+use crate::spec::ClusterSpec;
+use crate::state::{ClusterRecord, NodePhase, SqliteStore, StatePaths, Store};
+
+struct World {
+    ctl: Controller,
+    ctx: ClusterContext,
+    cloud: Arc<Cloud>,
+    nodes: Arc<Nodes>,
+    swarm: Arc<Swarmish>,
+    _dir: tempfile::TempDir,
+}
+
+/// A cluster of `managers` + `workers` on nothing yet, whose lost machines
+/// are due for replacement when first seen (no grace).
+fn world(managers: u32, workers: u32) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = StatePaths::resolve(Some(dir.path().join("state.db"))).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(paths.db()).unwrap());
+    let mut spec = ClusterSpec::example("web", managers, workers);
+    spec.health.lost_timeout = Duration::ZERO;
+    spec.health.not_ready_timeout = Duration::ZERO;
+    let record = ClusterRecord {
+        spec,
+        id: "c-1".into(),
+        phase: "creating".into(),
+        created_at: String::new(),
+        updated_at: String::new(),
+    };
+    store.put_cluster(&record).unwrap();
+    let ctx = ClusterContext::create(&paths, record).unwrap();
+    let cloud = Arc::new(Cloud::default());
+    let nodes = Arc::new(Nodes::new(cloud.clone()));
+    let swarm = Arc::new(Swarmish::default());
+    let ctl = Controller {
+        store,
+        provider: cloud.clone(),
+        orchestrator: swarm.clone(),
+        scripts: Arc::new(Scripts::new(None)),
+        paths,
+        reporter: Arc::new(LogReporter),
+        connector: nodes.clone(),
+        probing: Probing::MembershipFirst,
+    };
+    World {
+        ctl,
+        ctx,
+        cloud,
+        nodes,
+        swarm,
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn converge(&self) -> ConvergeReport {
+        self.ctl.converge(&self.ctx).await.expect("converges")
+    }
+
+    fn node_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .ctl
+            .store
+            .nodes("web")
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cluster_forms_once_with_joins_behind_the_init_and_managers_one_at_a_time() {
+    let w = world(3, 2);
+    let report = w.converge().await;
+    assert!(report.healthy, "{report:?}");
+    assert_eq!(w.swarm.inits(), 1);
+    // Raft takes one new member at a time; the joins waited for the init
+    // (a join before it fails in the double).
+    assert_eq!(w.swarm.most_manager_joins_at_once(), 1);
+    assert_eq!(w.swarm.ready().len(), 5);
+    assert_eq!(w.cloud.calls("create_machine"), 5);
+    // A second run changes nothing.
+    let report = w.converge().await;
+    assert!(report.healthy && report.remediations.is_empty());
+    assert_eq!(w.cloud.calls("create_machine"), 5);
+    assert_eq!(w.swarm.inits(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_converged_pass_asks_one_manager_and_probes_no_vouched_node() {
+    let mut w = world(3, 4);
+    w.converge().await;
+    let (connections, probes) = (w.nodes.total(), w.swarm.probes());
+    w.converge().await;
+    assert_eq!(
+        w.nodes.total() - connections,
+        1,
+        "{:?}",
+        w.nodes.connections()
+    );
+    let probed: Vec<String> = w
+        .swarm
+        .probes()
+        .into_iter()
+        .filter(|(node, n)| probes.get(node) != Some(n))
+        .map(|(node, _)| node)
+        .collect();
+    assert_eq!(probed, ["web-manager-1"]);
+
+    // A person's command asks every node itself.
+    w.ctl.probing = Probing::EveryNode;
+    let connections = w.nodes.total();
+    w.converge().await;
+    assert_eq!(w.nodes.total() - connections, 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_the_membership_lists_down_is_probed() {
+    let w = world(1, 2);
+    w.converge().await;
+    w.swarm.down("web-worker-2");
+    let probes = w.swarm.probes();
+    let (_, observed, connections) = w
+        .ctl
+        .observe(&w.ctx, Probing::MembershipFirst)
+        .await
+        .unwrap();
+    connections.close_all().await;
+    assert!(w.swarm.probes()["web-worker-2"] > probes["web-worker-2"]);
+    assert_eq!(w.swarm.probes()["web-worker-1"], probes["web-worker-1"]);
+    assert!(matches!(
+        observed.probes["web-worker-1"],
+        super::Probe::Vouched(_)
+    ));
+    assert!(matches!(
+        observed.probes["web-worker-2"],
+        super::Probe::Reached(_)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_worker_is_replaced_then_removed_and_deleted() {
+    let w = world(1, 2);
+    w.converge().await;
+    w.cloud.stop("web-worker-1");
+    w.swarm.down("web-worker-1");
+    let report = w.converge().await;
+    assert_eq!(report.remediations, ["web-worker-1"]);
+    assert!(report.healthy, "{report:?}");
+    // The replacement took the lowest free index while worker-1 was still
+    // recorded; worker-1 left once it was ready.
+    assert_eq!(
+        w.node_names(),
+        ["web-manager-1", "web-worker-2", "web-worker-3"]
+    );
+    let mut machines = w.cloud.nodes();
+    machines.sort();
+    assert_eq!(machines, w.node_names());
+    assert!(!w.swarm.ready().contains("web-worker-1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_install_backs_off_and_is_not_tried_again_inside_the_backoff() {
+    let w = world(1, 1);
+    w.swarm.fail_install("web-worker-1");
+    let failed = w.ctl.converge(&w.ctx).await;
+    assert!(failed.is_err());
+    let rec = w.ctl.store.node("web", "web-worker-1").unwrap().unwrap();
+    assert_eq!(rec.phase, NodePhase::Failed);
+    assert!(rec.retry_at.is_some());
+    let tried = w.swarm.installs()["web-worker-1"];
+    // Within the backoff, the daemon's next pass leaves it alone and says why.
+    let report = w.converge().await;
+    assert!(!report.healthy);
+    assert_eq!(w.swarm.installs()["web-worker-1"], tried);
+    let events = w.ctl.store.events("web", 50).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("backing off after a failed attempt")),
+        "{events:?}"
+    );
+    // A person's command clears the backoff, and the install is tried again.
+    w.ctl.clear_backoff(&w.ctx).unwrap();
+    let _ = w.ctl.converge(&w.ctx).await;
+    assert_eq!(w.swarm.installs()["web-worker-1"], tried + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_install_ends_at_the_converge_timeout_and_the_rest_joined_meanwhile() {
+    let mut w = world(1, 2);
+    w.ctx.record.spec.timeouts.converge = Duration::from_secs(600);
+    w.swarm.hold_install("web-worker-2");
+    let started = tokio::time::Instant::now();
+    let result = w.ctl.converge(&w.ctx).await;
+    assert!(result.is_err());
+    assert!(started.elapsed() >= Duration::from_secs(600));
+    assert!(started.elapsed() < Duration::from_secs(700));
+    let ready = w.swarm.ready();
+    assert!(ready.contains("web-manager-1") && ready.contains("web-worker-1"));
+    assert!(!ready.contains("web-worker-2"));
+}
