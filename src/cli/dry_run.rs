@@ -38,6 +38,7 @@ fn lines(name: &str, dry: &DryRun) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::plan::NodeSteps;
     use crate::controller::{Action, Plan};
 
     #[test]
@@ -46,8 +47,11 @@ mod tests {
             firewall: vec!["firewall: would add tcp 22 from 10.0.0.0/8".into()],
             prerequisites: &["key-pair", "security-group"],
             plan: Plan {
-                actions: vec![Action::Bootstrap {
+                nodes: vec![NodeSteps {
                     node: "web-worker-1".into(),
+                    steps: vec![Action::Bootstrap {
+                        node: "web-worker-1".into(),
+                    }],
                 }],
                 notes: vec!["managers leave one at a time".into()],
                 ..Plan::default()

@@ -2,7 +2,6 @@
 //! install → join) so one slow node never holds the others; joins wait only
 //! for the cluster to exist, and managers join one at a time.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,19 +65,14 @@ impl Controller {
             observed,
             connections,
             gate_tx,
-            joins_waiting: plan
-                .actions
-                .iter()
-                .any(|a| matches!(a, Action::Join { .. })),
+            joins_waiting: plan.any_step(|a| matches!(a, Action::Join { .. })),
             manager_join: Mutex::new(()),
             creates: Semaphore::new(CREATE_CONCURRENCY),
         };
 
         // Records first: a crash after this point finds them.
-        let mut pipelines: BTreeMap<String, Vec<Action>> = BTreeMap::new();
-        let mut order = Vec::new();
-        for action in &plan.actions {
-            match action {
+        for change in &plan.changes {
+            match change {
                 Action::AddNode {
                     node,
                     role,
@@ -95,20 +89,11 @@ impl Controller {
                     self.store.put_node(&rec)?;
                     self.event(ctx, Some(node), &format!("retiring: {reason}"));
                 }
-                other => {
-                    let node = other.node().to_string();
-                    if !pipelines.contains_key(&node) {
-                        order.push(node.clone());
-                    }
-                    pipelines.entry(node).or_default().push(other.clone());
-                }
+                other => unreachable!("the planner puts only record changes here: {other:?}"),
             }
         }
 
-        let initialising = plan
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::InitCluster { .. }));
+        let initialising = plan.any_step(|a| matches!(a, Action::InitCluster { .. }));
         let gate_opener = async {
             match (initialising, plan.join_via.as_deref()) {
                 (true, _) => {}
@@ -121,10 +106,11 @@ impl Controller {
                 }
             }
         };
-        let nodes = join_all(order.iter().map(|node| {
-            let steps = pipelines.remove(node).unwrap_or_default();
-            run.pipeline(node.clone(), steps)
-        }));
+        let nodes = join_all(
+            plan.nodes
+                .iter()
+                .map(|n| run.pipeline(n.node.clone(), n.steps.clone())),
+        );
         let (_, results) = tokio::join!(gate_opener, nodes);
         let errors: Vec<ControllerError> = results.into_iter().filter_map(Result::err).collect();
         match errors.len() {
@@ -414,7 +400,7 @@ impl Run<'_> {
                     );
                 }
                 Action::AddNode { .. } | Action::Retire { .. } => {
-                    unreachable!("recorded before pipelines start")
+                    unreachable!("record changes are made before pipelines start")
                 }
             }
         }

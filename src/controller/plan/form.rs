@@ -94,7 +94,7 @@ impl Formation {
                 .map(|v| v.record.start_attempt + 1)
                 .max()
                 .unwrap_or(1);
-            d.plan.actions.push(Action::AddNode {
+            d.plan.changes.push(Action::AddNode {
                 node: n.name.clone(),
                 role: n.role,
                 index: n.index,

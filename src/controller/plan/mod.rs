@@ -180,10 +180,16 @@ impl Action {
     }
 }
 
-/// The actions of one reconcile pass, in the order they are to start.
+/// One reconcile pass: the record changes to make first, then each node's
+/// steps, which the actor runs as one pipeline a node, nodes side by side.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    pub actions: Vec<Action>,
+    /// New nodes to record and nodes to mark retiring ([`Action::AddNode`],
+    /// [`Action::Retire`]), written before any step starts, so a crash
+    /// after this point finds them.
+    pub changes: Vec<Action>,
+    /// Each node's steps in order, the nodes in the order they start.
+    pub nodes: Vec<NodeSteps>,
     /// Manager that joins go through: one that already has control, or the
     /// one being initialised in this pass.
     pub join_via: Option<String>,
@@ -196,22 +202,52 @@ pub struct Plan {
     pub stalled: Vec<String>,
 }
 
+/// One node's steps in a pass, run in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSteps {
+    pub node: String,
+    pub steps: Vec<Action>,
+}
+
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.actions.is_empty()
+        self.changes.is_empty() && self.nodes.is_empty()
+    }
+
+    /// Every action: the record changes, then each node's steps.
+    pub fn actions(&self) -> Vec<Action> {
+        self.changes
+            .iter()
+            .chain(self.nodes.iter().flat_map(|n| n.steps.iter()))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether any step is `wanted`.
+    pub fn any_step(&self, wanted: impl Fn(&Action) -> bool) -> bool {
+        self.nodes.iter().flat_map(|n| n.steps.iter()).any(wanted)
+    }
+
+    /// Adds `step` to the end of its node's steps.
+    fn push_step(&mut self, step: Action) {
+        match self.nodes.iter_mut().find(|n| n.node == step.node()) {
+            Some(n) => n.steps.push(step),
+            None => self.nodes.push(NodeSteps {
+                node: step.node().to_string(),
+                steps: vec![step],
+            }),
+        }
     }
 
     /// Whether the pass creates (or starts) a machine, so the cloud
     /// prerequisites must exist first.
     pub fn creates_machines(&self) -> bool {
-        self.actions
-            .iter()
-            .any(|a| matches!(a, Action::CreateMachine { .. }))
+        self.any_step(|a| matches!(a, Action::CreateMachine { .. }))
     }
 
     /// Human-readable lines, one an action, for `--dry-run` and logs.
     pub fn describe(&self) -> Vec<String> {
-        self.actions.iter().map(Action::describe).collect()
+        self.actions().iter().map(Action::describe).collect()
     }
 }
 
@@ -255,7 +291,9 @@ struct Decisions {
     /// A manager is leaving already, or one is retired this pass: managers
     /// leave one at a time.
     manager_turn_taken: bool,
-    /// Per-node steps, which start after the record changes in `plan.actions`.
+    /// What no record knows, removed first (see [`orphans`]).
+    orphans: Vec<Action>,
+    /// Per-node steps, after the record changes in `plan.changes`.
     steps: Vec<Action>,
 }
 
@@ -283,6 +321,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         manager_turn_taken: views
             .iter()
             .any(|v| v.record.retiring && v.role() == Role::Manager),
+        orphans: Vec::new(),
         steps: Vec::new(),
     };
     let active: Vec<&NodeView> = views.iter().filter(|v| !v.record.retiring).collect();
@@ -295,7 +334,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         .any(|v| v.role() == Role::Manager && v.probe.is_some_and(|p| p.config_stale));
     scale::retire_surplus(&input, &active, managers_stale, &mut d);
     for (node, reason) in &d.retire {
-        d.plan.actions.push(Action::Retire {
+        d.plan.changes.push(Action::Retire {
             node: node.clone(),
             reason: reason.clone(),
         });
@@ -324,13 +363,16 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
     orphans::remove(&input, &views, &mut d);
 
     let Decisions {
-        mut plan, steps, ..
+        mut plan,
+        orphans,
+        steps,
+        ..
     } = d;
-    plan.actions.extend(steps);
+    for step in orphans.into_iter().chain(steps) {
+        plan.push_step(step);
+    }
     plan.join_via = formation.join_via().filter(|_| {
-        plan.actions
-            .iter()
-            .any(|a| matches!(a, Action::Join { .. } | Action::InitCluster { .. }))
+        plan.any_step(|a| matches!(a, Action::Join { .. } | Action::InitCluster { .. }))
     });
     plan
 }

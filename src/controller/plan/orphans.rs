@@ -15,7 +15,7 @@ pub(super) fn remove(input: &Inputs, views: &[NodeView], d: &mut Decisions) {
         .collect();
     for m in input.observed.members.iter().flatten() {
         if !known_ids.contains(m.id.as_str()) && !m.ready {
-            d.plan.actions.push(Action::RemoveMember {
+            d.orphans.push(Action::RemoveMember {
                 node: m.hostname.clone(),
                 member: m.clone(),
             });
@@ -24,7 +24,7 @@ pub(super) fn remove(input: &Inputs, views: &[NodeView], d: &mut Decisions) {
     let recorded: BTreeSet<&str> = input.records.iter().map(|r| r.name.as_str()).collect();
     for m in &input.observed.machines {
         if !recorded.contains(m.node.as_str()) {
-            d.plan.actions.push(Action::DeleteMachine {
+            d.orphans.push(Action::DeleteMachine {
                 node: m.node.clone(),
                 machine_id: m.id.clone(),
             });
@@ -36,7 +36,7 @@ pub(super) fn remove(input: &Inputs, views: &[NodeView], d: &mut Decisions) {
             "{} has more than one machine: {} is deleted",
             m.node, m.id
         ));
-        d.plan.actions.push(Action::DeleteMachine {
+        d.orphans.push(Action::DeleteMachine {
             node: m.node.clone(),
             machine_id: m.id.clone(),
         });

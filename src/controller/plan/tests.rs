@@ -115,7 +115,7 @@ fn seen_lost(records: &mut [NodeRecord], node: &str) {
 }
 
 fn added(p: &Plan) -> Vec<&str> {
-    p.actions
+    p.changes
         .iter()
         .filter_map(|a| match a {
             Action::AddNode { node, .. } => Some(node.as_str()),
@@ -134,8 +134,9 @@ fn stale(observed: &mut Observed, nodes: &[&str]) {
 }
 
 fn reconfigured(p: &Plan) -> Vec<&str> {
-    p.actions
+    p.nodes
         .iter()
+        .flat_map(|n| n.steps.iter())
         .filter_map(|a| match a {
             Action::Reconfigure { node } => Some(node.as_str()),
             _ => None,
@@ -152,7 +153,7 @@ fn stale_nodes_are_reconfigured_one_a_pass_managers_first() {
     );
     let p = plan(&spec(3, 2), &records, &observed, NOW);
     assert_eq!(reconfigured(&p), ["web-manager-2"]);
-    assert_eq!(p.actions.len(), 1, "{:?}", p.describe());
+    assert_eq!(p.actions().len(), 1, "{:?}", p.describe());
     // With the managers current, the workers follow.
     let (records, mut observed) = converged(3, 2);
     stale(&mut observed, &["web-worker-2", "web-worker-1"]);
@@ -191,7 +192,7 @@ fn running_managers_restart_with_the_new_quorum_before_new_ones_start() {
     lose_machine(&mut records, &mut observed, "web-manager-3");
     let p = plan(&spec(3, 1), &records, &observed, NOW);
     assert!(
-        p.actions
+        p.actions()
             .iter()
             .any(|a| matches!(a, Action::RemoveMember { node, .. } if node == "web-manager-3")),
         "{:?}",
@@ -224,7 +225,9 @@ fn the_next_manager_leaves_only_after_the_rest_run_with_the_new_quorum() {
     stale(&mut observed, &["web-manager-1"]);
     let p = plan(&spec(1, 0), &records, &observed, NOW);
     assert!(
-        !p.actions.iter().any(|a| matches!(a, Action::Retire { .. })),
+        !p.actions()
+            .iter()
+            .any(|a| matches!(a, Action::Retire { .. })),
         "{:?}",
         p.describe()
     );
@@ -232,14 +235,17 @@ fn the_next_manager_leaves_only_after_the_rest_run_with_the_new_quorum() {
     // Once current, the next manager retires.
     let (records, observed) = converged(3, 0);
     let p = plan(&spec(1, 0), &records, &observed, NOW);
-    assert!(p.actions.iter().any(|a| matches!(a, Action::Retire { .. })));
+    assert!(p
+        .actions()
+        .iter()
+        .any(|a| matches!(a, Action::Retire { .. })));
 }
 
 #[test]
 fn from_nothing_every_node_is_added_created_bootstrapped_and_joined() {
     let p = plan(&spec(1, 2), &[], &Observed::default(), NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![
             Action::AddNode {
                 node: "web-manager-1".into(),
@@ -300,8 +306,8 @@ fn from_nothing_every_node_is_added_created_bootstrapped_and_joined() {
 #[test]
 fn from_nothing_with_three_managers_only_the_first_initialises() {
     let p = plan(&spec(3, 0), &[], &Observed::default(), NOW);
-    let inits: Vec<_> = p
-        .actions
+    let actions = p.actions();
+    let inits: Vec<_> = actions
         .iter()
         .filter(|a| matches!(a, Action::InitCluster { .. }))
         .collect();
@@ -311,11 +317,11 @@ fn from_nothing_with_three_managers_only_the_first_initialises() {
             node: "web-manager-1".into()
         }]
     );
-    assert!(p.actions.contains(&Action::Join {
+    assert!(p.actions().contains(&Action::Join {
         node: "web-manager-2".into(),
         role: Role::Manager
     }));
-    assert!(p.actions.contains(&Action::Join {
+    assert!(p.actions().contains(&Action::Join {
         node: "web-manager-3".into(),
         role: Role::Manager
     }));
@@ -361,7 +367,7 @@ fn a_node_not_observed_for_our_own_reasons_is_never_remediated() {
     records[1].retiring = true;
     let p = plan(&spec(1, 2), &records, &observed, NOW);
     assert!(
-        !p.actions
+        !p.actions()
             .iter()
             .any(|a| matches!(a, Action::ForgetNode { .. })),
         "{:?}",
@@ -389,7 +395,7 @@ fn recorded_nodes_without_machines_are_created_not_added_again() {
     let p = plan(&spec(1, 2), &records, &Observed::default(), NOW);
     assert!(added(&p).is_empty());
     let creates = p
-        .actions
+        .actions()
         .iter()
         .filter(|a| matches!(a, Action::CreateMachine { .. }))
         .count();
@@ -412,7 +418,7 @@ fn machines_exist_but_some_never_joined() {
     observed.members.as_mut().unwrap().retain(|m| m.id != "w2");
     let p = plan(&spec(1, 2), &records, &observed, NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![
             Action::Bootstrap {
                 node: "web-worker-1".into()
@@ -451,7 +457,7 @@ fn swarm_initialised_but_not_recorded_is_not_initialised_again() {
     };
     let p = plan(&spec(1, 1), &records, &observed, NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![Action::Join {
             node: "web-worker-1".into(),
             role: Role::Worker
@@ -470,7 +476,7 @@ fn a_machine_created_but_never_started_is_started_then_bootstrapped() {
     };
     let p = plan(&spec(1, 0), &records, &observed, NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![
             Action::CreateMachine {
                 node: "web-manager-1".into(),
@@ -492,7 +498,7 @@ fn a_vanished_worker_is_replaced_first_and_removed_after() {
     lose_machine(&mut records, &mut observed, "web-worker-2");
     let p = plan(&spec(1, 2), &records, &observed, NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![
             Action::Retire {
                 node: "web-worker-2".into(),
@@ -526,7 +532,7 @@ fn a_vanished_worker_is_replaced_first_and_removed_after() {
     observed2.members.as_mut().unwrap()[2].ready = false;
     let p = plan(&spec(1, 2), &records2, &observed2, NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![
             Action::RemoveMember {
                 node: "web-worker-2".into(),
@@ -554,7 +560,7 @@ fn a_retiring_node_waits_while_its_replacement_starts() {
     observed.members.as_mut().unwrap().retain(|m| m.id != "w3");
     let p = plan(&spec(1, 2), &records, &observed, NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![Action::Join {
             node: "web-worker-3".into(),
             role: Role::Worker
@@ -576,7 +582,7 @@ fn stopped_or_failed_machines_are_replaced() {
     observed.probes.remove("web-worker-2");
     seen_lost(&mut records, "web-worker-2");
     let p = plan(&spec(1, 2), &records, &observed, NOW);
-    assert!(p.actions.contains(&Action::Retire {
+    assert!(p.actions().contains(&Action::Retire {
         node: "web-worker-2".into(),
         reason: "unhealthy: machine in error: no valid host".into()
     }));
@@ -658,7 +664,7 @@ fn a_node_that_never_joins_is_replaced_after_the_startup_timeout() {
     // Within the startup timeout it is bootstrapped again.
     let p = plan(&s, &records, &observed, NOW);
     assert!(p.remediations.is_empty());
-    assert!(p.actions.contains(&Action::Bootstrap {
+    assert!(p.actions().contains(&Action::Bootstrap {
         node: "web-worker-1".into()
     }));
     records[1].machine_created_at = Some(NOW - s.health.startup_timeout.as_secs() as i64);
@@ -675,7 +681,7 @@ fn a_failed_node_backs_off() {
     let p = plan(&spec(1, 2), &records, &observed, NOW);
     assert!(p.is_empty(), "{:?}", p.describe());
     let p = plan(&spec(1, 2), &records, &observed, NOW + 30);
-    assert!(p.actions.contains(&Action::CreateMachine {
+    assert!(p.actions().contains(&Action::CreateMachine {
         node: "web-worker-2".into(),
         role: Role::Worker
     }));
@@ -691,7 +697,7 @@ fn a_dead_manager_is_removed_before_its_replacement_joins() {
     // Removed from the membership first; nothing joins in this pass, so
     // the voters never outnumber the live managers by more than before.
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![
             Action::Retire {
                 node: "web-manager-2".into(),
@@ -729,7 +735,7 @@ fn a_dead_worker_is_still_replaced_before_it_is_removed() {
     let p = plan(&spec(1, 2), &records, &observed, NOW);
     assert_eq!(added(&p), vec!["web-worker-3"]);
     assert!(!p
-        .actions
+        .actions()
         .iter()
         .any(|a| matches!(a, Action::RemoveMember { .. } | Action::ForgetNode { .. })));
 }
@@ -796,18 +802,18 @@ fn a_node_that_never_joined_is_deleted_at_once_and_its_replacement_counts_on() {
     let (records, observed) = never_joined(s.health.startup_timeout.as_secs() as i64, 1);
     let p = plan(&s, &records, &observed, NOW);
     assert_eq!(p.remediations, vec!["web-worker-2".to_string()]);
-    assert!(p.actions.contains(&Action::AddNode {
+    assert!(p.actions().contains(&Action::AddNode {
         node: "web-worker-3".into(),
         role: Role::Worker,
         index: 3,
         attempt: 2
     }));
     // Deleted in the same pass: it was never a member, nothing waits on it.
-    assert!(p.actions.contains(&Action::DeleteMachine {
+    assert!(p.actions().contains(&Action::DeleteMachine {
         node: "web-worker-2".into(),
         machine_id: "id-worker-2".into()
     }));
-    assert!(p.actions.contains(&Action::ForgetNode {
+    assert!(p.actions().contains(&Action::ForgetNode {
         node: "web-worker-2".into()
     }));
 }
@@ -820,7 +826,7 @@ fn replacements_that_never_join_stop_at_max_start_attempts() {
     let (records, observed) = never_joined(late, max - 1);
     let p = plan(&s, &records, &observed, NOW);
     assert!(p
-        .actions
+        .actions()
         .iter()
         .any(|a| matches!(a, Action::AddNode { attempt, .. } if *attempt == max)));
     let (records, observed) = never_joined(late, max);
@@ -868,7 +874,7 @@ fn scale_in_drains_removes_deletes_and_forgets_the_highest_index() {
     let (records, observed) = converged(1, 3);
     let p = plan(&spec(1, 2), &records, &observed, NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![
             Action::Retire {
                 node: "web-worker-3".into(),
@@ -902,7 +908,7 @@ fn scale_in_takes_an_unhealthy_node_first() {
     records[1].unhealthy_since = Some(NOW);
     let p = plan(&spec(1, 2), &records, &observed, NOW);
     assert_eq!(
-        p.actions[0],
+        p.actions()[0],
         Action::Retire {
             node: "web-worker-1".into(),
             reason: "scale in".into()
@@ -915,7 +921,7 @@ fn managers_scale_in_one_at_a_time() {
     let (records, observed) = converged(3, 1);
     let p = plan(&spec(1, 1), &records, &observed, NOW);
     let retired: Vec<_> = p
-        .actions
+        .changes
         .iter()
         .filter(|a| matches!(a, Action::Retire { .. }))
         .collect();
@@ -926,7 +932,7 @@ fn managers_scale_in_one_at_a_time() {
             reason: "scale in".into()
         }]
     );
-    assert!(p.actions.contains(&Action::Drain {
+    assert!(p.actions().contains(&Action::Drain {
         node: "web-manager-3".into(),
         member: member("m3", "web-manager-3", Role::Manager, true)
     }));
@@ -940,7 +946,7 @@ fn a_second_machine_of_a_node_is_deleted() {
     observed.duplicates.push(twin);
     let p = plan(&spec(1, 1), &records, &observed, NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![Action::DeleteMachine {
             node: "web-worker-1".into(),
             machine_id: "id-worker-1-twin".into()
@@ -957,7 +963,7 @@ fn machines_nobody_recorded_are_deleted() {
         .push(machine(Role::Worker, 9, MachineState::Running));
     let p = plan(&spec(1, 2), &records, &observed, NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![Action::DeleteMachine {
             node: "web-worker-9".into(),
             machine_id: "id-worker-9".into()
@@ -972,7 +978,7 @@ fn down_members_nobody_recorded_are_removed() {
     observed.members.as_mut().unwrap().push(ghost.clone());
     let p = plan(&spec(1, 2), &records, &observed, NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![Action::RemoveMember {
             node: "web-worker-7".into(),
             member: ghost
@@ -1013,7 +1019,7 @@ fn a_node_whose_engine_is_missing_is_bootstrapped_again() {
     );
     let p = plan(&spec(1, 2), &records, &observed, NOW);
     assert_eq!(
-        p.actions,
+        p.actions(),
         vec![
             Action::Bootstrap {
                 node: "web-worker-1".into()
@@ -1030,6 +1036,6 @@ fn a_node_whose_engine_is_missing_is_bootstrapped_again() {
 fn describe_has_a_line_per_action() {
     let p = plan(&spec(1, 1), &[], &Observed::default(), NOW);
     let lines = p.describe();
-    assert_eq!(lines.len(), p.actions.len());
+    assert_eq!(lines.len(), p.actions().len());
     assert_eq!(lines[0], "add manager web-manager-1");
 }
