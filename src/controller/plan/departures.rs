@@ -76,3 +76,125 @@ pub(super) fn leave(
         d.steps.push(Action::ForgetNode { node: name });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::*;
+
+    #[test]
+    fn a_vanished_worker_is_replaced_first_and_removed_after() {
+        let (mut records, mut observed) = converged(1, 2);
+        lose_machine(&mut records, &mut observed, "web-worker-2");
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![
+                Action::Retire {
+                    node: "web-worker-2".into(),
+                    reason: "unhealthy: machine gone".into()
+                },
+                Action::AddNode {
+                    node: "web-worker-3".into(),
+                    role: Role::Worker,
+                    index: 3,
+                    attempt: 1
+                },
+                Action::CreateMachine {
+                    node: "web-worker-3".into(),
+                    role: Role::Worker
+                },
+                Action::Bootstrap {
+                    node: "web-worker-3".into()
+                },
+                Action::Join {
+                    node: "web-worker-3".into(),
+                    role: Role::Worker
+                },
+            ]
+        );
+        assert_eq!(p.remediations, vec!["web-worker-2".to_string()]);
+
+        // Next pass: the replacement is a healthy member, so the old one goes.
+        let (mut records2, mut observed2) = converged(1, 3);
+        records2[2].retiring = true;
+        lose_machine(&mut records2, &mut observed2, "web-worker-2");
+        observed2.members.as_mut().unwrap()[2].ready = false;
+        let p = plan(&spec(1, 2), &records2, &observed2, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![
+                Action::RemoveMember {
+                    node: "web-worker-2".into(),
+                    member: Member {
+                        ready: false,
+                        ..member("w2", "web-worker-2", Role::Worker, true)
+                    }
+                },
+                Action::ForgetNode {
+                    node: "web-worker-2".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_retiring_node_waits_while_its_replacement_starts() {
+        let (mut records, mut observed) = converged(1, 3);
+        records[2].retiring = true;
+        lose_machine(&mut records, &mut observed, "web-worker-2");
+        // worker-3 is still joining.
+        records[3].member_id = None;
+        records[3].machine_created_at = Some(NOW - 10);
+        observed.probes.insert("web-worker-3".into(), fresh());
+        observed.members.as_mut().unwrap().retain(|m| m.id != "w3");
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![Action::Join {
+                node: "web-worker-3".into(),
+                role: Role::Worker
+            }]
+        );
+    }
+
+    #[test]
+    fn a_dead_manager_is_removed_before_its_replacement_joins() {
+        let (mut records, mut observed) = converged(3, 0);
+        lose_machine(&mut records, &mut observed, "web-manager-2");
+        observed.members.as_mut().unwrap()[1].ready = false;
+        let p = plan(&spec(3, 0), &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-manager-2".to_string()]);
+        // Removed from the membership first; nothing joins in this pass, so
+        // the voters never outnumber the live managers by more than before.
+        assert_eq!(
+            p.actions(),
+            vec![
+                Action::Retire {
+                    node: "web-manager-2".into(),
+                    reason: "unhealthy: machine gone".into()
+                },
+                Action::RemoveMember {
+                    node: "web-manager-2".into(),
+                    member: Member {
+                        ready: false,
+                        ..member("m2", "web-manager-2", Role::Manager, true)
+                    }
+                },
+                Action::ForgetNode {
+                    node: "web-manager-2".into()
+                },
+            ]
+        );
+        assert!(noted(&p, "before its replacement"), "{:?}", p.notes);
+        // Next pass: the member is gone, so its replacement is added.
+        let (mut records, mut observed) = converged(3, 0);
+        records.remove(1);
+        observed.machines.retain(|m| m.node != "web-manager-2");
+        observed.probes.remove("web-manager-2");
+        observed.members.as_mut().unwrap().remove(1);
+        let p = plan(&spec(3, 0), &records, &observed, NOW);
+        assert_eq!(added(&p), vec!["web-manager-2"]);
+        assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));
+    }
+}

@@ -153,3 +153,241 @@ impl Formation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::*;
+
+    #[test]
+    fn from_nothing_every_node_is_added_created_bootstrapped_and_joined() {
+        let p = plan(&spec(1, 2), &[], &Observed::default(), NOW);
+        assert_eq!(
+            p.actions(),
+            vec![
+                Action::AddNode {
+                    node: "web-manager-1".into(),
+                    role: Role::Manager,
+                    index: 1,
+                    attempt: 1
+                },
+                Action::AddNode {
+                    node: "web-worker-1".into(),
+                    role: Role::Worker,
+                    index: 1,
+                    attempt: 1
+                },
+                Action::AddNode {
+                    node: "web-worker-2".into(),
+                    role: Role::Worker,
+                    index: 2,
+                    attempt: 1
+                },
+                Action::CreateMachine {
+                    node: "web-manager-1".into(),
+                    role: Role::Manager
+                },
+                Action::Bootstrap {
+                    node: "web-manager-1".into()
+                },
+                Action::InitCluster {
+                    node: "web-manager-1".into()
+                },
+                Action::CreateMachine {
+                    node: "web-worker-1".into(),
+                    role: Role::Worker
+                },
+                Action::Bootstrap {
+                    node: "web-worker-1".into()
+                },
+                Action::Join {
+                    node: "web-worker-1".into(),
+                    role: Role::Worker
+                },
+                Action::CreateMachine {
+                    node: "web-worker-2".into(),
+                    role: Role::Worker
+                },
+                Action::Bootstrap {
+                    node: "web-worker-2".into()
+                },
+                Action::Join {
+                    node: "web-worker-2".into(),
+                    role: Role::Worker
+                },
+            ]
+        );
+        assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));
+        assert!(p.notes.is_empty() && p.remediations.is_empty());
+    }
+
+    #[test]
+    fn from_nothing_with_three_managers_only_the_first_initialises() {
+        let p = plan(&spec(3, 0), &[], &Observed::default(), NOW);
+        let actions = p.actions();
+        let inits: Vec<_> = actions
+            .iter()
+            .filter(|a| matches!(a, Action::InitCluster { .. }))
+            .collect();
+        assert_eq!(
+            inits,
+            vec![&Action::InitCluster {
+                node: "web-manager-1".into()
+            }]
+        );
+        assert!(p.actions().contains(&Action::Join {
+            node: "web-manager-2".into(),
+            role: Role::Manager
+        }));
+        assert!(p.actions().contains(&Action::Join {
+            node: "web-manager-3".into(),
+            role: Role::Manager
+        }));
+    }
+
+    #[test]
+    fn vouched_members_are_healthy_and_joins_go_through_the_probed_manager() {
+        let (records, observed) = converged_listed(3, 4);
+        let p = plan(&spec(3, 4), &records, &observed, NOW);
+        assert!(p.is_empty(), "{:?}", p.describe());
+        let p = plan(&spec(3, 5), &records, &observed, NOW);
+        assert_eq!(added(&p), ["web-worker-5"]);
+        assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));
+    }
+
+    #[test]
+    fn recorded_nodes_without_machines_are_created_not_added_again() {
+        // A crash after the records were written, before any machine existed.
+        let records = vec![
+            record(Role::Manager, 1, None),
+            record(Role::Worker, 1, None),
+            record(Role::Worker, 2, None),
+        ];
+        let p = plan(&spec(1, 2), &records, &Observed::default(), NOW);
+        assert!(added(&p).is_empty());
+        let creates = p
+            .actions()
+            .iter()
+            .filter(|a| matches!(a, Action::CreateMachine { .. }))
+            .count();
+        assert_eq!(creates, 3);
+    }
+
+    #[test]
+    fn machines_exist_but_some_never_joined() {
+        let (mut records, mut observed) = converged(1, 2);
+        // worker-1's machine exists but never answered SSH (crash during boot).
+        records[1].member_id = None;
+        observed.probes.insert(
+            "web-worker-1".into(),
+            Probe::Unreachable("connection refused".into()),
+        );
+        observed.members.as_mut().unwrap().retain(|m| m.id != "w1");
+        // worker-2 was installed, but the run died before its join.
+        records[2].member_id = None;
+        observed.probes.insert("web-worker-2".into(), fresh());
+        observed.members.as_mut().unwrap().retain(|m| m.id != "w2");
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![
+                Action::Bootstrap {
+                    node: "web-worker-1".into()
+                },
+                Action::Join {
+                    node: "web-worker-1".into(),
+                    role: Role::Worker
+                },
+                Action::Join {
+                    node: "web-worker-2".into(),
+                    role: Role::Worker
+                },
+            ]
+        );
+        assert_eq!(p.join_via.as_deref(), Some("web-manager-1"));
+    }
+
+    #[test]
+    fn swarm_initialised_but_not_recorded_is_not_initialised_again() {
+        // Crash right after `swarm init`: the manager says it has control.
+        let records = vec![
+            record(Role::Manager, 1, None),
+            record(Role::Worker, 1, None),
+        ];
+        let observed = Observed {
+            machines: vec![
+                machine(Role::Manager, 1, MachineState::Running),
+                machine(Role::Worker, 1, MachineState::Running),
+            ],
+            probes: BTreeMap::from([
+                ("web-manager-1".into(), joined("m1", true)),
+                ("web-worker-1".into(), fresh()),
+            ]),
+            members: Some(vec![member("m1", "web-manager-1", Role::Manager, true)]),
+            ..Default::default()
+        };
+        let p = plan(&spec(1, 1), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![Action::Join {
+                node: "web-worker-1".into(),
+                role: Role::Worker
+            }]
+        );
+    }
+
+    #[test]
+    fn a_machine_created_but_never_started_is_started_then_bootstrapped() {
+        let records = vec![record(Role::Manager, 1, None)];
+        let mut m = machine(Role::Manager, 1, MachineState::Pending);
+        m.addresses = None;
+        let observed = Observed {
+            machines: vec![m],
+            ..Default::default()
+        };
+        let p = plan(&spec(1, 0), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![
+                Action::CreateMachine {
+                    node: "web-manager-1".into(),
+                    role: Role::Manager
+                },
+                Action::Bootstrap {
+                    node: "web-manager-1".into()
+                },
+                Action::InitCluster {
+                    node: "web-manager-1".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_node_whose_engine_is_missing_is_bootstrapped_again() {
+        let (records, mut observed) = converged(1, 2);
+        observed.probes.insert(
+            "web-worker-1".into(),
+            Probe::Reached(NodeProbe {
+                engine_running: false,
+                joined: false,
+                member_id: None,
+                control: false,
+                config_stale: false,
+            }),
+        );
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![
+                Action::Bootstrap {
+                    node: "web-worker-1".into()
+                },
+                Action::Join {
+                    node: "web-worker-1".into(),
+                    role: Role::Worker
+                },
+            ]
+        );
+    }
+}

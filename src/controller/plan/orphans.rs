@@ -42,3 +42,65 @@ pub(super) fn remove(input: &Inputs, views: &[NodeView], d: &mut Decisions) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::*;
+
+    #[test]
+    fn a_second_machine_of_a_node_is_deleted() {
+        let (records, mut observed) = converged(1, 1);
+        let mut twin = machine(Role::Worker, 1, MachineState::Running);
+        twin.id = "id-worker-1-twin".into();
+        observed.duplicates.push(twin);
+        let p = plan(&spec(1, 1), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![Action::DeleteMachine {
+                node: "web-worker-1".into(),
+                machine_id: "id-worker-1-twin".into()
+            }]
+        );
+        assert!(noted(&p, "more than one machine"));
+    }
+
+    #[test]
+    fn machines_nobody_recorded_are_deleted() {
+        let (records, mut observed) = converged(1, 2);
+        observed
+            .machines
+            .push(machine(Role::Worker, 9, MachineState::Running));
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![Action::DeleteMachine {
+                node: "web-worker-9".into(),
+                machine_id: "id-worker-9".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn down_members_nobody_recorded_are_removed() {
+        let (records, mut observed) = converged(1, 2);
+        let ghost = member("zz", "web-worker-7", Role::Worker, false);
+        observed.members.as_mut().unwrap().push(ghost.clone());
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![Action::RemoveMember {
+                node: "web-worker-7".into(),
+                member: ghost
+            }]
+        );
+        // A Ready one is left alone: it may be a node someone joined by hand.
+        let (records, mut observed) = converged(1, 2);
+        observed
+            .members
+            .as_mut()
+            .unwrap()
+            .push(member("zz", "extra", Role::Worker, true));
+        assert!(plan(&spec(1, 2), &records, &observed, NOW).is_empty());
+    }
+}

@@ -85,3 +85,283 @@ pub(super) fn retire_unhealthy(input: &Inputs, active: &[&NodeView], d: &mut Dec
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::*;
+    use crate::spec::MaxUnhealthy;
+    use crate::state::UnhealthyKind;
+
+    #[test]
+    fn a_node_not_observed_for_our_own_reasons_is_never_remediated() {
+        let (mut records, mut observed) = converged_listed(1, 3);
+        for r in records.iter_mut().filter(|r| r.role == Role::Worker) {
+            r.unhealthy_since = Some(NOW - 3600);
+            r.unhealthy_kind = Some(UnhealthyKind::Unresponsive);
+            observed
+                .probes
+                .insert(r.name.clone(), Probe::Unknown("no SSH slot".into()));
+        }
+        let p = plan(&spec(1, 3), &records, &observed, NOW);
+        assert!(p.is_empty(), "{:?}", p.describe());
+        assert!(p.remediations.is_empty());
+        // Nor is it taken for settled: a retiring worker waits.
+        records[1].retiring = true;
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert!(
+            !p.actions()
+                .iter()
+                .any(|a| matches!(a, Action::ForgetNode { .. })),
+            "{:?}",
+            p.describe()
+        );
+    }
+
+    #[test]
+    fn stopped_or_failed_machines_are_replaced() {
+        let (mut records, mut observed) = converged(1, 2);
+        observed.machines[1].state = MachineState::Stopped;
+        observed.probes.remove("web-worker-1");
+        seen_lost(&mut records, "web-worker-1");
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-worker-1".to_string()]);
+        assert_eq!(added(&p), vec!["web-worker-3"]);
+        let (mut records, mut observed) = converged(1, 2);
+        observed.machines[2].state = MachineState::Error("no valid host".into());
+        observed.probes.remove("web-worker-2");
+        seen_lost(&mut records, "web-worker-2");
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert!(p.actions().contains(&Action::Retire {
+            node: "web-worker-2".into(),
+            reason: "unhealthy: machine in error: no valid host".into()
+        }));
+    }
+
+    #[test]
+    fn above_max_unhealthy_nothing_is_remediated_and_a_note_says_why() {
+        let mut s = spec(1, 3);
+        s.health.max_unhealthy = MaxUnhealthy::Count(1);
+        let (mut records, mut observed) = converged(1, 3);
+        lose_machine(&mut records, &mut observed, "web-worker-1");
+        lose_machine(&mut records, &mut observed, "web-worker-2");
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.is_empty(), "{:?}", p.describe());
+        assert!(p.remediations.is_empty());
+        assert_eq!(p.notes.len(), 1);
+        assert!(
+            p.notes[0].starts_with("2 of 4 nodes are unhealthy, above max_unhealthy 1"),
+            "{}",
+            p.notes[0]
+        );
+        // One failure is within the limit.
+        let (mut records, mut observed) = converged(1, 3);
+        lose_machine(&mut records, &mut observed, "web-worker-1");
+        assert_eq!(
+            plan(&s, &records, &observed, NOW).remediations,
+            vec!["web-worker-1".to_string()]
+        );
+    }
+
+    #[test]
+    fn member_conditions_are_tolerated_until_their_timeout() {
+        let s = spec(1, 2);
+        let ssh_fails = |o: &mut Observed| {
+            o.probes.insert(
+                "web-worker-1".into(),
+                Probe::Unreachable("no answer within 30s".into()),
+            );
+        };
+        let swarm_says_down = |o: &mut Observed| o.members.as_mut().unwrap()[1].ready = false;
+        type Breaks<'a> = &'a dyn Fn(&mut Observed);
+        let cases: [(&str, Breaks, u64); 2] = [
+            (
+                "ssh unreachable",
+                &ssh_fails,
+                s.health.ssh_timeout.as_secs(),
+            ),
+            (
+                "orchestrator down",
+                &swarm_says_down,
+                s.health.not_ready_timeout.as_secs(),
+            ),
+        ];
+        for (what, break_it, grace) in cases {
+            let (mut records, mut observed) = converged(1, 2);
+            break_it(&mut observed);
+            records[1].unhealthy_kind = Some(crate::state::UnhealthyKind::Unresponsive);
+            records[1].unhealthy_since = Some(NOW - grace as i64 + 1);
+            assert!(
+                plan(&s, &records, &observed, NOW).is_empty(),
+                "{what}: too early"
+            );
+            records[1].unhealthy_since = Some(NOW - grace as i64);
+            let p = plan(&s, &records, &observed, NOW);
+            assert_eq!(p.remediations, vec!["web-worker-1".to_string()], "{what}");
+        }
+    }
+
+    #[test]
+    fn a_node_that_never_joins_is_replaced_after_the_startup_timeout() {
+        let s = spec(1, 1);
+        let (mut records, mut observed) = converged(1, 1);
+        records[1].member_id = None;
+        records[1].machine_created_at = Some(NOW - 60);
+        observed
+            .probes
+            .insert("web-worker-1".into(), Probe::Unreachable("refused".into()));
+        observed.members.as_mut().unwrap().retain(|m| m.id != "w1");
+        // Within the startup timeout it is bootstrapped again.
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.remediations.is_empty());
+        assert!(p.actions().contains(&Action::Bootstrap {
+            node: "web-worker-1".into()
+        }));
+        records[1].machine_created_at = Some(NOW - s.health.startup_timeout.as_secs() as i64);
+        let p = plan(&s, &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-worker-1".to_string()]);
+    }
+
+    #[test]
+    fn a_failed_node_backs_off() {
+        let (mut records, observed) = converged(1, 1);
+        records.push(record(Role::Worker, 2, None));
+        records[2].failures = 2;
+        records[2].retry_at = Some(NOW + 30);
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert!(p.is_empty(), "{:?}", p.describe());
+        let p = plan(&spec(1, 2), &records, &observed, NOW + 30);
+        assert!(p.actions().contains(&Action::CreateMachine {
+            node: "web-worker-2".into(),
+            role: Role::Worker
+        }));
+    }
+
+    #[test]
+    fn a_dead_worker_is_still_replaced_before_it_is_removed() {
+        let (mut records, mut observed) = converged(1, 2);
+        lose_machine(&mut records, &mut observed, "web-worker-1");
+        observed.members.as_mut().unwrap()[1].ready = false;
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(added(&p), vec!["web-worker-3"]);
+        assert!(!p
+            .actions()
+            .iter()
+            .any(|a| matches!(a, Action::RemoveMember { .. } | Action::ForgetNode { .. })));
+    }
+
+    #[test]
+    fn a_member_the_cloud_is_rebooting_or_migrating_is_left_alone_for_busy_timeout() {
+        let s = spec(1, 2);
+        for status in [
+            "Nova reports REBOOT",
+            "Nova reports MIGRATING",
+            "Docker reports restarting",
+        ] {
+            let (mut records, mut observed) = converged(1, 2);
+            observed.machines[1].state = MachineState::Busy(status.into());
+            observed.probes.remove("web-worker-1");
+            // Swarm says Down while it reboots.
+            observed.members.as_mut().unwrap()[1].ready = false;
+            records[1].unhealthy_kind = Some(crate::state::UnhealthyKind::Busy);
+            records[1].unhealthy_since = Some(NOW - s.health.startup_timeout.as_secs() as i64);
+            let p = plan(&s, &records, &observed, NOW);
+            assert!(p.is_empty(), "{status}: {:?}", p.describe());
+            assert!(p.remediations.is_empty());
+            records[1].unhealthy_since = Some(NOW - s.health.busy_timeout.as_secs() as i64);
+            let p = plan(&s, &records, &observed, NOW);
+            assert_eq!(p.remediations, vec!["web-worker-1".to_string()], "{status}");
+        }
+    }
+
+    #[test]
+    fn one_listing_without_a_server_replaces_nothing() {
+        let s = spec(1, 2);
+        let (mut records, mut observed) = converged(1, 2);
+        observed.machines.retain(|m| m.node != "web-worker-1");
+        observed.probes.remove("web-worker-1");
+        // SSH had been failing for long: still, the first "gone" is not due.
+        records[1].unhealthy_kind = Some(crate::state::UnhealthyKind::Unresponsive);
+        records[1].unhealthy_since = Some(NOW - 3600);
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.is_empty(), "{:?}", p.describe());
+        // The server is back in the next listing: it is a known node, never
+        // an unknown machine to delete.
+        let (records, observed) = converged(1, 2);
+        let p = plan(&s, &records, &observed, NOW + 10);
+        assert!(p.is_empty(), "{:?}", p.describe());
+    }
+
+    #[test]
+    fn a_node_that_never_joined_is_deleted_at_once_and_its_replacement_counts_on() {
+        let s = spec(1, 2);
+        let (records, observed) = never_joined(s.health.startup_timeout.as_secs() as i64, 1);
+        let p = plan(&s, &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-worker-2".to_string()]);
+        assert!(p.actions().contains(&Action::AddNode {
+            node: "web-worker-3".into(),
+            role: Role::Worker,
+            index: 3,
+            attempt: 2
+        }));
+        // Deleted in the same pass: it was never a member, nothing waits on it.
+        assert!(p.actions().contains(&Action::DeleteMachine {
+            node: "web-worker-2".into(),
+            machine_id: "id-worker-2".into()
+        }));
+        assert!(p.actions().contains(&Action::ForgetNode {
+            node: "web-worker-2".into()
+        }));
+    }
+
+    #[test]
+    fn replacements_that_never_join_stop_at_max_start_attempts() {
+        let s = spec(1, 2);
+        let max = s.health.max_start_attempts;
+        let late = s.health.startup_timeout.as_secs() as i64 + 1;
+        let (records, observed) = never_joined(late, max - 1);
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p
+            .actions()
+            .iter()
+            .any(|a| matches!(a, Action::AddNode { attempt, .. } if *attempt == max)));
+        let (records, observed) = never_joined(late, max);
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.remediations.is_empty());
+        assert_eq!(p.stalled, vec!["web-worker-2".to_string()]);
+        assert!(added(&p).is_empty(), "{:?}", p.describe());
+        // Left as it is for an operator: not deleted, not tried again.
+        assert!(p.is_empty(), "{:?}", p.describe());
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("max_start_attempts") && n.contains("provision heal")),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn managers_are_not_replaced_when_that_could_lose_quorum() {
+        let mut s = spec(3, 0);
+        s.health.max_unhealthy = MaxUnhealthy::Count(3);
+        let (mut records, mut observed) = converged(3, 0);
+        lose_machine(&mut records, &mut observed, "web-manager-2");
+        lose_machine(&mut records, &mut observed, "web-manager-3");
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.remediations.is_empty(), "{:?}", p.describe());
+        assert!(noted(&p, "could lose quorum"), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn managers_are_replaced_one_at_a_time() {
+        let mut s = spec(5, 0);
+        s.health.max_unhealthy = MaxUnhealthy::Count(2);
+        let (mut records, mut observed) = converged(5, 0);
+        lose_machine(&mut records, &mut observed, "web-manager-4");
+        lose_machine(&mut records, &mut observed, "web-manager-5");
+        let p = plan(&s, &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-manager-4".to_string()]);
+        assert!(noted(&p, "one at a time"));
+    }
+}

@@ -116,3 +116,145 @@ pub(super) fn add_missing(
     }
     new
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::*;
+
+    #[test]
+    fn running_managers_restart_with_the_new_quorum_before_new_ones_start() {
+        // Masters wanted 3 → 5: the running ones say they are stale (their
+        // quorum is now too low); they restart one a pass, no master is
+        // added meanwhile, workers still are.
+        let (records, mut observed) = converged(3, 1);
+        stale(&mut observed, &["web-manager-2", "web-manager-1"]);
+        let p = plan(&spec(5, 2), &records, &observed, NOW);
+        assert_eq!(reconfigured(&p), ["web-manager-1"]);
+        assert_eq!(added(&p), ["web-worker-2"], "{:?}", p.describe());
+        assert!(p
+            .notes
+            .iter()
+            .any(|n| n.contains("before new managers start")));
+        // Once they run with it, the new managers are added.
+        let (records, observed) = converged(3, 1);
+        let p = plan(&spec(5, 1), &records, &observed, NOW);
+        assert_eq!(added(&p), ["web-manager-4", "web-manager-5"]);
+        // A stale manager that cannot be restarted (another is down) does
+        // not hold up the down one's removal, which goes before its
+        // replacement.
+        let (mut records, mut observed) = converged(3, 1);
+        stale(&mut observed, &["web-manager-1"]);
+        lose_machine(&mut records, &mut observed, "web-manager-3");
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert!(
+            p.actions()
+                .iter()
+                .any(|a| matches!(a, Action::RemoveMember { node, .. } if node == "web-manager-3")),
+            "{:?}",
+            p.describe()
+        );
+        assert!(reconfigured(&p).is_empty(), "{:?}", p.describe());
+    }
+
+    #[test]
+    fn the_next_manager_leaves_only_after_the_rest_run_with_the_new_quorum() {
+        let (records, mut observed) = converged(3, 0);
+        stale(&mut observed, &["web-manager-1"]);
+        let p = plan(&spec(1, 0), &records, &observed, NOW);
+        assert!(
+            !p.actions()
+                .iter()
+                .any(|a| matches!(a, Action::Retire { .. })),
+            "{:?}",
+            p.describe()
+        );
+        assert_eq!(reconfigured(&p), ["web-manager-1"]);
+        // Once current, the next manager retires.
+        let (records, observed) = converged(3, 0);
+        let p = plan(&spec(1, 0), &records, &observed, NOW);
+        assert!(p
+            .actions()
+            .iter()
+            .any(|a| matches!(a, Action::Retire { .. })));
+    }
+
+    #[test]
+    fn scale_in_drains_removes_deletes_and_forgets_the_highest_index() {
+        let (records, observed) = converged(1, 3);
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![
+                Action::Retire {
+                    node: "web-worker-3".into(),
+                    reason: "scale in".into()
+                },
+                Action::Drain {
+                    node: "web-worker-3".into(),
+                    member: member("w3", "web-worker-3", Role::Worker, true)
+                },
+                Action::RemoveMember {
+                    node: "web-worker-3".into(),
+                    member: member("w3", "web-worker-3", Role::Worker, true)
+                },
+                Action::DeleteMachine {
+                    node: "web-worker-3".into(),
+                    machine_id: "id-worker-3".into()
+                },
+                Action::ForgetNode {
+                    node: "web-worker-3".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn scale_in_takes_an_unhealthy_node_first() {
+        let (mut records, mut observed) = converged(1, 3);
+        observed
+            .probes
+            .insert("web-worker-1".into(), Probe::Unreachable("x".into()));
+        records[1].unhealthy_since = Some(NOW);
+        let p = plan(&spec(1, 2), &records, &observed, NOW);
+        assert_eq!(
+            p.actions()[0],
+            Action::Retire {
+                node: "web-worker-1".into(),
+                reason: "scale in".into()
+            }
+        );
+    }
+
+    #[test]
+    fn managers_scale_in_one_at_a_time() {
+        let (records, observed) = converged(3, 1);
+        let p = plan(&spec(1, 1), &records, &observed, NOW);
+        let retired: Vec<_> = p
+            .changes
+            .iter()
+            .filter(|a| matches!(a, Action::Retire { .. }))
+            .collect();
+        assert_eq!(
+            retired,
+            vec![&Action::Retire {
+                node: "web-manager-3".into(),
+                reason: "scale in".into()
+            }]
+        );
+        assert!(p.actions().contains(&Action::Drain {
+            node: "web-manager-3".into(),
+            member: member("m3", "web-manager-3", Role::Manager, true)
+        }));
+    }
+
+    #[test]
+    fn new_nodes_take_the_lowest_free_index() {
+        let records = vec![
+            record(Role::Manager, 1, Some("m1")),
+            record(Role::Worker, 2, Some("w2")),
+        ];
+        let p = plan(&spec(1, 3), &records, &Observed::default(), NOW);
+        assert_eq!(added(&p), vec!["web-worker-1", "web-worker-3"]);
+    }
+}
