@@ -7,6 +7,9 @@
 #   scripts/build.sh [--timings]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/build-tools.sh
+. scripts/lib/build-tools.sh
+ensure_build_tools >&2
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/provision-target}"
 cargo build --bin provision "$@" >&2
 echo "$CARGO_TARGET_DIR/debug/provision"

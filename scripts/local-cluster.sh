@@ -15,6 +15,10 @@ become_root "$@"
 started=$(date +%s)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/provision-target}"
 
+# protoc first: the build needs it, and two apt-get runs at once would collide.
+# shellcheck source=scripts/lib/build-tools.sh
+. scripts/lib/build-tools.sh
+ensure_build_tools
 setup_log=/var/log/provision-host-setup.log
 echo "preparing the host in the background (log: $setup_log) while provision builds"
 scripts/host-setup.sh >"$setup_log" 2>&1 &

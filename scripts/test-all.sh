@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib/root.sh
 become_root "$@"
 scripts/host-setup.sh
+# The etcd state backend's tests run a 3-member etcd (Debian's etcd-server).
+command -v etcd >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; }
 # The bare image (no Docker, as a cloud image ships) that one test per cloud boots.
 if ! docker image inspect "${PROVISION_BARE_IMAGE:-provision/node-bare:bookworm}" >/dev/null 2>&1; then
   scripts/node-image/build.sh --bare

@@ -3,7 +3,7 @@
 //! cluster's cloud. Shared by `cli` and `daemon`, which know nothing of
 //! each other.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -12,44 +12,84 @@ use provision_provider_ec2::{Ec2Options, Ec2Provider};
 use provision_provider_local::{LocalOptions, LocalProvider};
 use provision_provider_openstack::{OpenStackOptions, OpenStackProvider};
 
+use crate::bootstrap::client_files::{copy_cluster_files, write_client_files};
 use crate::bootstrap::{Scripts, SshConnector};
 use crate::controller::{Controller, Probing};
 use crate::orchestrator;
 use crate::progress::Reporter;
 use crate::spec::{Cloud, ClusterSpec};
-use crate::state::{ClusterLock, ClusterRecord, LockError, SqliteStore, StatePaths, Store};
+use crate::state::{
+    ClusterLock, ClusterRecord, EtcdStore, LockError, NodeRecord, SqliteStore, StateLocation,
+    StatePaths, Store,
+};
 
 pub struct Session {
     pub paths: StatePaths,
     pub store: Arc<dyn Store>,
+    /// The etcd store behind `store` when the state is shared: its locks
+    /// are leases, and daemons divide the clusters through it.
+    pub etcd: Option<Arc<EtcdStore>>,
     /// Script templates, loaded once for every controller of the session.
     pub scripts: Arc<Scripts>,
 }
 
 impl Session {
-    /// The state store at `state` (the XDG default when `None`), created
-    /// when missing, with the scripts of `scripts_dir` over the built-in ones.
-    pub fn open(state: Option<PathBuf>, scripts_dir: Option<&Path>) -> Result<Session> {
-        let paths = StatePaths::resolve(state).context("finding the state directory")?;
-        let store = SqliteStore::open(paths.db()).context("opening the state store")?;
-        Ok(Session {
-            paths,
-            store: Arc::new(store),
-            scripts: Arc::new(Scripts::new(scripts_dir)),
-        })
+    /// The state store at `location`, created when missing, with the
+    /// scripts of `scripts_dir` over the built-in ones.
+    pub fn open(location: &StateLocation, scripts_dir: Option<&Path>) -> Result<Session> {
+        let scripts = Arc::new(Scripts::new(scripts_dir));
+        match location {
+            StateLocation::Sqlite(path) => {
+                let paths =
+                    StatePaths::resolve(path.clone()).context("finding the state directory")?;
+                let store = SqliteStore::open(paths.db()).context("opening the state store")?;
+                Ok(Session {
+                    paths,
+                    store: Arc::new(store),
+                    etcd: None,
+                    scripts,
+                })
+            }
+            StateLocation::Etcd(target) => {
+                let paths = StatePaths::for_location(location)
+                    .context("finding the local directory for the etcd state's files")?;
+                let store = Arc::new(
+                    EtcdStore::open(target)
+                        .with_context(|| format!("opening the state store {}", target.shown()))?,
+                );
+                Ok(Session {
+                    paths,
+                    store: store.clone(),
+                    etcd: Some(store),
+                    scripts,
+                })
+            }
+        }
     }
 
     /// [`Session::open`] if the state store exists, never creating it (for
     /// `--dry-run`, which writes nothing): `None` when there is no state yet.
+    /// An etcd store always exists (opening it writes nothing).
     pub fn open_existing(
-        state: Option<PathBuf>,
+        location: &StateLocation,
         scripts_dir: Option<&Path>,
     ) -> Result<Option<Session>> {
-        let paths = StatePaths::resolve(state.clone()).context("finding the state directory")?;
-        if !paths.db().exists() {
-            return Ok(None);
+        if let StateLocation::Sqlite(path) = location {
+            let paths =
+                StatePaths::resolve(path.clone()).context("finding the state directory")?;
+            if !paths.db().exists() {
+                return Ok(None);
+            }
         }
-        Self::open(state, scripts_dir).map(Some)
+        Self::open(location, scripts_dir).map(Some)
+    }
+
+    /// Takes the cluster's lock or says who holds it; never waits.
+    pub fn lock(&self, name: &str) -> Result<ClusterLock, LockError> {
+        match &self.etcd {
+            Some(etcd) => ClusterLock::acquire_etcd(etcd, name),
+            None => ClusterLock::acquire(name, &self.paths.lock(name)),
+        }
     }
 
     /// Takes the cluster's lock for a command that changes it; a dry run
@@ -62,7 +102,17 @@ impl Session {
         if dry_run {
             return Ok(None);
         }
-        ClusterLock::acquire(name, &self.paths.lock(name)).map(Some)
+        self.lock(name).map(Some)
+    }
+
+    /// Writes what OpenSSH and the COE's clients read for the cluster: its
+    /// key and kubeconfig (copied from the store), ssh_config, known_hosts.
+    pub fn write_client_files(&self, record: &ClusterRecord, nodes: &[NodeRecord]) -> Result<()> {
+        let name = &record.spec.name;
+        copy_cluster_files(&*self.store, &self.paths, name)
+            .context("copying the cluster's key and client configuration")?;
+        write_client_files(&self.paths, name, &record.spec.ssh_user, nodes)
+            .context("writing the cluster's ssh_config")
     }
 
     /// The cluster's record, or an error saying how to see the known ones.
@@ -70,7 +120,7 @@ impl Session {
         self.store.cluster(name)?.ok_or_else(|| {
             anyhow!(
                 "no cluster named {name:?} in {} (`provision list` shows them)",
-                self.paths.db().display()
+                self.store.location()
             )
         })
     }

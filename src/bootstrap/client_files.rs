@@ -6,7 +6,34 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::bootstrap::scripts::shell_quote;
-use crate::state::{create_private_dir, write_private_file, NodeRecord, StatePaths};
+use crate::state::{
+    create_private_dir, write_private_file, NodeRecord, StatePaths, Store, StoreError,
+    CLUSTER_FILES,
+};
+
+/// Copies the cluster's files the store keeps (its key, a kubeconfig) into
+/// the cluster's local directory, where OpenSSH and the COE's clients read
+/// them. With SQLite they are there already: a copy is written only where
+/// it differs, so with etcd a user's local copy follows the shared one.
+pub fn copy_cluster_files(
+    store: &dyn Store,
+    paths: &StatePaths,
+    cluster: &str,
+) -> Result<(), StoreError> {
+    for name in CLUSTER_FILES {
+        let Some(bytes) = store.file(cluster, name)? else {
+            continue;
+        };
+        let path = paths.cluster_dir(cluster).join(name);
+        if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+            write_private_file(&path, &bytes).map_err(|source| StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
 
 /// Writes the cluster's `ssh_config` and `known_hosts` from its node records.
 pub fn write_client_files(

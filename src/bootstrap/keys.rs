@@ -8,7 +8,7 @@ use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::PrivateKey;
 
-use crate::state::StatePaths;
+use crate::state::{Store, StoreError, KEY_FILE};
 
 /// The key machines of one cluster accept for root.
 #[derive(Clone)]
@@ -22,7 +22,7 @@ pub enum KeyError {
     /// its machines (and EC2 would keep the old key pair), so none is made.
     #[error(
         "the SSH key of cluster {cluster} is missing ({path}): its machines accept only that key. \
-         Restore the file from a backup of the state directory, or run `provision destroy {cluster} --yes` \
+         Restore it from a backup of the state (`provision state import`), or run `provision destroy {cluster} --yes` \
          and create the cluster again"
     )]
     Missing { cluster: String, path: String },
@@ -34,28 +34,30 @@ pub enum KeyError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cluster key: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl ClusterKey {
-    /// Loads the key of an existing cluster; never makes one.
-    pub fn load_for(paths: &StatePaths, cluster: &str) -> Result<ClusterKey, KeyError> {
-        let path = paths.private_key(cluster);
-        if !path.exists() {
-            return Err(KeyError::Missing {
+    /// Loads the key of an existing cluster from the store; never makes one.
+    pub fn load_for(store: &dyn Store, cluster: &str) -> Result<ClusterKey, KeyError> {
+        let path = store.file_location(cluster, KEY_FILE);
+        match store.file(cluster, KEY_FILE)? {
+            Some(bytes) => Self::parse(&path, &bytes),
+            None => Err(KeyError::Missing {
                 cluster: cluster.to_string(),
-                path: path.display().to_string(),
-            });
+                path,
+            }),
         }
-        Self::load(&path)
     }
 
     /// The key of a cluster being created, which is not in the state store
     /// yet: made now, or one a create that stopped before storing the
     /// cluster left (no machine can have been made with it).
-    pub fn for_new_cluster(paths: &StatePaths, cluster: &str) -> Result<ClusterKey, KeyError> {
-        let path = paths.private_key(cluster);
-        if path.exists() {
-            return Self::load(&path);
+    pub fn for_new_cluster(store: &dyn Store, cluster: &str) -> Result<ClusterKey, KeyError> {
+        let path = store.file_location(cluster, KEY_FILE);
+        if let Some(bytes) = store.file(cluster, KEY_FILE)? {
+            return Self::parse(&path, &bytes);
         }
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
@@ -64,15 +66,10 @@ impl ClusterKey {
         let text = key
             .to_openssh(LineEnding::LF)
             .map_err(|e| KeyError::Invalid {
-                path: path.display().to_string(),
+                path: path.clone(),
                 message: e.to_string(),
             })?;
-        crate::state::write_private_file(&path, text.as_bytes()).map_err(|source| {
-            KeyError::Io {
-                path: path.display().to_string(),
-                source,
-            }
-        })?;
+        store.put_file(cluster, KEY_FILE, text.as_bytes())?;
         Ok(ClusterKey {
             private: Arc::new(key),
         })
@@ -80,14 +77,20 @@ impl ClusterKey {
 
     pub fn load(path: &Path) -> Result<ClusterKey, KeyError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+        let bytes = std::fs::read(path).map_err(|source| KeyError::Io {
             path: shown.clone(),
             source,
         })?;
-        let key = PrivateKey::from_openssh(text).map_err(|e| KeyError::Invalid {
-            path: shown,
-            message: e.to_string(),
-        })?;
+        Self::parse(&shown, &bytes)
+    }
+
+    fn parse(path: &str, bytes: &[u8]) -> Result<ClusterKey, KeyError> {
+        let invalid = |message: String| KeyError::Invalid {
+            path: path.to_string(),
+            message,
+        };
+        let text = std::str::from_utf8(bytes).map_err(|e| invalid(e.to_string()))?;
+        let key = PrivateKey::from_openssh(text).map_err(|e| invalid(e.to_string()))?;
         Ok(ClusterKey {
             private: Arc::new(key),
         })
@@ -114,15 +117,16 @@ mod tests {
     #[test]
     fn key_is_made_once_private_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        let paths = StatePaths::resolve(Some(dir.path().join("state.db"))).unwrap();
+        let paths = crate::state::StatePaths::resolve(Some(dir.path().join("state.db"))).unwrap();
+        let store = crate::state::SqliteStore::open(paths.db()).unwrap();
         assert!(matches!(
-            ClusterKey::load_for(&paths, "web"),
+            ClusterKey::load_for(&store, "web"),
             Err(KeyError::Missing { .. })
         ));
-        let a = ClusterKey::for_new_cluster(&paths, "web").unwrap();
-        let b = ClusterKey::load_for(&paths, "web").unwrap();
+        let a = ClusterKey::for_new_cluster(&store, "web").unwrap();
+        let b = ClusterKey::load_for(&store, "web").unwrap();
         assert_eq!(
-            ClusterKey::for_new_cluster(&paths, "web")
+            ClusterKey::for_new_cluster(&store, "web")
                 .unwrap()
                 .public_line(),
             a.public_line()

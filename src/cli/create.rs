@@ -115,7 +115,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
         }
         None => {
             let record = new_record(spec, &args)?;
-            let ctx = ClusterContext::create(&session.paths, record.clone())?;
+            let ctx = ClusterContext::create(&*session.store, record.clone())?;
             provider.preflight(&ctx.cluster).await.with_context(|| {
                 format!(
                     "checking the {} settings of cluster {}",
@@ -158,7 +158,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     let state_flag = global
         .state
         .as_ref()
-        .map(|p| format!(" --state {}", p.display()))
+        .map(|p| format!(" --state {}", crate::bootstrap::scripts::shell_quote(p)))
         .unwrap_or_default();
     println!("Connect:");
     println!(

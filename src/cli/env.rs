@@ -15,7 +15,7 @@ use provision_provider::Role;
 
 use super::session;
 use super::Global;
-use crate::bootstrap::client_files::{write_client_files, write_ssh_wrapper};
+use crate::bootstrap::client_files::write_ssh_wrapper;
 use crate::bootstrap::scripts::shell_quote;
 use crate::orchestrator::{self, CLIENT_ENV_KEYS};
 use crate::state::{NodePhase, StatePaths};
@@ -24,7 +24,7 @@ pub fn run(global: &Global, name: Option<&str>, unset: bool) -> Result<()> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     if unset {
         let paths =
-            StatePaths::resolve(global.state.clone()).context("finding the state directory")?;
+            StatePaths::for_location(&global.location()?).context("finding the state directory")?;
         print!("{}", unset_lines(&paths, &path));
         return Ok(());
     }
@@ -32,8 +32,7 @@ pub fn run(global: &Global, name: Option<&str>, unset: bool) -> Result<()> {
     let session = session::open(global)?;
     let record = session.cluster(name)?;
     let nodes = session.store.nodes(name)?;
-    write_client_files(&session.paths, name, &record.spec.ssh_user, &nodes)
-        .context("writing the cluster's ssh_config")?;
+    session.write_client_files(&record, &nodes)?;
     let Some(manager) = nodes
         .iter()
         .filter(|n| n.role == Role::Manager && n.addresses.is_some())
@@ -83,7 +82,7 @@ fn state_flag(global: &Global) -> String {
     global
         .state
         .as_ref()
-        .map(|p| format!(" --state {}", shell_quote(&p.display().to_string())))
+        .map(|p| format!(" --state {}", shell_quote(p)))
         .unwrap_or_default()
 }
 

@@ -10,6 +10,7 @@ mod output;
 mod scale;
 pub(crate) mod session;
 mod ssh;
+mod state;
 mod status;
 mod templates;
 
@@ -31,9 +32,20 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone)]
 pub struct Global {
-    /// State database (default: $XDG_DATA_HOME/provision/state.db).
-    #[arg(long, global = true, env = "PROVISION_STATE", value_name = "PATH")]
-    pub state: Option<PathBuf>,
+    /// Where the state lives: a SQLite file (default:
+    /// $XDG_DATA_HOME/provision/state.db), or etcd shared by a team and
+    /// several daemons: etcd://host:2379[,host:2379…]/prefix.
+    #[arg(long, global = true, env = "PROVISION_STATE", value_name = "PATH|etcd://…")]
+    pub state: Option<String>,
+    /// etcd: the CA certificate that signed the members' (turns on TLS), as etcdctl's --cacert.
+    #[arg(long, global = true, env = "PROVISION_ETCD_CACERT", value_name = "FILE")]
+    pub etcd_cacert: Option<PathBuf>,
+    /// etcd: a client certificate, as etcdctl's --cert.
+    #[arg(long, global = true, env = "PROVISION_ETCD_CERT", value_name = "FILE")]
+    pub etcd_cert: Option<PathBuf>,
+    /// etcd: the client certificate's key, as etcdctl's --key.
+    #[arg(long, global = true, env = "PROVISION_ETCD_KEY", value_name = "FILE")]
+    pub etcd_key: Option<PathBuf>,
     /// Directory whose script templates replace the built-in ones (same layout, `.j2` suffix).
     #[arg(long, global = true, env = "PROVISION_SCRIPTS_DIR", value_name = "DIR")]
     pub scripts_dir: Option<PathBuf>,
@@ -43,6 +55,26 @@ pub struct Global {
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+impl Global {
+    /// Where `--state` points, with the etcd options; the etcd user and
+    /// password come from PROVISION_ETCD_USER (`user` or `user:password`)
+    /// and PROVISION_ETCD_PASSWORD, never from a flag (a flag shows in `ps`).
+    pub fn location(&self) -> anyhow::Result<crate::state::StateLocation> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let options = crate::state::location::EtcdOptions {
+            cacert: self.etcd_cacert.clone(),
+            cert: self.etcd_cert.clone(),
+            key: self.etcd_key.clone(),
+            user: var("PROVISION_ETCD_USER"),
+            password: var("PROVISION_ETCD_PASSWORD").map(crate::secret::Secret::new),
+        };
+        Ok(crate::state::StateLocation::parse(
+            self.state.as_deref(),
+            &options,
+        )?)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -121,6 +153,10 @@ pub enum Command {
         /// Print the plan and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Store the new counts and return: a running daemon carries them
+        /// out (with etcd, within seconds, through its watch).
+        #[arg(long, conflicts_with = "dry_run")]
+        no_wait: bool,
     },
     /// Add or remove particular nodes.
     #[command(subcommand)]
@@ -160,7 +196,15 @@ pub enum Command {
         /// Serve no metrics.
         #[arg(long)]
         no_metrics: bool,
+        /// With etcd state: how long this daemon's claim on its clusters
+        /// outlives it (a killed daemon's clusters are taken over after
+        /// this); renewed every third of it.
+        #[arg(long, default_value = "10s", value_parser = parse_lease_ttl)]
+        lease_ttl: std::time::Duration,
     },
+    /// Move clusters between state stores (SQLite ↔ etcd).
+    #[command(subcommand)]
+    State(StateCommand),
     /// Cluster templates and bootstrap script templates.
     #[command(subcommand)]
     Templates(TemplatesCommand),
@@ -226,6 +270,25 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Write every cluster (records, events, resources, SSH key,
+    /// kubeconfig) of --state as JSON: to FILE, or stdout. The output holds
+    /// private keys: keep it as private as the store.
+    Export {
+        #[arg(long, value_name = "FILE")]
+        to: Option<PathBuf>,
+    },
+    /// Read what `state export` wrote into --state; a cluster already
+    /// there is refused unless --replace.
+    Import {
+        /// The export (`-` for stdin).
+        file: PathBuf,
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum NodesCommand {
     /// Add nodes of a role.
     Add {
@@ -263,6 +326,15 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!(
             "{text} is below the minimum of 1s (the daemon would reconcile in a busy loop)"
         ));
+    }
+    Ok(d)
+}
+
+/// The daemon's lease: whole seconds (etcd counts in seconds), 3 s to 10 min.
+fn parse_lease_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{e}: write e.g. 10s"))?;
+    if d.subsec_nanos() != 0 || d.as_secs() < 3 || d.as_secs() > 600 {
+        return Err(format!("{text}: give whole seconds from 3s to 10m"));
     }
     Ok(d)
 }
@@ -315,9 +387,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             workers,
             force,
             dry_run,
+            no_wait,
         } => {
             let change = scale::Change::Counts { managers, workers };
-            scale::run(&global, &name, change, scale::Flags { force, dry_run }).await
+            let flags = scale::Flags {
+                force,
+                dry_run,
+                no_wait,
+            };
+            scale::run(&global, &name, change, flags).await
         }
         Command::Nodes(NodesCommand::Add {
             name,
@@ -327,7 +405,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             dry_run,
         }) => {
             let change = scale::Change::Add { role, count };
-            scale::run(&global, &name, change, scale::Flags { force, dry_run }).await
+            let flags = scale::Flags {
+                force,
+                dry_run,
+                no_wait: false,
+            };
+            scale::run(&global, &name, change, flags).await
         }
         Command::Nodes(NodesCommand::Remove {
             name,
@@ -336,7 +419,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             dry_run,
         }) => {
             let change = scale::Change::Remove { nodes };
-            scale::run(&global, &name, change, scale::Flags { force, dry_run }).await
+            let flags = scale::Flags {
+                force,
+                dry_run,
+                no_wait: false,
+            };
+            scale::run(&global, &name, change, flags).await
         }
         Command::Heal { name, all, dry_run } => {
             heal::run(&global, name.as_deref(), all, dry_run).await
@@ -349,6 +437,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             workers,
             max_ssh,
             max_cloud_calls,
+            lease_ttl,
         } => {
             let options = crate::daemon::DaemonOptions {
                 interval,
@@ -357,8 +446,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 workers: workers as usize,
                 ssh_connections: max_ssh as usize,
                 cloud_operations: max_cloud_calls as usize,
+                lease_ttl,
             };
             crate::daemon::run(session::open(&global)?, options).await
+        }
+        Command::State(StateCommand::Export { to }) => state::export(&global, to.as_deref()),
+        Command::State(StateCommand::Import { file, replace }) => {
+            state::import(&global, &file, replace)
         }
         Command::Templates(cmd) => templates::run(&global, cmd),
         Command::Completions { shell } => {

@@ -35,10 +35,16 @@ pub struct Flags {
     pub force: bool,
     /// Print the plan and change nothing.
     pub dry_run: bool,
+    /// Store the new desired state and leave the rest to the daemon.
+    pub no_wait: bool,
 }
 
 pub async fn run(global: &Global, name: &str, change: Change, flags: Flags) -> Result<()> {
-    let Flags { force, dry_run } = flags;
+    let Flags {
+        force,
+        dry_run,
+        no_wait,
+    } = flags;
     let session = session::open_unless_dry(global, dry_run)?;
     let _lock = session.lock_unless_dry(name, dry_run)?;
     let mut record = session.cluster_to_change(name)?;
@@ -128,6 +134,22 @@ pub async fn run(global: &Global, name: &str, change: Change, flags: Flags) -> R
                 .store
                 .add_event(name, Some(n), "retiring: removed by request")?;
         }
+    }
+    if no_wait {
+        session.store.add_event(
+            name,
+            None,
+            &format!(
+                "scale requested: {} manager(s), {} worker(s)",
+                record.spec.managers, record.spec.workers
+            ),
+        )?;
+        println!(
+            "Cluster {name}: {} manager(s), {} worker(s) requested; a running `provision daemon` carries it out \
+             (`provision status {name}` shows where it is).",
+            record.spec.managers, record.spec.workers
+        );
+        return Ok(());
     }
     converge_and_show(&session, record, provider, reporter).await
 }

@@ -7,7 +7,6 @@ use anyhow::{anyhow, Context, Result};
 use provision_provider::Provider;
 
 use super::Global;
-use crate::bootstrap::client_files::write_client_files;
 use crate::controller::{clear_node_backoff, ClusterContext, ConvergeReport};
 use crate::progress::{LogReporter, Reporter};
 use crate::state::{ClusterRecord, NodeRecord, StatePaths};
@@ -16,12 +15,12 @@ pub use crate::session::{connect_provider, refuse_if_destroying, Session};
 
 /// The session of `--state` and `--scripts-dir`, the store created when missing.
 pub fn open(global: &Global) -> Result<Session> {
-    Session::open(global.state.clone(), global.scripts_dir.as_deref())
+    Session::open(&global.location()?, global.scripts_dir.as_deref())
 }
 
 /// The session if its state store exists (`None` when there is none yet).
 pub fn open_existing(global: &Global) -> Result<Option<Session>> {
-    Session::open_existing(global.state.clone(), global.scripts_dir.as_deref())
+    Session::open_existing(&global.location()?, global.scripts_dir.as_deref())
 }
 
 /// [`open`] for a command that changes nothing on `--dry-run`: then a
@@ -33,9 +32,9 @@ pub fn open_unless_dry(global: &Global, dry_run: bool) -> Result<Session> {
     open_existing(global)?.ok_or_else(|| {
         anyhow!(
             "there is no state store at {} yet, so no cluster to plan for: create one first, or give --state",
-            StatePaths::resolve(global.state.clone())
+            global.state.clone().unwrap_or_else(|| StatePaths::resolve(None)
                 .map(|p| p.db().display().to_string())
-                .unwrap_or_default()
+                .unwrap_or_default())
         )
     })
 }
@@ -51,14 +50,13 @@ impl Session {
         reporter: Arc<dyn Reporter>,
     ) -> Result<(ConvergeReport, Vec<NodeRecord>)> {
         let name = &record.spec.name;
-        let ctx = ClusterContext::new(&self.paths, record.clone())?;
+        let ctx = ClusterContext::new(&*self.store, record.clone())?;
         let controller = self.controller(provider, &record.spec, reporter.clone());
         controller.clear_backoff(&ctx)?;
         let result = controller.converge(&ctx).await;
         reporter.finish();
         let nodes = self.store.nodes(name)?;
-        write_client_files(&self.paths, name, &record.spec.ssh_user, &nodes)
-            .context("writing the cluster's ssh_config")?;
+        self.write_client_files(record, &nodes)?;
         let report = result.with_context(|| {
             format!(
                 "cluster {name} did not converge; node logs are in {}; run the same command again to continue",
@@ -81,7 +79,7 @@ impl Session {
         leaving: &[String],
     ) -> Result<()> {
         let name = &record.spec.name;
-        let ctx = ClusterContext::new(&self.paths, record.clone())?;
+        let ctx = ClusterContext::new(&*self.store, record.clone())?;
         let mut records = self.store.nodes(name)?;
         for n in &mut records {
             clear_node_backoff(n);

@@ -7,7 +7,6 @@ use anyhow::{bail, Context, Result};
 
 use super::session;
 use super::Global;
-use crate::bootstrap::client_files::write_client_files;
 use crate::bootstrap::scripts::shell_quote;
 
 pub fn run(global: &Global, name: &str, node: &str, command: &[String]) -> Result<()> {
@@ -27,8 +26,7 @@ pub fn run(global: &Global, name: &str, node: &str, command: &[String]) -> Resul
     if n.host_key.is_none() {
         bail!("node {node}'s host key was never recorded, so it cannot be verified: run `provision swarm --name {name}` first");
     }
-    write_client_files(&session.paths, name, &record.spec.ssh_user, &nodes)
-        .context("writing the cluster's ssh_config")?;
+    session.write_client_files(&record, &nodes)?;
     let mut ssh = Command::new("ssh");
     ssh.arg("-F").arg(session.paths.ssh_config(name));
     if command.is_empty() {

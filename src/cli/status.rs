@@ -8,13 +8,13 @@ use super::session::{self, connect_provider, Session};
 use super::{Global, OutputFormat};
 use crate::controller::{ClusterContext, Probing};
 use crate::progress::LogReporter;
-use crate::state::{ClusterLock, LockError};
+use crate::state::LockError;
 
 pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool) -> Result<()> {
     let session = session::open(global)?;
     let record = session.cluster(name)?;
     let mut note = None;
-    match ClusterLock::acquire(name, &session.paths.lock(name)) {
+    match session.lock(name) {
         Ok(_lock) => {
             if let Err(e) = refresh(&session, &record).await {
                 note = Some(format!(
@@ -22,9 +22,10 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
                 ));
             }
         }
-        Err(LockError::Busy { pid, .. }) => {
+        Err(LockError::Busy { holder, .. }) => {
             note = Some(format!(
-                "pid {pid} is working on the cluster; showing the last recorded state"
+                "pid {} on {} is working on the cluster; showing the last recorded state",
+                holder.pid, holder.host
             ));
         }
         Err(e) => return Err(e.into()),
@@ -77,7 +78,7 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
 
 async fn refresh(session: &Session, record: &crate::state::ClusterRecord) -> Result<()> {
     let provider = connect_provider(&record.spec, None).await?;
-    let ctx = ClusterContext::new(&session.paths, record.clone())?;
+    let ctx = ClusterContext::new(&*session.store, record.clone())?;
     let controller = session.controller(provider, &record.spec, std::sync::Arc::new(LogReporter));
     let (_, _, connections) = controller.observe(&ctx, Probing::EveryNode).await?;
     connections.close_all().await;

@@ -408,23 +408,14 @@ impl Run<'_> {
     }
 
     /// Keeps the orchestrator's client configuration (a kubeconfig) in the
-    /// cluster's directory, private to the user.
+    /// state store beside the cluster's key (clients get a copy: `env`).
     async fn save_client_config(&self, manager: &NodeShell) -> Result<(), ControllerError> {
         if let Some(config) = self.ctl.orchestrator.client_config(manager).await? {
-            let path = self
-                .ctl
-                .paths
-                .cluster_dir(self.ctx.name())
-                .join(crate::orchestrator::CLIENT_CONFIG_FILE);
-            crate::state::write_private_file(&path, config.expose().as_bytes()).map_err(|e| {
-                ControllerError::Node {
-                    node: manager.node().to_string(),
-                    message: format!(
-                        "cannot save the client configuration to {}: {e}",
-                        path.display()
-                    ),
-                }
-            })?;
+            self.ctl.store.put_file(
+                self.ctx.name(),
+                crate::orchestrator::CLIENT_CONFIG_FILE,
+                config.expose().as_bytes(),
+            )?;
         }
         Ok(())
     }

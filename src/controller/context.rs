@@ -37,15 +37,15 @@ pub struct ClusterContext {
 impl ClusterContext {
     /// The context of a cluster that exists: its key must be there (a lost
     /// key is an error that says what to do, never silently a new key).
-    pub fn new(paths: &StatePaths, record: ClusterRecord) -> Result<ClusterContext, KeyError> {
-        let key = ClusterKey::load_for(paths, &record.spec.name)?;
+    pub fn new(store: &dyn Store, record: ClusterRecord) -> Result<ClusterContext, KeyError> {
+        let key = ClusterKey::load_for(store, &record.spec.name)?;
         Ok(Self::with_key(record, key))
     }
 
     /// The context of a cluster being created now (not in the state store
     /// yet): makes its key.
-    pub fn create(paths: &StatePaths, record: ClusterRecord) -> Result<ClusterContext, KeyError> {
-        let key = ClusterKey::for_new_cluster(paths, &record.spec.name)?;
+    pub fn create(store: &dyn Store, record: ClusterRecord) -> Result<ClusterContext, KeyError> {
+        let key = ClusterKey::for_new_cluster(store, &record.spec.name)?;
         Ok(Self::with_key(record, key))
     }
 

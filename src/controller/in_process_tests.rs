@@ -38,7 +38,7 @@ fn world(managers: u32, workers: u32) -> World {
         updated_at: String::new(),
     };
     store.put_cluster(&record).unwrap();
-    let ctx = ClusterContext::create(&paths, record).unwrap();
+    let ctx = ClusterContext::create(&*store, record).unwrap();
     let cloud = Arc::new(Cloud::default());
     let nodes = Arc::new(Nodes::new(cloud.clone()));
     let swarm = Arc::new(Swarmish::default());

@@ -6,7 +6,10 @@
 //! few seconds, so clusters and scale requests made by CLI commands are seen
 //! without a restart. A cluster whose lock another command holds is skipped
 //! until its next turn. SSH connections and cloud operations have
-//! process-wide caps. On SIGTERM or SIGINT the passes in flight are dropped
+//! process-wide caps. With etcd state, any number of daemons share the
+//! clusters: each claims its share under a lease (`state::etcd::Claims`),
+//! takes over a dead daemon's clusters when a watch says their claims
+//! ended, and acts on a scale request the moment its watch sees it. On SIGTERM or SIGINT the passes in flight are dropped
 //! (locks go with them) and the daemon exits; whatever was half done is
 //! found and finished by the next run, as after any crash.
 
@@ -31,7 +34,9 @@ use crate::bootstrap::ssh_slots;
 use crate::controller::{ClusterContext, ControllerError, ConvergeReport, Probing};
 use crate::progress::LogReporter;
 use crate::session::Session;
-use crate::state::{ClusterLock, LockError, OffWorkers};
+use crate::state::etcd::{Claims, Wake};
+use crate::state::off_workers::off_worker;
+use crate::state::{LockError, OffWorkers};
 use provision_provider::CallLimit;
 use schedule::Schedule;
 
@@ -52,6 +57,8 @@ pub struct DaemonOptions {
     pub ssh_connections: usize,
     /// Cloud operations in flight at once, all clusters together.
     pub cloud_operations: usize,
+    /// With etcd state: how long this daemon's claims outlive it.
+    pub lease_ttl: Duration,
 }
 
 /// How one cluster's pass ended.
@@ -70,6 +77,9 @@ struct Shared {
     session: Session,
     metrics: Arc<Metrics>,
     providers: providers::Providers,
+    /// The daemon's share of the clusters when several share etcd; `None`
+    /// (SQLite) is every cluster.
+    claims: Option<Claims>,
 }
 
 /// Runs the daemon on `session`'s clusters until SIGTERM or SIGINT (or,
@@ -93,15 +103,24 @@ pub async fn run(mut session: Session, options: DaemonOptions) -> Result<()> {
         workers = options.workers,
         ssh_connections = ssh_slots::limit(),
         cloud_operations = options.cloud_operations,
-        state = %session.paths.db().display(),
+        state = %session.store.location(),
         "daemon started"
     );
     let calls = CallLimit::new(options.cloud_operations);
+    let claims = session
+        .etcd
+        .as_ref()
+        .map(|etcd| Claims::new(etcd, options.lease_ttl));
+    if let Some(c) = &claims {
+        info!(daemon = c.id(), lease_ttl = ?options.lease_ttl, "sharing the clusters with any other daemon on this etcd");
+    }
     let shared = Arc::new(Shared {
         session,
         metrics,
         providers: providers::Providers::new(calls.clone()),
+        claims,
     });
+    let resign = shared.clone();
     let run = async {
         if options.once {
             run_once(shared, &options, &calls).await
@@ -110,11 +129,16 @@ pub async fn run(mut session: Session, options: DaemonOptions) -> Result<()> {
             Ok(())
         }
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = run => result,
         _ = term.recv() => { info!("SIGTERM: stopping; a half-done step is finished by the next run"); Ok(()) }
         _ = int.recv() => { info!("SIGINT: stopping"); Ok(()) }
+    };
+    // The other daemons take this one's clusters at once, not after the TTL.
+    if let Some(claims) = &resign.claims {
+        claims.resign().await;
     }
+    result
 }
 
 /// Counts of one round (an interval of the daemon's life), logged at its end.
@@ -227,19 +251,27 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
     let mut round = Round::begin(calls);
     let mut round_no: u64 = 1;
     let mut next_round = Instant::now() + options.interval;
+    // Cluster records and claims that change in etcd wake the loop.
+    let mut wakes = match &shared.claims {
+        Some(claims) => claims.watch(),
+        None => tokio::sync::mpsc::unbounded_channel().1,
+    };
     loop {
         let now = Instant::now();
         if now >= next_listing {
-            match shared.session.store.clusters() {
-                Ok(listed) => {
-                    let names: Vec<String> = listed.into_iter().map(|c| c.spec.name).collect();
-                    schedule.sync(&names, now);
-                    clusters = names.len();
-                    shared.metrics.set_clusters(clusters as u64);
-                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            match list_owned(&shared).await {
+                Ok((all, owned)) => {
+                    schedule.sync(&owned, now);
+                    clusters = all.len();
+                    shared.metrics.set_clusters(owned.len() as u64);
+                    let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
                     shared.metrics.keep_clusters(&refs);
                 }
-                Err(e) => error!(error = %e, "cannot read the state store"),
+                Err(e) => {
+                    // Nothing is acted on while the state cannot be read.
+                    schedule.sync(&[], now);
+                    error!(error = format!("{e:#}"), "cannot read the state store: no pass runs until it can be read");
+                }
             }
             next_listing = now + LISTING_EVERY.min(options.interval);
         }
@@ -275,6 +307,14 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
                 }
                 Err(e) => error!(error = %e, "a cluster's pass panicked"),
             },
+            Some(woken) = wakes.recv() => match woken {
+                Wake::Changed(name) => {
+                    if !schedule.due_now(&name, Instant::now()) {
+                        next_listing = Instant::now();
+                    }
+                }
+                Wake::Relist => next_listing = Instant::now(),
+            },
             _ = tokio::time::sleep_until(wake.into()) => {}
         }
         if Instant::now() >= next_round {
@@ -286,18 +326,33 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
     }
 }
 
+/// Every cluster in the store, and those this daemon reconciles: all of
+/// them, or with etcd its claimed share.
+async fn list_owned(shared: &Shared) -> Result<(Vec<String>, Vec<String>)> {
+    let listed = shared.session.store.clusters()?;
+    let all: Vec<String> = listed.into_iter().map(|c| c.spec.name).collect();
+    let owned = match &shared.claims {
+        Some(claims) => claims.claim(&all).await?,
+        None => all.clone(),
+    };
+    Ok((all, owned))
+}
+
 /// One pass of one cluster: how it ended, and how many nodes it set out
-/// to replace.
+/// to replace. A pass whose lock is lost (its etcd lease could not be
+/// renewed) is dropped where it stands: another daemon may hold the
+/// cluster soon, and what was half done is finished by the next pass.
 async fn reconcile_cluster(shared: &Shared, name: &str) -> (Outcome, usize) {
-    let (session, metrics, providers) = (&shared.session, &shared.metrics, &shared.providers);
-    let _lock = match ClusterLock::acquire(name, &session.paths.lock(name)) {
+    let lock = match off_worker(|| shared.session.lock(name)) {
         Ok(lock) => lock,
-        Err(LockError::Busy { pid, .. }) => {
+        Err(LockError::Busy { holder, .. }) => {
             debug!(
                 cluster = name,
-                pid, "another command holds the cluster: skipped this pass"
+                pid = holder.pid,
+                host = holder.host,
+                "another command holds the cluster: skipped this pass"
             );
-            metrics.add_skipped_busy(name);
+            shared.metrics.add_skipped_busy(name);
             return (Outcome::Busy, 0);
         }
         Err(e) => {
@@ -305,6 +360,17 @@ async fn reconcile_cluster(shared: &Shared, name: &str) -> (Outcome, usize) {
             return (Outcome::Failed, 0);
         }
     };
+    tokio::select! {
+        ended = reconcile_locked(shared, name) => ended,
+        _ = lock.lost() => {
+            warn!(cluster = name, "lost the cluster's lock (etcd unreachable): pass stopped; the next pass finishes it");
+            (Outcome::Failed, 0)
+        }
+    }
+}
+
+async fn reconcile_locked(shared: &Shared, name: &str) -> (Outcome, usize) {
+    let (session, metrics, providers) = (&shared.session, &shared.metrics, &shared.providers);
     // Re-read under the lock: the spec may have changed since the listing.
     let record = match session.store.cluster(name) {
         Ok(Some(r)) => r,
@@ -328,7 +394,7 @@ async fn reconcile_cluster(shared: &Shared, name: &str) -> (Outcome, usize) {
     let mut report = ConvergeReport::default();
     let result = async {
         let provider = providers.for_spec(&record.spec).await?;
-        let ctx = ClusterContext::new(&session.paths, record.clone())?;
+        let ctx = ClusterContext::new(&*session.store, record.clone())?;
         let mut controller = session.controller(provider, &record.spec, Arc::new(LogReporter));
         controller.probing = Probing::MembershipFirst;
         Ok::<_, anyhow::Error>(controller.converge_into(&ctx, &mut report).await)

@@ -10,6 +10,8 @@ pub struct Schedule {
     interval: Duration,
     next: BTreeMap<String, Instant>,
     running: BTreeSet<String>,
+    /// Running clusters whose record changed during the pass.
+    changed: BTreeSet<String>,
 }
 
 impl Schedule {
@@ -18,6 +20,7 @@ impl Schedule {
             interval,
             next: BTreeMap::new(),
             running: BTreeSet::new(),
+            changed: BTreeSet::new(),
         }
     }
 
@@ -42,6 +45,23 @@ impl Schedule {
                 now
             };
             self.next.insert(name.clone(), at);
+        }
+    }
+
+    /// Makes a known cluster due at `now` (its record just changed: a scale
+    /// request seen through a watch); false when the schedule has no such
+    /// cluster. A running pass is not doubled: the cluster is due again
+    /// when it ends.
+    pub fn due_now(&mut self, name: &str, now: Instant) -> bool {
+        if self.running.contains(name) {
+            self.changed.insert(name.to_string());
+        }
+        match self.next.get_mut(name) {
+            Some(at) => {
+                *at = (*at).min(now);
+                true
+            }
+            None => false,
         }
     }
 
@@ -75,7 +95,12 @@ impl Schedule {
     pub fn finished(&mut self, name: &str, started: Instant, now: Instant, jitter: f64) {
         self.running.remove(name);
         if let Some(at) = self.next.get_mut(name) {
-            *at = (started + self.interval.mul_f64(jitter)).max(now);
+            // Changed during the pass (due_now): the change is acted on at once.
+            *at = if self.changed.remove(name) {
+                now
+            } else {
+                (started + self.interval.mul_f64(jitter)).max(now)
+            };
         }
     }
 
@@ -120,6 +145,33 @@ mod tests {
         more.push("new".into());
         s.sync(&more, t1);
         assert!(s.due(t1).contains(&"new".to_string()));
+    }
+
+    #[test]
+    fn a_changed_cluster_is_due_at_once_and_again_after_a_pass_it_changed_during() {
+        let t0 = Instant::now();
+        let interval = Duration::from_secs(30);
+        let mut s = Schedule::new(interval);
+        s.sync(&["a".to_string(), "b".to_string()], t0);
+        let t = t0 + interval;
+        s.started("a");
+        s.finished("a", t, t + Duration::from_secs(1), 1.0);
+        let soon = t + Duration::from_secs(2);
+        assert!(s.due(soon).iter().all(|n| n != "a"));
+        assert!(s.due_now("a", soon));
+        assert!(s.due(soon).contains(&"a".to_string()));
+        assert!(!s.due_now("unknown", soon));
+        // A change seen while a pass runs: due again the moment it ends.
+        s.started("a");
+        assert!(s.due_now("a", soon + Duration::from_secs(1)));
+        assert!(s.due(soon + Duration::from_secs(1)).iter().all(|n| n != "a"));
+        let end = soon + Duration::from_secs(3);
+        s.finished("a", soon, end, 1.0);
+        assert_eq!(s.due(end), ["a"]);
+        // Without a change, the next pass keeps the interval.
+        s.started("a");
+        s.finished("a", end, end + Duration::from_secs(1), 1.0);
+        assert!(s.due(end + Duration::from_secs(2)).iter().all(|n| n != "a"));
     }
 
     #[test]

@@ -1,17 +1,26 @@
 //! Where desired and observed state lives between runs.
 //!
 //! [`Store`] is the interface the controller uses; [`SqliteStore`] is the
-//! embedded default (one file, mode 0600, in the XDG data directory).
-//! [`ClusterLock`] keeps two processes off the same cluster at once.
+//! embedded default (one file, mode 0600, in the XDG data directory) and
+//! [`EtcdStore`] the shared one (`--state etcd://…`), for teams and for
+//! several daemons. [`ClusterLock`] keeps two processes off the same
+//! cluster at once: a `flock` beside the SQLite file, a key held by a lease
+//! in etcd.
 
+pub mod etcd;
+mod export;
+pub mod location;
 mod lock;
-mod off_workers;
+pub(crate) mod off_workers;
 mod paths;
 pub use paths::{create_private_dir, write_private_file};
 mod records;
 mod sqlite;
 
-pub use lock::{ClusterLock, LockError};
+pub use etcd::EtcdStore;
+pub use export::{export_cluster, ClusterExport};
+pub use location::{EtcdTarget, EtcdTls, StateLocation};
+pub use lock::{ClusterLock, Holder, LockError};
 pub use off_workers::OffWorkers;
 pub use paths::StatePaths;
 pub use records::{ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource, UnhealthyKind};
@@ -30,6 +39,19 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("state store {location}: {call}: {source} (is etcd running and reachable? `etcdctl endpoint health` tells)")]
+    Etcd {
+        location: String,
+        /// The etcd call that failed, e.g. `put clusters/web`.
+        call: String,
+        source: etcd_client::Error,
+    },
+    #[error("state store {location}: {call} did not finish within {}", humantime::format_duration(*after))]
+    EtcdTimeout {
+        location: String,
+        call: String,
+        after: std::time::Duration,
+    },
     #[error("state store {path}: record {what} is corrupt: {message}")]
     Corrupt {
         path: String,
@@ -38,8 +60,18 @@ pub enum StoreError {
     },
 }
 
+/// The name of the cluster's SSH private key among its files.
+pub const KEY_FILE: &str = "id_ed25519";
+
+/// The files a cluster keeps beside its records: its SSH key, and the
+/// orchestrator's client configuration once there is one.
+pub const CLUSTER_FILES: [&str; 2] = [KEY_FILE, crate::orchestrator::CLIENT_CONFIG_FILE];
+
 /// The controller's view of persistent state.
 pub trait Store: Send + Sync {
+    /// Where the store is, for messages: the SQLite file or the etcd URL.
+    fn location(&self) -> String;
+
     fn put_cluster(&self, cluster: &ClusterRecord) -> Result<(), StoreError>;
     fn cluster(&self, name: &str) -> Result<Option<ClusterRecord>, StoreError>;
     fn clusters(&self) -> Result<Vec<ClusterRecord>, StoreError>;
@@ -58,5 +90,16 @@ pub trait Store: Send + Sync {
 
     fn add_event(&self, cluster: &str, node: Option<&str>, message: &str)
         -> Result<(), StoreError>;
+    /// The newest `limit`, oldest first.
     fn events(&self, cluster: &str, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    /// Keeps one of [`CLUSTER_FILES`] (secret: never logged).
+    fn put_file(&self, cluster: &str, name: &str, contents: &[u8]) -> Result<(), StoreError>;
+    fn file(&self, cluster: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Where [`Store::file`] keeps it, for messages.
+    fn file_location(&self, cluster: &str, name: &str) -> String;
+
+    /// Writes an exported cluster as it was (ids and times kept), replacing
+    /// whatever the store had under its name.
+    fn import_cluster(&self, cluster: &ClusterExport) -> Result<(), StoreError>;
 }

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use super::{ClusterRecord, Event, NodeRecord, Resource, Store, StoreError};
+use super::{ClusterExport, ClusterRecord, Event, NodeRecord, Resource, Store, StoreError};
 
 pub struct OffWorkers(pub Arc<dyn Store>);
 
-fn off_worker<T>(call: impl FnOnce() -> T) -> T {
+pub(crate) fn off_worker<T>(call: impl FnOnce() -> T) -> T {
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(call),
         _ => call(),
@@ -24,6 +24,9 @@ fn off_worker<T>(call: impl FnOnce() -> T) -> T {
 }
 
 impl Store for OffWorkers {
+    fn location(&self) -> String {
+        self.0.location()
+    }
     fn put_cluster(&self, cluster: &ClusterRecord) -> Result<(), StoreError> {
         off_worker(|| self.0.put_cluster(cluster))
     }
@@ -67,6 +70,18 @@ impl Store for OffWorkers {
     }
     fn events(&self, cluster: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
         off_worker(|| self.0.events(cluster, limit))
+    }
+    fn put_file(&self, cluster: &str, name: &str, contents: &[u8]) -> Result<(), StoreError> {
+        off_worker(|| self.0.put_file(cluster, name, contents))
+    }
+    fn file(&self, cluster: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        off_worker(|| self.0.file(cluster, name))
+    }
+    fn file_location(&self, cluster: &str, name: &str) -> String {
+        self.0.file_location(cluster, name)
+    }
+    fn import_cluster(&self, cluster: &ClusterExport) -> Result<(), StoreError> {
+        off_worker(|| self.0.import_cluster(cluster))
     }
 }
 
@@ -122,6 +137,21 @@ mod tests {
             }
             fn events(&self, c: &str, l: usize) -> Result<Vec<Event>, StoreError> {
                 self.0.events(c, l)
+            }
+            fn location(&self) -> String {
+                self.0.location()
+            }
+            fn put_file(&self, c: &str, n: &str, b: &[u8]) -> Result<(), StoreError> {
+                self.0.put_file(c, n, b)
+            }
+            fn file(&self, c: &str, n: &str) -> Result<Option<Vec<u8>>, StoreError> {
+                self.0.file(c, n)
+            }
+            fn file_location(&self, c: &str, n: &str) -> String {
+                self.0.file_location(c, n)
+            }
+            fn import_cluster(&self, c: &ClusterExport) -> Result<(), StoreError> {
+                self.0.import_cluster(c)
             }
         }
         let dir = tempfile::tempdir().unwrap();

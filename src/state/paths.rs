@@ -42,6 +42,26 @@ impl StatePaths {
         Ok(StatePaths { db, root })
     }
 
+    /// The local files of the state at `location`.
+    pub fn for_location(location: &super::StateLocation) -> std::io::Result<StatePaths> {
+        match location {
+            super::StateLocation::Sqlite(path) => Self::resolve(path.clone()),
+            super::StateLocation::Etcd(target) => Self::cache_for(&target.cache_name()),
+        }
+    }
+
+    /// The local directory of a shared (etcd) state's files: node logs and
+    /// the copies OpenSSH and the clients read. `$XDG_DATA_HOME/provision/etcd/NAME`.
+    pub fn cache_for(name: &str) -> std::io::Result<StatePaths> {
+        let default = Self::resolve(None)?;
+        let root = default.root.join("etcd").join(name);
+        Ok(StatePaths {
+            db: root.join("no-database-here"),
+            root,
+        })
+    }
+
+    /// The SQLite file (for an etcd state, a path that is never opened).
     pub fn db(&self) -> &Path {
         &self.db
     }

@@ -3,12 +3,12 @@
 use std::fmt;
 
 use provision_provider::{Addresses, Role};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::ClusterSpec;
 
 /// A cluster: its spec (desired state) and where it stands.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterRecord {
     pub spec: ClusterSpec,
     /// Unique id stamped on every cloud resource of the cluster.
@@ -32,7 +32,7 @@ impl ClusterRecord {
 }
 
 /// Where a node is on its way into the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodePhase {
     /// Recorded; its machine may not exist yet.
@@ -86,7 +86,7 @@ impl fmt::Display for NodePhase {
 }
 
 /// What the last observation said of a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     Healthy,
@@ -115,7 +115,7 @@ impl Health {
 /// Which kind of trouble a node's `unhealthy_since` counts from: a change of
 /// kind starts the clock again, so a machine the cloud lists as gone must be
 /// seen so twice, a grace apart, however long SSH had failed before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UnhealthyKind {
     /// The cloud lists the machine as gone, stopped or failed.
@@ -148,7 +148,7 @@ impl UnhealthyKind {
 
 /// A node of a cluster, recorded before its machine is created so a crash
 /// at any later point leaves a record the next run can finish from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub cluster: String,
     pub name: String,
@@ -222,7 +222,7 @@ impl NodeRecord {
 }
 
 /// Something that happened to a cluster, for `status --events`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub at: String,
     pub node: Option<String>,
@@ -230,7 +230,7 @@ pub struct Event {
 }
 
 /// A cloud resource made for a cluster, as the provider reported it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resource {
     pub kind: String,
     pub id: String,

@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +13,7 @@ use super::paths::create_private_dir;
 use super::records::{
     ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource, UnhealthyKind,
 };
-use super::{Store, StoreError};
+use super::{ClusterExport, Store, StoreError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS clusters (
@@ -78,6 +78,8 @@ pub const EVENTS_KEPT: usize = 1000;
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: String,
+    /// The directory beside the file: cluster files live under `clusters/`.
+    root: PathBuf,
     events_kept: usize,
 }
 
@@ -115,9 +117,15 @@ impl SqliteStore {
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         migrate(&conn).map_err(sql)?;
+        let root = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: shown,
+            root,
             events_kept: EVENTS_KEPT,
         })
     }
@@ -128,6 +136,11 @@ impl SqliteStore {
             path: self.path.clone(),
             source,
         })
+    }
+
+    /// Where a cluster's file lives: as [`super::StatePaths`] lays it out.
+    fn file_path(&self, cluster: &str, name: &str) -> PathBuf {
+        self.root.join("clusters").join(cluster).join(name)
     }
 
     fn corrupt(&self, what: &str, message: String) -> StoreError {
@@ -250,7 +263,46 @@ fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
     })
 }
 
+fn insert_node(conn: &Connection, n: &NodeRecord, updated_at: &str) -> rusqlite::Result<()> {
+        conn.execute(
+            &format!(
+                "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+            ),
+            params![
+                n.cluster,
+                n.name,
+                n.role.as_str(),
+                n.index,
+                n.machine_id,
+                n.addresses.as_ref().map(|a| &a.ssh),
+                n.phase.as_str(),
+                n.health.as_str(),
+                n.host_key,
+                n.member_id,
+                n.retiring,
+                n.reason,
+                n.unhealthy_since,
+                n.machine_created_at,
+                n.failures,
+                n.retry_at,
+                updated_at,
+                n.addresses.as_ref().map(|a| &a.private),
+                n.addresses.as_ref().and_then(|a| a.public.as_ref()),
+                n.unhealthy_kind.map(UnhealthyKind::as_str),
+                n.start_attempt,
+                n.launch_token,
+                n.managers_seen,
+            ],
+        )
+        .map(|_| ())
+}
+
 impl Store for SqliteStore {
+    fn location(&self) -> String {
+        self.path.clone()
+    }
+
     fn put_cluster(&self, c: &ClusterRecord) -> Result<(), StoreError> {
         let spec = serde_json::to_string(&c.spec).expect("a spec always serialises");
         let now = now();
@@ -306,40 +358,7 @@ impl Store for SqliteStore {
     }
 
     fn put_node(&self, n: &NodeRecord) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.execute(
-                &format!(
-                    "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
-                ),
-                params![
-                    n.cluster,
-                    n.name,
-                    n.role.as_str(),
-                    n.index,
-                    n.machine_id,
-                    n.addresses.as_ref().map(|a| &a.ssh),
-                    n.phase.as_str(),
-                    n.health.as_str(),
-                    n.host_key,
-                    n.member_id,
-                    n.retiring,
-                    n.reason,
-                    n.unhealthy_since,
-                    n.machine_created_at,
-                    n.failures,
-                    n.retry_at,
-                    now(),
-                    n.addresses.as_ref().map(|a| &a.private),
-                    n.addresses.as_ref().and_then(|a| a.public.as_ref()),
-                    n.unhealthy_kind.map(UnhealthyKind::as_str),
-                    n.start_attempt,
-                    n.launch_token,
-                    n.managers_seen,
-                ],
-            )
-            .map(|_| ())
-        })
+        self.with(|conn| insert_node(conn, n, &now()))
     }
 
     fn nodes(&self, cluster: &str) -> Result<Vec<NodeRecord>, StoreError> {
@@ -435,6 +454,66 @@ impl Store for SqliteStore {
             })?;
             rows.collect()
         })
+    }
+
+    fn put_file(&self, cluster: &str, name: &str, contents: &[u8]) -> Result<(), StoreError> {
+        let path = self.file_path(cluster, name);
+        super::write_private_file(&path, contents).map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    fn file(&self, cluster: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.file_path(cluster, name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    fn file_location(&self, cluster: &str, name: &str) -> String {
+        self.file_path(cluster, name).display().to_string()
+    }
+
+    fn import_cluster(&self, c: &ClusterExport) -> Result<(), StoreError> {
+        let r = &c.record;
+        let spec = serde_json::to_string(&r.spec).expect("a spec always serialises");
+        self.with(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute("DELETE FROM clusters WHERE name = ?1", params![r.spec.name])?;
+            tx.execute(
+                "INSERT INTO clusters (name, id, spec, phase, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![r.spec.name, r.id, spec, r.phase, r.created_at, r.updated_at],
+            )?;
+            for n in &c.nodes {
+                insert_node(&tx, n, &n.updated_at)?;
+            }
+            for res in &c.resources {
+                tx.execute(
+                    "INSERT INTO resources (cluster, kind, id, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![r.spec.name, res.kind, res.id, res.created_at],
+                )?;
+            }
+            for e in &c.events {
+                tx.execute(
+                    "INSERT INTO events (cluster, at, node, message) VALUES (?1, ?2, ?3, ?4)",
+                    params![r.spec.name, e.at, e.node, e.message],
+                )?;
+            }
+            tx.commit()
+        })?;
+        for name in c.files.keys() {
+            if let Some(bytes) = c.file(name) {
+                self.put_file(&r.spec.name, name, &bytes)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,183 @@
+//! A cluster's lock in etcd: the key `P/locks/NAME`, created only when
+//! absent, under a lease this process keeps alive. Never waits: a held key
+//! is "busy" with its holder. A holder killed by `kill -9` stops renewing,
+//! and etcd drops the key when the lease's TTL runs out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::{run_on, EtcdStore};
+use crate::state::{Holder, LockError, StoreError};
+
+/// How long a lock outlives its holder: a killed command's cluster is free
+/// again after this.
+pub const LOCK_TTL: Duration = Duration::from_secs(10);
+
+pub struct EtcdLock {
+    client: Client,
+    lease: i64,
+    runtime: Arc<tokio::runtime::Runtime>,
+    location: String,
+    keeper: tokio::task::JoinHandle<()>,
+    lost: watch::Receiver<bool>,
+}
+
+enum Taken {
+    Held(i64),
+    Busy(Option<Vec<u8>>),
+}
+
+impl EtcdLock {
+    pub fn acquire(store: &EtcdStore, cluster: &str) -> Result<EtcdLock, LockError> {
+        let key = store.keys().lock(cluster);
+        let holder = serde_json::to_vec(&Holder::me()).expect("a holder always serialises");
+        let fail = |source: StoreError| LockError::Store {
+            cluster: cluster.to_string(),
+            source,
+        };
+        let location = store.location.clone();
+        let taken = run_on(
+            store.runtime(),
+            &location,
+            &format!("lock {}", store.keys().shown(&key)),
+            take(store.client(), key, holder, LOCK_TTL),
+        )
+        .map_err(fail)?;
+        let lease = match taken {
+            Taken::Held(lease) => lease,
+            Taken::Busy(value) => {
+                let holder = value
+                    .and_then(|v| serde_json::from_slice::<Holder>(&v).ok())
+                    .unwrap_or(Holder {
+                        host: "unknown".into(),
+                        pid: "unknown".into(),
+                        since: "unknown".into(),
+                    });
+                return Err(LockError::Busy {
+                    cluster: cluster.to_string(),
+                    holder,
+                });
+            }
+        };
+        let (tx, lost) = watch::channel(false);
+        let keeper = store
+            .runtime()
+            .spawn(keep_alive(store.client(), lease, LOCK_TTL, tx, cluster.to_string()));
+        Ok(EtcdLock {
+            client: store.client(),
+            lease,
+            runtime: store.runtime().clone(),
+            location,
+            keeper,
+            lost,
+        })
+    }
+
+    pub async fn lost(&self) {
+        let mut lost = self.lost.clone();
+        if lost.wait_for(|l| *l).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Creates `key` under a new lease when no one has it; else reads who does.
+async fn take(
+    mut client: Client,
+    key: String,
+    holder: Vec<u8>,
+    ttl: Duration,
+) -> Result<Taken, etcd_client::Error> {
+    let lease = client.lease_grant(ttl.as_secs() as i64, None).await?.id();
+    let txn = Txn::new()
+        .when(vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+        .and_then(vec![TxnOp::put(
+            key.clone(),
+            holder,
+            Some(PutOptions::new().with_lease(lease)),
+        )])
+        .or_else(vec![TxnOp::get(key, None)]);
+    let response = client.txn(txn).await?;
+    if response.succeeded() {
+        return Ok(Taken::Held(lease));
+    }
+    let _ = client.lease_revoke(lease).await;
+    let value = response.op_responses().into_iter().find_map(|r| match r {
+        TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+        _ => None,
+    });
+    Ok(Taken::Busy(value))
+}
+
+/// Renews `lease` every third of its TTL; says "lost" once a renewal has
+/// not succeeded for so long that etcd may have dropped it (or etcd says
+/// it has).
+pub(crate) async fn keep_alive(
+    mut client: Client,
+    lease: i64,
+    ttl: Duration,
+    lost: watch::Sender<bool>,
+    what: String,
+) {
+    // A margin for clocks and the renewal's own round trip.
+    let margin = ttl / 5;
+    let mut vouched_until = Instant::now() + ttl - margin;
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        let renewed = tokio::time::timeout(ttl / 3, renew(&mut client, lease)).await;
+        match renewed {
+            Ok(Ok(left)) if left > 0 => {
+                vouched_until = Instant::now() + Duration::from_secs(left as u64) - margin;
+            }
+            Ok(Ok(_)) => {
+                warn!(%what, "etcd dropped the lease: no longer held");
+                let _ = lost.send(true);
+                return;
+            }
+            Ok(Err(e)) => warn!(%what, error = %e, "could not renew the etcd lease"),
+            Err(_) => warn!(%what, "renewing the etcd lease timed out"),
+        }
+        if Instant::now() >= vouched_until {
+            warn!(%what, "the etcd lease was not renewed in time: no longer held");
+            let _ = lost.send(true);
+            return;
+        }
+    }
+}
+
+/// One keep-alive round trip: the TTL etcd has left on the lease (0: gone).
+async fn renew(client: &mut Client, lease: i64) -> Result<i64, etcd_client::Error> {
+    let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
+    keeper.keep_alive().await?;
+    match stream.message().await? {
+        Some(response) => Ok(response.ttl()),
+        None => Err(etcd_client::Error::LeaseKeepAliveError(
+            "the keep-alive stream closed".into(),
+        )),
+    }
+}
+
+impl Drop for EtcdLock {
+    fn drop(&mut self) {
+        self.keeper.abort();
+        // Released now rather than at the TTL, so the next command does not
+        // find the cluster busy; waited for briefly (the process may exit
+        // next), and a failure only means the TTL frees it.
+        let mut client = self.client.clone();
+        let lease = self.lease;
+        let released = run_on(&self.runtime, &self.location, "unlock", async move {
+            tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(lease))
+                .await
+                .map_err(|_| etcd_client::Error::Internal("unlock timed out".into()))?
+                .map(|_| ())
+        });
+        if let Err(e) = released {
+            warn!(error = %e, "could not release the cluster lock; it frees itself after {}s", LOCK_TTL.as_secs());
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! [`Store`] in etcd: everything under one key prefix, so a team shares
+//! its clusters and several daemons share the work (issue 16).
+//!
+//! Layout under the prefix `P` (JSON values unless said):
+//!
+//! | key | value |
+//! |---|---|
+//! | `P/clusters/NAME` | the cluster record (spec, id, phase, times) |
+//! | `P/nodes/NAME/NODE` | a node record |
+//! | `P/resources/NAME/KIND/ID` | a recorded cloud resource |
+//! | `P/events/NAME/TIME` | an event (the newest [`EVENTS_KEPT`] kept) |
+//! | `P/files/NAME/FILE` | the cluster's SSH key, its kubeconfig (raw bytes) |
+//! | `P/locks/NAME` | who holds the cluster, under that holder's lease |
+//! | `P/daemons/ID`, `P/owners/NAME` | live daemons, and which one reconciles a cluster |
+//!
+//! The store's calls are synchronous, as the SQLite store's are; the etcd
+//! client runs on a small runtime of its own, so a call works from any
+//! thread, inside an async task or not. Every call has a deadline.
+
+mod claims;
+mod connect;
+mod keys;
+mod lock;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use claims::{Claims, ClaimsLost, Wake};
+pub use lock::{EtcdLock, LOCK_TTL};
+
+use super::sqlite::EVENTS_KEPT;
+use super::{ClusterExport, ClusterRecord, Event, NodeRecord, Resource, Store, StoreError};
+use super::EtcdTarget;
+use keys::Keys;
+
+/// How long one etcd call may take, a connection included.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
+
+pub struct EtcdStore {
+    client: Client,
+    keys: Keys,
+    location: String,
+    runtime: Arc<tokio::runtime::Runtime>,
+    events_kept: usize,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+impl EtcdStore {
+    /// Connects to `target`; fails (within [`CALL_DEADLINE`]) when no
+    /// endpoint answers or the credentials are refused.
+    pub fn open(target: &EtcdTarget) -> Result<EtcdStore, StoreError> {
+        let location = target.shown();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("etcd-client")
+            .enable_all()
+            .build()
+            .map_err(|source| StoreError::Io {
+                path: location.clone(),
+                source,
+            })?;
+        let runtime = Arc::new(runtime);
+        let client = run_on(
+            &runtime,
+            &location,
+            "connect",
+            connect::connect(target.clone()),
+        )?;
+        Ok(EtcdStore {
+            client,
+            keys: Keys::new(&target.prefix),
+            location,
+            runtime,
+            events_kept: EVENTS_KEPT,
+        })
+    }
+
+    /// Runs `call` on the client's runtime and waits for it, with the deadline.
+    fn run<T, F>(&self, what: &str, call: impl FnOnce(Client) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+    {
+        run_on(&self.runtime, &self.location, what, call(self.client.clone()))
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, key: String) -> Result<Option<T>, StoreError> {
+        let what = format!("get {}", self.keys.shown(&key));
+        let kvs = self.run(&what, |mut c| async move {
+            Ok(c.get(key, None).await?.take_kvs())
+        })?;
+        kvs.first()
+            .map(|kv| self.decode(&what, kv.value()))
+            .transpose()
+    }
+
+    fn list_json<T: DeserializeOwned>(&self, prefix: String) -> Result<Vec<T>, StoreError> {
+        let what = format!("list {}", self.keys.shown(&prefix));
+        let kvs = self.run(&what, |mut c| async move {
+            let options = GetOptions::new().with_prefix();
+            Ok(c.get(prefix, Some(options)).await?.take_kvs())
+        })?;
+        kvs.iter().map(|kv| self.decode(&what, kv.value())).collect()
+    }
+
+    fn put_json<T: Serialize>(&self, key: String, value: &T) -> Result<(), StoreError> {
+        let what = format!("put {}", self.keys.shown(&key));
+        let bytes = serde_json::to_vec(value).expect("records always serialise");
+        self.run(&what, |mut c| async move {
+            c.put(key, bytes, None).await.map(|_| ())
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            path: self.location.clone(),
+            what: what.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Drops the oldest events past the number kept.
+    fn prune_events(&self, cluster: &str) -> Result<(), StoreError> {
+        let prefix = self.keys.events(cluster);
+        let kept = self.events_kept as i64;
+        self.run(&format!("prune {}", self.keys.shown(&prefix)), |mut c| async move {
+            let count = c
+                .get(prefix.clone(), Some(GetOptions::new().with_prefix().with_count_only()))
+                .await?
+                .count();
+            if count <= kept {
+                return Ok(());
+            }
+            // Keys sort by time: the first (count - kept) are the oldest.
+            let oldest = c
+                .get(
+                    prefix.clone(),
+                    Some(
+                        GetOptions::new()
+                            .with_prefix()
+                            .with_keys_only()
+                            .with_limit(count - kept),
+                    ),
+                )
+                .await?
+                .take_kvs();
+            if let Some(last) = oldest.last() {
+                let mut end = last.key().to_vec();
+                end.push(0);
+                c.delete(prefix, Some(DeleteOptions::new().with_range(end)))
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub(crate) fn runtime(&self) -> &Arc<tokio::runtime::Runtime> {
+        &self.runtime
+    }
+
+    #[cfg(test)]
+    fn with_events_kept(mut self, kept: usize) -> EtcdStore {
+        self.events_kept = kept;
+        self
+    }
+}
+
+/// Runs `call` on `runtime` from any thread and waits at most [`CALL_DEADLINE`].
+fn run_on<T, F>(
+    runtime: &tokio::runtime::Runtime,
+    location: &str,
+    what: &str,
+    call: F,
+) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    let task = runtime.spawn(async move {
+        let result = tokio::time::timeout(CALL_DEADLINE, call).await;
+        let _ = tx.send(result);
+    });
+    let fail_timeout = || StoreError::EtcdTimeout {
+        location: location.to_string(),
+        call: what.to_string(),
+        after: CALL_DEADLINE,
+    };
+    match rx.recv_timeout(CALL_DEADLINE + Duration::from_secs(1)) {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(source))) => Err(StoreError::Etcd {
+            location: location.to_string(),
+            call: what.to_string(),
+            source,
+        }),
+        Ok(Err(_)) | Err(_) => {
+            task.abort();
+            Err(fail_timeout())
+        }
+    }
+}
+
+impl Store for EtcdStore {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn put_cluster(&self, cluster: &ClusterRecord) -> Result<(), StoreError> {
+        // As SQLite's upsert: the id and creation time of a stored cluster stay.
+        let key = self.keys.cluster(&cluster.spec.name);
+        let mut record = cluster.clone();
+        let now = now();
+        match self.get_json::<ClusterRecord>(key.clone())? {
+            Some(old) => {
+                record.id = old.id;
+                record.created_at = old.created_at;
+            }
+            None => record.created_at = now.clone(),
+        }
+        record.updated_at = now;
+        self.put_json(key, &record)
+    }
+
+    fn cluster(&self, name: &str) -> Result<Option<ClusterRecord>, StoreError> {
+        self.get_json(self.keys.cluster(name))
+    }
+
+    fn clusters(&self) -> Result<Vec<ClusterRecord>, StoreError> {
+        let mut all: Vec<ClusterRecord> = self.list_json(self.keys.clusters())?;
+        all.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        Ok(all)
+    }
+
+    fn set_cluster_phase(&self, name: &str, phase: &str) -> Result<(), StoreError> {
+        let key = self.keys.cluster(name);
+        if let Some(mut record) = self.get_json::<ClusterRecord>(key.clone())? {
+            record.phase = phase.to_string();
+            record.updated_at = now();
+            self.put_json(key, &record)?;
+        }
+        Ok(())
+    }
+
+    fn delete_cluster(&self, name: &str) -> Result<(), StoreError> {
+        let keys = self.keys.clone();
+        let name = name.to_string();
+        self.run(&format!("delete cluster {name}"), |mut c| async move {
+            let prefix = || Some(DeleteOptions::new().with_prefix());
+            let txn = Txn::new().and_then(vec![
+                TxnOp::delete(keys.cluster(&name), None),
+                TxnOp::delete(keys.nodes(&name), prefix()),
+                TxnOp::delete(keys.resources(&name), prefix()),
+                TxnOp::delete(keys.events(&name), prefix()),
+                TxnOp::delete(keys.files(&name), prefix()),
+            ]);
+            c.txn(txn).await.map(|_| ())
+        })
+    }
+
+    fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
+        let mut record = node.clone();
+        record.updated_at = now();
+        self.put_json(self.keys.node(&node.cluster, &node.name), &record)
+    }
+
+    fn nodes(&self, cluster: &str) -> Result<Vec<NodeRecord>, StoreError> {
+        let mut nodes: Vec<NodeRecord> = self.list_json(self.keys.nodes(cluster))?;
+        // As SQLite's `ORDER BY role, idx`.
+        nodes.sort_by(|a, b| (a.role.as_str(), a.index).cmp(&(b.role.as_str(), b.index)));
+        Ok(nodes)
+    }
+
+    fn node(&self, cluster: &str, node: &str) -> Result<Option<NodeRecord>, StoreError> {
+        self.get_json(self.keys.node(cluster, node))
+    }
+
+    fn delete_node(&self, cluster: &str, node: &str) -> Result<(), StoreError> {
+        let key = self.keys.node(cluster, node);
+        self.run(&format!("delete {}", self.keys.shown(&key)), |mut c| async move {
+            c.delete(key, None).await.map(|_| ())
+        })
+    }
+
+    fn put_resource(&self, cluster: &str, kind: &str, id: &str) -> Result<(), StoreError> {
+        // As SQLite's INSERT OR IGNORE: the first record's time stays.
+        let key = self.keys.resource(cluster, kind, id);
+        let value = serde_json::to_vec(&Resource {
+            kind: kind.to_string(),
+            id: id.to_string(),
+            created_at: now(),
+        })
+        .expect("records always serialise");
+        self.run(&format!("put {}", self.keys.shown(&key)), |mut c| async move {
+            let txn = Txn::new()
+                .when(vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then(vec![TxnOp::put(key, value, None)]);
+            c.txn(txn).await.map(|_| ())
+        })
+    }
+
+    fn resources(&self, cluster: &str) -> Result<Vec<Resource>, StoreError> {
+        let mut all: Vec<Resource> = self.list_json(self.keys.resources(cluster))?;
+        all.sort_by(|a, b| {
+            (&a.created_at, &a.kind, &a.id).cmp(&(&b.created_at, &b.kind, &b.id))
+        });
+        Ok(all)
+    }
+
+    fn add_event(&self, cluster: &str, node: Option<&str>, message: &str) -> Result<(), StoreError> {
+        let event = Event {
+            at: now(),
+            node: node.map(str::to_string),
+            message: message.to_string(),
+        };
+        self.put_json(self.keys.new_event(cluster), &event)?;
+        self.prune_events(cluster)
+    }
+
+    fn events(&self, cluster: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let prefix = self.keys.events(cluster);
+        let what = format!("list {}", self.keys.shown(&prefix));
+        let kvs = self.run(&what, |mut c| async move {
+            let options = GetOptions::new()
+                .with_prefix()
+                .with_sort(etcd_client::SortTarget::Key, etcd_client::SortOrder::Descend)
+                .with_limit(limit as i64);
+            Ok(c.get(prefix, Some(options)).await?.take_kvs())
+        })?;
+        // As SQLite's: the newest, oldest first.
+        kvs.iter().rev().map(|kv| self.decode(&what, kv.value())).collect()
+    }
+
+    fn put_file(&self, cluster: &str, name: &str, contents: &[u8]) -> Result<(), StoreError> {
+        let key = self.keys.file(cluster, name);
+        let bytes = contents.to_vec();
+        self.run(&format!("put {}", self.keys.shown(&key)), |mut c| async move {
+            c.put(key, bytes, None).await.map(|_| ())
+        })
+    }
+
+    fn file(&self, cluster: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.keys.file(cluster, name);
+        let kvs = self.run(&format!("get {}", self.keys.shown(&key)), |mut c| async move {
+            Ok(c.get(key, None).await?.take_kvs())
+        })?;
+        Ok(kvs.into_iter().next().map(|kv| kv.into_key_value().1))
+    }
+
+    fn file_location(&self, cluster: &str, name: &str) -> String {
+        format!("{} key {}", self.location, self.keys.shown(&self.keys.file(cluster, name)))
+    }
+
+    fn import_cluster(&self, cluster: &ClusterExport) -> Result<(), StoreError> {
+        let name = cluster.record.spec.name.clone();
+        self.delete_cluster(&name)?;
+        let mut ops = vec![TxnOp::put(
+            self.keys.cluster(&name),
+            serde_json::to_vec(&cluster.record).expect("records always serialise"),
+            None,
+        )];
+        for n in &cluster.nodes {
+            ops.push(TxnOp::put(
+                self.keys.node(&name, &n.name),
+                serde_json::to_vec(n).expect("records always serialise"),
+                None,
+            ));
+        }
+        for r in &cluster.resources {
+            ops.push(TxnOp::put(
+                self.keys.resource(&name, &r.kind, &r.id),
+                serde_json::to_vec(r).expect("records always serialise"),
+                None,
+            ));
+        }
+        for (i, e) in cluster.events.iter().enumerate() {
+            ops.push(TxnOp::put(
+                self.keys.imported_event(&name, &e.at, i),
+                serde_json::to_vec(e).expect("records always serialise"),
+                None,
+            ));
+        }
+        for file in cluster.files.keys() {
+            if let Some(bytes) = cluster.file(file) {
+                ops.push(TxnOp::put(self.keys.file(&name, file), bytes, None));
+            }
+        }
+        // etcd caps a transaction's operations (--max-txn-ops, 128 by
+        // default): the cluster record goes last, so a cut-short import is
+        // not a cluster yet and is simply imported again.
+        let record = ops.remove(0);
+        ops.push(record);
+        for chunk in ops.chunks(100) {
+            let chunk = chunk.to_vec();
+            self.run(&format!("import cluster {name}"), |mut c| async move {
+                c.txn(Txn::new().and_then(chunk)).await.map(|_| ())
+            })?;
+        }
+        Ok(())
+    }
+}
