@@ -75,8 +75,7 @@ impl Session {
         scripts_dir: Option<&Path>,
     ) -> Result<Option<Session>> {
         if let StateLocation::Sqlite(path) = location {
-            let paths =
-                StatePaths::resolve(path.clone()).context("finding the state directory")?;
+            let paths = StatePaths::resolve(path.clone()).context("finding the state directory")?;
             if !paths.db().exists() {
                 return Ok(None);
             }

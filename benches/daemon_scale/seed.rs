@@ -101,7 +101,7 @@ fn main() {
             updated_at: String::new(),
         };
         store.put_cluster(&record).expect("put cluster");
-        let key = ClusterKey::for_new_cluster(&paths, &name).expect("cluster key");
+        let key = ClusterKey::for_new_cluster(&store, &name).expect("cluster key");
         writeln!(authorized, "{}", key.public_line()).unwrap();
         let mut members = String::new();
         for n in 1..=a.nodes {

@@ -35,10 +35,20 @@ pub struct Global {
     /// Where the state lives: a SQLite file (default:
     /// $XDG_DATA_HOME/provision/state.db), or etcd shared by a team and
     /// several daemons: etcd://host:2379[,host:2379…]/prefix.
-    #[arg(long, global = true, env = "PROVISION_STATE", value_name = "PATH|etcd://…")]
+    #[arg(
+        long,
+        global = true,
+        env = "PROVISION_STATE",
+        value_name = "PATH|etcd://…"
+    )]
     pub state: Option<String>,
     /// etcd: the CA certificate that signed the members' (turns on TLS), as etcdctl's --cacert.
-    #[arg(long, global = true, env = "PROVISION_ETCD_CACERT", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "PROVISION_ETCD_CACERT",
+        value_name = "FILE"
+    )]
     pub etcd_cacert: Option<PathBuf>,
     /// etcd: a client certificate, as etcdctl's --cert.
     #[arg(long, global = true, env = "PROVISION_ETCD_CERT", value_name = "FILE")]

@@ -51,8 +51,11 @@ pub fn export(global: &Global, to: Option<&Path>) -> Result<()> {
         "exported {} cluster(s) from {}{}",
         export.clusters.len(),
         export.from,
-        to.map(|p| format!(" to {} (mode 0600: it holds the clusters' private keys)", p.display()))
-            .unwrap_or_default()
+        to.map(|p| format!(
+            " to {} (mode 0600: it holds the clusters' private keys)",
+            p.display()
+        ))
+        .unwrap_or_default()
     );
     Ok(())
 }
@@ -64,8 +67,8 @@ pub fn import(global: &Global, file: &Path, replace: bool) -> Result<()> {
             .read_to_string(&mut text)
             .context("reading the export from stdin")?;
     } else {
-        text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?;
+        text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     }
     let export: Export = serde_json::from_str(&text).with_context(|| {
         format!(

@@ -270,7 +270,10 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
                 Err(e) => {
                     // Nothing is acted on while the state cannot be read.
                     schedule.sync(&[], now);
-                    error!(error = format!("{e:#}"), "cannot read the state store: no pass runs until it can be read");
+                    error!(
+                        error = format!("{e:#}"),
+                        "cannot read the state store: no pass runs until it can be read"
+                    );
                 }
             }
             next_listing = now + LISTING_EVERY.min(options.interval);

@@ -219,7 +219,13 @@ mod tests {
         assert_eq!(t.shown(), "etcd://127.0.0.1:2379,127.0.0.1:22379/teams/web");
         assert_eq!(etcd("etcd://h:2379", &none).unwrap().prefix, "/provision");
         assert_eq!(etcd("etcd://h:2379/", &none).unwrap().prefix, "/provision");
-        for bad in ["etcd://h/p", "etcd://h:0/p", "etcd://:2379/p", "etcd://h:2379/a b", "etcd://h:2379/a//b"] {
+        for bad in [
+            "etcd://h/p",
+            "etcd://h:0/p",
+            "etcd://:2379/p",
+            "etcd://h:2379/a b",
+            "etcd://h:2379/a//b",
+        ] {
             assert!(etcd(bad, &none).is_err(), "{bad}");
         }
     }
@@ -257,7 +263,15 @@ mod tests {
             password: Some(Secret::new("pw")),
             ..EtcdOptions::default()
         };
-        assert_eq!(etcd("etcd://h:2379", &apart).unwrap().user.unwrap().1.expose(), "pw");
+        assert_eq!(
+            etcd("etcd://h:2379", &apart)
+                .unwrap()
+                .user
+                .unwrap()
+                .1
+                .expose(),
+            "pw"
+        );
         let missing = EtcdOptions {
             user: Some("ops".into()),
             ..EtcdOptions::default()

@@ -13,7 +13,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-
 use super::paths::create_private_dir;
 
 /// Held for as long as the value lives.
@@ -126,10 +125,7 @@ impl ClusterLock {
     }
 
     /// Takes the cluster's lock in etcd or says who holds it; never waits.
-    pub fn acquire_etcd(
-        store: &super::EtcdStore,
-        cluster: &str,
-    ) -> Result<ClusterLock, LockError> {
+    pub fn acquire_etcd(store: &super::EtcdStore, cluster: &str) -> Result<ClusterLock, LockError> {
         super::etcd::EtcdLock::acquire(store, cluster).map(|l| ClusterLock {
             held: Held::Etcd(Box::new(l)),
         })

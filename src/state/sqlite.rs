@@ -138,6 +138,13 @@ impl SqliteStore {
         })
     }
 
+    /// Keeps the newest `kept` events a cluster (the default is
+    /// [`EVENTS_KEPT`]); for tests of the pruning.
+    pub fn keeping_events(mut self, kept: usize) -> SqliteStore {
+        self.events_kept = kept;
+        self
+    }
+
     /// Where a cluster's file lives: as [`super::StatePaths`] lays it out.
     fn file_path(&self, cluster: &str, name: &str) -> PathBuf {
         self.root.join("clusters").join(cluster).join(name)
@@ -264,7 +271,7 @@ fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
 }
 
 fn insert_node(conn: &Connection, n: &NodeRecord, updated_at: &str) -> rusqlite::Result<()> {
-        conn.execute(
+    conn.execute(
             &format!(
                 "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
@@ -354,7 +361,21 @@ impl Store for SqliteStore {
         self.with(|conn| {
             conn.execute("DELETE FROM clusters WHERE name = ?1", params![name])
                 .map(|_| ())
-        })
+        })?;
+        for file in super::CLUSTER_FILES {
+            let path = self.file_path(name, file);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     fn put_node(&self, n: &NodeRecord) -> Result<(), StoreError> {

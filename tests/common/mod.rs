@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod ec2;
+pub mod etcd;
 pub mod openstack;
 pub mod standins;
 
@@ -20,6 +21,11 @@ pub struct Cluster {
     dir: std::sync::Arc<tempfile::TempDir>,
     /// Extra environment of every `provision` run (a test cloud's settings).
     env: Vec<(String, String)>,
+    /// `--state` when not the SQLite file in `dir` (an etcd URL).
+    state_url: Option<String>,
+    /// Whether dropping this handle destroys the cluster (a second
+    /// machine's handle does not).
+    owner: bool,
 }
 
 impl Cluster {
@@ -29,6 +35,39 @@ impl Cluster {
             name: unique_name(prefix),
             dir: std::sync::Arc::new(tempfile::tempdir().expect("tempdir")),
             env: Vec::new(),
+            state_url: None,
+            owner: true,
+        }
+    }
+
+    /// A cluster whose state is in etcd at `url`; its local files (logs,
+    /// the ssh_config copies) under its own directory.
+    pub fn on_etcd(prefix: &str, url: &str) -> Cluster {
+        let mut c = Cluster::new(prefix);
+        let data = c.dir().join("xdg").display().to_string();
+        c.state_url = Some(url.to_string());
+        c.env = vec![("XDG_DATA_HOME".into(), data)];
+        c
+    }
+
+    /// Another handle on the same cluster, as a second machine has it: the
+    /// same state, its own local directory.
+    pub fn other_machine(&self) -> Cluster {
+        let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
+        let data = dir.path().join("xdg").display().to_string();
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter(|(k, _)| k != "XDG_DATA_HOME")
+            .cloned()
+            .collect();
+        env.push(("XDG_DATA_HOME".into(), data));
+        Cluster {
+            name: self.name.clone(),
+            dir,
+            env,
+            state_url: self.state_url.clone(),
+            owner: false,
         }
     }
 
@@ -44,6 +83,8 @@ impl Cluster {
             name: unique_name(prefix),
             dir: other.dir.clone(),
             env: other.env.clone(),
+            state_url: other.state_url.clone(),
+            owner: true,
         }
     }
 
@@ -133,7 +174,10 @@ impl Cluster {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
-        c.arg("--state").arg(self.state());
+        match &self.state_url {
+            Some(url) => c.arg("--state").arg(url),
+            None => c.arg("--state").arg(self.state()),
+        };
         c.stdin(Stdio::null());
         c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
@@ -254,6 +298,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
         let _ = self.cmd().args(["destroy", &self.name, "--yes"]).output();
         // Whatever destroy could not reach (a test that failed early).
         for kind in ["container", "volume", "network"] {

@@ -16,8 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp,
-    WatchOptions,
+    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
 };
 use rand::Rng;
 use tokio::sync::{mpsc, watch, Mutex};
@@ -55,7 +54,7 @@ struct Lease {
 pub struct Claims {
     client: Client,
     keys: Keys,
-    runtime: Arc<tokio::runtime::Runtime>,
+    runtime: Arc<super::ClientRuntime>,
     location: String,
     /// `host-pid-random`: unique among the daemons of one etcd.
     id: String,
@@ -98,7 +97,10 @@ impl Claims {
         {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(e))) => Err(fail(e.to_string())),
-            Ok(Err(_)) => Err(fail(format!("no answer within {}s", CALL_DEADLINE.as_secs()))),
+            Ok(Err(_)) => Err(fail(format!(
+                "no answer within {}s",
+                CALL_DEADLINE.as_secs()
+            ))),
             Err(e) => Err(fail(e.to_string())),
         }
     }
@@ -150,7 +152,10 @@ impl Claims {
         let (live, owned) = self
             .call("list daemons and owners", async move {
                 let live = client
-                    .get(daemons, Some(GetOptions::new().with_prefix().with_count_only()))
+                    .get(
+                        daemons,
+                        Some(GetOptions::new().with_prefix().with_count_only()),
+                    )
                     .await?
                     .count();
                 let owned = client
@@ -200,8 +205,16 @@ impl Claims {
         let mut client = self.client.clone();
         self.call("claim a cluster", async move {
             let txn = Txn::new()
-                .when(vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                .and_then(vec![TxnOp::put(key, id, Some(PutOptions::new().with_lease(lease)))]);
+                .when(vec![Compare::create_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    0,
+                )])
+                .and_then(vec![TxnOp::put(
+                    key,
+                    id,
+                    Some(PutOptions::new().with_lease(lease)),
+                )]);
             Ok(client.txn(txn).await?.succeeded())
         })
         .await
@@ -230,7 +243,9 @@ impl Claims {
         lease.keeper.abort();
         let mut client = self.client.clone();
         let _ = self
-            .call("resign", async move { client.lease_revoke(lease.id).await.map(|_| ()) })
+            .call("resign", async move {
+                client.lease_revoke(lease.id).await.map(|_| ())
+            })
             .await;
     }
 
@@ -300,4 +315,3 @@ impl Drop for Claims {
         }
     }
 }
-

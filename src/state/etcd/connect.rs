@@ -32,7 +32,8 @@ pub async fn connect(target: EtcdTarget) -> Result<Client, Error> {
                 ))
             })
         };
-        let mut config = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.cacert)?));
+        let mut config =
+            TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.cacert)?));
         if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
             config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
         }

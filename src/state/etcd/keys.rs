@@ -34,7 +34,8 @@ impl Keys {
 
     /// The cluster's name from a key under [`Keys::clusters`].
     pub fn cluster_of<'a>(&self, key: &'a str) -> Option<&'a str> {
-        key.strip_prefix(&self.clusters()).filter(|n| !n.contains('/'))
+        key.strip_prefix(&self.clusters())
+            .filter(|n| !n.contains('/'))
     }
 
     pub fn nodes(&self, cluster: &str) -> String {
@@ -126,7 +127,10 @@ mod tests {
         let k = Keys::new("/provision/");
         assert_eq!(k.cluster("web"), "/provision/clusters/web");
         assert!(!k.node("web2", "web2-worker-1").starts_with(&k.nodes("web")));
-        assert_eq!(k.shown(&k.node("web", "web-worker-1")), "nodes/web/web-worker-1");
+        assert_eq!(
+            k.shown(&k.node("web", "web-worker-1")),
+            "nodes/web/web-worker-1"
+        );
         assert_eq!(k.cluster_of("/provision/clusters/web"), Some("web"));
         assert_eq!(k.cluster_of("/provision/nodes/web/x"), None);
     }

@@ -21,7 +21,7 @@ pub const LOCK_TTL: Duration = Duration::from_secs(10);
 pub struct EtcdLock {
     client: Client,
     lease: i64,
-    runtime: Arc<tokio::runtime::Runtime>,
+    runtime: Arc<super::ClientRuntime>,
     location: String,
     keeper: tokio::task::JoinHandle<()>,
     lost: watch::Receiver<bool>,
@@ -65,9 +65,13 @@ impl EtcdLock {
             }
         };
         let (tx, lost) = watch::channel(false);
-        let keeper = store
-            .runtime()
-            .spawn(keep_alive(store.client(), lease, LOCK_TTL, tx, cluster.to_string()));
+        let keeper = store.runtime().spawn(keep_alive(
+            store.client(),
+            lease,
+            LOCK_TTL,
+            tx,
+            cluster.to_string(),
+        ));
         Ok(EtcdLock {
             client: store.client(),
             lease,
@@ -95,7 +99,11 @@ async fn take(
 ) -> Result<Taken, etcd_client::Error> {
     let lease = client.lease_grant(ttl.as_secs() as i64, None).await?.id();
     let txn = Txn::new()
-        .when(vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+        .when(vec![Compare::create_revision(
+            key.clone(),
+            CompareOp::Equal,
+            0,
+        )])
         .and_then(vec![TxnOp::put(
             key.clone(),
             holder,

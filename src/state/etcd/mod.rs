@@ -34,8 +34,8 @@ pub use claims::{Claims, ClaimsLost, Wake};
 pub use lock::{EtcdLock, LOCK_TTL};
 
 use super::sqlite::EVENTS_KEPT;
-use super::{ClusterExport, ClusterRecord, Event, NodeRecord, Resource, Store, StoreError};
 use super::EtcdTarget;
+use super::{ClusterExport, ClusterRecord, Event, NodeRecord, Resource, Store, StoreError};
 use keys::Keys;
 
 /// How long one etcd call may take, a connection included.
@@ -45,8 +45,28 @@ pub struct EtcdStore {
     client: Client,
     keys: Keys,
     location: String,
-    runtime: Arc<tokio::runtime::Runtime>,
+    runtime: Arc<ClientRuntime>,
     events_kept: usize,
+}
+
+/// The etcd client's own runtime. Dropped in the background: the last
+/// handle may go inside another runtime's task (the daemon ending), where
+/// a blocking shutdown is not allowed.
+pub struct ClientRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for ClientRuntime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 fn now() -> String {
@@ -67,7 +87,7 @@ impl EtcdStore {
                 path: location.clone(),
                 source,
             })?;
-        let runtime = Arc::new(runtime);
+        let runtime = Arc::new(ClientRuntime(Some(runtime)));
         let client = run_on(
             &runtime,
             &location,
@@ -89,7 +109,12 @@ impl EtcdStore {
         T: Send + 'static,
         F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
-        run_on(&self.runtime, &self.location, what, call(self.client.clone()))
+        run_on(
+            &self.runtime,
+            &self.location,
+            what,
+            call(self.client.clone()),
+        )
     }
 
     fn get_json<T: DeserializeOwned>(&self, key: String) -> Result<Option<T>, StoreError> {
@@ -108,7 +133,9 @@ impl EtcdStore {
             let options = GetOptions::new().with_prefix();
             Ok(c.get(prefix, Some(options)).await?.take_kvs())
         })?;
-        kvs.iter().map(|kv| self.decode(&what, kv.value())).collect()
+        kvs.iter()
+            .map(|kv| self.decode(&what, kv.value()))
+            .collect()
     }
 
     fn put_json<T: Serialize>(&self, key: String, value: &T) -> Result<(), StoreError> {
@@ -131,35 +158,41 @@ impl EtcdStore {
     fn prune_events(&self, cluster: &str) -> Result<(), StoreError> {
         let prefix = self.keys.events(cluster);
         let kept = self.events_kept as i64;
-        self.run(&format!("prune {}", self.keys.shown(&prefix)), |mut c| async move {
-            let count = c
-                .get(prefix.clone(), Some(GetOptions::new().with_prefix().with_count_only()))
-                .await?
-                .count();
-            if count <= kept {
-                return Ok(());
-            }
-            // Keys sort by time: the first (count - kept) are the oldest.
-            let oldest = c
-                .get(
-                    prefix.clone(),
-                    Some(
-                        GetOptions::new()
-                            .with_prefix()
-                            .with_keys_only()
-                            .with_limit(count - kept),
-                    ),
-                )
-                .await?
-                .take_kvs();
-            if let Some(last) = oldest.last() {
-                let mut end = last.key().to_vec();
-                end.push(0);
-                c.delete(prefix, Some(DeleteOptions::new().with_range(end)))
-                    .await?;
-            }
-            Ok(())
-        })
+        self.run(
+            &format!("prune {}", self.keys.shown(&prefix)),
+            |mut c| async move {
+                let count = c
+                    .get(
+                        prefix.clone(),
+                        Some(GetOptions::new().with_prefix().with_count_only()),
+                    )
+                    .await?
+                    .count();
+                if count <= kept {
+                    return Ok(());
+                }
+                // Keys sort by time: the first (count - kept) are the oldest.
+                let oldest = c
+                    .get(
+                        prefix.clone(),
+                        Some(
+                            GetOptions::new()
+                                .with_prefix()
+                                .with_keys_only()
+                                .with_limit(count - kept),
+                        ),
+                    )
+                    .await?
+                    .take_kvs();
+                if let Some(last) = oldest.last() {
+                    let mut end = last.key().to_vec();
+                    end.push(0);
+                    c.delete(prefix, Some(DeleteOptions::new().with_range(end)))
+                        .await?;
+                }
+                Ok(())
+            },
+        )
     }
 
     pub(crate) fn client(&self) -> Client {
@@ -170,12 +203,13 @@ impl EtcdStore {
         &self.keys
     }
 
-    pub(crate) fn runtime(&self) -> &Arc<tokio::runtime::Runtime> {
+    pub(crate) fn runtime(&self) -> &Arc<ClientRuntime> {
         &self.runtime
     }
 
-    #[cfg(test)]
-    fn with_events_kept(mut self, kept: usize) -> EtcdStore {
+    /// Keeps the newest `kept` events a cluster (the default is
+    /// [`EVENTS_KEPT`]); for tests of the pruning.
+    pub fn keeping_events(mut self, kept: usize) -> EtcdStore {
         self.events_kept = kept;
         self
     }
@@ -292,9 +326,10 @@ impl Store for EtcdStore {
 
     fn delete_node(&self, cluster: &str, node: &str) -> Result<(), StoreError> {
         let key = self.keys.node(cluster, node);
-        self.run(&format!("delete {}", self.keys.shown(&key)), |mut c| async move {
-            c.delete(key, None).await.map(|_| ())
-        })
+        self.run(
+            &format!("delete {}", self.keys.shown(&key)),
+            |mut c| async move { c.delete(key, None).await.map(|_| ()) },
+        )
     }
 
     fn put_resource(&self, cluster: &str, kind: &str, id: &str) -> Result<(), StoreError> {
@@ -306,23 +341,33 @@ impl Store for EtcdStore {
             created_at: now(),
         })
         .expect("records always serialise");
-        self.run(&format!("put {}", self.keys.shown(&key)), |mut c| async move {
-            let txn = Txn::new()
-                .when(vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                .and_then(vec![TxnOp::put(key, value, None)]);
-            c.txn(txn).await.map(|_| ())
-        })
+        self.run(
+            &format!("put {}", self.keys.shown(&key)),
+            |mut c| async move {
+                let txn = Txn::new()
+                    .when(vec![Compare::create_revision(
+                        key.clone(),
+                        CompareOp::Equal,
+                        0,
+                    )])
+                    .and_then(vec![TxnOp::put(key, value, None)]);
+                c.txn(txn).await.map(|_| ())
+            },
+        )
     }
 
     fn resources(&self, cluster: &str) -> Result<Vec<Resource>, StoreError> {
         let mut all: Vec<Resource> = self.list_json(self.keys.resources(cluster))?;
-        all.sort_by(|a, b| {
-            (&a.created_at, &a.kind, &a.id).cmp(&(&b.created_at, &b.kind, &b.id))
-        });
+        all.sort_by(|a, b| (&a.created_at, &a.kind, &a.id).cmp(&(&b.created_at, &b.kind, &b.id)));
         Ok(all)
     }
 
-    fn add_event(&self, cluster: &str, node: Option<&str>, message: &str) -> Result<(), StoreError> {
+    fn add_event(
+        &self,
+        cluster: &str,
+        node: Option<&str>,
+        message: &str,
+    ) -> Result<(), StoreError> {
         let event = Event {
             at: now(),
             node: node.map(str::to_string),
@@ -338,32 +383,44 @@ impl Store for EtcdStore {
         let kvs = self.run(&what, |mut c| async move {
             let options = GetOptions::new()
                 .with_prefix()
-                .with_sort(etcd_client::SortTarget::Key, etcd_client::SortOrder::Descend)
+                .with_sort(
+                    etcd_client::SortTarget::Key,
+                    etcd_client::SortOrder::Descend,
+                )
                 .with_limit(limit as i64);
             Ok(c.get(prefix, Some(options)).await?.take_kvs())
         })?;
         // As SQLite's: the newest, oldest first.
-        kvs.iter().rev().map(|kv| self.decode(&what, kv.value())).collect()
+        kvs.iter()
+            .rev()
+            .map(|kv| self.decode(&what, kv.value()))
+            .collect()
     }
 
     fn put_file(&self, cluster: &str, name: &str, contents: &[u8]) -> Result<(), StoreError> {
         let key = self.keys.file(cluster, name);
         let bytes = contents.to_vec();
-        self.run(&format!("put {}", self.keys.shown(&key)), |mut c| async move {
-            c.put(key, bytes, None).await.map(|_| ())
-        })
+        self.run(
+            &format!("put {}", self.keys.shown(&key)),
+            |mut c| async move { c.put(key, bytes, None).await.map(|_| ()) },
+        )
     }
 
     fn file(&self, cluster: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.keys.file(cluster, name);
-        let kvs = self.run(&format!("get {}", self.keys.shown(&key)), |mut c| async move {
-            Ok(c.get(key, None).await?.take_kvs())
-        })?;
+        let kvs = self.run(
+            &format!("get {}", self.keys.shown(&key)),
+            |mut c| async move { Ok(c.get(key, None).await?.take_kvs()) },
+        )?;
         Ok(kvs.into_iter().next().map(|kv| kv.into_key_value().1))
     }
 
     fn file_location(&self, cluster: &str, name: &str) -> String {
-        format!("{} key {}", self.location, self.keys.shown(&self.keys.file(cluster, name)))
+        format!(
+            "{} key {}",
+            self.location,
+            self.keys.shown(&self.keys.file(cluster, name))
+        )
     }
 
     fn import_cluster(&self, cluster: &ClusterExport) -> Result<(), StoreError> {

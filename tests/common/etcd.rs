@@ -1,0 +1,213 @@
+//! A real etcd cluster on loopback for the tests of the shared state:
+//! Debian's `etcd-server` (3.4), three members by default, each its own
+//! process on free ports with its data under a temporary directory, so a
+//! member can be killed and started again as a real one would be.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Etcd {
+    dir: tempfile::TempDir,
+    members: Vec<Member>,
+}
+
+struct Member {
+    name: String,
+    client: u16,
+    peer: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Etcd {
+    /// Starts `count` members and waits until the cluster is healthy.
+    pub fn start(count: usize) -> Etcd {
+        assert!(
+            Command::new("etcd").arg("--version").output().is_ok(),
+            "etcd is not installed: apt-get install etcd-server etcd-client (scripts/test-all.sh does)"
+        );
+        let members: Vec<Member> = (0..count)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client: free_port(),
+                peer: free_port(),
+                child: None,
+            })
+            .collect();
+        let mut etcd = Etcd {
+            dir: tempfile::tempdir().unwrap(),
+            members,
+        };
+        for i in 0..count {
+            etcd.start_member(i);
+        }
+        etcd.wait_healthy(Duration::from_secs(60));
+        etcd
+    }
+
+    fn initial_cluster(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts member `i` (again, on its data: a restart after a kill).
+    pub fn start_member(&mut self, i: usize) {
+        let initial = self.initial_cluster();
+        let data = self.dir.path().join(&self.members[i].name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(
+                self.dir
+                    .path()
+                    .join(format!("{}.log", self.members[i].name)),
+            )
+            .unwrap();
+        let m = &mut self.members[i];
+        let client = format!("http://127.0.0.1:{}", m.client);
+        let peer = format!("http://127.0.0.1:{}", m.peer);
+        let child = Command::new("etcd")
+            .args(["--name", &m.name])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &initial])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", "provision-test"])
+            // Loopback is quick: elections in well under a second.
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd");
+        m.child = Some(child);
+    }
+
+    /// `kill -9` of member `i`.
+    pub fn kill_member(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn kill_all(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill_member(i);
+        }
+    }
+
+    pub fn start_all(&mut self) {
+        for i in 0..self.members.len() {
+            if self.members[i].child.is_none() {
+                self.start_member(i);
+            }
+        }
+        self.wait_healthy(Duration::from_secs(60));
+    }
+
+    /// Every member's client URL, comma-separated, as etcdctl takes them.
+    pub fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `--state` for this cluster under `prefix`.
+    pub fn state_url(&self, prefix: &str) -> String {
+        let hosts: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.client))
+            .collect();
+        format!("etcd://{}/{prefix}", hosts.join(","))
+    }
+
+    /// `etcdctl ARGS` against the members that run; stdout.
+    pub fn etcdctl(&self, args: &[&str]) -> String {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoints()))
+            .args(["--dial-timeout=2s", "--command-timeout=5s"])
+            .args(args)
+            .output()
+            .expect("etcdctl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The value of `key`, if it is there.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let out = self.etcdctl(&["get", key, "--print-value-only"]);
+        let value = out.trim_end_matches('\n');
+        (!value.is_empty()).then(|| value.to_string())
+    }
+
+    /// Keys under `prefix`.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        self.etcdctl(&["get", prefix, "--prefix", "--keys-only"])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn wait_healthy(&self, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            let out = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints={}", self.endpoints()))
+                .args(["--dial-timeout=1s", "endpoint", "health", "--cluster"])
+                .output()
+                .expect("etcdctl");
+            let running = self.members.iter().filter(|m| m.child.is_some()).count();
+            let healthy = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .chain(String::from_utf8_lossy(&out.stderr).lines())
+                .filter(|l| l.contains("is healthy"))
+                .count();
+            if healthy >= running && running > 0 {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "etcd not healthy after {limit:?}: {}{}\nlogs in {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                self.dir.path().display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}

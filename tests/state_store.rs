@@ -1,0 +1,275 @@
+//! One store trait, two backends, the same tests: every operation the
+//! controller uses gives the same answers on SQLite and on a real etcd; an
+//! export of one imports into the other unchanged; locks in etcd are
+//! leases that name their holder; daemons divide clusters through claims
+//! and hear of changes through a watch. Needs etcd (Debian's etcd-server),
+//! not Docker.
+
+mod common;
+
+use std::time::Duration;
+
+use common::etcd::Etcd;
+use provision::spec::{Cloud, ClusterTemplate};
+use provision::state::etcd::{Claims, Wake};
+use provision::state::location::EtcdOptions;
+use provision::state::{
+    export_cluster, ClusterLock, ClusterRecord, EtcdStore, LockError, NodeRecord, SqliteStore,
+    StateLocation, Store,
+};
+use provision_provider::Role;
+
+fn etcd_store(etcd: &Etcd, prefix: &str) -> EtcdStore {
+    let StateLocation::Etcd(target) =
+        StateLocation::parse(Some(&etcd.state_url(prefix)), &EtcdOptions::default()).unwrap()
+    else {
+        panic!("not etcd")
+    };
+    EtcdStore::open(&target).expect("open etcd store")
+}
+
+fn record(name: &str, id: &str) -> ClusterRecord {
+    let (_, template) = ClusterTemplate::load("swarm").unwrap();
+    ClusterRecord {
+        spec: template.to_spec(name, Cloud::Local),
+        id: id.into(),
+        phase: "creating".into(),
+        created_at: String::new(),
+        updated_at: String::new(),
+    }
+}
+
+/// What a store answers to the controller's calls, with the times taken
+/// out (they differ between two runs).
+fn contract(store: &dyn Store) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut note = |what: &str, value: String| seen.push(format!("{what}: {value}"));
+    store.put_cluster(&record("web", "id-1")).unwrap();
+    store.put_cluster(&record("api", "id-2")).unwrap();
+    // A second put keeps the id (it is stamped on every cloud resource).
+    let mut changed = record("web", "id-other");
+    changed.spec.workers = 7;
+    store.put_cluster(&changed).unwrap();
+    let web = store.cluster("web").unwrap().unwrap();
+    note(
+        "web",
+        format!("{} {} {}", web.id, web.spec.workers, web.phase),
+    );
+    assert!(!web.created_at.is_empty() && !web.updated_at.is_empty());
+    note(
+        "clusters",
+        format!(
+            "{:?}",
+            store
+                .clusters()
+                .unwrap()
+                .iter()
+                .map(|c| c.spec.name.clone())
+                .collect::<Vec<_>>()
+        ),
+    );
+    store.set_cluster_phase("web", "ready").unwrap();
+    store.set_cluster_phase("nothing", "ready").unwrap();
+    note("phase", store.cluster("web").unwrap().unwrap().phase);
+    assert!(store.cluster("nothing").unwrap().is_none());
+
+    for (name, role, index) in [
+        ("web-worker-2", Role::Worker, 2),
+        ("web-manager-1", Role::Manager, 1),
+        ("web-worker-1", Role::Worker, 1),
+    ] {
+        let mut n = NodeRecord::new("web", name, role, index);
+        n.host_key = Some(format!("ssh-ed25519 KEY-{name}"));
+        store.put_node(&n).unwrap();
+    }
+    let names = |s: &dyn Store| -> Vec<String> {
+        s.nodes("web")
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect()
+    };
+    note("nodes", format!("{:?}", names(store)));
+    note(
+        "node",
+        format!(
+            "{:?}",
+            store
+                .node("web", "web-worker-1")
+                .unwrap()
+                .map(|n| n.host_key)
+        ),
+    );
+    store.delete_node("web", "web-worker-2").unwrap();
+    note("nodes after delete", format!("{:?}", names(store)));
+    assert!(store.nodes("api").unwrap().is_empty());
+
+    store.put_resource("web", "network", "n-1").unwrap();
+    store.put_resource("web", "network", "n-1").unwrap();
+    store.put_resource("web", "keypair", "k-1").unwrap();
+    let mut resources: Vec<String> = store
+        .resources("web")
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{} {}", r.kind, r.id))
+        .collect();
+    resources.sort();
+    note("resources", format!("{resources:?}"));
+
+    for i in 1..=5 {
+        store
+            .add_event("web", Some("web-worker-1"), &format!("event {i}"))
+            .unwrap();
+    }
+    // The newest 3, oldest first; the store keeps 4 (see the callers).
+    let events: Vec<String> = store
+        .events("web", 3)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    note("events", format!("{events:?}"));
+    note(
+        "events kept",
+        store.events("web", 100).unwrap().len().to_string(),
+    );
+
+    assert_eq!(store.file("web", "id_ed25519").unwrap(), None);
+    store.put_file("web", "id_ed25519", b"PRIVATE KEY").unwrap();
+    note(
+        "file",
+        String::from_utf8(store.file("web", "id_ed25519").unwrap().unwrap()).unwrap(),
+    );
+
+    store.delete_cluster("api").unwrap();
+    note(
+        "after delete",
+        format!(
+            "{:?} {} {:?}",
+            store.cluster("api").unwrap().map(|c| c.id),
+            store.events("api", 10).unwrap().len(),
+            store.file("api", "id_ed25519").unwrap()
+        ),
+    );
+    seen
+}
+
+#[test]
+fn sqlite_and_etcd_answer_alike_and_an_export_moves_between_them() {
+    let etcd = Etcd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("state.db"))
+        .unwrap()
+        .keeping_events(4);
+    let shared = etcd_store(&etcd, "contract").keeping_events(4);
+    let on_sqlite = contract(&sqlite);
+    let on_etcd = contract(&shared);
+    assert_eq!(on_sqlite, on_etcd);
+    assert!(
+        on_etcd.contains(&"events kept: 4".to_string()),
+        "{on_etcd:?}"
+    );
+
+    // SQLite → etcd → a new SQLite: the same cluster each time, ids,
+    // times, history and key included.
+    let first = export_cluster(&sqlite, "web").unwrap().unwrap();
+    let other = etcd_store(&etcd, "imported");
+    other.import_cluster(&first).unwrap();
+    let second = export_cluster(&other, "web").unwrap().unwrap();
+    assert_eq!(first, second);
+    let again = SqliteStore::open(&dir.path().join("again.db")).unwrap();
+    again.import_cluster(&second).unwrap();
+    assert_eq!(export_cluster(&again, "web").unwrap().unwrap(), first);
+    // Importing again replaces, never doubles.
+    other.import_cluster(&first).unwrap();
+    assert_eq!(export_cluster(&other, "web").unwrap().unwrap(), first);
+    // Everything sits under the prefix, the key included.
+    let keys = etcd.keys("/imported/");
+    assert!(
+        keys.contains(&"/imported/files/web/id_ed25519".to_string()),
+        "{keys:?}"
+    );
+    assert!(etcd.keys("/provision/").is_empty());
+}
+
+#[test]
+fn an_etcd_lock_names_its_holder_and_is_free_once_dropped() {
+    let etcd = Etcd::start(1);
+    let a = etcd_store(&etcd, "locks");
+    let b = etcd_store(&etcd, "locks");
+    let held = ClusterLock::acquire_etcd(&a, "web").unwrap();
+    let err = ClusterLock::acquire_etcd(&b, "web").unwrap_err();
+    let LockError::Busy { holder, .. } = &err else {
+        panic!("not busy: {err}");
+    };
+    assert_eq!(holder.pid, std::process::id().to_string());
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "cluster web is busy (pid {}, since ",
+            std::process::id()
+        )),
+        "{text}"
+    );
+    // Another cluster is not held.
+    drop(ClusterLock::acquire_etcd(&b, "api").unwrap());
+    // The key lives under the holder's lease, released on drop (not at the TTL).
+    let lease = etcd.etcdctl(&["get", "/locks/locks/web", "-w", "json"]);
+    assert!(lease.contains("\"lease\""), "{lease}");
+    drop(held);
+    let again = ClusterLock::acquire_etcd(&b, "web").expect("free once dropped");
+    drop(again);
+}
+
+#[test]
+fn daemons_divide_the_clusters_and_hear_of_changes() {
+    let etcd = Etcd::start(1);
+    let store = etcd_store(&etcd, "claims");
+    let clusters: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let one = Claims::new(&store, Duration::from_secs(5));
+        assert_eq!(one.claim(&clusters).await.unwrap(), clusters);
+        let two = Claims::new(&store, Duration::from_secs(5));
+        // Two daemons now: a share is 2; all three are still one's.
+        assert!(two.claim(&clusters).await.unwrap().is_empty());
+        let one_now = one.claim(&clusters).await.unwrap();
+        assert_eq!(one_now.len(), 2, "{one_now:?}");
+        let two_now = two.claim(&clusters).await.unwrap();
+        assert_eq!(two_now.len(), 1, "{two_now:?}");
+        assert!(!one_now.contains(&two_now[0]));
+
+        // A watch hears of a record written and of a daemon gone.
+        let mut wakes = two.watch();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let s = std::sync::Arc::new(store);
+        let writer = s.clone();
+        tokio::task::spawn_blocking(move || writer.put_cluster(&record("b", "id-b")).unwrap())
+            .await
+            .unwrap();
+        let woken = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match wakes.recv().await {
+                    Some(Wake::Changed(name)) => return name,
+                    Some(_) => continue,
+                    None => panic!("watch ended"),
+                }
+            }
+        })
+        .await
+        .expect("a wake within 5 s");
+        assert_eq!(woken, "b");
+        one.resign().await;
+        let relist = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if wakes.recv().await == Some(Wake::Relist) {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(relist.is_ok(), "no wake when a daemon's claims ended");
+        // The survivor takes everything.
+        assert_eq!(two.claim(&clusters).await.unwrap().len(), 3);
+    });
+}
