@@ -77,6 +77,18 @@ impl Cluster {
         self
     }
 
+    /// A handle on the same cluster name in a SQLite file of its own (an
+    /// import's target); dropping it destroys nothing.
+    pub fn on_sqlite_elsewhere(&self) -> Cluster {
+        Cluster {
+            name: self.name.clone(),
+            dir: std::sync::Arc::new(tempfile::tempdir().expect("tempdir")),
+            env: Vec::new(),
+            state_url: None,
+            owner: false,
+        }
+    }
+
     /// Another cluster in the same state store (as one daemon sees them).
     pub fn sharing(prefix: &str, other: &Cluster) -> Cluster {
         Cluster {

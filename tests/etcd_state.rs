@@ -1,0 +1,142 @@
+//! The state in a real 3-member etcd, used by the real binary on the local
+//! cloud: a cluster made on one machine is used from another (its key and
+//! host keys come from etcd), two commands on one cluster from two
+//! machines → one is told busy and by whom, a `kill -9` holder's lock frees
+//! after its lease, the next run from the other machine finishes the
+//! cluster, and `state export` / `state import` move it to SQLite and back.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::etcd::Etcd;
+use common::*;
+
+fn kill9(child: &mut std::process::Child) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+#[test]
+fn a_cluster_in_etcd_is_shared_by_two_machines_and_locked_by_a_lease() {
+    if skip_docker_tests() {
+        return;
+    }
+    let etcd = Etcd::start(3);
+    let here = Cluster::on_etcd("it-etcd", &etcd.state_url("team"));
+    let there = here.other_machine();
+    let name = here.name.clone();
+    let lock_key = format!("/team/locks/{name}");
+
+    // Machine one starts the create; machine two is told who is at it.
+    let mut child = here.spawn_create(&["--managers", "1", "--workers", "1"]);
+    wait_until(
+        "the create to hold the lock",
+        Duration::from_secs(60),
+        || etcd.get(&lock_key).is_some(),
+    );
+    let out = there.run(&["scale", &name, "--workers", "2"]);
+    let err = output_text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cluster {name} is busy (pid {}, since ",
+            child.id()
+        )) && err.contains("on host "),
+        "{err}"
+    );
+    wait_until("the first node container", Duration::from_secs(120), || {
+        !containers(&name).is_empty()
+    });
+
+    // kill -9: the lease outlives the holder by its TTL, then frees.
+    kill9(&mut child);
+    let killed = Instant::now();
+    let out = there.run(&["swarm", "--name", &name]);
+    assert!(
+        output_text(&out).contains("is busy"),
+        "the lock must outlive a killed holder until its lease ends: {}",
+        output_text(&out)
+    );
+    wait_until(
+        "the killed holder's lease to end",
+        Duration::from_secs(30),
+        || etcd.get(&lock_key).is_none(),
+    );
+    eprintln!(
+        "measured: kill -9 of the lock holder to the lock free: {:.1}s (lease TTL 10 s)",
+        killed.elapsed().as_secs_f64()
+    );
+
+    // Machine two finishes it with the key from etcd (it has no local copy).
+    let out = there.ok(&[
+        "swarm",
+        "--name",
+        &name,
+        "--managers",
+        "1",
+        "--workers",
+        "1",
+    ]);
+    assert!(out.contains("is ready"), "{out}");
+    let names = containers(&name);
+    assert_eq!(names.len(), 2, "no duplicate after the crash: {names:?}");
+    let manager = here.manager();
+    assert_eq!(there.ssh(&manager, &["hostname"]).trim(), manager);
+    let nodes = here.swarm_nodes(&manager);
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert!(nodes.iter().all(|(_, s)| s == "Ready"), "{nodes:?}");
+
+    // Everything is under the prefix: records, events, the key.
+    let keys = etcd.keys("/team/");
+    for want in [
+        format!("/team/clusters/{name}"),
+        format!("/team/nodes/{name}/{manager}"),
+        format!("/team/files/{name}/id_ed25519"),
+    ] {
+        assert!(keys.contains(&want), "{want} not in {keys:?}");
+    }
+    assert!(keys
+        .iter()
+        .any(|k| k.starts_with(&format!("/team/events/{name}/"))));
+
+    // Export to SQLite: the same cluster, usable from there.
+    let file = here.dir().join("export.json");
+    here.ok(&["state", "export", "--to", file.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(&name), "{text}");
+    let copy = here.on_sqlite_elsewhere();
+    copy.ok(&["state", "import", file.to_str().unwrap()]);
+    assert_eq!(copy.ssh(&manager, &["hostname"]).trim(), manager);
+    let listed = copy.ok(&["list"]);
+    assert!(listed.contains(&name), "{listed}");
+    // A second import names the clash and changes nothing.
+    let out = copy.run(&["state", "import", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        output_text(&out).contains("--replace"),
+        "{}",
+        output_text(&out)
+    );
+    // And back into etcd under another prefix, from the SQLite copy.
+    let back = copy.dir().join("back.json");
+    copy.ok(&["state", "export", "--to", back.to_str().unwrap()]);
+    let url = etcd.state_url("restored");
+    let out = std::process::Command::new(BIN)
+        .args(["--state", &url, "state", "import", back.to_str().unwrap()])
+        .env("XDG_DATA_HOME", copy.dir().join("xdg"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(etcd
+        .get(&format!("/restored/files/{name}/id_ed25519"))
+        .is_some());
+
+    here.ok(&["destroy", &name, "--yes"]);
+    assert_eq!(leftovers(&name), Vec::<String>::new());
+    assert!(etcd.keys(&format!("/team/nodes/{name}/")).is_empty());
+    assert!(etcd.get(&format!("/team/clusters/{name}")).is_none());
+}
