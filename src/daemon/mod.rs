@@ -304,7 +304,13 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
                 Ok((name, started, (outcome, remediations))) => {
                     // ±10 % jitter so clusters (or daemons) do not move in lockstep.
                     let jitter = rand::thread_rng().gen_range(0.9..1.1);
-                    schedule.finished(&name, started, Instant::now(), jitter);
+                    if outcome == Outcome::Busy {
+                        // A person's command holds it (a scale request just
+                        // written, often): look again soon, not an interval on.
+                        schedule.retry_soon(&name, Instant::now());
+                    } else {
+                        schedule.finished(&name, started, Instant::now(), jitter);
+                    }
                     round.outcomes.push(outcome);
                     round.remediations += remediations;
                 }

@@ -5,6 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+/// How soon a cluster another command held is looked at again.
+pub const BUSY_RETRY: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 pub struct Schedule {
     interval: Duration,
@@ -104,6 +107,17 @@ impl Schedule {
         }
     }
 
+    /// A pass of `name` found the cluster held by another command: due
+    /// again in [`BUSY_RETRY`] (or the interval, if shorter), so a request
+    /// that command wrote is acted on once it lets go.
+    pub fn retry_soon(&mut self, name: &str, now: Instant) {
+        self.running.remove(name);
+        self.changed.remove(name);
+        if let Some(at) = self.next.get_mut(name) {
+            *at = now + BUSY_RETRY.min(self.interval);
+        }
+    }
+
     #[cfg(test)]
     pub fn is_running(&self, name: &str) -> bool {
         self.running.contains(name)
@@ -175,6 +189,23 @@ mod tests {
         s.started("a");
         s.finished("a", end, end + Duration::from_secs(1), 1.0);
         assert!(s.due(end + Duration::from_secs(2)).iter().all(|n| n != "a"));
+    }
+
+    #[test]
+    fn a_cluster_found_busy_is_tried_again_soon() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(600));
+        s.sync(&["a".to_string()], t0);
+        s.started("a");
+        s.retry_soon("a", t0 + Duration::from_millis(10));
+        assert!(s.due(t0 + Duration::from_secs(1)).is_empty());
+        assert_eq!(s.due(t0 + BUSY_RETRY + Duration::from_millis(10)), ["a"]);
+        // Never later than the interval itself.
+        let mut quick = Schedule::new(Duration::from_secs(1));
+        quick.sync(&["a".to_string()], t0);
+        quick.started("a");
+        quick.retry_soon("a", t0);
+        assert_eq!(quick.due(t0 + Duration::from_secs(1)), ["a"]);
     }
 
     #[test]

@@ -410,7 +410,17 @@ impl Drop for Daemon {
         // A failed test shows what the daemon was doing.
         if std::thread::panicking() {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().filter(|l| !l.contains("node phase")).collect();
+            // Without the gRPC/HTTP/2 frames a `-v` daemon logs.
+            let noise = [
+                "node phase",
+                "Connection{",
+                "updating from discover",
+                "service.ready",
+            ];
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|l| !noise.iter().any(|n| l.contains(n)))
+                .collect();
             eprintln!(
                 "--- daemon log (last 80 lines) ---\n{}",
                 lines[lines.len().saturating_sub(80)..].join("\n")

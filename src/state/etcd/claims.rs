@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use super::keys::Keys;
 use super::lock::keep_alive;
-use super::{EtcdStore, CALL_DEADLINE};
+use super::{EtcdStore, Pool};
 use crate::state::lock::hostname;
 
 /// What a watch tells the daemon.
@@ -52,7 +52,7 @@ struct Lease {
 }
 
 pub struct Claims {
-    client: Client,
+    pool: Arc<Pool>,
     keys: Keys,
     runtime: Arc<super::ClientRuntime>,
     location: String,
@@ -66,7 +66,7 @@ impl Claims {
     pub fn new(store: &EtcdStore, ttl: Duration) -> Claims {
         let tail: u16 = rand::thread_rng().gen();
         Claims {
-            client: store.client(),
+            pool: store.pool().clone(),
             keys: store.keys().clone(),
             runtime: store.runtime().clone(),
             location: store.location.clone(),
@@ -80,27 +80,28 @@ impl Claims {
         &self.id
     }
 
-    /// Runs `call` on the etcd client's runtime, within the call deadline.
-    async fn call<T: Send + 'static>(
-        &self,
-        what: &str,
-        call: impl Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
-    ) -> Result<T, ClaimsLost> {
+    /// Runs `call` on the etcd client's runtime (on the next endpoint
+    /// while one does not answer), within the pool's deadline.
+    async fn call<T, F, Fut>(&self, what: &str, call: F) -> Result<T, ClaimsLost>
+    where
+        T: Send + 'static,
+        F: Fn(Client) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+    {
+        let deadline = self.pool.deadline();
+        let pool = self.pool.clone();
         let fail = |message: String| ClaimsLost {
             location: self.location.clone(),
             message: format!("{what}: {message}"),
         };
         match self
             .runtime
-            .spawn(tokio::time::timeout(CALL_DEADLINE, call))
+            .spawn(async move { tokio::time::timeout(deadline, pool.call(call)).await })
             .await
         {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(e))) => Err(fail(e.to_string())),
-            Ok(Err(_)) => Err(fail(format!(
-                "no answer within {}s",
-                CALL_DEADLINE.as_secs()
-            ))),
+            Ok(Err(_)) => Err(fail(format!("no answer within {}s", deadline.as_secs()))),
             Err(e) => Err(fail(e.to_string())),
         }
     }
@@ -117,22 +118,24 @@ impl Claims {
             warn!(daemon = %self.id, "lost the daemon's etcd lease; registering again");
         }
         *held = None;
-        let mut client = self.client.clone();
         let ttl = self.ttl;
         let key = self.keys.daemon(&self.id);
         let value = serde_json::to_vec(&crate::state::Holder::me()).expect("serialises");
         let id = self
-            .call("register the daemon", async move {
-                let lease = client.lease_grant(ttl.as_secs() as i64, None).await?.id();
-                client
-                    .put(key, value, Some(PutOptions::new().with_lease(lease)))
-                    .await?;
-                Ok(lease)
+            .call("register the daemon", move |mut client| {
+                let (key, value) = (key.clone(), value.clone());
+                async move {
+                    let lease = client.lease_grant(ttl.as_secs() as i64, None).await?.id();
+                    client
+                        .put(key, value, Some(PutOptions::new().with_lease(lease)))
+                        .await?;
+                    Ok(lease)
+                }
             })
             .await?;
         let (tx, lost) = watch::channel(false);
         let keeper = self.runtime.spawn(keep_alive(
-            self.client.clone(),
+            self.pool.clone(),
             id,
             ttl,
             tx,
@@ -147,22 +150,24 @@ impl Claims {
     /// surplus; the clusters it owns now.
     pub async fn claim(&self, clusters: &[String]) -> Result<Vec<String>, ClaimsLost> {
         let lease = self.lease().await?;
-        let mut client = self.client.clone();
         let (daemons, owners) = (self.keys.daemons(), self.keys.owners());
         let (live, owned) = self
-            .call("list daemons and owners", async move {
-                let live = client
-                    .get(
-                        daemons,
-                        Some(GetOptions::new().with_prefix().with_count_only()),
-                    )
-                    .await?
-                    .count();
-                let owned = client
-                    .get(owners, Some(GetOptions::new().with_prefix()))
-                    .await?
-                    .take_kvs();
-                Ok((live, owned))
+            .call("list daemons and owners", move |mut client| {
+                let (daemons, owners) = (daemons.clone(), owners.clone());
+                async move {
+                    let live = client
+                        .get(
+                            daemons,
+                            Some(GetOptions::new().with_prefix().with_count_only()),
+                        )
+                        .await?
+                        .count();
+                    let owned = client
+                        .get(owners, Some(GetOptions::new().with_prefix()))
+                        .await?
+                        .take_kvs();
+                    Ok((live, owned))
+                }
             })
             .await?;
         let owners: BTreeMap<String, String> = owned
@@ -202,8 +207,7 @@ impl Claims {
     async fn take(&self, cluster: &str, lease: i64) -> Result<bool, ClaimsLost> {
         let key = self.keys.owner(cluster);
         let id = self.id.clone();
-        let mut client = self.client.clone();
-        self.call("claim a cluster", async move {
+        self.call("claim a cluster", move |mut client| {
             let txn = Txn::new()
                 .when(vec![Compare::create_revision(
                     key.clone(),
@@ -211,11 +215,11 @@ impl Claims {
                     0,
                 )])
                 .and_then(vec![TxnOp::put(
-                    key,
-                    id,
+                    key.clone(),
+                    id.clone(),
                     Some(PutOptions::new().with_lease(lease)),
                 )]);
-            Ok(client.txn(txn).await?.succeeded())
+            async move { Ok(client.txn(txn).await?.succeeded()) }
         })
         .await
     }
@@ -224,12 +228,15 @@ impl Claims {
     async fn release(&self, cluster: &str) -> Result<(), ClaimsLost> {
         let key = self.keys.owner(cluster);
         let id = self.id.clone();
-        let mut client = self.client.clone();
-        self.call("give a cluster back", async move {
+        self.call("give a cluster back", move |mut client| {
             let txn = Txn::new()
-                .when(vec![Compare::value(key.clone(), CompareOp::Equal, id)])
-                .and_then(vec![TxnOp::delete(key, None)]);
-            client.txn(txn).await.map(|_| ())
+                .when(vec![Compare::value(
+                    key.clone(),
+                    CompareOp::Equal,
+                    id.clone(),
+                )])
+                .and_then(vec![TxnOp::delete(key.clone(), None)]);
+            async move { client.txn(txn).await.map(|_| ()) }
         })
         .await
     }
@@ -241,10 +248,10 @@ impl Claims {
             return;
         };
         lease.keeper.abort();
-        let mut client = self.client.clone();
+        let id = lease.id;
         let _ = self
-            .call("resign", async move {
-                client.lease_revoke(lease.id).await.map(|_| ())
+            .call("resign", move |mut client| async move {
+                client.lease_revoke(id).await.map(|_| ())
             })
             .await;
     }
@@ -254,10 +261,10 @@ impl Claims {
     /// delays a pass to the next listing).
     pub fn watch(&self) -> mpsc::UnboundedReceiver<Wake> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (client, keys) = (self.client.clone(), self.keys.clone());
+        let (pool, keys) = (self.pool.clone(), self.keys.clone());
         self.runtime.spawn(async move {
             loop {
-                if let Err(e) = watch_once(client.clone(), &keys, &tx).await {
+                if let Err(e) = watch_once(&pool, &keys, &tx).await {
                     debug!(error = %e, "etcd watch ended; watching again");
                 }
                 if tx.is_closed() {
@@ -273,15 +280,27 @@ impl Claims {
 }
 
 async fn watch_once(
-    mut client: Client,
+    pool: &Pool,
     keys: &Keys,
     tx: &mpsc::UnboundedSender<Wake>,
 ) -> Result<(), etcd_client::Error> {
-    let mut stream = client
-        .watch(keys.clusters(), Some(WatchOptions::new().with_prefix()))
-        .await?;
-    stream
-        .watch(keys.owners(), Some(WatchOptions::new().with_prefix()))
+    let (clusters, owners) = (keys.clusters(), keys.owners());
+    let mut stream = pool
+        .call(|mut client| {
+            let (clusters, owners) = (clusters.clone(), owners.clone());
+            async move {
+                let mut stream = client
+                    .watch(
+                        clusters,
+                        Some(WatchOptions::new().with_prefix().with_prev_key()),
+                    )
+                    .await?;
+                stream
+                    .watch(owners, Some(WatchOptions::new().with_prefix()))
+                    .await?;
+                Ok(stream)
+            }
+        })
         .await?;
     while let Some(response) = stream.message().await? {
         if response.canceled() {
@@ -292,7 +311,21 @@ async fn watch_once(
                 continue;
             };
             let wake = match (keys.cluster_of(key), event.event_type()) {
-                (Some(name), EventType::Put) => Wake::Changed(name.to_string()),
+                // Only a change of desired state wakes a pass: a pass writes
+                // the cluster's phase itself, which must not wake another.
+                (Some(name), EventType::Put) => {
+                    let spec = |v: &[u8]| {
+                        serde_json::from_slice::<serde_json::Value>(v)
+                            .ok()
+                            .map(|r| r["spec"].clone())
+                    };
+                    let before = event.prev_kv().and_then(|kv| spec(kv.value()));
+                    let after = event.kv().and_then(|kv| spec(kv.value()));
+                    if before.is_some() && before == after {
+                        continue;
+                    }
+                    Wake::Changed(name.to_string())
+                }
                 (Some(_), EventType::Delete) => Wake::Relist,
                 // An owner gone (a daemon died or gave a cluster back).
                 (None, EventType::Delete) => Wake::Relist,

@@ -5,16 +5,17 @@ use std::time::Duration;
 
 use etcd_client::{Certificate, Client, ConnectOptions, Error, Identity, TlsOptions};
 
-use super::CALL_DEADLINE;
+use super::pool::PER_TRY;
 use crate::state::EtcdTarget;
 
 /// Beyond this a silent connection counts as broken (HTTP/2 pings).
 const KEEP_ALIVE: Duration = Duration::from_secs(3);
 
-pub async fn connect(target: EtcdTarget) -> Result<Client, Error> {
+/// A client of one endpoint (the pool moves between them).
+pub async fn connect_one(target: &EtcdTarget, endpoint: &str) -> Result<Client, Error> {
     let mut options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(3))
-        .with_timeout(CALL_DEADLINE)
+        .with_connect_timeout(PER_TRY)
+        .with_timeout(PER_TRY)
         .with_keep_alive(KEEP_ALIVE, KEEP_ALIVE)
         .with_keep_alive_while_idle(true)
         // A member cut off from its leader refuses, rather than answer
@@ -39,9 +40,5 @@ pub async fn connect(target: EtcdTarget) -> Result<Client, Error> {
         }
         options = options.with_tls(config);
     }
-    let mut client = Client::connect(&target.endpoints, Some(options)).await?;
-    // The channel connects lazily: ask once, so a wrong address or refused
-    // credentials fail here, named, and not at the first record.
-    client.status().await?;
-    Ok(client)
+    Client::connect([endpoint], Some(options)).await
 }

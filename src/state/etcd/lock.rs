@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::{run_on, EtcdStore};
+use super::{run_on, run_within, EtcdStore, Pool};
 use crate::state::{Holder, LockError, StoreError};
 
 /// How long a lock outlives its holder: a killed command's cluster is free
@@ -19,7 +19,7 @@ use crate::state::{Holder, LockError, StoreError};
 pub const LOCK_TTL: Duration = Duration::from_secs(10);
 
 pub struct EtcdLock {
-    client: Client,
+    pool: Arc<Pool>,
     lease: i64,
     runtime: Arc<super::ClientRuntime>,
     location: String,
@@ -41,12 +41,10 @@ impl EtcdLock {
             source,
         };
         let location = store.location.clone();
-        let taken = run_on(
-            store.runtime(),
-            &location,
-            &format!("lock {}", store.keys().shown(&key)),
-            take(store.client(), key, holder, LOCK_TTL),
-        )
+        let what = format!("lock {}", store.keys().shown(&key));
+        let taken = run_on(store.runtime(), store.pool(), &location, &what, move |c| {
+            take(c, key.clone(), holder.clone(), LOCK_TTL)
+        })
         .map_err(fail)?;
         let lease = match taken {
             Taken::Held(lease) => lease,
@@ -66,14 +64,14 @@ impl EtcdLock {
         };
         let (tx, lost) = watch::channel(false);
         let keeper = store.runtime().spawn(keep_alive(
-            store.client(),
+            store.pool().clone(),
             lease,
             LOCK_TTL,
             tx,
             cluster.to_string(),
         ));
         Ok(EtcdLock {
-            client: store.client(),
+            pool: store.pool().clone(),
             lease,
             runtime: store.runtime().clone(),
             location,
@@ -126,7 +124,7 @@ async fn take(
 /// not succeeded for so long that etcd may have dropped it (or etcd says
 /// it has).
 pub(crate) async fn keep_alive(
-    mut client: Client,
+    pool: Arc<Pool>,
     lease: i64,
     ttl: Duration,
     lost: watch::Sender<bool>,
@@ -137,7 +135,7 @@ pub(crate) async fn keep_alive(
     let mut vouched_until = Instant::now() + ttl - margin;
     loop {
         tokio::time::sleep(ttl / 3).await;
-        let renewed = tokio::time::timeout(ttl / 3, renew(&mut client, lease)).await;
+        let renewed = tokio::time::timeout(ttl / 3, pool.call(move |c| renew(c, lease))).await;
         match renewed {
             Ok(Ok(left)) if left > 0 => {
                 vouched_until = Instant::now() + Duration::from_secs(left as u64) - margin;
@@ -159,7 +157,7 @@ pub(crate) async fn keep_alive(
 }
 
 /// One keep-alive round trip: the TTL etcd has left on the lease (0: gone).
-async fn renew(client: &mut Client, lease: i64) -> Result<i64, etcd_client::Error> {
+async fn renew(mut client: Client, lease: i64) -> Result<i64, etcd_client::Error> {
     let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
     keeper.keep_alive().await?;
     match stream.message().await? {
@@ -176,14 +174,15 @@ impl Drop for EtcdLock {
         // Released now rather than at the TTL, so the next command does not
         // find the cluster busy; waited for briefly (the process may exit
         // next), and a failure only means the TTL frees it.
-        let mut client = self.client.clone();
         let lease = self.lease;
-        let released = run_on(&self.runtime, &self.location, "unlock", async move {
-            tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(lease))
-                .await
-                .map_err(|_| etcd_client::Error::Internal("unlock timed out".into()))?
-                .map(|_| ())
-        });
+        let released = run_within(
+            &self.runtime,
+            &self.pool,
+            &self.location,
+            "unlock",
+            Duration::from_secs(2),
+            move |mut c| async move { c.lease_revoke(lease).await.map(|_| ()) },
+        );
         if let Err(e) = released {
             warn!(error = %e, "could not release the cluster lock; it frees itself after {}s", LOCK_TTL.as_secs());
         }

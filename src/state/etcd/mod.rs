@@ -21,6 +21,7 @@ mod claims;
 mod connect;
 mod keys;
 mod lock;
+mod pool;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,11 +39,10 @@ use super::EtcdTarget;
 use super::{ClusterExport, ClusterRecord, Event, NodeRecord, Resource, Store, StoreError};
 use keys::Keys;
 
-/// How long one etcd call may take, a connection included.
-pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
+pub use pool::Pool;
 
 pub struct EtcdStore {
-    client: Client,
+    pool: Arc<Pool>,
     keys: Keys,
     location: String,
     runtime: Arc<ClientRuntime>,
@@ -74,7 +74,7 @@ fn now() -> String {
 }
 
 impl EtcdStore {
-    /// Connects to `target`; fails (within [`CALL_DEADLINE`]) when no
+    /// Connects to `target`; fails (within the pool's deadline) when no
     /// endpoint answers or the credentials are refused.
     pub fn open(target: &EtcdTarget) -> Result<EtcdStore, StoreError> {
         let location = target.shown();
@@ -88,14 +88,14 @@ impl EtcdStore {
                 source,
             })?;
         let runtime = Arc::new(ClientRuntime(Some(runtime)));
-        let client = run_on(
-            &runtime,
-            &location,
-            "connect",
-            connect::connect(target.clone()),
-        )?;
+        let pool = Arc::new(Pool::new(target.clone()));
+        // Ask once, so a wrong address or refused credentials fail here,
+        // named, and not at the first record.
+        run_on(&runtime, &pool, &location, "connect", |mut c| async move {
+            c.status().await.map(|_| ())
+        })?;
         Ok(EtcdStore {
-            client,
+            pool,
             keys: Keys::new(&target.prefix),
             location,
             runtime,
@@ -103,24 +103,22 @@ impl EtcdStore {
         })
     }
 
-    /// Runs `call` on the client's runtime and waits for it, with the deadline.
-    fn run<T, F>(&self, what: &str, call: impl FnOnce(Client) -> F) -> Result<T, StoreError>
+    /// Runs `call` on the client's runtime (on the next endpoint while one
+    /// does not answer) and waits for it, with the deadline.
+    fn run<T, F, Fut>(&self, what: &str, call: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+        F: Fn(Client) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
-        run_on(
-            &self.runtime,
-            &self.location,
-            what,
-            call(self.client.clone()),
-        )
+        run_on(&self.runtime, &self.pool, &self.location, what, call)
     }
 
     fn get_json<T: DeserializeOwned>(&self, key: String) -> Result<Option<T>, StoreError> {
         let what = format!("get {}", self.keys.shown(&key));
-        let kvs = self.run(&what, |mut c| async move {
-            Ok(c.get(key, None).await?.take_kvs())
+        let kvs = self.run(&what, move |mut c| {
+            let key = key.clone();
+            async move { Ok(c.get(key, None).await?.take_kvs()) }
         })?;
         kvs.first()
             .map(|kv| self.decode(&what, kv.value()))
@@ -129,9 +127,12 @@ impl EtcdStore {
 
     fn list_json<T: DeserializeOwned>(&self, prefix: String) -> Result<Vec<T>, StoreError> {
         let what = format!("list {}", self.keys.shown(&prefix));
-        let kvs = self.run(&what, |mut c| async move {
-            let options = GetOptions::new().with_prefix();
-            Ok(c.get(prefix, Some(options)).await?.take_kvs())
+        let kvs = self.run(&what, move |mut c| {
+            let prefix = prefix.clone();
+            async move {
+                let options = GetOptions::new().with_prefix();
+                Ok(c.get(prefix, Some(options)).await?.take_kvs())
+            }
         })?;
         kvs.iter()
             .map(|kv| self.decode(&what, kv.value()))
@@ -141,8 +142,9 @@ impl EtcdStore {
     fn put_json<T: Serialize>(&self, key: String, value: &T) -> Result<(), StoreError> {
         let what = format!("put {}", self.keys.shown(&key));
         let bytes = serde_json::to_vec(value).expect("records always serialise");
-        self.run(&what, |mut c| async move {
-            c.put(key, bytes, None).await.map(|_| ())
+        self.run(&what, move |mut c| {
+            let (key, bytes) = (key.clone(), bytes.clone());
+            async move { c.put(key, bytes, None).await.map(|_| ()) }
         })
     }
 
@@ -160,43 +162,46 @@ impl EtcdStore {
         let kept = self.events_kept as i64;
         self.run(
             &format!("prune {}", self.keys.shown(&prefix)),
-            |mut c| async move {
-                let count = c
-                    .get(
-                        prefix.clone(),
-                        Some(GetOptions::new().with_prefix().with_count_only()),
-                    )
-                    .await?
-                    .count();
-                if count <= kept {
-                    return Ok(());
+            move |mut c| {
+                let prefix = prefix.clone();
+                async move {
+                    let count = c
+                        .get(
+                            prefix.clone(),
+                            Some(GetOptions::new().with_prefix().with_count_only()),
+                        )
+                        .await?
+                        .count();
+                    if count <= kept {
+                        return Ok(());
+                    }
+                    // Keys sort by time: the first (count - kept) are the oldest.
+                    let oldest = c
+                        .get(
+                            prefix.clone(),
+                            Some(
+                                GetOptions::new()
+                                    .with_prefix()
+                                    .with_keys_only()
+                                    .with_limit(count - kept),
+                            ),
+                        )
+                        .await?
+                        .take_kvs();
+                    if let Some(last) = oldest.last() {
+                        let mut end = last.key().to_vec();
+                        end.push(0);
+                        c.delete(prefix, Some(DeleteOptions::new().with_range(end)))
+                            .await?;
+                    }
+                    Ok(())
                 }
-                // Keys sort by time: the first (count - kept) are the oldest.
-                let oldest = c
-                    .get(
-                        prefix.clone(),
-                        Some(
-                            GetOptions::new()
-                                .with_prefix()
-                                .with_keys_only()
-                                .with_limit(count - kept),
-                        ),
-                    )
-                    .await?
-                    .take_kvs();
-                if let Some(last) = oldest.last() {
-                    let mut end = last.key().to_vec();
-                    end.push(0);
-                    c.delete(prefix, Some(DeleteOptions::new().with_range(end)))
-                        .await?;
-                }
-                Ok(())
             },
         )
     }
 
-    pub(crate) fn client(&self) -> Client {
-        self.client.clone()
+    pub(crate) fn pool(&self) -> &Arc<Pool> {
+        &self.pool
     }
 
     pub(crate) fn keys(&self) -> &Keys {
@@ -215,28 +220,49 @@ impl EtcdStore {
     }
 }
 
-/// Runs `call` on `runtime` from any thread and waits at most [`CALL_DEADLINE`].
-fn run_on<T, F>(
+/// Runs `call` through `pool` on `runtime` from any thread (inside an
+/// async task or not) and waits at most the pool's deadline.
+fn run_on<T, F, Fut>(
     runtime: &tokio::runtime::Runtime,
+    pool: &Arc<Pool>,
     location: &str,
     what: &str,
     call: F,
 ) -> Result<T, StoreError>
 where
     T: Send + 'static,
-    F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+    F: Fn(Client) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+{
+    run_within(runtime, pool, location, what, pool.deadline(), call)
+}
+
+/// [`run_on`] with a deadline of its own.
+fn run_within<T, F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    pool: &Arc<Pool>,
+    location: &str,
+    what: &str,
+    deadline: Duration,
+    call: F,
+) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: Fn(Client) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
 {
     let (tx, rx) = std::sync::mpsc::channel();
+    let pool = pool.clone();
     let task = runtime.spawn(async move {
-        let result = tokio::time::timeout(CALL_DEADLINE, call).await;
+        let result = tokio::time::timeout(deadline, pool.call(call)).await;
         let _ = tx.send(result);
     });
     let fail_timeout = || StoreError::EtcdTimeout {
         location: location.to_string(),
         call: what.to_string(),
-        after: CALL_DEADLINE,
+        after: deadline,
     };
-    match rx.recv_timeout(CALL_DEADLINE + Duration::from_secs(1)) {
+    match rx.recv_timeout(deadline + Duration::from_secs(1)) {
         Ok(Ok(Ok(value))) => Ok(value),
         Ok(Ok(Err(source))) => Err(StoreError::Etcd {
             location: location.to_string(),
@@ -284,6 +310,11 @@ impl Store for EtcdStore {
     fn set_cluster_phase(&self, name: &str, phase: &str) -> Result<(), StoreError> {
         let key = self.keys.cluster(name);
         if let Some(mut record) = self.get_json::<ClusterRecord>(key.clone())? {
+            // Every pass sets it: an unchanged phase is not written (one
+            // write less a pass, and nothing for the daemons' watches).
+            if record.phase == phase {
+                return Ok(());
+            }
             record.phase = phase.to_string();
             record.updated_at = now();
             self.put_json(key, &record)?;
@@ -294,7 +325,7 @@ impl Store for EtcdStore {
     fn delete_cluster(&self, name: &str) -> Result<(), StoreError> {
         let keys = self.keys.clone();
         let name = name.to_string();
-        self.run(&format!("delete cluster {name}"), |mut c| async move {
+        self.run(&format!("delete cluster {name}"), move |mut c| {
             let prefix = || Some(DeleteOptions::new().with_prefix());
             let txn = Txn::new().and_then(vec![
                 TxnOp::delete(keys.cluster(&name), None),
@@ -303,7 +334,7 @@ impl Store for EtcdStore {
                 TxnOp::delete(keys.events(&name), prefix()),
                 TxnOp::delete(keys.files(&name), prefix()),
             ]);
-            c.txn(txn).await.map(|_| ())
+            async move { c.txn(txn).await.map(|_| ()) }
         })
     }
 
@@ -328,7 +359,10 @@ impl Store for EtcdStore {
         let key = self.keys.node(cluster, node);
         self.run(
             &format!("delete {}", self.keys.shown(&key)),
-            |mut c| async move { c.delete(key, None).await.map(|_| ()) },
+            move |mut c| {
+                let key = key.clone();
+                async move { c.delete(key, None).await.map(|_| ()) }
+            },
         )
     }
 
@@ -341,19 +375,16 @@ impl Store for EtcdStore {
             created_at: now(),
         })
         .expect("records always serialise");
-        self.run(
-            &format!("put {}", self.keys.shown(&key)),
-            |mut c| async move {
-                let txn = Txn::new()
-                    .when(vec![Compare::create_revision(
-                        key.clone(),
-                        CompareOp::Equal,
-                        0,
-                    )])
-                    .and_then(vec![TxnOp::put(key, value, None)]);
-                c.txn(txn).await.map(|_| ())
-            },
-        )
+        self.run(&format!("put {}", self.keys.shown(&key)), move |mut c| {
+            let txn = Txn::new()
+                .when(vec![Compare::create_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    0,
+                )])
+                .and_then(vec![TxnOp::put(key.clone(), value.clone(), None)]);
+            async move { c.txn(txn).await.map(|_| ()) }
+        })
     }
 
     fn resources(&self, cluster: &str) -> Result<Vec<Resource>, StoreError> {
@@ -380,15 +411,18 @@ impl Store for EtcdStore {
     fn events(&self, cluster: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
         let prefix = self.keys.events(cluster);
         let what = format!("list {}", self.keys.shown(&prefix));
-        let kvs = self.run(&what, |mut c| async move {
-            let options = GetOptions::new()
-                .with_prefix()
-                .with_sort(
-                    etcd_client::SortTarget::Key,
-                    etcd_client::SortOrder::Descend,
-                )
-                .with_limit(limit as i64);
-            Ok(c.get(prefix, Some(options)).await?.take_kvs())
+        let kvs = self.run(&what, move |mut c| {
+            let prefix = prefix.clone();
+            async move {
+                let options = GetOptions::new()
+                    .with_prefix()
+                    .with_sort(
+                        etcd_client::SortTarget::Key,
+                        etcd_client::SortOrder::Descend,
+                    )
+                    .with_limit(limit as i64);
+                Ok(c.get(prefix, Some(options)).await?.take_kvs())
+            }
         })?;
         // As SQLite's: the newest, oldest first.
         kvs.iter()
@@ -400,18 +434,18 @@ impl Store for EtcdStore {
     fn put_file(&self, cluster: &str, name: &str, contents: &[u8]) -> Result<(), StoreError> {
         let key = self.keys.file(cluster, name);
         let bytes = contents.to_vec();
-        self.run(
-            &format!("put {}", self.keys.shown(&key)),
-            |mut c| async move { c.put(key, bytes, None).await.map(|_| ()) },
-        )
+        self.run(&format!("put {}", self.keys.shown(&key)), move |mut c| {
+            let (key, bytes) = (key.clone(), bytes.clone());
+            async move { c.put(key, bytes, None).await.map(|_| ()) }
+        })
     }
 
     fn file(&self, cluster: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.keys.file(cluster, name);
-        let kvs = self.run(
-            &format!("get {}", self.keys.shown(&key)),
-            |mut c| async move { Ok(c.get(key, None).await?.take_kvs()) },
-        )?;
+        let kvs = self.run(&format!("get {}", self.keys.shown(&key)), move |mut c| {
+            let key = key.clone();
+            async move { Ok(c.get(key, None).await?.take_kvs()) }
+        })?;
         Ok(kvs.into_iter().next().map(|kv| kv.into_key_value().1))
     }
 
@@ -464,8 +498,9 @@ impl Store for EtcdStore {
         ops.push(record);
         for chunk in ops.chunks(100) {
             let chunk = chunk.to_vec();
-            self.run(&format!("import cluster {name}"), |mut c| async move {
-                c.txn(Txn::new().and_then(chunk)).await.map(|_| ())
+            self.run(&format!("import cluster {name}"), move |mut c| {
+                let txn = Txn::new().and_then(chunk.clone());
+                async move { c.txn(txn).await.map(|_| ()) }
             })?;
         }
         Ok(())
