@@ -273,3 +273,61 @@ fn daemons_divide_the_clusters_and_hear_of_changes() {
         assert_eq!(two.claim(&clusters).await.unwrap().len(), 3);
     });
 }
+
+#[test]
+fn etcd_with_tls_client_certificates_and_a_password() {
+    use common::etcd_tls::{SecureEtcd, PASSWORD, USER};
+    let etcd = SecureEtcd::start();
+    let url = etcd.state_url("secure");
+    let tls = EtcdOptions {
+        cacert: Some(etcd.file("ca.pem")),
+        cert: Some(etcd.file("client.pem")),
+        key: Some(etcd.file("client.key")),
+        user: Some(USER.into()),
+        password: Some(provision::secret::Secret::new(PASSWORD)),
+    };
+    let open = |options: &EtcdOptions| -> Result<EtcdStore, String> {
+        let StateLocation::Etcd(target) = StateLocation::parse(Some(&url), options).unwrap() else {
+            panic!("not etcd")
+        };
+        EtcdStore::open(&target)
+            .and_then(|s| s.clusters().map(|_| s))
+            .map_err(|e| e.to_string())
+    };
+    let store = open(&tls).expect("TLS, certificate and password");
+    store.put_cluster(&record("web", "id-1")).unwrap();
+    store.put_file("web", "id_ed25519", b"PRIVATE KEY").unwrap();
+    assert_eq!(store.clusters().unwrap().len(), 1);
+    drop(ClusterLock::acquire_etcd(&store, "web").unwrap());
+    // The stored key is readable by etcd's users only, and never shown.
+    assert!(etcd
+        .etcdctl(&["get", "/secure/files/web/id_ed25519"])
+        .contains("PRIVATE KEY"));
+
+    // A wrong password is refused, named, and the password never shown.
+    let wrong = EtcdOptions {
+        password: Some(provision::secret::Secret::new("wrong-pw")),
+        ..tls.clone()
+    };
+    let err = open(&wrong).err().expect("a wrong password is refused");
+    assert!(
+        err.contains("authentication failed") || err.contains("invalid"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-pw"), "{err}");
+    // Without TLS the server is not reachable.
+    let plain = EtcdOptions {
+        cacert: None,
+        cert: None,
+        key: None,
+        ..tls.clone()
+    };
+    assert!(open(&plain).is_err());
+    // Without the client certificate the TLS handshake is refused.
+    let no_cert = EtcdOptions {
+        cert: None,
+        key: None,
+        ..tls
+    };
+    assert!(open(&no_cert).is_err());
+}

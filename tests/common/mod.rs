@@ -5,6 +5,7 @@
 
 pub mod ec2;
 pub mod etcd;
+pub mod etcd_tls;
 pub mod openstack;
 pub mod standins;
 

@@ -22,7 +22,11 @@ pub async fn connect_one(target: &EtcdTarget, endpoint: &str) -> Result<Client, 
         // from a stale copy: a daemon never acts on state that old.
         .with_require_leader(true);
     if let Some((user, password)) = &target.user {
-        options = options.with_user(user.clone(), password.expose().to_string());
+        // An auth token dies with an etcd restart (or after its TTL unused):
+        // get a new one rather than fail every call from then on.
+        options = options
+            .with_user(user.clone(), password.expose().to_string())
+            .with_auto_token_refresh(true);
     }
     if let Some(tls) = &target.tls {
         let read = |path: &std::path::Path| {
