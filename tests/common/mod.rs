@@ -317,13 +317,13 @@ impl Drop for Cluster {
         let _ = self.cmd().args(["destroy", &self.name, "--yes"]).output();
         // Whatever destroy could not reach (a test that failed early).
         for kind in ["container", "volume", "network"] {
-            let ids = docker(&[
-                kind,
-                "ls",
-                "-q",
-                "--filter",
-                &format!("label=provision.cluster={}", self.name),
-            ]);
+            let filter = format!("label=provision.cluster={}", self.name);
+            let mut args = vec![kind, "ls", "-q", "--filter", filter.as_str()];
+            // Stopped containers too (a test that killed one and failed).
+            if kind == "container" {
+                args.insert(2, "-a");
+            }
+            let ids = docker(&args);
             for id in ids.split_whitespace() {
                 let _ = Command::new("docker").args([kind, "rm", "-f", id]).output();
             }
