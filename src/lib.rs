@@ -6,15 +6,17 @@
 //! | module | job |
 //! |---|---|
 //! | [`spec`] | cluster templates + flags → a validated spec (desired state) |
-//! | [`state`] | the store (SQLite), per-cluster locks, file locations |
+//! | [`state`] | the store (SQLite, or etcd shared by a team and several daemons), per-cluster locks, file locations |
 //! | [`controller`] | observe → plan → act, the one reconcile path |
 //! | [`bootstrap`] | SSH, script templates, running scripts on nodes |
 //! | [`orchestrator`] | Swarm and Kubernetes (kubeadm) behind one trait |
 //! | `providers/*` | one crate per cloud behind `provision_provider::Provider` |
 //! | [`session`] | the store, scripts and a controller on a cluster's cloud, for `cli` and `daemon` |
+//! | [`backup`] | backups of a cluster's orchestrator state, taken through a manager |
 //! | [`daemon`] | reconcile every cluster on its own timer, metrics |
 //! | [`cli`] | the command line |
 
+pub mod backup;
 pub mod bootstrap;
 pub mod cli;
 pub mod controller;

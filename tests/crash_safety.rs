@@ -10,11 +10,7 @@ use std::time::Duration;
 use common::*;
 
 fn kill9(child: &mut std::process::Child) {
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGKILL);
-    }
-    let _ = child.wait();
+    common::kill9(child);
     // The engine finishes a create call it already accepted even though the
     // caller is gone; let those land so the next step sees them.
     std::thread::sleep(std::time::Duration::from_secs(2));

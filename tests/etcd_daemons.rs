@@ -15,14 +15,6 @@ use common::*;
 
 const LEASE_TTL: &str = "5s";
 
-fn kill9(child: &mut std::process::Child) {
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGKILL);
-    }
-    let _ = child.wait();
-}
-
 /// A 1+1 swarm whose lost machines are confirmed 5 s after first seen.
 fn create_healing(c: &Cluster) {
     c.create_from_template(

@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 use common::etcd::Etcd;
 use common::*;
 
-fn kill9(child: &mut std::process::Child) {
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGKILL);
-    }
-    let _ = child.wait();
-}
-
 #[test]
 fn a_cluster_in_etcd_is_shared_by_two_machines_and_locked_by_a_lease() {
     if skip_docker_tests() {

@@ -22,7 +22,7 @@ pub enum KeyError {
     /// its machines (and EC2 would keep the old key pair), so none is made.
     #[error(
         "the SSH key of cluster {cluster} is missing ({path}): its machines accept only that key. \
-         Restore it from a backup of the state (`provision state import`), or run `provision destroy {cluster} --yes` \
+         Restore the file from a backup of the state (or `provision state import` an export), or run `provision destroy {cluster} --yes` \
          and create the cluster again"
     )]
     Missing { cluster: String, path: String },

@@ -111,6 +111,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scripts/bootstrap/swarm/remove-member.sh.j2"),
     ),
     (
+        "swarm/backup.sh",
+        include_str!("../../scripts/bootstrap/swarm/backup.sh.j2"),
+    ),
+    (
+        "swarm/backup-check.sh",
+        include_str!("../../scripts/bootstrap/swarm/backup-check.sh.j2"),
+    ),
+    (
         "kubernetes/install.sh",
         include_str!("../../scripts/bootstrap/kubernetes/install.sh.j2"),
     ),

@@ -1,5 +1,6 @@
 //! The command line: argument definitions and one module per command.
 
+mod backup;
 mod create;
 mod destroy;
 mod dry_run;
@@ -212,6 +213,25 @@ pub enum Command {
         #[arg(long, default_value = "10s", value_parser = parse_lease_ttl)]
         lease_ttl: std::time::Duration,
     },
+    /// Back up a cluster's orchestrator state (Swarm: the managers' raft
+    /// state, taken on a follower while the others keep quorum); `backup
+    /// list NAME` shows the backups taken.
+    #[command(args_conflicts_with_subcommands = true)]
+    Backup {
+        #[command(subcommand)]
+        list: Option<BackupCommand>,
+        /// The cluster.
+        #[arg(required = true)]
+        name: Option<String>,
+        /// Directory for the archive and its manifest (default: beside the
+        /// state, backups/NAME/; `destroy` leaves it).
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+        /// Take it with fewer than 3 Ready managers (the managers accept no
+        /// change for the seconds the copy takes).
+        #[arg(long)]
+        force: bool,
+    },
     /// Move clusters between state stores (SQLite ↔ etcd).
     #[command(subcommand)]
     State(StateCommand),
@@ -277,6 +297,17 @@ pub struct CreateArgs {
     /// nothing: no state written, no cloud resource created, no key made.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// The backups of a cluster, oldest first.
+    List {
+        name: String,
+        /// Where they are (default: beside the state, backups/NAME/).
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -459,6 +490,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 lease_ttl,
             };
             crate::daemon::run(session::open(&global)?, options).await
+        }
+        Command::Backup {
+            list: Some(BackupCommand::List { name, from }),
+            ..
+        } => backup::list(&global, &name, from.as_deref()),
+        Command::Backup {
+            list: None,
+            name,
+            to,
+            force,
+        } => {
+            let name = name.expect("clap requires it");
+            backup::take(&global, &name, to.as_deref(), force).await
         }
         Command::State(StateCommand::Export { to }) => state::export(&global, to.as_deref()),
         Command::State(StateCommand::Import { file, replace }) => {

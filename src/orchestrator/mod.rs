@@ -157,6 +157,33 @@ pub trait Orchestrator: Send + Sync {
 
     /// A client command that lists the nodes, for the "Connect:" hint.
     fn client_hint(&self) -> &'static str;
+
+    /// Why `manager` cannot give a backup of the cluster's state now
+    /// (Swarm: autolock on), or `None` when [`backup`](Self::backup) may run.
+    async fn backup_blocker(&self, _manager: &NodeShell) -> Result<Option<String>, ShellError> {
+        Ok(Some(format!(
+            "backups of {} clusters are not implemented yet (Swarm's are)",
+            self.coe()
+        )))
+    }
+
+    /// Takes a backup of the cluster's state on `manager`, as the COE
+    /// documents it (Swarm: the raft state with the engine stopped).
+    async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
+        Err(ShellError::unreadable(
+            manager.node(),
+            "backup",
+            format!("backups of {} clusters are not implemented yet", self.coe()),
+        ))
+    }
+}
+
+/// A copy of a cluster's state from one manager. It holds the cluster's
+/// keys (Swarm's raft encryption keys): as secret as the cluster's SSH key.
+pub struct StateArchive {
+    /// A gzip'd tar.
+    pub bytes: Vec<u8>,
+    pub orchestrator_version: String,
 }
 
 /// The value of `key` in a script's `key=value` output lines, trimmed;

@@ -8,7 +8,11 @@ use minijinja::Value;
 use provision_provider::Role;
 use serde::Deserialize;
 
-use super::{field, JoinSecrets, Member, NodeProbe, Orchestrator, DRAIN_WAIT_SECONDS};
+use base64::Engine;
+
+use super::{
+    field, JoinSecrets, Member, NodeProbe, Orchestrator, StateArchive, DRAIN_WAIT_SECONDS,
+};
 use crate::bootstrap::{NodeShell, Output, ShellError};
 use crate::secret::Secret;
 use crate::spec::Coe;
@@ -66,6 +70,23 @@ pub(crate) fn parse_members(text: &str) -> Result<Vec<Member>, String> {
             })
         })
         .collect()
+}
+
+/// Why a manager cannot give a backup, from `swarm/backup-check.sh`.
+pub(crate) fn backup_blocker(text: &str) -> Option<String> {
+    if field(text, "swarm_state") != Some("active") || field(text, "manager") != Some("true") {
+        return Some("it is not an active swarm manager".into());
+    }
+    match field(text, "autolock") {
+        Some("false") => None,
+        Some("true") => Some(
+            "the swarm has autolock on: a backup of it restores only with the unlock key, which \
+             provision does not keep. Keep the key (`docker swarm unlock-key -q`) somewhere safe, \
+             then turn autolock off (`docker swarm update --autolock=false`) to back up with provision"
+                .into(),
+        ),
+        _ => Some("it cannot say whether autolock is on (is it a manager with quorum?)".into()),
+    }
 }
 
 /// What the scripts that act on another member are told about it.
@@ -166,6 +187,34 @@ impl Orchestrator for Swarm {
         vec![("DOCKER_HOST".into(), format!("ssh://{manager_alias}"))]
     }
 
+    async fn backup_blocker(&self, manager: &NodeShell) -> Result<Option<String>, ShellError> {
+        let out = manager.query("swarm/backup-check.sh").await?;
+        Ok(backup_blocker(&out))
+    }
+
+    async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
+        let script = "swarm/backup.sh";
+        let out = manager.run(script, &[], None, Output::Secret).await?;
+        let unreadable = |m: &str| ShellError::unreadable(manager.node(), script, m.to_string());
+        let data =
+            field(&out, "data").ok_or_else(|| unreadable("the manager printed no archive"))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|_| unreadable("the archive is not base64"))?;
+        let size: usize = field(&out, "size")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| unreadable("the manager printed no archive size"))?;
+        if size != bytes.len() {
+            return Err(unreadable("the archive arrived cut short"));
+        }
+        Ok(StateArchive {
+            bytes,
+            orchestrator_version: field(&out, "orchestrator_version")
+                .unwrap_or("unknown")
+                .to_string(),
+        })
+    }
+
     fn client_hint(&self) -> &'static str {
         "docker node ls"
     }
@@ -174,6 +223,25 @@ impl Orchestrator for Swarm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backup_needs_a_manager_and_autolock_off() {
+        assert_eq!(
+            backup_blocker("swarm_state=active\nmanager=true\nautolock=false\n"),
+            None
+        );
+        let locked = backup_blocker("swarm_state=active\nmanager=true\nautolock=true\n").unwrap();
+        assert!(
+            locked.contains("autolock") && locked.contains("unlock-key"),
+            "{locked}"
+        );
+        assert!(backup_blocker("swarm_state=active\nmanager=false\nautolock=unknown\n").is_some());
+        assert!(backup_blocker("swarm_state=inactive\nmanager=false\n").is_some());
+        // A manager without quorum cannot read the cluster spec.
+        assert!(
+            backup_blocker("swarm_state=active\nmanager=true\nautolock=<no value>\n").is_some()
+        );
+    }
 
     #[test]
     fn probe_of_a_member_manager() {

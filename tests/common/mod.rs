@@ -493,6 +493,15 @@ pub fn containers(cluster: &str) -> Vec<String> {
     .collect()
 }
 
+/// `kill -9` of a child (a `provision` under test), reaped.
+pub fn kill9(child: &mut Child) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
 /// Polls `check` every second until it returns true or `limit` passes.
 pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let started = Instant::now();

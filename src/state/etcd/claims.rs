@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use super::keys::Keys;
 use super::lock::keep_alive;
-use super::{EtcdStore, Pool};
+use super::{put_if_absent, EtcdStore, Pool};
 use crate::state::lock::hostname;
 
 /// What a watch tells the daemon.
@@ -208,17 +208,7 @@ impl Claims {
         let key = self.keys.owner(cluster);
         let id = self.id.clone();
         self.call("claim a cluster", move |mut client| {
-            let txn = Txn::new()
-                .when(vec![Compare::create_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    0,
-                )])
-                .and_then(vec![TxnOp::put(
-                    key.clone(),
-                    id.clone(),
-                    Some(PutOptions::new().with_lease(lease)),
-                )]);
+            let txn = put_if_absent(key.clone(), id.clone().into_bytes(), lease);
             async move { Ok(client.txn(txn).await?.succeeded()) }
         })
         .await

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{Client, TxnOp, TxnOpResponse};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::{run_on, run_within, EtcdStore, Pool};
+use super::{put_if_absent, run_within, EtcdStore, Pool};
 use crate::state::{Holder, LockError, StoreError};
 
 /// How long a lock outlives its holder: a killed command's cluster is free
@@ -42,9 +42,15 @@ impl EtcdLock {
         };
         let location = store.location.clone();
         let what = format!("lock {}", store.keys().shown(&key));
-        let taken = run_on(store.runtime(), store.pool(), &location, &what, move |c| {
-            take(c, key.clone(), holder.clone(), LOCK_TTL)
-        })
+        let pool = store.pool();
+        let taken = run_within(
+            store.runtime(),
+            pool,
+            &location,
+            &what,
+            pool.deadline(),
+            move |c| take(c, key.clone(), holder.clone(), LOCK_TTL),
+        )
         .map_err(fail)?;
         let lease = match taken {
             Taken::Held(lease) => lease,
@@ -96,18 +102,7 @@ async fn take(
     ttl: Duration,
 ) -> Result<Taken, etcd_client::Error> {
     let lease = client.lease_grant(ttl.as_secs() as i64, None).await?.id();
-    let txn = Txn::new()
-        .when(vec![Compare::create_revision(
-            key.clone(),
-            CompareOp::Equal,
-            0,
-        )])
-        .and_then(vec![TxnOp::put(
-            key.clone(),
-            holder,
-            Some(PutOptions::new().with_lease(lease)),
-        )])
-        .or_else(vec![TxnOp::get(key, None)]);
+    let txn = put_if_absent(key.clone(), holder, lease).or_else(vec![TxnOp::get(key, None)]);
     let response = client.txn(txn).await?;
     if response.succeeded() {
         return Ok(Taken::Held(lease));

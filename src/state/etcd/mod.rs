@@ -27,7 +27,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -91,9 +91,14 @@ impl EtcdStore {
         let pool = Arc::new(Pool::new(target.clone()));
         // Ask once, so a wrong address or refused credentials fail here,
         // named, and not at the first record.
-        run_on(&runtime, &pool, &location, "connect", |mut c| async move {
-            c.status().await.map(|_| ())
-        })?;
+        run_within(
+            &runtime,
+            &pool,
+            &location,
+            "connect",
+            pool.deadline(),
+            |mut c| async move { c.status().await.map(|_| ()) },
+        )?;
         Ok(EtcdStore {
             pool,
             keys: Keys::new(&target.prefix),
@@ -111,7 +116,14 @@ impl EtcdStore {
         F: Fn(Client) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
-        run_on(&self.runtime, &self.pool, &self.location, what, call)
+        run_within(
+            &self.runtime,
+            &self.pool,
+            &self.location,
+            what,
+            self.pool.deadline(),
+            call,
+        )
     }
 
     fn get_json<T: DeserializeOwned>(&self, key: String) -> Result<Option<T>, StoreError> {
@@ -221,23 +233,8 @@ impl EtcdStore {
 }
 
 /// Runs `call` through `pool` on `runtime` from any thread (inside an
-/// async task or not) and waits at most the pool's deadline.
-fn run_on<T, F, Fut>(
-    runtime: &tokio::runtime::Runtime,
-    pool: &Arc<Pool>,
-    location: &str,
-    what: &str,
-    call: F,
-) -> Result<T, StoreError>
-where
-    T: Send + 'static,
-    F: Fn(Client) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
-{
-    run_within(runtime, pool, location, what, pool.deadline(), call)
-}
-
-/// [`run_on`] with a deadline of its own.
+/// async task or not) and waits at most `deadline` (the pool's, for a
+/// store call: one try at every endpoint).
 fn run_within<T, F, Fut>(
     runtime: &tokio::runtime::Runtime,
     pool: &Arc<Pool>,
@@ -274,6 +271,22 @@ where
             Err(fail_timeout())
         }
     }
+}
+
+/// Puts `key` under `lease` only if no one has it: how a lock and a
+/// daemon's claim are taken.
+fn put_if_absent(key: String, value: Vec<u8>, lease: i64) -> Txn {
+    Txn::new()
+        .when(vec![Compare::create_revision(
+            key.clone(),
+            CompareOp::Equal,
+            0,
+        )])
+        .and_then(vec![TxnOp::put(
+            key,
+            value,
+            Some(PutOptions::new().with_lease(lease)),
+        )])
 }
 
 impl Store for EtcdStore {

@@ -1,0 +1,299 @@
+//! Backups of a cluster's orchestrator state: taken through one manager as
+//! the COE documents it (Swarm: `/var/lib/docker/swarm` with the engine
+//! stopped, on a manager that is not the leader, while the others keep
+//! quorum), kept as `CLUSTER-TIME.tar.gz` beside a JSON manifest that says
+//! what it is. The archive holds the cluster's keys: files are 0600.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use provision_provider::Role;
+use serde::{Deserialize, Serialize};
+
+use crate::controller::ClusterContext;
+use crate::orchestrator::{reported, Member};
+use crate::progress::LogReporter;
+use crate::session::Session;
+use crate::state::{write_private_file, ClusterRecord, NodeRecord};
+
+/// What a backup is, written beside its archive as `….json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub cluster: String,
+    pub cluster_id: String,
+    pub coe: String,
+    /// RFC 3339, UTC.
+    pub taken_at: String,
+    /// The manager it was taken on.
+    pub node: String,
+    /// Bytes of the archive.
+    pub size: u64,
+    pub orchestrator_version: String,
+    /// The archive's file name, in the manifest's directory.
+    pub archive: String,
+}
+
+/// Where a cluster's backups go when no `--to` is given: beside the state,
+/// outside the cluster's own directory (which `destroy` removes).
+pub fn default_dir(session: &Session, cluster: &str) -> PathBuf {
+    session.paths.root().join("backups").join(cluster)
+}
+
+/// The manager to take a backup on, from the orchestrator's members and
+/// the node records: one that is Ready and not the leader while at least
+/// three managers are Ready (stopping it leaves a majority); with fewer,
+/// only with `force` (the swarm accepts no change for the seconds the copy
+/// takes; running services go on).
+pub fn choose_manager<'a>(
+    members: &[Member],
+    records: &'a [NodeRecord],
+    force: bool,
+) -> Result<&'a NodeRecord, String> {
+    let ready: Vec<(&Member, &NodeRecord)> = members
+        .iter()
+        .filter(|m| m.role == Role::Manager && m.ready && reported::refuse_member(m).is_none())
+        .filter_map(|m| {
+            records
+                .iter()
+                .find(|r| r.name == m.hostname && r.role == Role::Manager && r.addresses.is_some())
+                .map(|r| (m, r))
+        })
+        .collect();
+    if ready.is_empty() {
+        return Err("no manager is Ready in the orchestrator's membership".into());
+    }
+    let not_leader = ready
+        .iter()
+        .filter(|(m, _)| !m.status.contains("Leader"))
+        .min_by_key(|(_, r)| r.index)
+        .map(|(_, r)| *r);
+    if ready.len() >= 3 {
+        return not_leader.ok_or_else(|| "every Ready manager is the leader?".to_string());
+    }
+    if !force {
+        return Err(format!(
+            "the cluster has {} Ready manager(s): stopping one for the copy leaves the managers \
+             without quorum for its few seconds (running services go on, no change is accepted). \
+             Add --force to take it anyway, or scale to 3 managers first",
+            ready.len()
+        ));
+    }
+    Ok(not_leader.unwrap_or_else(|| {
+        ready
+            .iter()
+            .map(|(_, r)| *r)
+            .min_by_key(|r| r.index)
+            .expect("not empty")
+    }))
+}
+
+/// Takes a backup of `record`'s cluster into `dir`; the caller holds the
+/// cluster's lock.
+pub async fn take(
+    session: &Session,
+    record: &ClusterRecord,
+    dir: &Path,
+    force: bool,
+) -> Result<Manifest> {
+    let name = &record.spec.name;
+    let provider = crate::session::connect_provider(&record.spec, None).await?;
+    let ctx = ClusterContext::new(&*session.store, record.clone())?;
+    let controller = session.controller(provider, &record.spec, Arc::new(LogReporter));
+    let records = session.store.nodes(name)?;
+    let mut members = None;
+    let mut tried = Vec::new();
+    // The membership, from the first manager that answers.
+    for r in records.iter().filter(|r| r.role == Role::Manager) {
+        let Some(addresses) = &r.addresses else {
+            continue;
+        };
+        match controller.open_shell(&ctx, r, addresses, None).await {
+            Ok(shell) => match controller.orchestrator.members(&shell).await {
+                Ok(m) => {
+                    members = Some(m);
+                    break;
+                }
+                Err(e) => tried.push(format!("{}: {e}", r.name)),
+            },
+            Err(e) => tried.push(format!("{}: {e}", r.name)),
+        }
+    }
+    let members = members.ok_or_else(|| {
+        anyhow!(
+            "no manager of cluster {name} listed the members, so no backup was taken:\n  {}",
+            tried.join("\n  ")
+        )
+    })?;
+    let chosen = choose_manager(&members, &records, force)
+        .map_err(|why| anyhow!("no backup of cluster {name} taken: {why}"))?;
+    let addresses = chosen.addresses.as_ref().expect("chosen with an address");
+    let shell = controller.open_shell(&ctx, chosen, addresses, None).await?;
+    if let Some(why) = controller.orchestrator.backup_blocker(&shell).await? {
+        bail!(
+            "no backup of cluster {name} taken on {}: {why}",
+            chosen.name
+        );
+    }
+    let archive = controller
+        .orchestrator
+        .backup(&shell)
+        .await
+        .with_context(|| format!("backing up cluster {name} on {}", chosen.name))?;
+    let now = std::time::SystemTime::now();
+    let stamp = humantime::format_rfc3339_seconds(now).to_string();
+    let file_stamp: String = stamp.chars().filter(|c| *c != ':' && *c != '-').collect();
+    let archive_name = format!("{name}-{file_stamp}.tar.gz");
+    let manifest = Manifest {
+        cluster: name.clone(),
+        cluster_id: record.id.clone(),
+        coe: record.spec.coe.to_string(),
+        taken_at: stamp,
+        node: chosen.name.clone(),
+        size: archive.bytes.len() as u64,
+        orchestrator_version: archive.orchestrator_version,
+        archive: archive_name.clone(),
+    };
+    let path = dir.join(&archive_name);
+    write_private_file(&path, &archive.bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serialises");
+    let manifest_path = path.with_extension("").with_extension("json");
+    write_private_file(&manifest_path, &json)
+        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    session.store.add_event(
+        name,
+        Some(&chosen.name),
+        &format!(
+            "backup taken: {} ({} bytes, {} {})",
+            path.display(),
+            manifest.size,
+            manifest.coe,
+            manifest.orchestrator_version
+        ),
+    )?;
+    Ok(manifest)
+}
+
+/// The backups of `cluster` in `dir`, oldest first.
+pub fn list(dir: &Path, cluster: &str) -> Result<Vec<Manifest>> {
+    let mut found = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not a backup manifest", path.display()))?;
+        if manifest.cluster == cluster {
+            found.push(manifest);
+        }
+    }
+    found.sort_by(|a, b| a.taken_at.cmp(&b.taken_at));
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provision_provider::Addresses;
+
+    fn manager(name: &str, index: u32) -> NodeRecord {
+        let mut r = NodeRecord::new("web", name, Role::Manager, index);
+        r.addresses = Some(Addresses {
+            private: format!("10.0.0.{index}"),
+            public: None,
+            ssh: format!("10.0.0.{index}"),
+        });
+        r
+    }
+
+    fn member(name: &str, status: &str) -> Member {
+        Member {
+            id: format!("id{}", name.len()),
+            hostname: name.into(),
+            role: Role::Manager,
+            ready: true,
+            status: format!("Ready Active {status}"),
+        }
+    }
+
+    #[test]
+    fn a_backup_is_taken_on_a_follower_while_the_others_keep_quorum() {
+        let records = [
+            manager("web-manager-1", 1),
+            manager("web-manager-2", 2),
+            manager("web-manager-3", 3),
+        ];
+        let members = [
+            member("web-manager-1", "Leader"),
+            member("web-manager-2", "Reachable"),
+            member("web-manager-3", "Reachable"),
+        ];
+        assert_eq!(
+            choose_manager(&members, &records, false).unwrap().name,
+            "web-manager-2"
+        );
+        // Two Ready of three: stopping one would lose quorum.
+        let mut down = members.clone();
+        down[1].ready = false;
+        let err = choose_manager(&down, &records, false).unwrap_err();
+        assert!(err.contains("--force"), "{err}");
+        assert_eq!(
+            choose_manager(&down, &records, true).unwrap().name,
+            "web-manager-3"
+        );
+        // One manager: only with force, and then it is the leader itself.
+        let one = [member("web-manager-1", "Leader")];
+        assert!(choose_manager(&one, &records[..1], false).is_err());
+        assert_eq!(
+            choose_manager(&one, &records[..1], true).unwrap().name,
+            "web-manager-1"
+        );
+        // A member whose hostname is no node of ours is never chosen.
+        let strange = [
+            member("web-manager-1", "Leader"),
+            member("x\nrm -rf /", "Reachable"),
+            member("other", "Reachable"),
+        ];
+        assert!(choose_manager(&strange, &records, false).is_err());
+    }
+
+    #[test]
+    fn backups_are_listed_oldest_first_for_their_cluster_only() {
+        let dir = tempfile::tempdir().unwrap();
+        for (cluster, at) in [
+            ("web", "2026-01-02T00:00:00Z"),
+            ("web", "2026-01-01T00:00:00Z"),
+            ("api", "2026-01-03T00:00:00Z"),
+        ] {
+            let m = Manifest {
+                cluster: cluster.into(),
+                cluster_id: "id".into(),
+                coe: "swarm".into(),
+                taken_at: at.into(),
+                node: format!("{cluster}-manager-2"),
+                size: 10,
+                orchestrator_version: "20.10".into(),
+                archive: format!("{cluster}-{at}.tar.gz"),
+            };
+            std::fs::write(
+                dir.path().join(format!("{cluster}-{at}.json")),
+                serde_json::to_vec(&m).unwrap(),
+            )
+            .unwrap();
+        }
+        let web = list(dir.path(), "web").unwrap();
+        assert_eq!(
+            web.iter().map(|m| m.taken_at.as_str()).collect::<Vec<_>>(),
+            ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]
+        );
+        assert!(list(&dir.path().join("none"), "web").unwrap().is_empty());
+    }
+}
