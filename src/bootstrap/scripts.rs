@@ -119,6 +119,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scripts/bootstrap/swarm/backup-check.sh.j2"),
     ),
     (
+        "swarm/force-new-cluster.sh",
+        include_str!("../../scripts/bootstrap/swarm/force-new-cluster.sh.j2"),
+    ),
+    (
         "kubernetes/install.sh",
         include_str!("../../scripts/bootstrap/kubernetes/install.sh.j2"),
     ),

@@ -399,6 +399,17 @@ impl Run<'_> {
                         "reconfigured for the current managers",
                     );
                 }
+                Action::RecoverQuorum { .. } => {
+                    let addr = self.need_address(node, &address)?;
+                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
+                    self.ctl.orchestrator.recover_quorum(s).await?;
+                    warn!(node, "re-formed the cluster on this surviving manager: a majority of the managers is gone");
+                    self.ctl.event(
+                        self.ctx,
+                        Some(node),
+                        "quorum restored: the cluster was re-formed on this surviving manager (a majority of the managers is gone for good); the gone managers are removed and replaced next",
+                    );
+                }
                 Action::AddNode { .. } | Action::Retire { .. } => {
                     unreachable!("record changes are made before pipelines start")
                 }

@@ -158,6 +158,27 @@ pub trait Orchestrator: Send + Sync {
     /// A client command that lists the nodes, for the "Connect:" hint.
     fn client_hint(&self) -> &'static str;
 
+    /// Whether [`recover_quorum`](Self::recover_quorum) can re-form the
+    /// cluster on one surviving manager when a majority of the managers is
+    /// gone for good.
+    fn recovers_quorum(&self) -> bool {
+        false
+    }
+
+    /// Re-forms the cluster on `survivor`, the only manager left with the
+    /// cluster's state (Swarm: `docker swarm init --force-new-cluster`).
+    /// Idempotent: a cluster with quorum is left as it is.
+    async fn recover_quorum(&self, survivor: &NodeShell) -> Result<(), ShellError> {
+        Err(ShellError::unreadable(
+            survivor.node(),
+            "recover quorum",
+            format!(
+                "quorum recovery of {} clusters is not implemented",
+                self.coe()
+            ),
+        ))
+    }
+
     /// Why `manager` cannot give a backup of the cluster's state now
     /// (Swarm: autolock on), or `None` when [`backup`](Self::backup) may run.
     async fn backup_blocker(&self, _manager: &NodeShell) -> Result<Option<String>, ShellError> {

@@ -187,6 +187,14 @@ impl Orchestrator for Swarm {
         vec![("DOCKER_HOST".into(), format!("ssh://{manager_alias}"))]
     }
 
+    fn recovers_quorum(&self) -> bool {
+        true
+    }
+
+    async fn recover_quorum(&self, survivor: &NodeShell) -> Result<(), ShellError> {
+        survivor.run_logged("swarm/force-new-cluster.sh", &[]).await
+    }
+
     async fn backup_blocker(&self, manager: &NodeShell) -> Result<Option<String>, ShellError> {
         let out = manager.query("swarm/backup-check.sh").await?;
         Ok(backup_blocker(&out))

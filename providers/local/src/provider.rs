@@ -216,6 +216,12 @@ impl LocalProvider {
         let volume = Self::volume_name(&spec.node);
         let mut labels = Self::labels(cluster, Some((&spec.node, spec.role)));
         labels.extend(spec.labels.clone());
+        // No container of this node exists, so a volume of its name is left
+        // by a machine deleted outside provision (`docker rm -f`). Reused, it
+        // would hand the new machine the old one's engine state, swarm
+        // identity included (seen here: a replacement manager rejoined its
+        // dead predecessor's Raft). A new cloud server starts on a new disk.
+        self.remove_volume(&volume).await?;
         // A named, labelled volume (not an anonymous one) so destroy can find it.
         self.docker
             .create_volume(VolumeCreateRequest {

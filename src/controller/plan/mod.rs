@@ -5,6 +5,8 @@
 //! [`plan`] runs named phases in order, each in its own file, as Cluster
 //! API's KubeadmControlPlane splits `remediation.go` and `scale.go`:
 //!
+//! 0. [`recover`]: a majority of the managers gone for good → the cluster
+//!    re-formed on a survivor, and nothing else that pass.
 //! 1. [`remediate`]: unhealthy nodes past their grace are retired (unless
 //!    too many are, or quorum is at stake).
 //! 2. [`scale`]: surplus nodes retired (scale-in); missing nodes added.
@@ -19,6 +21,7 @@ mod departures;
 mod form;
 mod orphans;
 mod reconfigure;
+mod recover;
 mod remediate;
 mod scale;
 #[cfg(test)]
@@ -134,6 +137,9 @@ pub enum Action {
     /// Restart a joined node's services with the current managers (Mesos:
     /// quorum and ZooKeeper list), one node a pass.
     Reconfigure { node: String },
+    /// Re-form the cluster on this surviving manager: a majority of the
+    /// managers is gone for good (Swarm: `--force-new-cluster`).
+    RecoverQuorum { node: String },
 }
 
 impl Action {
@@ -150,7 +156,8 @@ impl Action {
             | Action::RemoveMember { node, .. }
             | Action::DeleteMachine { node, .. }
             | Action::ForgetNode { node }
-            | Action::Reconfigure { node } => node,
+            | Action::Reconfigure { node }
+            | Action::RecoverQuorum { node } => node,
         }
     }
 
@@ -175,6 +182,9 @@ impl Action {
             Action::ForgetNode { node } => format!("forget node {node}"),
             Action::Reconfigure { node } => {
                 format!("reconfigure {node} for the current managers")
+            }
+            Action::RecoverQuorum { node } => {
+                format!("re-form the cluster on surviving manager {node} (quorum lost)")
             }
         }
     }
@@ -324,6 +334,21 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         orphans: Vec::new(),
         steps: Vec::new(),
     };
+    if recover::lost_quorum(&input, &views, &mut d) {
+        for (node, reason) in &d.retire {
+            d.plan.changes.push(Action::Retire {
+                node: node.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let Decisions {
+            mut plan, steps, ..
+        } = d;
+        for step in steps {
+            plan.push_step(step);
+        }
+        return plan;
+    }
     let active: Vec<&NodeView> = views.iter().filter(|v| !v.record.retiring).collect();
 
     remediate::retire_unhealthy(&input, &active, &mut d);

@@ -1,0 +1,239 @@
+//! Quorum recovery: when the cloud confirms that a majority of the
+//! managers' machines are gone for good (not listed, or failed, and seen
+//! so `lost_timeout` apart: never merely unreachable, which is what a
+//! network partition looks like) and no manager can list the members, the
+//! cluster is re-formed on a surviving manager that answers for itself
+//! (Docker: "Recover from losing the quorum", `docker swarm init
+//! --force-new-cluster`). That pass does nothing else; the gone managers
+//! are retired, and the normal path removes them from the membership and
+//! replaces them, one at a time, once the survivor has quorum.
+//!
+//! Without any survivor nothing is done here: that takes a backup and
+//! `provision restore` (issue 17), a person's decision.
+
+use provision_provider::Role;
+
+use super::{Action, Decisions, Inputs, NodeView};
+use crate::controller::health::{is_due, Condition};
+use crate::spec::Coe;
+
+/// The orchestrators whose `recovers_quorum` is true (a unit test keeps
+/// the two in step).
+pub(super) fn recovers(coe: Coe) -> bool {
+    coe == Coe::Swarm
+}
+
+/// Plans the recovery when it is due; true when it did (the pass is then
+/// the recovery alone).
+pub(super) fn lost_quorum(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> bool {
+    if !recovers(input.spec.coe) || input.observed.members.is_some() {
+        return false;
+    }
+    // Retiring managers count too: they stay recorded until the membership
+    // has forgotten them, so a recovery that failed is tried again.
+    let managers: Vec<&NodeView> = views
+        .iter()
+        .filter(|v| v.role() == Role::Manager && v.ever_joined())
+        .collect();
+    if managers.len() < 2 {
+        return false;
+    }
+    let policy = &input.spec.health;
+    let gone: Vec<&&NodeView> = managers
+        .iter()
+        .filter(|v| {
+            matches!(
+                v.condition,
+                Condition::MachineGone | Condition::MachineError(_)
+            ) && is_due(policy, v.record, &v.condition, input.now)
+        })
+        .collect();
+    if gone.len() <= managers.len() / 2 {
+        return false;
+    }
+    let Some(survivor) = managers
+        .iter()
+        .filter(|v| v.machine.is_some() && v.probe.is_some_and(|p| p.joined && p.engine_running))
+        .min_by_key(|v| v.record.index)
+    else {
+        d.plan.notes.push(format!(
+            "{} of {} managers are gone and no other answers: the cluster cannot be re-formed \
+             from a survivor; restore it from a backup",
+            gone.len(),
+            managers.len()
+        ));
+        return false;
+    };
+    let names: Vec<&str> = gone.iter().map(|v| v.name()).collect();
+    d.plan.notes.push(format!(
+        "quorum lost: {} of {} managers are gone for good ({}); re-forming the cluster on {}",
+        gone.len(),
+        managers.len(),
+        names.join(", "),
+        survivor.name()
+    ));
+    for v in &gone {
+        if !v.record.retiring {
+            d.retire
+                .insert(v.name().to_string(), "gone: quorum lost".to_string());
+        }
+    }
+    d.steps.push(Action::RecoverQuorum {
+        node: survivor.name().to_string(),
+    });
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::*;
+    use crate::spec::Coe;
+
+    /// A converged 3+1 whose managers 2 and 3 are gone long enough, and no
+    /// manager can list the members.
+    fn two_managers_gone() -> (Vec<NodeRecord>, Observed) {
+        let (mut records, mut observed) = converged(3, 1);
+        for name in ["web-manager-2", "web-manager-3"] {
+            lose_machine(&mut records, &mut observed, name);
+        }
+        observed.members = None;
+        observed.managers_view = None;
+        (records, observed)
+    }
+
+    #[test]
+    fn a_majority_of_managers_gone_re_forms_the_cluster_on_the_survivor_alone() {
+        let (records, observed) = two_managers_gone();
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![
+                Action::Retire {
+                    node: "web-manager-2".into(),
+                    reason: "gone: quorum lost".into()
+                },
+                Action::Retire {
+                    node: "web-manager-3".into(),
+                    reason: "gone: quorum lost".into()
+                },
+                Action::RecoverQuorum {
+                    node: "web-manager-1".into()
+                },
+            ]
+        );
+        assert!(
+            p.notes.iter().any(|n| n.starts_with("quorum lost: 2 of 3")),
+            "{:?}",
+            p.notes
+        );
+        // Retired already (a recovery that failed): tried again.
+        let mut again = records.clone();
+        for r in again
+            .iter_mut()
+            .filter(|r| r.name != "web-manager-1" && r.role == Role::Manager)
+        {
+            r.retiring = true;
+        }
+        let p = plan(&spec(3, 1), &again, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![Action::RecoverQuorum {
+                node: "web-manager-1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn unreachable_or_stopped_managers_never_trigger_it() {
+        // A partition: the machines are there, SSH does not answer.
+        let (records, mut observed) = converged(3, 1);
+        observed.members = None;
+        for name in ["web-manager-2", "web-manager-3"] {
+            observed
+                .probes
+                .insert(name.into(), Probe::Unreachable("timed out".into()));
+        }
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert!(
+            !p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })),
+            "{:?}",
+            p.actions()
+        );
+        // Stopped (docker kill) is not gone: it may start again with its state.
+        let (mut records, mut observed) = converged(3, 1);
+        observed.members = None;
+        for name in ["web-manager-2", "web-manager-3"] {
+            let i = observed
+                .machines
+                .iter()
+                .position(|m| m.node == name)
+                .unwrap();
+            observed.machines[i].state = MachineState::Stopped;
+            let r = records.iter_mut().find(|r| r.name == name).unwrap();
+            r.unhealthy_kind = Some(crate::state::UnhealthyKind::Lost);
+            r.unhealthy_since = Some(NOW - 3600);
+        }
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert!(
+            !p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })),
+            "{:?}",
+            p.actions()
+        );
+    }
+
+    #[test]
+    fn it_waits_for_lost_timeout_needs_a_majority_and_a_survivor() {
+        // Gone on the first look only: the grace has not passed.
+        let (mut records, observed) = two_managers_gone();
+        for r in records.iter_mut().filter(|r| r.role == Role::Manager) {
+            r.unhealthy_since = Some(NOW);
+        }
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert!(!p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })));
+        // One of three gone: the others keep quorum; the normal path applies.
+        let (mut records, mut observed) = converged(3, 1);
+        lose_machine(&mut records, &mut observed, "web-manager-3");
+        observed.members = None;
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert!(!p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })));
+        // The members listed: quorum is there.
+        let (records, mut observed) = two_managers_gone();
+        let (_, listed) = converged(3, 1);
+        observed.members = listed.members;
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert!(!p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })));
+        // No survivor answers: nothing but a note (restore from a backup).
+        let (records, mut observed) = two_managers_gone();
+        observed
+            .probes
+            .insert("web-manager-1".into(), Probe::Unreachable("refused".into()));
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert!(!p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })));
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("restore it from a backup")),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn only_the_orchestrators_that_can_recover_are_asked_to() {
+        for coe in [Coe::Swarm, Coe::Kubernetes, Coe::Mesos] {
+            let mut s = spec(3, 1);
+            s.coe = coe;
+            assert_eq!(
+                crate::orchestrator::for_spec(&s).recovers_quorum(),
+                super::recovers(coe),
+                "{coe}"
+            );
+        }
+        let (records, observed) = two_managers_gone();
+        let mut s = spec(3, 1);
+        s.coe = Coe::Kubernetes;
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(!p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })));
+    }
+}
