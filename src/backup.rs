@@ -111,7 +111,8 @@ pub async fn take(
         match controller.open_shell(&ctx, r, addresses, None).await {
             Ok(shell) => match controller.orchestrator.members(&shell).await {
                 Ok(m) => {
-                    members = Some(m);
+                    // Kept: the backup may be taken on this manager too.
+                    members = Some((m, r.name.clone(), shell));
                     break;
                 }
                 Err(e) => tried.push(format!("{}: {e}", r.name)),
@@ -125,10 +126,15 @@ pub async fn take(
             tried.join("\n  ")
         )
     })?;
+    let (members, lister, lister_shell) = members;
     let chosen = choose_manager(&members, &records, force)
         .map_err(|why| anyhow!("no backup of cluster {name} taken: {why}"))?;
-    let addresses = chosen.addresses.as_ref().expect("chosen with an address");
-    let shell = controller.open_shell(&ctx, chosen, addresses, None).await?;
+    let shell = if chosen.name == lister {
+        lister_shell
+    } else {
+        let addresses = chosen.addresses.as_ref().expect("chosen with an address");
+        controller.open_shell(&ctx, chosen, addresses, None).await?
+    };
     if let Some(why) = controller.orchestrator.backup_blocker(&shell).await? {
         bail!(
             "no backup of cluster {name} taken on {}: {why}",

@@ -38,23 +38,8 @@ fn a_partition_of_more_than_max_unhealthy_nodes_replaces_none() {
         format!("{}-worker-1", c.name),
         format!("{}-worker-2", c.name),
     ];
-    let firewall = |node: &str, op: &str| {
-        for (chain, dir) in [("INPUT", "-i"), ("OUTPUT", "-o")] {
-            let out = std::process::Command::new("docker")
-                .args([
-                    "exec", node, "iptables", op, chain, "!", dir, "lo", "-j", "DROP",
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "iptables {op} {chain} on {node}: {}",
-                output_text(&out)
-            );
-        }
-    };
     for node in &cut {
-        firewall(node, "-I");
+        partition(node, true);
     }
     let mut daemon = Daemon::start(&c, "2s");
     wait_until(
@@ -71,7 +56,7 @@ fn a_partition_of_more_than_max_unhealthy_nodes_replaces_none() {
         "nothing created or deleted"
     );
     for node in &cut {
-        firewall(node, "-D");
+        partition(node, false);
     }
     wait_until(
         "the swarm to see all 4 Ready",

@@ -67,17 +67,8 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
     );
 
     // A locally made busybox image, loaded on every node (there is no registry).
-    let tar = busybox_image_tar(c.dir());
-    for node in &expected {
-        let status = c
-            .cmd()
-            .args(["ssh", &c.name, node, "--", "docker", "load"])
-            .stdin(std::fs::File::open(&tar).unwrap())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "docker load on {node}");
-    }
+    let nodes: Vec<String> = expected.iter().cloned().collect();
+    load_busybox(&c, &nodes);
     c.ssh(
         &c.manager(),
         &[

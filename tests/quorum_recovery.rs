@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -44,18 +43,8 @@ fn ready(c: &Cluster, via: &str) -> (usize, usize) {
 
 /// A service on the two workers, from a busybox image loaded on them.
 fn run_service(c: &Cluster) {
-    let tar = busybox_image_tar(c.dir());
-    for i in 1..=2 {
-        let node = format!("{}-worker-{i}", c.name);
-        let status = c
-            .cmd()
-            .args(["ssh", &c.name, &node, "--", "docker", "load"])
-            .stdin(std::fs::File::open(&tar).unwrap())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "docker load on {node}");
-    }
+    let workers: Vec<String> = (1..=2).map(|i| format!("{}-worker-{i}", c.name)).collect();
+    load_busybox(c, &workers);
     c.ssh(
         &c.manager(),
         &[
@@ -179,23 +168,8 @@ fn two_managers_cut_off_by_a_partition_is_no_recovery() {
         format!("{}-manager-2", c.name),
         format!("{}-manager-3", c.name),
     ];
-    let firewall = |node: &str, op: &str| {
-        for (chain, dir) in [("INPUT", "-i"), ("OUTPUT", "-o")] {
-            let out = std::process::Command::new("docker")
-                .args([
-                    "exec", node, "iptables", op, chain, "!", dir, "lo", "-j", "DROP",
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "iptables {op} on {node}: {}",
-                output_text(&out)
-            );
-        }
-    };
     for node in &cut {
-        firewall(node, "-I");
+        partition(node, true);
     }
     let mut daemon = Daemon::start(&c, "2s");
     wait_until(
@@ -216,7 +190,7 @@ fn two_managers_cut_off_by_a_partition_is_no_recovery() {
     let after: BTreeSet<String> = containers(&c.name).into_iter().collect();
     assert_eq!(after, before, "nothing created or deleted");
     for node in &cut {
-        firewall(node, "-D");
+        partition(node, false);
     }
     let first = c.manager();
     wait_until("the swarm whole again", Duration::from_secs(120), || {

@@ -217,7 +217,14 @@ impl Orchestrator for Swarm {
         }
         Ok(StateArchive {
             bytes,
+            // What the node says of itself goes into the manifest and an
+            // event: only in the form a Docker version has.
             orchestrator_version: field(&out, "orchestrator_version")
+                .filter(|v| {
+                    v.len() <= 64
+                        && v.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || ".+-~_".contains(c))
+                })
                 .unwrap_or("unknown")
                 .to_string(),
         })

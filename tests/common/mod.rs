@@ -493,6 +493,43 @@ pub fn containers(cluster: &str) -> Vec<String> {
     .collect()
 }
 
+/// Cuts `node` off the network (`cut`) or lets it back: its own firewall
+/// drops every packet but loopback's, so it keeps its address, as in a
+/// real partition (a `docker network disconnect` and `connect` hands out a
+/// new address, which is another fault).
+pub fn partition(node: &str, cut: bool) {
+    let op = if cut { "-I" } else { "-D" };
+    for (chain, dir) in [("INPUT", "-i"), ("OUTPUT", "-o")] {
+        let out = Command::new("docker")
+            .args([
+                "exec", node, "iptables", op, chain, "!", dir, "lo", "-j", "DROP",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "iptables {op} {chain} on {node}: {}",
+            output_text(&out)
+        );
+    }
+}
+
+/// Loads the busybox image of [`busybox_image_tar`] on each of `nodes`
+/// (there is no registry), through `provision ssh`.
+pub fn load_busybox(c: &Cluster, nodes: &[String]) {
+    let tar = busybox_image_tar(c.dir());
+    for node in nodes {
+        let status = c
+            .cmd()
+            .args(["ssh", &c.name, node, "--", "docker", "load"])
+            .stdin(std::fs::File::open(&tar).unwrap())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "docker load on {node}");
+    }
+}
+
 /// `kill -9` of a child (a `provision` under test), reaped.
 pub fn kill9(child: &mut Child) {
     // SAFETY: sending a signal to our own child process.
