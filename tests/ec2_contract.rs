@@ -71,6 +71,7 @@ fn machine_spec(node: &str, role: Role) -> MachineSpec {
         flavor: None,
         labels: Default::default(),
         launch_token: format!("{:032x}", rand::random::<u128>()),
+        private_address: None,
     }
 }
 

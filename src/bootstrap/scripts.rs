@@ -123,6 +123,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scripts/bootstrap/swarm/force-new-cluster.sh.j2"),
     ),
     (
+        "swarm/restore.sh",
+        include_str!("../../scripts/bootstrap/swarm/restore.sh.j2"),
+    ),
+    (
+        "swarm/leave.sh",
+        include_str!("../../scripts/bootstrap/swarm/leave.sh.j2"),
+    ),
+    (
         "kubernetes/install.sh",
         include_str!("../../scripts/bootstrap/kubernetes/install.sh.j2"),
     ),

@@ -8,6 +8,7 @@ mod env;
 mod heal;
 mod list;
 mod output;
+mod restore;
 mod scale;
 pub(crate) mod session;
 mod ssh;
@@ -223,14 +224,37 @@ pub enum Command {
         /// The cluster.
         #[arg(required = true)]
         name: Option<String>,
-        /// Directory for the archive and its manifest (default: beside the
-        /// state, backups/NAME/; `destroy` leaves it).
-        #[arg(long, value_name = "DIR")]
-        to: Option<PathBuf>,
+        /// Directory, or s3://BUCKET/PREFIX, for the archive and its
+        /// manifest (default: beside the state, backups/NAME/; `destroy`
+        /// leaves it).
+        #[arg(long, value_name = "DIR|S3-URL")]
+        to: Option<String>,
         /// Take it with fewer than 3 Ready managers (the managers accept no
         /// change for the seconds the copy takes).
         #[arg(long)]
         force: bool,
+    },
+    /// Re-form a cluster none of whose managers is left from a backup: a
+    /// new manager gets the backed-up state (Swarm: the swarm directory,
+    /// then `swarm init --force-new-cluster`), the other managers join it,
+    /// and the workers rejoin. A cluster with a surviving manager is
+    /// re-formed from it by `heal` and the daemon instead.
+    Restore {
+        /// The cluster.
+        name: String,
+        /// A backup's archive or manifest (a file, or s3://BUCKET/KEY), or a
+        /// location holding backups, whose newest of this cluster is used
+        /// (default: beside the state, backups/NAME/).
+        #[arg(long, value_name = "BACKUP|DIR|S3-URL")]
+        from: Option<String>,
+        /// Restore although a manager's machine is still there and does not
+        /// answer (it is deleted: say so only when it is dead, not cut off),
+        /// or the backup is of an earlier cluster of the same name.
+        #[arg(long)]
+        force: bool,
+        /// Print what the restore would do and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Move clusters between state stores (SQLite ↔ etcd).
     #[command(subcommand)]
@@ -305,8 +329,8 @@ pub enum BackupCommand {
     List {
         name: String,
         /// Where they are (default: beside the state, backups/NAME/).
-        #[arg(long, value_name = "DIR")]
-        from: Option<PathBuf>,
+        #[arg(long, value_name = "DIR|S3-URL")]
+        from: Option<String>,
     },
 }
 
@@ -494,7 +518,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup {
             list: Some(BackupCommand::List { name, from }),
             ..
-        } => backup::list(&global, &name, from.as_deref()),
+        } => backup::list(&global, &name, from.as_deref()).await,
         Command::Backup {
             list: None,
             name,
@@ -504,6 +528,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let name = name.expect("clap requires it");
             backup::take(&global, &name, to.as_deref(), force).await
         }
+        Command::Restore {
+            name,
+            from,
+            force,
+            dry_run,
+        } => restore::run(&global, &name, from.as_deref(), force, dry_run).await,
         Command::State(StateCommand::Export { to }) => state::export(&global, to.as_deref()),
         Command::State(StateCommand::Import { file, replace }) => {
             state::import(&global, &file, replace)

@@ -7,7 +7,7 @@ use anyhow::{anyhow, Context, Result};
 use provision_provider::Provider;
 
 use super::Global;
-use crate::controller::{clear_node_backoff, ClusterContext, ConvergeReport};
+use crate::controller::{clear_node_backoff, ClusterContext, ConvergeReport, DryRun};
 use crate::progress::{LogReporter, Reporter};
 use crate::state::{ClusterRecord, NodeRecord, StatePaths};
 
@@ -78,6 +78,18 @@ impl Session {
         provider: Arc<dyn Provider>,
         leaving: &[String],
     ) -> Result<()> {
+        let dry = self.dry_run(record, provider, leaving).await?;
+        super::dry_run::print(&record.spec.name, &dry);
+        Ok(())
+    }
+
+    /// The plan [`print_dry_run`](Self::print_dry_run) prints.
+    pub async fn dry_run(
+        &self,
+        record: &ClusterRecord,
+        provider: Arc<dyn Provider>,
+        leaving: &[String],
+    ) -> Result<DryRun> {
         let name = &record.spec.name;
         let ctx = ClusterContext::new(&*self.store, record.clone())?;
         let mut records = self.store.nodes(name)?;
@@ -88,11 +100,9 @@ impl Session {
             }
         }
         let controller = self.controller(provider, &record.spec, Arc::new(LogReporter));
-        let dry = controller
+        controller
             .dry_run(&ctx, &records)
             .await
-            .with_context(|| format!("planning cluster {name} (dry run)"))?;
-        super::dry_run::print(name, &dry);
-        Ok(())
+            .with_context(|| format!("planning cluster {name} (dry run)"))
     }
 }

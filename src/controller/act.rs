@@ -46,6 +46,8 @@ struct Run<'a> {
     joins_waiting: bool,
     manager_join: Mutex<()>,
     creates: Semaphore,
+    /// The node this plan restores the cluster on from a backup, if any.
+    plan_restores_on: Option<String>,
 }
 
 impl Controller {
@@ -65,9 +67,15 @@ impl Controller {
             observed,
             connections,
             gate_tx,
-            joins_waiting: plan.any_step(|a| matches!(a, Action::Join { .. })),
+            joins_waiting: plan
+                .any_step(|a| matches!(a, Action::Join { .. } | Action::Rejoin { .. })),
             manager_join: Mutex::new(()),
             creates: Semaphore::new(CREATE_CONCURRENCY),
+            plan_restores_on: plan
+                .actions()
+                .into_iter()
+                .find(|a| matches!(a, Action::RestoreCluster { .. }))
+                .map(|a| a.node().to_string()),
         };
 
         // Records first: a crash after this point finds them.
@@ -93,7 +101,12 @@ impl Controller {
             }
         }
 
-        let initialising = plan.any_step(|a| matches!(a, Action::InitCluster { .. }));
+        let initialising = plan.any_step(|a| {
+            matches!(
+                a,
+                Action::InitCluster { .. } | Action::RestoreCluster { .. }
+            )
+        });
         let gate_opener = async {
             match (initialising, plan.join_via.as_deref()) {
                 (true, _) => {}
@@ -279,10 +292,12 @@ impl Run<'_> {
             self.ctl
                 .event(self.ctx, Some(&node), &format!("failed: {e}"));
             // Joins waiting on a failed init would wait forever.
-            if steps
-                .iter()
-                .any(|a| matches!(a, Action::InitCluster { .. }))
-            {
+            if steps.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::InitCluster { .. } | Action::RestoreCluster { .. }
+                )
+            }) {
                 self.gate_tx.send_replace(Gate::Failed(format!(
                     "initialising the cluster on {node} failed"
                 )));
@@ -329,6 +344,56 @@ impl Run<'_> {
                     self.joined(node, s).await?;
                     self.ctl
                         .event(self.ctx, Some(node), "initialised the cluster");
+                }
+                Action::RestoreCluster { .. } => {
+                    let addr = self.need_address(node, &address)?;
+                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
+                    self.set_phase(node, NodePhase::Joining)?;
+                    let request = self.ctx.record.spec.restore.as_ref().ok_or_else(|| {
+                        ControllerError::Node {
+                            node: node.to_string(),
+                            message: "the cluster's spec names no backup to restore from".into(),
+                        }
+                    })?;
+                    let archive = crate::backup::read_archive(&request.archive).await?;
+                    self.ctl.orchestrator.restore(s, &archive).await?;
+                    self.save_client_config(s).await?;
+                    if self.joins_waiting {
+                        let secrets = self.join_secrets(s).await?;
+                        self.gate_tx
+                            .send_replace(Gate::Open(Arc::new((addr.private.clone(), secrets))));
+                    }
+                    self.joined(node, s).await?;
+                    warn!(node, backup = %request.archive, "restored the cluster from a backup on this new manager");
+                    self.ctl.event(
+                        self.ctx,
+                        Some(node),
+                        &format!(
+                            "restored the cluster on this new manager from the backup of {} ({}); the other nodes join it next",
+                            request.taken_at, request.archive
+                        ),
+                    );
+                }
+                Action::Rejoin { role, .. } => {
+                    let addr = self.need_address(node, &address)?;
+                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
+                    self.set_phase(node, NodePhase::Joining)?;
+                    let open =
+                        self.wait_for_gate()
+                            .await
+                            .map_err(|message| ControllerError::Node {
+                                node: node.to_string(),
+                                message: format!("cannot rejoin: {message}"),
+                            })?;
+                    self.ctl.orchestrator.leave_old_cluster(s).await?;
+                    let (via, secrets) = (&open.0, &open.1);
+                    self.ctl.orchestrator.join(s, *role, via, secrets).await?;
+                    self.joined(node, s).await?;
+                    self.ctl.event(
+                        self.ctx,
+                        Some(node),
+                        &format!("left the cluster as it was before the restore and joined the restored one as {role}"),
+                    );
                 }
                 Action::Join { role, .. } => {
                     let addr = self.need_address(node, &address)?;
@@ -539,6 +604,7 @@ impl Run<'_> {
             flavor: self.ctx.record.spec.flavor.clone(),
             labels: Default::default(),
             launch_token,
+            private_address: self.fixed_address(node),
         };
         let machine = {
             let _permit = self.creates.acquire().await.expect("never closed");
@@ -580,6 +646,16 @@ impl Run<'_> {
             return Ok(a);
         }
         self.wait_for_address(node).await
+    }
+
+    /// The private address `node`'s machine must have: the backed-up
+    /// manager's, for the manager a backup is restored on.
+    fn fixed_address(&self, node: &str) -> Option<String> {
+        let restored_here = self.plan_restores_on.as_deref() == Some(node);
+        restored_here
+            .then(|| self.ctx.record.spec.restore.as_ref())
+            .flatten()
+            .and_then(|r| r.private_address.clone())
     }
 
     /// Polls the machine list until the node's machine has its addresses.

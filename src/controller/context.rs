@@ -87,6 +87,8 @@ pub enum ControllerError {
     Shell(#[from] ShellError),
     #[error(transparent)]
     Ssh(#[from] SshError),
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     #[error("node {node}: {message}")]
     Node { node: String, message: String },
     #[error("{} node(s) failed:\n{}", .0.len(), .0.iter().map(|e| format!("- {e}")).collect::<Vec<_>>().join("\n"))]

@@ -221,6 +221,11 @@ impl Controller {
             });
             let phase = if report.healthy { "ready" } else { "degraded" };
             self.store.set_cluster_phase(ctx.name(), phase)?;
+            // Nothing left to do with the restored cluster answering: the
+            // restore is done (an empty plan while it waits is not).
+            if ctx.record.spec.restore.is_some() && observed.members.is_some() {
+                self.finish_restore(ctx)?;
+            }
             info!(cluster = %ctx.name(), pass, phase, "converged");
             return Ok(Pass::Converged);
         }
@@ -256,6 +261,28 @@ impl Controller {
             }
             Err(_) => Ok(Pass::OutOfTime(steps)),
         }
+    }
+}
+
+impl Controller {
+    /// Takes the finished restore out of the cluster's desired state.
+    fn finish_restore(&self, ctx: &ClusterContext) -> Result<(), ControllerError> {
+        let Some(mut record) = self.store.cluster(ctx.name())? else {
+            return Ok(());
+        };
+        if let Some(request) = record.spec.restore.take() {
+            self.store.put_cluster(&record)?;
+            info!(cluster = %ctx.name(), backup = %request.archive, "restore finished");
+            self.event(
+                ctx,
+                None,
+                &format!(
+                    "restore finished: the cluster was re-formed from the backup of {} and every node is back",
+                    request.taken_at
+                ),
+            );
+        }
+        Ok(())
     }
 }
 

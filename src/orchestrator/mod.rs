@@ -179,6 +179,39 @@ pub trait Orchestrator: Send + Sync {
         ))
     }
 
+    /// Whether [`restore`](Self::restore) can re-form the cluster from a
+    /// backup on a new manager.
+    fn restores_from_backup(&self) -> bool {
+        false
+    }
+
+    /// Re-forms the cluster on `node`, a new manager, from `archive` (the
+    /// bytes of a [`StateArchive`], base64; secret). Swarm: the swarm
+    /// directory put back with the engine stopped, then `swarm init
+    /// --force-new-cluster`. Idempotent: a node that manages a cluster is
+    /// left as it is.
+    async fn restore(&self, node: &NodeShell, _archive: &Secret) -> Result<(), ShellError> {
+        Err(ShellError::unreadable(
+            node.node(),
+            "restore",
+            format!(
+                "restores of {} clusters from a backup are not implemented",
+                self.coe()
+            ),
+        ))
+    }
+
+    /// Makes a node that still belongs to the cluster as it was before a
+    /// restore leave it, so it can join the restored one (Swarm: `swarm
+    /// leave --force`). Idempotent.
+    async fn leave_old_cluster(&self, node: &NodeShell) -> Result<(), ShellError> {
+        Err(ShellError::unreadable(
+            node.node(),
+            "leave the old cluster",
+            format!("{} nodes cannot rejoin a restored cluster", self.coe()),
+        ))
+    }
+
     /// Why `manager` cannot give a backup of the cluster's state now
     /// (Swarm: autolock on), or `None` when [`backup`](Self::backup) may run.
     async fn backup_blocker(&self, _manager: &NodeShell) -> Result<Option<String>, ShellError> {

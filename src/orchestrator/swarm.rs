@@ -195,6 +195,20 @@ impl Orchestrator for Swarm {
         survivor.run_logged("swarm/force-new-cluster.sh", &[]).await
     }
 
+    fn restores_from_backup(&self) -> bool {
+        true
+    }
+
+    async fn restore(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
+        node.run("swarm/restore.sh", &[], Some(archive), Output::Log)
+            .await
+            .map(|_| ())
+    }
+
+    async fn leave_old_cluster(&self, node: &NodeShell) -> Result<(), ShellError> {
+        node.run_logged("swarm/leave.sh", &[]).await
+    }
+
     async fn backup_blocker(&self, manager: &NodeShell) -> Result<Option<String>, ShellError> {
         let out = manager.query("swarm/backup-check.sh").await?;
         Ok(backup_blocker(&out))

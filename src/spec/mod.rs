@@ -299,6 +299,30 @@ pub struct ClusterSpec {
     /// Settings of a Mesos cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesos: Option<MesosSettings>,
+    /// The cluster is to be re-formed from a backup (`provision restore`):
+    /// set by that command, never by a template, and cleared once the
+    /// cluster has converged from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreRequest>,
+}
+
+/// A restore the cluster's desired state asks for: the cluster re-formed on
+/// a new first manager from the archive, then the rest joined to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreRequest {
+    /// Where the archive is (a local path, or an `s3://` URL).
+    pub archive: String,
+    /// When the backup was taken (RFC 3339), for messages.
+    pub taken_at: String,
+    /// The private address of the manager the backup was taken on: the
+    /// restored manager must have it (Swarm keeps it as its raft address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_address: Option<String>,
+    /// Restore although a manager's machine is still there and does not
+    /// answer (it is retired and deleted): the person says it is dead, not
+    /// cut off.
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[cfg(test)]
@@ -321,6 +345,7 @@ impl ClusterSpec {
             openstack: None,
             kubernetes: None,
             mesos: None,
+            restore: None,
         }
     }
 }

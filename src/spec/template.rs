@@ -176,6 +176,7 @@ impl ClusterTemplate {
                 Coe::Mesos => Some(self.mesos.clone().unwrap_or_default()),
                 _ => None,
             },
+            restore: None,
         }
     }
 }

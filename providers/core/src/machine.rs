@@ -98,6 +98,13 @@ pub struct MachineSpec {
     /// what a cloud's idempotency token (EC2's ClientToken) is made from.
     /// At most 32 characters of `[0-9a-f]`.
     pub launch_token: String,
+    /// The private address the machine must have, when it matters: a Swarm
+    /// manager restored from a backup keeps the raft address of the manager
+    /// the backup was taken on (`swarm init --force-new-cluster` ignores
+    /// `--advertise-addr` for it, docker/for-linux#523), so it must be
+    /// there again. A cloud that cannot give it says so; one whose address
+    /// is taken refuses.
+    pub private_address: Option<String>,
 }
 
 /// The machine's lifecycle as the cloud reports it.
@@ -187,5 +194,23 @@ impl Addresses {
             public: public.map(str::to_string),
             ssh: ssh.to_string(),
         })
+    }
+}
+
+impl MachineSpec {
+    /// For a cloud driver that cannot launch at a chosen private address
+    /// yet: refuses a spec that asks for one, rather than ignoring it.
+    pub fn refuse_private_address(&self, cloud: &str) -> Result<(), crate::ProviderError> {
+        match &self.private_address {
+            None => Ok(()),
+            Some(address) => Err(crate::ProviderError::Invalid {
+                field: format!("{}'s private address {address}", self.node),
+                message: format!(
+                    "the {cloud} driver cannot launch a machine at a chosen private address yet, \
+                     which a Swarm restore from a backup needs (the restored manager keeps the \
+                     backed-up manager's address); restore on the local cloud for now"
+                ),
+            }),
+        }
     }
 }

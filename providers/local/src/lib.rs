@@ -7,6 +7,7 @@ mod engine;
 mod image;
 mod labels;
 mod provider;
+mod subnet;
 
 pub use image::{ensure_image, NODE_IMAGE_SCRIPT};
 pub use provider::{LocalOptions, LocalProvider};

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use async_trait::async_trait;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointSettings, HostConfig,
-    HostConfigCgroupnsModeEnum, NetworkCreateRequest, NetworkingConfig,
-    SystemInfoCgroupVersionEnum, VolumeCreateRequest,
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointIpamConfig,
+    EndpointSettings, HostConfig, HostConfigCgroupnsModeEnum, Ipam, IpamConfig,
+    NetworkCreateRequest, NetworkingConfig, SystemInfoCgroupVersionEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
@@ -24,6 +24,7 @@ use tracing::{debug, info};
 use crate::engine::{self, call_error, is_not_found, CLOUD};
 use crate::image::ensure_image;
 use crate::labels::{self, cluster_filter};
+use crate::subnet;
 
 /// Settings of the local cloud.
 #[derive(Debug, Clone)]
@@ -121,22 +122,63 @@ impl LocalProvider {
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(call_error(format!("inspect network {name}"), e)),
         }
-        let request = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".into()),
-            labels: Some(Self::labels(cluster, None)),
-            ..Default::default()
-        };
-        match self.docker.create_network(request).await {
-            Ok(_) => {
-                info!(network = %name, "created network");
-                recorder.created("network", &name);
-                Ok(())
+        // A subnet of our choosing, so a machine can be given an address
+        // (see `subnet`); another network made meanwhile may take it first,
+        // then the next free one is tried.
+        let mut last = None;
+        for _ in 0..5 {
+            let subnet = self.free_subnet().await?;
+            let request = NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(Self::labels(cluster, None)),
+                ipam: Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(subnet.to_string()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            match self.docker.create_network(request).await {
+                Ok(_) => {
+                    info!(network = %name, %subnet, "created network");
+                    recorder.created("network", &name);
+                    return Ok(());
+                }
+                // Made by a concurrent or crashed run a moment ago: fine.
+                Err(e) if engine::status_of(&e) == Some(409) => return Ok(()),
+                Err(e) if e.to_string().contains("overlaps") => last = Some(e),
+                Err(e) => return Err(call_error(format!("create network {name}"), e)),
             }
-            // Made by a concurrent or crashed run a moment ago: fine.
-            Err(e) if engine::status_of(&e) == Some(409) => Ok(()),
-            Err(e) => Err(call_error(format!("create network {name}"), e)),
         }
+        Err(call_error(
+            format!("create network {name}"),
+            last.expect("tried at least once"),
+        ))
+    }
+
+    /// A /24 no Docker network and no route of this host uses.
+    async fn free_subnet(&self) -> Result<subnet::Net, ProviderError> {
+        let networks = self
+            .docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .map_err(|e| call_error("list networks", e))?;
+        let mut used = subnet::host_routes();
+        used.extend(
+            networks
+                .iter()
+                .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
+                .flatten()
+                .filter_map(|c| subnet::Net::parse(c.subnet.as_deref()?)),
+        );
+        subnet::pick(&used).ok_or_else(|| ProviderError::Unavailable {
+            cloud: CLOUD,
+            message: "no free /24 is left in 172.18.0.0-172.31.255.0 for a cluster network".into(),
+            hint: "remove Docker networks that are no longer used (`docker network prune`)".into(),
+        })
     }
 
     fn host_config(&self, volume: &str, privileged: bool) -> HostConfig {
@@ -247,7 +289,16 @@ impl LocalProvider {
                 ..self.host_config(&volume, privileged)
             }),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(network, EndpointSettings::default())])),
+                endpoints_config: Some(HashMap::from([(
+                    network,
+                    EndpointSettings {
+                        ipam_config: spec.private_address.as_ref().map(|a| EndpointIpamConfig {
+                            ipv4_address: Some(a.clone()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )])),
             }),
             ..Default::default()
         };
@@ -258,7 +309,18 @@ impl LocalProvider {
             .docker
             .create_container(Some(options), body)
             .await
-            .map_err(|e| call_error(format!("create container {}", spec.node), e))?;
+            .map_err(|e| match &spec.private_address {
+                Some(address) if refuses_address(&e) => ProviderError::Invalid {
+                    field: format!("{}'s private address {address}", spec.node),
+                    message: format!(
+                        "the cluster network {} cannot give it: {e} (a network made before \
+                         provision chose its subnets cannot give any; an address in use \
+                         cannot be given twice)",
+                        Self::network_name(cluster)
+                    ),
+                },
+                _ => call_error(format!("create container {}", spec.node), e),
+            })?;
         self.install_authorized_key(&created.id, &cluster.ssh_public_key)
             .await?;
         Ok(created.id)
@@ -581,4 +643,18 @@ impl LocalProvider {
             Err(e) => Err(call_error(format!("start container {}", spec.node), e)),
         }
     }
+}
+
+/// The engine's refusal of a container's chosen address: taken, outside
+/// the subnet, or a network whose subnet nobody chose.
+fn refuses_address(e: &bollard::errors::Error) -> bool {
+    let text = e.to_string();
+    [
+        "user specified IP address",
+        "Address already in use",
+        "no configured subnet",
+        "not in",
+    ]
+    .iter()
+    .any(|part| text.contains(part))
 }

@@ -55,7 +55,18 @@ pub(super) fn leave(
             manager_leaving = true;
         }
         let name = v.name().to_string();
-        if let Some(member) = v.member {
+        // A member id another node now says is its own (a manager restored
+        // from a backup taken on this one carries its identity) is that
+        // node's: removing it would remove the node that stays.
+        let claimed = |id: &str| {
+            views.iter().any(|o| {
+                o.name() != v.name()
+                    && !d.retiring(o)
+                    && (o.record.member_id.as_deref() == Some(id)
+                        || o.probe.and_then(|p| p.member_id.as_deref()) == Some(id))
+            })
+        };
+        if let Some(member) = v.member.filter(|m| !claimed(&m.id)) {
             if v.condition.is_healthy() {
                 d.steps.push(Action::Drain {
                     node: name.clone(),

@@ -5,6 +5,9 @@
 //! [`plan`] runs named phases in order, each in its own file, as Cluster
 //! API's KubeadmControlPlane splits `remediation.go` and `scale.go`:
 //!
+//! 0. [`restore`]: a restore asked for and no manager left → a new manager
+//!    restored from the backup, and nothing else that pass; once restored,
+//!    the old cluster's workers rejoin.
 //! 0. [`recover`]: a majority of the managers gone for good → the cluster
 //!    re-formed on a survivor, and nothing else that pass.
 //! 1. [`remediate`]: unhealthy nodes past their grace are retired (unless
@@ -23,6 +26,7 @@ mod orphans;
 mod reconfigure;
 mod recover;
 mod remediate;
+mod restore;
 mod scale;
 #[cfg(test)]
 mod tests;
@@ -140,6 +144,11 @@ pub enum Action {
     /// Re-form the cluster on this surviving manager: a majority of the
     /// managers is gone for good (Swarm: `--force-new-cluster`).
     RecoverQuorum { node: String },
+    /// Re-form the cluster on this new manager from the backup the spec's
+    /// `restore` names (no manager survives).
+    RestoreCluster { node: String },
+    /// Leave the cluster as it was before a restore, and join the restored one.
+    Rejoin { node: String, role: Role },
 }
 
 impl Action {
@@ -157,7 +166,9 @@ impl Action {
             | Action::DeleteMachine { node, .. }
             | Action::ForgetNode { node }
             | Action::Reconfigure { node }
-            | Action::RecoverQuorum { node } => node,
+            | Action::RecoverQuorum { node }
+            | Action::RestoreCluster { node }
+            | Action::Rejoin { node, .. } => node,
         }
     }
 
@@ -185,6 +196,12 @@ impl Action {
             }
             Action::RecoverQuorum { node } => {
                 format!("re-form the cluster on surviving manager {node} (quorum lost)")
+            }
+            Action::RestoreCluster { node } => {
+                format!("restore the cluster on {node} from the backup")
+            }
+            Action::Rejoin { node, role } => {
+                format!("rejoin {node} as {role} (it left with the cluster before the restore)")
             }
         }
     }
@@ -334,24 +351,23 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         orphans: Vec::new(),
         steps: Vec::new(),
     };
+    let rejoining = match restore::restore(&input, &views, &mut d) {
+        restore::Restore::Alone => return alone(d),
+        restore::Restore::Rejoining(nodes) => nodes,
+        restore::Restore::None => Default::default(),
+    };
     if recover::lost_quorum(&input, &views, &mut d) {
-        for (node, reason) in &d.retire {
-            d.plan.changes.push(Action::Retire {
-                node: node.clone(),
-                reason: reason.clone(),
-            });
-        }
-        let Decisions {
-            mut plan, steps, ..
-        } = d;
-        for step in steps {
-            plan.push_step(step);
-        }
-        return plan;
+        return alone(d);
     }
     let active: Vec<&NodeView> = views.iter().filter(|v| !v.record.retiring).collect();
 
-    remediate::retire_unhealthy(&input, &active, &mut d);
+    // A worker rejoining a restored cluster is not remediated meanwhile.
+    let remediable: Vec<&NodeView> = active
+        .iter()
+        .copied()
+        .filter(|v| !rejoining.contains(v.name()))
+        .collect();
+    remediate::retire_unhealthy(&input, &remediable, &mut d);
     // After a manager leaves, the rest are restarted with the new quorum
     // (one at a time) before the next one goes or a new one starts.
     let managers_stale = active
@@ -397,8 +413,31 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         plan.push_step(step);
     }
     plan.join_via = formation.join_via().filter(|_| {
-        plan.any_step(|a| matches!(a, Action::Join { .. } | Action::InitCluster { .. }))
+        plan.any_step(|a| {
+            matches!(
+                a,
+                Action::Join { .. } | Action::Rejoin { .. } | Action::InitCluster { .. }
+            )
+        })
     });
+    plan
+}
+
+/// The plan of a pass that does one thing (a restore, a quorum recovery):
+/// its record changes and steps, nothing from the other phases.
+fn alone(d: Decisions) -> Plan {
+    let Decisions {
+        mut plan,
+        retire,
+        steps,
+        ..
+    } = d;
+    for (node, reason) in retire {
+        plan.changes.push(Action::Retire { node, reason });
+    }
+    for step in steps {
+        plan.push_step(step);
+    }
     plan
 }
 

@@ -4,18 +4,23 @@
 //! quorum), kept as `CLUSTER-TIME.tar.gz` beside a JSON manifest that says
 //! what it is. The archive holds the cluster's keys: files are 0600.
 
-use std::path::{Path, PathBuf};
+mod store;
+
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine;
 use provision_provider::Role;
 use serde::{Deserialize, Serialize};
 
 use crate::controller::ClusterContext;
 use crate::orchestrator::{reported, Member};
 use crate::progress::LogReporter;
+use crate::secret::Secret;
 use crate::session::Session;
-use crate::state::{write_private_file, ClusterRecord, NodeRecord};
+use crate::state::{ClusterRecord, NodeRecord};
+
+pub use store::{BackupError, BackupStore, DirStore, Location};
 
 /// What a backup is, written beside its archive as `….json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +32,10 @@ pub struct Manifest {
     pub taken_at: String,
     /// The manager it was taken on.
     pub node: String,
+    /// That manager's private address: a restore gives it to the new
+    /// manager (Swarm's raft state names the manager by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_address: Option<String>,
     /// Bytes of the archive.
     pub size: u64,
     pub orchestrator_version: String,
@@ -34,10 +43,42 @@ pub struct Manifest {
     pub archive: String,
 }
 
+impl Manifest {
+    /// The manifest's own file name, beside its archive.
+    pub fn manifest_name(&self) -> String {
+        let stem = self
+            .archive
+            .strip_suffix(".tar.gz")
+            .unwrap_or(&self.archive);
+        format!("{stem}.json")
+    }
+}
+
 /// Where a cluster's backups go when no `--to` is given: beside the state,
 /// outside the cluster's own directory (which `destroy` removes).
-pub fn default_dir(session: &Session, cluster: &str) -> PathBuf {
-    session.paths.root().join("backups").join(cluster)
+pub fn default_location(session: &Session, cluster: &str) -> Location {
+    Location::Dir(session.paths.root().join("backups").join(cluster))
+}
+
+/// The files of `location`.
+pub async fn open(location: &Location) -> Result<Box<dyn BackupStore>, BackupError> {
+    match location {
+        Location::Dir(dir) => Ok(Box::new(DirStore { dir: dir.clone() })),
+        Location::S3 { .. } => Err(BackupError::BadLocation {
+            location: location.to_string(),
+            why: "S3 is not supported yet".into(),
+        }),
+    }
+}
+
+/// The archive at `file` (as [`Location::file`] names it), base64, for a
+/// node's standard input: it holds the cluster's keys.
+pub async fn read_archive(file: &str) -> Result<Secret, BackupError> {
+    let (location, name) = Location::of_file(file)?;
+    let bytes = open(&location).await?.get(&name).await?;
+    Ok(Secret::new(
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+    ))
 }
 
 /// The manager to take a backup on, from the orchestrator's members and
@@ -88,14 +129,15 @@ pub fn choose_manager<'a>(
     }))
 }
 
-/// Takes a backup of `record`'s cluster into `dir`; the caller holds the
-/// cluster's lock.
+/// Takes a backup of `record`'s cluster into `location`; the caller holds
+/// the cluster's lock.
 pub async fn take(
     session: &Session,
     record: &ClusterRecord,
-    dir: &Path,
+    location: &Location,
     force: bool,
 ) -> Result<Manifest> {
+    let store = open(location).await?;
     let name = &record.spec.name;
     let provider = crate::session::connect_provider(&record.spec, None).await?;
     let ctx = ClusterContext::new(&*session.store, record.clone())?;
@@ -156,23 +198,21 @@ pub async fn take(
         coe: record.spec.coe.to_string(),
         taken_at: stamp,
         node: chosen.name.clone(),
+        private_address: chosen.addresses.as_ref().map(|a| a.private.clone()),
         size: archive.bytes.len() as u64,
         orchestrator_version: archive.orchestrator_version,
         archive: archive_name.clone(),
     };
-    let path = dir.join(&archive_name);
-    write_private_file(&path, &archive.bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
+    // The archive first: a manifest always names an archive that is there.
+    store.put(&archive_name, &archive.bytes).await?;
     let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serialises");
-    let manifest_path = path.with_extension("").with_extension("json");
-    write_private_file(&manifest_path, &json)
-        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    store.put(&manifest.manifest_name(), &json).await?;
     session.store.add_event(
         name,
         Some(&chosen.name),
         &format!(
             "backup taken: {} ({} bytes, {} {})",
-            path.display(),
+            location.file(&archive_name),
             manifest.size,
             manifest.coe,
             manifest.orchestrator_version
@@ -181,28 +221,44 @@ pub async fn take(
     Ok(manifest)
 }
 
-/// The backups of `cluster` in `dir`, oldest first.
-pub fn list(dir: &Path, cluster: &str) -> Result<Vec<Manifest>> {
+/// The backups of `cluster` in `store`, oldest first.
+pub async fn list(store: &dyn BackupStore, cluster: &str) -> Result<Vec<Manifest>, BackupError> {
     let mut found = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_none_or(|e| e != "json") {
+    for name in store.names().await? {
+        if !name.ends_with(".json") {
             continue;
         }
-        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let manifest: Manifest = serde_json::from_slice(&text)
-            .with_context(|| format!("{} is not a backup manifest", path.display()))?;
+        let text = store.get(&name).await?;
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|source| BackupError::BadManifest {
+                location: name.clone(),
+                source,
+            })?;
         if manifest.cluster == cluster {
             found.push(manifest);
         }
     }
     found.sort_by(|a, b| a.taken_at.cmp(&b.taken_at));
     Ok(found)
+}
+
+/// Deletes all but the newest `keep` backups of `cluster` in `store`
+/// (manifest first, so no manifest ever names a missing archive); returns
+/// the archives deleted.
+pub async fn prune(
+    store: &dyn BackupStore,
+    cluster: &str,
+    keep: usize,
+) -> Result<Vec<String>, BackupError> {
+    let all = list(store, cluster).await?;
+    let surplus = all.len().saturating_sub(keep);
+    let mut deleted = Vec::new();
+    for m in &all[..surplus] {
+        store.delete(&m.manifest_name()).await?;
+        store.delete(&m.archive).await?;
+        deleted.push(m.archive.clone());
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]
@@ -271,35 +327,66 @@ mod tests {
         assert!(choose_manager(&strange, &records, false).is_err());
     }
 
-    #[test]
-    fn backups_are_listed_oldest_first_for_their_cluster_only() {
-        let dir = tempfile::tempdir().unwrap();
-        for (cluster, at) in [
-            ("web", "2026-01-02T00:00:00Z"),
-            ("web", "2026-01-01T00:00:00Z"),
-            ("api", "2026-01-03T00:00:00Z"),
-        ] {
-            let m = Manifest {
-                cluster: cluster.into(),
-                cluster_id: "id".into(),
-                coe: "swarm".into(),
-                taken_at: at.into(),
-                node: format!("{cluster}-manager-2"),
-                size: 10,
-                orchestrator_version: "20.10".into(),
-                archive: format!("{cluster}-{at}.tar.gz"),
-            };
-            std::fs::write(
-                dir.path().join(format!("{cluster}-{at}.json")),
-                serde_json::to_vec(&m).unwrap(),
-            )
-            .unwrap();
+    fn manifest(cluster: &str, at: &str) -> Manifest {
+        Manifest {
+            cluster: cluster.into(),
+            cluster_id: "id".into(),
+            coe: "swarm".into(),
+            taken_at: at.into(),
+            node: format!("{cluster}-manager-2"),
+            private_address: Some("10.0.0.2".into()),
+            size: 4,
+            orchestrator_version: "20.10".into(),
+            archive: format!("{cluster}-{at}.tar.gz"),
         }
-        let web = list(dir.path(), "web").unwrap();
+    }
+
+    async fn put(store: &DirStore, m: &Manifest) {
+        store.put(&m.archive, b"data").await.unwrap();
+        store
+            .put(&m.manifest_name(), &serde_json::to_vec(m).unwrap())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn backups_are_listed_oldest_first_for_their_cluster_only_and_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore {
+            dir: dir.path().to_path_buf(),
+        };
+        for (cluster, at) in [
+            ("web", "20260102T000000Z"),
+            ("web", "20260101T000000Z"),
+            ("web", "20260103T000000Z"),
+            ("api", "20260103T000000Z"),
+        ] {
+            put(&store, &manifest(cluster, at)).await;
+        }
+        let web = list(&store, "web").await.unwrap();
         assert_eq!(
             web.iter().map(|m| m.taken_at.as_str()).collect::<Vec<_>>(),
-            ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]
+            ["20260101T000000Z", "20260102T000000Z", "20260103T000000Z"]
         );
-        assert!(list(&dir.path().join("none"), "web").unwrap().is_empty());
+        let deleted = prune(&store, "web", 2).await.unwrap();
+        assert_eq!(deleted, vec!["web-20260101T000000Z.tar.gz".to_string()]);
+        let mut names = store.names().await.unwrap();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "api-20260103T000000Z.json",
+                "api-20260103T000000Z.tar.gz",
+                "web-20260102T000000Z.json",
+                "web-20260102T000000Z.tar.gz",
+                "web-20260103T000000Z.json",
+                "web-20260103T000000Z.tar.gz",
+            ]
+        );
+        assert!(prune(&store, "web", 5).await.unwrap().is_empty());
+        let none = DirStore {
+            dir: dir.path().join("none"),
+        };
+        assert!(list(&none, "web").await.unwrap().is_empty());
     }
 }

@@ -1,0 +1,148 @@
+//! `provision restore NAME [--from BACKUP|DIR|S3-URL] [--force] [--dry-run]`:
+//! the cluster's desired state is to be re-formed from a backup; the same
+//! reconcile as every other command then carries it out (a new manager
+//! restored, the other managers joined, the workers rejoined).
+
+use anyhow::{bail, Context, Result};
+
+use super::session::{self, connect_provider};
+use super::Global;
+use crate::backup::{self, Location, Manifest};
+use crate::controller::Action;
+use crate::spec::RestoreRequest;
+use crate::state::ClusterRecord;
+
+pub async fn run(
+    global: &Global,
+    name: &str,
+    from: Option<&str>,
+    force: bool,
+    dry_run: bool,
+) -> Result<()> {
+    let session = session::open_unless_dry(global, dry_run)?;
+    let _lock = session.lock_unless_dry(name, dry_run)?;
+    let mut record = session.cluster_to_change(name)?;
+    if !crate::orchestrator::for_spec(&record.spec).restores_from_backup() {
+        bail!(
+            "cluster {name} runs {}: restores from a backup are implemented for Swarm clusters only",
+            record.spec.coe
+        );
+    }
+    let (location, manifest) = find_backup(&session, name, from).await?;
+    check_backup(&record, &manifest, force)?;
+    let archive = location.file(&manifest.archive);
+    // A restore already under way (a run cut short) is carried on.
+    let under_way = record.spec.restore.is_some();
+    record.spec.restore = Some(RestoreRequest {
+        archive: archive.clone(),
+        taken_at: manifest.taken_at.clone(),
+        private_address: manifest.private_address.clone(),
+        force,
+    });
+    let provider = connect_provider(&record.spec, None).await?;
+    let dry = session.dry_run(&record, provider.clone(), &[]).await?;
+    let restores = dry
+        .plan
+        .any_step(|a| matches!(a, Action::RestoreCluster { .. }));
+    if !under_way && !restores {
+        let why = if dry.plan.notes.is_empty() {
+            "a manager answers with the cluster's state, so there is nothing to restore (a \
+             majority of managers lost is re-formed from a survivor by `provision heal` and the \
+             daemon)"
+                .to_string()
+        } else {
+            dry.plan.notes.join("; ")
+        };
+        bail!("cluster {name} is not restored: {why}");
+    }
+    if dry_run {
+        println!(
+            "Backup: {archive} (taken {} on {}, {} bytes, {} {})",
+            manifest.taken_at,
+            manifest.node,
+            manifest.size,
+            manifest.coe,
+            manifest.orchestrator_version
+        );
+        super::dry_run::print(name, &dry);
+        return Ok(());
+    }
+    // Desired state first: a crash from here on is finished by the next
+    // run (or the daemon), which restores on the same new manager.
+    session.store.put_cluster(&record)?;
+    session.store.add_event(
+        name,
+        None,
+        &format!(
+            "restore requested from the backup of {} ({archive})",
+            manifest.taken_at
+        ),
+    )?;
+    let reporter = crate::progress::for_stderr();
+    super::scale::converge_and_show(&session, record, provider, reporter).await
+}
+
+/// The backup `from` names: an archive or manifest file, or a location
+/// whose newest backup of the cluster is taken.
+async fn find_backup(
+    session: &crate::session::Session,
+    name: &str,
+    from: Option<&str>,
+) -> Result<(Location, Manifest)> {
+    let names_file = from.is_some_and(|f| f.ends_with(".tar.gz") || f.ends_with(".json"));
+    let (location, file) = match from {
+        Some(f) if names_file => {
+            let (location, file) = Location::of_file(f)?;
+            (location, Some(file))
+        }
+        Some(f) => (f.parse()?, None),
+        None => (backup::default_location(session, name), None),
+    };
+    let store = backup::open(&location).await?;
+    let all = backup::list(&*store, name)
+        .await
+        .with_context(|| format!("reading the backups in {location}"))?;
+    let manifest = match file {
+        Some(file) => {
+            let stem = file
+                .strip_suffix(".tar.gz")
+                .or_else(|| file.strip_suffix(".json"))
+                .expect("checked above");
+            all.into_iter()
+                .find(|m| m.manifest_name() == format!("{stem}.json"))
+                .with_context(|| {
+                    format!(
+                        "{} is no backup of cluster {name} (no manifest of it in {location}; `provision backup list {name} --from {location}` lists them)",
+                        location.file(&file)
+                    )
+                })?
+        }
+        None => all.into_iter().last().with_context(|| {
+            format!("no backup of cluster {name} in {location}: give one with --from")
+        })?,
+    };
+    Ok((location, manifest))
+}
+
+/// A backup restores only into the cluster it was taken of.
+fn check_backup(record: &ClusterRecord, m: &Manifest, force: bool) -> Result<()> {
+    let name = &record.spec.name;
+    if m.coe != record.spec.coe.to_string() {
+        bail!(
+            "the backup {} is of a {} cluster; cluster {name} runs {}",
+            m.archive,
+            m.coe,
+            record.spec.coe
+        );
+    }
+    if m.cluster_id != record.id && !force {
+        bail!(
+            "the backup {} was taken of an earlier cluster named {name} (id {}; this one is {}): \
+             add --force to restore it into this one",
+            m.archive,
+            m.cluster_id,
+            record.id
+        );
+    }
+    Ok(())
+}

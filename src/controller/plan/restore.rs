@@ -1,0 +1,350 @@
+//! Restore from a backup (`provision restore`): no manager survives with the
+//! cluster's state, and the desired state asks for the cluster re-formed
+//! from an archive. As Docker documents it ("Restore from a backup"): a new
+//! manager gets the backed-up swarm directory and runs `swarm init
+//! --force-new-cluster`; then the rest is the normal path (the old
+//! managers removed, new ones joined one at a time).
+//!
+//! Two steps over passes:
+//!
+//! 1. No cluster answers: the old managers are retired and a new manager
+//!    (a never-joined one left by an earlier attempt, else the lowest free
+//!    index) is created, bootstrapped and restored — nothing else that
+//!    pass. Never while an old manager answers with its state (the
+//!    survivor path, [`super::recover`], re-forms from it instead), and
+//!    never while an old manager's machine is still there, unless forced:
+//!    a manager cut off by a partition still holds the swarm, and a restore
+//!    beside it would make two.
+//! 2. The restored cluster answers: workers still in the old cluster (they
+//!    report themselves joined, the restored membership does not list them
+//!    Ready: they know only the old managers' addresses) leave it and join
+//!    again, instead of being replaced.
+
+use std::collections::BTreeSet;
+
+use provision_provider::{MachineState, Role};
+
+use super::{Action, Condition, Decisions, Inputs, NodeView};
+use crate::spec::node_name;
+
+/// What the restore phase decided for the rest of the pass.
+pub(super) enum Restore {
+    /// No restore is asked for, or it waits for the survivor path.
+    None,
+    /// The pass is the restore's first step alone.
+    Alone,
+    /// Workers that rejoin the restored cluster this pass: the other phases
+    /// leave them be.
+    Rejoining(BTreeSet<String>),
+}
+
+pub(super) fn restore(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> Restore {
+    let Some(request) = &input.spec.restore else {
+        return Restore::None;
+    };
+    // A manager listed the members: the cluster has quorum (a Swarm
+    // manager says it has control with or without it).
+    if input.observed.members.is_some() {
+        return rejoin_workers(views, d);
+    }
+    let old: Vec<&NodeView> = views
+        .iter()
+        .filter(|v| v.role() == Role::Manager && v.ever_joined())
+        .collect();
+    if let Some(survivor) = old
+        .iter()
+        .find(|v| v.machine.is_some() && v.probe.is_some_and(|p| p.joined && p.engine_running))
+    {
+        d.plan.notes.push(format!(
+            "not restoring from the backup: manager {} still holds the cluster's state; it is \
+             re-formed from it instead when a majority of the managers is gone",
+            survivor.name()
+        ));
+        return Restore::None;
+    }
+    let present: Vec<String> = old
+        .iter()
+        .filter(|v| {
+            !matches!(
+                v.condition,
+                Condition::MachineGone | Condition::MachineError(_)
+            )
+        })
+        .filter_map(|v| {
+            v.machine
+                .map(|m| format!("{} ({})", v.name(), m.state.as_str()))
+        })
+        .collect();
+    if !present.is_empty() && !request.force {
+        d.plan.notes.push(format!(
+            "restore waits: the machine of manager {} is still there; a manager only cut off \
+             still holds the cluster, and a restore beside it makes two. Delete the machine, or \
+             run `provision restore {} --force` if it is dead",
+            present.join(", "),
+            input.spec.name
+        ));
+        return Restore::Alone;
+    }
+    for v in &old {
+        if !v.record.retiring {
+            d.retire.insert(
+                v.name().to_string(),
+                format!("gone: restoring from the backup of {}", request.taken_at),
+            );
+        }
+    }
+    // A manager an earlier attempt added (it never joined) is the one
+    // restored, so an interrupted restore is finished, never repeated.
+    let target = views
+        .iter()
+        .filter(|v| v.role() == Role::Manager && !v.ever_joined() && !v.record.retiring)
+        .min_by_key(|v| v.record.index);
+    let node = match target {
+        Some(v) => {
+            let running = v
+                .machine
+                .is_some_and(|m| matches!(m.state, MachineState::Running));
+            if !running {
+                d.steps.push(Action::CreateMachine {
+                    node: v.name().to_string(),
+                    role: Role::Manager,
+                });
+            }
+            v.name().to_string()
+        }
+        None => {
+            let used: BTreeSet<u32> = views
+                .iter()
+                .filter(|v| v.role() == Role::Manager)
+                .map(|v| v.record.index)
+                .collect();
+            let index = (1..).find(|i| !used.contains(i)).expect("a free index");
+            let node = node_name(&input.spec.name, Role::Manager, index);
+            d.plan.changes.push(Action::AddNode {
+                node: node.clone(),
+                role: Role::Manager,
+                index,
+                attempt: 1,
+            });
+            d.steps.push(Action::CreateMachine {
+                node: node.clone(),
+                role: Role::Manager,
+            });
+            node
+        }
+    };
+    d.plan.notes.push(format!(
+        "no manager holds the cluster's state: restoring it on {node} from the backup of {}",
+        request.taken_at
+    ));
+    d.steps.push(Action::Bootstrap { node: node.clone() });
+    d.steps.push(Action::RestoreCluster { node });
+    Restore::Alone
+}
+
+/// Workers that still belong to the cluster as it was before the restore.
+fn rejoin_workers(views: &[NodeView], d: &mut Decisions) -> Restore {
+    let mut rejoining = BTreeSet::new();
+    for v in views
+        .iter()
+        .filter(|v| v.role() == Role::Worker && !v.record.retiring)
+    {
+        let in_old_cluster = v.probe.is_some_and(|p| p.joined && p.engine_running)
+            && v.member.is_none_or(|m| !m.ready);
+        if in_old_cluster {
+            d.steps.push(Action::Rejoin {
+                node: v.name().to_string(),
+                role: Role::Worker,
+            });
+            rejoining.insert(v.name().to_string());
+        }
+    }
+    Restore::Rejoining(rejoining)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::*;
+    use crate::spec::RestoreRequest;
+
+    fn restoring(managers: u32, workers: u32, force: bool) -> ClusterSpec {
+        let mut s = spec(managers, workers);
+        s.restore = Some(RestoreRequest {
+            archive: "/backups/web-1.tar.gz".into(),
+            taken_at: "2026-12-01T00:00:00Z".into(),
+            private_address: Some("10.0.0.2".into()),
+            force,
+        });
+        s
+    }
+
+    /// A converged 3+2 whose three managers' machines are gone; the workers
+    /// still run, joined to the old cluster, which no manager lists.
+    fn managers_gone() -> (Vec<NodeRecord>, Observed) {
+        let (mut records, mut observed) = converged(3, 2);
+        for i in 1..=3 {
+            lose_machine(&mut records, &mut observed, &format!("web-manager-{i}"));
+        }
+        observed.members = None;
+        (records, observed)
+    }
+
+    #[test]
+    fn with_no_manager_left_a_new_one_is_restored_alone() {
+        let (records, observed) = managers_gone();
+        let p = plan(&restoring(3, 2, false), &records, &observed, NOW);
+        let retire = |i: u32| Action::Retire {
+            node: format!("web-manager-{i}"),
+            reason: "gone: restoring from the backup of 2026-12-01T00:00:00Z".into(),
+        };
+        assert_eq!(
+            p.actions(),
+            vec![
+                Action::AddNode {
+                    node: "web-manager-4".into(),
+                    role: Role::Manager,
+                    index: 4,
+                    attempt: 1
+                },
+                retire(1),
+                retire(2),
+                retire(3),
+                Action::CreateMachine {
+                    node: "web-manager-4".into(),
+                    role: Role::Manager
+                },
+                Action::Bootstrap {
+                    node: "web-manager-4".into()
+                },
+                Action::RestoreCluster {
+                    node: "web-manager-4".into()
+                },
+            ]
+        );
+        assert!(noted(&p, "restoring it on web-manager-4"), "{:?}", p.notes);
+        // Without the request: no restore.
+        let p = plan(&spec(3, 2), &records, &observed, NOW);
+        assert!(!p.any_step(|a| matches!(a, Action::RestoreCluster { .. })));
+    }
+
+    #[test]
+    fn an_interrupted_restore_is_finished_on_the_same_new_manager() {
+        let (mut records, mut observed) = managers_gone();
+        for r in records.iter_mut().filter(|r| r.role == Role::Manager) {
+            r.retiring = true;
+        }
+        // web-manager-4 was recorded and its machine made; the restore failed.
+        records.push(record(Role::Manager, 4, None));
+        observed
+            .machines
+            .push(machine(Role::Manager, 4, MachineState::Running));
+        observed.probes.insert("web-manager-4".into(), fresh());
+        let p = plan(&restoring(3, 2, false), &records, &observed, NOW);
+        assert_eq!(
+            p.actions(),
+            vec![
+                Action::Bootstrap {
+                    node: "web-manager-4".into()
+                },
+                Action::RestoreCluster {
+                    node: "web-manager-4".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_manager_that_answers_or_whose_machine_is_there_stops_it() {
+        // A survivor with the swarm's state: no restore (recovery's turn).
+        let (mut records, mut observed) = converged(3, 2);
+        for i in 2..=3 {
+            lose_machine(&mut records, &mut observed, &format!("web-manager-{i}"));
+        }
+        observed.members = None;
+        let p = plan(&restoring(3, 2, false), &records, &observed, NOW);
+        assert!(!p.any_step(|a| matches!(a, Action::RestoreCluster { .. })));
+        assert!(
+            noted(&p, "manager web-manager-1 still holds"),
+            "{:?}",
+            p.notes
+        );
+        assert!(p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })));
+
+        // A machine there that does not answer (a partition?): only forced.
+        let (mut records, mut observed) = managers_gone();
+        observed
+            .machines
+            .push(machine(Role::Manager, 1, MachineState::Running));
+        observed.probes.insert(
+            "web-manager-1".into(),
+            Probe::Unreachable("timed out".into()),
+        );
+        records[0].unhealthy_kind = Some(crate::state::UnhealthyKind::Unresponsive);
+        let p = plan(&restoring(3, 2, false), &records, &observed, NOW);
+        assert!(p.is_empty(), "{:?}", p.actions());
+        assert!(noted(&p, "restore waits"), "{:?}", p.notes);
+        assert!(noted(&p, "--force"), "{:?}", p.notes);
+        let p = plan(&restoring(3, 2, true), &records, &observed, NOW);
+        assert!(p.any_step(|a| matches!(a, Action::RestoreCluster { .. })));
+        assert!(p.changes.contains(&Action::Retire {
+            node: "web-manager-1".into(),
+            reason: "gone: restoring from the backup of 2026-12-01T00:00:00Z".into()
+        }));
+    }
+
+    #[test]
+    fn once_restored_old_workers_rejoin_and_new_managers_join() {
+        // The restored manager answers; the old managers are retiring and
+        // listed Down; the workers still report the old cluster.
+        let (mut records, mut observed) = managers_gone();
+        for r in records.iter_mut().filter(|r| r.role == Role::Manager) {
+            r.retiring = true;
+        }
+        let mut restored = record(Role::Manager, 4, Some("m2"));
+        restored.machine_id = Some("id-manager-4".into());
+        records.push(restored);
+        observed
+            .machines
+            .push(machine(Role::Manager, 4, MachineState::Running));
+        observed
+            .probes
+            .insert("web-manager-4".into(), joined("m2", true));
+        observed.members = Some(vec![
+            member("m1", "web-manager-1", Role::Manager, false),
+            member("m2", "web-manager-4", Role::Manager, true),
+            member("m3", "web-manager-3", Role::Manager, false),
+            member("w1", "web-worker-1", Role::Worker, false),
+            member("w2", "web-worker-2", Role::Worker, false),
+        ]);
+        let p = plan(&restoring(3, 2, false), &records, &observed, NOW);
+        let actions = p.actions();
+        for w in ["web-worker-1", "web-worker-2"] {
+            assert!(
+                actions.contains(&Action::Rejoin {
+                    node: w.into(),
+                    role: Role::Worker
+                }),
+                "{actions:?}"
+            );
+            assert!(
+                !p.remediations.contains(&w.to_string()),
+                "{:?}",
+                p.remediations
+            );
+        }
+        // web-manager-2's old record shares the restored node's member id:
+        // never removed from the membership (that would remove the restored
+        // manager itself), only forgotten.
+        assert!(
+            !actions.iter().any(|a| matches!(
+                a,
+                Action::RemoveMember { member, .. } if member.id == "m2"
+            )),
+            "{actions:?}"
+        );
+        // Without the request, the same workers are left to the health policy.
+        let p = plan(&spec(3, 2), &records, &observed, NOW);
+        assert!(!p.any_step(|a| matches!(a, Action::Rejoin { .. })));
+    }
+}
