@@ -651,10 +651,14 @@ impl Run<'_> {
     /// The private address `node`'s machine must have: the backed-up
     /// manager's, for the manager a backup is restored on.
     fn fixed_address(&self, node: &str) -> Option<String> {
-        let restored_here = self.plan_restores_on.as_deref() == Some(node);
-        restored_here
-            .then(|| self.ctx.record.spec.restore.as_ref())
-            .flatten()
+        if self.plan_restores_on.as_deref() != Some(node) {
+            return None;
+        }
+        self.ctx
+            .record
+            .spec
+            .restore
+            .as_ref()
             .and_then(|r| r.private_address.clone())
     }
 
