@@ -108,3 +108,47 @@ fn a_backup_is_taken_on_a_follower_and_autolock_is_refused() {
         "one backup, the refused one left nothing: {still}"
     );
 }
+
+#[test]
+fn the_daemon_takes_scheduled_backups_and_reports_them() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("it-bks");
+    let dir = c.dir().join("scheduled");
+    let template = format!(
+        "coe: swarm\nmanagers: 3\nworkers: 0\nbackup:\n  interval: 1h\n  keep: 2\n  to: {}\n",
+        dir.display()
+    );
+    c.create_from_template(&template, &[]);
+    let mut daemon = Daemon::start(&c, "3s");
+    wait_until(
+        "the daemon's first scheduled backup",
+        Duration::from_secs(120),
+        || c.recorded_events().contains("backup taken"),
+    );
+    let listed = c.ok(&["backup", "list", &c.name, "--from", dir.to_str().unwrap()]);
+    assert_eq!(listed.lines().count(), 2, "one backup: {listed}");
+    // Its metrics, then no second backup within the hour, however many passes.
+    let mut metrics = String::new();
+    wait_until("the backup's metrics", Duration::from_secs(30), || {
+        metrics = daemon.metrics();
+        metrics.contains("provision_backup_size_bytes{")
+    });
+    for name in [
+        "provision_backup_last_success_timestamp_seconds{",
+        "provision_backup_duration_seconds{",
+    ] {
+        assert!(metrics.contains(name), "{name}: {metrics}");
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(daemon.stop(Duration::from_secs(15)));
+    let listed = c.ok(&["backup", "list", &c.name, "--from", dir.to_str().unwrap()]);
+    assert_eq!(listed.lines().count(), 2, "still one backup: {listed}");
+    let managers = c
+        .swarm_nodes(&c.manager())
+        .iter()
+        .filter(|(_, s)| s == "Ready")
+        .count();
+    assert_eq!(managers, 3);
+}

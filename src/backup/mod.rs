@@ -18,6 +18,7 @@ use crate::orchestrator::{reported, Member};
 use crate::progress::LogReporter;
 use crate::secret::Secret;
 use crate::session::Session;
+use crate::spec::BackupPolicy;
 use crate::state::{ClusterRecord, NodeRecord};
 
 pub use store::{BackupError, BackupStore, DirStore, Location};
@@ -44,6 +45,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// When it was taken, unix seconds.
+    pub fn taken_at_unix(&self) -> Option<i64> {
+        let t = humantime::parse_rfc3339(&self.taken_at).ok()?;
+        t.duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs() as i64)
+    }
+
     /// The manifest's own file name, beside its archive.
     pub fn manifest_name(&self) -> String {
         let stem = self
@@ -79,6 +88,28 @@ pub async fn read_archive(file: &str) -> Result<Secret, BackupError> {
     Ok(Secret::new(
         base64::engine::general_purpose::STANDARD.encode(bytes),
     ))
+}
+
+/// Whether a scheduled backup is due at `now` (unix seconds): none taken
+/// yet, or the newest `interval` old. A manifest whose time cannot be read
+/// counts as none, so a backup is taken rather than skipped.
+pub fn due(policy: &BackupPolicy, newest: Option<&Manifest>, now: i64) -> bool {
+    match newest.and_then(Manifest::taken_at_unix) {
+        None => true,
+        Some(at) => now - at >= policy.interval.as_secs() as i64,
+    }
+}
+
+/// The location a cluster's scheduled backups go to.
+pub fn policy_location(
+    session: &Session,
+    cluster: &str,
+    policy: &BackupPolicy,
+) -> Result<Location, BackupError> {
+    match &policy.to {
+        Some(to) => to.parse(),
+        None => Ok(default_location(session, cluster)),
+    }
 }
 
 /// The manager to take a backup on, from the orchestrator's members and
@@ -388,5 +419,21 @@ mod tests {
             dir: dir.path().join("none"),
         };
         assert!(list(&none, "web").await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_scheduled_backup_is_due_when_the_newest_is_an_interval_old() {
+        let policy = BackupPolicy {
+            interval: std::time::Duration::from_secs(3600),
+            keep: 7,
+            to: None,
+        };
+        let m = manifest("web", "2026-12-01T00:00:00Z");
+        let at = m.taken_at_unix().unwrap();
+        assert!(due(&policy, None, at));
+        assert!(!due(&policy, Some(&m), at + 3599));
+        assert!(due(&policy, Some(&m), at + 3600));
+        let unreadable = manifest("web", "yesterday");
+        assert!(due(&policy, Some(&unreadable), at));
     }
 }

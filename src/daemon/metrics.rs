@@ -34,6 +34,12 @@ struct Inner {
     failed_passes: BTreeMap<String, u64>,
     /// cluster → passes skipped because another command held the lock
     skipped_busy: BTreeMap<String, u64>,
+    /// cluster → unix time of its newest backup
+    backup_last_success: BTreeMap<String, i64>,
+    /// cluster → (seconds, bytes) of the last backup this daemon took
+    backup_last: BTreeMap<String, (f64, u64)>,
+    /// cluster → scheduled backups that failed
+    backup_failures: BTreeMap<String, u64>,
 }
 
 impl Metrics {
@@ -115,6 +121,30 @@ impl Metrics {
         if failed {
             *inner.failed_passes.entry(cluster.to_string()).or_default() += 1;
         }
+    }
+
+    /// The newest backup of `cluster` was taken at `at` (unix seconds).
+    pub fn set_backup_last_success(&self, cluster: &str, at: i64) {
+        self.lock()
+            .backup_last_success
+            .insert(cluster.to_string(), at);
+    }
+
+    /// A backup this daemon took.
+    pub fn observe_backup(&self, cluster: &str, at: i64, seconds: f64, bytes: u64) {
+        let mut inner = self.lock();
+        inner.backup_last_success.insert(cluster.to_string(), at);
+        inner
+            .backup_last
+            .insert(cluster.to_string(), (seconds, bytes));
+    }
+
+    pub fn add_backup_failure(&self, cluster: &str) {
+        *self
+            .lock()
+            .backup_failures
+            .entry(cluster.to_string())
+            .or_default() += 1;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -201,6 +231,49 @@ impl Metrics {
             "Reconcile passes that ended in an error.",
             &inner.failed_passes,
         );
+        counter(
+            &mut out,
+            "provision_backup_failures_total",
+            "Scheduled backups that failed.",
+            &inner.backup_failures,
+        );
+        let gauge = |out: &mut String, name: &str, help: &str, values: Vec<(&String, String)>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for (c, v) in values {
+                let _ = writeln!(out, "{name}{{cluster=\"{c}\"}} {v}");
+            }
+        };
+        gauge(
+            &mut out,
+            "provision_backup_last_success_timestamp_seconds",
+            "Unix time of the cluster's newest backup.",
+            inner
+                .backup_last_success
+                .iter()
+                .map(|(c, t)| (c, t.to_string()))
+                .collect(),
+        );
+        gauge(
+            &mut out,
+            "provision_backup_duration_seconds",
+            "How long the last backup this daemon took lasted.",
+            inner
+                .backup_last
+                .iter()
+                .map(|(c, (s, _))| (c, format!("{s:.3}")))
+                .collect(),
+        );
+        gauge(
+            &mut out,
+            "provision_backup_size_bytes",
+            "Size of the last backup this daemon took.",
+            inner
+                .backup_last
+                .iter()
+                .map(|(c, (_, b))| (c, b.to_string()))
+                .collect(),
+        );
         out
     }
 }
@@ -282,6 +355,20 @@ mod tests {
         assert!(text.contains("provision_reconcile_duration_seconds_count{cluster=\"web\"} 2\n"));
         assert!(text.contains("provision_reconcile_duration_seconds_sum{cluster=\"web\"} 2.000\n"));
         assert!(text.contains("provision_reconcile_failures_total{cluster=\"web\"} 1\n"));
+        assert!(!text.contains("provision_backup_size_bytes{"));
+        m.set_backup_last_success("db", 1_700_000_000);
+        m.observe_backup("web", 1_800_000_000, 12.5, 94_870);
+        m.add_backup_failure("web");
+        let text = m.render();
+        assert!(text.contains(
+            "provision_backup_last_success_timestamp_seconds{cluster=\"db\"} 1700000000\n"
+        ));
+        assert!(text.contains(
+            "provision_backup_last_success_timestamp_seconds{cluster=\"web\"} 1800000000\n"
+        ));
+        assert!(text.contains("provision_backup_duration_seconds{cluster=\"web\"} 12.500\n"));
+        assert!(text.contains("provision_backup_size_bytes{cluster=\"web\"} 94870\n"));
+        assert!(text.contains("provision_backup_failures_total{cluster=\"web\"} 1\n"));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! (locks go with them) and the daemon exits; whatever was half done is
 //! found and finished by the next run, as after any crash.
 
+mod backups;
 mod metrics;
 mod providers;
 mod schedule;
@@ -80,6 +81,7 @@ struct Shared {
     /// The daemon's share of the clusters when several share etcd; `None`
     /// (SQLite) is every cluster.
     claims: Option<Claims>,
+    backups: backups::Backups,
 }
 
 /// Runs the daemon on `session`'s clusters until SIGTERM or SIGINT (or,
@@ -119,6 +121,7 @@ pub async fn run(mut session: Session, options: DaemonOptions) -> Result<()> {
         metrics,
         providers: providers::Providers::new(calls.clone()),
         claims,
+        backups: backups::Backups::default(),
     });
     let resign = shared.clone();
     let run = async {
@@ -446,6 +449,11 @@ async fn reconcile_locked(shared: &Shared, name: &str) -> (Outcome, usize) {
         started.elapsed().as_secs_f64(),
         outcome == Outcome::Failed,
     );
+    // A backup of a cluster that is whole: never in the middle of a
+    // replacement, whose managers it would stop one of.
+    if outcome == Outcome::Converged {
+        backups::take_if_due(session, &record, metrics, &shared.backups).await;
+    }
     if let Ok(nodes) = session.store.nodes(name) {
         let phases: Vec<(String, String)> = nodes
             .iter()

@@ -299,12 +299,38 @@ pub struct ClusterSpec {
     /// Settings of a Mesos cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesos: Option<MesosSettings>,
+    /// Scheduled backups by the daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupPolicy>,
     /// The cluster is to be re-formed from a backup (`provision restore`):
     /// set by that command, never by a template, and cleared once the
     /// cluster has converged from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreRequest>,
 }
+
+/// Scheduled backups (the template's `backup:`), taken by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupPolicy {
+    /// A backup is taken when the newest one is this old.
+    #[serde(with = "duration_text")]
+    pub interval: Duration,
+    /// Backups kept; older ones are deleted after a new one is taken.
+    #[serde(default = "default_backup_keep")]
+    pub keep: u32,
+    /// A directory or `s3://BUCKET/PREFIX`; beside the state when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+fn default_backup_keep() -> u32 {
+    7
+}
+
+/// The shortest backup interval: each backup stops a manager's engine for
+/// seconds.
+pub const MIN_BACKUP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A restore the cluster's desired state asks for: the cluster re-formed on
 /// a new first manager from the archive, then the rest joined to it.
@@ -345,6 +371,7 @@ impl ClusterSpec {
             openstack: None,
             kubernetes: None,
             mesos: None,
+            backup: None,
             restore: None,
         }
     }
@@ -456,6 +483,45 @@ pub fn check_counts(spec: &ClusterSpec, force: bool) -> Result<(), SpecError> {
 /// wait" (a converge that gives up at once, a lost node replaced on one look).
 pub const MIN_DURATION: Duration = Duration::from_secs(1);
 
+fn check_backup_policy(spec: &ClusterSpec) -> Result<(), SpecError> {
+    let Some(policy) = &spec.backup else {
+        return Ok(());
+    };
+    let field = |name: &str, message: String| SpecError::Field {
+        field: format!("backup.{name}"),
+        message,
+    };
+    if policy.interval < MIN_BACKUP_INTERVAL {
+        return Err(field(
+            "interval",
+            format!(
+                "{} is below the minimum of 1m (each backup stops a manager's engine for seconds): write e.g. 6h or 1d",
+                humantime::format_duration(policy.interval)
+            ),
+        ));
+    }
+    if policy.keep == 0 {
+        return Err(field(
+            "keep",
+            "0 would delete every backup it takes: write 1 or more (the default is 7)".into(),
+        ));
+    }
+    if let Some(to) = &policy.to {
+        to.parse::<crate::backup::Location>()
+            .map_err(|e| field("to", e.to_string()))?;
+    }
+    if spec.coe != Coe::Swarm {
+        return Err(field(
+            "interval",
+            format!(
+                "backups of {} clusters are not implemented yet (Swarm's are): remove the backup section",
+                spec.coe
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn check_durations(spec: &ClusterSpec) -> Result<(), SpecError> {
     if spec.health.max_start_attempts == 0 {
         return Err(SpecError::Field {
@@ -507,6 +573,7 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
         ));
     }
     check_durations(spec)?;
+    check_backup_policy(spec)?;
     if spec.managers % 2 == 0 {
         warnings.push(format!(
             "{} managers tolerate no more failures than {}: an odd count is better for quorum",

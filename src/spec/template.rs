@@ -9,7 +9,10 @@ use provision_provider_ec2::Ec2Settings;
 use provision_provider_openstack::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
-use super::{Cloud, ClusterSpec, Coe, HealthPolicy, KubernetesSettings, MesosSettings, Timeouts};
+use super::{
+    BackupPolicy, Cloud, ClusterSpec, Coe, HealthPolicy, KubernetesSettings, MesosSettings,
+    Timeouts,
+};
 
 const BUILTIN: &[(&str, &str)] = &[
     ("swarm", include_str!("../../cluster-templates/swarm.yaml")),
@@ -55,6 +58,9 @@ pub struct ClusterTemplate {
     /// Settings of a Mesos cluster (`coe: mesos`).
     #[serde(default)]
     pub mesos: Option<MesosSettings>,
+    /// Scheduled backups, taken by the daemon.
+    #[serde(default)]
+    pub backup: Option<BackupPolicy>,
 }
 
 fn one() -> u32 {
@@ -176,6 +182,7 @@ impl ClusterTemplate {
                 Coe::Mesos => Some(self.mesos.clone().unwrap_or_default()),
                 _ => None,
             },
+            backup: self.backup.clone(),
             restore: None,
         }
     }
