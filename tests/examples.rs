@@ -12,9 +12,13 @@ fn example_cluster_template_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/swarm-3-managers.yaml");
     let (_, t) = ClusterTemplate::load(path.to_str().unwrap()).unwrap();
     assert_eq!((t.coe, t.managers, t.workers), (Coe::Swarm, 3, 5));
-    assert!(validate(&t.to_spec("prod", Cloud::Local))
-        .unwrap()
-        .is_empty());
+    let spec = t.to_spec("prod", Cloud::Local);
+    assert!(validate(&spec).unwrap().is_empty());
+    let backup = spec.backup.expect("the example's backup section");
+    assert_eq!(
+        (backup.interval.as_secs(), backup.keep, backup.to),
+        (24 * 3600, 7, None)
+    );
 }
 
 #[test]

@@ -75,7 +75,7 @@ pub async fn open(location: &Location) -> Result<Box<dyn BackupStore>, BackupErr
         Location::Dir(dir) => Ok(Box::new(DirStore { dir: dir.clone() })),
         Location::S3 { .. } => Err(BackupError::BadLocation {
             location: location.to_string(),
-            why: "S3 is not supported yet".into(),
+            why: "backups to S3 are not implemented yet: give a directory".into(),
         }),
     }
 }

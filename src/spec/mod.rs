@@ -507,8 +507,15 @@ fn check_backup_policy(spec: &ClusterSpec) -> Result<(), SpecError> {
         ));
     }
     if let Some(to) = &policy.to {
-        to.parse::<crate::backup::Location>()
+        let location = to
+            .parse::<crate::backup::Location>()
             .map_err(|e| field("to", e.to_string()))?;
+        if matches!(location, crate::backup::Location::S3 { .. }) {
+            return Err(field(
+                "to",
+                format!("{to}: backups to S3 are not implemented yet: give a directory"),
+            ));
+        }
     }
     if spec.coe != Coe::Swarm {
         return Err(field(
@@ -744,6 +751,35 @@ mod tests {
         s.health.max_start_attempts = 0;
         let err = validate(&s).unwrap_err().to_string();
         assert!(err.starts_with("health.max_start_attempts:"), "{err}");
+    }
+
+    #[test]
+    fn a_backup_policy_is_checked_field_by_field() {
+        let with = |interval: u64, keep: u32, to: Option<&str>, coe: Coe| {
+            let mut s = spec(3);
+            s.coe = coe;
+            s.backup = Some(BackupPolicy {
+                interval: Duration::from_secs(interval),
+                keep,
+                to: to.map(str::to_string),
+            });
+            validate(&s).map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            with(3600, 7, Some("s3://team-backups/web"), Coe::Swarm),
+            Ok(())
+        );
+        let err = with(30, 7, None, Coe::Swarm).unwrap_err();
+        assert!(
+            err.starts_with("backup.interval:") && err.contains("1m"),
+            "{err}"
+        );
+        let err = with(3600, 0, None, Coe::Swarm).unwrap_err();
+        assert!(err.starts_with("backup.keep:"), "{err}");
+        let err = with(3600, 7, Some("gs://x/y"), Coe::Swarm).unwrap_err();
+        assert!(err.starts_with("backup.to:"), "{err}");
+        let err = with(3600, 7, None, Coe::Mesos).unwrap_err();
+        assert!(err.contains("not implemented yet"), "{err}");
     }
 
     #[test]
