@@ -765,10 +765,9 @@ mod tests {
             });
             validate(&s).map(|_| ()).map_err(|e| e.to_string())
         };
-        assert_eq!(
-            with(3600, 7, Some("s3://team-backups/web"), Coe::Swarm),
-            Ok(())
-        );
+        assert_eq!(with(3600, 7, Some("/var/backups/web"), Coe::Swarm), Ok(()));
+        let err = with(3600, 7, Some("s3://team-backups/web"), Coe::Swarm).unwrap_err();
+        assert!(err.contains("not implemented yet"), "{err}");
         let err = with(30, 7, None, Coe::Swarm).unwrap_err();
         assert!(
             err.starts_with("backup.interval:") && err.contains("1m"),
