@@ -334,14 +334,7 @@ impl Run<'_> {
                     let s = self.ensure_shell(node, &addr, &mut shell).await?;
                     self.set_phase(node, NodePhase::Joining)?;
                     self.ctl.orchestrator.init(s).await?;
-                    self.save_client_config(s).await?;
-                    if self.joins_waiting {
-                        let secrets = self.join_secrets(s).await?;
-                        // Members join over the private network.
-                        self.gate_tx
-                            .send_replace(Gate::Open(Arc::new((addr.private.clone(), secrets))));
-                    }
-                    self.joined(node, s).await?;
+                    self.formed(node, s, &addr).await?;
                     self.ctl
                         .event(self.ctx, Some(node), "initialised the cluster");
                 }
@@ -357,13 +350,7 @@ impl Run<'_> {
                     })?;
                     let archive = crate::backup::read_archive(&request.archive).await?;
                     self.ctl.orchestrator.restore(s, &archive).await?;
-                    self.save_client_config(s).await?;
-                    if self.joins_waiting {
-                        let secrets = self.join_secrets(s).await?;
-                        self.gate_tx
-                            .send_replace(Gate::Open(Arc::new((addr.private.clone(), secrets))));
-                    }
-                    self.joined(node, s).await?;
+                    self.formed(node, s, &addr).await?;
                     warn!(node, backup = %request.archive, "restored the cluster from a backup on this new manager");
                     self.ctl.event(
                         self.ctx,
@@ -374,28 +361,8 @@ impl Run<'_> {
                         ),
                     );
                 }
-                Action::Rejoin { role, .. } => {
-                    let addr = self.need_address(node, &address)?;
-                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
-                    self.set_phase(node, NodePhase::Joining)?;
-                    let open =
-                        self.wait_for_gate()
-                            .await
-                            .map_err(|message| ControllerError::Node {
-                                node: node.to_string(),
-                                message: format!("cannot rejoin: {message}"),
-                            })?;
-                    self.ctl.orchestrator.leave_old_cluster(s).await?;
-                    let (via, secrets) = (&open.0, &open.1);
-                    self.ctl.orchestrator.join(s, *role, via, secrets).await?;
-                    self.joined(node, s).await?;
-                    self.ctl.event(
-                        self.ctx,
-                        Some(node),
-                        &format!("left the cluster as it was before the restore and joined the restored one as {role}"),
-                    );
-                }
-                Action::Join { role, .. } => {
+                Action::Join { role, .. } | Action::Rejoin { role, .. } => {
+                    let rejoin = matches!(step, Action::Rejoin { .. });
                     let addr = self.need_address(node, &address)?;
                     let s = self.ensure_shell(node, &addr, &mut shell).await?;
                     self.set_phase(node, NodePhase::Joining)?;
@@ -412,10 +379,17 @@ impl Run<'_> {
                         Role::Manager => Some(self.manager_join.lock().await),
                         Role::Worker => None,
                     };
+                    if rejoin {
+                        self.ctl.orchestrator.leave_old_cluster(s).await?;
+                    }
                     self.ctl.orchestrator.join(s, *role, via, secrets).await?;
                     self.joined(node, s).await?;
-                    self.ctl
-                        .event(self.ctx, Some(node), &format!("joined as {role}"));
+                    let what = if rejoin {
+                        format!("left the cluster as it was before the restore and joined the restored one as {role}")
+                    } else {
+                        format!("joined as {role}")
+                    };
+                    self.ctl.event(self.ctx, Some(node), &what);
                 }
                 Action::Drain { member, .. } => {
                     self.through_manager(node, member, true).await?;
@@ -481,6 +455,24 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// After the cluster was initialised or restored on `node`: its client
+    /// configuration kept, joins let through it, its membership recorded.
+    async fn formed(
+        &self,
+        node: &str,
+        shell: &NodeShell,
+        addr: &Addresses,
+    ) -> Result<(), ControllerError> {
+        self.save_client_config(shell).await?;
+        if self.joins_waiting {
+            let secrets = self.join_secrets(shell).await?;
+            // Members join over the private network.
+            self.gate_tx
+                .send_replace(Gate::Open(Arc::new((addr.private.clone(), secrets))));
+        }
+        self.joined(node, shell).await
     }
 
     /// Keeps the orchestrator's client configuration (a kubeconfig) in the
