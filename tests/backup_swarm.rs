@@ -152,3 +152,62 @@ fn the_daemon_takes_scheduled_backups_and_reports_them() {
         .count();
     assert_eq!(managers, 3);
 }
+
+/// S3 through moto (the EC2 test cloud's server), as the user holding
+/// exactly `examples/s3-backup-iam-policy.json`: a backup goes there, is
+/// listed from there, and a cluster with no manager left is restored from
+/// there; the EC2 user, without S3 permissions, is refused with the policy
+/// named.
+#[test]
+fn a_backup_goes_to_s3_and_a_restore_comes_from_there() {
+    if skip_docker_tests() {
+        return;
+    }
+    let cloud = common::ec2::ec2_cloud();
+    let mut env = cloud.env.clone();
+    env.push(("AWS_PROFILE".into(), "provision-backup".into()));
+    let c = Cluster::new("it-bk3").with_env(&env);
+    c.create(1, 0);
+    let first = c.manager();
+    c.ssh(
+        &first,
+        &[
+            "sh",
+            "-c",
+            "echo hello | docker config create provision-s3-test -",
+        ],
+    );
+    let to = format!("s3://provision-backups/{}", c.name);
+    let out = c.ok(&["backup", &c.name, "--to", &to, "--force"]);
+    assert!(out.contains(&format!("{to}/{}-", c.name)), "{out}");
+    let listed = c.ok(&["backup", "list", &c.name, "--from", &to]);
+    let rows: Vec<&str> = listed.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert!(
+        rows[0].ends_with(".tar.gz") && rows[0].contains(&to),
+        "{listed}"
+    );
+
+    let denied = c
+        .cmd()
+        .env("AWS_PROFILE", &cloud.profile)
+        .args(["backup", "list", &c.name, "--from", &to])
+        .output()
+        .unwrap();
+    let text = output_text(&denied);
+    assert!(!denied.status.success(), "{text}");
+    assert!(
+        text.contains("AccessDenied") && text.contains("s3-backup-iam-policy.json"),
+        "{text}"
+    );
+
+    docker(&["rm", "-f", &first]);
+    c.ok(&["restore", &c.name, "--from", &to]);
+    let manager = format!("{}-manager-2", c.name);
+    let configs = c.ssh(
+        &manager,
+        &["docker", "config", "ls", "--format", "{{.Name}}"],
+    );
+    assert!(configs.contains("provision-s3-test"), "{configs}");
+    assert_eq!(containers(&c.name).len(), 1);
+}

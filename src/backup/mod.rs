@@ -21,7 +21,7 @@ use crate::session::Session;
 use crate::spec::BackupPolicy;
 use crate::state::{ClusterRecord, NodeRecord};
 
-pub use store::{BackupError, BackupStore, DirStore, Location};
+pub use store::{BackupError, BackupStore, DirStore, Location, S3Store};
 
 /// What a backup is, written beside its archive as `….json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,10 +73,7 @@ pub fn default_location(session: &Session, cluster: &str) -> Location {
 pub async fn open(location: &Location) -> Result<Box<dyn BackupStore>, BackupError> {
     match location {
         Location::Dir(dir) => Ok(Box::new(DirStore { dir: dir.clone() })),
-        Location::S3 { .. } => Err(BackupError::BadLocation {
-            location: location.to_string(),
-            why: "backups to S3 are not implemented yet: give a directory".into(),
-        }),
+        Location::S3 { bucket, prefix } => Ok(Box::new(S3Store::connect(bucket, prefix).await?)),
     }
 }
 

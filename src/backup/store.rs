@@ -199,6 +199,62 @@ impl BackupStore for DirStore {
     }
 }
 
+/// A bucket and prefix on S3 (or a service that speaks its API).
+pub struct S3Store {
+    objects: provision_provider_ec2::s3::S3Objects,
+    location: Location,
+}
+
+impl S3Store {
+    pub async fn connect(bucket: &str, prefix: &str) -> Result<S3Store, BackupError> {
+        let location = Location::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        };
+        let objects = provision_provider_ec2::s3::S3Objects::connect(bucket, prefix)
+            .await
+            .map_err(|e| BackupError::S3 {
+                location: location.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(S3Store { objects, location })
+    }
+
+    fn error(&self, e: provision_provider_ec2::s3::S3Error) -> BackupError {
+        if e.not_found && e.operation == "GetObject" {
+            return BackupError::NotFound {
+                location: format!("s3://{}/{}", e.bucket, e.key),
+            };
+        }
+        BackupError::S3 {
+            location: self.location.to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl BackupStore for S3Store {
+    async fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError> {
+        self.objects
+            .put(name, bytes)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn get(&self, name: &str) -> Result<Vec<u8>, BackupError> {
+        self.objects.get(name).await.map_err(|e| self.error(e))
+    }
+
+    async fn names(&self) -> Result<Vec<String>, BackupError> {
+        self.objects.names().await.map_err(|e| self.error(e))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), BackupError> {
+        self.objects.delete(name).await.map_err(|e| self.error(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -507,15 +507,8 @@ fn check_backup_policy(spec: &ClusterSpec) -> Result<(), SpecError> {
         ));
     }
     if let Some(to) = &policy.to {
-        let location = to
-            .parse::<crate::backup::Location>()
+        to.parse::<crate::backup::Location>()
             .map_err(|e| field("to", e.to_string()))?;
-        if matches!(location, crate::backup::Location::S3 { .. }) {
-            return Err(field(
-                "to",
-                format!("{to}: backups to S3 are not implemented yet: give a directory"),
-            ));
-        }
     }
     if spec.coe != Coe::Swarm {
         return Err(field(
@@ -766,8 +759,10 @@ mod tests {
             validate(&s).map(|_| ()).map_err(|e| e.to_string())
         };
         assert_eq!(with(3600, 7, Some("/var/backups/web"), Coe::Swarm), Ok(()));
-        let err = with(3600, 7, Some("s3://team-backups/web"), Coe::Swarm).unwrap_err();
-        assert!(err.contains("not implemented yet"), "{err}");
+        assert_eq!(
+            with(3600, 7, Some("s3://team-backups/web"), Coe::Swarm),
+            Ok(())
+        );
         let err = with(30, 7, None, Coe::Swarm).unwrap_err();
         assert!(
             err.starts_with("backup.interval:") && err.contains("1m"),

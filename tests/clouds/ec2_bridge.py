@@ -30,6 +30,7 @@ from ec2_public import PUBLIC_CIDR, PUBLIC_NETWORK
 from node_bodies import BARE_IMAGE, NatRouter, docker, run_options, start_body
 
 REGION = "us-east-1"
+BACKUP_BUCKET = "provision-backups"
 VPC_CIDR = "10.77.0.0/16"
 SUBNET_CIDR = "10.77.1.0/24"
 NETWORK = "provision-ec2-test"
@@ -61,10 +62,16 @@ def setup(endpoint, directory):
                 aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
     iam = boto3.client("iam", **boot)
     ec2 = boto3.client("ec2", **boot)
-    policy = pathlib.Path(__file__).resolve().parents[2] / "examples" / "ec2-iam-policy.json"
+    examples = pathlib.Path(__file__).resolve().parents[2] / "examples"
+    policy = examples / "ec2-iam-policy.json"
+    # Backups to S3: a user holding exactly the example policy, and its bucket.
+    s3_policy = examples / "s3-backup-iam-policy.json"
+    # us-east-1 takes no LocationConstraint (S3 refuses one naming it).
+    boto3.client("s3", **boot).create_bucket(Bucket=BACKUP_BUCKET)
     keys = {}
     for user, document in [
         ("provision-test", policy.read_text()),
+        ("provision-backup", s3_policy.read_text()),
         ("bridge", json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": "*", "Resource": "*"}]})),
     ]:
@@ -105,7 +112,9 @@ def setup(endpoint, directory):
         "export PROVISION_EC2_PROFILE=provision-test\n"
         f"export PROVISION_EC2_SUBNET={subnet}\n"
         f"export PROVISION_EC2_BARE_AMI={bare_ami}\n"
-        f"export PROVISION_EC2_VPC={vpc}\n")
+        f"export PROVISION_EC2_VPC={vpc}\n"
+        "export PROVISION_S3_PROFILE=provision-backup\n"
+        f"export PROVISION_S3_BUCKET={BACKUP_BUCKET}\n")
     print(f"endpoint {endpoint}\nsubnet {subnet}\nprofile provision-test\nenv {directory / 'env'}")
 
 

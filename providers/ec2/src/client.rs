@@ -16,6 +16,16 @@ use crate::settings::Ec2Settings;
 /// top. Throttling and 5xx are retried by the SDK's standard mode
 /// (exponential backoff with full jitter); every call has a deadline.
 pub async fn connect(settings: &Ec2Settings) -> Result<Client, ProviderError> {
+    let config = load(settings.profile.as_deref(), settings.region.as_deref()).await?;
+    Ok(Client::new(&config))
+}
+
+/// The SDK configuration of the standard chain, with `profile` and `region`
+/// on top; refused without a region or credentials.
+pub async fn load(
+    profile: Option<&str>,
+    region: Option<&str>,
+) -> Result<aws_config::SdkConfig, ProviderError> {
     // rustls on ring, with the system's root certificates (see Cargo.toml).
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
@@ -37,11 +47,11 @@ pub async fn connect(settings: &Ec2Settings) -> Result<Client, ProviderError> {
                 .operation_timeout(Duration::from_secs(180))
                 .build(),
         );
-    if let Some(profile) = &settings.profile {
+    if let Some(profile) = profile {
         loader = loader.profile_name(profile);
     }
-    if let Some(region) = &settings.region {
-        loader = loader.region(Region::new(region.clone()));
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_string()));
     }
     let config = loader.load().await;
     if config.region().is_none() {
@@ -58,5 +68,5 @@ pub async fn connect(settings: &Ec2Settings) -> Result<Client, ProviderError> {
             hint: "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or give --profile".into(),
         });
     }
-    Ok(Client::new(&config))
+    Ok(config)
 }

@@ -15,6 +15,7 @@ mod errors;
 mod instances;
 mod prerequisites;
 mod provider;
+pub mod s3;
 mod settings;
 mod tags;
 mod volumes;

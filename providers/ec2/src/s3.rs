@@ -1,0 +1,168 @@
+//! Objects in an S3 bucket under a prefix: where `provision backup --to
+//! s3://BUCKET/PREFIX` keeps backups. The same configuration, credential
+//! chain (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`…) and HTTP client
+//! as the EC2 driver; the permissions needed are exactly
+//! `examples/s3-backup-iam-policy.json`.
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use aws_sdk_s3::Client;
+use provision_provider::ProviderError;
+
+/// A failed S3 call, naming the object and saying what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("s3://{bucket}/{key}: {operation} failed: {message}")]
+pub struct S3Error {
+    pub operation: &'static str,
+    pub bucket: String,
+    pub key: String,
+    pub message: String,
+    /// The object (or the bucket) is not there.
+    pub not_found: bool,
+}
+
+/// The objects of one bucket under one prefix.
+pub struct S3Objects {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Objects {
+    /// A client from the standard chain for `bucket`, objects under `prefix`
+    /// (no leading or trailing `/`).
+    pub async fn connect(bucket: &str, prefix: &str) -> Result<S3Objects, ProviderError> {
+        let config = crate::client::load(None, None).await?;
+        // A custom endpoint (MinIO, a private endpoint, a test cloud) is
+        // reached by path: virtual-hosted names (BUCKET.host) need DNS the
+        // endpoint seldom has.
+        let path_style = config.endpoint_url().is_some();
+        let s3 = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(path_style)
+            .build();
+        Ok(S3Objects {
+            client: Client::from_conf(s3),
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    }
+
+    fn key(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.prefix)
+        }
+    }
+
+    fn error<E, R>(&self, operation: &'static str, key: &str, err: SdkError<E, R>) -> S3Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        let (message, not_found) = match err.code() {
+            Some(code @ ("AccessDenied" | "AllAccessDisabled")) => (
+                format!(
+                    "not allowed ({code}): the credentials lack permission for s3:{operation} on this \
+                     bucket and prefix; grant the actions in examples/s3-backup-iam-policy.json"
+                ),
+                false,
+            ),
+            Some("NoSuchBucket") => (
+                format!(
+                    "the bucket {} does not exist: create it (`aws s3 mb s3://{}`) or give another",
+                    self.bucket, self.bucket
+                ),
+                true,
+            ),
+            Some(code @ ("NoSuchKey" | "NotFound")) => (format!("no such object ({code})"), true),
+            Some(code @ ("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken")) => (
+                format!(
+                    "the credentials were refused ({code}): check AWS_PROFILE or the access keys, the region and the endpoint"
+                ),
+                false,
+            ),
+            _ => (DisplayErrorContext(&err).to_string(), false),
+        };
+        S3Error {
+            operation,
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            message,
+            not_found,
+        }
+    }
+
+    /// Writes `name`, encrypted at rest (SSE-S3): backups hold a cluster's keys.
+    pub async fn put(&self, name: &str, bytes: &[u8]) -> Result<(), S3Error> {
+        let key = self.key(name);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .body(ByteStream::from(bytes.to_vec()))
+            .send()
+            .await
+            .map_err(|e| self.error("PutObject", &key, e))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Vec<u8>, S3Error> {
+        let key = self.key(name);
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| self.error("GetObject", &key, e))?;
+        let bytes = object.body.collect().await.map_err(|e| S3Error {
+            operation: "GetObject",
+            bucket: self.bucket.clone(),
+            key: key.clone(),
+            message: format!("the download broke off: {e}"),
+            not_found: false,
+        })?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
+    /// The names of the objects directly under the prefix.
+    pub async fn names(&self) -> Result<Vec<String>, S3Error> {
+        let prefix = self.key("");
+        let mut names = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("ListBucket", &prefix, e))?;
+            for object in page.contents() {
+                if let Some(name) = object.key().and_then(|k| k.strip_prefix(&prefix)) {
+                    if !name.is_empty() && !name.contains('/') {
+                        names.push(name.to_string());
+                    }
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// Deletes `name`; one that is not there is success (S3's own answer).
+    pub async fn delete(&self, name: &str) -> Result<(), S3Error> {
+        let key = self.key(name);
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteObject", &key, e))?;
+        Ok(())
+    }
+}
