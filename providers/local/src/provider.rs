@@ -126,8 +126,12 @@ impl LocalProvider {
         // (see `subnet`); another network made meanwhile may take it first,
         // then the next free one is tried.
         let mut last = None;
-        for _ in 0..5 {
-            let subnet = self.free_subnet().await?;
+        for attempt in 0..5u64 {
+            if attempt > 0 {
+                // The other network may not be listed yet: give it a moment.
+                tokio::time::sleep(std::time::Duration::from_millis(300 * attempt)).await;
+            }
+            let subnet = self.free_subnet(subnet::start_for(&cluster.id)).await?;
             let request = NetworkCreateRequest {
                 name: name.clone(),
                 driver: Some("bridge".into()),
@@ -160,7 +164,7 @@ impl LocalProvider {
     }
 
     /// A /24 no Docker network and no route of this host uses.
-    async fn free_subnet(&self) -> Result<subnet::Net, ProviderError> {
+    async fn free_subnet(&self, start: u32) -> Result<subnet::Net, ProviderError> {
         let networks = self
             .docker
             .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
@@ -174,7 +178,7 @@ impl LocalProvider {
                 .flatten()
                 .filter_map(|c| subnet::Net::parse(c.subnet.as_deref()?)),
         );
-        subnet::pick(&used).ok_or_else(|| ProviderError::Unavailable {
+        subnet::pick(&used, start).ok_or_else(|| ProviderError::Unavailable {
             cloud: CLOUD,
             message: "no free /24 is left in 172.18.0.0-172.31.255.0 for a cluster network".into(),
             hint: "remove Docker networks that are no longer used (`docker network prune`)".into(),

@@ -47,12 +47,29 @@ impl std::fmt::Display for Net {
     }
 }
 
-/// The first /24 of 172.18.0.0–172.31.255.0 that overlaps nothing in `used`.
-pub fn pick(used: &[Net]) -> Option<Net> {
-    (18u32..=31)
-        .flat_map(|b| (0u32..=255).map(move |c| (172 << 24) | (b << 16) | (c << 8)))
-        .map(|addr| Net { addr, prefix: 24 })
+/// The /24s of 172.18.0.0–172.31.255.0.
+const CANDIDATES: u32 = 14 * 256;
+
+/// The first /24 of 172.18.0.0–172.31.255.0 from the `start`th on (round
+/// the end) that overlaps nothing in `used`. Clusters made at once start at
+/// different places (their id), so they seldom reach for the same one.
+pub fn pick(used: &[Net], start: u32) -> Option<Net> {
+    (0..CANDIDATES)
+        .map(|i| (start + i) % CANDIDATES)
+        .map(|i| Net {
+            addr: (172 << 24) | ((18 + i / 256) << 16) | ((i % 256) << 8),
+            prefix: 24,
+        })
         .find(|candidate| !used.iter().any(|u| u.overlaps(candidate)))
+}
+
+/// Where a cluster's search starts, from its id.
+pub fn start_for(cluster_id: &str) -> u32 {
+    // FNV-1a: stable across runs and builds, unlike the std hasher.
+    let hash = cluster_id.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
+    hash % CANDIDATES
 }
 
 /// The destinations of this host's routes (`/proc/net/route`), but the
@@ -84,15 +101,23 @@ mod tests {
     #[test]
     fn a_free_slash_24_is_picked_around_what_is_used() {
         let net = |s| Net::parse(s).unwrap();
-        assert_eq!(pick(&[]).unwrap().to_string(), "172.18.0.0/24");
+        assert_eq!(pick(&[], 0).unwrap().to_string(), "172.18.0.0/24");
         let used = [
             net("172.17.0.0/16"),
             net("172.18.0.0/16"),
             net("172.19.0.0/24"),
         ];
-        assert_eq!(pick(&used).unwrap().to_string(), "172.19.1.0/24");
+        assert_eq!(pick(&used, 0).unwrap().to_string(), "172.19.1.0/24");
+        assert_eq!(pick(&used, 257).unwrap().to_string(), "172.19.1.0/24");
+        // From the last one round to the first free.
+        let last = pick(&[net("172.18.0.0/24")], CANDIDATES - 1).unwrap();
+        assert_eq!(last.to_string(), "172.31.255.0/24");
+        let round = pick(&[net("172.31.255.0/24")], CANDIDATES - 1).unwrap();
+        assert_eq!(round.to_string(), "172.18.0.0/24");
         let all = [net("172.16.0.0/12")];
-        assert_eq!(pick(&all), None);
+        assert_eq!(pick(&all, 0), None);
+        assert_ne!(start_for("a1b2"), start_for("a1b3"));
+        assert!(start_for("a1b2") < CANDIDATES);
         assert!(net("10.0.0.0/8").overlaps(&net("10.1.2.0/24")));
         assert!(!net("10.0.0.0/24").overlaps(&net("10.0.1.0/24")));
         assert_eq!(Net::parse("fd00::/64"), None);
