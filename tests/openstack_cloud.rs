@@ -633,3 +633,61 @@ fn swarm_forms_from_the_bare_debian_cloud_image() {
         .count();
     assert_eq!(ours, 0, "{state}");
 }
+
+/// Its only manager's server failed for good (Nova ERROR): `provision
+/// restore` deletes it first (it holds the address), then restores the
+/// swarm on a new server at the same fixed IP — Nova refuses a fixed IP in
+/// use, and Swarm keeps the backed-up manager's address as its raft
+/// address — and the worker rejoins.
+#[test]
+fn a_swarm_whose_manager_failed_is_restored_at_the_backed_up_address() {
+    let (_turn, cloud) = openstack_cloud();
+    let c = Cluster::new("osr").with_env(&cloud.env);
+    assert_ok(
+        &create(&c, "provision-test", &["--managers", "1", "--workers", "1"]),
+        "create",
+    );
+    let first = c.manager();
+    let address = c.private_address(&first);
+    c.ssh(
+        &first,
+        &[
+            "sudo",
+            "sh",
+            "-c",
+            "echo hi | docker config create provision-os-restore -",
+        ],
+    );
+    let dir = c.dir().join("backups");
+    let dir = dir.to_str().unwrap();
+    c.ok(&["backup", &c.name, "--to", dir, "--force"]);
+    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let failed = cloud
+        .servers(&id)
+        .into_iter()
+        .find(|s| s["name"] == first.as_str())
+        .unwrap();
+    cloud.fail_server(failed["id"].as_str().unwrap(), "the host is gone");
+
+    let out = c.ok(&["restore", &c.name, "--from", dir]);
+    assert!(out.contains("all healthy"), "{out}");
+    let restored = format!("{}-manager-2", c.name);
+    assert_eq!(c.private_address(&restored), address);
+    let configs = c.ssh(
+        &restored,
+        &["sudo", "docker", "config", "ls", "--format", "{{.Name}}"],
+    );
+    assert!(configs.contains("provision-os-restore"), "{configs}");
+    let nodes = c.ssh(
+        &restored,
+        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
+    );
+    assert_eq!(
+        nodes.lines().filter(|l| *l == "Ready").count(),
+        2,
+        "{nodes}"
+    );
+    assert_eq!(nodes.lines().count(), 2, "no Down entry left: {nodes}");
+    assert_eq!(cloud.servers(&id).len(), 2);
+    destroy_leaves_no_server(&c, cloud, &id);
+}

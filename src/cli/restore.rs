@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use super::session::{self, connect_provider};
 use super::Global;
 use crate::backup::{self, Location, Manifest};
-use crate::controller::Action;
 use crate::spec::RestoreRequest;
 use crate::state::ClusterRecord;
 
@@ -41,10 +40,7 @@ pub async fn run(
     });
     let provider = connect_provider(&record.spec, None).await?;
     let dry = session.dry_run(&record, provider.clone(), &[]).await?;
-    let restores = dry
-        .plan
-        .any_step(|a| matches!(a, Action::RestoreCluster { .. }));
-    if !under_way && !restores {
+    if !under_way && !dry.plan.restoring {
         let why = if dry.plan.notes.is_empty() {
             "a manager answers with the cluster's state, so there is nothing to restore (a \
              majority of managers lost is re-formed from a survivor by `provision heal` and the \

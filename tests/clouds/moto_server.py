@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from moto.ec2.models import elastic_network_interfaces
 from moto.iam import access_control
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.elastic_network_interfaces import NetworkInterfaceBackend
 from moto.server import main
 
 from ec2_public import PUBLIC_CIDR, public_pool
@@ -46,6 +48,29 @@ def _create_aws_request_encoded(self):
 
 
 access_control.IAMRequestBase._create_aws_request = _create_aws_request_encoded
+
+
+# EC2 refuses a private address that an interface in the subnet holds
+# already (RunInstances, CreateNetworkInterface: "InvalidIPAddress.InUse",
+# EC2 API reference, error codes); moto hands it out twice.
+class AddressInUse(EC2ClientError):
+    def __init__(self, address):
+        super().__init__("InvalidIPAddress.InUse", f"Address {address} is in use.")
+
+
+_create_network_interface = NetworkInterfaceBackend.create_network_interface
+
+
+def _create_network_interface_once(self, subnet, private_ip_address, *args, **kwargs):
+    wanted = private_ip_address[0] if isinstance(private_ip_address, list) else private_ip_address
+    if wanted:
+        for eni in self.enis.values():
+            if eni.subnet.id == subnet.id and eni.private_ip_address == wanted:
+                raise AddressInUse(wanted)
+    return _create_network_interface(self, subnet, private_ip_address, *args, **kwargs)
+
+
+NetworkInterfaceBackend.create_network_interface = _create_network_interface_once
 
 if __name__ == "__main__":
     print(f"public IPv4 addresses from {PUBLIC_CIDR}", flush=True)

@@ -378,8 +378,23 @@ class Cloud:
 
     # -- resources
 
-    def allocate_ip(self, network_id):
+    def allocate_ip(self, network_id, wanted=None):
         subnet = self.subnets[self.networks[network_id]["subnets"][0]]
+        if wanted is not None:
+            # Nova's create with networks[].fixed_ip (API reference, "Create
+            # Server"): an address of the subnet that no port holds, else 400
+            # (FixedIpAlreadyInUse, InvalidFixedIpAddress are badRequest in
+            # nova/api/openstack/compute/servers.py).
+            if wanted in subnet["free"]:
+                subnet["free"].remove(wanted)
+                return subnet["id"], wanted
+            holder = next((p["device_id"] for p in self.ports.values()
+                           if any(f["ip_address"] == wanted for f in p["fixed_ips"])), None)
+            if holder is not None:
+                raise nova_error(400, "badRequest",
+                                 f"Fixed IP address {wanted} is already in use on instance {holder}.")
+            raise nova_error(400, "badRequest",
+                             f"Fixed IP {wanted} is not a valid ip address for network {network_id}.")
         if not subnet["free"]:
             raise neutron_error(409, "IpAddressGenerationFailure",
                                 f"No more IP addresses available on network {network_id}.")
@@ -388,8 +403,8 @@ class Cloud:
     def release_ip(self, subnet_id, ip):
         self.subnets[subnet_id]["free"].append(ip)
 
-    def make_port(self, network_id, device_id, security_groups, name=""):
-        subnet_id, ip = self.allocate_ip(network_id)
+    def make_port(self, network_id, device_id, security_groups, name="", fixed_ip=None):
+        subnet_id, ip = self.allocate_ip(network_id, fixed_ip)
         pid = str(uuid.uuid4())
         mac = "fa:16:3e:%02x:%02x:%02x" % tuple(random.randrange(256) for _ in range(3))
         self.ports[pid] = {
@@ -682,7 +697,8 @@ def create_server(c, body, project, mv):
             raise nova_error(400, "badRequest", "the simulator creates ports itself; pass networks by uuid")
         if n.get("uuid") not in c.networks:
             raise nova_error(400, "badRequest", f"Network {n.get('uuid')} could not be found.")
-        ports.append(c.make_port(n["uuid"], sid, [i for _, ids in groups for i in ids]))
+        ports.append(c.make_port(n["uuid"], sid, [i for _, ids in groups for i in ids],
+                                 fixed_ip=n.get("fixed_ip")))
     c.servers[sid] = {
         "id": sid, "name": s["name"], "status": "BUILD", "flavor_id": flavor["id"], "image_id": image_id,
         "key_name": s.get("key_name"), "metadata": meta, "ports": ports, "project_id": project,

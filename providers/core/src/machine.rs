@@ -196,21 +196,3 @@ impl Addresses {
         })
     }
 }
-
-impl MachineSpec {
-    /// For a cloud driver that cannot launch at a chosen private address
-    /// yet: refuses a spec that asks for one, rather than ignoring it.
-    pub fn refuse_private_address(&self, cloud: &str) -> Result<(), crate::ProviderError> {
-        match &self.private_address {
-            None => Ok(()),
-            Some(address) => Err(crate::ProviderError::Invalid {
-                field: format!("{}'s private address {address}", self.node),
-                message: format!(
-                    "the {cloud} driver cannot launch a machine at a chosen private address yet, \
-                     which a Swarm restore from a backup needs (the restored manager keeps the \
-                     backed-up manager's address); restore on the local cloud for now"
-                ),
-            }),
-        }
-    }
-}

@@ -84,6 +84,15 @@ pub fn explain(call: &str, code: &str, message: &str) -> ProviderError {
                 ),
             }
         }
+        // A chosen private address (a restored Swarm manager keeps the
+        // backed-up one's) that an instance or interface holds already.
+        "InvalidIPAddress.InUse" => ProviderError::Invalid {
+            field: "private address".into(),
+            message: format!(
+                "EC2 says the address is in use ({message}): terminate what holds it (an old \
+                 manager's instance or interface) and run the same command again"
+            ),
+        },
         "InvalidInstanceType" => ProviderError::Invalid {
             field: "flavor".into(),
             message: format!(

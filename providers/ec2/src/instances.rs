@@ -107,11 +107,13 @@ impl Ec2Provider {
                     .groups(&prereqs.group_id)
                     .associate_public_ip_address(true)
                     .delete_on_termination(true)
+                    .set_private_ip_address(spec.private_address.clone())
                     .build(),
             ),
             SshAddress::Private => call
                 .subnet_id(&prereqs.subnet_id)
-                .security_group_ids(&prereqs.group_id),
+                .security_group_ids(&prereqs.group_id)
+                .set_private_ip_address(spec.private_address.clone()),
         };
         // The root volume goes with its instance whatever the AMI says (an
         // AMI may set DeleteOnTermination to false); destroy sweeps tagged

@@ -127,7 +127,6 @@ impl Provider for Ec2Provider {
         cluster: &ClusterRef,
         spec: &MachineSpec,
     ) -> Result<Machine, ProviderError> {
-        spec.refuse_private_address(CLOUD)?;
         let prereqs = self.prerequisites(cluster, &LogRecorder).await?;
         let launched = self.launch(cluster, spec, &prereqs).await;
         if launched.is_err() {

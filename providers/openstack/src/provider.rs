@@ -123,7 +123,6 @@ impl Provider for OpenStackProvider {
         cluster: &ClusterRef,
         spec: &MachineSpec,
     ) -> Result<Machine, ProviderError> {
-        spec.refuse_private_address(CLOUD)?;
         let inputs = self.inputs().await?;
         let prereqs = self.prerequisites(cluster, &LogRecorder).await?;
         let launched = self.launch(cluster, spec, &prereqs, &inputs).await;

@@ -220,12 +220,18 @@ impl OpenStackProvider {
         meta.insert(metadata::CLUSTER_NAME.into(), json!(cluster.name));
         meta.insert(metadata::NODE.into(), json!(spec.node));
         meta.insert(metadata::ROLE.into(), json!(spec.role.as_str()));
+        // A fixed IP when the spec asks for one (a restored manager keeps
+        // the backed-up one's): Nova refuses one in use (400).
+        let network = match &spec.private_address {
+            Some(ip) => json!({"uuid": inputs.network_id, "fixed_ip": ip}),
+            None => json!({"uuid": inputs.network_id}),
+        };
         let mut server = json!({
             "name": spec.node,
             "flavorRef": inputs.flavor_id,
             "imageRef": inputs.image_id,
             "key_name": prereqs.keypair,
-            "networks": [{"uuid": inputs.network_id}],
+            "networks": [network],
             "security_groups": [{"name": prereqs.security_group}],
             "metadata": meta,
         });

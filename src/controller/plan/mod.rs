@@ -227,6 +227,9 @@ pub struct Plan {
     /// Nodes that never joined and are not replaced again: the cluster's
     /// budget of attempts in a row is spent (an operator must look).
     pub stalled: Vec<String>,
+    /// The pass is a step of a restore from a backup (the old managers'
+    /// machines deleted, or the cluster restored on a new manager).
+    pub restoring: bool,
 }
 
 /// One node's steps in a pass, run in order.

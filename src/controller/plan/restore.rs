@@ -93,6 +93,29 @@ pub(super) fn restore(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> 
             );
         }
     }
+    // An old manager's machine still there (in error, or forced) may hold
+    // the address the restored manager must have: deleted first, alone.
+    let leftovers: Vec<&&NodeView> = old.iter().filter(|v| v.machine.is_some()).collect();
+    if !leftovers.is_empty() {
+        for v in &leftovers {
+            let m = v.machine.expect("filtered");
+            d.steps.push(Action::DeleteMachine {
+                node: v.name().to_string(),
+                machine_id: m.id.clone(),
+            });
+        }
+        d.plan.restoring = true;
+        d.plan.notes.push(format!(
+            "the old managers' machines are deleted before the restore ({}): the restored \
+             manager takes the backed-up manager's address",
+            leftovers
+                .iter()
+                .map(|v| v.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return Restore::Alone;
+    }
     // A manager an earlier attempt added (it never joined) is the one
     // restored, so an interrupted restore is finished, never repeated.
     let target = views
@@ -139,6 +162,7 @@ pub(super) fn restore(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> 
     ));
     d.steps.push(Action::Bootstrap { node: node.clone() });
     d.steps.push(Action::RestoreCluster { node });
+    d.plan.restoring = true;
     Restore::Alone
 }
 
@@ -229,6 +253,30 @@ mod tests {
     }
 
     #[test]
+    fn a_manager_machine_in_error_is_deleted_before_the_restore() {
+        let (mut records, mut observed) = managers_gone();
+        observed.machines.push(machine(
+            Role::Manager,
+            2,
+            MachineState::Error("No valid host".into()),
+        ));
+        let p = plan(&restoring(3, 2, false), &records, &observed, NOW);
+        assert!(!p.any_step(|a| matches!(a, Action::RestoreCluster { .. })));
+        assert!(p.any_step(|a| matches!(
+            a,
+            Action::DeleteMachine { node, .. } if node == "web-manager-2"
+        )));
+        assert!(noted(&p, "deleted before the restore"), "{:?}", p.notes);
+        assert!(p.restoring);
+        for r in records.iter_mut() {
+            r.retiring = r.role == Role::Manager;
+        }
+        observed.machines.retain(|m| m.node != "web-manager-2");
+        let p = plan(&restoring(3, 2, false), &records, &observed, NOW);
+        assert!(p.any_step(|a| matches!(a, Action::RestoreCluster { .. })));
+    }
+
+    #[test]
     fn an_interrupted_restore_is_finished_on_the_same_new_manager() {
         let (mut records, mut observed) = managers_gone();
         for r in records.iter_mut().filter(|r| r.role == Role::Manager) {
@@ -285,12 +333,27 @@ mod tests {
         assert!(p.is_empty(), "{:?}", p.actions());
         assert!(noted(&p, "restore waits"), "{:?}", p.notes);
         assert!(noted(&p, "--force"), "{:?}", p.notes);
+        // Forced: its machine is deleted first, alone (it may hold the
+        // address the restored manager needs), then the restore.
         let p = plan(&restoring(3, 2, true), &records, &observed, NOW);
-        assert!(p.any_step(|a| matches!(a, Action::RestoreCluster { .. })));
         assert!(p.changes.contains(&Action::Retire {
             node: "web-manager-1".into(),
             reason: "gone: restoring from the backup of 2026-12-01T00:00:00Z".into()
         }));
+        assert_eq!(
+            p.actions()
+                .into_iter()
+                .filter(|a| !matches!(a, Action::Retire { .. }))
+                .collect::<Vec<_>>(),
+            vec![Action::DeleteMachine {
+                node: "web-manager-1".into(),
+                machine_id: "id-manager-1".into()
+            }]
+        );
+        observed.machines.retain(|m| m.node != "web-manager-1");
+        observed.probes.remove("web-manager-1");
+        let p = plan(&restoring(3, 2, true), &records, &observed, NOW);
+        assert!(p.any_step(|a| matches!(a, Action::RestoreCluster { .. })));
     }
 
     #[test]
