@@ -331,3 +331,61 @@ fn a_name_reused_after_scale_in_gets_a_new_instance_and_destroy_deletes_left_vol
         left_over: "none".into(),
     });
 }
+
+/// Its only manager's instance terminated: `provision restore` launches
+/// the new manager at the backed-up manager's private address
+/// (RunInstances' PrivateIpAddress), the swarm comes back from the backup
+/// and the worker rejoins.
+#[test]
+fn a_swarm_whose_manager_was_terminated_is_restored_at_the_backed_up_address() {
+    let cloud = ec2_cloud();
+    let c = Cluster::new("ec2r").with_env(&cloud.env);
+    let out = create(&c, &[], &["--managers", "1", "--workers", "1"]);
+    assert!(
+        out.status.success(),
+        "create failed:\n{}",
+        output_text(&out)
+    );
+    let first = c.manager();
+    let address = c.private_address(&first);
+    c.ssh(
+        &first,
+        &[
+            "sudo",
+            "sh",
+            "-c",
+            "echo hi | docker config create provision-ec2-restore -",
+        ],
+    );
+    let dir = c.dir().join("backups");
+    let dir = dir.to_str().unwrap();
+    c.ok(&["backup", &c.name, "--to", dir, "--force"]);
+    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let manager = cloud
+        .live_instances("provision:cluster", &id)
+        .into_iter()
+        .find(|i| i["tags"]["provision:role"] == "manager")
+        .unwrap();
+    cloud.terminate(manager["id"].as_str().unwrap());
+
+    c.ok(&["restore", &c.name, "--from", dir]);
+    let restored = format!("{}-manager-2", c.name);
+    assert_eq!(c.private_address(&restored), address);
+    let configs = c.ssh(
+        &restored,
+        &["sudo", "docker", "config", "ls", "--format", "{{.Name}}"],
+    );
+    assert!(configs.contains("provision-ec2-restore"), "{configs}");
+    let nodes = c.ssh(
+        &restored,
+        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
+    );
+    assert_eq!(
+        nodes.lines().filter(|l| *l == "Ready").count(),
+        2,
+        "{nodes}"
+    );
+    assert_eq!(nodes.lines().count(), 2, "no Down entry left: {nodes}");
+    c.ok(&["destroy", &c.name, "--yes"]);
+    assert!(cloud.live_instances("provision:cluster", &id).is_empty());
+}

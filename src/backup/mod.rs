@@ -125,7 +125,13 @@ pub fn choose_manager<'a>(
         .filter_map(|m| {
             records
                 .iter()
-                .find(|r| r.name == m.hostname && r.role == Role::Manager && r.addresses.is_some())
+                // By member id: a node's hostname is the cloud's to choose
+                // (EC2 names instances ip-10-0-0-5), and its own to change.
+                .find(|r| {
+                    r.member_id.as_deref() == Some(m.id.as_str())
+                        && r.role == Role::Manager
+                        && r.addresses.is_some()
+                })
                 .map(|r| (m, r))
         })
         .collect();
@@ -296,6 +302,7 @@ mod tests {
 
     fn manager(name: &str, index: u32) -> NodeRecord {
         let mut r = NodeRecord::new("web", name, Role::Manager, index);
+        r.member_id = Some(format!("id-{name}"));
         r.addresses = Some(Addresses {
             private: format!("10.0.0.{index}"),
             public: None,
@@ -306,8 +313,8 @@ mod tests {
 
     fn member(name: &str, status: &str) -> Member {
         Member {
-            id: format!("id{}", name.len()),
-            hostname: name.into(),
+            id: format!("id-{name}"),
+            hostname: format!("ip-{}", name.len()),
             role: Role::Manager,
             ready: true,
             status: format!("Ready Active {status}"),
@@ -346,13 +353,17 @@ mod tests {
             choose_manager(&one, &records[..1], true).unwrap().name,
             "web-manager-1"
         );
-        // A member whose hostname is no node of ours is never chosen.
+        // A member that is no node of ours, or whose hostname no host can
+        // have (what a node says of itself), is never chosen.
+        let mut lying = member("web-manager-2", "Reachable");
+        lying.hostname = "x\nrm -rf /".into();
         let strange = [
             member("web-manager-1", "Leader"),
-            member("x\nrm -rf /", "Reachable"),
+            lying,
             member("other", "Reachable"),
         ];
-        assert!(choose_manager(&strange, &records, false).is_err());
+        let err = choose_manager(&strange, &records, false).unwrap_err();
+        assert!(err.contains("1 Ready manager"), "{err}");
     }
 
     fn manifest(cluster: &str, at: &str) -> Manifest {
