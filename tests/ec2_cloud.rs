@@ -348,18 +348,9 @@ fn a_swarm_whose_manager_was_terminated_is_restored_at_the_backed_up_address() {
     );
     let first = c.manager();
     let address = c.private_address(&first);
-    c.ssh(
-        &first,
-        &[
-            "sudo",
-            "sh",
-            "-c",
-            "echo hi | docker config create provision-ec2-restore -",
-        ],
-    );
     let dir = c.dir().join("backups");
     let dir = dir.to_str().unwrap();
-    c.ok(&["backup", &c.name, "--to", dir, "--force"]);
+    back_up_marked_swarm(&c, dir, "provision-ec2-restore");
     let id = c.status_json()["id"].as_str().unwrap().to_string();
     let manager = cloud
         .live_instances("provision:cluster", &id)
@@ -368,24 +359,7 @@ fn a_swarm_whose_manager_was_terminated_is_restored_at_the_backed_up_address() {
         .unwrap();
     cloud.terminate(manager["id"].as_str().unwrap());
 
-    c.ok(&["restore", &c.name, "--from", dir]);
-    let restored = format!("{}-manager-2", c.name);
-    assert_eq!(c.private_address(&restored), address);
-    let configs = c.ssh(
-        &restored,
-        &["sudo", "docker", "config", "ls", "--format", "{{.Name}}"],
-    );
-    assert!(configs.contains("provision-ec2-restore"), "{configs}");
-    let nodes = c.ssh(
-        &restored,
-        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
-    );
-    assert_eq!(
-        nodes.lines().filter(|l| *l == "Ready").count(),
-        2,
-        "{nodes}"
-    );
-    assert_eq!(nodes.lines().count(), 2, "no Down entry left: {nodes}");
+    assert_restored_swarm(&c, dir, &address, "provision-ec2-restore");
     c.ok(&["destroy", &c.name, "--yes"]);
     assert!(cloud.live_instances("provision:cluster", &id).is_empty());
 }

@@ -649,18 +649,9 @@ fn a_swarm_whose_manager_failed_is_restored_at_the_backed_up_address() {
     );
     let first = c.manager();
     let address = c.private_address(&first);
-    c.ssh(
-        &first,
-        &[
-            "sudo",
-            "sh",
-            "-c",
-            "echo hi | docker config create provision-os-restore -",
-        ],
-    );
     let dir = c.dir().join("backups");
     let dir = dir.to_str().unwrap();
-    c.ok(&["backup", &c.name, "--to", dir, "--force"]);
+    back_up_marked_swarm(&c, dir, "provision-os-restore");
     let id = c.status_json()["id"].as_str().unwrap().to_string();
     let failed = cloud
         .servers(&id)
@@ -669,25 +660,7 @@ fn a_swarm_whose_manager_failed_is_restored_at_the_backed_up_address() {
         .unwrap();
     cloud.fail_server(failed["id"].as_str().unwrap(), "the host is gone");
 
-    let out = c.ok(&["restore", &c.name, "--from", dir]);
-    assert!(out.contains("all healthy"), "{out}");
-    let restored = format!("{}-manager-2", c.name);
-    assert_eq!(c.private_address(&restored), address);
-    let configs = c.ssh(
-        &restored,
-        &["sudo", "docker", "config", "ls", "--format", "{{.Name}}"],
-    );
-    assert!(configs.contains("provision-os-restore"), "{configs}");
-    let nodes = c.ssh(
-        &restored,
-        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
-    );
-    assert_eq!(
-        nodes.lines().filter(|l| *l == "Ready").count(),
-        2,
-        "{nodes}"
-    );
-    assert_eq!(nodes.lines().count(), 2, "no Down entry left: {nodes}");
+    assert_restored_swarm(&c, dir, &address, "provision-os-restore");
     assert_eq!(cloud.servers(&id).len(), 2);
     destroy_leaves_no_server(&c, cloud, &id);
 }

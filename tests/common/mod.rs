@@ -780,3 +780,42 @@ pub fn record_fault_row(row: FaultRow) {
 pub fn remediations_in(events: &str) -> usize {
     events.matches("retiring: unhealthy").count()
 }
+
+/// A 1+1 Swarm on a cloud whose login user is not root: a config marks
+/// the state, a backup is taken into `dir` (with --force: one manager).
+pub fn back_up_marked_swarm(c: &Cluster, dir: &str, marker: &str) {
+    c.ssh(
+        &c.manager(),
+        &[
+            "sudo",
+            "sh",
+            "-c",
+            &format!("echo hi | docker config create {marker} -"),
+        ],
+    );
+    c.ok(&["backup", &c.name, "--to", dir, "--force"]);
+}
+
+/// After `provision restore --from dir` of a [`back_up_marked_swarm`]:
+/// its new manager (index 2) has the old one's `address`, the marker
+/// config is back, and both nodes are Ready with no Down entry left.
+pub fn assert_restored_swarm(c: &Cluster, dir: &str, address: &str, marker: &str) {
+    c.ok(&["restore", &c.name, "--from", dir]);
+    let restored = format!("{}-manager-2", c.name);
+    assert_eq!(c.private_address(&restored), address);
+    let configs = c.ssh(
+        &restored,
+        &["sudo", "docker", "config", "ls", "--format", "{{.Name}}"],
+    );
+    assert!(configs.contains(marker), "{configs}");
+    let nodes = c.ssh(
+        &restored,
+        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
+    );
+    assert_eq!(
+        nodes.lines().filter(|l| *l == "Ready").count(),
+        2,
+        "{nodes}"
+    );
+    assert_eq!(nodes.lines().count(), 2, "no Down entry left: {nodes}");
+}
