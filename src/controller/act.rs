@@ -384,6 +384,13 @@ impl Run<'_> {
                     }
                     self.ctl.orchestrator.join(s, *role, via, secrets).await?;
                     self.joined(node, s).await?;
+                    // Its entry from before the restore: the node left it,
+                    // though it may still be listed Ready for a while (it
+                    // had reconnected: the restored manager has the old
+                    // address), so it is removed now, not left behind.
+                    if let Action::Rejoin { old: Some(old), .. } = step {
+                        self.through_manager(node, old, false).await?;
+                    }
                     let what = if rejoin {
                         format!("left the cluster as it was before the restore and joined the restored one as {role}")
                     } else {

@@ -213,3 +213,72 @@ async fn a_held_install_ends_at_the_converge_timeout_and_the_rest_joined_meanwhi
     assert!(ready.contains("web-manager-1") && ready.contains("web-worker-1"));
     assert!(!ready.contains("web-worker-2"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_no_manager_left_a_restore_re_forms_the_cluster_and_the_workers_rejoin() {
+    let mut w = world(3, 2);
+    w.converge().await;
+    // A backup taken on manager 2, at its address.
+    let backup = w._dir.path().join("web-1.tar.gz");
+    std::fs::write(&backup, w.swarm.backup_of("web-manager-2")).unwrap();
+    let backed_up_id = w.swarm.member_id("web-manager-2").unwrap();
+    let address = w
+        .ctl
+        .store
+        .node("web", "web-manager-2")
+        .unwrap()
+        .unwrap()
+        .addresses
+        .unwrap()
+        .private;
+    let workers: Vec<Option<String>> = ["web-worker-1", "web-worker-2"]
+        .iter()
+        .map(|n| w.swarm.member_id(n))
+        .collect();
+    for i in 1..=3 {
+        w.cloud.vanish(&format!("web-manager-{i}"));
+    }
+    w.ctx.record.spec.restore = Some(crate::spec::RestoreRequest {
+        archive: backup.display().to_string(),
+        taken_at: "2026-12-01T00:00:00Z".into(),
+        private_address: Some(address.clone()),
+        force: false,
+    });
+    w.ctl.store.put_cluster(&w.ctx.record).unwrap();
+
+    let report = w.converge().await;
+    assert!(report.healthy, "{report:?}");
+    assert_eq!((w.swarm.restores(), w.swarm.inits()), (1, 1));
+    // The new manager is the backed-up one, at its address.
+    assert_eq!(w.swarm.member_id("web-manager-4"), Some(backed_up_id));
+    assert!(w.cloud.running_at("web-manager-4", &address));
+    // Workers rejoined on their machines (new member ids), not replaced:
+    // three new machines, all for managers.
+    assert_eq!(w.cloud.calls("create_machine"), 5 + 3);
+    for (n, old) in ["web-worker-1", "web-worker-2"].iter().zip(&workers) {
+        assert!(w.swarm.member_id(n).is_some() && w.swarm.member_id(n) != *old);
+    }
+    let ready: Vec<String> = w.swarm.ready().into_iter().collect();
+    assert_eq!(
+        ready,
+        [
+            "web-manager-1",
+            "web-manager-2",
+            "web-manager-4",
+            "web-worker-1",
+            "web-worker-2"
+        ]
+    );
+    assert_eq!(w.node_names(), ready);
+    // Nothing left listed that is no node, and the request is done.
+    assert_eq!(w.swarm.listed(), 5);
+    let listed = w.ctl.store.events("web", 200).unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|e| e.message.starts_with("restore finished")),
+        "{listed:?}"
+    );
+    let stored = w.ctl.store.cluster("web").unwrap().unwrap();
+    assert_eq!(stored.spec.restore, None);
+}

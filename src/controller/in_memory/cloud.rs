@@ -34,6 +34,12 @@ impl Cloud {
         }
     }
 
+    /// The machine of `node` is gone, as after `docker rm -f` or a
+    /// terminated instance.
+    pub fn vanish(&self, node: &str) {
+        self.state().machines.retain(|_, m| m.node != node);
+    }
+
     /// Whether `node` has a running machine at `address`.
     pub fn running_at(&self, node: &str, address: &str) -> bool {
         self.state().machines.values().any(|m| {
@@ -91,14 +97,32 @@ impl Provider for Cloud {
         {
             return Ok(m.clone());
         }
+        // A chosen address is given unless a machine holds it, as a cloud
+        // refuses a fixed IP in use.
+        if let Some(wanted) = &spec.private_address {
+            let taken = state
+                .machines
+                .values()
+                .any(|m| m.addresses.as_ref().is_some_and(|a| &a.private == wanted));
+            if taken {
+                return Err(ProviderError::Invalid {
+                    field: format!("{}'s private address", spec.node),
+                    message: format!("{wanted} is in use"),
+                });
+            }
+        }
         state.next += 1;
         let n = state.next;
+        let address = spec
+            .private_address
+            .clone()
+            .unwrap_or_else(|| format!("10.0.0.{n}"));
         let machine = Machine {
             id: format!("m-{n}"),
             node: spec.node.clone(),
             role: spec.role,
             state: MachineState::Running,
-            addresses: Some(Addresses::private_only(&format!("10.0.0.{n}"))),
+            addresses: Some(Addresses::private_only(&address)),
         };
         state.machines.insert(machine.id.clone(), machine.clone());
         Ok(machine)

@@ -1,7 +1,11 @@
 //! An orchestrator with Swarm's shape, kept in memory: the cluster is
 //! initialised once on a manager, nodes join through it (managers one at a
 //! time, as Raft takes them), a manager lists the members. A test fails or
-//! holds a node's install and marks a member down.
+//! holds a node's install and marks a member down. A restore from a backup
+//! behaves as Swarm's does: the restored manager takes the backed-up
+//! manager's id, the other members are listed but not Ready, and a node of
+//! the cluster as it was still says it is joined (and a join is a no-op for
+//! it, as `swarm/join.sh` finds it active) until it leaves.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -31,6 +35,16 @@ struct State {
     inits: u32,
     /// By node name.
     members: BTreeMap<String, Member>,
+    /// Members a restored cluster knows from its backup that no node is
+    /// (until removed): listed, never Ready.
+    ghosts: Vec<Member>,
+    /// Machines still in the cluster as it was before a restore, by
+    /// address (a new machine of the same node starts on a fresh engine):
+    /// node name and member.
+    stale: BTreeMap<String, (String, Member)>,
+    /// Each member's address, by node name.
+    addresses: BTreeMap<String, String>,
+    restores: u32,
     next_id: u32,
     probes: BTreeMap<String, u32>,
     installs: BTreeMap<String, u32>,
@@ -89,13 +103,50 @@ impl Swarmish {
         self.state().inits
     }
 
+    /// Entries `members` lists: nodes, and what a restore knew of that no
+    /// node is.
+    pub fn listed(&self) -> usize {
+        let state = self.state();
+        state.members.len() + state.ghosts.len()
+    }
+
+    /// Times the cluster was restored from a backup.
+    pub fn restores(&self) -> u32 {
+        self.state().restores
+    }
+
+    /// `node`'s member id now.
+    pub fn member_id(&self, node: &str) -> Option<String> {
+        self.state().members.get(node).map(|m| m.id.clone())
+    }
+
+    /// What a backup taken on `node` holds, for [`Orchestrator::restore`]:
+    /// its member id (Swarm's raft state names the node by it).
+    pub fn backup_of(&self, node: &str) -> Vec<u8> {
+        self.member_id(node).unwrap_or_default().into_bytes()
+    }
+
     /// The most manager joins that ran at once.
     pub fn most_manager_joins_at_once(&self) -> u32 {
         self.state().manager_joins_most
     }
 
-    fn add_member(&self, node: &str, role: Role) {
+    /// The member `node` was before a restore, if this machine of it is
+    /// still in that cluster.
+    fn stale(&self, node: &NodeShell) -> Option<Member> {
+        self.state()
+            .stale
+            .get(node.private_address())
+            .filter(|(name, _)| name == node.node())
+            .map(|(_, m)| m.clone())
+    }
+
+    fn add_member(&self, node: &NodeShell, role: Role) {
+        let (node, address) = (node.node(), node.private_address());
         let mut state = self.state();
+        state
+            .addresses
+            .insert(node.to_string(), address.to_string());
         state.next_id += 1;
         let id = format!("node{:021}", state.next_id);
         state.members.insert(
@@ -142,8 +193,18 @@ impl Orchestrator for Swarmish {
     }
 
     async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
+        let stale = self.stale(node);
         let mut state = self.state();
         *state.probes.entry(node.node().to_string()).or_default() += 1;
+        if let Some(old) = stale {
+            return Ok(NodeProbe {
+                engine_running: true,
+                joined: true,
+                member_id: Some(old.id.clone()),
+                control: false,
+                config_stale: false,
+            });
+        }
         let member = state.members.get(node.node());
         let joined = member.is_some();
         Ok(NodeProbe {
@@ -161,7 +222,7 @@ impl Orchestrator for Swarmish {
             state.exists = true;
             state.inits += 1;
         }
-        self.add_member(node.node(), Role::Manager);
+        self.add_member(node, Role::Manager);
         Ok(())
     }
 
@@ -192,6 +253,10 @@ impl Orchestrator for Swarmish {
                 tail: vec!["Error response from daemon: no swarm to join".into()],
             });
         }
+        if self.stale(node).is_some() {
+            // `swarm/join.sh`: "already a swarm member", whichever swarm.
+            return Ok(());
+        }
         if role == Role::Manager {
             {
                 let mut state = self.state();
@@ -201,12 +266,18 @@ impl Orchestrator for Swarmish {
             tokio::time::sleep(MANAGER_JOIN).await;
             self.state().manager_joins_now -= 1;
         }
-        self.add_member(node.node(), role);
+        self.add_member(node, role);
         Ok(())
     }
 
     async fn members(&self, _manager: &NodeShell) -> Result<Vec<Member>, ShellError> {
-        Ok(self.state().members.values().cloned().collect())
+        let state = self.state();
+        Ok(state
+            .members
+            .values()
+            .chain(state.ghosts.iter())
+            .cloned()
+            .collect())
     }
 
     async fn drain(&self, _manager: &NodeShell, _member: &Member) -> Result<(), ShellError> {
@@ -214,7 +285,62 @@ impl Orchestrator for Swarmish {
     }
 
     async fn remove_member(&self, _manager: &NodeShell, member: &Member) -> Result<(), ShellError> {
-        self.state().members.retain(|_, m| m.id != member.id);
+        let mut state = self.state();
+        state.members.retain(|_, m| m.id != member.id);
+        state.ghosts.retain(|m| m.id != member.id);
+        Ok(())
+    }
+
+    fn restores_from_backup(&self) -> bool {
+        true
+    }
+
+    async fn restore(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(archive.expose())
+            .map_err(|_| ShellError::unreadable(node.node(), "restore", "not base64".into()))?;
+        let id = String::from_utf8(bytes)
+            .map_err(|_| ShellError::unreadable(node.node(), "restore", "not an id".into()))?;
+        let mut state = self.state();
+        if state.members.contains_key(node.node()) {
+            return Ok(());
+        }
+        // Every node of the cluster as it was still thinks it is in it; the
+        // restored one lists them all, none Ready, but the node restored
+        // here, which takes the backed-up manager's id.
+        let before = std::mem::take(&mut state.members);
+        for (name, m) in before {
+            state.ghosts.push(Member {
+                ready: false,
+                status: "Unknown Active".into(),
+                ..m.clone()
+            });
+            if let Some(address) = state.addresses.get(&name).cloned() {
+                state.stale.insert(address, (name, m));
+            }
+        }
+        state.ghosts.retain(|m| m.id != id);
+        state
+            .addresses
+            .insert(node.node().to_string(), node.private_address().to_string());
+        state.members.insert(
+            node.node().to_string(),
+            Member {
+                id,
+                hostname: node.node().to_string(),
+                role: Role::Manager,
+                ready: true,
+                status: "Ready Active Leader".into(),
+            },
+        );
+        state.exists = true;
+        state.restores += 1;
+        Ok(())
+    }
+
+    async fn leave_old_cluster(&self, node: &NodeShell) -> Result<(), ShellError> {
+        self.state().stale.remove(node.private_address());
         Ok(())
     }
 

@@ -147,8 +147,14 @@ pub enum Action {
     /// Re-form the cluster on this new manager from the backup the spec's
     /// `restore` names (no manager survives).
     RestoreCluster { node: String },
-    /// Leave the cluster as it was before a restore, and join the restored one.
-    Rejoin { node: String, role: Role },
+    /// Leave the cluster as it was before a restore, join the restored
+    /// one, and remove the entry the restored one has of it from before
+    /// (`old`): the node left it, though it may still be listed Ready.
+    Rejoin {
+        node: String,
+        role: Role,
+        old: Option<Member>,
+    },
 }
 
 impl Action {
@@ -200,7 +206,7 @@ impl Action {
             Action::RestoreCluster { node } => {
                 format!("restore the cluster on {node} from the backup")
             }
-            Action::Rejoin { node, role } => {
+            Action::Rejoin { node, role, .. } => {
                 format!("rejoin {node} as {role} (it left with the cluster before the restore)")
             }
         }

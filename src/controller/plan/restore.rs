@@ -179,6 +179,7 @@ fn rejoin_workers(views: &[NodeView], d: &mut Decisions) -> Restore {
             d.steps.push(Action::Rejoin {
                 node: v.name().to_string(),
                 role: Role::Worker,
+                old: v.member.cloned(),
             });
             rejoining.insert(v.name().to_string());
         }
@@ -384,10 +385,11 @@ mod tests {
         let actions = p.actions();
         for w in ["web-worker-1", "web-worker-2"] {
             assert!(
-                actions.contains(&Action::Rejoin {
-                    node: w.into(),
-                    role: Role::Worker
-                }),
+                actions.iter().any(|a| matches!(
+                    a,
+                    Action::Rejoin { node, role: Role::Worker, old: Some(m) }
+                        if node == w && m.hostname == *w && !m.ready
+                )),
                 "{actions:?}"
             );
             assert!(
