@@ -91,10 +91,12 @@ pub async fn read_archive(file: &str) -> Result<Secret, BackupError> {
 /// yet, or the newest `interval` old. A manifest whose time cannot be read
 /// counts as none, so a backup is taken rather than skipped.
 pub fn due(policy: &BackupPolicy, newest: Option<&Manifest>, now: i64) -> bool {
-    match newest.and_then(Manifest::taken_at_unix) {
-        None => true,
-        Some(at) => now - at >= policy.interval.as_secs() as i64,
-    }
+    due_after(policy, newest.and_then(Manifest::taken_at_unix), now)
+}
+
+/// [`due`] from the newest backup's time (unix seconds), when known.
+pub fn due_after(policy: &BackupPolicy, newest_at: Option<i64>, now: i64) -> bool {
+    newest_at.is_none_or(|at| now - at >= policy.interval.as_secs() as i64)
 }
 
 /// The location a cluster's scheduled backups go to.

@@ -32,6 +32,19 @@ pub enum BackupError {
     },
     #[error("no backup at {location}")]
     NotFound { location: String },
+    #[error("{name:?} is not a backup's file name (a manifest may name only a file beside it)")]
+    BadName { name: String },
+}
+
+/// A name a store may be asked for: one file beside the others. Names come
+/// from manifests too, which anyone who can write the location can write:
+/// `../x` or `a/b` would reach outside it (a directory store runs as root).
+fn check_name(name: &str) -> Result<&str, BackupError> {
+    let plain =
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    plain.then_some(name).ok_or_else(|| BackupError::BadName {
+        name: name.to_string(),
+    })
 }
 
 /// A backup location as a person writes it: a directory, or `s3://BUCKET/PREFIX`.
@@ -148,7 +161,7 @@ pub struct DirStore {
 #[async_trait]
 impl BackupStore for DirStore {
     async fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError> {
-        let path = self.dir.join(name);
+        let path = self.dir.join(check_name(name)?);
         crate::state::write_private_file(&path, bytes).map_err(|source| BackupError::Io {
             path: path.clone(),
             source,
@@ -156,7 +169,7 @@ impl BackupStore for DirStore {
     }
 
     async fn get(&self, name: &str) -> Result<Vec<u8>, BackupError> {
-        let path = self.dir.join(name);
+        let path = self.dir.join(check_name(name)?);
         std::fs::read(&path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => BackupError::NotFound {
                 location: path.display().to_string(),
@@ -190,7 +203,7 @@ impl BackupStore for DirStore {
     }
 
     async fn delete(&self, name: &str) -> Result<(), BackupError> {
-        let path = self.dir.join(name);
+        let path = self.dir.join(check_name(name)?);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -237,13 +250,16 @@ impl S3Store {
 impl BackupStore for S3Store {
     async fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError> {
         self.objects
-            .put(name, bytes)
+            .put(check_name(name)?, bytes)
             .await
             .map_err(|e| self.error(e))
     }
 
     async fn get(&self, name: &str) -> Result<Vec<u8>, BackupError> {
-        self.objects.get(name).await.map_err(|e| self.error(e))
+        self.objects
+            .get(check_name(name)?)
+            .await
+            .map_err(|e| self.error(e))
     }
 
     async fn names(&self) -> Result<Vec<String>, BackupError> {
@@ -251,7 +267,10 @@ impl BackupStore for S3Store {
     }
 
     async fn delete(&self, name: &str) -> Result<(), BackupError> {
-        self.objects.delete(name).await.map_err(|e| self.error(e))
+        self.objects
+            .delete(check_name(name)?)
+            .await
+            .map_err(|e| self.error(e))
     }
 }
 
@@ -315,5 +334,18 @@ mod tests {
             store.get("a.tar.gz").await,
             Err(BackupError::NotFound { .. })
         ));
+        // A name from a manifest never reaches outside the directory.
+        std::fs::write(dir.path().join("outside"), b"keep").unwrap();
+        for bad in ["../outside", "a/b", "..", ""] {
+            assert!(
+                matches!(store.delete(bad).await, Err(BackupError::BadName { .. })),
+                "{bad}"
+            );
+            assert!(matches!(
+                store.get(bad).await,
+                Err(BackupError::BadName { .. })
+            ));
+        }
+        assert!(dir.path().join("outside").exists());
     }
 }

@@ -131,6 +131,17 @@ fn check_backup(record: &ClusterRecord, m: &Manifest, force: bool) -> Result<()>
             record.spec.coe
         );
     }
+    // Read from the backup location, and handed to the cloud as the new
+    // manager's address: an address, or nothing.
+    if let Some(address) = &m.private_address {
+        if address.parse::<std::net::IpAddr>().is_err() {
+            bail!(
+                "the backup {} names {address:?} as its manager's private address, which is not \
+                 an IP address: its manifest was changed by hand or is damaged",
+                m.archive
+            );
+        }
+    }
     if m.cluster_id != record.id && !force {
         bail!(
             "the backup {} was taken of an earlier cluster named {name} (id {}; this one is {}): \

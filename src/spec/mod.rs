@@ -511,13 +511,13 @@ fn check_backup_policy(spec: &ClusterSpec) -> Result<(), SpecError> {
             .map_err(|e| field("to", e.to_string()))?;
     }
     if spec.coe != Coe::Swarm {
-        return Err(field(
-            "interval",
-            format!(
+        return Err(SpecError::Field {
+            field: "backup".into(),
+            message: format!(
                 "backups of {} clusters are not implemented yet (Swarm's are): remove the backup section",
                 spec.coe
             ),
-        ));
+        });
     }
     Ok(())
 }
