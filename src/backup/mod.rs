@@ -111,15 +111,26 @@ pub fn policy_location(
     }
 }
 
+/// How a backup treats the manager it is taken on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taking {
+    /// The manager serves on (an etcd snapshot): any Ready one will do.
+    Online,
+    /// The manager stops for the copy (Swarm's raft directory); `force`
+    /// allows it when the others would not keep quorum meanwhile.
+    Stopping { force: bool },
+}
+
 /// The manager to take a backup on, from the orchestrator's members and
-/// the node records: one that is Ready and not the leader while at least
-/// three managers are Ready (stopping it leaves a majority); with fewer,
-/// only with `force` (the swarm accepts no change for the seconds the copy
-/// takes; running services go on).
+/// the node records. Online: the Ready one of lowest index. Stopping: one
+/// that is Ready and not the leader while at least three managers are
+/// Ready (stopping it leaves a majority); with fewer, only with `force`
+/// (the swarm accepts no change for the seconds the copy takes; running
+/// services go on).
 pub fn choose_manager<'a>(
     members: &[Member],
     records: &'a [NodeRecord],
-    force: bool,
+    taking: Taking,
 ) -> Result<&'a NodeRecord, String> {
     let ready: Vec<(&Member, &NodeRecord)> = members
         .iter()
@@ -140,6 +151,13 @@ pub fn choose_manager<'a>(
     if ready.is_empty() {
         return Err("no manager is Ready in the orchestrator's membership".into());
     }
+    let force = match taking {
+        Taking::Online => {
+            let first = ready.iter().map(|(_, r)| *r).min_by_key(|r| r.index);
+            return Ok(first.expect("not empty"));
+        }
+        Taking::Stopping { force } => force,
+    };
     let not_leader = ready
         .iter()
         .filter(|(m, _)| !m.status.contains("Leader"))
@@ -205,7 +223,12 @@ pub async fn take(
         )
     })?;
     let (members, lister, lister_shell) = members;
-    let chosen = choose_manager(&members, &records, force)
+    let taking = if controller.orchestrator.backs_up_online() {
+        Taking::Online
+    } else {
+        Taking::Stopping { force }
+    };
+    let chosen = choose_manager(&members, &records, taking)
         .map_err(|why| anyhow!("no backup of cluster {name} taken: {why}"))?;
     let shell = if chosen.name == lister {
         lister_shell
@@ -323,6 +346,33 @@ mod tests {
         }
     }
 
+    const STOP: Taking = Taking::Stopping { force: false };
+    const FORCE: Taking = Taking::Stopping { force: true };
+
+    #[test]
+    fn an_online_backup_is_taken_on_the_first_ready_manager_however_many_there_are() {
+        let records = [manager("web-manager-1", 1), manager("web-manager-2", 2)];
+        let mut members = [
+            member("web-manager-1", "Leader"),
+            member("web-manager-2", "Reachable"),
+        ];
+        assert_eq!(
+            choose_manager(&members, &records, Taking::Online)
+                .unwrap()
+                .name,
+            "web-manager-1"
+        );
+        members[0].ready = false;
+        assert_eq!(
+            choose_manager(&members, &records[..], Taking::Online)
+                .unwrap()
+                .name,
+            "web-manager-2"
+        );
+        members[1].ready = false;
+        assert!(choose_manager(&members, &records, Taking::Online).is_err());
+    }
+
     #[test]
     fn a_backup_is_taken_on_a_follower_while_the_others_keep_quorum() {
         let records = [
@@ -336,23 +386,23 @@ mod tests {
             member("web-manager-3", "Reachable"),
         ];
         assert_eq!(
-            choose_manager(&members, &records, false).unwrap().name,
+            choose_manager(&members, &records, STOP).unwrap().name,
             "web-manager-2"
         );
         // Two Ready of three: stopping one would lose quorum.
         let mut down = members.clone();
         down[1].ready = false;
-        let err = choose_manager(&down, &records, false).unwrap_err();
+        let err = choose_manager(&down, &records, STOP).unwrap_err();
         assert!(err.contains("--force"), "{err}");
         assert_eq!(
-            choose_manager(&down, &records, true).unwrap().name,
+            choose_manager(&down, &records, FORCE).unwrap().name,
             "web-manager-3"
         );
         // One manager: only with force, and then it is the leader itself.
         let one = [member("web-manager-1", "Leader")];
-        assert!(choose_manager(&one, &records[..1], false).is_err());
+        assert!(choose_manager(&one, &records[..1], STOP).is_err());
         assert_eq!(
-            choose_manager(&one, &records[..1], true).unwrap().name,
+            choose_manager(&one, &records[..1], FORCE).unwrap().name,
             "web-manager-1"
         );
         // A member that is no node of ours, or whose hostname no host can
@@ -364,7 +414,7 @@ mod tests {
             lying,
             member("other", "Reachable"),
         ];
-        let err = choose_manager(&strange, &records, false).unwrap_err();
+        let err = choose_manager(&strange, &records, STOP).unwrap_err();
         assert!(err.contains("1 Ready manager"), "{err}");
     }
 

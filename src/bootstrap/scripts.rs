@@ -167,6 +167,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scripts/bootstrap/kubernetes/leave.sh.j2"),
     ),
     (
+        "kubernetes/backup.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/backup.sh.j2"),
+    ),
+    (
+        "kubernetes/restore.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/restore.sh.j2"),
+    ),
+    (
         "kubernetes/kubeconfig.sh",
         include_str!("../../scripts/bootstrap/kubernetes/kubeconfig.sh.j2"),
     ),
@@ -436,6 +444,7 @@ mod tests {
             member_id => "abc123",
             member_name => "web-worker-1",
             member_control_plane => control_plane,
+            restoring => control_plane,
             wait_seconds => 120,
             via => "10.0.0.2",
             member_host => "10.0.0.7",
@@ -487,7 +496,8 @@ mod tests {
 
     /// A public address is NAT, on no interface of the node: no script may
     /// bind to, listen on or advertise it. Kubernetes only names it in the
-    /// API server's certificate, for clients outside.
+    /// API server's certificate, for clients outside. A restore's etcd
+    /// member is at the private address.
     #[test]
     fn no_script_binds_or_advertises_the_public_address() {
         let scripts = Scripts::new(None);
@@ -496,7 +506,11 @@ mod tests {
             for name in scripts.names() {
                 let text = scripts.render(&name, &ctx).unwrap();
                 let uses: Vec<&str> = text.lines().filter(|l| l.contains(PUBLIC)).collect();
-                let allowed = name == "kubernetes/init.sh" && uses == ["  - 198.51.100.23"];
+                // restore.sh includes init.sh.
+                let allowed = matches!(
+                    name.as_str(),
+                    "kubernetes/init.sh" | "kubernetes/restore.sh"
+                ) && uses == ["  - 198.51.100.23"];
                 assert!(
                     uses.is_empty() || allowed,
                     "{name} uses the public address: {uses:?}"
@@ -507,6 +521,14 @@ mod tests {
             .render("kubernetes/init.sh", &context_for("manager", true))
             .unwrap();
         assert!(init.contains("advertiseAddress: 10.0.0.3"), "{init}");
+        let restore = scripts
+            .render("kubernetes/restore.sh", &context_for("manager", true))
+            .unwrap();
+        assert!(
+            restore.contains("--initial-advertise-peer-urls https://10.0.0.3:2380")
+                && restore.contains("--ignore-preflight-errors=DirAvailable--var-lib-etcd"),
+            "{restore}"
+        );
         assert!(
             init.contains("certSANs:\n  - 198.51.100.23\nnetworking:"),
             "{init}"

@@ -11,7 +11,8 @@ use provision_provider::Role;
 use serde::Deserialize;
 
 use super::{
-    field, JoinSecrets, Member, NodeProbe, Orchestrator, CLIENT_CONFIG_FILE, DRAIN_WAIT_SECONDS,
+    field, parse_archive, JoinSecrets, Member, NodeProbe, Orchestrator, StateArchive,
+    CLIENT_CONFIG_FILE, DRAIN_WAIT_SECONDS,
 };
 use crate::bootstrap::{NodeShell, Output, ShellError};
 use crate::secret::Secret;
@@ -160,6 +161,18 @@ impl Kubernetes {
 }
 
 impl Kubernetes {
+    /// What `init.sh` (and `restore.sh`, which includes it) is told.
+    fn init_vars(&self, node: &NodeShell, restoring: bool) -> Vec<(&'static str, Value)> {
+        vec![
+            (
+                "endpoint",
+                Value::from(self.endpoint(node.private_address())),
+            ),
+            ("cni_manifest", Value::from(self.settings.cni.manifest())),
+            ("restoring", Value::from(restoring)),
+        ]
+    }
+
     /// The admin kubeconfig as the user's clients use it: without a load
     /// balancer, they reach the API server where provision reaches the node
     /// (its public address when SSH uses that; the certificate carries it,
@@ -191,15 +204,8 @@ impl Orchestrator for Kubernetes {
     }
 
     async fn init(&self, node: &NodeShell) -> Result<(), ShellError> {
-        let endpoint = self.endpoint(node.private_address());
-        node.run_logged(
-            "kubernetes/init.sh",
-            &[
-                ("endpoint", Value::from(endpoint)),
-                ("cni_manifest", Value::from(self.settings.cni.manifest())),
-            ],
-        )
-        .await
+        node.run_logged("kubernetes/init.sh", &self.init_vars(node, false))
+            .await
     }
 
     async fn join_secrets(
@@ -272,6 +278,41 @@ impl Orchestrator for Kubernetes {
             manager.private_address(),
             manager.ssh_address(),
         ))))
+    }
+
+    fn restores_from_backup(&self) -> bool {
+        true
+    }
+
+    async fn restore(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
+        node.run(
+            "kubernetes/restore.sh",
+            &self.init_vars(node, true),
+            Some(archive),
+            Output::Log,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `kubeadm reset`: the node's kubelet forgets the cluster it was in,
+    /// so `kubeadm join` can run again.
+    async fn leave_old_cluster(&self, node: &NodeShell) -> Result<(), ShellError> {
+        node.run_logged("kubernetes/leave.sh", &[]).await
+    }
+
+    fn backs_up_online(&self) -> bool {
+        true
+    }
+
+    async fn backup_blocker(&self, _manager: &NodeShell) -> Result<Option<String>, ShellError> {
+        Ok(None)
+    }
+
+    async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
+        let script = "kubernetes/backup.sh";
+        let out = manager.run(script, &[], None, Output::Secret).await?;
+        parse_archive(manager.node(), script, &out)
     }
 
     fn client_env(

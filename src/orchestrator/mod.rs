@@ -10,6 +10,7 @@ mod swarm;
 use std::path::Path;
 
 use async_trait::async_trait;
+use base64::Engine;
 use provision_provider::Role;
 
 pub use kubernetes::Kubernetes;
@@ -212,11 +213,19 @@ pub trait Orchestrator: Send + Sync {
         ))
     }
 
+    /// Whether a backup is taken with the manager serving on (Kubernetes:
+    /// an etcd snapshot), so any Ready manager may give it; otherwise the
+    /// manager stops for the copy (Swarm) and one is chosen so the others
+    /// keep quorum.
+    fn backs_up_online(&self) -> bool {
+        false
+    }
+
     /// Why `manager` cannot give a backup of the cluster's state now
     /// (Swarm: autolock on), or `None` when [`backup`](Self::backup) may run.
     async fn backup_blocker(&self, _manager: &NodeShell) -> Result<Option<String>, ShellError> {
         Ok(Some(format!(
-            "backups of {} clusters are not implemented yet (Swarm's are)",
+            "backups of {} clusters are not implemented yet (Swarm's and Kubernetes' are)",
             self.coe()
         )))
     }
@@ -238,6 +247,39 @@ pub struct StateArchive {
     /// A gzip'd tar.
     pub bytes: Vec<u8>,
     pub orchestrator_version: String,
+}
+
+/// The archive a backup script printed (`orchestrator_version=`, `size=`,
+/// then `data=` in base64), checked whole.
+pub(crate) fn parse_archive(
+    node: &str,
+    script: &str,
+    out: &str,
+) -> Result<StateArchive, ShellError> {
+    let unreadable = |m: &str| ShellError::unreadable(node, script, m.to_string());
+    let data = field(out, "data").ok_or_else(|| unreadable("the manager printed no archive"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| unreadable("the archive is not base64"))?;
+    let size: usize = field(out, "size")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| unreadable("the manager printed no archive size"))?;
+    if size != bytes.len() {
+        return Err(unreadable("the archive arrived cut short"));
+    }
+    Ok(StateArchive {
+        bytes,
+        // What the node says of itself goes into the manifest and an
+        // event: only in the form a version has.
+        orchestrator_version: field(out, "orchestrator_version")
+            .filter(|v| {
+                v.len() <= 64
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".+-~_".contains(c))
+            })
+            .unwrap_or("unknown")
+            .to_string(),
+    })
 }
 
 /// The value of `key` in a script's `key=value` output lines, trimmed;
@@ -271,5 +313,48 @@ pub fn for_spec(spec: &ClusterSpec) -> Box<dyn Orchestrator> {
         Coe::Mesos => Box::new(Mesos {
             settings: spec.mesos.clone().unwrap_or_default(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_orchestrators_that_back_up_are_the_ones_the_spec_accepts_a_backup_section_for() {
+        for coe in [Coe::Swarm, Coe::Kubernetes, Coe::Mesos] {
+            let mut spec = ClusterSpec::example("web", 1, 1);
+            spec.coe = coe;
+            assert_eq!(
+                for_spec(&spec).restores_from_backup(),
+                crate::spec::backs_up(coe),
+                "{coe}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_archive_is_taken_only_whole_and_its_version_only_as_a_version() {
+        let data = base64::engine::general_purpose::STANDARD.encode(b"abcd");
+        let a = parse_archive(
+            "m",
+            "s",
+            &format!("orchestrator_version=v1.31.2\nsize=4\ndata={data}\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            (a.bytes.as_slice(), a.orchestrator_version.as_str()),
+            (&b"abcd"[..], "v1.31.2")
+        );
+        let odd = parse_archive(
+            "m",
+            "s",
+            &format!("orchestrator_version=$(x)\nsize=4\ndata={data}\n"),
+        )
+        .unwrap();
+        assert_eq!(odd.orchestrator_version, "unknown");
+        assert!(parse_archive("m", "s", &format!("size=5\ndata={data}\n")).is_err());
+        assert!(parse_archive("m", "s", "size=4\ndata=???\n").is_err());
+        assert!(parse_archive("m", "s", "size=4\n").is_err());
     }
 }

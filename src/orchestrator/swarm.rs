@@ -8,10 +8,9 @@ use minijinja::Value;
 use provision_provider::Role;
 use serde::Deserialize;
 
-use base64::Engine;
-
 use super::{
-    field, JoinSecrets, Member, NodeProbe, Orchestrator, StateArchive, DRAIN_WAIT_SECONDS,
+    field, parse_archive, JoinSecrets, Member, NodeProbe, Orchestrator, StateArchive,
+    DRAIN_WAIT_SECONDS,
 };
 use crate::bootstrap::{NodeShell, Output, ShellError};
 use crate::secret::Secret;
@@ -217,31 +216,7 @@ impl Orchestrator for Swarm {
     async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
         let script = "swarm/backup.sh";
         let out = manager.run(script, &[], None, Output::Secret).await?;
-        let unreadable = |m: &str| ShellError::unreadable(manager.node(), script, m.to_string());
-        let data =
-            field(&out, "data").ok_or_else(|| unreadable("the manager printed no archive"))?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .map_err(|_| unreadable("the archive is not base64"))?;
-        let size: usize = field(&out, "size")
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| unreadable("the manager printed no archive size"))?;
-        if size != bytes.len() {
-            return Err(unreadable("the archive arrived cut short"));
-        }
-        Ok(StateArchive {
-            bytes,
-            // What the node says of itself goes into the manifest and an
-            // event: only in the form a Docker version has.
-            orchestrator_version: field(&out, "orchestrator_version")
-                .filter(|v| {
-                    v.len() <= 64
-                        && v.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || ".+-~_".contains(c))
-                })
-                .unwrap_or("unknown")
-                .to_string(),
-        })
+        parse_archive(manager.node(), script, &out)
     }
 
     fn client_hint(&self) -> &'static str {

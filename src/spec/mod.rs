@@ -510,16 +510,22 @@ fn check_backup_policy(spec: &ClusterSpec) -> Result<(), SpecError> {
         to.parse::<crate::backup::Location>()
             .map_err(|e| field("to", e.to_string()))?;
     }
-    if spec.coe != Coe::Swarm {
+    if !backs_up(spec.coe) {
         return Err(SpecError::Field {
             field: "backup".into(),
             message: format!(
-                "backups of {} clusters are not implemented yet (Swarm's are): remove the backup section",
+                "backups of {} clusters are not implemented yet (Swarm's and Kubernetes' are): remove the backup section",
                 spec.coe
             ),
         });
     }
     Ok(())
+}
+
+/// The orchestrators whose backups are implemented (a test of the
+/// orchestrators keeps the two in step).
+pub fn backs_up(coe: Coe) -> bool {
+    matches!(coe, Coe::Swarm | Coe::Kubernetes)
 }
 
 fn check_durations(spec: &ClusterSpec) -> Result<(), SpecError> {

@@ -26,6 +26,12 @@ pub fn standin_image() -> &'static str {
         // busybox-static (scripts/host-setup.sh installs it) serves the API server.
         std::fs::copy("/bin/busybox", ctx.path().join("busybox"))
             .expect("/bin/busybox (Debian busybox-static)");
+        // The Kubernetes stand-in keeps its state in a real etcd.
+        std::fs::create_dir(ctx.path().join("etcd")).unwrap();
+        for bin in ["etcd", "etcdctl"] {
+            std::fs::copy(format!("/usr/bin/{bin}"), ctx.path().join("etcd").join(bin))
+                .expect("/usr/bin/etcd, /usr/bin/etcdctl (Debian etcd-server, etcd-client)");
+        }
         save_mesos_images(&src.join("mesos"), &ctx.path().join("mesos-images.tar"));
         let out = Command::new("docker")
             .args(["build", "-q", "-t", STANDIN_IMAGE])

@@ -1,5 +1,7 @@
-# Sourced by the stand-in API server's CGI scripts.
+# Sourced by the stand-in API server's CGI scripts. Cluster state is kept
+# in etcd (kv); what the tests read of the calls stays in a file.
 reg=/var/lib/standin/apiserver
+kv=/usr/local/lib/standin/kv
 now="$(date +%s)"
 printf 'Content-Type: text/plain\r\n\r\n'
 param() {
@@ -10,6 +12,6 @@ calls() {
 }
 new_token() {
   t="$(tr -dc 'a-z0-9' </dev/urandom | head -c 6).$(tr -dc 'a-z0-9' </dev/urandom | head -c 16)"
-  echo "$t $((now + ${1:-86400}))" >"$reg/tokens/${t%%.*}"
+  echo "$t $((now + ${1:-86400}))" | $kv put "tokens/${t%%.*}"
   echo "$t"
 }

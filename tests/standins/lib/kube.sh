@@ -39,3 +39,14 @@ KUBECONFIG
 yaml_value() {
   sed -n "s/^[[:space:]]*$1:[[:space:]]*//p" "$2" | head -n 1
 }
+
+# The sha256 of the public key of a CA certificate (PEM on stdin), as
+# kubeadm's --discovery-token-ca-cert-hash has it (without "sha256:").
+ca_hash() {
+  openssl x509 -pubkey | openssl pkey -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'
+}
+
+# ca_hash of the CA a kubeconfig trusts.
+kubeconfig_ca_hash() {
+  sed -n 's/^[[:space:]]*certificate-authority-data:[[:space:]]*//p' "$1" | head -n 1 | base64 -d | ca_hash
+}
