@@ -79,6 +79,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scripts/bootstrap/mesos/leave.sh.j2"),
     ),
     (
+        "mesos/backup.sh",
+        include_str!("../../scripts/bootstrap/mesos/backup.sh.j2"),
+    ),
+    (
+        "mesos/restore.sh",
+        include_str!("../../scripts/bootstrap/mesos/restore.sh.j2"),
+    ),
+    (
         "swarm/install.sh",
         include_str!("../../scripts/bootstrap/swarm/install.sh.j2"),
     ),

@@ -23,7 +23,7 @@ pub async fn run(
     let mut record = session.cluster_to_change(name)?;
     if !crate::orchestrator::for_spec(&record.spec).restores_from_backup() {
         bail!(
-            "cluster {name} runs {}: restores from a backup are implemented for Swarm and Kubernetes clusters only",
+            "cluster {name} runs {}: restores of such clusters from a backup are not implemented",
             record.spec.coe
         );
     }

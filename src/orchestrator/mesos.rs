@@ -19,7 +19,7 @@ use provision_provider::Role;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{field, JoinSecrets, Member, NodeProbe, Orchestrator};
+use super::{field, parse_archive, JoinSecrets, Member, NodeProbe, Orchestrator, StateArchive};
 use crate::bootstrap::{NodeShell, Output, ShellError};
 use crate::secret::Secret;
 use crate::spec::{Coe, MesosSettings};
@@ -288,6 +288,35 @@ impl Orchestrator for Mesos {
 
     fn config_follows_managers(&self) -> bool {
         true
+    }
+
+    fn restores_from_backup(&self) -> bool {
+        true
+    }
+
+    /// The backup's state put in place, then the first master's start.
+    async fn restore(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
+        node.run("mesos/restore.sh", &[], Some(archive), Output::Log)
+            .await?;
+        self.init(node).await
+    }
+
+    /// Everything the node ran for the old cluster removed (an agent's
+    /// work directory too, so it registers as a new agent).
+    async fn leave_old_cluster(&self, node: &NodeShell) -> Result<(), ShellError> {
+        node.run_logged("mesos/leave.sh", &[]).await
+    }
+
+    /// The replicated log is copied with mesos-master stopped on the
+    /// master chosen; a master always may give one.
+    async fn backup_blocker(&self, _manager: &NodeShell) -> Result<Option<String>, ShellError> {
+        Ok(None)
+    }
+
+    async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
+        let script = "mesos/backup.sh";
+        let out = manager.run(script, &[], None, Output::Secret).await?;
+        parse_archive(manager.node(), script, &out)
     }
 
     async fn reconfigure(&self, node: &NodeShell) -> Result<(), ShellError> {

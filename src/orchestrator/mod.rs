@@ -225,7 +225,7 @@ pub trait Orchestrator: Send + Sync {
     /// (Swarm: autolock on), or `None` when [`backup`](Self::backup) may run.
     async fn backup_blocker(&self, _manager: &NodeShell) -> Result<Option<String>, ShellError> {
         Ok(Some(format!(
-            "backups of {} clusters are not implemented yet (Swarm's and Kubernetes' are)",
+            "backups of {} clusters are not implemented",
             self.coe()
         )))
     }
