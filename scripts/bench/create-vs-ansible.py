@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Create-speed bench (run by hand, not in CI): `provision swarm` against the
+same node containers started in parallel and driven by ansible-playbook, and
+against the critical path the nodes' own clocks allow.
+
+    scripts/bench/create-vs-ansible.py                # 1+2 1+4 1+8 1+16
+    scripts/bench/create-vs-ansible.py 8 16 --runs 2
+    PROVISION_BIN=target/release/provision scripts/bench/create-vs-ansible.py 8
+
+For each 1+N, one after the other on an otherwise idle machine:
+
+1. provision: `provision swarm --managers 1 --workers N` on the local cloud,
+   timed from the command's start to its exit (it exits once every node is
+   Ready in `docker node ls`).
+2. containers + Ansible: N+1 containers of the node image, created and
+   started in parallel with the flags provision gave its own (read back
+   with `docker inspect`), the cluster's key put in root's authorized_keys
+   before start as provision does; then ansible-playbook (ansible-core from
+   PyPI, in its own venv; forks = nodes, `raw` module, linear strategy):
+   wait for SSH, make sure Docker runs, `swarm init` on the manager, fetch
+   the token, join the workers; timed from the first `docker create` until
+   `docker node ls` lists every node Ready.
+3. the critical path, from the Ansible run's nodes (one kernel clock):
+   the slowest node's container start -> sshd listening (its journal), plus
+   `swarm init` on the manager, plus the slowest worker's `swarm join`, each
+   timed on the node itself.
+
+It prints the three times and the two ratios per size. Ratios are what
+count on this noisy 2-core machine; run sizes more than once (--runs).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = Path("/var/tmp/provision-bench-venv")
+NETWORK = "provision-bench-ansible"
+SUBNET = "10.251.0.0/24"
+
+
+def sh(*args, check=True, capture=True, **kw):
+    out = subprocess.run(args, check=False, capture_output=capture, text=True, **kw)
+    if check and out.returncode != 0:
+        sys.exit(f"{' '.join(map(str, args))} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def ansible_playbook():
+    exe = VENV / "bin" / "ansible-playbook"
+    if not exe.exists():
+        print("installing ansible-core into", VENV, file=sys.stderr)
+        sh(sys.executable, "-m", "venv", str(VENV))
+        sh(str(VENV / "bin" / "pip"), "install", "-q", "ansible-core")
+    return exe
+
+
+def provision_bin():
+    given = os.environ.get("PROVISION_BIN")
+    if given:
+        return given
+    target = os.environ.get("CARGO_TARGET_DIR", str(REPO / "target"))
+    exe = Path(target) / "release" / "provision"
+    if not exe.exists():
+        print("building provision (release)", file=sys.stderr)
+        sh("cargo", "build", "--release", "--bin", "provision", cwd=REPO, capture=False)
+    return str(exe)
+
+
+def run_provision(exe, state, workers):
+    name = f"bench{workers}"
+    t0 = time.monotonic()
+    sh(exe, "--state", state, "swarm", "--name", name, "--managers", "1",
+       "--workers", str(workers), capture=True)
+    took = time.monotonic() - t0
+    # The flags provision gave its nodes, for the Ansible run's containers.
+    manager = json.loads(sh("docker", "inspect", f"{name}-manager-1").stdout)[0]
+    sh(exe, "--state", state, "destroy", name, "--yes")
+    return took, manager
+
+
+def run_flags(inspect):
+    """`docker create` flags equal to a provision node's."""
+    hc, cfg = inspect["HostConfig"], inspect["Config"]
+    flags = ["--stop-signal", cfg.get("StopSignal") or "SIGRTMIN+3"]
+    for e in cfg.get("Env") or []:
+        if e.startswith("container="):
+            flags += ["-e", e]
+    for path, opts in (hc.get("Tmpfs") or {}).items():
+        flags += ["--tmpfs", f"{path}:{opts}" if opts else path]
+    for opt in hc.get("SecurityOpt") or []:
+        flags += ["--security-opt", opt]
+    if hc.get("CgroupnsMode"):
+        flags += ["--cgroupns", hc["CgroupnsMode"]]
+    for bind in hc.get("Binds") or []:
+        if not bind.endswith(":/var/lib/docker"):
+            flags += ["-v", bind]
+    if hc.get("Privileged"):
+        flags.append("--privileged")
+    for cap in hc.get("CapAdd") or []:
+        flags += ["--cap-add", cap]
+    return flags, cfg["Image"]
+
+
+PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    # The nodes have no Python: the usual wait for a fresh machine's SSH,
+    # from the controller (its default 1 s poll).
+    - wait_for: {host: "{{ inventory_hostname }}", port: 22, search_regex: OpenSSH, timeout: 300}
+      delegate_to: localhost
+    - raw: systemctl is-active --quiet docker || systemctl start docker; docker info >/dev/null
+- hosts: manager
+  gather_facts: false
+  tasks:
+    - raw: s=$(date +%s.%N); docker swarm init --advertise-addr {{ inventory_hostname }} >/dev/null; echo "$s $(date +%s.%N)"
+      register: init
+    - raw: docker swarm join-token -q worker
+      register: token
+- hosts: workers
+  gather_facts: false
+  tasks:
+    - raw: s=$(date +%s.%N); docker swarm join --token {{ hostvars[groups['manager'][0]].token.stdout | trim }} {{ groups['manager'][0] }}:2377 >/dev/null; echo "$s $(date +%s.%N)"
+      register: join
+    - debug: {msg: "join {{ join.stdout | trim }}"}
+- hosts: manager
+  gather_facts: false
+  tasks:
+    - debug: {msg: "init {{ init.stdout | trim }}"}
+"""
+
+
+def run_ansible(playbook_exe, flags, image, workers, work):
+    key = work / "id_ed25519"
+    if not key.exists():
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+    sh("docker", "network", "rm", NETWORK, check=False)
+    sh("docker", "network", "create", "--subnet", SUBNET, NETWORK)
+    names = ["bench-a-manager"] + [f"bench-a-worker-{i}" for i in range(1, workers + 1)]
+    addresses = {n: f"10.251.0.{10 + i}" for i, n in enumerate(names)}
+    keys = work / "keys.tar"
+    with tempfile.TemporaryDirectory() as d:
+        os.makedirs(f"{d}/root/.ssh", mode=0o700)
+        shutil.copy(f"{key}.pub", f"{d}/root/.ssh/authorized_keys")
+        os.chmod(f"{d}/root/.ssh/authorized_keys", 0o600)
+        sh("tar", "-C", d, "--owner=0", "--group=0", "-cf", str(keys), "root")
+
+    t0 = time.monotonic()
+    t0_wall = time.time()
+    procs = []
+    for n in names:
+        # In parallel, as a person's script with `&` would.
+        procs.append(subprocess.Popen([sys.executable, __file__, "--start-one", n,
+                                       addresses[n], str(keys), image, json.dumps(flags)]))
+    for p in procs:
+        if p.wait() != 0:
+            sys.exit("starting a bench container failed")
+    inventory = work / "inventory.ini"
+    inventory.write_text(
+        "[manager]\n" + addresses[names[0]] + "\n[workers]\n"
+        + "\n".join(addresses[n] for n in names[1:]) + "\n[all:vars]\nansible_user=root\n"
+        f"ansible_ssh_private_key_file={key}\n"
+        "ansible_ssh_common_args=-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n")
+    playbook = work / "swarm.yml"
+    playbook.write_text(PLAYBOOK)
+    env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_FORKS=str(len(names)),
+               ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_PYTHON_INTERPRETER="auto_silent")
+    out = sh(str(playbook_exe), "-i", str(inventory), str(playbook), env=env)
+    while True:
+        ready = sh("docker", "exec", names[0], "docker", "node", "ls", "--format", "{{.Status}}",
+                   check=False).stdout.split()
+        if len(ready) == len(names) and all(s == "Ready" for s in ready):
+            break
+        time.sleep(0.1)
+    took = time.monotonic() - t0
+    critical = critical_path(names, out.stdout)
+    for n in names:
+        sh("docker", "rm", "-f", "-v", n, check=False)
+        sh("docker", "volume", "rm", "-f", f"{n}-docker", check=False)
+    sh("docker", "network", "rm", NETWORK, check=False)
+    return took, critical, t0_wall
+
+
+def start_one(name, address, keys, image, flags):
+    sh("docker", "volume", "rm", "-f", f"{name}-docker", check=False)
+    sh("docker", "create", "--name", name, "--hostname", name, "--network", NETWORK,
+       "--ip", address, "-v", f"{name}-docker:/var/lib/docker", *json.loads(flags), image)
+    subprocess.run(["docker", "cp", "-", f"{name}:/"], stdin=open(keys, "rb"), check=True,
+                   capture_output=True)
+    sh("docker", "start", name)
+
+
+def sshd_listening(name):
+    """Seconds from the container's start to sshd listening, from its journal."""
+    started = json.loads(sh("docker", "inspect", name).stdout)[0]["State"]["StartedAt"]
+    started_s = float(sh("date", "-d", started, "+%s.%N").stdout)
+    lines = sh("docker", "exec", name, "journalctl", "-o", "short-unix", "--no-pager",
+               "-g", "Server listening", check=False).stdout.splitlines()
+    stamps = [float(l.split()[0]) for l in lines if l and l[0].isdigit()]
+    if not stamps:
+        sys.exit(f"{name}: no 'Server listening' in its journal")
+    return min(stamps) - started_s
+
+
+def critical_path(names, playbook_output):
+    boot = max(sshd_listening(n) for n in names)
+    spans = {"init": [], "join": []}
+    for line in playbook_output.splitlines():
+        line = line.strip().strip('"')
+        for kind in spans:
+            prefix = f"\"msg\": \"{kind} "
+            if prefix in line:
+                a, b = line.split(prefix, 1)[1].rstrip('"').split()[:2]
+                spans[kind].append(float(b) - float(a))
+    if not spans["init"] or not spans["join"]:
+        sys.exit("the playbook printed no init/join times:\n" + playbook_output)
+    return boot + spans["init"][0] + max(spans["join"])
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--start-one":
+        start_one(*sys.argv[2:7])
+        return
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workers", nargs="*", type=int, default=[2, 4, 8, 16])
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root (Docker, the node image)")
+    exe = provision_bin()
+    playbook_exe = ansible_playbook()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="provision-bench-") as d:
+        work = Path(d)
+        state = str(work / "state.db")
+        for n in args.workers:
+            for run in range(args.runs):
+                p, manager = run_provision(exe, state, n)
+                flags, image = run_flags(manager)
+                a, cp, _ = run_ansible(playbook_exe, flags, image, n, work)
+                rows.append((n, run + 1, p, a, cp))
+                print(f"1+{n} run {run + 1}: provision {p:.1f}s, containers+Ansible {a:.1f}s, "
+                      f"critical path {cp:.1f}s", file=sys.stderr)
+    print(f"{'cluster':<8} {'run':>3} {'provision':>10} {'ansible':>9} {'critical':>9} "
+          f"{'prov/ans':>9} {'prov/crit':>10}")
+    for n, run, p, a, cp in rows:
+        print(f"1+{n:<6} {run:>3} {p:>9.1f}s {a:>8.1f}s {cp:>8.1f}s {p / a:>9.2f} {p / cp:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
