@@ -65,6 +65,21 @@ fn create(c: &Cluster, managers: &str, workers: &str) -> String {
     text
 }
 
+/// `provision kubernetes` on the stand-ins from a template's text.
+fn create_from(c: &Cluster, template: &str) {
+    let path = c.dir().join("k8s-template.yaml");
+    std::fs::write(&path, template).unwrap();
+    c.ok(&[
+        "kubernetes",
+        "--name",
+        &c.name,
+        "--image",
+        standin_image(),
+        "--template",
+        path.to_str().unwrap(),
+    ]);
+}
+
 fn count(calls: &[(f64, String)], prefix: &str) -> usize {
     calls.iter().filter(|(_, c)| c.starts_with(prefix)).count()
 }
@@ -315,15 +330,7 @@ fn expired_tokens_are_renewed_and_scale_in_cordons_drains_deletes_and_resets() {
     // Scale in: the newest worker is cordoned, drained, deleted, reset —
     // though it runs a Pod no controller owns, which kubectl drain only
     // evicts with --force.
-    let api_server = c.private_address(&c.manager());
-    c.ssh(
-        &c.manager(),
-        &[
-            "curl",
-            "-fsS",
-            &format!("http://{api_server}:6443/cgi-bin/pod?name=bare-1&node={new_worker}"),
-        ],
-    );
+    add_pod(&c, &c.manager(), "bare-1", &new_worker);
     c.ok(&["scale", &c.name, "--workers", "2"]);
     let api = api_calls(&c);
     let leaving: Vec<&String> = api
@@ -353,21 +360,10 @@ fn a_not_ready_node_is_replaced_by_heal() {
         return;
     }
     let c = Cluster::new("k8sh");
-    let template = c.dir().join("k8s-fast-health.yaml");
-    std::fs::write(
-        &template,
+    create_from(
+        &c,
         "coe: kubernetes\nmanagers: 1\nworkers: 1\nhealth: {not_ready_timeout: 5s, remediation_backoff: 5s}\n",
-    )
-    .unwrap();
-    c.ok(&[
-        "kubernetes",
-        "--name",
-        &c.name,
-        "--image",
-        standin_image(),
-        "--template",
-        template.to_str().unwrap(),
-    ]);
+    );
     let worker = format!("{}-worker-1", c.name);
     c.ssh(&worker, &["systemctl", "stop", "kubelet"]);
     wait_until(
@@ -419,17 +415,7 @@ fn a_cluster_whose_control_plane_is_lost_is_restored_from_its_backup() {
         return;
     }
     let c = Cluster::new("k8sr");
-    let template = c.dir().join("k8s.yaml");
-    std::fs::write(&template, "coe: kubernetes\nmanagers: 1\nworkers: 2\n").unwrap();
-    c.ok(&[
-        "kubernetes",
-        "--name",
-        &c.name,
-        "--image",
-        standin_image(),
-        "--template",
-        template.to_str().unwrap(),
-    ]);
+    create_from(&c, "coe: kubernetes\nmanagers: 1\nworkers: 2\n");
     let old = c.manager();
     let worker = format!("{}-worker-1", c.name);
     add_pod(&c, &old, "before", &worker);
