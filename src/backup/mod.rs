@@ -1,8 +1,10 @@
 //! Backups of a cluster's orchestrator state: taken through one manager as
 //! the COE documents it (Swarm: `/var/lib/docker/swarm` with the engine
 //! stopped, on a manager that is not the leader, while the others keep
-//! quorum), kept as `CLUSTER-TIME.tar.gz` beside a JSON manifest that says
-//! what it is. The archive holds the cluster's keys: files are 0600.
+//! quorum; Kubernetes: an etcd snapshot and the PKI, online; Mesos:
+//! ZooKeeper's data and the replicated log, with mesos-master stopped),
+//! kept as `CLUSTER-TIME.tar.gz` beside a JSON manifest that says what it
+//! is. The archive holds the cluster's keys: files are 0600.
 
 mod store;
 

@@ -189,8 +189,10 @@ pub trait Orchestrator: Send + Sync {
     /// Re-forms the cluster on `node`, a new manager, from `archive` (the
     /// bytes of a [`StateArchive`], base64; secret). Swarm: the swarm
     /// directory put back with the engine stopped, then `swarm init
-    /// --force-new-cluster`. Idempotent: a node that manages a cluster is
-    /// left as it is.
+    /// --force-new-cluster`; Kubernetes: the PKI back, the etcd snapshot
+    /// restored, then `kubeadm init` over them; Mesos: ZooKeeper's data and
+    /// the replicated log in place, then the first master's start.
+    /// Idempotent: a node that manages a cluster is left as it is.
     async fn restore(&self, node: &NodeShell, _archive: &Secret) -> Result<(), ShellError> {
         Err(ShellError::unreadable(
             node.node(),
@@ -204,7 +206,8 @@ pub trait Orchestrator: Send + Sync {
 
     /// Makes a node that still belongs to the cluster as it was before a
     /// restore leave it, so it can join the restored one (Swarm: `swarm
-    /// leave --force`). Idempotent.
+    /// leave --force`; Kubernetes: `kubeadm reset`; Mesos: its containers
+    /// and work directory removed). Idempotent.
     async fn leave_old_cluster(&self, node: &NodeShell) -> Result<(), ShellError> {
         Err(ShellError::unreadable(
             node.node(),
