@@ -14,6 +14,8 @@ from moto.ec2.models import elastic_network_interfaces
 from moto.iam import access_control
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.elastic_network_interfaces import NetworkInterfaceBackend
+from moto.ec2.models.instances import Instance
+from moto.ec2.models.subnets import Subnet
 from moto.server import main
 
 from ec2_public import PUBLIC_CIDR, public_pool
@@ -71,6 +73,42 @@ def _create_network_interface_once(self, subnet, private_ip_address, *args, **kw
 
 
 NetworkInterfaceBackend.create_network_interface = _create_network_interface_once
+
+
+# RunInstances with PrivateIpAddress: moto's subnet raises a bare
+# Exception("IP already in use") for an address it still counts as taken
+# (a 500 the SDK retries, then "Unknown"); EC2 answers
+# InvalidIPAddress.InUse.
+_request_ip = Subnet.request_ip
+
+
+def _request_ip_as_ec2(self, ip, instance):
+    if ip in self._subnet_ips:
+        raise AddressInUse(ip)
+    return _request_ip(self, ip, instance)
+
+
+Subnet.request_ip = _request_ip_as_ec2
+
+# A terminated instance's private address is free again (its
+# delete-on-termination interface is gone); moto forgets it only when the
+# instance object is garbage-collected (Instance.__del__), so an address
+# asked for right after a termination was refused or not, by chance (CI
+# saw a restore at a terminated manager's address fail so).
+_terminate = Instance.terminate
+
+
+def _terminate_and_free(self):
+    state = _terminate(self)
+    subnet = self.ec2_backend.get_subnet(self.subnet_id) if self.subnet_id else None
+    if subnet is not None:
+        for ip in list(self._private_ips):
+            if subnet._subnet_ips.get(ip) is self:
+                subnet.del_subnet_ip(ip)
+    return state
+
+
+Instance.terminate = _terminate_and_free
 
 if __name__ == "__main__":
     print(f"public IPv4 addresses from {PUBLIC_CIDR}", flush=True)
