@@ -191,7 +191,7 @@ def run_ansible(playbook_exe, flags, image, workers, work):
                 break
             time.sleep(0.1)
         took = time.monotonic() - t0
-        return took, critical_path(names, out.stdout, t0_wall), t0_wall
+        return took, critical_path(names, out.stdout, t0_wall)
     finally:
         for n in names:
             sh("docker", "rm", "-f", "-v", n, check=False)
@@ -260,7 +260,7 @@ def main():
             for run in range(args.runs):
                 p, manager = run_provision(exe, state, n)
                 flags, image = run_flags(manager)
-                a, cp, _ = run_ansible(playbook_exe, flags, image, n, work)
+                a, cp = run_ansible(playbook_exe, flags, image, n, work)
                 rows.append((n, run + 1, p, a, cp))
                 print(f"1+{n} run {run + 1}: provision {p:.1f}s, containers+Ansible {a:.1f}s, "
                       f"critical path {cp:.1f}s", file=sys.stderr)
