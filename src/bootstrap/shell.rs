@@ -158,6 +158,16 @@ impl NodeShell {
         &self.addresses.ssh
     }
 
+    /// The addresses its scripts are rendered with.
+    pub fn addresses(&self) -> &Addresses {
+        &self.addresses
+    }
+
+    /// Whether the connection is known to be gone.
+    pub fn is_closed(&self) -> bool {
+        self.session.is_closed()
+    }
+
     pub fn host_key(&self) -> &str {
         self.session.host_key()
     }

@@ -343,6 +343,11 @@ impl SshSession {
         })
     }
 
+    /// Whether the session has ended (see [`Transport::is_closed`](super::Transport::is_closed)).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
     pub async fn close(self) {
         let _ = self
             .handle

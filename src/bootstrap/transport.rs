@@ -27,6 +27,10 @@ pub trait Transport: Send + Sync {
         stdin: Option<&[u8]>,
         on_output: &mut (dyn for<'c> FnMut(&'c [u8]) + Send),
     ) -> Result<u32, SshError>;
+    /// Whether the connection is known to be gone (the peer or the network
+    /// closed it). A connection to a machine that vanished without a word
+    /// still looks open: only a command with a deadline finds that out.
+    fn is_closed(&self) -> bool;
     async fn close(self: Box<Self>);
 }
 
@@ -87,6 +91,9 @@ impl Transport for SshSession {
         on_output: &mut (dyn for<'c> FnMut(&'c [u8]) + Send),
     ) -> Result<u32, SshError> {
         SshSession::exec(self, command, stdin, |chunk: &[u8]| on_output(chunk)).await
+    }
+    fn is_closed(&self) -> bool {
+        SshSession::is_closed(self)
     }
     async fn close(self: Box<Self>) {
         SshSession::close(*self).await

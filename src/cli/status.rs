@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::output::{node_table, ClusterStatus};
 use super::session::{self, connect_provider, Session};
 use super::{Global, OutputFormat};
-use crate::controller::{ClusterContext, Probing};
+use crate::controller::{ClusterContext, Connections, Probing};
 use crate::progress::LogReporter;
 use crate::state::LockError;
 
@@ -80,7 +80,11 @@ async fn refresh(session: &Session, record: &crate::state::ClusterRecord) -> Res
     let provider = connect_provider(&record.spec, None).await?;
     let ctx = ClusterContext::new(&*session.store, record.clone())?;
     let controller = session.controller(provider, &record.spec, std::sync::Arc::new(LogReporter));
-    let (_, _, connections) = controller.observe(&ctx, Probing::EveryNode).await?;
+    let connections = Connections::default();
+    let observed = controller
+        .observe(&ctx, Probing::EveryNode, &connections)
+        .await;
     connections.close_all().await;
+    observed?;
     Ok(())
 }

@@ -1,7 +1,8 @@
-//! The SSH connections of one reconcile pass: what the observation opened
-//! is reused by the actions that follow (joins through a manager, drains,
-//! a bootstrap of a node it probed), never reopened, and all of it is
-//! closed when the pass ends.
+//! The SSH connections of one converge run: what an observation opened is
+//! reused by the actions that follow (joins through a manager, drains, a
+//! bootstrap of a node it probed) and by the next pass's observation (after
+//! a check that it still works), and all of it is closed when the run
+//! ends. Opening one is a TCP and SSH handshake: seconds on a busy node.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,11 @@ impl Connections {
     /// deleted: the old connection leads nowhere useful).
     pub fn forget(&self, node: &str) {
         self.shells().remove(node);
+    }
+
+    /// Drops every connection whose node `keep` refuses.
+    pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
+        self.shells().retain(|node, _| keep(node));
     }
 
     /// How many connections the pass holds.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::in_memory::{Cloud, Nodes, Swarmish};
-use super::{ClusterContext, Controller, ConvergeReport, Probing};
+use super::{ClusterContext, Connections, Controller, ConvergeReport, Probing};
 use crate::bootstrap::Scripts;
 use crate::progress::LogReporter;
 use crate::spec::ClusterSpec;
@@ -128,14 +128,57 @@ async fn a_converged_pass_asks_one_manager_and_probes_no_vouched_node() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_run_connects_to_each_node_once_across_its_passes() {
+    let mut w = world(1, 3);
+    // Every pass asks every node itself: the confirming pass after the
+    // create reuses the connections the create opened.
+    w.ctl.probing = Probing::EveryNode;
+    w.converge().await;
+    assert_eq!(
+        w.nodes.connections().into_values().collect::<Vec<_>>(),
+        [1, 1, 1, 1],
+        "{:?}",
+        w.nodes.connections()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kept_connection_is_used_while_it_works_and_replaced_when_it_closed() {
+    let w = world(1, 2);
+    w.converge().await;
+    let connections = Connections::default();
+    let observe = || w.ctl.observe(&w.ctx, Probing::EveryNode, &connections);
+    observe().await.unwrap();
+    let opened = w.nodes.total();
+    let (_, observed) = observe().await.unwrap();
+    assert_eq!(w.nodes.total(), opened, "a second look opens nothing");
+    assert!(matches!(
+        observed.probes["web-worker-1"],
+        super::Probe::Reached(_)
+    ));
+
+    // Its connection reset (the node rebooted): asked over a new one, once.
+    w.nodes.sever("web-worker-1");
+    let (_, observed) = observe().await.unwrap();
+    assert_eq!(w.nodes.total(), opened + 1);
+    assert_eq!(w.nodes.connections()["web-worker-1"], 3);
+    assert!(matches!(
+        observed.probes["web-worker-1"],
+        super::Probe::Reached(_)
+    ));
+    connections.close_all().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_node_the_membership_lists_down_is_probed() {
     let w = world(1, 2);
     w.converge().await;
     w.swarm.down("web-worker-2");
     let probes = w.swarm.probes();
-    let (_, observed, connections) = w
+    let connections = Connections::default();
+    let (_, observed) = w
         .ctl
-        .observe(&w.ctx, Probing::MembershipFirst)
+        .observe(&w.ctx, Probing::MembershipFirst, &connections)
         .await
         .unwrap();
     connections.close_all().await;

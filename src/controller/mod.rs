@@ -20,6 +20,7 @@ pub mod plan;
 pub mod quorum;
 mod reconcile;
 
+pub use connections::Connections;
 pub use context::{cluster_ref, ClusterContext, Controller, ControllerError};
 pub(crate) use observe::unix_now;
 pub use observe::Probing;

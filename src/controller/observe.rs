@@ -20,6 +20,10 @@ use crate::state::{Health, NodeRecord};
 /// How long a probe of one node may take in all; a frozen node never stalls a pass.
 const PROBE_DEADLINE: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a probe over a connection kept from an earlier pass may take
+/// before the connection is given up for a new one: a busy node answers
+/// well within it, a vanished one never does.
+const KEPT_PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Whether an observation records the host key of a node met for the first
 /// time (trust on first use). A dry run records nothing.
@@ -96,16 +100,25 @@ impl Controller {
         ))
     }
 
-    /// Connects to a node and asks for its own report. Connecting is timed
-    /// on its own (waiting for one of this process's SSH slots is not the
-    /// node's fault); the report has [`PROBE_DEADLINE`].
+    /// Asks a node for its own report, over the connection an earlier
+    /// pass of this run kept when it still works, otherwise over a new one
+    /// (kept in `connections` either way). Connecting is timed on its own
+    /// (waiting for one of this process's SSH slots is not the node's
+    /// fault); the report has [`PROBE_DEADLINE`].
     async fn probe_node(
         &self,
         ctx: &ClusterContext,
         record: &NodeRecord,
         addresses: &Addresses,
         first_contact: FirstContact,
-    ) -> (Probe, Option<NodeShell>) {
+        connections: &Connections,
+    ) -> Probe {
+        if let Some(kept) = connections.get(&record.name) {
+            if let Some(probe) = self.probe_kept(&kept, addresses).await {
+                return probe;
+            }
+            connections.forget(&record.name);
+        }
         let shell = match first_contact {
             FirstContact::Record => self.open_shell(ctx, record, addresses, None).await,
             FirstContact::Forget => self.connect_shell(ctx, record, addresses, None).await,
@@ -114,23 +127,46 @@ impl Controller {
             Ok(shell) => shell,
             Err(ControllerError::Ssh(e)) if e.is_local() => {
                 warn!(node = %record.name, error = %e, "not probed");
-                return (Probe::Unknown(e.to_string()), None);
+                return Probe::Unknown(e.to_string());
             }
             Err(e) => {
                 debug!(node = %record.name, error = %e, "probe failed");
-                return (Probe::Unreachable(e.to_string()), None);
+                return Probe::Unreachable(e.to_string());
             }
         };
         match tokio::time::timeout(PROBE_DEADLINE, self.orchestrator.probe(&shell)).await {
-            Ok(Ok(probe)) => (Probe::Reached(probe), Some(shell)),
+            Ok(Ok(probe)) => {
+                connections.keep(shell);
+                Probe::Reached(probe)
+            }
             Ok(Err(e)) => {
                 debug!(node = %record.name, error = %e, "probe failed");
-                (Probe::Unreachable(e.to_string()), Some(shell))
+                connections.keep(shell);
+                Probe::Unreachable(e.to_string())
             }
-            Err(_) => (
-                Probe::Unreachable(format!("no answer within {}s", PROBE_DEADLINE.as_secs())),
-                None,
-            ),
+            Err(_) => Probe::Unreachable(format!("no answer within {}s", PROBE_DEADLINE.as_secs())),
+        }
+    }
+
+    /// The report over a connection kept from an earlier pass, or `None`
+    /// when that connection should be dropped: it closed, it leads to other
+    /// addresses (the scripts would be rendered with the old ones), or the
+    /// probe failed or did not answer within [`KEPT_PROBE_DEADLINE`] (a
+    /// machine gone without a word leaves its connection looking open).
+    async fn probe_kept(&self, kept: &NodeShell, addresses: &Addresses) -> Option<Probe> {
+        if kept.is_closed() || kept.addresses() != addresses {
+            return None;
+        }
+        match tokio::time::timeout(KEPT_PROBE_DEADLINE, self.orchestrator.probe(kept)).await {
+            Ok(Ok(probe)) => Some(Probe::Reached(probe)),
+            Ok(Err(e)) => {
+                debug!(node = %kept.node(), error = %e, "probe over the kept connection failed; connecting again");
+                None
+            }
+            Err(_) => {
+                debug!(node = %kept.node(), "probe over the kept connection did not answer; connecting again");
+                None
+            }
         }
     }
 
@@ -138,19 +174,20 @@ impl Controller {
     /// machine the membership does not vouch for, and membership through one
     /// manager. Records the addresses and health it saw, and returns the
     /// node records as they now are, so the planner works from what was just
-    /// observed, with the connections it opened for the actions to reuse.
+    /// observed; the connections it used stay in `connections` for the
+    /// actions (and the next observation) to reuse.
     pub async fn observe(
         &self,
         ctx: &ClusterContext,
         probing: Probing,
-    ) -> Result<(Vec<NodeRecord>, Observed, Connections), ControllerError> {
+        connections: &Connections,
+    ) -> Result<(Vec<NodeRecord>, Observed), ControllerError> {
         let records = self.store.nodes(ctx.name())?;
-        let connections = Connections::default();
         let observed = self
-            .look(ctx, &records, FirstContact::Record, probing, &connections)
+            .look(ctx, &records, FirstContact::Record, probing, connections)
             .await?;
         let records = self.record_observation(ctx, &observed)?;
-        Ok((records, observed, connections))
+        Ok((records, observed))
     }
 
     /// The observation alone, written nowhere but (with
@@ -188,12 +225,15 @@ impl Controller {
         let mut members = None;
         for r in managers {
             let addresses = &reachable[r.name.as_str()];
-            let (probe, shell) = self.probe_node(ctx, r, addresses, first_contact).await;
+            let probe = self
+                .probe_node(ctx, r, addresses, first_contact, connections)
+                .await;
             let probe = vetted(&r.name, probe, &mut refused);
             let control = probe.has_control();
             probes.insert(r.name.clone(), probe);
-            let Some(shell) = shell else { continue };
-            let shell = connections.keep(shell);
+            let Some(shell) = connections.get(&r.name) else {
+                continue;
+            };
             if !control {
                 continue;
             }
@@ -238,16 +278,20 @@ impl Controller {
             }
         }
         let probed = join_all(to_probe.into_iter().map(|(r, addresses)| async move {
-            let (probe, shell) = self.probe_node(ctx, r, addresses, first_contact).await;
-            (r, probe, shell)
+            let probe = self
+                .probe_node(ctx, r, addresses, first_contact, connections)
+                .await;
+            (r, probe)
         }))
         .await;
-        for (r, probe, shell) in probed {
+        for (r, probe) in probed {
             probes.insert(r.name.clone(), vetted(&r.name, probe, &mut refused));
-            if let Some(shell) = shell {
-                connections.keep(shell);
-            }
         }
+        // A connection kept from an earlier pass to a node this one did not
+        // ask (vouched for, or gone) is not known to work: the actions open
+        // a new one if they need it.
+        connections
+            .retain(|node| probes.contains_key(node) && !matches!(probes[node], Probe::Vouched(_)));
 
         Ok(Observed {
             machines,

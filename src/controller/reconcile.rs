@@ -145,24 +145,29 @@ impl Controller {
         ctx: &ClusterContext,
         report: &mut ConvergeReport,
     ) -> Result<(), ControllerError> {
+        // One set of connections for every pass: the last pass, which only
+        // confirms, needs no new handshakes.
+        let connections = Connections::default();
+        let result = self.converge_passes(ctx, report, &connections).await;
+        connections.close_all().await;
+        result
+    }
+
+    async fn converge_passes(
+        &self,
+        ctx: &ClusterContext,
+        report: &mut ConvergeReport,
+        connections: &Connections,
+    ) -> Result<(), ControllerError> {
         let started = Instant::now();
         let limit = ctx.record.spec.timeouts.converge;
         let mut last: Vec<String> = Vec::new();
         self.reconcile_firewall(ctx).await?;
         for pass in 1..=MAX_PASSES {
-            let (records, observed, connections) = self.observe(ctx, self.probing).await?;
+            let (records, observed) = self.observe(ctx, self.probing, connections).await?;
             let result = self
-                .plan_and_act(
-                    ctx,
-                    report,
-                    pass,
-                    &records,
-                    &observed,
-                    &connections,
-                    started,
-                )
+                .plan_and_act(ctx, report, pass, &records, &observed, connections, started)
                 .await;
-            connections.close_all().await;
             match result? {
                 Pass::Converged => return Ok(()),
                 Pass::More(remaining) => last = remaining,

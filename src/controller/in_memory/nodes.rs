@@ -2,6 +2,7 @@
 //! running machine at its address, and is counted.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ use crate::bootstrap::{Connector, SshError, SshTarget, Transport};
 pub struct Nodes {
     cloud: Arc<Cloud>,
     connections: Mutex<BTreeMap<String, u32>>,
+    /// Each open connection's "closed" flag, by node.
+    open: Mutex<BTreeMap<String, Vec<Arc<AtomicBool>>>>,
 }
 
 impl Nodes {
@@ -21,6 +24,21 @@ impl Nodes {
         Nodes {
             cloud,
             connections: Mutex::default(),
+            open: Mutex::default(),
+        }
+    }
+
+    /// Closes every connection open to `node`, as a reset from its side does.
+    pub fn sever(&self, node: &str) {
+        if let Some(flags) = self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(node)
+        {
+            for closed in flags {
+                closed.store(true, Ordering::Relaxed);
+            }
         }
     }
 
@@ -68,7 +86,15 @@ impl Connector for Nodes {
             .unwrap_or_else(|p| p.into_inner())
             .entry(target.node.clone())
             .or_default() += 1;
+        let closed = Arc::new(AtomicBool::new(false));
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(target.node.clone())
+            .or_default()
+            .push(closed.clone());
         Ok(Box::new(Shell {
+            closed,
             node: target.node.clone(),
             user: target.user.clone(),
             host_key: format!("ssh-ed25519 in-memory-{}", target.node),
@@ -79,6 +105,7 @@ impl Connector for Nodes {
 /// A node's end: the in-memory orchestrator keeps node state itself, so
 /// no command reaches here but an override script's, which has no node to run on.
 struct Shell {
+    closed: Arc<AtomicBool>,
     node: String,
     user: String,
     host_key: String,
@@ -104,5 +131,10 @@ impl Transport for Shell {
         on_output(format!("in-memory node {}: no shell for {command:?}\n", self.node).as_bytes());
         Ok(127)
     }
-    async fn close(self: Box<Self>) {}
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+    async fn close(self: Box<Self>) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
 }

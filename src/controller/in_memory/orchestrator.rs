@@ -193,6 +193,14 @@ impl Orchestrator for Swarmish {
     }
 
     async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
+        // As a channel open on a dead SSH session fails.
+        if node.is_closed() {
+            return Err(ShellError::Ssh(crate::bootstrap::SshError::Protocol {
+                node: node.node().to_string(),
+                what: "channel open",
+                message: "the connection is closed".into(),
+            }));
+        }
         let stale = self.stale(node);
         let mut state = self.state();
         *state.probes.entry(node.node().to_string()).or_default() += 1;
