@@ -3,6 +3,7 @@
 //! laptops and CI. One private Docker network per cluster; every container,
 //! network and volume carries the cluster id as a label.
 
+mod container_mode;
 mod engine;
 mod image;
 mod labels;

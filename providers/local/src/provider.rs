@@ -1,6 +1,7 @@
 //! [`Provider`] on the local Docker engine.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use async_trait::async_trait;
@@ -21,6 +22,7 @@ use provision_provider::{
 };
 use tracing::{debug, info};
 
+use crate::container_mode;
 use crate::engine::{self, call_error, is_not_found, CLOUD};
 use crate::image::ensure_image;
 use crate::labels::{self, cluster_filter};
@@ -33,6 +35,9 @@ pub struct LocalOptions {
     pub image: String,
     /// Debian suite the node image is built from.
     pub suite: String,
+    /// Where the engine's container mode is remembered between runs
+    /// (see [`crate::container_mode`]); `None` finds it out every run.
+    pub mode_cache: Option<PathBuf>,
 }
 
 impl Default for LocalOptions {
@@ -40,20 +45,19 @@ impl Default for LocalOptions {
         LocalOptions {
             image: "provision/node:bookworm".into(),
             suite: "bookworm".into(),
+            mode_cache: container_mode::cache_dir(),
         }
     }
 }
-
-// How node containers get the rights systemd and an inner dockerd need.
-const MODE_UNKNOWN: u8 = 0;
-const MODE_PRIVILEGED: u8 = 1;
-const MODE_CAPS: u8 = 2;
 
 pub struct LocalProvider {
     docker: Docker,
     options: LocalOptions,
     cgroup_v2: bool,
-    /// Learnt from the first node started, then used for every other one.
+    /// The engine's ID, under which its container mode is remembered.
+    engine_id: String,
+    /// Remembered from an earlier run, or learnt from the first node
+    /// started, then used for every other one.
     mode: AtomicU8,
     /// Held while the first node finds out which mode works.
     learn_mode: tokio::sync::Mutex<()>,
@@ -68,11 +72,17 @@ impl LocalProvider {
             .await
             .map_err(|e| call_error("engine info", e))?;
         let cgroup_v2 = matches!(info.cgroup_version, Some(SystemInfoCgroupVersionEnum::_2));
+        let engine_id = info.id.unwrap_or_default();
+        let mode = match &options.mode_cache {
+            Some(dir) => container_mode::remembered(dir, &engine_id),
+            None => container_mode::UNKNOWN,
+        };
         Ok(LocalProvider {
             docker,
             options,
             cgroup_v2,
-            mode: AtomicU8::new(MODE_UNKNOWN),
+            engine_id,
+            mode: AtomicU8::new(mode),
             learn_mode: tokio::sync::Mutex::new(()),
         })
     }
@@ -461,7 +471,7 @@ impl Provider for LocalProvider {
         // Until one node has shown whether the engine allows --privileged,
         // the others wait, so only one of them tries and falls back.
         let learning = match self.mode.load(Ordering::Relaxed) {
-            MODE_UNKNOWN => Some(self.learn_mode.lock().await),
+            container_mode::UNKNOWN => Some(self.learn_mode.lock().await),
             _ => None,
         };
         let id = match self.find_container(cluster, &spec.node).await? {
@@ -475,7 +485,7 @@ impl Provider for LocalProvider {
                 self.start_with_fallback(cluster, spec, id).await?
             }
             None => {
-                let privileged = self.mode.load(Ordering::Relaxed) != MODE_CAPS;
+                let privileged = self.mode.load(Ordering::Relaxed) != container_mode::CAPS;
                 let id = match self.create_container(cluster, spec, privileged).await {
                     Ok(id) => id,
                     // Made a moment ago by a concurrent run: use that one.
@@ -615,6 +625,14 @@ impl Provider for LocalProvider {
 }
 
 impl LocalProvider {
+    /// Uses `mode` from now on, and remembers it for the engine.
+    fn learnt(&self, mode: u8) {
+        self.mode.store(mode, Ordering::Relaxed);
+        if let Some(dir) = &self.options.mode_cache {
+            container_mode::remember(dir, &self.engine_id, mode);
+        }
+    }
+
     /// Starts the container; if the engine refuses privileged mode, recreates
     /// it with the explicit capability set and remembers that for the rest.
     async fn start_with_fallback(
@@ -625,8 +643,8 @@ impl LocalProvider {
     ) -> Result<String, ProviderError> {
         match self.docker.start_container(&id, None).await {
             Ok(()) => {
-                if self.mode.load(Ordering::Relaxed) == MODE_UNKNOWN {
-                    self.mode.store(MODE_PRIVILEGED, Ordering::Relaxed);
+                if self.mode.load(Ordering::Relaxed) == container_mode::UNKNOWN {
+                    self.learnt(container_mode::PRIVILEGED);
                 }
                 Ok(id)
             }
@@ -635,7 +653,7 @@ impl LocalProvider {
                     node = %spec.node,
                     "engine refuses privileged containers; using an explicit capability set"
                 );
-                self.mode.store(MODE_CAPS, Ordering::Relaxed);
+                self.learnt(container_mode::CAPS);
                 self.remove_container(&id).await?;
                 let id = self.create_container(cluster, spec, false).await?;
                 self.docker
