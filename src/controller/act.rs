@@ -25,9 +25,6 @@ use crate::state::{NodePhase, NodeRecord};
 /// credentials fetch needs (0600: it holds Kubernetes' certificate key).
 const JOIN_STATE_FILE: &str = "join-state";
 
-/// At most this many cloud calls that create machines at once.
-const CREATE_CONCURRENCY: usize = 8;
-
 /// The cluster is ready to take joins once this holds a manager and secrets.
 #[derive(Clone)]
 enum Gate {
@@ -70,7 +67,7 @@ impl Controller {
             joins_waiting: plan
                 .any_step(|a| matches!(a, Action::Join { .. } | Action::Rejoin { .. })),
             manager_join: Mutex::new(()),
-            creates: Semaphore::new(CREATE_CONCURRENCY),
+            creates: Semaphore::new(self.provider.create_concurrency().max(1)),
             plan_restores_on: plan
                 .actions()
                 .into_iter()
@@ -564,6 +561,7 @@ impl Run<'_> {
     /// Records the member id the node now reports and marks it ready.
     async fn joined(&self, node: &str, shell: &NodeShell) -> Result<(), ControllerError> {
         let probe = self.ctl.orchestrator.probe(shell).await?;
+        self.connections.note_report(node, &probe);
         if !probe.joined {
             return Err(ControllerError::Node {
                 node: node.to_string(),

@@ -4,19 +4,44 @@
 //! a check that it still works), and all of it is closed when the run
 //! ends. Opening one is a TCP and SSH handshake: seconds on a busy node.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::bootstrap::NodeShell;
+use crate::orchestrator::NodeProbe;
 
 #[derive(Default)]
 pub struct Connections {
     shells: Mutex<BTreeMap<String, Arc<NodeShell>>>,
+    /// Nodes whose last report over their kept connection was that of a
+    /// member with its engine running.
+    members: Mutex<BTreeSet<String>>,
 }
 
 impl Connections {
-    fn shells(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<NodeShell>>> {
+    fn shells(&self) -> MutexGuard<'_, BTreeMap<String, Arc<NodeShell>>> {
         self.shells.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn members(&self) -> MutexGuard<'_, BTreeSet<String>> {
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes what `node` just reported over its kept connection.
+    pub fn note_report(&self, node: &str, probe: &NodeProbe) {
+        let kept = self.get(node).is_some();
+        if probe.joined && probe.engine_running && kept {
+            self.members().insert(node.to_string());
+        } else {
+            self.members().remove(node);
+        }
+    }
+
+    /// Whether this run reached `node` and its last report was a running
+    /// member's: a later pass may take the membership's word for it.
+    pub fn reported_member(&self, node: &str) -> bool {
+        let reported = self.members().contains(node);
+        reported && self.get(node).is_some_and(|s| !s.is_closed())
     }
 
     /// Keeps `shell` for the rest of the pass; returns it shared. A shell
@@ -38,11 +63,14 @@ impl Connections {
     /// deleted: the old connection leads nowhere useful).
     pub fn forget(&self, node: &str) {
         self.shells().remove(node);
+        self.members().remove(node);
     }
 
     /// Drops every connection whose node `keep` refuses.
     pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
         self.shells().retain(|node, _| keep(node));
+        let shells = self.shells();
+        self.members().retain(|node| shells.contains_key(node));
     }
 
     /// How many connections the pass holds.
@@ -57,6 +85,7 @@ impl Connections {
     /// Closes every connection no step still uses (the rest close when
     /// their last user drops them).
     pub async fn close_all(&self) {
+        self.members().clear();
         let shells = std::mem::take(&mut *self.shells());
         for shell in shells.into_values() {
             if let Ok(shell) = Arc::try_unwrap(shell) {

@@ -143,6 +143,34 @@ async fn a_run_connects_to_each_node_once_across_its_passes() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_run_that_asks_every_node_asks_each_once_then_takes_the_membership_word() {
+    let mut w = world(1, 3);
+    w.ctl.probing = Probing::EveryNode;
+    w.converge().await;
+    // Each worker was asked once, after its join; the confirming pass asked
+    // the manager again (for the membership) and no worker.
+    let probes = w.swarm.probes();
+    assert_eq!(probes["web-manager-1"], 2, "{probes:?}");
+    for worker in ["web-worker-1", "web-worker-2", "web-worker-3"] {
+        assert_eq!(probes[worker], 1, "{probes:?}");
+    }
+
+    // Within one run: a node whose connection was lost since its report,
+    // listed ready all the same, is asked again; the others are not.
+    let connections = Connections::default();
+    let observe = || w.ctl.observe(&w.ctx, Probing::EveryNode, &connections);
+    observe().await.unwrap();
+    let before = w.swarm.probes();
+    w.nodes.sever("web-worker-2");
+    observe().await.unwrap();
+    let after = w.swarm.probes();
+    assert_eq!(after["web-worker-1"], before["web-worker-1"]);
+    assert_eq!(after["web-worker-2"], before["web-worker-2"] + 1);
+    assert_eq!(after["web-manager-1"], before["web-manager-1"] + 1);
+    connections.close_all().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_kept_connection_is_used_while_it_works_and_replaced_when_it_closed() {
     let w = world(1, 2);
     w.converge().await;
@@ -153,7 +181,7 @@ async fn a_kept_connection_is_used_while_it_works_and_replaced_when_it_closed() 
     let (_, observed) = observe().await.unwrap();
     assert_eq!(w.nodes.total(), opened, "a second look opens nothing");
     assert!(matches!(
-        observed.probes["web-worker-1"],
+        observed.probes["web-manager-1"],
         super::Probe::Reached(_)
     ));
 

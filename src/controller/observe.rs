@@ -1,6 +1,6 @@
 //! Observe: what the cloud and the orchestrator say right now.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -14,7 +14,7 @@ use super::plan::{Observed, Probe};
 use crate::bootstrap::scripts::script_context;
 use crate::bootstrap::{NodeShell, SshTarget};
 use crate::orchestrator::reported::{refuse_member, refuse_probe};
-use crate::orchestrator::Member;
+use crate::orchestrator::{Member, NodeProbe};
 use crate::state::{Health, NodeRecord};
 
 /// How long a probe of one node may take in all; a frozen node never stalls a pass.
@@ -41,7 +41,10 @@ pub enum Probing {
     MembershipFirst,
     /// Every running node (`status`, and commands a person runs: each
     /// node's own report, its host key checked, at once, whatever the
-    /// orchestrator's failure detector has noticed yet).
+    /// orchestrator's failure detector has noticed yet). Once per run: a
+    /// later pass takes the membership's word for a node whose own report,
+    /// read earlier in the run over the connection it still holds, was a
+    /// running member's.
     EveryNode,
 }
 
@@ -114,8 +117,9 @@ impl Controller {
         connections: &Connections,
     ) -> Probe {
         if let Some(kept) = connections.get(&record.name) {
-            if let Some(probe) = self.probe_kept(&kept, addresses).await {
-                return probe;
+            if let Some(report) = self.probe_kept(&kept, addresses).await {
+                connections.note_report(&record.name, &report);
+                return Probe::Reached(report);
             }
             connections.forget(&record.name);
         }
@@ -135,9 +139,10 @@ impl Controller {
             }
         };
         match tokio::time::timeout(PROBE_DEADLINE, self.orchestrator.probe(&shell)).await {
-            Ok(Ok(probe)) => {
+            Ok(Ok(report)) => {
                 connections.keep(shell);
-                Probe::Reached(probe)
+                connections.note_report(&record.name, &report);
+                Probe::Reached(report)
             }
             Ok(Err(e)) => {
                 debug!(node = %record.name, error = %e, "probe failed");
@@ -153,12 +158,12 @@ impl Controller {
     /// addresses (the scripts would be rendered with the old ones), or the
     /// probe failed or did not answer within [`KEPT_PROBE_DEADLINE`] (a
     /// machine gone without a word leaves its connection looking open).
-    async fn probe_kept(&self, kept: &NodeShell, addresses: &Addresses) -> Option<Probe> {
+    async fn probe_kept(&self, kept: &NodeShell, addresses: &Addresses) -> Option<NodeProbe> {
         if kept.is_closed() || kept.addresses() != addresses {
             return None;
         }
         match tokio::time::timeout(KEPT_PROBE_DEADLINE, self.orchestrator.probe(kept)).await {
-            Ok(Ok(probe)) => Some(Probe::Reached(probe)),
+            Ok(Ok(report)) => Some(report),
             Ok(Err(e)) => {
                 debug!(node = %kept.node(), error = %e, "probe over the kept connection failed; connecting again");
                 None
@@ -270,8 +275,12 @@ impl Controller {
             }
             let listed = listed_ready(r, members.as_deref());
             let view_current = !follows_managers || r.managers_seen == managers_view;
+            // A later pass of a run that asked every node already has
+            // this one's own word, if it is a member: no second probe.
+            let may_vouch =
+                probing == Probing::MembershipFirst || connections.reported_member(&r.name);
             match listed {
-                Some(id) if view_current && probing == Probing::MembershipFirst => {
+                Some(id) if view_current && may_vouch => {
                     probes.insert(r.name.clone(), Probe::vouched(id));
                 }
                 _ => to_probe.push((r, addresses)),
@@ -288,10 +297,16 @@ impl Controller {
             probes.insert(r.name.clone(), vetted(&r.name, probe, &mut refused));
         }
         // A connection kept from an earlier pass to a node this one did not
-        // ask (vouched for, or gone) is not known to work: the actions open
-        // a new one if they need it.
-        connections
-            .retain(|node| probes.contains_key(node) && !matches!(probes[node], Probe::Vouched(_)));
+        // ask (gone, or vouched for with no report of its own this run) is
+        // not known to work: the actions open a new one if they need it.
+        let usable: BTreeSet<&str> = probes
+            .iter()
+            .filter(|(node, p)| {
+                !matches!(p, Probe::Vouched(_)) || connections.reported_member(node)
+            })
+            .map(|(node, _)| node.as_str())
+            .collect();
+        connections.retain(|node| usable.contains(node));
 
         Ok(Observed {
             machines,

@@ -106,6 +106,13 @@ pub trait Provider: Send + Sync {
         &[]
     }
 
+    /// How many `create_machine` calls one run may have in flight: a
+    /// cloud's API counts them against the account (EC2's request limits,
+    /// Nova's quota checks); a local engine just queues them.
+    fn create_concurrency(&self) -> usize {
+        8
+    }
+
     /// Creates the machine, or returns the existing one of the same node
     /// name in this cluster, so a retried call never makes two. The returned
     /// machine is started but may still be booting.

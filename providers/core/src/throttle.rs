@@ -84,6 +84,10 @@ impl Provider for Throttled {
         self.inner.prerequisite_kinds()
     }
 
+    fn create_concurrency(&self) -> usize {
+        self.inner.create_concurrency()
+    }
+
     async fn create_machine(
         &self,
         cluster: &ClusterRef,

@@ -448,6 +448,12 @@ impl Provider for LocalProvider {
         &["node image", "network"]
     }
 
+    /// Every node of a cluster at once: the engine queues the work itself
+    /// and no account is throttled, so the last node is not held back.
+    fn create_concurrency(&self) -> usize {
+        64
+    }
+
     async fn ensure_prerequisites(
         &self,
         cluster: &ClusterRef,
