@@ -30,6 +30,21 @@ For each 1+N, one after the other on an otherwise idle machine:
 
 It prints the three times and the two ratios per size. Ratios are what
 count on this noisy 2-core machine; run sizes more than once (--runs).
+
+On a test cloud (`--cloud openstack` or `--cloud ec2`, after
+`scripts/test-clouds/<cloud> up`), for each 1+N and each API latency
+injected (`--latency-ms 0 100`: the OpenStack simulator's faults, or the
+EC2 test cloud's moto wrapper), it times `provision swarm` on the cloud,
+counts the cloud API calls the driver made (its debug log: each request,
+retries included) and gives them per node, and computes the critical path
+from provision's own nodes: from the command's start to the end of the
+slowest chain, each node's chain starting when its sshd listened (the
+journal of the container that is its body: the cloud's create call, its
+scheduling and the boot are in it), then `swarm init` and each join as long
+as they took in provision's log. No Ansible run there (its cloud modules
+are not installed here); the ratio is provision over that path.
+
+    scripts/bench/create-vs-ansible.py --cloud openstack 2 8 --latency-ms 0 100
 """
 
 import argparse
@@ -78,15 +93,36 @@ def provision_bin():
 
 
 def run_provision(exe, state, workers):
+    """`provision swarm` 1+workers on the local cloud: (seconds, the
+    manager's `docker inspect`, the critical path of its own nodes)."""
     name = f"bench{workers}"
+    env = dict(os.environ, PROVISION_LOG="info,provision=debug")
+    t0_wall = time.time()
     t0 = time.monotonic()
-    sh(exe, "--state", state, "swarm", "--name", name, "--managers", "1",
-       "--workers", str(workers), capture=True)
+    out = sh(exe, "--state", state, "swarm", "--name", name, "--managers", "1",
+             "--workers", str(workers), capture=True, env=env)
     took = time.monotonic() - t0
-    # The flags provision gave its nodes, for the Ansible run's containers.
-    manager = json.loads(sh("docker", "inspect", f"{name}-manager-1").stdout)[0]
-    sh(exe, "--state", state, "destroy", name, "--yes")
-    return took, manager
+    try:
+        # The flags provision gave its nodes, for the Ansible run's containers.
+        manager = json.loads(sh("docker", "inspect", f"{name}-manager-1").stdout)[0]
+        nodes = [f"{name}-manager-1"] + [f"{name}-worker-{i}" for i in range(1, workers + 1)]
+        own = own_critical_path(out.stderr, {n: sshd_listening_at(n) for n in nodes},
+                                nodes[0], t0_wall)
+    finally:
+        sh(exe, "--state", state, "destroy", name, "--yes")
+    return took, manager, own
+
+
+def own_critical_path(log, listening, manager, t0_wall):
+    """The critical path of a provision run's own nodes, from the command's
+    start: each node's chain from when its sshd listened (its journal), the
+    manager's then `swarm init`, each worker's its join once both its sshd
+    and the init are done; init and joins as long as they took in the log."""
+    init = script_spans(log, "swarm/init.sh", "swarm/join-tokens.sh")[manager]
+    joins = script_spans(log, "swarm/join.sh", "swarm/probe.sh")
+    initialised = listening[manager] + init
+    ends = [max(initialised, listening[w]) + joins[w] for w in joins]
+    return max(ends) - t0_wall
 
 
 def run_flags(inspect):
@@ -239,6 +275,124 @@ def critical_path(names, playbook_output, t0_wall):
     return max(ends) - t0_wall
 
 
+TEST_CLOUDS = Path(os.environ.get("PROVISION_TEST_CLOUD_DIR", "/var/tmp/provision-test-clouds"))
+# The EC2 test cloud's default AMI (tests/common/ec2.rs): Docker installed.
+EC2_AMI = "ami-785db401"
+TIME = r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z"
+
+
+def test_cloud_env(cloud):
+    """The environment `scripts/test-clouds/<cloud> up` wrote (its env file)."""
+    path = TEST_CLOUDS / cloud / "env"
+    if not path.exists():
+        sys.exit(f"the {cloud} test cloud is not up: run scripts/test-clouds/{cloud} up")
+    env = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^export ([A-Z0-9_]+)=(.*)$", line.strip())
+        if m:
+            env[m.group(1)] = m.group(2).strip("'\"")
+    return env
+
+
+def set_latency(cloud, env, ms):
+    import urllib.request
+    if cloud == "openstack":
+        req = urllib.request.Request("http://127.0.0.1:8700/faults", method="POST",
+                                     data=json.dumps({"latency_ms": ms}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    else:
+        req = urllib.request.Request(f"{env['PROVISION_EC2_ENDPOINT']}/__provision/latency?ms={ms}",
+                                     method="POST", data=b"")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
+
+
+def cloud_create_args(cloud, env):
+    if cloud == "openstack":
+        return ["--cloud", "openstack", "--os-cloud", "provision-test"]
+    return ["--cloud", "ec2", "--template", str(REPO / "scripts/test-clouds/ec2-swarm.yaml"),
+            "--profile", env["PROVISION_EC2_PROFILE"], "--subnet", env["PROVISION_EC2_SUBNET"],
+            "--image", EC2_AMI]
+
+
+def log_time(line):
+    m = re.match(TIME, line)
+    if not m:
+        return None
+    import datetime
+    return datetime.datetime.fromisoformat(m.group(1)[:26]).replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def script_spans(log, script, until):
+    """Per node, from the log line that starts `script` on it to the first
+    later line of that node that starts `until`: how long it took there."""
+    starts, spans = {}, {}
+    for line in log.splitlines():
+        t = log_time(line)
+        m = re.search(r'node=([\w-]+) script="([^"]+)"', line)
+        if t is None or not m:
+            continue
+        node, name = m.groups()
+        if name == script:
+            starts[node] = t
+        elif name == until and node in starts and node not in spans:
+            spans[node] = t - starts[node]
+    return spans
+
+
+def run_on_cloud(exe, state, cloud, env, workers):
+    """provision swarm 1+workers on the test cloud: (seconds, cloud calls,
+    critical path seconds)."""
+    name = f"bench{workers}{cloud[:2]}"
+    run_env = dict(os.environ, **env,
+                   PROVISION_LOG="info,provision=debug,provision_provider_openstack=debug,"
+                                 "provision_provider_ec2=debug")
+    t0_wall = time.time()
+    t0 = time.monotonic()
+    out = sh(exe, "--state", state, "swarm", "--name", name, "--managers", "1",
+             "--workers", str(workers), *cloud_create_args(cloud, env), env=run_env, check=False)
+    took = time.monotonic() - t0
+    try:
+        if out.returncode != 0:
+            sys.exit(f"provision swarm on {cloud} failed:\n{out.stderr[-3000:]}")
+        log = out.stderr
+        calls = sum(1 for l in log.splitlines() if f"{cloud} api call" in l)
+        status = json.loads(sh(exe, "--state", state, "status", name, "--output", "json",
+                               env=run_env).stdout)
+        prefix = "os-" if cloud == "openstack" else "ec2-"
+        listening = {n["name"]: sshd_listening_at(prefix + n["machine_id"]) for n in status["nodes"]}
+        manager = next(n["name"] for n in status["nodes"] if n["role"] == "manager")
+        return took, calls, own_critical_path(log, listening, manager, t0_wall)
+    finally:
+        sh(exe, "--state", state, "destroy", name, "--yes", env=run_env, check=False)
+
+
+def main_cloud(args):
+    exe = provision_bin()
+    env = test_cloud_env(args.cloud)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="provision-bench-") as d:
+        state = str(Path(d) / "state.db")
+        try:
+            for latency in args.latency_ms:
+                set_latency(args.cloud, env, latency)
+                for n in args.workers:
+                    for run in range(args.runs):
+                        p, calls, cp = run_on_cloud(exe, state, args.cloud, env, n)
+                        rows.append((n, latency, run + 1, p, calls, cp))
+                        print(f"{args.cloud} 1+{n} latency {latency} ms run {run + 1}: provision "
+                              f"{p:.1f}s, {calls} cloud calls, critical path {cp:.1f}s",
+                              file=sys.stderr)
+        finally:
+            set_latency(args.cloud, env, 0)
+    print(f"{'cloud':<10} {'cluster':<8} {'latency':>8} {'run':>3} {'provision':>10} "
+          f"{'calls':>6} {'calls/node':>10} {'critical':>9} {'prov/crit':>10}")
+    for n, latency, run, p, calls, cp in rows:
+        print(f"{args.cloud:<10} 1+{n:<6} {latency:>6}ms {run:>3} {p:>9.1f}s {calls:>6} "
+              f"{calls / (n + 1):>10.1f} {cp:>8.1f}s {p / cp:>10.2f}")
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--start-one":
         start_one(*sys.argv[2:7])
@@ -247,9 +401,15 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workers", nargs="*", type=int, default=[2, 4, 8, 16])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--cloud", choices=["local", "openstack", "ec2"], default="local")
+    parser.add_argument("--latency-ms", type=int, nargs="+", default=[0, 100],
+                        help="API latencies injected on a test cloud, one run set each")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (Docker, the node image)")
+    if args.cloud != "local":
+        main_cloud(args)
+        return
     exe = provision_bin()
     playbook_exe = ansible_playbook()
     rows = []
@@ -258,16 +418,18 @@ def main():
         state = str(work / "state.db")
         for n in args.workers:
             for run in range(args.runs):
-                p, manager = run_provision(exe, state, n)
+                p, manager, own = run_provision(exe, state, n)
                 flags, image = run_flags(manager)
                 a, cp = run_ansible(playbook_exe, flags, image, n, work)
-                rows.append((n, run + 1, p, a, cp))
+                rows.append((n, run + 1, p, a, cp, own))
                 print(f"1+{n} run {run + 1}: provision {p:.1f}s, containers+Ansible {a:.1f}s, "
-                      f"critical path {cp:.1f}s", file=sys.stderr)
+                      f"critical path {cp:.1f}s (of provision's own nodes {own:.1f}s)",
+                      file=sys.stderr)
     print(f"{'cluster':<8} {'run':>3} {'provision':>10} {'ansible':>9} {'critical':>9} "
-          f"{'prov/ans':>9} {'prov/crit':>10}")
-    for n, run, p, a, cp in rows:
-        print(f"1+{n:<6} {run:>3} {p:>9.1f}s {a:>8.1f}s {cp:>8.1f}s {p / a:>9.2f} {p / cp:>10.2f}")
+          f"{'prov/ans':>9} {'prov/crit':>10} {'own crit':>9} {'prov/own':>9}")
+    for n, run, p, a, cp, own in rows:
+        print(f"1+{n:<6} {run:>3} {p:>9.1f}s {a:>8.1f}s {cp:>8.1f}s {p / a:>9.2f} {p / cp:>10.2f}"
+              f" {own:>8.1f}s {p / own:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,20 @@ documentation range instead of moto's random 54.214.x.y (real AWS
 addresses: traffic to one could leave this machine).
 
     moto_server.py -H 127.0.0.1 -p 5005     # moto_server's own options
+
+API latency, for the create bench (scripts/bench/create-vs-ansible.py):
+    curl -X POST 'http://127.0.0.1:5005/__provision/latency?ms=100'
+makes every later request wait that long before moto answers it, as a
+region's round trip does (0 turns it off).
 """
 
 import itertools
+import json
 import sys
-from urllib.parse import parse_qsl, quote, urlsplit
+import time
+from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
+
+import moto.server as moto_server
 
 from moto.ec2.models import elastic_network_interfaces
 from moto.iam import access_control
@@ -109,6 +118,28 @@ def _terminate_and_free(self):
 
 
 Instance.terminate = _terminate_and_free
+
+_latency = {"ms": 0}
+
+
+class _WithLatency(moto_server.DomainDispatcherApplication):
+    """moto's WSGI application, with the bench's latency before each request."""
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/__provision/latency":
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            if environ.get("REQUEST_METHOD") == "POST" and "ms" in query:
+                _latency["ms"] = max(0, int(query["ms"][0]))
+            body = json.dumps({"latency_ms": _latency["ms"]}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
+        if _latency["ms"]:
+            time.sleep(_latency["ms"] / 1000.0)
+        return super().__call__(environ, start_response)
+
+
+moto_server.DomainDispatcherApplication = _WithLatency
 
 if __name__ == "__main__":
     print(f"public IPv4 addresses from {PUBLIC_CIDR}", flush=True)
