@@ -84,27 +84,34 @@ fn tail_text(tail: &[String]) -> String {
 const TAIL_LINES: usize = 20;
 const REMOTE_DIR: &str = "/var/lib/provision/scripts";
 
-/// The command that stores a script (its standard input) in a file of its
-/// own for this run and prints the file's path: two runs of one script at
-/// once (two drains through one manager) never run each other's text.
-fn store_command(sudo: &str, dir: &str, name: &str) -> String {
-    format!(
-        "{sudo}sh -c 'mkdir -p {dir} && chmod 0700 {dir} && f=$(mktemp {dir}/{name}.XXXXXX) && cat > \"$f\" && echo \"$f\"'"
-    )
+/// The command that stores a script and runs it, in one round trip. Its
+/// standard input is the script's text, a NUL byte, then the script's own
+/// input: bash's `read` takes a pipe one byte at a time, so it stops at the
+/// NUL and the script reads the rest (a join token never touches the
+/// disk). The text goes into a file of its own for this run, so two runs
+/// of one script at once (two drains through one manager) never run each
+/// other's text; it is then renamed to the script's own name (one rename:
+/// a reader sees a whole file), so the last run is there to read.
+fn run_command(sudo: &str, dir: &str, name: &str) -> String {
+    let program = format!(
+        "mkdir -p {dir} && chmod 0700 {dir} && f=$(mktemp {dir}/{name}.XXXXXX) \
+         && IFS= read -r -d '' text && printf '%s' \"$text\" > \"$f\" \
+         || {{ echo 'provision: cannot store the script in {dir}' >&2; exit 125; }}; \
+         unset text; bash \"$f\"; rc=$?; mv -f \"$f\" {dir}/{name}; exit $rc"
+    );
+    format!("{sudo}bash -c {}", super::scripts::shell_quote(&program))
 }
 
-/// The path `store_command` printed, if it is one it can have made.
-fn stored_path(printed: &str, dir: &str, name: &str) -> Option<String> {
-    let path = printed.trim();
-    let suffix = path.strip_prefix(&format!("{dir}/{name}."))?;
-    (!suffix.is_empty() && suffix.chars().all(|c| c.is_ascii_alphanumeric()))
-        .then(|| path.to_string())
-}
-
-/// Runs the stored script, then moves it to the script's own name (one
-/// rename, so a reader sees a whole file): the last run is there to read.
-fn run_command(sudo: &str, stored: &str, kept: &str) -> String {
-    format!("{sudo}bash {stored}; rc=$?; {sudo}mv -f {stored} {kept}; exit $rc")
+/// What [`run_command`] reads: the text, a NUL, then the script's input.
+fn run_input(text: &str, input: Option<&Secret>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(text.len() + 1);
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.push(0);
+    if let Some(secret) = input {
+        bytes.extend_from_slice(secret.expose().as_bytes());
+        bytes.push(b'\n');
+    }
+    bytes
 }
 
 /// The command that runs a read-only script's text as one argument of
@@ -190,31 +197,14 @@ impl NodeShell {
             Output::Quiet | Output::Secret => None,
         };
         let run = async {
-            let sudo = self.sudo();
-            let mut printed = Vec::new();
-            let code = self
-                .session
-                .exec(
-                    &store_command(sudo, REMOTE_DIR, &name),
-                    Some(text.as_bytes()),
-                    &mut |chunk| printed.extend_from_slice(chunk),
-                )
-                .await?;
-            if code != 0 {
-                return Ok((code, String::from_utf8_lossy(&printed).into_owned()));
-            }
-            let Some(stored) = stored_path(&String::from_utf8_lossy(&printed), REMOTE_DIR, &name)
-            else {
-                return Ok((1, "the node did not say where it stored the script".into()));
-            };
-            let stdin = input.map(|s| format!("{}\n", s.expose()));
+            let stdin = run_input(&text, input);
             let mut captured = Vec::new();
             let mut pending = Vec::new();
             let code = self
                 .session
                 .exec(
-                    &run_command(sudo, &stored, &format!("{REMOTE_DIR}/{name}")),
-                    stdin.as_deref().map(str::as_bytes),
+                    &run_command(self.sudo(), REMOTE_DIR, &name),
+                    Some(&stdin),
                     &mut |chunk| {
                         captured.extend_from_slice(chunk);
                         if let Some(f) = log.as_mut() {
@@ -410,7 +400,7 @@ mod tests {
     }
 
     /// Runs a command the way the SSH server's shell would, here.
-    fn sh(command: &str, stdin: &str) -> (i32, String) {
+    fn sh_bytes(command: &str, stdin: &[u8]) -> (i32, String) {
         use std::process::{Command, Stdio};
         let mut child = Command::new("sh")
             .args(["-c", command])
@@ -418,12 +408,7 @@ mod tests {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
         let out = child.wait_with_output().unwrap();
         (
             out.status.code().unwrap_or(-1),
@@ -435,45 +420,62 @@ mod tests {
     fn runs_of_one_script_at_once_each_run_their_own_text() {
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path().join("scripts");
-        let dir = dir.to_str().unwrap();
-        // Both stored before either runs: the order two drains through one
-        // manager can take.
-        let first = sh(
-            &store_command("", dir, "swarm-drain.sh"),
-            "echo first\nexit 3\n",
+        let dir = dir.to_str().unwrap().to_string();
+        // The first is still running when the second starts and ends: two
+        // drains through one manager can take that order.
+        let first = {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let text = "sleep 0.5\necho first\nexit 3\n";
+                sh_bytes(
+                    &run_command("", &dir, "swarm-drain.sh"),
+                    &run_input(text, None),
+                )
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let second = sh_bytes(
+            &run_command("", &dir, "swarm-drain.sh"),
+            &run_input("echo second\n", None),
         );
-        let second = sh(&store_command("", dir, "swarm-drain.sh"), "echo second\n");
-        assert_eq!((first.0, second.0), (0, 0));
-        let first = stored_path(&first.1, dir, "swarm-drain.sh").expect("a path");
-        let second = stored_path(&second.1, dir, "swarm-drain.sh").expect("a path");
-        assert_ne!(first, second);
+        assert_eq!(second, (0, "second\n".into()));
+        assert_eq!(first.join().unwrap(), (3, "first\n".into()));
+        // The last run is kept under the script's name; nothing else is left.
         let kept = format!("{dir}/swarm-drain.sh");
         assert_eq!(
-            sh(&run_command("", &first, &kept), ""),
-            (3, "first\n".into())
+            std::fs::read_to_string(&kept).unwrap(),
+            "sleep 0.5\necho first\nexit 3\n"
         );
-        assert_eq!(
-            sh(&run_command("", &second, &kept), ""),
-            (0, "second\n".into())
-        );
-        // The last run is kept under the script's name; nothing else is left.
-        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "echo second\n");
-        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     }
 
     #[test]
-    fn only_a_path_the_store_command_can_make_is_run() {
-        let dir = "/var/lib/provision/scripts";
-        assert!(stored_path("/var/lib/provision/scripts/a.sh.x1Y2z3\n", dir, "a.sh").is_some());
-        for printed in [
-            "",
-            "/tmp/a.sh.x1Y2z3",
-            "/var/lib/provision/scripts/a.sh.",
-            "/var/lib/provision/scripts/a.sh.x; rm -rf /",
-            "/var/lib/provision/scripts/b.sh.x1Y2z3",
-        ] {
-            assert_eq!(stored_path(printed, dir, "a.sh"), None, "{printed:?}");
-        }
+    fn a_script_reads_its_input_and_only_its_text_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().join("scripts");
+        let dir = dir.to_str().unwrap();
+        // Quotes, backslashes, a line with no end and trailing blank lines
+        // are stored as they are.
+        let text = "IFS= read -r token\necho \"got ${#token} chars: \\$x 'q'\"\n\n\nprintf end";
+        let secret = Secret::new("SWMTKN-1-abc def".to_string());
+        let (code, out) = sh_bytes(
+            &run_command("", dir, "swarm-join.sh"),
+            &run_input(text, Some(&secret)),
+        );
+        // bash's own reading of `\\$x` in double quotes: the stored text is exact.
+        assert_eq!((code, out.as_str()), (0, "got 16 chars: $x 'q'\nend"));
+        let stored = std::fs::read_to_string(format!("{dir}/swarm-join.sh")).unwrap();
+        assert_eq!(stored, text);
+        assert!(!stored.contains("SWMTKN"));
+    }
+
+    #[test]
+    fn a_script_the_node_cannot_store_fails_saying_so() {
+        let (code, _) = sh_bytes(
+            &run_command("", "/proc/provision-cannot-be-made", "a.sh"),
+            &run_input("echo ran\n", None),
+        );
+        assert_eq!(code, 125);
     }
 
     #[test]
