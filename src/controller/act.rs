@@ -17,6 +17,7 @@ use super::health::backoff;
 use super::observe::unix_now;
 use super::plan::{Action, Observed, Plan};
 use crate::bootstrap::NodeShell;
+use crate::orchestrator::reported::refuse_probe;
 use crate::orchestrator::{JoinSecrets, Member};
 use crate::secret::Secret;
 use crate::state::{NodePhase, NodeRecord};
@@ -561,6 +562,14 @@ impl Run<'_> {
     /// Records the member id the node now reports and marks it ready.
     async fn joined(&self, node: &str, shell: &NodeShell) -> Result<(), ControllerError> {
         let probe = self.ctl.orchestrator.probe(shell).await?;
+        // Its member id is the node's own word: checked before it is kept
+        // (it reaches scripts run on managers), as an observation does.
+        if let Some(why) = refuse_probe(node, &probe) {
+            return Err(ControllerError::Node {
+                node: node.to_string(),
+                message: format!("after joining, {why}"),
+            });
+        }
         self.connections.note_report(node, &probe);
         if !probe.joined {
             return Err(ControllerError::Node {

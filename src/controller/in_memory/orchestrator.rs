@@ -52,6 +52,9 @@ struct State {
     hold_install: BTreeSet<String>,
     manager_joins_now: u32,
     manager_joins_most: u32,
+    /// Nodes that report this as their member id once joined (a
+    /// compromised node's word).
+    claimed_ids: BTreeMap<String, String>,
 }
 
 impl Swarmish {
@@ -62,6 +65,13 @@ impl Swarmish {
     /// `node`'s installs fail from now on (a dead package mirror).
     pub fn fail_install(&self, node: &str) {
         self.state().fail_install.insert(node.to_string());
+    }
+
+    /// `node` reports `id` as its member id once it joins.
+    pub fn claim_id(&self, node: &str, id: &str) {
+        self.state()
+            .claimed_ids
+            .insert(node.to_string(), id.to_string());
     }
 
     /// `node`'s installs never finish from now on.
@@ -148,7 +158,10 @@ impl Swarmish {
             .addresses
             .insert(node.to_string(), address.to_string());
         state.next_id += 1;
-        let id = format!("node{:021}", state.next_id);
+        let id = match state.claimed_ids.get(node) {
+            Some(claimed) => claimed.clone(),
+            None => format!("node{:021}", state.next_id),
+        };
         state.members.insert(
             node.to_string(),
             Member {
