@@ -23,11 +23,31 @@ if [ "${#packages[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
+# Each node container's systemd, logind, dbus and containerd hold about 8
+# inotify instances, counted against one per-user limit of this kernel (128
+# by default): past it a node's units fail with "Too many open files" and it
+# never boots (seen here at 17 nodes and a few other containers). kind's
+# known issues give the same cause and these values. Kept in
+# /etc/sysctl.d so a reboot keeps them.
+raise_sysctl() {
+  local key=$1 want=$2 have
+  have=$(sysctl -n "$key" 2>/dev/null || echo 0)
+  if [ "$have" -ge "$want" ]; then return; fi
+  if sysctl -qw "$key=$want"; then
+    echo "$key = $want" >>/etc/sysctl.d/60-provision.conf
+    echo "raised $key from $have to $want"
+  else
+    echo "warning: cannot raise $key from $have to $want (read-only /proc/sys?): clusters of more than about $((have / 8 - 2)) local nodes will not boot" >&2
+  fi
+}
+raise_sysctl fs.inotify.max_user_instances 512
+raise_sysctl fs.inotify.max_user_watches 524288
+
 if ! docker info >/dev/null 2>&1; then
   if [ -d /run/systemd/system ]; then
     systemctl start docker
   else
-        # No systemd as PID 1 (containers, CI sandboxes): run dockerd ourselves.
+    # No systemd as PID 1 (containers, CI sandboxes): run dockerd ourselves.
     # A dockerd that was killed leaves its pid files behind, and a new one
     # refuses to start while they name a process that is gone.
     for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
@@ -43,7 +63,7 @@ if ! docker info >/dev/null 2>&1; then
     docker info >/dev/null 2>&1 && break
     sleep 1
   done
-    if ! docker info >/dev/null 2>&1; then
+  if ! docker info >/dev/null 2>&1; then
     echo "dockerd did not start; the end of /var/log/provision-dockerd.log:" >&2
     tail -n 5 /var/log/provision-dockerd.log >&2 || true
     exit 1

@@ -6,6 +6,7 @@
 mod container_mode;
 mod engine;
 mod image;
+mod inotify;
 mod labels;
 mod provider;
 mod subnet;

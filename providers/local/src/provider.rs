@@ -25,6 +25,7 @@ use tracing::{debug, info};
 use crate::container_mode;
 use crate::engine::{self, call_error, is_not_found, CLOUD};
 use crate::image::ensure_image;
+use crate::inotify;
 use crate::labels::{self, cluster_filter};
 use crate::subnet;
 
@@ -61,6 +62,9 @@ pub struct LocalProvider {
     mode: AtomicU8,
     /// Held while the first node finds out which mode works.
     learn_mode: tokio::sync::Mutex<()>,
+    /// The host's inotify instances left for nodes, measured at the first
+    /// create (`None` inside: not measurable here).
+    inotify: std::sync::OnceLock<Option<inotify::Budget>>,
 }
 
 impl LocalProvider {
@@ -84,6 +88,7 @@ impl LocalProvider {
             engine_id,
             mode: AtomicU8::new(mode),
             learn_mode: tokio::sync::Mutex::new(()),
+            inotify: std::sync::OnceLock::new(),
         })
     }
 
@@ -491,6 +496,9 @@ impl Provider for LocalProvider {
                 self.start_with_fallback(cluster, spec, id).await?
             }
             None => {
+                if let Some(budget) = self.inotify.get_or_init(inotify::Budget::measure) {
+                    budget.reserve(&spec.node)?;
+                }
                 let privileged = self.mode.load(Ordering::Relaxed) != container_mode::CAPS;
                 let id = match self.create_container(cluster, spec, privileged).await {
                     Ok(id) => id,
