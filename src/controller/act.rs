@@ -18,7 +18,7 @@ use super::observe::unix_now;
 use super::plan::{Action, Observed, Plan};
 use crate::bootstrap::NodeShell;
 use crate::orchestrator::reported::refuse_probe;
-use crate::orchestrator::{JoinSecrets, Member};
+use crate::orchestrator::{JoinSecrets, Member, NodeProbe};
 use crate::secret::Secret;
 use crate::state::{NodePhase, NodeRecord};
 
@@ -380,8 +380,8 @@ impl Run<'_> {
                     if rejoin {
                         self.ctl.orchestrator.leave_old_cluster(s).await?;
                     }
-                    self.ctl.orchestrator.join(s, *role, via, secrets).await?;
-                    self.joined(node, s).await?;
+                    let report = self.ctl.orchestrator.join(s, *role, via, secrets).await?;
+                    self.joined(node, s, report).await?;
                     // Its entry from before the restore: the node left it,
                     // though it may still be listed Ready for a while (it
                     // had reconnected: the restored manager has the old
@@ -477,7 +477,7 @@ impl Run<'_> {
             self.gate_tx
                 .send_replace(Gate::Open(Arc::new((addr.private.clone(), secrets))));
         }
-        self.joined(node, shell).await
+        self.joined(node, shell, None).await
     }
 
     /// Keeps the orchestrator's client configuration (a kubeconfig) in the
@@ -559,9 +559,18 @@ impl Run<'_> {
         Ok(shell.as_deref().expect("just set"))
     }
 
-    /// Records the member id the node now reports and marks it ready.
-    async fn joined(&self, node: &str, shell: &NodeShell) -> Result<(), ControllerError> {
-        let probe = self.ctl.orchestrator.probe(shell).await?;
+    /// Records the member id the node now reports (in `report`, or asked
+    /// for now) and marks it ready.
+    async fn joined(
+        &self,
+        node: &str,
+        shell: &NodeShell,
+        report: Option<NodeProbe>,
+    ) -> Result<(), ControllerError> {
+        let probe = match report {
+            Some(report) => report,
+            None => self.ctl.orchestrator.probe(shell).await?,
+        };
         // Its member id is the node's own word: checked before it is kept
         // (it reaches scripts run on managers), as an observation does.
         if let Some(why) = refuse_probe(node, &probe) {

@@ -230,9 +230,26 @@ impl Controller {
         let mut members = None;
         for r in managers {
             let addresses = &reachable[r.name.as_str()];
-            let probe = self
-                .probe_node(ctx, r, addresses, first_contact, connections)
-                .await;
+            // Over a connection an earlier pass kept, the member list is
+            // asked for beside the probe, not after it: the last pass of a
+            // create waits for both. Used only if the probe shows control.
+            let kept = connections
+                .get(&r.name)
+                .filter(|k| !k.is_closed() && k.addresses() == addresses);
+            let (probe, early) = match &kept {
+                Some(kept) => {
+                    let (probe, listed) = tokio::join!(
+                        self.probe_node(ctx, r, addresses, first_contact, connections),
+                        tokio::time::timeout(KEPT_PROBE_DEADLINE, self.orchestrator.members(kept)),
+                    );
+                    (probe, listed.ok().and_then(Result::ok))
+                }
+                None => (
+                    self.probe_node(ctx, r, addresses, first_contact, connections)
+                        .await,
+                    None,
+                ),
+            };
             let probe = vetted(&r.name, probe, &mut refused);
             let control = probe.has_control();
             probes.insert(r.name.clone(), probe);
@@ -242,7 +259,13 @@ impl Controller {
             if !control {
                 continue;
             }
-            match tokio::time::timeout(PROBE_DEADLINE, self.orchestrator.members(&shell)).await {
+            let listed = match early {
+                Some(listed) => Ok(Ok(listed)),
+                None => {
+                    tokio::time::timeout(PROBE_DEADLINE, self.orchestrator.members(&shell)).await
+                }
+            };
+            match listed {
                 Ok(Ok(listed)) => {
                     let mut usable = Vec::with_capacity(listed.len());
                     for m in listed {

@@ -231,7 +231,7 @@ impl Orchestrator for Kubernetes {
         role: Role,
         manager_address: &str,
         secrets: &JoinSecrets,
-    ) -> Result<(), ShellError> {
+    ) -> Result<Option<NodeProbe>, ShellError> {
         node.run(
             "kubernetes/join.sh",
             &[("endpoint", Value::from(self.endpoint(manager_address)))],
@@ -239,7 +239,7 @@ impl Orchestrator for Kubernetes {
             Output::Log,
         )
         .await
-        .map(|_| ())
+        .map(|_| None)
     }
 
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError> {

@@ -222,15 +222,16 @@ impl Orchestrator for Mesos {
         role: Role,
         manager_address: &str,
         _secrets: &JoinSecrets,
-    ) -> Result<(), ShellError> {
+    ) -> Result<Option<NodeProbe>, ShellError> {
         let via = [("via", Value::from(manager_address))];
         match role {
             Role::Manager => {
                 node.run_logged("mesos/zookeeper-join.sh", &via).await?;
-                node.run_logged("mesos/master.sh", &[]).await
+                node.run_logged("mesos/master.sh", &[]).await?;
             }
-            Role::Worker => node.run_logged("mesos/agent.sh", &via).await,
+            Role::Worker => node.run_logged("mesos/agent.sh", &via).await?,
         }
+        Ok(None)
     }
 
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError> {

@@ -95,14 +95,17 @@ pub trait Orchestrator: Send + Sync {
         kept: Option<&Secret>,
     ) -> Result<JoinSecrets, ShellError>;
 
-    /// Joins `node` with `role` through the manager at `manager_address`. Idempotent.
+    /// Joins `node` with `role` through the manager at `manager_address`.
+    /// Idempotent. Returns the node's report of itself afterwards when the
+    /// join script gives one in the same round trip (the caller checks it
+    /// as any report); `None` has the caller probe the node.
     async fn join(
         &self,
         node: &NodeShell,
         role: Role,
         manager_address: &str,
         secrets: &JoinSecrets,
-    ) -> Result<(), ShellError>;
+    ) -> Result<Option<NodeProbe>, ShellError>;
 
     /// Lists the cluster's members, through a manager.
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError>;

@@ -148,15 +148,17 @@ impl Orchestrator for Swarm {
         role: Role,
         manager_address: &str,
         secrets: &JoinSecrets,
-    ) -> Result<(), ShellError> {
-        node.run(
-            "swarm/join.sh",
-            &[("manager_address", Value::from(manager_address))],
-            Some(secrets.for_role(role)),
-            Output::Log,
-        )
-        .await
-        .map(|_| ())
+    ) -> Result<Option<NodeProbe>, ShellError> {
+        let out = node
+            .run(
+                "swarm/join.sh",
+                &[("manager_address", Value::from(manager_address))],
+                Some(secrets.for_role(role)),
+                Output::Log,
+            )
+            .await?;
+        // The script ends with probe.sh's report.
+        Ok(Some(parse_probe(&out)))
     }
 
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError> {

@@ -265,7 +265,7 @@ impl Orchestrator for Swarmish {
         role: Role,
         _manager_address: &str,
         _secrets: &JoinSecrets,
-    ) -> Result<(), ShellError> {
+    ) -> Result<Option<NodeProbe>, ShellError> {
         if !self.state().exists {
             return Err(ShellError::Failed {
                 node: node.node().to_string(),
@@ -275,8 +275,9 @@ impl Orchestrator for Swarmish {
             });
         }
         if self.stale(node).is_some() {
-            // `swarm/join.sh`: "already a swarm member", whichever swarm.
-            return Ok(());
+            // `swarm/join.sh`: "already a swarm member", whichever swarm,
+            // then its report.
+            return self.probe(node).await.map(Some);
         }
         if role == Role::Manager {
             {
@@ -288,7 +289,8 @@ impl Orchestrator for Swarmish {
             self.state().manager_joins_now -= 1;
         }
         self.add_member(node, role);
-        Ok(())
+        // `swarm/join.sh` ends with probe.sh's report.
+        self.probe(node).await.map(Some)
     }
 
     async fn members(&self, _manager: &NodeShell) -> Result<Vec<Member>, ShellError> {
