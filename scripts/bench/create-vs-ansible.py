@@ -118,8 +118,9 @@ def own_critical_path(log, listening, manager, t0_wall):
     start: each node's chain from when its sshd listened (its journal), the
     manager's then `swarm init`, each worker's its join once both its sshd
     and the init are done; init and joins as long as they took in the log."""
-    init = script_spans(log, "swarm/init.sh", "swarm/join-tokens.sh")[manager]
-    joins = script_spans(log, "swarm/join.sh", "swarm/probe.sh")
+    init = script_spans(log, "swarm/init.sh", 'script="swarm/join-tokens.sh"')[manager]
+    # A join's script ends with the node's report: the node is Ready after it.
+    joins = script_spans(log, "swarm/join.sh", 'phase="ready"')
     initialised = listening[manager] + init
     ends = [max(initialised, listening[w]) + joins[w] for w in joins]
     return max(ends) - t0_wall
@@ -325,18 +326,20 @@ def log_time(line):
 
 
 def script_spans(log, script, until):
-    """Per node, from the log line that starts `script` on it to the first
-    later line of that node that starts `until`: how long it took there."""
+    """Per node, from the log line that starts `script` on it to its first
+    later line that matches `until` (a script's start, or a phase): how long
+    it took there."""
     starts, spans = {}, {}
     for line in log.splitlines():
         t = log_time(line)
-        m = re.search(r'node=([\w-]+) script="([^"]+)"', line)
+        m = re.search(r'node="?([\w-]+)"?', line)
         if t is None or not m:
             continue
-        node, name = m.groups()
-        if name == script:
+        node = m.group(1)
+        started = re.search(r'script="([^"]+)"', line)
+        if started and started.group(1) == script:
             starts[node] = t
-        elif name == until and node in starts and node not in spans:
+        elif node in starts and node not in spans and until in line:
             spans[node] = t - starts[node]
     return spans
 
