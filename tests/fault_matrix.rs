@@ -351,7 +351,7 @@ fn a_server_rebooting_for_90_s_is_not_replaced() {
     );
     assert_eq!(server_ids(cloud, &id), before);
     c.ok(&["destroy", &c.name, "--yes"]);
-    assert!(cloud.servers(&id).is_empty());
+    assert!(cloud.all_servers(&id).is_empty());
     record_fault_row(FaultRow {
         id: "01",
         fault: "a joined worker's server in Nova REBOOT for 90 s (its body frozen), daemon at 5 s",
@@ -449,7 +449,7 @@ fn creates_answered_504_after_they_were_carried_out_make_nothing_twice() {
     assert_eq!(keypairs, 1, "{state}");
     assert_eq!(ready_swarm_nodes(&c), 2);
     c.ok(&["destroy", &c.name, "--yes"]);
-    assert!(cloud.servers(&id).is_empty());
+    assert!(cloud.all_servers(&id).is_empty());
     record_fault_row(FaultRow {
         id: "04",
         fault: "every create POST answered 504 after it was carried out",
@@ -483,7 +483,7 @@ fn a_fifth_of_all_calls_failing_still_converges_and_leaves_nothing() {
         .unwrap();
     assert!(injected > 0);
     let state = cloud.state();
-    assert!(cloud.servers(&id).is_empty(), "{state}");
+    assert!(cloud.all_servers(&id).is_empty(), "{state}");
     assert!(
         !state.to_string().contains(&format!("provision-{id}")),
         "{state}"

@@ -52,7 +52,8 @@ fn assert_formed(c: &Cluster, cloud: &OpenStackCloud, nodes: usize) -> String {
 fn destroy_leaves_no_server(c: &Cluster, cloud: &OpenStackCloud, id: &str) -> serde_json::Value {
     c.ok(&["destroy", &c.name, "--yes"]);
     let state = cloud.state();
-    assert!(cloud.servers(id).is_empty(), "{state}");
+    // Destroy waits until every server is gone, not only deleting.
+    assert!(cloud.all_servers(id).is_empty(), "{state}");
     state
 }
 

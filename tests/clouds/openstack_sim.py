@@ -999,6 +999,7 @@ def make_control(cloud):
                 if self.path == "/state":
                     return self.reply(200, {
                         "servers": [{"id": s["id"], "name": s["name"], "status": s["status"],
+                                     "deleting": bool(s.get("deleting")),
                                      "metadata": s["metadata"], "security_groups": s["security_groups"],
                                      "availability_zone": s["availability_zone"], "key_name": s["key_name"],
                                      "user_data": s["user_data"]}

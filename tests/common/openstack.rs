@@ -83,7 +83,18 @@ impl OpenStackCloud {
     }
 
     /// The cluster's servers as the simulator holds them.
+    /// The cluster's servers, but those Nova is deleting: a DELETE is
+    /// answered at once and the server goes in the background, as in Nova,
+    /// so a command that deleted one may return before it is gone.
     pub fn servers(&self, cluster_id: &str) -> Vec<serde_json::Value> {
+        self.all_servers(cluster_id)
+            .into_iter()
+            .filter(|s| s["deleting"] != true)
+            .collect()
+    }
+
+    /// The cluster's servers, those being deleted too.
+    pub fn all_servers(&self, cluster_id: &str) -> Vec<serde_json::Value> {
         self.state()["servers"]
             .as_array()
             .unwrap()
