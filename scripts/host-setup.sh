@@ -34,7 +34,9 @@ raise_sysctl() {
   have=$(sysctl -n "$key" 2>/dev/null || echo 0)
   if [ "$have" -ge "$want" ]; then return; fi
   if sysctl -qw "$key=$want"; then
-    echo "$key = $want" >>/etc/sysctl.d/60-provision.conf
+    # Once: where nothing applies sysctl.d at boot, a later run raises it again.
+    grep -qxF "$key = $want" /etc/sysctl.d/60-provision.conf 2>/dev/null \
+      || echo "$key = $want" >>/etc/sysctl.d/60-provision.conf
     echo "raised $key from $have to $want"
   else
     echo "warning: cannot raise $key from $have to $want (read-only /proc/sys?): clusters of more than about $((have / 8 - 2)) local nodes will not boot" >&2
@@ -71,8 +73,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 image="${PROVISION_NODE_IMAGE:-provision/node:bookworm}"
-if ! docker image inspect "$image" >/dev/null 2>&1; then
-  echo "building node image $image"
-  scripts/node-image/build.sh "$image"
-fi
+# shellcheck source=scripts/lib/node-image.sh
+. scripts/lib/node-image.sh
+ensure_node_image "$image"
 echo "host ready: docker $(docker version --format '{{.Server.Version}}'), image $image"

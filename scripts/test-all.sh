@@ -15,9 +15,9 @@ scripts/host-setup.sh
 # The etcd state backend's tests run a 3-member etcd (Debian's etcd-server).
 command -v etcd >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; }
 # The bare image (no Docker, as a cloud image ships) that one test per cloud boots.
-if ! docker image inspect "${PROVISION_BARE_IMAGE:-provision/node-bare:bookworm}" >/dev/null 2>&1; then
-  scripts/node-image/build.sh --bare
-fi
+# shellcheck source=scripts/lib/node-image.sh
+. scripts/lib/node-image.sh
+ensure_node_image "${PROVISION_BARE_IMAGE:-provision/node-bare:bookworm}" --bare
 clouds_down() {
   scripts/test-clouds/ec2 down >/dev/null 2>&1 || true
   scripts/test-clouds/openstack down >/dev/null 2>&1 || true

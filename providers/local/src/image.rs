@@ -16,7 +16,16 @@ use crate::engine::{call_error, is_not_found, CLOUD};
 /// The build script, shipped inside the binary.
 pub const NODE_IMAGE_SCRIPT: &str = include_str!("../../../scripts/node-image/build.sh");
 
-/// Builds `image` from Debian `suite` unless the engine already has it.
+/// The label the build script puts on the image, with its format.
+const FORMAT_LABEL: &str = "org.provision.node-image";
+
+/// The format the shipped build script makes (its `version=`; a test keeps
+/// the two equal).
+pub const NODE_IMAGE_VERSION: u32 = 2;
+
+/// Builds `image` from Debian `suite` unless the engine already has it. An
+/// image an older build script made still works: it is used, with a note
+/// saying how to rebuild it (that takes minutes, so not unasked).
 pub async fn ensure_image(
     docker: &Docker,
     image: &str,
@@ -24,7 +33,16 @@ pub async fn ensure_image(
     progress: ProgressFn<'_>,
 ) -> Result<(), ProviderError> {
     match docker.inspect_image(image).await {
-        Ok(_) => return Ok(()),
+        Ok(found) => {
+            let label = found
+                .config
+                .and_then(|c| c.labels)
+                .and_then(|mut l| l.remove(FORMAT_LABEL));
+            if let Some(note) = older_format_note(image, label.as_deref()) {
+                progress(&note);
+            }
+            return Ok(());
+        }
         Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(call_error(format!("inspect image {image}"), e)),
     }
@@ -88,6 +106,20 @@ pub async fn ensure_image(
     Ok(())
 }
 
+/// What to tell a user whose image an older build script made; `None` for
+/// a current one and for an image not built by it (no numeric label).
+fn older_format_note(image: &str, label: Option<&str>) -> Option<String> {
+    let format: u32 = label?.trim().parse().ok()?;
+    (format < NODE_IMAGE_VERSION).then(|| {
+        format!(
+            "node image {image} was built by an older build script (format {format}, now \
+             {NODE_IMAGE_VERSION}: Ed25519 host key only, nodes boot faster); using it. To \
+             rebuild it: docker rmi {image}, then scripts/node-image/build.sh {image} (or let \
+             the next create build it)"
+        )
+    })
+}
+
 fn check_build_tools() -> Result<(), ProviderError> {
     for (tool, package) in [("debootstrap", "debootstrap"), ("docker", "docker.io")] {
         if !on_path(tool) {
@@ -116,5 +148,33 @@ fn build_failed(message: String) -> ProviderError {
         call: "build node image".into(),
         message,
         retryable: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_the_one_the_build_script_writes() {
+        let line = NODE_IMAGE_SCRIPT
+            .lines()
+            .find_map(|l| l.strip_prefix("version="))
+            .expect("build.sh sets version=");
+        assert_eq!(line.parse::<u32>().unwrap(), NODE_IMAGE_VERSION);
+        assert!(NODE_IMAGE_SCRIPT.contains(&format!("LABEL {FORMAT_LABEL}=$version")));
+    }
+
+    #[test]
+    fn an_image_from_an_older_script_gets_a_note_others_do_not() {
+        let note = older_format_note("provision/node:bookworm", Some("1")).unwrap();
+        assert!(note.contains("format 1"), "{note}");
+        assert!(note.contains("scripts/node-image/build.sh provision/node:bookworm"));
+        let current = NODE_IMAGE_VERSION.to_string();
+        assert_eq!(older_format_note("i", Some(&current)), None);
+        assert_eq!(older_format_note("i", Some("99")), None);
+        // Not ours: a user's own image, or a label that is not a format.
+        assert_eq!(older_format_note("i", None), None);
+        assert_eq!(older_format_note("i", Some("yes")), None);
     }
 }
