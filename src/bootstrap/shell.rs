@@ -248,7 +248,10 @@ impl NodeShell {
                 .await?;
             Ok::<_, SshError>((code, String::from_utf8_lossy(&captured).into_owned()))
         };
+        let started = std::time::Instant::now();
         let (code, out) = self.within_timeout(script, run).await?;
+        // With "running query", a timeline shows how long a node took to answer.
+        debug!(node = %self.node(), script, code, took = ?started.elapsed(), "query answered");
         self.succeeded(script, code, out, Output::Quiet)
     }
 
