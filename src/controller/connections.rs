@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use provision_provider::Addresses;
+
 use crate::bootstrap::NodeShell;
 use crate::orchestrator::NodeProbe;
 
@@ -57,6 +59,15 @@ impl Connections {
     /// The open connection to `node`, if the pass has one.
     pub fn get(&self, node: &str) -> Option<Arc<NodeShell>> {
         self.shells().get(node).cloned()
+    }
+
+    /// The kept connection to `node` if it may still be used for the
+    /// machine at `addresses`: not closed, and to those addresses (the
+    /// scripts are rendered with them). Whether it answers is for the caller
+    /// to find out, within a deadline.
+    pub fn open_to(&self, node: &str, addresses: &Addresses) -> Option<Arc<NodeShell>> {
+        self.get(node)
+            .filter(|kept| !kept.is_closed() && kept.addresses() == addresses)
     }
 
     /// Drops the connection to `node` (its machine is being replaced or

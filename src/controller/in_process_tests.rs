@@ -100,6 +100,21 @@ async fn a_cluster_forms_once_with_joins_behind_the_init_and_managers_one_at_a_t
 }
 
 #[tokio::test(start_paused = true)]
+async fn nodes_waiting_for_their_addresses_share_one_listing_a_poll() {
+    let w = world(1, 7);
+    // Each server is in BUILD, with no address, for three listings.
+    w.cloud.address_after_listings(3);
+    let report = w.converge().await;
+    assert!(report.healthy, "{report:?}");
+    assert_eq!(w.swarm.ready().len(), 8);
+    // One listing a poll, whoever waits: three, and a fourth for the
+    // servers created just after the first; plus each pass's observation
+    // (two: create, then the pass that sees it converged). A listing per
+    // node and poll made 16 here.
+    assert_eq!(w.cloud.calls("list_machines"), 4 + 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_converged_pass_asks_one_manager_and_probes_no_vouched_node() {
     let mut w = world(3, 4);
     w.converge().await;

@@ -116,13 +116,15 @@ impl Controller {
         first_contact: FirstContact,
         connections: &Connections,
     ) -> Probe {
-        if let Some(kept) = connections.get(&record.name) {
-            if let Some(report) = self.probe_kept(&kept, addresses).await {
+        if let Some(kept) = connections.open_to(&record.name, addresses) {
+            if let Some(report) = self.probe_kept(&kept).await {
                 connections.note_report(&record.name, &report);
                 return Probe::Reached(report);
             }
-            connections.forget(&record.name);
         }
+        // A kept connection that closed, leads elsewhere or did not answer
+        // is not used again (nothing to drop when none was kept).
+        connections.forget(&record.name);
         let shell = match first_contact {
             FirstContact::Record => self.open_shell(ctx, record, addresses, None).await,
             FirstContact::Forget => self.connect_shell(ctx, record, addresses, None).await,
@@ -153,15 +155,12 @@ impl Controller {
         }
     }
 
-    /// The report over a connection kept from an earlier pass, or `None`
-    /// when that connection should be dropped: it closed, it leads to other
-    /// addresses (the scripts would be rendered with the old ones), or the
-    /// probe failed or did not answer within [`KEPT_PROBE_DEADLINE`] (a
-    /// machine gone without a word leaves its connection looking open).
-    async fn probe_kept(&self, kept: &NodeShell, addresses: &Addresses) -> Option<NodeProbe> {
-        if kept.is_closed() || kept.addresses() != addresses {
-            return None;
-        }
+    /// The report over a connection kept from an earlier pass (one
+    /// [`Connections::open_to`] let through), or `None` when that connection
+    /// should be dropped: the probe failed or did not answer within
+    /// [`KEPT_PROBE_DEADLINE`] (a machine gone without a word leaves its
+    /// connection looking open).
+    async fn probe_kept(&self, kept: &NodeShell) -> Option<NodeProbe> {
         match tokio::time::timeout(KEPT_PROBE_DEADLINE, self.orchestrator.probe(kept)).await {
             Ok(Ok(report)) => Some(report),
             Ok(Err(e)) => {
@@ -233,9 +232,7 @@ impl Controller {
             // Over a connection an earlier pass kept, the member list is
             // asked for beside the probe, not after it: the last pass of a
             // create waits for both. Used only if the probe shows control.
-            let kept = connections
-                .get(&r.name)
-                .filter(|k| !k.is_closed() && k.addresses() == addresses);
+            let kept = connections.open_to(&r.name, addresses);
             let (probe, early) = match &kept {
                 Some(kept) => {
                     let (probe, listed) = tokio::join!(

@@ -633,6 +633,9 @@ def compute(cloud, method, path, query, body, headers, project):
             if not s:
                 raise nova_error(404, "itemNotFound", f"Instance {parts[1]} could not be found.")
             if method == "DELETE":
+                # Nova api-ref, Delete Server: 204 at once; "Asynchronous
+                # postconditions": the server shows task_state deleting, then
+                # leaves the list once the compute node has deleted it.
                 if not s.get("deleting"):
                     s["deleting"] = True
                     threading.Thread(target=c.finish_delete, args=(s["id"],), daemon=True).start()

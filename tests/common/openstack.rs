@@ -82,10 +82,10 @@ impl OpenStackCloud {
         self.control("GET", "/state", "")
     }
 
-    /// The cluster's servers as the simulator holds them.
-    /// The cluster's servers, but those Nova is deleting: a DELETE is
-    /// answered at once and the server goes in the background, as in Nova,
-    /// so a command that deleted one may return before it is gone.
+    /// The cluster's servers as the simulator holds them, but those Nova is
+    /// deleting: a DELETE is answered at once and the server goes in the
+    /// background, as in Nova, so a command that deleted one may return
+    /// before it is gone.
     pub fn servers(&self, cluster_id: &str) -> Vec<serde_json::Value> {
         self.all_servers(cluster_id)
             .into_iter()

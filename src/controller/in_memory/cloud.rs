@@ -18,6 +18,10 @@ struct State {
     machines: BTreeMap<String, Machine>,
     next: u32,
     calls: BTreeMap<&'static str, u32>,
+    /// Listings a new machine stays pending without an address for.
+    pending_listings: u32,
+    /// Machines still pending: their address, and listings left.
+    booting: BTreeMap<String, (Addresses, u32)>,
 }
 
 impl Cloud {
@@ -58,6 +62,13 @@ impl Cloud {
             .collect()
     }
 
+    /// New machines are pending, with no address, for the next `listings`
+    /// listings each, as a cloud's server is in BUILD before its port has
+    /// an address.
+    pub fn address_after_listings(&self, listings: u32) {
+        self.state().pending_listings = listings;
+    }
+
     /// Calls made of `operation` so far.
     pub fn calls(&self, operation: &str) -> u32 {
         self.state().calls.get(operation).copied().unwrap_or(0)
@@ -90,11 +101,11 @@ impl Provider for Cloud {
     ) -> Result<Machine, ProviderError> {
         self.count("create_machine");
         let mut state = self.state();
-        if let Some(m) = state
-            .machines
-            .values()
-            .find(|m| m.node == spec.node && m.state == MachineState::Running)
-        {
+        // A node's machine that runs or still boots is the one a repeated
+        // create gets, as the clouds' drivers look theirs up by name.
+        if let Some(m) = state.machines.values().find(|m| {
+            m.node == spec.node && matches!(m.state, MachineState::Running | MachineState::Pending)
+        }) {
             return Ok(m.clone());
         }
         // A chosen address is given unless a machine holds it, as a cloud
@@ -117,20 +128,43 @@ impl Provider for Cloud {
             .private_address
             .clone()
             .unwrap_or_else(|| format!("10.0.0.{n}"));
-        let machine = Machine {
+        let mut machine = Machine {
             id: format!("m-{n}"),
             node: spec.node.clone(),
             role: spec.role,
             state: MachineState::Running,
             addresses: Some(Addresses::private_only(&address)),
         };
+        if state.pending_listings > 0 {
+            let addresses = machine.addresses.take().expect("just set");
+            machine.state = MachineState::Pending;
+            let listings = state.pending_listings;
+            state
+                .booting
+                .insert(machine.id.clone(), (addresses, listings));
+        }
         state.machines.insert(machine.id.clone(), machine.clone());
         Ok(machine)
     }
 
     async fn list_machines(&self, _: &ClusterRef) -> Result<Vec<Machine>, ProviderError> {
         self.count("list_machines");
-        Ok(self.state().machines.values().cloned().collect())
+        let mut state = self.state();
+        let State {
+            machines, booting, ..
+        } = &mut *state;
+        booting.retain(|id, (addresses, left)| {
+            *left -= 1;
+            if *left > 0 {
+                return true;
+            }
+            if let Some(m) = machines.get_mut(id) {
+                m.state = MachineState::Running;
+                m.addresses = Some(addresses.clone());
+            }
+            false
+        });
+        Ok(machines.values().cloned().collect())
     }
 
     async fn delete_machine(&self, _: &ClusterRef, machine_id: &str) -> Result<(), ProviderError> {
