@@ -22,13 +22,23 @@ For each 1+N, one after the other on an otherwise idle machine:
    `docker node ls` lists every node Ready.
 3. the critical path, from the Ansible run's nodes (one kernel clock): from
    the first `docker create` to the end of the slowest chain, where each
-   node's chain starts when its sshd listened (its journal), the manager's
-   goes on with `swarm init`, and each worker's with `swarm join` once its
-   sshd and the manager's init are done; init and join as long as they took
-   on the nodes. No tool can be faster: it is what remains with no wait
-   and no overhead.
+   node's chain starts when it became usable (its journal: sshd listening
+   and the Docker engine answering, whichever was later), the manager's
+   goes on with `swarm init`, and each worker's with `swarm join` once it
+   was usable and the manager's init was done; init and join as long as
+   they took on the nodes. No tool can be faster: it is what remains with
+   no wait and no overhead.
 
-It prints the three times and the two ratios per size. Ratios are what
+An untimed 1+1 provision run comes first (the flags for the Ansible run's
+containers; warm caches for both sides). Each timed side then starts once
+the CPUs have been 85% idle for two seconds (a teardown goes on loading the
+engine after `docker rm` returns), and the two sides take turns at going
+first.
+
+It prints the three times and the two ratios per size, and provision's
+ratio to its own nodes' critical path both ways: from when each node was
+usable ("own crit") and from its sshd alone ("sshd crit", the bound the
+bench first used; no tool reaches it when sshd listens before the engine). Ratios are what
 count on this noisy 2-core machine; run sizes more than once (--runs).
 
 On a test cloud (`--cloud openstack` or `--cloud ec2`, after
@@ -38,9 +48,9 @@ EC2 test cloud's moto wrapper), it times `provision swarm` on the cloud,
 counts the cloud API calls the driver made (its debug log: each request,
 retries included) and gives them per node, and computes the critical path
 from provision's own nodes: from the command's start to the end of the
-slowest chain, each node's chain starting when its sshd listened (the
-journal of the container that is its body: the cloud's create call, its
-scheduling and the boot are in it), then `swarm init` and each join as long
+slowest chain, each node's chain starting when it became usable (sshd and
+the engine, from the journal of the container that is its body: the cloud's
+create call, its scheduling and the boot are in it), then `swarm init` and each join as long
 as they took in provision's log. No Ansible run there (its cloud modules
 are not installed here); the ratio is provision over that path.
 
@@ -94,7 +104,8 @@ def provision_bin():
 
 def run_provision(exe, state, workers):
     """`provision swarm` 1+workers on the local cloud: (seconds, the
-    manager's `docker inspect`, the critical path of its own nodes)."""
+    manager's `docker inspect`, the critical path of its own nodes, and the
+    same path with each chain starting at its sshd alone)."""
     name = f"bench{workers}"
     env = dict(os.environ, PROVISION_LOG="info,provision=debug")
     t0_wall = time.time()
@@ -106,24 +117,52 @@ def run_provision(exe, state, workers):
         # The flags provision gave its nodes, for the Ansible run's containers.
         manager = json.loads(sh("docker", "inspect", f"{name}-manager-1").stdout)[0]
         nodes = [f"{name}-manager-1"] + [f"{name}-worker-{i}" for i in range(1, workers + 1)]
-        own = own_critical_path(out.stderr, {n: sshd_listening_at(n) for n in nodes},
+        own = own_critical_path(out.stderr, {n: usable_at(n) for n in nodes},
                                 nodes[0], t0_wall)
+        # The bound the bench first used: no tool reaches it when sshd
+        # listens before the engine answers, but it shows what that costs.
+        sshd = own_critical_path(out.stderr, {n: sshd_at(n) for n in nodes},
+                                 nodes[0], t0_wall)
     finally:
         sh(exe, "--state", state, "destroy", name, "--yes")
-    return took, manager, own
+    return took, manager, (own, sshd)
 
 
 def own_critical_path(log, listening, manager, t0_wall):
     """The critical path of a provision run's own nodes, from the command's
-    start: each node's chain from when its sshd listened (its journal), the
-    manager's then `swarm init`, each worker's its join once both its sshd
-    and the init are done; init and joins as long as they took in the log."""
+    start: each node's chain from when it became usable (`usable_at`), the
+    manager's then `swarm init`, each worker's its join once both it is
+    usable and the init is done; init and joins as long as they took in the
+    log."""
     init = script_spans(log, "swarm/init.sh", 'script="swarm/join-tokens.sh"')[manager]
     # A join's script ends with the node's report: the node is Ready after it.
     joins = script_spans(log, "swarm/join.sh", 'phase="ready"')
     initialised = listening[manager] + init
     ends = [max(initialised, listening[w]) + joins[w] for w in joins]
     return max(ends) - t0_wall
+
+
+def settle(idle=0.85, most=60):
+    """Waits until the CPUs were at least `idle` idle for two seconds in a
+    row (at most `most` seconds; says so if they never were)."""
+    def busy_idle():
+        with open("/proc/stat") as f:
+            cpu = [int(x) for x in f.readline().split()[1:]]
+        return sum(cpu), cpu[3] + cpu[4]  # idle + iowait
+
+    deadline = time.monotonic() + most
+    calm = 0
+    total, idle_then = busy_idle()
+    while calm < 2:
+        time.sleep(1)
+        total_now, idle_now = busy_idle()
+        share = (idle_now - idle_then) / max(1, total_now - total)
+        total, idle_then = total_now, idle_now
+        calm = calm + 1 if share >= idle else 0
+        if time.monotonic() > deadline:
+            print(f"the machine did not settle within {most}s (idle {share:.0%}); going on",
+                  file=sys.stderr)
+            return
 
 
 def run_flags(inspect):
@@ -245,31 +284,45 @@ def start_one(name, address, keys, image, flags):
     sh("docker", "start", name)
 
 
-def sshd_listening_at(name):
-    """When sshd on `name` started listening (unix seconds), from its journal."""
+def journal_first(name, pattern, what):
+    """When `pattern` first appeared in the journal of `name` (unix seconds)."""
     lines = sh("docker", "exec", name, "journalctl", "-o", "short-unix", "--no-pager",
-               "-g", "Server listening", check=False).stdout.splitlines()
+               "-g", pattern, check=False).stdout.splitlines()
     stamps = [float(l.split()[0]) for l in lines if l and l[0].isdigit()]
     if not stamps:
-        sys.exit(f"{name}: no 'Server listening' in its journal")
+        sys.exit(f"{name}: no '{pattern}' in its journal ({what})")
     return min(stamps)
+
+
+def sshd_at(name):
+    """When sshd on `name` started listening (unix seconds), its journal."""
+    return journal_first(name, "Server listening", "sshd")
+
+
+def usable_at(name):
+    """When `name` could first be told anything (unix seconds, its journal):
+    its sshd listening and its Docker engine answering, whichever came
+    later. The node images start the engine at boot; with the image's
+    Ed25519-only host key, sshd often listens before the engine does, and a
+    swarm init or join cannot start before the engine answers."""
+    return max(sshd_at(name), journal_first(name, "API listen on", "dockerd"))
 
 
 def critical_path(names, playbook_output, t0_wall):
     """From the first `docker create` to the end of the slowest chain: each
-    node's chain starts when its sshd listened (its journal; the engine's
+    node's chain starts when it became usable (`usable_at`; the engine's
     start of the containers one after another is in it), the manager's is
-    then `swarm init`, each worker's `swarm join` once both its sshd and
-    the manager's init are done; init and join durations as timed on the
+    then `swarm init`, each worker's `swarm join` once both it is usable
+    and the manager's init is done; init and join durations as timed on the
     nodes themselves (one kernel clock)."""
     spans = {"init": [], "join": []}
     for kind, a, b in re.findall(r'"msg": "(init|join) ([0-9.]+) ([0-9.]+)"', playbook_output):
         spans[kind].append(float(b) - float(a))
     if not spans["init"] or len(spans["join"]) != len(names) - 1:
         sys.exit("the playbook printed no init/join times:\n" + playbook_output)
-    listening = {n: sshd_listening_at(n) for n in names}
+    listening = {n: usable_at(n) for n in names}
     initialised = listening[names[0]] + spans["init"][0]
-    # Joins are matched to workers by order of their sshd: the bound is the
+    # Joins are matched to workers by when they were usable: the bound is the
     # same whichever worker had which join time, up to that pairing.
     ends = [max(initialised, at) + join
             for at, join in zip(sorted(listening[n] for n in names[1:]), sorted(spans["join"]))]
@@ -364,7 +417,7 @@ def run_on_cloud(exe, state, cloud, env, workers):
         status = json.loads(sh(exe, "--state", state, "status", name, "--output", "json",
                                env=run_env).stdout)
         prefix = "os-" if cloud == "openstack" else "ec2-"
-        listening = {n["name"]: sshd_listening_at(prefix + n["machine_id"]) for n in status["nodes"]}
+        listening = {n["name"]: usable_at(prefix + n["machine_id"]) for n in status["nodes"]}
         manager = next(n["name"] for n in status["nodes"] if n["role"] == "manager")
         return took, calls, own_critical_path(log, listening, manager, t0_wall)
     finally:
@@ -419,20 +472,42 @@ def main():
     with tempfile.TemporaryDirectory(prefix="provision-bench-") as d:
         work = Path(d)
         state = str(work / "state.db")
+        # An untimed run first: the flags provision gives its nodes, for the
+        # Ansible run's, and caches warm for whichever side goes first.
+        settle()
+        _, manager, _ = run_provision(exe, state, 1)
+        flags, image = run_flags(manager)
+        pairs = 0
         for n in args.workers:
             for run in range(args.runs):
-                p, manager, own = run_provision(exe, state, n)
-                flags, image = run_flags(manager)
-                a, cp = run_ansible(playbook_exe, flags, image, n, work)
-                rows.append((n, run + 1, p, a, cp, own))
+                # Each side starts on a settled engine (a teardown of 17
+                # containers goes on loading it after `docker rm` returns),
+                # and the sides take turns at going first.
+                def provision_side():
+                    settle()
+                    return run_provision(exe, state, n)
+
+                def ansible_side():
+                    settle()
+                    return run_ansible(playbook_exe, flags, image, n, work)
+
+                if pairs % 2 == 0:
+                    p, _, (own, sshd) = provision_side()
+                    a, cp = ansible_side()
+                else:
+                    a, cp = ansible_side()
+                    p, _, (own, sshd) = provision_side()
+                pairs += 1
+                rows.append((n, run + 1, p, a, cp, own, sshd))
                 print(f"1+{n} run {run + 1}: provision {p:.1f}s, containers+Ansible {a:.1f}s, "
                       f"critical path {cp:.1f}s (of provision's own nodes {own:.1f}s)",
                       file=sys.stderr)
     print(f"{'cluster':<8} {'run':>3} {'provision':>10} {'ansible':>9} {'critical':>9} "
-          f"{'prov/ans':>9} {'prov/crit':>10} {'own crit':>9} {'prov/own':>9}")
-    for n, run, p, a, cp, own in rows:
+          f"{'prov/ans':>9} {'prov/crit':>10} {'own crit':>9} {'prov/own':>9}"
+          f" {'sshd crit':>10} {'prov/sshd':>10}")
+    for n, run, p, a, cp, own, sshd in rows:
         print(f"1+{n:<6} {run:>3} {p:>9.1f}s {a:>8.1f}s {cp:>8.1f}s {p / a:>9.2f} {p / cp:>10.2f}"
-              f" {own:>8.1f}s {p / own:>9.2f}")
+              f" {own:>8.1f}s {p / own:>9.2f} {sshd:>9.1f}s {p / sshd:>10.2f}")
 
 
 if __name__ == "__main__":
