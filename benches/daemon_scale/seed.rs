@@ -7,8 +7,8 @@
 //! - `servers.json`: the servers for the simulator's `POST /bench/servers`
 //!   (ACTIVE, no body, each at its own 127.x.y.z address);
 //! - `authorized_keys`: every cluster's public key, for the bench's sshd;
-//! - `nodes/ADDRESS/info`: what the stand-in `docker info --format` prints
-//!   on that node, and `nodes/ADDRESS/members`: its cluster's `docker node ls`
+//! - `nodes/ADDRESS/info`: the engine's `/info` on that node as the stand-in
+//!   `curl` answers it, and `nodes/ADDRESS/members`: its cluster's `/nodes`
 //!   (a link to `clusters/NAME/members`; write that file to change membership).
 //!
 //!   cargo run --example daemon_scale_seed -- --dir DIR --clusters 100 --nodes 20 --host-key KEYLINE
@@ -103,7 +103,7 @@ fn main() {
         store.put_cluster(&record).expect("put cluster");
         let key = ClusterKey::for_new_cluster(&store, &name).expect("cluster key");
         writeln!(authorized, "{}", key.public_line()).unwrap();
-        let mut members = String::new();
+        let mut members = Vec::new();
         for n in 1..=a.nodes {
             let (role, index) = if n <= a.managers {
                 (Role::Manager, n)
@@ -134,33 +134,34 @@ fn main() {
                     "provision-role": role.as_str(),
                 },
             }));
+            // As the engine API's /nodes gives them (swarm/members.sh).
             let manager_status = match (role, n) {
-                (Role::Manager, 1) => "Leader",
-                (Role::Manager, _) => "Reachable",
-                (Role::Worker, _) => "",
+                (Role::Manager, 1) => {
+                    serde_json::json!({"Leader": true, "Reachability": "reachable"})
+                }
+                (Role::Manager, _) => serde_json::json!({"Reachability": "reachable"}),
+                (Role::Worker, _) => serde_json::Value::Null,
             };
-            writeln!(
-                members,
-                "{}",
-                serde_json::json!({
-                    "ID": id, "Hostname": node, "Status": "Ready",
-                    "Availability": "Active", "ManagerStatus": manager_status,
-                })
-            )
-            .unwrap();
+            let mut entry = serde_json::json!({
+                "ID": id, "Description": {"Hostname": node},
+                "Spec": {"Role": role.as_str(), "Availability": "active"},
+                "Status": {"State": "ready"},
+            });
+            if !manager_status.is_null() {
+                entry["ManagerStatus"] = manager_status;
+            }
+            members.push(entry);
             let dir = a.dir.join("nodes").join(&addr);
             std::fs::create_dir_all(&dir).expect("node dir");
-            std::fs::write(
-                dir.join("info"),
-                format!(
-                    "swarm_state=active\nnode_id={id}\ncontrol={}\n",
-                    role == Role::Manager
-                ),
-            )
-            .expect("info");
+            // The engine's /info as swarm/probe.sh reads it.
+            let info = serde_json::json!({"Swarm": {
+                "NodeID": id, "LocalNodeState": "active",
+                "ControlAvailable": role == Role::Manager,
+            }});
+            std::fs::write(dir.join("info"), info.to_string()).expect("info");
         }
         let listing = a.dir.join("clusters").join(&name).join("members");
-        std::fs::write(&listing, &members).expect("members");
+        std::fs::write(&listing, serde_json::Value::from(members).to_string()).expect("members");
         for n in 1..=a.nodes {
             let link = a.dir.join("nodes").join(address(c, n)).join("members");
             let _ = std::fs::remove_file(&link);

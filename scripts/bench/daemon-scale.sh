@@ -11,8 +11,8 @@
 # real: one OpenSSH server answers for every node, each node at its own
 # 127.x.y.z address (the kernel delivers all of 127/8 to a socket on
 # 0.0.0.0; a firewall rule keeps port 22 to loopback while the bench runs),
-# and a stand-in `docker` (scripts/bench/standin-docker) answers each
-# cluster's membership from a file. The clusters are seeded as a finished
+# and a stand-in `curl` (scripts/bench/standin-curl: the engine's API, as
+# the Swarm scripts read it) answers each cluster's membership from a file. The clusters are seeded as a finished
 # `provision swarm` leaves them (benches/daemon_scale/seed.rs).
 #
 # For each size it prints: one `--once` pass over every cluster (wall time,
@@ -85,6 +85,7 @@ for size in "${sizes[@]}"; do
   curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "@$dir/servers.json" \
     "$CONTROL/bench/servers" >/dev/null
   cp scripts/bench/standin-docker "$dir/bin/docker"
+  cp scripts/bench/standin-curl "$dir/bin/curl"
   # The nodes' shells start clean: bash run by sshd reads ~/.bashrc, and
   # this host's root may have a slow one (pyenv init: seconds a command).
   mkdir -p "$dir/home"

@@ -23,6 +23,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scripts/bootstrap/common/packages.sh.j2"),
     ),
     (
+        "common/engine-api.sh",
+        include_str!("../../scripts/bootstrap/common/engine-api.sh.j2"),
+    ),
+    (
         "docker/install.sh",
         include_str!("../../scripts/bootstrap/docker/install.sh.j2"),
     ),
@@ -659,8 +663,103 @@ mod tests {
         );
     }
 
+    /// The swarm probe and member list read the engine's API through curl
+    /// where the node has it, and through the docker CLI where it has not:
+    /// the same JSON either way, which the parsers read.
+    #[test]
+    fn swarm_queries_read_the_engine_through_curl_or_the_cli() {
+        use crate::orchestrator::swarm::{parse_members, parse_probe};
+        let scripts = Scripts::new(None);
+        let probe = scripts.render("swarm/probe.sh", &sample_context()).unwrap();
+        let members = scripts
+            .render("swarm/members.sh", &sample_context())
+            .unwrap();
+        let info = r#"{"ID":"e","Swarm":{"NodeID":"n1","LocalNodeState":"active","ControlAvailable":true}}"#;
+        let nodes = r#"[{"ID":"n1","Description":{"Hostname":"web-manager-1"},"Spec":{"Availability":"active"},"Status":{"State":"ready"},"ManagerStatus":{"Leader":true}}]"#;
+        // curl as the engine's socket answers: the body, then -w's status.
+        let curl = format!(
+            r#"case "$*" in
+  *--unix-socket\ /var/run/docker.sock*http://docker/info) printf '%s\n200' '{info}' ;;
+  *--unix-socket\ /var/run/docker.sock*http://docker/nodes) printf '%s\n200' '{nodes}' ;;
+  *) echo "curl: unexpected $*" >&2; exit 2 ;;
+esac"#
+        );
+        let docker_cli = format!(
+            r#"case "$*" in
+  "info --format {{{{json .}}}}") echo '{info}' ;;
+  "node ls -q") echo n1 ;;
+  "node inspect n1") echo '{nodes}' ;;
+  *) echo "docker: unexpected $*" >&2; exit 2 ;;
+esac"#
+        );
+        let untouched = "echo \"docker: not to be run: $*\" >&2; exit 2".to_string();
+        let stdout = |out: &std::process::Output| {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        for (way, fakes, system_path) in [
+            (
+                "curl",
+                vec![("curl", curl.clone()), ("docker", untouched)],
+                true,
+            ),
+            ("the CLI", vec![("docker", docker_cli)], false),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let out = run_with_path(dir.path(), &fakes, &probe, system_path);
+            let p = parse_probe(&stdout(&out)).unwrap();
+            assert!(p.joined && p.control, "{way}: {p:?}");
+            assert_eq!(p.member_id.as_deref(), Some("n1"), "{way}");
+            let out = run_with_path(dir.path(), &fakes, &members, system_path);
+            let m = parse_members(&stdout(&out)).unwrap();
+            assert_eq!(m.len(), 1, "{way}");
+            assert_eq!((m[0].id.as_str(), m[0].ready), ("n1", true), "{way}");
+        }
+        // An engine that is not a manager answers 503: the listing fails,
+        // saying so.
+        let dir = tempfile::tempdir().unwrap();
+        let not_manager =
+            r#"printf '%s\n503' '{"message":"This node is not a swarm manager."}'"#.to_string();
+        let out = run_with_path(
+            dir.path(),
+            &[("curl", not_manager), ("docker", "exit 0".into())],
+            &members,
+            true,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("GET /nodes answered 503") && err.contains("not a swarm manager"),
+            "{err}"
+        );
+        // An engine that does not answer: the probe says it is stopped.
+        let out = run_with_path(
+            dir.path(),
+            &[("curl", "exit 7".into()), ("docker", "exit 0".into())],
+            &probe,
+            true,
+        );
+        let p = parse_probe(&stdout(&out)).unwrap();
+        assert!(!p.engine_running && !p.joined);
+    }
+
     /// Runs `script` with bash, the `fakes` (name, shell body) first on PATH.
     fn run_with_fakes(dir: &Path, fakes: &[(&str, String)], script: &str) -> std::process::Output {
+        run_with_path(dir, fakes, script, true)
+    }
+
+    /// [`run_with_fakes`], with the system's PATH after the fakes or, if not
+    /// `system_path`, the fakes alone (a node without some command).
+    fn run_with_path(
+        dir: &Path,
+        fakes: &[(&str, String)],
+        script: &str,
+        system_path: bool,
+    ) -> std::process::Output {
         use std::os::unix::fs::PermissionsExt;
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
@@ -671,12 +770,16 @@ mod tests {
         }
         let file = dir.join("script.sh");
         std::fs::write(&file, script).unwrap();
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        std::process::Command::new("bash")
+        let path = if system_path {
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            )
+        } else {
+            bin.display().to_string()
+        };
+        std::process::Command::new("/bin/bash")
             .arg(&file)
             .env("PATH", path)
             .output()

@@ -5,7 +5,7 @@
 mod kubernetes;
 mod mesos;
 pub mod reported;
-mod swarm;
+pub(crate) mod swarm;
 
 use std::path::Path;
 

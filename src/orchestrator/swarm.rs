@@ -18,57 +18,133 @@ use crate::spec::Coe;
 
 pub struct Swarm;
 
-/// One line of `docker node ls --format '{{json .}}'`.
-#[derive(Debug, Deserialize)]
+/// The fields of the engine's `/info` (Docker Engine API, SystemInfo) a
+/// probe reads; the rest is ignored.
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct NodeLine {
-    #[serde(rename = "ID")]
-    id: String,
-    hostname: String,
-    status: String,
+struct EngineInfo {
     #[serde(default)]
-    availability: String,
-    #[serde(default)]
-    manager_status: String,
+    swarm: SwarmInfo,
 }
 
-/// Parses the probe script's `key=value` lines.
-pub(crate) fn parse_probe(text: &str) -> NodeProbe {
-    let joined = field(text, "swarm_state") == Some("active");
-    NodeProbe {
-        engine_running: field(text, "engine") == Some("running"),
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SwarmInfo {
+    #[serde(rename = "NodeID", default)]
+    node_id: String,
+    #[serde(default)]
+    local_node_state: String,
+    #[serde(default)]
+    control_available: bool,
+}
+
+/// One node of the engine's `/nodes` (Docker Engine API, Node), as
+/// `docker node ls` reads it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ApiNode {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(default)]
+    description: NodeDescription,
+    #[serde(default)]
+    spec: NodeSpec,
+    #[serde(default)]
+    status: NodeStatus,
+    /// Present on managers only.
+    manager_status: Option<ManagerStatus>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NodeDescription {
+    #[serde(default)]
+    hostname: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NodeSpec {
+    #[serde(default)]
+    availability: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NodeStatus {
+    #[serde(default)]
+    state: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManagerStatus {
+    #[serde(default)]
+    leader: bool,
+    #[serde(default)]
+    reachability: String,
+}
+
+/// Parses the probe script's report: `engine=` and, with the engine
+/// running, `info=` its `/info` as JSON.
+pub(crate) fn parse_probe(text: &str) -> Result<NodeProbe, String> {
+    let engine_running = field(text, "engine") == Some("running");
+    let info: EngineInfo = match field(text, "info") {
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| format!("unreadable engine info in the probe's report: {e}"))?,
+        None if engine_running => {
+            return Err("the probe's report has no engine info (`info=`)".into())
+        }
+        None => EngineInfo::default(),
+    };
+    let joined = engine_running && info.swarm.local_node_state == "active";
+    Ok(NodeProbe {
+        engine_running,
         joined,
-        member_id: field(text, "node_id")
-            .filter(|_| joined)
-            .map(str::to_string),
-        control: joined && field(text, "control") == Some("true"),
+        member_id: Some(info.swarm.node_id).filter(|id| joined && !id.is_empty()),
+        control: joined && info.swarm.control_available,
         config_stale: false,
+    })
+}
+
+/// Parses the member list: the engine's `/nodes`, a JSON array.
+pub(crate) fn parse_members(text: &str) -> Result<Vec<Member>, String> {
+    let nodes: Vec<ApiNode> = serde_json::from_str(text.trim())
+        .map_err(|e| format!("unreadable node list (the engine's /nodes): {e}"))?;
+    Ok(nodes.into_iter().map(member_of).collect())
+}
+
+/// A node as `docker node ls` shows it: a manager is one with a manager
+/// status, its words capitalised as the CLI prints them.
+fn member_of(n: ApiNode) -> Member {
+    let status = capitalised(&n.status.state);
+    let availability = capitalised(&n.spec.availability);
+    let (role, status) = match &n.manager_status {
+        Some(m) => {
+            let standing = if m.leader {
+                "Leader".to_string()
+            } else {
+                capitalised(&m.reachability)
+            };
+            (Role::Manager, format!("{status} {availability} {standing}"))
+        }
+        None => (Role::Worker, format!("{status} {availability}")),
+    };
+    Member {
+        role,
+        ready: n.status.state == "ready",
+        status,
+        id: n.id,
+        hostname: n.description.hostname,
     }
 }
 
-pub(crate) fn parse_members(text: &str) -> Result<Vec<Member>, String> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let n: NodeLine = serde_json::from_str(line)
-                .map_err(|e| format!("unreadable `docker node ls` line: {e}"))?;
-            Ok(Member {
-                role: if n.manager_status.is_empty() {
-                    Role::Worker
-                } else {
-                    Role::Manager
-                },
-                ready: n.status == "Ready",
-                status: if n.manager_status.is_empty() {
-                    format!("{} {}", n.status, n.availability)
-                } else {
-                    format!("{} {} {}", n.status, n.availability, n.manager_status)
-                },
-                id: n.id,
-                hostname: n.hostname,
-            })
-        })
-        .collect()
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// Why a manager cannot give a backup, from `swarm/backup-check.sh`.
@@ -123,8 +199,9 @@ impl Orchestrator for Swarm {
     }
 
     async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
-        let out = node.query("swarm/probe.sh").await?;
-        Ok(parse_probe(&out))
+        let script = "swarm/probe.sh";
+        let out = node.query(script).await?;
+        parse_probe(&out).map_err(|message| ShellError::unreadable(node.node(), script, message))
     }
 
     async fn init(&self, node: &NodeShell) -> Result<(), ShellError> {
@@ -158,7 +235,9 @@ impl Orchestrator for Swarm {
             )
             .await?;
         // The script ends with probe.sh's report.
-        Ok(Some(parse_probe(&out)))
+        parse_probe(&out)
+            .map(Some)
+            .map_err(|message| ShellError::unreadable(node.node(), "swarm/join.sh", message))
     }
 
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError> {
@@ -249,9 +328,24 @@ mod tests {
         );
     }
 
+    /// `/info` as an engine answers it, cut to a few of its fields.
+    fn info(state: &str, id: &str, control: bool) -> String {
+        format!(
+            "engine=running\ninfo={}\n",
+            serde_json::json!({
+                "ID": "engine-1", "Containers": 0, "ServerVersion": "20.10.24",
+                "Swarm": {
+                    "NodeID": id, "NodeAddr": "10.0.0.2", "LocalNodeState": state,
+                    "ControlAvailable": control, "Error": "",
+                    "RemoteManagers": [{"NodeID": "other", "Addr": "10.0.0.3:2377"}],
+                },
+            })
+        )
+    }
+
     #[test]
     fn probe_of_a_member_manager() {
-        let p = parse_probe("engine=running\nswarm_state=active\nnode_id=abc123\ncontrol=true\n");
+        let p = parse_probe(&info("active", "abc123", true)).unwrap();
         assert_eq!(
             p,
             NodeProbe {
@@ -266,25 +360,74 @@ mod tests {
 
     #[test]
     fn probe_of_a_fresh_node() {
-        let p = parse_probe("engine=running\nswarm_state=inactive\nnode_id=\ncontrol=false\n");
+        let p = parse_probe(&info("inactive", "", false)).unwrap();
         assert!(p.engine_running && !p.joined && p.member_id.is_none() && !p.control);
-        let p = parse_probe("engine=missing\n");
+        // An id and control mean nothing while the node is not active.
+        let p = parse_probe(&info("pending", "abc123", true)).unwrap();
+        assert!(!p.joined && p.member_id.is_none() && !p.control);
+        let p = parse_probe("engine=missing\n").unwrap();
+        assert!(!p.engine_running && !p.joined);
+        let p = parse_probe("engine=stopped\n").unwrap();
         assert!(!p.engine_running && !p.joined);
     }
 
     #[test]
-    fn members_from_node_ls() {
-        let text = r#"{"Availability":"Active","EngineVersion":"20.10.24","Hostname":"web-manager-1","ID":"m1","ManagerStatus":"Leader","Self":true,"Status":"Ready","TLSStatus":"Ready"}
-{"Availability":"Active","EngineVersion":"20.10.24","Hostname":"web-worker-1","ID":"w1","ManagerStatus":"","Self":false,"Status":"Down","TLSStatus":"Ready"}
-"#;
-        let m = parse_members(text).unwrap();
-        assert_eq!(m.len(), 2);
-        assert_eq!((m[0].role, m[0].ready), (Role::Manager, true));
-        assert_eq!(
-            (m[1].role, m[1].ready, m[1].id.as_str()),
-            (Role::Worker, false, "w1")
+    fn a_probe_report_that_cannot_be_read_is_an_error() {
+        let err = parse_probe("engine=running\ninfo={\"Swarm\":\n").unwrap_err();
+        assert!(err.contains("unreadable engine info"), "{err}");
+        let err = parse_probe("engine=running\n").unwrap_err();
+        assert!(err.contains("no engine info"), "{err}");
+        // A field of the wrong type is not taken for a default.
+        assert!(
+            parse_probe("engine=running\ninfo={\"Swarm\":{\"ControlAvailable\":\"yes\"}}\n")
+                .is_err()
         );
+    }
+
+    #[test]
+    fn members_from_the_engine_api() {
+        let text = serde_json::json!([
+            {"ID": "m1", "Description": {"Hostname": "web-manager-1"},
+             "Spec": {"Role": "manager", "Availability": "active"},
+             "Status": {"State": "ready", "Addr": "10.0.0.2"},
+             "ManagerStatus": {"Leader": true, "Reachability": "reachable", "Addr": "10.0.0.2:2377"}},
+            {"ID": "m2", "Description": {"Hostname": "web-manager-2"},
+             "Spec": {"Role": "manager", "Availability": "drain"},
+             "Status": {"State": "ready"},
+             "ManagerStatus": {"Reachability": "unreachable"}},
+            {"ID": "w1", "Description": {"Hostname": "web-worker-1"},
+             "Spec": {"Role": "worker", "Availability": "active"},
+             "Status": {"State": "down"}},
+        ])
+        .to_string();
+        let m = parse_members(&text).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            (
+                m[0].role,
+                m[0].ready,
+                m[0].status.as_str(),
+                m[0].hostname.as_str()
+            ),
+            (Role::Manager, true, "Ready Active Leader", "web-manager-1")
+        );
+        assert_eq!(
+            (m[1].role, m[1].status.as_str()),
+            (Role::Manager, "Ready Drain Unreachable")
+        );
+        assert_eq!(
+            (
+                m[2].role,
+                m[2].ready,
+                m[2].id.as_str(),
+                m[2].status.as_str()
+            ),
+            (Role::Worker, false, "w1", "Down Active")
+        );
+        assert!(parse_members("[]").unwrap().is_empty());
         assert!(parse_members("not json").is_err());
+        // Lines of `docker node ls`, not the API's array: refused.
+        assert!(parse_members("{\"ID\":\"m1\"}\n{\"ID\":\"w1\"}\n").is_err());
     }
 
     #[test]
