@@ -155,6 +155,19 @@ impl Controller {
         }
     }
 
+    /// The member list over a connection kept from an earlier pass, if it
+    /// answers within [`KEPT_PROBE_DEADLINE`].
+    async fn members_over_kept(&self, kept: &NodeShell) -> Option<Vec<Member>> {
+        match tokio::time::timeout(KEPT_PROBE_DEADLINE, self.orchestrator.members(kept)).await {
+            Ok(Ok(listed)) => Some(listed),
+            Ok(Err(e)) => {
+                debug!(node = %kept.node(), error = %e, "membership query over the kept connection failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
     /// The report over a connection kept from an earlier pass (one
     /// [`Connections::open_to`] let through), or `None` when that connection
     /// should be dropped: the probe failed or did not answer within
@@ -233,15 +246,37 @@ impl Controller {
             // asked for beside the probe, not after it: the last pass of a
             // create waits for both. Used only if the probe shows control.
             let kept = connections.open_to(&r.name, addresses);
-            let (probe, early) = match &kept {
-                Some(kept) => {
-                    let (probe, listed) = tokio::join!(
-                        self.probe_node(ctx, r, addresses, first_contact, connections),
-                        tokio::time::timeout(KEPT_PROBE_DEADLINE, self.orchestrator.members(kept)),
-                    );
-                    (probe, listed.ok().and_then(Result::ok))
+            let own_id = r
+                .member_id
+                .as_deref()
+                .filter(|_| connections.reported_member(&r.name))
+                .filter(|_| !self.orchestrator.config_follows_managers());
+            let (probe, early) = match (&kept, own_id) {
+                // A manager that gave its own report earlier in this run is
+                // asked for the list alone: only a manager with control can
+                // list the members, and the list says whether it is still
+                // that member, Ready. Its own probe, the heavier call on a
+                // loaded manager (0.84 s against 0.61 s after a 1+16
+                // formed), only if the list does not say so.
+                (Some(kept), Some(own_id)) => {
+                    let listed = self.members_over_kept(kept).await;
+                    match listed.as_deref().and_then(|l| own_report(l, own_id)) {
+                        Some(report) => {
+                            connections.note_report(&r.name, &report);
+                            (Probe::Reached(report), listed)
+                        }
+                        None => (
+                            self.probe_node(ctx, r, addresses, first_contact, connections)
+                                .await,
+                            listed,
+                        ),
+                    }
                 }
-                None => (
+                (Some(kept), None) => tokio::join!(
+                    self.probe_node(ctx, r, addresses, first_contact, connections),
+                    self.members_over_kept(kept),
+                ),
+                (None, _) => (
                     self.probe_node(ctx, r, addresses, first_contact, connections)
                         .await,
                     None,
@@ -500,6 +535,22 @@ pub(crate) fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// What a manager's own member list says of it, as its report: listed
+/// under the id it reported earlier, a Ready manager. The list came over
+/// its own connection, and only a manager with control answers one.
+fn own_report(listed: &[Member], own_id: &str) -> Option<NodeProbe> {
+    listed
+        .iter()
+        .find(|m| m.id == own_id && m.role == Role::Manager && m.ready)
+        .map(|m| NodeProbe {
+            engine_running: true,
+            joined: true,
+            member_id: Some(m.id.clone()),
+            control: true,
+            config_stale: false,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,6 +563,21 @@ mod tests {
             state,
             addresses: None,
         }
+    }
+
+    #[test]
+    fn a_managers_own_list_vouches_for_it_only_as_a_ready_manager_under_its_id() {
+        let listed = [
+            member("m1", Role::Manager, true),
+            member("m2", Role::Manager, false),
+            member("w1", Role::Worker, true),
+        ];
+        let report = own_report(&listed, "m1").expect("listed ready as a manager");
+        assert!(report.joined && report.control && report.engine_running);
+        assert_eq!(report.member_id.as_deref(), Some("m1"));
+        assert_eq!(own_report(&listed, "m2"), None, "not ready");
+        assert_eq!(own_report(&listed, "w1"), None, "a worker");
+        assert_eq!(own_report(&listed, "m9"), None, "not listed");
     }
 
     #[test]
