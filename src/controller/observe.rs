@@ -243,8 +243,8 @@ impl Controller {
         for r in managers {
             let addresses = &reachable[r.name.as_str()];
             // Over a connection an earlier pass kept, the member list is
-            // asked for beside the probe, not after it: the last pass of a
-            // create waits for both. Used only if the probe shows control.
+            // asked for first (below: alone, or beside the probe), not after
+            // the probe; it is used only if the manager shows control.
             let kept = connections.open_to(&r.name, addresses);
             let own_id = r
                 .member_id
