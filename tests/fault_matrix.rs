@@ -362,6 +362,41 @@ fn a_server_rebooting_for_90_s_is_not_replaced() {
     });
 }
 
+/// Servers whose sshd answers while their boot still refuses every user
+/// but root (systemd-user-sessions 8 s late; pam_nologin(8) meanwhile, so
+/// OpenSSH accepts the key and closes the connection): the create waits
+/// that out instead of failing on the cluster key, and each node's sshd
+/// shows that it turned the login user away first.
+#[test]
+fn logins_refused_while_machines_boot_are_waited_out() {
+    let (_turn, cloud) = openstack_cloud();
+    cloud.faults(r#"{"user_sessions_after_s": 8}"#);
+    let c = Cluster::new("fm-nologin").with_env(&cloud.env);
+    let out = openstack_create(&c, OS_TEMPLATE);
+    cloud.reset();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let bodies = cloud.bodies(&server_ids(cloud, &id));
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    for body in &bodies {
+        let sshd = docker(&["exec", body, "journalctl", "-u", "ssh", "--no-pager"]);
+        assert!(
+            sshd.contains("Access denied for user debian by PAM account configuration"),
+            "{body} let the login in without turning it away first: {sshd}"
+        );
+    }
+    assert!(c.status_nodes().iter().all(|(_, h)| h == "healthy"));
+    c.ok(&["destroy", &c.name, "--yes"]);
+    assert!(cloud.all_servers(&id).is_empty());
+    record_fault_row(FaultRow {
+        id: "27",
+        fault: "servers whose sshd answers 8 s before their boot allows logins other than root (pam_nologin closes the login)",
+        happened: "each node's sshd turned the login user away first (PAM account stage); the create waited it out and formed the cluster".into(),
+        remediations: "0".into(),
+        left_over: "none".into(),
+    });
+}
+
 /// One listing misses a server (Nova skips servers of a cell that does not
 /// answer): nothing is replaced or deleted; the next listing has it back.
 #[test]

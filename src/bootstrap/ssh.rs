@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{ConstantBuilder, Retryable};
+use russh::client::AuthResult;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{client, ChannelMsg, Disconnect};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -43,8 +44,24 @@ pub enum SshError {
     },
     #[error("node {node}: the recorded host key cannot be read: {message}")]
     BadRecordedKey { node: String, message: String },
-    #[error("node {node}: {user}@{address} refused the cluster key")]
+    #[error(
+        "node {node}: {user}@{address} refused the cluster key: check that {user} is the image's \
+         login user (node.ssh_user) and that the image installs the cloud's key for it"
+    )]
     AuthRejected {
+        node: String,
+        user: String,
+        address: String,
+    },
+    /// sshd accepted the key and then closed the connection: OpenSSH does
+    /// so when PAM's account stage refuses the user ("fatal: Access denied
+    /// for user … by PAM account configuration [preauth]"), which
+    /// pam_nologin(8) does to every user but root while a machine boots.
+    #[error(
+        "node {node}: {address} closed the connection while logging in {user} (a booting \
+         machine does so until it allows logins other than root, pam_nologin(8))"
+    )]
+    ClosedDuringLogin {
         node: String,
         user: String,
         address: String,
@@ -72,7 +89,10 @@ impl SshError {
     fn is_transient(&self) -> bool {
         matches!(
             self,
-            SshError::Connect { .. } | SshError::Protocol { .. } | SshError::Local { .. }
+            SshError::Connect { .. }
+                | SshError::Protocol { .. }
+                | SshError::Local { .. }
+                | SshError::ClosedDuringLogin { .. }
         )
     }
 
@@ -86,6 +106,18 @@ impl SshError {
 /// (10 by default, sshd_config(5)), since a manager's connection is shared
 /// by the actions of a pass.
 const CHANNELS_PER_CONNECTION: usize = 8;
+
+/// How often a login is tried again on a node that closed the connection
+/// while logging in. A booting machine whose sshd already answers refuses
+/// every user but root while `/run/nologin` exists (pam_nologin(8), in
+/// Debian's /etc/pam.d/sshd): systemd creates it early and
+/// systemd-user-sessions removes it later, and sshd is not ordered after
+/// that (systemd issue 8228 shows sshd listening before logins were
+/// allowed). Cloud images log in as a user (`debian` on OpenStack's Debian
+/// image); a create in CI met the window 0.3 s after its server went
+/// ACTIVE. Each try costs the node a handshake and a PAM pass, so not
+/// every [`SSH_POLL`].
+const LOGIN_RETRY_POLL: Duration = Duration::from_millis(200);
 
 /// How often a node that does not answer SSH yet is tried again while it
 /// boots: a node's sshd is noticed about 12 ms after it listens on average
@@ -242,12 +274,27 @@ impl SshSession {
                 what: "authentication",
                 message: e.to_string(),
             })?;
-        if !auth.success() {
-            return Err(SshError::AuthRejected {
-                node: target.node.clone(),
-                user: target.user.clone(),
-                address: target.address.clone(),
-            });
+        match auth {
+            AuthResult::Success => {}
+            // russh reports a connection that closed during the login as a
+            // failure with no method left: sshd never sends that itself
+            // while publickey may still continue (RFC 4252, 5.1).
+            AuthResult::Failure {
+                remaining_methods, ..
+            } if remaining_methods.is_empty() || handle.is_closed() => {
+                return Err(SshError::ClosedDuringLogin {
+                    node: target.node.clone(),
+                    user: target.user.clone(),
+                    address: target.address.clone(),
+                });
+            }
+            AuthResult::Failure { .. } => {
+                return Err(SshError::AuthRejected {
+                    node: target.node.clone(),
+                    user: target.user.clone(),
+                    address: target.address.clone(),
+                });
+            }
         }
         Ok(handle)
     }
@@ -257,8 +304,10 @@ impl SshSession {
     /// within that (an exponential backoff overshot by up to its 5 s cap:
     /// seen in create timelines, a manager reached 6 s after booting whose
     /// sshd listened after 3). An attempt at a closed port costs one
-    /// refused SYN. A changed host key or a refused key ends the wait at
-    /// once: waiting will not fix those.
+    /// refused SYN; a login the node cut off is tried every
+    /// [`LOGIN_RETRY_POLL`]. A changed host key or a refused key ends the
+    /// wait at once: waiting will not fix those. At the deadline the error
+    /// says what the node last answered.
     pub async fn wait_for(
         target: &SshTarget,
         key: Arc<PrivateKey>,
@@ -270,6 +319,7 @@ impl SshSession {
             async move { Self::connect(target, key, recorded_host_key, Duration::from_secs(10)).await }
         };
         let mut last_logged: Option<String> = None;
+        let last_answer: Mutex<Option<String>> = Mutex::new(None);
         let retrying = attempt
             .retry(
                 ConstantBuilder::default()
@@ -277,21 +327,35 @@ impl SshSession {
                     .without_max_times(),
             )
             .when(SshError::is_transient)
+            .adjust(|e, delay| match e {
+                SshError::ClosedDuringLogin { .. } => Some(LOGIN_RETRY_POLL),
+                _ => delay,
+            })
             .notify(|e, _| {
                 // Once per kind of failure, not forty times a second.
                 let text = e.to_string();
                 if last_logged.as_deref() != Some(text.as_str()) {
-                    debug!(node = %target.node, error = %text, poll = ?SSH_POLL, "SSH not ready");
-                    last_logged = Some(text);
+                    debug!(node = %target.node, error = %text, "SSH not ready");
+                    last_logged = Some(text.clone());
                 }
+                *last_answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
             });
-        tokio::time::timeout(deadline, retrying)
-            .await
-            .map_err(|_| SshError::Timeout {
-                node: target.node.clone(),
-                what: format!("waiting for SSH on {}", target.address),
-                after: deadline,
-            })?
+        let finished = tokio::time::timeout(deadline, retrying).await;
+        let last = last_answer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        finished.map_err(|_| SshError::Timeout {
+            node: target.node.clone(),
+            what: match last {
+                // The node's own name leads the last answer already.
+                Some(last) => format!(
+                    "waiting for SSH on {} (last: {})",
+                    target.address,
+                    last.strip_prefix(&format!("node {}: ", target.node))
+                        .unwrap_or(&last)
+                ),
+                None => format!("waiting for SSH on {}", target.address),
+            },
+            after: deadline,
+        })?
     }
 
     pub fn host_key(&self) -> &str {
@@ -370,6 +434,7 @@ impl SshSession {
 mod tests {
     use super::*;
     use russh::keys::ssh_key::private::Ed25519Keypair;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn key() -> Arc<PrivateKey> {
         Arc::new(PrivateKey::from(Ed25519Keypair::from_seed(&[7u8; 32])))
@@ -421,6 +486,125 @@ mod tests {
             .expect("must not connect");
         assert!(matches!(err, SshError::Timeout { .. }), "{err}");
         assert!(err.to_string().contains("node down"), "{err}");
+    }
+
+    /// What the sshd stand-in does with a login it does not let in.
+    #[derive(Clone, Copy)]
+    enum Turned {
+        /// Accepts the key, then closes the connection: OpenSSH when PAM's
+        /// account stage refuses the user (pam_nologin(8) while booting).
+        Closed,
+        /// Answers USERAUTH_FAILURE: the key is not authorized.
+        Refused,
+    }
+
+    /// An sshd stand-in on loopback that turns away the first `turned_away`
+    /// logins as `how` and lets the later ones in (`usize::MAX`: none).
+    /// Returns its port and the number of logins tried.
+    async fn sshd_turning_away(turned_away: usize, how: Turned) -> (u16, Arc<AtomicUsize>) {
+        struct Stand {
+            turned_away: usize,
+            how: Turned,
+            tried: Arc<AtomicUsize>,
+        }
+        impl russh::server::Handler for Stand {
+            type Error = russh::Error;
+            async fn auth_publickey(
+                &mut self,
+                _user: &str,
+                _key: russh::server::VerifiedPublicKey<'_>,
+            ) -> Result<russh::server::Auth, Self::Error> {
+                if self.tried.fetch_add(1, Ordering::SeqCst) >= self.turned_away {
+                    return Ok(russh::server::Auth::Accept);
+                }
+                match self.how {
+                    Turned::Closed => Err(russh::Error::Disconnect),
+                    Turned::Refused => Ok(russh::server::Auth::reject()),
+                }
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let config = Arc::new(russh::server::Config {
+            keys: vec![PrivateKey::from(Ed25519Keypair::from_seed(&[9u8; 32]))],
+            auth_rejection_time: Duration::ZERO,
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            ..Default::default()
+        });
+        let tried = Arc::new(AtomicUsize::new(0));
+        let counter = tried.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let handler = Stand {
+                    turned_away,
+                    how,
+                    tried: counter.clone(),
+                };
+                let config = config.clone();
+                tokio::spawn(async move {
+                    if let Ok(session) = russh::server::run_stream(config, socket, handler).await {
+                        let _ = session.await;
+                    }
+                });
+            }
+        });
+        (port, tried)
+    }
+
+    fn booting(port: u16) -> SshTarget {
+        SshTarget {
+            node: "booting".into(),
+            address: "127.0.0.1".into(),
+            port,
+            user: "debian".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_login_cut_off_while_the_machine_boots_is_tried_again() {
+        let (port, tried) = sshd_turning_away(3, Turned::Closed).await;
+        let session = SshSession::wait_for(&booting(port), key(), None, Duration::from_secs(30))
+            .await
+            .expect("let in once the machine allows logins");
+        assert_eq!(tried.load(Ordering::SeqCst), 4);
+        assert!(!session.host_key().is_empty());
+        session.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_ends_the_wait_at_once() {
+        let (port, tried) = sshd_turning_away(usize::MAX, Turned::Refused).await;
+        let err = SshSession::wait_for(&booting(port), key(), None, Duration::from_secs(30))
+            .await
+            .err()
+            .expect("refused");
+        assert!(matches!(err, SshError::AuthRejected { .. }), "{err}");
+        assert_eq!(tried.load(Ordering::SeqCst), 1);
+        let text = err.to_string();
+        assert!(
+            text.contains("debian@127.0.0.1 refused the cluster key")
+                && text.contains("node.ssh_user"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn logins_cut_off_until_the_deadline_say_so_and_are_not_hammered() {
+        let (port, tried) = sshd_turning_away(usize::MAX, Turned::Closed).await;
+        let err = SshSession::wait_for(&booting(port), key(), None, Duration::from_millis(1500))
+            .await
+            .err()
+            .expect("cut off until the deadline");
+        assert!(matches!(err, SshError::Timeout { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("node booting: waiting for SSH on 127.0.0.1 (last: 127.0.0.1 closed the connection while logging in debian")
+                && text.contains("pam_nologin"),
+            "{text}"
+        );
+        // Every LOGIN_RETRY_POLL (200 ms), not every SSH_POLL (25 ms).
+        let tries = tried.load(Ordering::SeqCst);
+        assert!((3..=8).contains(&tries), "{tries} logins in 1.5 s");
     }
 
     #[test]

@@ -25,6 +25,17 @@ for home in /root "/home/$LOGIN_USER"; do
   chmod 0700 "$home/.ssh"; chmod 0600 "$home/.ssh/authorized_keys"
 done
 chown -R "$LOGIN_USER:$LOGIN_USER" "/home/$LOGIN_USER/.ssh"
+if [ "${USER_SESSIONS_AFTER_S:-0}" -gt 0 ]; then
+  # A boot whose user sessions come late. systemd creates /run/nologin
+  # early (tmpfiles.d/systemd-nologin.conf) and systemd-user-sessions
+  # removes it; until then pam_nologin(8) (account stage of Debian's
+  # /etc/pam.d/sshd) refuses every user but root, while sshd (not ordered
+  # after it) may already answer: systemd issue 8228 shows sshd listening
+  # before logins were allowed.
+  mkdir -p /etc/systemd/system/systemd-user-sessions.service.d
+  printf '[Service]\nExecStartPre=/bin/sleep %s\n' "$USER_SESSIONS_AFTER_S" \
+    > /etc/systemd/system/systemd-user-sessions.service.d/late.conf
+fi
 mkdir -p /var/lib/cloud/instance
 printf '%s' "$USER_DATA" > /var/lib/cloud/instance/user-data.txt
 unset PUBLIC_KEY USER_DATA
@@ -82,15 +93,18 @@ def run_options(image):
 
 
 def start_body(name, hostname, network, ip, labels, login_user, public_key, user_data,
-               options, image, first_boot=False):
+               options, image, first_boot=False, user_sessions_after_s=0):
     """Runs a node container; returns docker's error text, or None.
-    `first_boot`: cloud-init still runs after sshd answers, as on a cloud image."""
+    `first_boot`: cloud-init still runs after sshd answers, as on a cloud image.
+    `user_sessions_after_s`: logins other than root are refused that long
+    after boot (see BOOT)."""
     label_args = [a for label in labels for a in ("--label", label)]
     result = docker("run", "-d", "--name", name, "--hostname", hostname,
                     "--network", network, "--ip", ip, *label_args,
                     "-e", f"LOGIN_USER={login_user}",
                     "-e", f"PUBLIC_KEY={public_key}", "-e", f"USER_DATA={user_data}",
                     "-e", f"FIRST_BOOT={1 if first_boot else 0}",
+                    "-e", f"USER_SESSIONS_AFTER_S={int(user_sessions_after_s)}",
                     *options, "--entrypoint", "/bin/sh", image, "-c", BOOT, check=False)
     if result.returncode != 0:
         docker("rm", "-f", "-v", name, check=False)

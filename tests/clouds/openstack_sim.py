@@ -22,6 +22,10 @@ Faults, set through the control port (127.0.0.1:8700, no auth):
                                             # waiting on Nova, which went on)
     POST /faults {"hide_servers": ["web-worker-1"]}  # left out of the next listing
                                             # each (Nova skips servers of a down cell)
+    POST /faults {"user_sessions_after_s": 5}   # servers booted from now on allow
+                                            # logins other than root 5 s after boot:
+                                            # sshd answers meanwhile and refuses the
+                                            # login user (node_bodies.BOOT)
     POST /servers/<id>/error {"message": "..."}   # a running server fails
     POST /security-group-rules {"security_group_id": ID, "remove_port": 2377,
                                 "add": {"protocol": "tcp", ...}}   # an operator's hand
@@ -191,7 +195,7 @@ class Cloud:
         self.calls = {}
         self.faults = {"latency_ms": 0, "error_rate": 0.0, "error_codes": [500, 503, 429],
                        "servers_fail": 0, "injected": 0, "late_posts": 0, "late_answered": 0,
-                       "hide_servers": []}
+                       "hide_servers": [], "user_sessions_after_s": 0}
         self.quota = {"instances": 10, "cores": 20, "ram": 51200, "floatingip": 10}
         self.tokens = {}
         self.service_token = None
@@ -437,6 +441,7 @@ class Cloud:
             ip = port["fixed_ips"][0]["ip_address"]
             keypair = self.keypairs.get(s["key_name"] or "", {})
             image = self.images[s["image_id"]]
+            user_sessions_after = self.faults["user_sessions_after_s"]
         if fail:
             self.set_error(sid, "No valid host was found. There are not enough hosts available.", 500)
             return
@@ -445,7 +450,8 @@ class Cloud:
         error = start_body(f"os-{sid}", s["name"], PRIVATE["docker"], ip,
                            [LABEL, f"openstack.server-id={sid}"], image["login_user"],
                            keypair.get("public_key", ""), s.get("user_data", ""),
-                           self.options, image["body"], first_boot=image["body"] == BARE_IMAGE)
+                           self.options, image["body"], first_boot=image["body"] == BARE_IMAGE,
+                           user_sessions_after_s=user_sessions_after)
         if error:
             log(f"{sid}: docker run failed: {error}")
             self.set_error(sid, f"Build of instance {sid} aborted: {error[:200]}", 500)

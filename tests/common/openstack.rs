@@ -54,7 +54,8 @@ impl OpenStackCloud {
     pub fn reset(&self) {
         self.faults(
             r#"{"latency_ms": 0, "error_rate": 0.0, "servers_fail": 0, "injected": 0,
-                "late_posts": 0, "late_answered": 0, "hide_servers": []}"#,
+                "late_posts": 0, "late_answered": 0, "hide_servers": [],
+                "user_sessions_after_s": 0}"#,
         );
         self.quota(r#"{"instances": 10, "cores": 20, "ram": 51200, "floatingip": 10}"#);
         self.reset_calls();
