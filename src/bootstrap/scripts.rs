@@ -747,6 +747,80 @@ esac"#
         assert!(!p.engine_running && !p.joined);
     }
 
+    /// A join hands the token to the engine's API on curl's standard input:
+    /// it is in no process's arguments on the node (any user there can read
+    /// those). A token not of Swarm's form is refused before anything runs.
+    #[test]
+    fn a_join_gives_the_token_to_the_engine_on_standard_input_only() {
+        use crate::orchestrator::swarm::parse_probe;
+        let join = Scripts::new(None)
+            .render("swarm/join.sh", &sample_context())
+            .unwrap();
+        let token =
+            "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx";
+        let inactive = r#"{"ID":"e","Swarm":{"NodeID":"","LocalNodeState":"inactive","ControlAvailable":false}}"#;
+        let joined = r#"{"ID":"e","Swarm":{"NodeID":"n7","LocalNodeState":"active","ControlAvailable":false}}"#;
+        // Every fake's arguments go to argv.log in `d`, the join's body to
+        // body.json.
+        let fakes_in = |d: &Path| {
+            let d = d.display();
+            let curl = format!(
+                r#"echo "curl $*" >> {d}/argv.log
+case "$*" in
+  *-X\ GET*http://docker/info) if [ -e {d}/joined ]; then printf '%s\n200' '{joined}'; else printf '%s\n200' '{inactive}'; fi ;;
+  *-X\ POST*--data-binary\ @-*http://docker/swarm/join) cat > {d}/body.json; touch {d}/joined; printf '\n200' ;;
+  *) echo "curl: unexpected $*" >&2; exit 2 ;;
+esac"#
+            );
+            let docker = format!(
+                r#"echo "docker $*" >> {d}/argv.log; echo "docker: not to be run" >&2; exit 2"#
+            );
+            [("curl", curl), ("docker", docker)]
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let fakes = fakes_in(dir.path());
+        let out = run_fed(dir.path(), &fakes, &join, true, &format!("{token}\n"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let body: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("body.json")).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": "10.0.0.3",
+                               "RemoteAddrs": ["10.0.0.2:2377"], "JoinToken": token})
+        );
+        let argv = std::fs::read_to_string(dir.path().join("argv.log")).unwrap();
+        assert!(argv.contains("http://docker/swarm/join"), "{argv}");
+        assert!(
+            !argv.contains("SWMTKN"),
+            "the token was an argument: {argv}"
+        );
+        let report = parse_probe(&stdout).unwrap();
+        assert!(report.joined && !report.control);
+        assert_eq!(report.member_id.as_deref(), Some("n7"));
+
+        // A manager that printed something else: refused, nothing run.
+        let dir = tempfile::tempdir().unwrap();
+        let out = run_fed(
+            dir.path(),
+            &fakes_in(dir.path()),
+            &join,
+            true,
+            "SWMTKN-1-3pu6h-1awxw\",\"RemoteAddrs\":[\"203.0.113.9\n",
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("not a swarm join token"),
+            "{err}"
+        );
+        assert!(!dir.path().join("argv.log").exists());
+        assert!(!err.contains("3pu6h"), "{err}");
+    }
+
     /// Runs `script` with bash, the `fakes` (name, shell body) first on PATH.
     fn run_with_fakes(dir: &Path, fakes: &[(&str, String)], script: &str) -> std::process::Output {
         run_with_path(dir, fakes, script, true)
@@ -760,6 +834,18 @@ esac"#
         script: &str,
         system_path: bool,
     ) -> std::process::Output {
+        run_fed(dir, fakes, script, system_path, "")
+    }
+
+    /// [`run_with_path`] with `stdin` on the script's standard input.
+    fn run_fed(
+        dir: &Path,
+        fakes: &[(&str, String)],
+        script: &str,
+        system_path: bool,
+        stdin: &str,
+    ) -> std::process::Output {
+        use std::io::Write;
         use std::os::unix::fs::PermissionsExt;
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
@@ -779,11 +865,19 @@ esac"#
         } else {
             bin.display().to_string()
         };
-        std::process::Command::new("/bin/bash")
+        let mut child = std::process::Command::new("/bin/bash")
             .arg(&file)
             .env("PATH", path)
-            .output()
-            .unwrap()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        // A script that reads nothing may close its end first.
+        let _ = input.write_all(stdin.as_bytes());
+        drop(input);
+        child.wait_with_output().unwrap()
     }
 
     #[test]

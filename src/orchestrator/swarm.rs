@@ -173,18 +173,39 @@ fn member_vars(member: &Member) -> Vec<(&'static str, Value)> {
 }
 
 fn parse_tokens(node: &str, text: &str) -> Result<JoinSecrets, ShellError> {
-    let get = |key| field(text, key).map(Secret::new);
-    match (get("worker"), get("manager")) {
-        (Some(worker), Some(manager)) => Ok(JoinSecrets {
-            worker,
-            manager,
-            keep: None,
-        }),
-        _ => Err(ShellError::unreadable(
-            node,
-            "swarm/join-tokens.sh",
-            "the manager printed no join tokens".into(),
-        )),
+    let unreadable =
+        |message: &str| ShellError::unreadable(node, "swarm/join-tokens.sh", message.to_string());
+    let get = |key| -> Result<Secret, ShellError> {
+        let token =
+            field(text, key).ok_or_else(|| unreadable("the manager printed no join tokens"))?;
+        // The message says which token, never what it was.
+        if !is_swarm_token(token) {
+            return Err(unreadable(&format!(
+                "the manager's {key} join token is not of Swarm's form SWMTKN-1-<digest>-<secret>"
+            )));
+        }
+        Ok(Secret::new(token))
+    };
+    Ok(JoinSecrets {
+        worker: get("worker")?,
+        manager: get("manager")?,
+        keep: None,
+    })
+}
+
+/// Swarm's join token form, `SWMTKN-<version>-<root CA digest>-<secret>`
+/// (lower-case base 36): what a manager printed is passed on to a join's
+/// JSON, so nothing else is.
+fn is_swarm_token(token: &str) -> bool {
+    let part = |p: &str, ok: fn(&u8) -> bool| !p.is_empty() && p.bytes().all(|b| ok(&b));
+    let lower_alnum = |b: &u8| b.is_ascii_digit() || b.is_ascii_lowercase();
+    match token.split('-').collect::<Vec<_>>()[..] {
+        ["SWMTKN", version, digest, secret] => {
+            part(version, u8::is_ascii_digit)
+                && part(digest, lower_alnum)
+                && part(secret, lower_alnum)
+        }
+        _ => false,
     }
 }
 
@@ -432,9 +453,40 @@ mod tests {
 
     #[test]
     fn tokens_parse_and_stay_secret() {
-        let s = parse_tokens("m", "worker=SWMTKN-1-w\nmanager=SWMTKN-1-m\n").unwrap();
-        assert_eq!(s.worker.expose(), "SWMTKN-1-w");
+        let s = parse_tokens(
+            "m",
+            "worker=SWMTKN-1-3pu6h-1awxw\nmanager=SWMTKN-1-3pu6h-9zk2q\n",
+        )
+        .unwrap();
+        assert_eq!(s.worker.expose(), "SWMTKN-1-3pu6h-1awxw");
+        assert_eq!(s.manager.expose(), "SWMTKN-1-3pu6h-9zk2q");
         assert!(!format!("{s:?}").contains("SWMTKN"));
         assert!(parse_tokens("m", "").is_err());
+    }
+
+    /// A manager's word is not taken on trust: a token goes into the join's
+    /// JSON, so only Swarm's form is passed on, and the error does not
+    /// repeat what was printed.
+    #[test]
+    fn tokens_not_of_swarms_form_are_refused() {
+        for bad in [
+            "SWMTKN-1-w",
+            "SWMTKN-1-3pu6h-1awxw\",\"RemoteAddrs\":[\"203.0.113.9",
+            "SWMTKN-1-3PU6H-1awxw",
+            "SWMTKN-x-3pu6h-1awxw",
+            "SWMTKN-1-3pu6h-1awxw-extra",
+            "token",
+        ] {
+            let text = format!("worker={bad}\nmanager=SWMTKN-1-3pu6h-9zk2q\n");
+            let err = parse_tokens("m", &text)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} taken"));
+            let message = err.to_string();
+            assert!(
+                message.contains("worker join token is not of Swarm's form"),
+                "{message}"
+            );
+            assert!(!message.contains("3pu6h"), "{message}");
+        }
     }
 }
