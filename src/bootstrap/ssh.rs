@@ -318,8 +318,8 @@ impl SshSession {
             let key = key.clone();
             async move { Self::connect(target, key, recorded_host_key, Duration::from_secs(10)).await }
         };
-        let mut last_logged: Option<String> = None;
-        let last_answer: Mutex<Option<String>> = Mutex::new(None);
+        // The node's last answer: logged when it changes, named at the deadline.
+        let mut last_answer: Option<String> = None;
         let retrying = attempt
             .retry(
                 ConstantBuilder::default()
@@ -334,23 +334,21 @@ impl SshSession {
             .notify(|e, _| {
                 // Once per kind of failure, not forty times a second.
                 let text = e.to_string();
-                if last_logged.as_deref() != Some(text.as_str()) {
+                if last_answer.as_deref() != Some(text.as_str()) {
                     debug!(node = %target.node, error = %text, "SSH not ready");
-                    last_logged = Some(text.clone());
+                    last_answer = Some(text);
                 }
-                *last_answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
             });
         let finished = tokio::time::timeout(deadline, retrying).await;
-        let last = last_answer.lock().unwrap_or_else(|p| p.into_inner()).take();
         finished.map_err(|_| SshError::Timeout {
             node: target.node.clone(),
-            what: match last {
+            what: match &last_answer {
                 // The node's own name leads the last answer already.
                 Some(last) => format!(
                     "waiting for SSH on {} (last: {})",
                     target.address,
                     last.strip_prefix(&format!("node {}: ", target.node))
-                        .unwrap_or(&last)
+                        .unwrap_or(last)
                 ),
                 None => format!("waiting for SSH on {}", target.address),
             },
