@@ -34,6 +34,7 @@ fn cluster(name: &str) -> ClusterRef {
                     to: Some(32767),
                 },
             ],
+            ..Firewall::default()
         },
     }
 }

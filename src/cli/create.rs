@@ -76,13 +76,9 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
             let mut s = existing.spec.clone();
             s.managers = args.managers.unwrap_or(s.managers);
             s.workers = args.workers.unwrap_or(s.workers);
-            // A new SSH range is applied to the cloud's firewall by this run
-            // (the old range's rule is revoked).
-            if let Some(cidr) = &args.ssh_from {
-                let mut firewall = s.firewall();
-                firewall.ssh_from = cidr.clone();
-                s.firewall = Some(firewall);
-            }
+            // A new SSH or client range is applied to the cloud's firewall by
+            // this run (the old range's rules are revoked).
+            set_ranges(&mut s, &args);
             // Fewer managers here is a scale-in: the same quorum rule as `scale`.
             let nodes = session.store.nodes(&spec.name)?;
             // (Zero managers is refused by validation below, with its own message.)
@@ -219,6 +215,21 @@ async fn print_new_cluster_plan(
     Ok(())
 }
 
+/// `--ssh-from` and `--clients-from` on top of the spec's ranges.
+fn set_ranges(spec: &mut ClusterSpec, args: &CreateArgs) {
+    if args.ssh_from.is_none() && args.clients_from.is_none() {
+        return;
+    }
+    let mut firewall = spec.firewall();
+    if let Some(cidr) = &args.ssh_from {
+        firewall.ssh_from = cidr.clone();
+    }
+    if let Some(cidr) = &args.clients_from {
+        firewall.clients_from = Some(cidr.clone());
+    }
+    spec.firewall = Some(firewall);
+}
+
 /// Puts the cloud flags on top of the template's values.
 fn apply_flags(spec: &mut ClusterSpec, args: &CreateArgs) -> Result<()> {
     if let Some(image) = &args.image {
@@ -227,11 +238,7 @@ fn apply_flags(spec: &mut ClusterSpec, args: &CreateArgs) -> Result<()> {
     if let Some(flavor) = &args.flavor {
         spec.flavor = Some(flavor.clone());
     }
-    if let Some(cidr) = &args.ssh_from {
-        let mut firewall = spec.firewall();
-        firewall.ssh_from = cidr.clone();
-        spec.firewall = Some(firewall);
-    }
+    set_ranges(spec, args);
     // A flag of another cloud is refused, never silently ignored.
     let ec2_only = args.profile.is_some() || args.subnet.is_some();
     let openstack_only = args.os_cloud.is_some() || args.network.is_some();

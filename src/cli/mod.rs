@@ -310,6 +310,12 @@ pub struct CreateArgs {
     /// CIDR that may reach the nodes' SSH port (default: the template's, else 0.0.0.0/0).
     #[arg(long, value_name = "CIDR")]
     pub ssh_from: Option<String>,
+    /// CIDR that may reach the orchestrator's client ports: Kubernetes'
+    /// API server (6443), the Mesos master (5050) and Marathon (8080)
+    /// (default: the template's, else --ssh-from's range). Swarm's client
+    /// goes through SSH.
+    #[arg(long, value_name = "CIDR")]
+    pub clients_from: Option<String>,
     /// Debian suite the local node image is built from.
     #[arg(long, default_value = "bookworm")]
     pub image_suite: String,

@@ -79,6 +79,23 @@ impl Coe {
     }
 }
 
+impl Coe {
+    /// Ports the orchestrator's own clients reach from outside the cluster:
+    /// the kubeconfig's API server; the Mesos master and Marathon (the URLs
+    /// `provision env` prints). Swarm's client goes through SSH
+    /// (`DOCKER_HOST=ssh://…`), so it needs none.
+    pub fn client_ports(self) -> Vec<PortRule> {
+        match self {
+            Coe::Swarm => vec![],
+            Coe::Kubernetes => vec![PortRule::new(Protocol::Tcp, 6443)],
+            Coe::Mesos => vec![
+                PortRule::new(Protocol::Tcp, 5050),
+                PortRule::new(Protocol::Tcp, 8080),
+            ],
+        }
+    }
+}
+
 impl fmt::Display for Coe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -383,12 +400,19 @@ pub const DEFAULT_SSH_FROM: &str = "0.0.0.0/0";
 
 impl ClusterSpec {
     /// What the cloud's firewall lets in: the template's rules (else the
-    /// orchestrator's), plus what the chosen pod network needs.
+    /// orchestrator's), the orchestrator's client ports, plus what the
+    /// chosen pod network needs.
     pub fn firewall(&self) -> Firewall {
         let mut firewall = self.firewall.clone().unwrap_or_else(|| Firewall {
             ssh_from: DEFAULT_SSH_FROM.into(),
             members: self.coe.member_ports(),
+            ..Firewall::default()
         });
+        for port in self.coe.client_ports() {
+            if !firewall.clients.contains(&port) {
+                firewall.clients.push(port);
+            }
+        }
         // Calico's default encapsulation is IP-in-IP between nodes (IP
         // protocol 4, no ports): without it pods on different nodes cannot talk.
         let ipip = PortRule::protocol(Protocol::Ipip);
@@ -602,6 +626,17 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
             ),
         });
     }
+    if let Some(clients_from) = &spec.firewall().clients_from {
+        if !is_cidr(clients_from) {
+            return Err(SpecError::Field {
+                field: "firewall.clients_from".into(),
+                message: format!(
+                    "{clients_from:?} is not an address range: write it like 203.0.113.0/24 \
+                     (or leave it out to use firewall.ssh_from's)"
+                ),
+            });
+        }
+    }
     if let Some(problem) = spec.firewall().members.iter().find_map(|r| r.problem()) {
         return Err(SpecError::Field {
             field: "firewall.members".into(),
@@ -804,6 +839,26 @@ mod tests {
         f.ssh_from = "2001:db8::/32".into();
         s.firewall = Some(f);
         assert!(validate(&s).is_ok());
+    }
+
+    #[test]
+    fn client_ports_are_opened_from_a_range_the_user_may_name() {
+        let mut s = spec(1);
+        assert!(s.firewall().clients.is_empty(), "Swarm's client uses SSH");
+        s.coe = Coe::Kubernetes;
+        assert_eq!(s.firewall().clients, [PortRule::new(Protocol::Tcp, 6443)]);
+        assert_eq!(s.firewall().clients_from(), "0.0.0.0/0", "ssh_from's");
+        s.coe = Coe::Mesos;
+        let mut f = s.firewall();
+        assert_eq!(f.clients.len(), 2);
+        f.clients_from = Some("anywhere".into());
+        s.firewall = Some(f.clone());
+        let err = validate(&s).unwrap_err().to_string();
+        assert!(err.starts_with("firewall.clients_from:"), "{err}");
+        f.clients_from = Some("192.0.2.0/24".into());
+        s.firewall = Some(f);
+        assert_eq!(s.firewall().clients_from(), "192.0.2.0/24");
+        assert_eq!(s.firewall().clients.len(), 2, "not listed twice");
     }
 
     #[test]

@@ -11,6 +11,8 @@ bare Debian AMI registered at setup (no Docker, as Debian's own AMIs). An
 instance's public IPv4 reaches it only through the NAT router
 (node_bodies.NatRouter), as through a VPC's internet gateway. A stopped or
 terminated instance's container is removed, and its public address unmapped.
+Each body's security groups are enforced on its packets (firewall.py), a
+change to a group's rules within a poll.
 
     ec2_bridge.py setup --endpoint URL --dir DIR   # users, VPC, subnet, network; then auth on
     ec2_bridge.py run --dir DIR                    # the polling loop
@@ -27,6 +29,7 @@ import urllib.request
 import boto3
 
 from ec2_public import PUBLIC_CIDR, PUBLIC_NETWORK
+from firewall import Allow, Enforcer, ipv4, protocol_number
 from node_bodies import BARE_IMAGE, NatRouter, docker, run_options, start_body
 
 REGION = "us-east-1"
@@ -165,6 +168,45 @@ def start(ec2, nat, instance, options, bare_ami):
         + (" (bare image)" if bare else ""))
 
 
+def permission_allows(perm, members):
+    """What one IpPermissions entry lets in (EC2 API reference,
+    IpPermission): IpProtocol "-1" is every protocol and port; FromPort and
+    ToPort are a tcp/udp port range, or an ICMP type and code (-1: all);
+    IpRanges admit CIDRs, UserIdGroupPairs the private addresses of the
+    referenced group's members."""
+    protocol = protocol_number(perm.get("IpProtocol"))
+    ports = None
+    lo, hi = perm.get("FromPort"), perm.get("ToPort")
+    if protocol is not None and lo is not None and lo != -1:
+        ports = (lo, hi if hi not in (None, -1) else lo)
+    sources = [r["CidrIp"] for r in perm.get("IpRanges", []) if ipv4(r["CidrIp"])]
+    sources += [f"{ip}/32" for pair in perm.get("UserIdGroupPairs", [])
+                for ip in members.get(pair.get("GroupId"), [])]
+    return [Allow(protocol, ports, source) for source in sources]
+
+
+def observe_firewall(ec2, instances, subnet, router_ip):
+    """Container → (address, what its groups let in, [the router]) for each
+    live instance of the bridged subnet."""
+    groups = {}
+    for page in ec2.get_paginator("describe_security_groups").paginate():
+        for g in page["SecurityGroups"]:
+            groups[g["GroupId"]] = g
+    live = [i for i in instances.values()
+            if i["State"]["Name"] in LIVE and i.get("SubnetId") == subnet and i.get("PrivateIpAddress")]
+    members = {}
+    for i in live:
+        for g in i.get("SecurityGroups", []):
+            members.setdefault(g["GroupId"], []).append(i["PrivateIpAddress"])
+    desired = {}
+    for i in live:
+        allows = [a for g in i.get("SecurityGroups", [])
+                  for perm in groups.get(g["GroupId"], {}).get("IpPermissions", [])
+                  for a in permission_allows(perm, members)]
+        desired[f"ec2-{i['InstanceId']}"] = (i["PrivateIpAddress"], allows, [router_ip])
+    return desired
+
+
 def bridge(directory):
     endpoint = (directory / "endpoint").read_text().strip()
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -175,6 +217,8 @@ def bridge(directory):
     options = run_options(IMAGE)
     nat = router()
     nat.attach(NETWORK)
+    firewall = Enforcer(nat, log)
+    router_ip = nat.address_on(NETWORK)
     log(f"bridging {endpoint} subnet {subnet} to docker network {NETWORK}")
     while True:
         try:
@@ -195,6 +239,7 @@ def bridge(directory):
                 if iid not in instances:
                     remove(nat, body)
                     log(f"{iid}: unknown to moto, body removed")
+            firewall.apply(lambda: observe_firewall(ec2, instances, subnet, router_ip))
         except Exception as e:  # moto restarting, docker busy: try again
             log(f"poll failed: {e}")
         time.sleep(0.5)

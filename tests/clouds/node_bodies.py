@@ -166,6 +166,12 @@ class NatRouter:
             docker("network", "connect", network, self.name, check=False)
             self.networks.add(network)
 
+    def address_on(self, network):
+        """The router's own address on a private network it is attached to
+        (the source of what it forwards there, after masquerading)."""
+        return docker("inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}',
+                      self.name, check=False).stdout.strip()
+
     def map(self, public_ip, private_ip, network):
         self.attach(network)
         self.unmap(public_ip)

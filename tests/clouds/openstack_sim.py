@@ -63,6 +63,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
+from firewall import ANY, Allow, Enforcer, ipv4, protocol_number
 from node_bodies import BARE_IMAGE, NatRouter, docker, run_options, start_body
 
 KEYSTONE = os.environ.get("PROVISION_KEYSTONE_URL", "http://127.0.0.1:5000")
@@ -225,6 +226,8 @@ class Cloud:
         self.options = None
         self.router = router()
         self.router.attach(PRIVATE["docker"])
+        self.firewall = Enforcer(self.router, log)
+        self.router_private = self.router.address_on(PRIVATE["docker"])
 
     # -- accounting and faults
 
@@ -254,6 +257,53 @@ class Cloud:
                                                     "retryAfter": "0"}})
             raise ApiError(code, {"computeFault": {"code": code,
                                                    "message": "injected fault: service unavailable"}})
+
+    # -- security groups on packets (firewall.py)
+
+    def port_allows(self, port):
+        """What a port lets in: each IPv4 ingress rule of its groups, as
+        Neutron's security group API defines a rule (a null protocol or port
+        range is any; a rule with neither remote_ip_prefix nor
+        remote_group_id admits every source; remote_group_id admits the
+        fixed addresses of the ports in that group). A port with
+        port_security_enabled false is not filtered."""
+        if not port.get("port_security_enabled", True):
+            return [Allow(None, None, ANY)]
+        allows = []
+        for gid in port["security_groups"]:
+            for r in (self.security_groups.get(gid) or {}).get("security_group_rules", []):
+                if r.get("direction") != "ingress" or (r.get("ethertype") or "IPv4") != "IPv4":
+                    continue
+                lo, hi = r.get("port_range_min"), r.get("port_range_max")
+                ports = None if lo is None and hi is None else (
+                    lo if lo is not None else hi, hi if hi is not None else lo)
+                if r.get("remote_group_id"):
+                    sources = [f"{ip['ip_address']}/32" for p in self.ports.values()
+                               if r["remote_group_id"] in p["security_groups"]
+                               for ip in p["fixed_ips"] if ipv4(ip["ip_address"])]
+                elif r.get("remote_ip_prefix"):
+                    sources = [r["remote_ip_prefix"]] if ipv4(r["remote_ip_prefix"]) else []
+                else:
+                    sources = [ANY]
+                protocol = protocol_number(r.get("protocol"))
+                allows += [Allow(protocol, ports, source) for source in sources]
+        return allows
+
+    def observe_firewall(self):
+        """Every server with a body: its container, address, what its port
+        lets in, and the router (which filters what it forwards itself)."""
+        with self.lock:
+            desired = {}
+            for s in self.servers.values():
+                if not s.get("has_body") or s.get("deleting"):
+                    continue
+                port = self.ports[s["ports"][0]]
+                desired[f"os-{s['id']}"] = (port["fixed_ips"][0]["ip_address"],
+                                            self.port_allows(port), [self.router_private])
+            return desired
+
+    def enforce_firewall(self):
+        self.firewall.apply(self.observe_firewall)
 
     # -- auth
 
@@ -460,6 +510,14 @@ class Cloud:
             s = self.servers.get(sid)
             if s is None or s.get("deleting"):
                 return
+            s["has_body"] = True
+        # Filtered before it answers as ACTIVE, as a port is bound with its
+        # security groups before Nova reports the server up.
+        self.enforce_firewall()
+        with self.lock:
+            s = self.servers.get(sid)
+            if s is None or s.get("deleting"):
+                return
             s["status"], s["updated"], s["launched_at"] = "ACTIVE", now(), now()
             for fip in self.floatingips.values():
                 if fip["port_id"] in s["ports"]:
@@ -533,6 +591,8 @@ class Cloud:
             for g in self.server_groups.values():
                 if sid in g["members"]:
                     g["members"].remove(sid)
+        # Its address leaves every remote group that admitted it.
+        self.enforce_firewall()
         log(f"{sid}: deleted")
 
 
@@ -954,6 +1014,9 @@ def make_handler(cloud, service):
                 cloud.project_id = cloud.project_id or project
                 body = json.loads(raw) if raw else {}
                 result = HANDLERS[service](cloud, method, path, query, body, self.headers, project)
+                if service == "network" and method != "GET":
+                    # A rule, group or port changed: running servers follow at once.
+                    cloud.enforce_firewall()
                 if method == "POST" and cloud.take_late_post():
                     return self.reply(504, {"computeFault": {"code": 504, "message": "injected fault: gateway timeout (the request was carried out)"}})
                 if len(result) == 3:
@@ -1064,7 +1127,9 @@ def make_control(cloud):
                                     remote_group_id=None, remote_ip_prefix=None, description="")
                         rule.update(body["add"], id=str(uuid.uuid4()), security_group_id=g["id"])
                         g["security_group_rules"].append(rule)
-                    return self.reply(200, cloud.sg_view(g))
+                    view = cloud.sg_view(g)
+                cloud.enforce_firewall()
+                return self.reply(200, view)
             if self.path == "/bench/servers":
                 with cloud.lock:
                     cloud.add_bodyless(body.get("servers", []))

@@ -123,9 +123,10 @@ impl fmt::Display for PortRule {
     }
 }
 
-/// What a cloud's security group lets in: SSH from `ssh_from`, and the
-/// orchestrator's ports from the cluster's members.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a cloud's security group lets in: SSH from `ssh_from`, the
+/// orchestrator's client ports from `clients_from`, and the orchestrator's
+/// member ports from the cluster's members.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Firewall {
     /// CIDR allowed to reach SSH (22/tcp), the controller's address range.
@@ -133,4 +134,87 @@ pub struct Firewall {
     /// Ports open between members only.
     #[serde(default)]
     pub members: Vec<PortRule>,
+    /// The orchestrator's client ports (the Kubernetes API server, the Mesos
+    /// master and Marathon), open from `clients_from`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<PortRule>,
+    /// CIDR the client ports are open from; `ssh_from` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients_from: Option<String>,
+}
+
+/// Whom a port open to a range of addresses serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// The controller and the admins: 22/tcp.
+    Ssh,
+    /// The orchestrator's own clients (kubectl, Marathon's API users).
+    Clients,
+}
+
+/// A port open to a range of addresses, not only to the members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeRule<'a> {
+    pub audience: Audience,
+    pub port: PortRule,
+    /// The CIDR it is open from.
+    pub from: &'a str,
+}
+
+impl Firewall {
+    /// The range the client ports are open from.
+    pub fn clients_from(&self) -> &str {
+        self.clients_from.as_deref().unwrap_or(&self.ssh_from)
+    }
+
+    /// Every port open to a range of addresses: SSH from `ssh_from`, each
+    /// client port from `clients_from`.
+    pub fn range_rules(&self) -> Vec<RangeRule<'_>> {
+        let mut rules = vec![RangeRule {
+            audience: Audience::Ssh,
+            port: PortRule::new(Protocol::Tcp, 22),
+            from: &self.ssh_from,
+        }];
+        rules.extend(self.clients.iter().map(|port| RangeRule {
+            audience: Audience::Clients,
+            port: *port,
+            from: self.clients_from(),
+        }));
+        rules
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ports_are_open_from_ssh_from_unless_clients_from_is_given() {
+        let mut f = Firewall {
+            ssh_from: "10.0.0.0/8".into(),
+            clients: vec![PortRule::new(Protocol::Tcp, 6443)],
+            ..Firewall::default()
+        };
+        let shown = |f: &Firewall| {
+            f.range_rules()
+                .iter()
+                .map(|r| format!("{:?} {} {}", r.audience, r.port, r.from))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            shown(&f),
+            ["Ssh 22/tcp 10.0.0.0/8", "Clients 6443/tcp 10.0.0.0/8"]
+        );
+        f.clients_from = Some("192.0.2.0/24".into());
+        assert_eq!(
+            shown(&f),
+            ["Ssh 22/tcp 10.0.0.0/8", "Clients 6443/tcp 192.0.2.0/24"]
+        );
+    }
+
+    #[test]
+    fn a_stored_firewall_without_client_fields_still_reads() {
+        let f: Firewall = serde_json::from_str(r#"{"ssh_from":"0.0.0.0/0","members":[]}"#).unwrap();
+        assert!(f.clients.is_empty() && f.clients_from.is_none());
+    }
 }

@@ -15,7 +15,7 @@ mod throttle;
 
 pub use cache::PerCluster;
 pub use error::ProviderError;
-pub use firewall::{Firewall, PortRule, Protocol};
+pub use firewall::{Audience, Firewall, PortRule, Protocol, RangeRule};
 pub use machine::{Addresses, ClusterRef, Machine, MachineSpec, MachineState, MinimumSize, Role};
 pub use throttle::{CallLimit, Throttled};
 

@@ -177,6 +177,7 @@ mod tests {
             firewall: crate::Firewall {
                 ssh_from: "10.0.0.0/8".into(),
                 members: Vec::new(),
+                ..crate::Firewall::default()
             },
             minimum_size: None,
         };

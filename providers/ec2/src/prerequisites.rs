@@ -8,7 +8,9 @@ use aws_sdk_ec2::types::{
     Image, IpPermission, IpRange, KeyPairInfo, PlacementGroup, PlacementStrategy, ResourceType,
     SecurityGroup, UserIdGroupPair,
 };
-use provision_provider::{Apply, ClusterRef, Firewall, PortRule, ProviderError, Recorder};
+use provision_provider::{
+    Apply, Audience, ClusterRef, Firewall, PortRule, ProviderError, RangeRule, Recorder,
+};
 use tracing::info;
 
 use crate::errors::{call_error, has_code};
@@ -544,7 +546,16 @@ fn description(cluster: &ClusterRef) -> String {
 /// What this tool writes on the rules it makes, to tell them from anyone
 /// else's (only its own are ever revoked).
 const SSH_RULE: &str = "provision-ssh";
+const CLIENT_RULE: &str = "provision-clients";
 const MEMBER_RULE: &str = "provision-members";
+
+/// The description a rule open to a range carries.
+fn range_description(audience: Audience) -> &'static str {
+    match audience {
+        Audience::Ssh => SSH_RULE,
+        Audience::Clients => CLIENT_RULE,
+    }
+}
 
 /// EC2's protocol word for a rule: tcp and udp by name, any other protocol
 /// by its number, without ports ("traffic on all ports is allowed",
@@ -567,7 +578,7 @@ pub fn unwanted_rules(
     firewall: &Firewall,
     group: &SecurityGroup,
 ) -> Vec<IpPermission> {
-    let ssh = PortRule::new(provision_provider::Protocol::Tcp, 22);
+    let ranges = firewall.range_rules();
     let mut unwanted = Vec::new();
     for p in group.ip_permissions() {
         let protocol = p.ip_protocol().unwrap_or_default();
@@ -583,8 +594,16 @@ pub fn unwanted_rules(
                 .set_to_port(p.to_port())
         };
         for range in p.ip_ranges() {
-            let wanted = same(&ssh) && range.cidr_ip() == Some(firewall.ssh_from.as_str());
-            if range.description() == Some(SSH_RULE) && !wanted {
+            let Some(audience) = [Audience::Ssh, Audience::Clients]
+                .into_iter()
+                .find(|a| range.description() == Some(range_description(*a)))
+            else {
+                continue;
+            };
+            let wanted = ranges.iter().any(|w| {
+                w.audience == audience && same(&w.port) && range.cidr_ip() == Some(w.from)
+            });
+            if !wanted {
                 unwanted.push(base().ip_ranges(range.clone()).build());
             }
         }
@@ -624,8 +643,8 @@ fn describe_permission(p: &IpPermission) -> String {
     )
 }
 
-/// The ingress rules of `firewall` that `existing` lacks: SSH from the
-/// configured range, member ports from the group itself.
+/// The ingress rules of `firewall` that `existing` lacks: SSH and the
+/// client ports from their ranges, member ports from the group itself.
 pub fn missing_rules(
     group_id: &str,
     firewall: &Firewall,
@@ -643,21 +662,26 @@ pub fn missing_rules(
         })
     };
     let mut missing = Vec::new();
-    let from_ssh_range = |p: &IpPermission| {
-        p.ip_ranges()
-            .iter()
-            .any(|r| r.cidr_ip() == Some(firewall.ssh_from.as_str()))
-    };
-    if !has("tcp", Some((22, 22)), &from_ssh_range) {
+    for RangeRule {
+        audience,
+        port,
+        from,
+    } in firewall.range_rules()
+    {
+        let (protocol, ports) = ec2_protocol(&port);
+        let from_range = |p: &IpPermission| p.ip_ranges().iter().any(|r| r.cidr_ip() == Some(from));
+        if has(&protocol, ports, &from_range) {
+            continue;
+        }
         missing.push(
             IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
+                .ip_protocol(protocol)
+                .set_from_port(ports.map(|p| p.0))
+                .set_to_port(ports.map(|p| p.1))
                 .ip_ranges(
                     IpRange::builder()
-                        .cidr_ip(&firewall.ssh_from)
-                        .description(SSH_RULE)
+                        .cidr_ip(from)
+                        .description(range_description(audience))
                         .build(),
                 )
                 .build(),
@@ -703,6 +727,7 @@ mod tests {
                 PortRule::new(Protocol::Tcp, 2377),
                 PortRule::new(Protocol::Udp, 4789),
             ],
+            ..Firewall::default()
         }
     }
 
@@ -727,10 +752,36 @@ mod tests {
     }
 
     #[test]
+    fn client_ports_are_opened_from_their_range_and_a_changed_range_revokes_the_old() {
+        let mut f = firewall();
+        f.clients = vec![PortRule::new(Protocol::Tcp, 6443)];
+        let rules = missing_rules("sg-1", &f, None);
+        let client = rules
+            .iter()
+            .find(|r| r.from_port() == Some(6443))
+            .expect("a 6443 rule");
+        assert_eq!(client.ip_ranges()[0].cidr_ip(), Some("10.0.0.0/8"));
+        assert_eq!(client.ip_ranges()[0].description(), Some(CLIENT_RULE));
+        let group = SecurityGroup::builder()
+            .ip_permissions(client.clone())
+            .build();
+        f.clients_from = Some("192.0.2.0/24".into());
+        let unwanted = unwanted_rules("sg-1", &f, &group);
+        assert_eq!(unwanted.len(), 1);
+        assert_eq!(unwanted[0].ip_ranges()[0].cidr_ip(), Some("10.0.0.0/8"));
+        let missing = missing_rules("sg-1", &f, Some(&group));
+        assert!(missing
+            .iter()
+            .any(|r| r.from_port() == Some(6443)
+                && r.ip_ranges()[0].cidr_ip() == Some("192.0.2.0/24")));
+    }
+
+    #[test]
     fn ipip_is_protocol_4_without_ports() {
         let f = Firewall {
             ssh_from: "10.0.0.0/8".into(),
             members: vec![PortRule::protocol(Protocol::Ipip)],
+            ..Firewall::default()
         };
         let rules = missing_rules("sg-1", &f, None);
         assert_eq!(rules.len(), 2);

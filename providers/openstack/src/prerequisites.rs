@@ -4,7 +4,9 @@
 //! by that name first (a re-run finishes, never duplicates), and reported
 //! to the recorder the moment it exists.
 
-use provision_provider::{Apply, ClusterRef, Firewall, PortRule, ProviderError, Recorder};
+use provision_provider::{
+    Apply, Audience, ClusterRef, Firewall, PortRule, ProviderError, RangeRule, Recorder,
+};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -57,7 +59,16 @@ struct ServerGroup {
 /// What this tool writes on the rules it makes, to tell them from anyone
 /// else's (only its own are ever revoked).
 const SSH_RULE: &str = "provision ssh";
+const CLIENT_RULE: &str = "provision clients";
 const MEMBER_RULE: &str = "provision cluster members";
+
+/// The description a rule open to a range carries.
+fn range_description(audience: Audience) -> &'static str {
+    match audience {
+        Audience::Ssh => SSH_RULE,
+        Audience::Clients => CLIENT_RULE,
+    }
+}
 
 /// The rules this tool made in the group that `firewall` no longer has.
 pub(crate) fn unwanted_rules<'a>(
@@ -70,15 +81,20 @@ pub(crate) fn unwanted_rules<'a>(
             && r.port_range_min == rule.ports().map(|p| p.0)
             && r.port_range_max == rule.ports().map(|p| p.1)
     };
-    let ssh = PortRule::new(provision_provider::Protocol::Tcp, 22);
+    let ranges = firewall.range_rules();
+    let wanted_range = |r: &SecurityGroupRule, audience: Audience| {
+        ranges.iter().any(|w| {
+            w.audience == audience
+                && same(r, &w.port)
+                && r.remote_ip_prefix.as_deref() == Some(w.from)
+        })
+    };
     rules
         .iter()
         .filter(|r| r.direction == "ingress")
         .filter(|r| match r.description.as_deref() {
-            Some(SSH_RULE) => {
-                !(same(r, &ssh)
-                    && r.remote_ip_prefix.as_deref() == Some(firewall.ssh_from.as_str()))
-            }
+            Some(SSH_RULE) => !wanted_range(r, Audience::Ssh),
+            Some(CLIENT_RULE) => !wanted_range(r, Audience::Clients),
             Some(MEMBER_RULE) => {
                 !(r.remote_group_id.as_deref() == Some(group_id)
                     && firewall.members.iter().any(|m| same(r, m)))
@@ -98,8 +114,8 @@ fn describe_rule(protocol: Option<&str>, min: Option<u16>, max: Option<u16>, fro
     format!("{}{ports} from {from}", protocol.unwrap_or("any"))
 }
 
-/// The ingress rules the cluster needs that `existing` lacks: SSH from the
-/// firewall's range, each member port from the group itself.
+/// The ingress rules the cluster needs that `existing` lacks: SSH and the
+/// client ports from their ranges, each member port from the group itself.
 pub(crate) fn missing_rules(
     group_id: &str,
     firewall: &Firewall,
@@ -135,18 +151,25 @@ pub(crate) fn missing_rules(
         json!({ "security_group_rule": body })
     };
     let mut missing = Vec::new();
-    let ssh = PortRule::new(provision_provider::Protocol::Tcp, 22);
-    if !has("tcp", &ssh, Some(&firewall.ssh_from)) {
-        let mut r = rule(
-            "tcp",
-            &ssh,
-            json!({"remote_ip_prefix": firewall.ssh_from}),
-            SSH_RULE,
-        );
-        if firewall.ssh_from.contains(':') {
-            r["security_group_rule"]["ethertype"] = json!("IPv6");
+    for RangeRule {
+        audience,
+        port,
+        from,
+    } in firewall.range_rules()
+    {
+        let protocol = port.protocol.as_str();
+        if !has(protocol, &port, Some(from)) {
+            let mut r = rule(
+                protocol,
+                &port,
+                json!({ "remote_ip_prefix": from }),
+                range_description(audience),
+            );
+            if from.contains(':') {
+                r["security_group_rule"]["ethertype"] = json!("IPv6");
+            }
+            missing.push(r);
         }
-        missing.push(r);
     }
     for member in &firewall.members {
         let protocol = member.protocol.as_str();
@@ -533,6 +556,7 @@ mod tests {
                 PortRule::new(Protocol::Tcp, 2377),
                 PortRule::range(Protocol::Udp, 7946, 7946),
             ],
+            ..Firewall::default()
         }
     }
 
@@ -555,6 +579,7 @@ mod tests {
         let f = Firewall {
             ssh_from: "10.0.0.0/8".into(),
             members: vec![PortRule::protocol(Protocol::Ipip)],
+            ..Firewall::default()
         };
         let rules = missing_rules("sg1", &f, &[]);
         let ipip = &rules[1]["security_group_rule"];
@@ -653,10 +678,54 @@ mod tests {
     }
 
     #[test]
+    fn client_ports_are_opened_from_their_range_and_a_changed_range_revokes_the_old() {
+        let mut f = firewall();
+        f.clients = vec![PortRule::new(Protocol::Tcp, 6443)];
+        let rules = missing_rules("sg1", &f, &[]);
+        let client = &rules[1]["security_group_rule"];
+        assert_eq!(
+            (
+                &client["port_range_min"],
+                &client["remote_ip_prefix"],
+                &client["description"]
+            ),
+            (&json!(6443), &json!("10.0.0.0/8"), &json!(CLIENT_RULE)),
+            "from ssh_from's range when clients_from is absent"
+        );
+        let made = |id: &str, cidr: &str| SecurityGroupRule {
+            id: id.into(),
+            description: Some(CLIENT_RULE.into()),
+            direction: "ingress".into(),
+            protocol: Some("tcp".into()),
+            port_range_min: Some(6443),
+            port_range_max: Some(6443),
+            remote_ip_prefix: Some(cidr.into()),
+            remote_group_id: None,
+        };
+        let existing = [made("old", "10.0.0.0/8")];
+        f.clients_from = Some("192.0.2.0/24".into());
+        let unwanted: Vec<&str> = unwanted_rules("sg1", &f, &existing)
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(unwanted, ["old"]);
+        let missing = missing_rules("sg1", &f, &existing);
+        assert!(missing
+            .iter()
+            .any(
+                |r| r["security_group_rule"]["remote_ip_prefix"] == "192.0.2.0/24"
+                    && r["security_group_rule"]["port_range_min"] == 6443
+            ));
+        let kept = [made("new", "192.0.2.0/24")];
+        assert!(unwanted_rules("sg1", &f, &kept).is_empty());
+    }
+
+    #[test]
     fn ssh_from_the_world_in_ipv6() {
         let f = Firewall {
             ssh_from: "::/0".into(),
             members: vec![],
+            ..Firewall::default()
         };
         let rules = missing_rules("sg", &f, &[]);
         assert_eq!(rules[0]["security_group_rule"]["ethertype"], "IPv6");
