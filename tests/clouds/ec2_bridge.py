@@ -185,6 +185,14 @@ def permission_allows(perm, members):
     return [Allow(protocol, ports, source) for source in sources]
 
 
+def groups_of(instance):
+    """An instance's security groups: those of its network interfaces (an
+    instance launched with NetworkInterfaces lists none of its own)."""
+    ids = {g["GroupId"] for g in instance.get("SecurityGroups", [])}
+    ids |= {g["GroupId"] for eni in instance.get("NetworkInterfaces", []) for g in eni.get("Groups", [])}
+    return sorted(ids)
+
+
 def observe_firewall(ec2, instances, subnet, router_ip):
     """Container → (address, what its groups let in, [the router]) for each
     live instance of the bridged subnet."""
@@ -196,12 +204,12 @@ def observe_firewall(ec2, instances, subnet, router_ip):
             if i["State"]["Name"] in LIVE and i.get("SubnetId") == subnet and i.get("PrivateIpAddress")]
     members = {}
     for i in live:
-        for g in i.get("SecurityGroups", []):
-            members.setdefault(g["GroupId"], []).append(i["PrivateIpAddress"])
+        for g in groups_of(i):
+            members.setdefault(g, []).append(i["PrivateIpAddress"])
     desired = {}
     for i in live:
-        allows = [a for g in i.get("SecurityGroups", [])
-                  for perm in groups.get(g["GroupId"], {}).get("IpPermissions", [])
+        allows = [a for g in groups_of(i)
+                  for perm in groups.get(g, {}).get("IpPermissions", [])
                   for a in permission_allows(perm, members)]
         desired[f"ec2-{i['InstanceId']}"] = (i["PrivateIpAddress"], allows, [router_ip])
     return desired

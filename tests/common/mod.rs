@@ -6,6 +6,7 @@
 pub mod ec2;
 pub mod etcd;
 pub mod etcd_tls;
+pub mod firewall;
 pub mod openstack;
 pub mod standins;
 
