@@ -524,3 +524,55 @@ fn a_cluster_whose_master_is_lost_is_restored_from_its_backup() {
         took.as_secs_f64()
     );
 }
+
+/// The stand-in agent refuses what Mesos 1.7's agent refuses on a cgroup
+/// v2 host (its default, the Linux launcher, and the cgroups isolators),
+/// and runs with the posix launcher there; on this host's cgroup v1 it runs
+/// with the default. The v2 host is a cgroup2 filesystem mounted here and
+/// given to the agent as /sys/fs/cgroup, as agent.sh mounts the node's.
+#[test]
+fn the_standin_agent_refuses_the_linux_launcher_on_cgroup_v2() {
+    if skip_docker_tests() {
+        return;
+    }
+    standin_image();
+    let image = "provision-test/mesos-standin:latest";
+    let v2 = tempfile::tempdir().unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "cgroup2", "none"])
+        .arg(v2.path())
+        .status()
+        .unwrap();
+    assert!(mount.success(), "mounting cgroup2 for the test");
+    let cgroup = format!("{}:/sys/fs/cgroup", v2.path().display());
+    let start = |volume: &str, flags: &[&str]| -> (bool, String) {
+        let name = format!("mesos-agent-cg-{}", std::process::id());
+        let mut args = vec!["run", "-d", "--name", &name, "-v", volume, image];
+        args.extend_from_slice(&["--master=zk://127.0.0.1:2181/mesos", "--hostname=h"]);
+        args.extend_from_slice(flags);
+        docker(&args);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let running = docker(&["inspect", "-f", "{{.State.Running}}", &name]).trim() == "true";
+        let logs = std::process::Command::new("docker")
+            .args(["logs", &name])
+            .output()
+            .unwrap();
+        docker(&["rm", "-f", &name]);
+        (running, output_text(&logs))
+    };
+    let (running, logs) = start(&cgroup, &[]);
+    assert!(!running && logs.contains("Linux launcher"), "{logs}");
+    let (running, logs) = start(&cgroup, &["--launcher=posix", "--isolation=cgroups/cpu"]);
+    assert!(!running && logs.contains("cgroups isolators"), "{logs}");
+    let (running, logs) = start(
+        &cgroup,
+        &["--launcher=posix", "--isolation=posix/cpu,posix/mem"],
+    );
+    assert!(running, "posix launcher on cgroup v2: {logs}");
+    let (running, logs) = start("/sys/fs/cgroup:/sys/fs/cgroup", &[]);
+    assert!(running, "the default on cgroup v1: {logs}");
+    std::process::Command::new("umount")
+        .arg(v2.path())
+        .status()
+        .unwrap();
+}
