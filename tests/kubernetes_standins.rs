@@ -354,6 +354,10 @@ fn expired_tokens_are_renewed_and_scale_in_cordons_drains_deletes_and_resets() {
 
 /// Health comes from the Ready condition: a worker whose kubelet stops
 /// heartbeating (SSH still fine) turns NotReady and `heal` replaces it.
+/// The cluster is 1.30, whose kubeadm knows no v1beta4 configuration (the
+/// stand-in refuses it as kubeadm's scheme does): init and every join write
+/// v1beta3. Its pod CIDR is not flannel's default, so flannel's manifest is
+/// applied with that CIDR in its net-conf.json.
 #[test]
 fn a_not_ready_node_is_replaced_by_heal() {
     if skip_docker_tests() {
@@ -362,8 +366,22 @@ fn a_not_ready_node_is_replaced_by_heal() {
     let c = Cluster::new("k8sh");
     create_from(
         &c,
-        "coe: kubernetes\nmanagers: 1\nworkers: 1\nhealth: {not_ready_timeout: 5s, remediation_backoff: 5s}\n",
+        "coe: kubernetes\nmanagers: 1\nworkers: 1\n\
+         kubernetes: {version: '1.30', pod_cidr: 10.32.0.0/16}\n\
+         health: {not_ready_timeout: 5s, remediation_backoff: 5s}\n",
     );
+    let applied = c.ssh(
+        &c.manager(),
+        &["cat", "/var/lib/standin/applied-stdin.yaml"],
+    );
+    assert!(
+        applied.contains("\"Network\": \"10.32.0.0/16\"") && !applied.contains("10.244.0.0/16"),
+        "{applied}"
+    );
+    for node in [c.manager(), format!("{}-worker-1", c.name)] {
+        let installed = c.ssh(&node, &["kubeadm", "version", "-o", "short"]);
+        assert!(installed.starts_with("v1.30."), "{node}: {installed}");
+    }
     let worker = format!("{}-worker-1", c.name);
     c.ssh(&worker, &["systemctl", "stop", "kubelet"]);
     wait_until(

@@ -93,6 +93,30 @@ fn mesos_forms_in_order_and_a_second_run_starts_nothing_again() {
         &["curl", "-fsS", &format!("http://{addr}:8080/ping")],
     );
     assert_eq!(ping.trim(), "pong");
+    // Marathon's scheduler driver at the node's private address and a fixed
+    // port (opened between members), and its framework active on the
+    // leading master, which reached it there.
+    let marathon_run = master
+        .iter()
+        .find(|(_, l)| l.starts_with("docker run") && l.contains("--name marathon "))
+        .unwrap();
+    assert!(
+        marathon_run.1.contains(&format!("LIBPROCESS_IP={addr}"))
+            && marathon_run.1.contains("LIBPROCESS_PORT=15101"),
+        "{marathon_run:?}"
+    );
+    let frameworks = c.ssh(
+        &c.manager(),
+        &[
+            "curl",
+            "-fsSL",
+            &format!("http://{addr}:5050/master/frameworks"),
+        ],
+    );
+    assert!(
+        frameworks.contains(&format!("@{addr}:15101")) && frameworks.contains("\"active\": true"),
+        "{frameworks}"
+    );
     let zk_mode = c.ssh(
         &c.manager(),
         &["docker", "exec", "zookeeper", "zkServer.sh", "status"],
@@ -575,4 +599,95 @@ fn the_standin_agent_refuses_the_linux_launcher_on_cgroup_v2() {
         .arg(v2.path())
         .status()
         .unwrap();
+}
+
+/// The stand-in master answers a framework's registration by connecting to
+/// the scheduler's libprocess address, as Mesos does, so Marathon is active
+/// only where the master can reach it: with no LIBPROCESS_IP, a node whose
+/// hosts file maps its name to 127.0.1.1 (cloud-init's template) advertises
+/// a loopback address and never becomes active; with LIBPROCESS_IP and
+/// LIBPROCESS_PORT set it does, at that port.
+#[test]
+fn the_standin_master_activates_marathon_only_at_an_address_it_can_reach() {
+    if skip_docker_tests() {
+        return;
+    }
+    standin_image();
+    let image = "provision-test/mesos-standin:latest";
+    let net = format!("mesos-lp-{}", std::process::id());
+    // A network of this test's own, on a range nothing else here uses.
+    docker(&["network", "create", "--subnet", "10.201.7.0/24", &net]);
+    let master_ip = "10.201.7.2";
+    let zk = format!("--zk=zk://{master_ip}:2181/mesos");
+    let names = [format!("{net}-master"), format!("{net}-marathon")];
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &names[0],
+        "--network",
+        &net,
+        "--ip",
+        master_ip,
+        image,
+        &zk,
+        "--quorum=1",
+        &format!("--ip={master_ip}"),
+    ]);
+    let frameworks = || {
+        std::process::Command::new("curl")
+            .args(["-fsS", "-m", "5"])
+            .arg(format!("http://{master_ip}:5050/master/frameworks"))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let marathon = |env: &[&str]| {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &names[1]])
+            .output();
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            &names[1],
+            "--network",
+            &net,
+            "--ip",
+            "10.201.7.3",
+            "--hostname",
+            "mar",
+            "--add-host",
+            "mar:127.0.1.1",
+            "-e",
+        ];
+        let master = format!("MARATHON_MASTER=zk://{master_ip}:2181/mesos");
+        args.push(&master);
+        for e in env {
+            args.extend_from_slice(&["-e", e]);
+        }
+        args.push(image);
+        docker(&args);
+    };
+    marathon(&[]);
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let seen = frameworks();
+    assert!(
+        seen.contains("\"name\": \"marathon\"") && seen.contains("@127.0.1.1:"),
+        "registered with the loopback address it resolved: {seen}"
+    );
+    assert!(!seen.contains("\"active\": true"), "{seen}");
+
+    marathon(&["LIBPROCESS_IP=10.201.7.3", "LIBPROCESS_PORT=15101"]);
+    let reached = (0..20).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let seen = frameworks();
+        seen.contains("@10.201.7.3:15101") && seen.contains("\"active\": true")
+    });
+    let seen = frameworks();
+    for name in &names {
+        docker(&["rm", "-f", name]);
+    }
+    docker(&["network", "rm", &net]);
+    assert!(reached, "active at LIBPROCESS_IP:LIBPROCESS_PORT: {seen}");
 }

@@ -232,6 +232,12 @@ pub fn script_context(
                 "managers": cluster.spec.managers,
                 "kubernetes": cluster.spec.kubernetes,
                 "mesos": cluster.spec.mesos,
+                "marathon_libprocess_port": crate::spec::MARATHON_LIBPROCESS_PORT,
+                "kubeadm_api_version": cluster
+                    .spec
+                    .kubernetes
+                    .as_ref()
+                    .map(|k| k.kubeadm_api_version()),
             })),
         ),
         (
@@ -445,6 +451,8 @@ mod tests {
                     zookeeper_image => "zookeeper:3.9", master_image => "mesosphere/mesos-master:1.7.1",
                     agent_image => "mesosphere/mesos-slave:1.7.1", marathon_image => "mesosphere/marathon:v1.6.322",
                 },
+                marathon_libprocess_port => 15101,
+                kubeadm_api_version => "kubeadm.k8s.io/v1beta4",
             },
             node => context! {
                 name => "web-worker-1", role => role, index => 1,

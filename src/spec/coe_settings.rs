@@ -65,16 +65,44 @@ impl Default for KubernetesSettings {
     }
 }
 
+/// The oldest minor release provision installs: pkgs.k8s.io, where the
+/// packages come from, has none older (its repositories start at v1.24).
+pub const OLDEST_KUBERNETES: (u8, u8) = (1, 24);
+
 impl KubernetesSettings {
+    /// The minor version as numbers, when it is a number pair like `1.31`.
+    pub fn minor(&self) -> Option<(u8, u8)> {
+        let mut parts = self.version.split('.');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), None) => Some((a.parse().ok()?, b.parse().ok()?)),
+            _ => None,
+        }
+    }
+
     /// The minor version is a number pair like `1.31`.
     pub fn version_is_valid(&self) -> bool {
-        let mut parts = self.version.split('.');
-        matches!(
-            (parts.next(), parts.next(), parts.next()),
-            (Some(a), Some(b), None) if a.parse::<u8>().is_ok() && b.parse::<u8>().is_ok()
-        )
+        self.minor().is_some()
+    }
+
+    /// The kubeadm configuration API this release reads: v1beta4 from 1.31
+    /// (where it was introduced), v1beta3 before (introduced in 1.22,
+    /// still read by 1.31). kubeadm refuses a file of an API it does not
+    /// know ("no kind \"InitConfiguration\" is registered for version
+    /// \"kubeadm.k8s.io/v1beta4\"").
+    pub fn kubeadm_api_version(&self) -> &'static str {
+        match self.minor() {
+            Some(minor) if minor < (1, 31) => "kubeadm.k8s.io/v1beta3",
+            _ => "kubeadm.k8s.io/v1beta4",
+        }
     }
 }
+
+/// The fixed port of Marathon's scheduler driver (libprocess's
+/// LIBPROCESS_PORT): the leading master answers a framework's registration
+/// by connecting to it, so it is opened between members. Unset, libprocess
+/// takes any free port, which no firewall rule can name (DC/OS fixes
+/// Marathon's at the same number).
+pub const MARATHON_LIBPROCESS_PORT: u16 = 15101;
 
 /// The `mesos:` section: the images of the four containers a Mesos node
 /// runs (host networking, restart always), pulled by the install script.

@@ -16,7 +16,7 @@ use provision_provider_ec2::Ec2Settings;
 use provision_provider_openstack::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
-pub use coe_settings::{Cni, KubernetesSettings, MesosSettings};
+pub use coe_settings::{Cni, KubernetesSettings, MesosSettings, MARATHON_LIBPROCESS_PORT};
 pub use names::{node_name, validate_cluster_name};
 pub use template::{builtin_templates, ClusterTemplate, TemplateError};
 
@@ -65,7 +65,7 @@ impl Coe {
                 PortRule::new(Protocol::Udp, 4789),
             ],
             // ZooKeeper client, peer and election; master; agent; Marathon;
-            // the agents' default task port range.
+            // Marathon's scheduler driver; the agents' default task port range.
             Coe::Mesos => vec![
                 PortRule::new(Protocol::Tcp, 2181),
                 PortRule::new(Protocol::Tcp, 2888),
@@ -73,6 +73,7 @@ impl Coe {
                 PortRule::new(Protocol::Tcp, 5050),
                 PortRule::new(Protocol::Tcp, 5051),
                 PortRule::new(Protocol::Tcp, 8080),
+                PortRule::new(Protocol::Tcp, MARATHON_LIBPROCESS_PORT),
                 PortRule::range(Protocol::Tcp, 31000, 32000),
             ],
         }
@@ -650,14 +651,28 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
         })?;
     }
     if let Some(k8s) = &spec.kubernetes {
-        if !k8s.version_is_valid() {
-            return Err(SpecError::Field {
-                field: "kubernetes.version".into(),
-                message: format!(
-                    "{:?} is not a minor version: write it like 1.31",
-                    k8s.version
-                ),
-            });
+        match k8s.minor() {
+            None => {
+                return Err(SpecError::Field {
+                    field: "kubernetes.version".into(),
+                    message: format!(
+                        "{:?} is not a minor version: write it like 1.31",
+                        k8s.version
+                    ),
+                })
+            }
+            Some(minor) if minor < coe_settings::OLDEST_KUBERNETES => {
+                let (a, b) = coe_settings::OLDEST_KUBERNETES;
+                return Err(SpecError::Field {
+                    field: "kubernetes.version".into(),
+                    message: format!(
+                        "{} is older than {a}.{b}, the oldest release pkgs.k8s.io packages: \
+                         write {a}.{b} or later",
+                        k8s.version
+                    ),
+                });
+            }
+            Some(_) => {}
         }
         if spec.managers > 1 && k8s.control_plane_endpoint.is_none() {
             // kubeadm writes the endpoint into every kubeconfig and kubelet:
@@ -859,6 +874,28 @@ mod tests {
         s.firewall = Some(f);
         assert_eq!(s.firewall().clients_from(), "192.0.2.0/24");
         assert_eq!(s.firewall().clients.len(), 2, "not listed twice");
+    }
+
+    #[test]
+    fn kubeadm_gets_the_configuration_api_its_release_reads_and_old_releases_are_refused() {
+        let k = |v: &str| KubernetesSettings {
+            version: v.into(),
+            ..KubernetesSettings::default()
+        };
+        assert_eq!(k("1.24").kubeadm_api_version(), "kubeadm.k8s.io/v1beta3");
+        assert_eq!(k("1.30").kubeadm_api_version(), "kubeadm.k8s.io/v1beta3");
+        assert_eq!(k("1.31").kubeadm_api_version(), "kubeadm.k8s.io/v1beta4");
+        assert_eq!(k("1.34").kubeadm_api_version(), "kubeadm.k8s.io/v1beta4");
+        let mut s = spec(1);
+        s.coe = Coe::Kubernetes;
+        s.kubernetes = Some(k("1.23"));
+        let err = validate(&s).unwrap_err().to_string();
+        assert!(
+            err.starts_with("kubernetes.version:") && err.contains("1.24"),
+            "{err}"
+        );
+        s.kubernetes = Some(k("1.24"));
+        assert!(validate(&s).is_ok());
     }
 
     #[test]
