@@ -3,8 +3,11 @@
 //! the test host (through the NAT router, as from the internet) nor from
 //! another member; a member port is open between members only; a rule
 //! added by hand opens its port on running servers within seconds, and
-//! its removal closes it again. Each cloud forms a Swarm through the
-//! filter and its client (`docker` through `provision env`) reaches it.
+//! its removal closes it again. On each cloud, Swarm, Kubernetes and Mesos
+//! (stand-ins) form through the filter, and their clients reach them from
+//! the test host as `provision env` points them: `docker` over SSH, the
+//! kubeconfig's API server and the Mesos master and Marathon URLs, opened
+//! from `--clients-from`.
 
 mod common;
 
@@ -13,6 +16,7 @@ use std::time::Duration;
 use common::ec2::{ec2_cloud, AMI};
 use common::firewall::{becomes, body_at, listen, opens};
 use common::openstack::openstack_cloud;
+use common::standins::standin_image;
 use common::*;
 
 /// A port no rule of the cluster's group opens.
@@ -228,4 +232,152 @@ fn ec2_security_groups_filter_packets_and_the_swarm_client_gets_through() {
         },
     );
     c.ok(&["destroy", &c.name, "--yes"]);
+}
+
+/// The test host's own range toward the test clouds' public networks.
+const TEST_HOST_RANGE: &str = "198.51.100.0/24";
+/// A range the test host is not in.
+const ELSEWHERE: &str = "192.0.2.0/24";
+
+/// `provision env NAME`'s `export K=V` lines.
+fn env_vars(c: &Cluster) -> std::collections::BTreeMap<String, String> {
+    c.ok(&["env", &c.name])
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect()
+}
+
+/// `curl -fsS URL` from the test host: the body, or None.
+fn get(url: &str) -> Option<String> {
+    let out = std::process::Command::new("curl")
+        .args(["-fsS", "-m", "5", url])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `provision COE --name NAME ARGS…` on a test cloud; fails the test on error.
+fn create_on_cloud(c: &Cluster, coe: &str, args: &[&str]) {
+    let out = c
+        .cmd()
+        .args([coe, "--name", &c.name, "--managers", "1", "--workers", "2"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{coe}: {}", output_text(&out));
+}
+
+/// A Kubernetes 1+2 whose API port is open to a range the test host is not
+/// in, then (the same command with another --clients-from) to the test
+/// host's: the kubeconfig's server is unreachable, then answers /readyz
+/// (the stand-in API server speaks plain HTTP on 6443: the kubeconfig's
+/// TLS credentials are not checked here). Then a Mesos 1+2 whose
+/// MESOS_MASTER_URL and MARATHON_URL answer from the test host. Both form
+/// through the enforced firewall: every port between members is one a
+/// rule opens.
+fn kubernetes_and_mesos_clients_get_through(cloud_args: &[&str], env: &[(String, String)]) {
+    let k = Cluster::new("fwk8s").with_env(env);
+    let mut args = cloud_args.to_vec();
+    args.extend_from_slice(&["--clients-from", ELSEWHERE]);
+    create_on_cloud(&k, "kubernetes", &args);
+    let kubeconfig = std::fs::read_to_string(env_vars(&k)["KUBECONFIG"].as_str()).unwrap();
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .expect("the kubeconfig's server")
+        .to_string();
+    let (host, port) = server.rsplit_once(':').unwrap();
+    assert!(
+        host.starts_with("198.51.100."),
+        "a public address: {server}"
+    );
+    assert!(
+        !opens(None, host, port.parse().unwrap()),
+        "6443 is open to {ELSEWHERE} only"
+    );
+    let mut args = cloud_args.to_vec();
+    args.extend_from_slice(&["--clients-from", TEST_HOST_RANGE]);
+    create_on_cloud(&k, "kubernetes", &args);
+    let readyz = (0..25).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        get(&format!("http://{server}/cgi-bin/readyz"))
+    });
+    assert_eq!(readyz.as_deref(), Some("ok"), "{server}");
+    let status = k.status_nodes();
+    assert!(status.iter().all(|(_, h)| h == "healthy"), "{status:?}");
+    k.ok(&["destroy", &k.name, "--yes"]);
+
+    let m = Cluster::new("fwmesos").with_env(env);
+    create_on_cloud(&m, "mesos", cloud_args);
+    let vars = env_vars(&m);
+    let (master, marathon) = (&vars["MESOS_MASTER_URL"], &vars["MARATHON_URL"]);
+    assert!(master.contains("198.51.100."), "{master}");
+    assert!(
+        get(&format!("{master}/health")).is_some(),
+        "{master}/health"
+    );
+    let info = get(&format!("{marathon}/v2/info")).unwrap_or_default();
+    assert!(
+        info.contains("\"name\": \"marathon\""),
+        "{marathon}: {info}"
+    );
+    let status = m.status_nodes();
+    assert!(status.iter().all(|(_, h)| h == "healthy"), "{status:?}");
+    m.ok(&["destroy", &m.name, "--yes"]);
+}
+
+#[test]
+fn openstack_kubernetes_and_mesos_clients_reach_their_clusters() {
+    let (_turn, cloud) = openstack_cloud();
+    cloud.add_image("debian-12-standins", standin_image(), "debian");
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("floating.yaml");
+    // Floating IPs (NAT by the test cloud's router) for SSH and clients.
+    std::fs::write(
+        &template,
+        "openstack:\n  floating_ip_pool: public\n  ssh_address: floating\n",
+    )
+    .unwrap();
+    let args = [
+        "--cloud",
+        "openstack",
+        "--os-cloud",
+        "provision-test",
+        "--image",
+        "debian-12-standins",
+        "--flavor",
+        "m1.medium",
+        "--template",
+        template.to_str().unwrap(),
+    ];
+    kubernetes_and_mesos_clients_get_through(&args, &cloud.env);
+}
+
+#[test]
+fn ec2_kubernetes_and_mesos_clients_reach_their_clusters() {
+    let cloud = ec2_cloud();
+    let ami = cloud.register_ami(
+        &format!("standins-{}", std::process::id()),
+        standin_image(),
+        "ubuntu",
+    );
+    let args = [
+        "--cloud",
+        "ec2",
+        "--profile",
+        &cloud.profile,
+        "--subnet",
+        &cloud.subnet,
+        "--image",
+        &ami,
+        "--flavor",
+        "t3.small",
+        "--ssh-from",
+        TEST_HOST_RANGE,
+    ];
+    kubernetes_and_mesos_clients_get_through(&args, &cloud.env);
 }

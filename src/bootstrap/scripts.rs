@@ -163,6 +163,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scripts/bootstrap/kubernetes/join.sh.j2"),
     ),
     (
+        "kubernetes/joined.sh",
+        include_str!("../../scripts/bootstrap/kubernetes/joined.sh.j2"),
+    ),
+    (
         "kubernetes/members.sh",
         include_str!("../../scripts/bootstrap/kubernetes/members.sh.j2"),
     ),

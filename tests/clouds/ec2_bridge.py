@@ -155,10 +155,23 @@ def start(ec2, nat, instance, options, bare_ami):
     ip = instance["PrivateIpAddress"]
     public_ip = instance.get("PublicIpAddress", "")
     bare = instance.get("ImageId") == bare_ami
+    body, login_user = (BARE_IMAGE, "admin") if bare else (IMAGE, "ubuntu")
+    # An AMI a test registered names its body (tags provision-test:body and
+    # provision-test:login-user).
+    tags = {}
+    if not bare:
+        try:
+            images = ec2.describe_images(ImageIds=[instance["ImageId"]]).get("Images", [])
+            tags = {t["Key"]: t["Value"] for i in images for t in i.get("Tags", [])}
+        except Exception as e:  # an AMI moto no longer lists: the default body
+            log(f"{iid}: image {instance.get('ImageId')}: {e}")
+    if "provision-test:body" in tags:
+        body = tags["provision-test:body"]
+        login_user = tags.get("provision-test:login-user", login_user)
     error = start_body(f"ec2-{iid}", "ip-" + ip.replace(".", "-"), NETWORK, ip,
                        [LABEL, f"ec2.instance-id={iid}", f"ec2.public-ip={public_ip}"],
-                       "admin" if bare else "ubuntu", public_key, user_data,
-                       options, BARE_IMAGE if bare else IMAGE, first_boot=bare)
+                       login_user, public_key, user_data,
+                       options, body, first_boot=bare)
     if error:
         log(f"{iid}: docker run failed: {error}")
         return

@@ -32,6 +32,8 @@ Faults, set through the control port (127.0.0.1:8700, no auth):
     POST /servers/<id>/status {"status": "REBOOT", "seconds": 90}  # a transitional
                                             # status for a while, then back
     POST /quota {"instances": 3, "cores": 20, "ram": 51200, "floatingip": 10}
+    POST /images {"name": "...", "body": "docker image", "login_user": "debian"}
+                                            # an image an operator uploaded
     GET /calls, POST /calls/reset             # requests counted per call
     POST /bench/servers {"servers": [{"id", "name", "metadata", "address"}]}
                                             # the daemon scale bench's servers: ACTIVE,
@@ -1094,6 +1096,15 @@ def make_control(cloud):
                 with cloud.lock:
                     cloud.faults.update(body)
                 return self.reply(200, cloud.faults)
+            if self.path == "/images":
+                # An image an operator uploads: its servers' bodies run
+                # `body` (a local Docker image), logging in as `login_user`.
+                with cloud.lock:
+                    iid = str(uuid.uuid5(uuid.NAMESPACE_URL, body["name"]))
+                    cloud.images[iid] = {"id": iid, "name": body["name"], "body": body["body"],
+                                         "login_user": body.get("login_user", "debian"),
+                                         "created_at": now()}
+                return self.reply(200, {"id": iid})
             if self.path == "/quota":
                 with cloud.lock:
                     cloud.quota.update(body)

@@ -91,6 +91,19 @@ impl Ec2Cloud {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// An AMI whose instances' bodies run the local Docker image `body`,
+    /// logging in as `login_user` (tags the bridge reads); its id.
+    pub fn register_ami(&self, name: &str, body: &str, login_user: &str) -> String {
+        self.admin(
+            "ami = ec2.register_image(Name=sys.argv[1], Architecture='x86_64', RootDeviceName='/dev/xvda', \
+             VirtualizationType='hvm', BlockDeviceMappings=[{'DeviceName': '/dev/xvda', 'Ebs': {'VolumeSize': 8}}])['ImageId']\n\
+             ec2.create_tags(Resources=[ami], Tags=[{'Key': 'provision-test:body', 'Value': sys.argv[2]}, \
+             {'Key': 'provision-test:login-user', 'Value': sys.argv[3]}])\n\
+             print(ami)",
+            &[name, body, login_user],
+        )
+    }
+
     /// Terminates an instance behind the driver's back (the cloud lost it).
     pub fn terminate(&self, instance_id: &str) {
         self.admin(

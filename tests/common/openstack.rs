@@ -65,6 +65,13 @@ impl OpenStackCloud {
         self.control("POST", "/faults", json)
     }
 
+    /// An image an operator uploaded: its servers' bodies run the local
+    /// Docker image `body`, logging in as `login_user`.
+    pub fn add_image(&self, name: &str, body: &str, login_user: &str) {
+        let json = serde_json::json!({ "name": name, "body": body, "login_user": login_user });
+        self.control("POST", "/images", &json.to_string());
+    }
+
     pub fn quota(&self, json: &str) {
         self.control("POST", "/quota", json);
     }
