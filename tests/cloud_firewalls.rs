@@ -260,11 +260,15 @@ fn get(url: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// `provision COE --name NAME ARGS…` on a test cloud; fails the test on error.
-fn create_on_cloud(c: &Cluster, coe: &str, args: &[&str]) {
+/// `provision COE --name NAME ARGS…` on a test cloud, with a template of
+/// `coe: COE` and `template` after it; fails the test on error.
+fn create_on_cloud(c: &Cluster, coe: &str, template: &str, args: &[&str]) {
+    let path = c.dir().join(format!("{coe}.yaml"));
+    std::fs::write(&path, format!("coe: {coe}\n{template}")).unwrap();
     let out = c
         .cmd()
         .args([coe, "--name", &c.name, "--managers", "1", "--workers", "2"])
+        .args(["--template", path.to_str().unwrap()])
         .args(args)
         .output()
         .unwrap();
@@ -279,11 +283,15 @@ fn create_on_cloud(c: &Cluster, coe: &str, args: &[&str]) {
 /// MESOS_MASTER_URL and MARATHON_URL answer from the test host. Both form
 /// through the enforced firewall: every port between members is one a
 /// rule opens.
-fn kubernetes_and_mesos_clients_get_through(cloud_args: &[&str], env: &[(String, String)]) {
+fn kubernetes_and_mesos_clients_get_through(
+    template: &str,
+    cloud_args: &[&str],
+    env: &[(String, String)],
+) {
     let k = Cluster::new("fwk8s").with_env(env);
     let mut args = cloud_args.to_vec();
     args.extend_from_slice(&["--clients-from", ELSEWHERE]);
-    create_on_cloud(&k, "kubernetes", &args);
+    create_on_cloud(&k, "kubernetes", template, &args);
     let kubeconfig = std::fs::read_to_string(env_vars(&k)["KUBECONFIG"].as_str()).unwrap();
     let server = kubeconfig
         .lines()
@@ -301,18 +309,18 @@ fn kubernetes_and_mesos_clients_get_through(cloud_args: &[&str], env: &[(String,
     );
     let mut args = cloud_args.to_vec();
     args.extend_from_slice(&["--clients-from", TEST_HOST_RANGE]);
-    create_on_cloud(&k, "kubernetes", &args);
+    create_on_cloud(&k, "kubernetes", template, &args);
     let readyz = (0..25).find_map(|_| {
         std::thread::sleep(Duration::from_millis(200));
         get(&format!("http://{server}/cgi-bin/readyz"))
     });
-    assert_eq!(readyz.as_deref(), Some("ok"), "{server}");
+    assert_eq!(readyz.as_deref().map(str::trim), Some("ok"), "{server}");
     let status = k.status_nodes();
     assert!(status.iter().all(|(_, h)| h == "healthy"), "{status:?}");
     k.ok(&["destroy", &k.name, "--yes"]);
 
     let m = Cluster::new("fwmesos").with_env(env);
-    create_on_cloud(&m, "mesos", cloud_args);
+    create_on_cloud(&m, "mesos", template, cloud_args);
     let vars = env_vars(&m);
     let (master, marathon) = (&vars["MESOS_MASTER_URL"], &vars["MARATHON_URL"]);
     assert!(master.contains("198.51.100."), "{master}");
@@ -334,14 +342,6 @@ fn kubernetes_and_mesos_clients_get_through(cloud_args: &[&str], env: &[(String,
 fn openstack_kubernetes_and_mesos_clients_reach_their_clusters() {
     let (_turn, cloud) = openstack_cloud();
     cloud.add_image("debian-12-standins", standin_image(), "debian");
-    let dir = tempfile::tempdir().unwrap();
-    let template = dir.path().join("floating.yaml");
-    // Floating IPs (NAT by the test cloud's router) for SSH and clients.
-    std::fs::write(
-        &template,
-        "openstack:\n  floating_ip_pool: public\n  ssh_address: floating\n",
-    )
-    .unwrap();
     let args = [
         "--cloud",
         "openstack",
@@ -351,10 +351,13 @@ fn openstack_kubernetes_and_mesos_clients_reach_their_clusters() {
         "debian-12-standins",
         "--flavor",
         "m1.medium",
-        "--template",
-        template.to_str().unwrap(),
     ];
-    kubernetes_and_mesos_clients_get_through(&args, &cloud.env);
+    // Floating IPs (NAT by the test cloud's router) for SSH and clients.
+    kubernetes_and_mesos_clients_get_through(
+        "openstack:\n  floating_ip_pool: public\n  ssh_address: floating\n",
+        &args,
+        &cloud.env,
+    );
 }
 
 #[test]
@@ -379,5 +382,5 @@ fn ec2_kubernetes_and_mesos_clients_reach_their_clusters() {
         "--ssh-from",
         TEST_HOST_RANGE,
     ];
-    kubernetes_and_mesos_clients_get_through(&args, &cloud.env);
+    kubernetes_and_mesos_clients_get_through("", &args, &cloud.env);
 }

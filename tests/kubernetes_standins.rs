@@ -468,6 +468,8 @@ fn a_cluster_whose_control_plane_is_lost_is_restored_from_its_backup() {
     );
     add_pod(&c, &old, "after", &worker);
     let address = c.private_address(&old);
+    let join_state = c.dir().join("clusters").join(&c.name).join("join-state");
+    let kept = std::fs::read_to_string(&join_state).expect("a kept certificate key");
 
     docker(&["rm", "-f", &old]);
     let t0 = std::time::Instant::now();
@@ -478,6 +480,13 @@ fn a_cluster_whose_control_plane_is_lost_is_restored_from_its_backup() {
     // The state is the snapshot's: the Pod recorded before the backup, not
     // the one after.
     assert_eq!(kv(&c, &new, &format!("get pods/{worker}")).trim(), "before");
+    // The certificate key kept before the restore is not handed to the
+    // restored cluster, whose kubeadm-certs Secret is the backup's.
+    assert_ne!(
+        std::fs::read_to_string(&join_state).ok().as_deref(),
+        Some(kept.as_str()),
+        "the old join state survived the restore"
+    );
     let nodes = c.ok(&["status", &c.name]);
     let status = c.status_nodes();
     assert_eq!(status.len(), 3, "{nodes}");

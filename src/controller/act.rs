@@ -193,6 +193,27 @@ impl Run<'_> {
         Ok(self.connections.keep(shell))
     }
 
+    /// Drops what the last join credentials fetch kept: a restored cluster
+    /// holds the state of its backup (Kubernetes: the kubeadm-certs Secret
+    /// encrypted with the certificate key of that time), so a key kept
+    /// since would fail every control-plane join until it expired. The next
+    /// fetch makes new credentials.
+    fn forget_join_state(&self, node: &str) -> Result<(), ControllerError> {
+        let path = self
+            .ctl
+            .paths
+            .cluster_dir(self.ctx.name())
+            .join(JOIN_STATE_FILE);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ControllerError::Node {
+                node: node.to_string(),
+                message: format!("cannot drop the join state in {}: {e}", path.display()),
+            }),
+        }
+    }
+
     /// Join credentials from `manager`, handing it what the cluster's last
     /// fetch asked to keep and keeping what this one asks (per cluster, so
     /// it does not matter which manager answers).
@@ -355,6 +376,7 @@ impl Run<'_> {
                     })?;
                     let archive = crate::backup::read_archive(&request.archive).await?;
                     self.ctl.orchestrator.restore(s, &archive).await?;
+                    self.forget_join_state(node)?;
                     self.formed(node, s, &addr).await?;
                     warn!(node, backup = %request.archive, "restored the cluster from a backup on this new manager");
                     self.ctl.event(
