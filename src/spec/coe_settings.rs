@@ -79,11 +79,6 @@ impl KubernetesSettings {
         }
     }
 
-    /// The minor version is a number pair like `1.31`.
-    pub fn version_is_valid(&self) -> bool {
-        self.minor().is_some()
-    }
-
     /// The kubeadm configuration API this release reads: v1beta4 from 1.31
     /// (where it was introduced), v1beta3 before (introduced in 1.22,
     /// still read by 1.31). kubeadm refuses a file of an API it does not
@@ -100,8 +95,7 @@ impl KubernetesSettings {
 /// The fixed port of Marathon's scheduler driver (libprocess's
 /// LIBPROCESS_PORT): the leading master answers a framework's registration
 /// by connecting to it, so it is opened between members. Unset, libprocess
-/// takes any free port, which no firewall rule can name (DC/OS fixes
-/// Marathon's at the same number).
+/// takes any free port, which no firewall rule can name.
 pub const MARATHON_LIBPROCESS_PORT: u16 = 15101;
 
 /// The `mesos:` section: the images of the four containers a Mesos node

@@ -19,26 +19,54 @@ struct Member {
     child: Option<Child>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `count` distinct ports the system had free a moment ago.
+fn free_ports(count: usize) -> Vec<u16> {
+    let mut ports = Vec::new();
+    while ports.len() < count {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 impl Etcd {
-    /// Starts `count` members and waits until the cluster is healthy.
+    /// Starts `count` members and waits until the cluster is healthy. A
+    /// port found free can be taken by another test's process before etcd
+    /// binds it (the member then exits): a cluster that does not become
+    /// healthy is started again on new ports, twice at most.
     pub fn start(count: usize) -> Etcd {
         assert!(
             Command::new("etcd").arg("--version").output().is_ok(),
             "etcd is not installed: apt-get install etcd-server etcd-client (scripts/test-all.sh does)"
         );
+        let mut attempt = 1;
+        loop {
+            let etcd = Etcd::launch(count);
+            match etcd.health(Duration::from_secs(60)) {
+                Ok(()) => return etcd,
+                Err(why) if attempt < 3 => {
+                    eprintln!("etcd did not start (attempt {attempt}), again on new ports: {why}");
+                    attempt += 1;
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
+    }
+
+    /// `count` members on new ports, started.
+    fn launch(count: usize) -> Etcd {
+        let ports = free_ports(2 * count);
         let members: Vec<Member> = (0..count)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client: free_port(),
-                peer: free_port(),
+                client: ports[2 * i],
+                peer: ports[2 * i + 1],
                 child: None,
             })
             .collect();
@@ -49,7 +77,6 @@ impl Etcd {
         for i in 0..count {
             etcd.start_member(i);
         }
-        etcd.wait_healthy(Duration::from_secs(60));
         etcd
     }
 
@@ -169,6 +196,14 @@ impl Etcd {
     }
 
     pub fn wait_healthy(&self, limit: Duration) {
+        if let Err(why) = self.health(limit) {
+            panic!("{why}");
+        }
+    }
+
+    /// Waits up to `limit` until every running member is healthy; what
+    /// etcdctl and the members' logs said, if they never were.
+    fn health(&self, limit: Duration) -> Result<(), String> {
         let started = Instant::now();
         loop {
             let out = Command::new("etcdctl")
@@ -184,15 +219,33 @@ impl Etcd {
                 .filter(|l| l.contains("is healthy"))
                 .count();
             if healthy >= running && running > 0 {
-                return;
+                return Ok(());
             }
-            assert!(
-                started.elapsed() < limit,
-                "etcd not healthy after {limit:?}: {}{}\nlogs in {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                self.dir.path().display()
-            );
+            if started.elapsed() >= limit {
+                let logs: String = self
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let log = std::fs::read_to_string(
+                            self.dir.path().join(format!("{}.log", m.name)),
+                        )
+                        .unwrap_or_default();
+                        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                        format!(
+                            "\n--- {} (client {}, peer {}):\n{}",
+                            m.name,
+                            m.client,
+                            m.peer,
+                            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                        )
+                    })
+                    .collect();
+                return Err(format!(
+                    "etcd not healthy after {limit:?}: {}{}{logs}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                ));
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
