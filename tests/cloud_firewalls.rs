@@ -23,27 +23,6 @@ use common::*;
 const UNOPENED: u16 = 7001;
 const SOON: Duration = Duration::from_secs(5);
 
-/// (name, private, public) of each node, from `status`.
-fn addresses(c: &Cluster) -> Vec<(String, String, String)> {
-    c.status_json()["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            let field = |k: &str| {
-                n[k].as_str()
-                    .unwrap_or_else(|| panic!("{k}: {n}"))
-                    .to_string()
-            };
-            (
-                field("name"),
-                field("private_address"),
-                field("public_address"),
-            )
-        })
-        .collect()
-}
-
 /// What both clouds must show on a formed 1+1 Swarm; `open_rule` adds a
 /// rule for UNOPENED from anywhere by hand, `close_rule` removes it.
 fn assert_packets_filtered(
@@ -52,7 +31,7 @@ fn assert_packets_filtered(
     open_rule: &dyn Fn(),
     close_rule: &dyn Fn(),
 ) {
-    let nodes = addresses(c);
+    let nodes = node_addresses(&c.status_json());
     let manager = nodes.iter().find(|n| n.0.contains("manager")).unwrap();
     let worker = nodes.iter().find(|n| n.0.contains("worker")).unwrap();
     let (manager_body, worker_body) = (
@@ -153,13 +132,10 @@ fn openstack_security_groups_filter_packets_and_the_swarm_client_gets_through() 
         .unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
     let id = c.status_json()["id"].as_str().unwrap().to_string();
-    let group_id = cloud.state()["security_groups"]
-        .as_array()
+    let group_id = cloud.security_group(&id)["id"]
+        .as_str()
         .unwrap()
-        .iter()
-        .find(|g| g["name"] == format!("provision-{id}").as_str())
-        .map(|g| g["id"].as_str().unwrap().to_string())
-        .expect("the cluster's security group");
+        .to_string();
     let ls = docker_node_ls_through_env(&c);
     assert_eq!(ls.matches(" Ready").count(), 2, "{ls}");
     assert_packets_filtered(

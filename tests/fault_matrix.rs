@@ -551,16 +551,10 @@ fn firewall_drift_is_reconciled_to_the_template_and_said() {
         "a warning at create: {text}"
     );
     let id = c.status_json()["id"].as_str().unwrap().to_string();
-    let group = |state: &serde_json::Value| {
-        state["security_groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|g| g["name"] == format!("provision-{id}").as_str())
-            .cloned()
-            .unwrap()
-    };
-    let group_id = group(&cloud.state())["id"].as_str().unwrap().to_string();
+    let group_id = cloud.security_group(&id)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     cloud.edit_rules(&format!(
         r#"{{"security_group_id": "{group_id}", "remove_port": 2377,
              "add": {{"protocol": "tcp", "port_range_min": 9100, "port_range_max": 9100,
@@ -579,7 +573,7 @@ fn firewall_drift_is_reconciled_to_the_template_and_said() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
-    let rules = group(&cloud.state())["security_group_rules"].clone();
+    let rules = cloud.security_group(&id)["security_group_rules"].clone();
     let find = |port: u64| {
         rules
             .as_array()

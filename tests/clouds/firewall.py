@@ -84,11 +84,16 @@ def match(allow):
     return " ".join(args)
 
 
+def rule(*parts):
+    """One iptables rule from its non-empty parts."""
+    return " ".join(p for p in parts if p)
+
+
 def node_rules(allows, trusted):
     """The ingress chain of one server (Neutron's per-port chain)."""
     lines = ["-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"]
-    lines += [f"-s {ip}/32 -j RETURN" for ip in sorted(trusted)]
-    lines += [f"{match(a)} -j RETURN".lstrip() for a in sorted(set(allows), key=str)]
+    lines += [rule("-s", f"{ip}/32", "-j RETURN") for ip in sorted(trusted)]
+    lines += [rule(match(a), "-j RETURN") for a in sorted(set(allows), key=str)]
     lines.append("-j DROP")
     return lines
 
@@ -98,7 +103,7 @@ def edge_rules(servers):
     it from outside; anything else translated to it is dropped."""
     lines = ["-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"]
     for ip in sorted(servers):
-        lines += [f"-d {ip}/32 {match(a)} -j ACCEPT".replace("  ", " ")
+        lines += [rule("-d", f"{ip}/32", match(a), "-j ACCEPT")
                   for a in sorted(set(servers[ip]), key=str)]
     lines.append("-j DROP")
     return lines
@@ -141,23 +146,24 @@ class Enforcer:
         by rules observed earlier."""
         with self.lock:
             desired = observe()
+            # One look at every body's process: a body started again is a
+            # new network namespace, whose chain is set anew.
+            pids = {}
+            if desired:
+                out = docker("inspect", "-f", "{{.Name}} {{.State.Pid}}", *desired, check=False).stdout
+                for line in out.splitlines():
+                    name, _, pid = line.partition(" ")
+                    pids[name.lstrip("/")] = pid
             for name, (_, allows, trusted) in desired.items():
+                pid = pids.get(name, "0")
                 rules = node_rules(allows, trusted)
-                pid, was = (self.applied.get(name) or (None, None))
-                if was == rules:
+                if pid == "0" or self.applied.get(name) == (pid, rules):
                     continue
-                # A cached pid may be a body that was started again: look once more.
-                for attempt in ([pid] if pid else []) + [None]:
-                    pid = attempt or docker("inspect", "-f", "{{.State.Pid}}", name,
-                                            check=False).stdout.strip()
-                    if not pid or pid == "0":
-                        break
-                    error = self.apply_node(pid, rules)
-                    if error is None:
-                        self.applied[name] = (pid, rules)
-                        break
-                    if attempt is None:
-                        self.log(f"{name}: firewall not applied: {error}")
+                error = self.apply_node(pid, rules)
+                if error is None:
+                    self.applied[name] = (pid, rules)
+                else:
+                    self.log(f"{name}: firewall not applied: {error}")
             for name in [n for n in self.applied if n not in desired]:
                 del self.applied[name]
             edge = edge_rules({ip: allows for ip, allows, _ in desired.values()})

@@ -636,17 +636,10 @@ pub fn ready_swarm_nodes(c: &Cluster) -> usize {
     nodes.lines().filter(|s| *s == "Ready").count()
 }
 
-/// A cluster reached over public (NAT) addresses forms on its private ones:
-/// every node's SSH address is its public one, in `public_range`; the
-/// public address is on no interface of the node; Swarm advertises each
-/// node's private address; and no rendered script on a node holds a public
-/// address. Returns (node, private, public) per node.
-pub fn assert_swarm_on_private_addresses(
-    c: &Cluster,
-    public_range: &str,
-) -> Vec<(String, String, String)> {
-    let status = c.status_json();
-    let nodes: Vec<(String, String, String)> = status["nodes"]
+/// (name, private address, public address) of each node in `status
+/// --output json`.
+pub fn node_addresses(status: &serde_json::Value) -> Vec<(String, String, String)> {
+    status["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -662,7 +655,20 @@ pub fn assert_swarm_on_private_addresses(
                 field("public_address"),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// A cluster reached over public (NAT) addresses forms on its private ones:
+/// every node's SSH address is its public one, in `public_range`; the
+/// public address is on no interface of the node; Swarm advertises each
+/// node's private address; and no rendered script on a node holds a public
+/// address. Returns (node, private, public) per node.
+pub fn assert_swarm_on_private_addresses(
+    c: &Cluster,
+    public_range: &str,
+) -> Vec<(String, String, String)> {
+    let status = c.status_json();
+    let nodes = node_addresses(&status);
     for n in status["nodes"].as_array().unwrap() {
         assert_eq!(n["ssh_address"], n["public_address"], "SSH over NAT: {n}");
         assert!(

@@ -112,6 +112,19 @@ impl OpenStackCloud {
             .collect()
     }
 
+    /// The cluster's security group (`provision-<cluster id>`) as the
+    /// simulator holds it now.
+    pub fn security_group(&self, cluster_id: &str) -> serde_json::Value {
+        let name = format!("provision-{cluster_id}");
+        self.state()["security_groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("no security group {name}"))
+    }
+
     /// Puts a server in ERROR with Nova's fault `message`.
     pub fn fail_server(&self, id: &str, message: &str) {
         let body = serde_json::json!({ "message": message }).to_string();
