@@ -469,6 +469,7 @@ mod tests {
             member_name => "web-worker-1",
             member_control_plane => control_plane,
             restoring => control_plane,
+            joining => control_plane,
             wait_seconds => 120,
             via => "10.0.0.2",
             member_host => "10.0.0.7",

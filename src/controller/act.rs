@@ -409,6 +409,7 @@ impl Run<'_> {
                     if rejoin {
                         self.ctl.orchestrator.leave_old_cluster(s).await?;
                     }
+                    self.seed_joining_manager(node, *role, s).await?;
                     let report = self.ctl.orchestrator.join(s, *role, via, secrets).await?;
                     self.joined(node, s, report).await?;
                     // Its entry from before the restore: the node left it,
@@ -690,6 +691,29 @@ impl Run<'_> {
             return Ok(a);
         }
         self.wait_for_address(node).await
+    }
+
+    /// A manager joining while a restore is under way gets what the
+    /// orchestrator needs of the backup on every manager first.
+    async fn seed_joining_manager(
+        &self,
+        node: &str,
+        role: Role,
+        shell: &NodeShell,
+    ) -> Result<(), ControllerError> {
+        let Some(request) = &self.ctx.record.spec.restore else {
+            return Ok(());
+        };
+        if role != Role::Manager || !self.ctl.orchestrator.seeds_joining_managers() {
+            return Ok(());
+        }
+        let archive = crate::backup::read_archive(&request.archive).await?;
+        self.ctl
+            .orchestrator
+            .seed_from_backup(shell, &archive)
+            .await?;
+        info!(node, backup = %request.archive, "seeded from the backup before joining the restored cluster");
+        Ok(())
     }
 
     /// The private address `node`'s machine must have: the backed-up

@@ -11,8 +11,13 @@ use super::observe::{unix_now, FirstContact};
 use super::plan::{plan, Observed, Plan};
 use crate::state::{Health, NodePhase, NodeRecord};
 
-/// Passes after which a plan that keeps coming back is reported, not retried.
-const MAX_PASSES: usize = 8;
+/// Passes after which a plan that keeps coming back is reported, not
+/// retried: a few, and two for each node wanted, since some changes go one
+/// node a pass (Mesos restarts every node for a new master list; a restore
+/// forgets the old managers one by one).
+fn max_passes(spec: &crate::spec::ClusterSpec) -> usize {
+    8 + 2 * (spec.managers + spec.workers) as usize
+}
 
 /// What `--dry-run` shows: the same planner's plan for the next pass, from
 /// an observation that wrote nothing.
@@ -163,7 +168,8 @@ impl Controller {
         let limit = ctx.record.spec.timeouts.converge;
         let mut last: Vec<String> = Vec::new();
         self.reconcile_firewall(ctx).await?;
-        for pass in 1..=MAX_PASSES {
+        let max_passes = max_passes(&ctx.record.spec);
+        for pass in 1..=max_passes {
             let (records, observed) = self.observe(ctx, self.probing, connections).await?;
             let result = self
                 .plan_and_act(ctx, report, pass, &records, &observed, connections, started)
@@ -187,7 +193,7 @@ impl Controller {
         } else {
             Err(ControllerError::NotConverging {
                 cluster: ctx.name().to_string(),
-                passes: MAX_PASSES,
+                passes: max_passes,
                 remaining: last,
             })
         }

@@ -297,9 +297,34 @@ impl Orchestrator for Mesos {
 
     /// The backup's state put in place, then the first master's start.
     async fn restore(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
-        node.run("mesos/restore.sh", &[], Some(archive), Output::Log)
-            .await?;
+        node.run(
+            "mesos/restore.sh",
+            &[("joining", Value::from(false))],
+            Some(archive),
+            Output::Log,
+        )
+        .await?;
         self.init(node).await
+    }
+
+    fn seeds_joining_managers(&self) -> bool {
+        true
+    }
+
+    /// The backup's replicated log on a master joining the restored
+    /// cluster: with the restored master's, a quorum of VOTING replicas
+    /// (src/log/recover.cpp: an EMPTY replica beside a single VOTING one
+    /// under a quorum of two stays EMPTY for ever). The restored master
+    /// cannot write before that quorum exists, so the copies agree.
+    async fn seed_from_backup(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
+        node.run(
+            "mesos/restore.sh",
+            &[("joining", Value::from(true))],
+            Some(archive),
+            Output::Log,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Everything the node ran for the old cluster removed (an agent's

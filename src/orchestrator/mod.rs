@@ -207,6 +207,26 @@ pub trait Orchestrator: Send + Sync {
         ))
     }
 
+    /// Whether a manager that joins a cluster being restored needs part of
+    /// the backup first ([`seed_from_backup`](Self::seed_from_backup)).
+    fn seeds_joining_managers(&self) -> bool {
+        false
+    }
+
+    /// Puts on `node`, a manager about to join a cluster being restored,
+    /// the part of `archive` every manager must hold for the restored one
+    /// to serve. Mesos: the replicated log, since the registrar needs a
+    /// quorum of VOTING replicas and a new replica starts EMPTY (one
+    /// restored replica under a quorum of two never recovers). Idempotent:
+    /// a node that runs its manager already is left as it is.
+    async fn seed_from_backup(
+        &self,
+        _node: &NodeShell,
+        _archive: &Secret,
+    ) -> Result<(), ShellError> {
+        Ok(())
+    }
+
     /// Makes a node that still belongs to the cluster as it was before a
     /// restore leave it, so it can join the restored one (Swarm: `swarm
     /// leave --force`; Kubernetes: `kubeadm reset`; Mesos: its containers
