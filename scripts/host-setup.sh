@@ -16,6 +16,8 @@ command -v debootstrap >/dev/null || packages+=(debootstrap)
 command -v ssh >/dev/null || packages+=(openssh-client)
 command -v shellcheck >/dev/null || packages+=(shellcheck)
 dpkg -s busybox-static >/dev/null 2>&1 || packages+=(busybox-static)
+# The Kubernetes stand-in's API server speaks TLS through socat.
+command -v socat >/dev/null || packages+=(socat)
 command -v protoc >/dev/null || packages+=(protobuf-compiler)
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "installing: ${packages[*]}"

@@ -236,6 +236,67 @@ fn get(url: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// A kubeconfig's CA and client certificate and key, as files for curl.
+struct Credentials {
+    ca: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl Credentials {
+    fn from_kubeconfig(kubeconfig: &str, dir: &std::path::Path) -> Credentials {
+        use base64::Engine;
+        let write = |field: &str, file: &str| {
+            let data = kubeconfig
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("{field}: ")))
+                .unwrap_or_else(|| panic!("the kubeconfig's {field}"));
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .unwrap();
+            let path = dir.join(file);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        Credentials {
+            ca: write("certificate-authority-data", "kube-ca.crt"),
+            cert: write("client-certificate-data", "kube-client.crt"),
+            key: write("client-key-data", "kube-client.key"),
+        }
+    }
+
+    /// `openssl verify`: the client certificate chains to the CA.
+    fn client_signed_by_ca(&self) -> bool {
+        std::process::Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(&self.ca)
+            .arg(&self.cert)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
+    /// GET with the server checked against the CA, the client certificate
+    /// presented; the body when the answer is 2xx.
+    fn get(&self, url: &str) -> Option<String> {
+        let out = std::process::Command::new("curl")
+            .args(["-fsS", "-m", "5", "--cacert"])
+            .arg(&self.ca)
+            .arg("--cert")
+            .arg(&self.cert)
+            .arg("--key")
+            .arg(&self.key)
+            .arg(url)
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
 /// `provision COE --name NAME ARGS…` on a test cloud, with a template of
 /// `coe: COE` and `template` after it; fails the test on error.
 fn create_on_cloud(c: &Cluster, coe: &str, template: &str, args: &[&str]) {
@@ -254,8 +315,9 @@ fn create_on_cloud(c: &Cluster, coe: &str, template: &str, args: &[&str]) {
 /// A Kubernetes 1+2 whose API port is open to a range the test host is not
 /// in, then (the same command with another --clients-from) to the test
 /// host's: the kubeconfig's server is unreachable, then answers /readyz
-/// (the stand-in API server speaks plain HTTP on 6443: the kubeconfig's
-/// TLS credentials are not checked here). Then a Mesos 1+2 whose
+/// over TLS with the kubeconfig's own credentials: its CA verifies the
+/// server's certificate for the public address, and its client certificate
+/// is one that CA signed. Then a Mesos 1+2 whose
 /// MESOS_MASTER_URL and MARATHON_URL answer from the test host. Both form
 /// through the enforced firewall: every port between members is one a
 /// rule opens.
@@ -286,9 +348,14 @@ fn kubernetes_and_mesos_clients_get_through(
     let mut args = cloud_args.to_vec();
     args.extend_from_slice(&["--clients-from", TEST_HOST_RANGE]);
     create_on_cloud(&k, "kubernetes", template, &args);
+    let creds = Credentials::from_kubeconfig(&kubeconfig, k.dir());
+    assert!(
+        creds.client_signed_by_ca(),
+        "the kubeconfig's client certificate"
+    );
     let readyz = (0..25).find_map(|_| {
         std::thread::sleep(Duration::from_millis(200));
-        get(&format!("http://{server}/cgi-bin/readyz"))
+        creds.get(&format!("https://{server}/cgi-bin/readyz"))
     });
     assert_eq!(readyz.as_deref().map(str::trim), Some("ok"), "{server}");
     let status = k.status_nodes();

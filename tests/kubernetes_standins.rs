@@ -424,8 +424,8 @@ fn add_pod(c: &Cluster, api_node: &str, pod: &str, node: &str) {
         api_node,
         &[
             "curl",
-            "-fsS",
-            &format!("http://{api}:6443/cgi-bin/pod?name={pod}&node={node}"),
+            "-fsSk",
+            &format!("https://{api}:6443/cgi-bin/pod?name={pod}&node={node}"),
         ],
     );
 }

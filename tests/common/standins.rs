@@ -26,6 +26,10 @@ pub fn standin_image() -> &'static str {
         // busybox-static (scripts/host-setup.sh installs it) serves the API server.
         std::fs::copy("/bin/busybox", ctx.path().join("busybox"))
             .expect("/bin/busybox (Debian busybox-static)");
+        // socat (scripts/host-setup.sh installs it; the node image has its
+        // libraries) puts TLS in front of it, as kube-apiserver serves.
+        std::fs::copy("/usr/bin/socat", ctx.path().join("socat"))
+            .expect("/usr/bin/socat (Debian socat)");
         // The Kubernetes stand-in keeps its state in a real etcd.
         std::fs::create_dir(ctx.path().join("etcd")).unwrap();
         for bin in ["etcd", "etcdctl"] {
