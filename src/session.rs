@@ -180,6 +180,8 @@ pub async fn connect_provider(
             if let Some(suite) = image_suite {
                 options.suite = suite.to_string();
             }
+            // Nodes on the unified cgroup hierarchy on a v1 host (testing).
+            options.cgroup2_root = std::env::var_os("PROVISION_LOCAL_CGROUP2").map(Into::into);
             let provider = LocalProvider::connect(options)
                 .await
                 .context("connecting to the local cloud")?;

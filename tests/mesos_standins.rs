@@ -714,3 +714,81 @@ fn the_standin_master_activates_marathon_only_at_an_address_it_can_reach() {
     docker(&["network", "rm", &net]);
     assert!(reached, "active at LIBPROCESS_IP:LIBPROCESS_PORT: {seen}");
 }
+
+/// A cgroup2 mount for nodes to boot on, unmounted (lazily: the nodes'
+/// empty cgroups stay until the kernel frees them) when dropped.
+struct Cgroup2Mount(tempfile::TempDir);
+
+impl Cgroup2Mount {
+    fn new() -> Cgroup2Mount {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = std::process::Command::new("mount")
+            .args(["-t", "cgroup2", "none"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(mount.success(), "mounting cgroup2 for the test");
+        Cgroup2Mount(dir)
+    }
+}
+
+impl Drop for Cgroup2Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// Mesos on nodes that boot on the unified (v2) cgroup hierarchy, as
+/// Debian 12 and Ubuntu 22.04 do: the local cloud gives each node its own
+/// directory of a cgroup2 mount as /sys/fs/cgroup (PROVISION_LOCAL_CGROUP2;
+/// this host is cgroup v1), where systemd, dockerd and the containers run.
+/// A 1+2 forms with its agents on the posix launcher (the stand-in agent,
+/// like Mesos 1.7's, refuses the Linux launcher there), Marathon's
+/// framework is active on the leading master, and an agent leaves through
+/// maintenance and its machine leaves the schedule.
+#[test]
+fn mesos_forms_and_scales_in_on_cgroup_v2_nodes() {
+    if skip_docker_tests() {
+        return;
+    }
+    let cgroup2 = Cgroup2Mount::new();
+    let root = cgroup2.0.path().to_str().unwrap().to_string();
+    let c = Cluster::new("mesv2").with_env(&[("PROVISION_LOCAL_CGROUP2".into(), root)]);
+    let out = mesos(&c, "1", "2");
+    assert!(out.contains("is ready"), "{out}");
+    let master = c.manager();
+    for i in 1..=2 {
+        let worker = format!("{}-worker-{i}", c.name);
+        let fs = c.ssh(&worker, &["stat", "-fc", "%T", "/sys/fs/cgroup"]);
+        assert_eq!(fs.trim(), "cgroup2fs", "{worker}");
+        let args = args_of(&c, &worker, "mesos-agent");
+        assert!(args.lines().any(|l| l == "--launcher=posix"), "{args}");
+    }
+    let leader = address(&c, &master);
+    let get = |path: &str| {
+        c.ssh(
+            &master,
+            &["curl", "-fsSL", &format!("http://{leader}:5050{path}")],
+        )
+    };
+    let frameworks = get("/master/frameworks");
+    assert!(
+        frameworks.contains("\"name\": \"marathon\"") && frameworks.contains("\"active\": true"),
+        "{frameworks}"
+    );
+    let leaving = address(&c, &format!("{}-worker-2", c.name));
+    c.ok(&["scale", &c.name, "--workers", "1"]);
+    let schedule = get("/master/maintenance/schedule");
+    assert!(
+        !schedule.contains(&leaving),
+        "out of the schedule: {schedule}"
+    );
+    let agents = get("/master/slaves");
+    assert!(
+        !agents.contains(&leaving) && agents.contains("\"active\": true"),
+        "{agents}"
+    );
+}

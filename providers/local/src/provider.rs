@@ -1,7 +1,7 @@
 //! [`Provider`] on the local Docker engine.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use async_trait::async_trait;
@@ -39,6 +39,11 @@ pub struct LocalOptions {
     /// Where the engine's container mode is remembered between runs
     /// (see [`crate::container_mode`]); `None` finds it out every run.
     pub mode_cache: Option<PathBuf>,
+    /// A cgroup2 mount on a cgroup v1 host under which each node gets a
+    /// directory of its own as its `/sys/fs/cgroup`: nodes that boot on the
+    /// unified hierarchy as a current cloud image does (without
+    /// controllers), to exercise what differs there (Mesos's launcher).
+    pub cgroup2_root: Option<PathBuf>,
 }
 
 impl Default for LocalOptions {
@@ -47,6 +52,7 @@ impl Default for LocalOptions {
             image: "provision/node:bookworm".into(),
             suite: "bookworm".into(),
             mode_cache: container_mode::cache_dir(),
+            cgroup2_root: None,
         }
     }
 }
@@ -200,7 +206,7 @@ impl LocalProvider {
         })
     }
 
-    fn host_config(&self, volume: &str, privileged: bool) -> HostConfig {
+    fn host_config(&self, volume: &str, privileged: bool, cgroup: Option<&Path>) -> HostConfig {
         let mut binds = vec![format!("{volume}:/var/lib/docker")];
         let tmpfs = HashMap::from([
             ("/run".to_string(), String::new()),
@@ -214,7 +220,9 @@ impl LocalProvider {
             ]),
             ..Default::default()
         };
-        if self.cgroup_v2 {
+        if let Some(dir) = cgroup {
+            binds.push(format!("{}:/sys/fs/cgroup:rw", dir.display()));
+        } else if self.cgroup_v2 {
             // As kind does: a private cgroup namespace lets systemd own its subtree.
             config.cgroupns_mode = Some(HostConfigCgroupnsModeEnum::PRIVATE);
         } else {
@@ -293,6 +301,18 @@ impl LocalProvider {
             .await
             .map_err(|e| call_error(format!("create volume {volume}"), e))?;
         let network = Self::network_name(cluster);
+        let cgroup = match &self.options.cgroup2_root {
+            Some(root) if !self.cgroup_v2 => {
+                let dir = root.join(&volume);
+                std::fs::create_dir_all(&dir).map_err(|e| ProviderError::Unavailable {
+                    cloud: CLOUD,
+                    message: format!("cannot make the node's cgroup {}: {e}", dir.display()),
+                    hint: "PROVISION_LOCAL_CGROUP2 must name a cgroup2 mount (mount -t cgroup2 none DIR)".into(),
+                })?;
+                Some(dir)
+            }
+            _ => None,
+        };
         let body = ContainerCreateBody {
             image: Some(
                 spec.image
@@ -305,7 +325,7 @@ impl LocalProvider {
             stop_signal: Some("SIGRTMIN+3".into()),
             host_config: Some(HostConfig {
                 network_mode: Some(network.clone()),
-                ..self.host_config(&volume, privileged)
+                ..self.host_config(&volume, privileged, cgroup.as_deref())
             }),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
