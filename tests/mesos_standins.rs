@@ -584,14 +584,8 @@ fn the_standin_agent_refuses_the_linux_launcher_on_cgroup_v2() {
     }
     standin_image();
     let image = "provision-test/mesos-standin:latest";
-    let v2 = tempfile::tempdir().unwrap();
-    let mount = std::process::Command::new("mount")
-        .args(["-t", "cgroup2", "none"])
-        .arg(v2.path())
-        .status()
-        .unwrap();
-    assert!(mount.success(), "mounting cgroup2 for the test");
-    let cgroup = format!("{}:/sys/fs/cgroup", v2.path().display());
+    let v2 = Cgroup2Mount::new();
+    let cgroup = format!("{}:/sys/fs/cgroup", v2.0.path().display());
     let start = |volume: &str, flags: &[&str]| -> (bool, String) {
         let name = format!("mesos-agent-cg-{}", std::process::id());
         let mut args = vec!["run", "-d", "--name", &name, "-v", volume, image];
@@ -618,10 +612,6 @@ fn the_standin_agent_refuses_the_linux_launcher_on_cgroup_v2() {
     assert!(running, "posix launcher on cgroup v2: {logs}");
     let (running, logs) = start("/sys/fs/cgroup:/sys/fs/cgroup", &[]);
     assert!(running, "the default on cgroup v1: {logs}");
-    std::process::Command::new("umount")
-        .arg(v2.path())
-        .status()
-        .unwrap();
 }
 
 /// The stand-in master answers a framework's registration by connecting to

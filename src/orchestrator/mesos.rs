@@ -42,6 +42,19 @@ struct Agent {
     active: bool,
 }
 
+/// `mesos/restore.sh`: the backup's ZooKeeper data and replicated log on a
+/// first master, or only the log on a master `joining` the restored one.
+async fn put_backup(node: &NodeShell, archive: &Secret, joining: bool) -> Result<(), ShellError> {
+    node.run(
+        "mesos/restore.sh",
+        &[("joining", Value::from(joining))],
+        Some(archive),
+        Output::Log,
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Parses the probe script's `key=value` lines.
 pub(crate) fn parse_probe(text: &str) -> NodeProbe {
     let joined = field(text, "joined") == Some("true");
@@ -297,13 +310,7 @@ impl Orchestrator for Mesos {
 
     /// The backup's state put in place, then the first master's start.
     async fn restore(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
-        node.run(
-            "mesos/restore.sh",
-            &[("joining", Value::from(false))],
-            Some(archive),
-            Output::Log,
-        )
-        .await?;
+        put_backup(node, archive, false).await?;
         self.init(node).await
     }
 
@@ -317,14 +324,7 @@ impl Orchestrator for Mesos {
     /// under a quorum of two stays EMPTY for ever). The restored master
     /// cannot write before that quorum exists, so the copies agree.
     async fn seed_from_backup(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
-        node.run(
-            "mesos/restore.sh",
-            &[("joining", Value::from(true))],
-            Some(archive),
-            Output::Log,
-        )
-        .await
-        .map(|_| ())
+        put_backup(node, archive, true).await
     }
 
     /// Everything the node ran for the old cluster removed (an agent's
