@@ -3,6 +3,7 @@
 //! file `scripts/test-clouds/openstack up` writes, and driven through the
 //! simulator's control port (faults, quotas, call counts, state).
 
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -14,12 +15,46 @@ pub struct OpenStackCloud {
     control: String,
 }
 
+/// A test's turn on the OpenStack test cloud: this process's tests in turn,
+/// and the other test binaries' too (scripts/test-lanes.sh runs them side by
+/// side), by an exclusive flock on one file of the shared target directory.
+pub struct Turn {
+    _in_process: MutexGuard<'static, ()>,
+    _across_processes: std::fs::File,
+}
+
+impl Turn {
+    fn take() -> Turn {
+        static TURN: Mutex<()> = Mutex::new(());
+        let in_process = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("openstack-cloud.turn");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // SAFETY: flock on a descriptor this File owns; released when it closes.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(
+            locked,
+            0,
+            "flock {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+        Turn {
+            _in_process: in_process,
+            _across_processes: file,
+        }
+    }
+}
+
 /// The running test cloud, held by this test alone: faults and quotas are
 /// the simulator's global state, so tests that use it take turns.
-pub fn openstack_cloud() -> (MutexGuard<'static, ()>, &'static OpenStackCloud) {
-    static TURN: Mutex<()> = Mutex::new(());
+pub fn openstack_cloud() -> (Turn, &'static OpenStackCloud) {
     static CLOUD: OnceLock<OpenStackCloud> = OnceLock::new();
-    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let turn = Turn::take();
     let cloud = CLOUD.get_or_init(|| {
         let (dir, env) =
             super::start_test_cloud("openstack", &["keystone: running", "sim: running"]);
