@@ -14,7 +14,7 @@ use provision_provider_openstack::{OpenStackOptions, OpenStackProvider};
 
 use crate::bootstrap::client_files::{copy_cluster_files, write_client_files};
 use crate::bootstrap::{Scripts, SshConnector};
-use crate::controller::{Controller, Probing};
+use crate::controller::{Controller, GoneWatch, Probing};
 use crate::orchestrator;
 use crate::progress::Reporter;
 use crate::spec::{Cloud, ClusterSpec};
@@ -31,6 +31,8 @@ pub struct Session {
     pub etcd: Option<Arc<EtcdStore>>,
     /// Script templates, loaded once for every controller of the session.
     pub scripts: Arc<Scripts>,
+    /// Machines this process saw gone, shared by the session's controllers.
+    pub gone: Arc<GoneWatch>,
 }
 
 impl Session {
@@ -48,6 +50,7 @@ impl Session {
                     store: Arc::new(store),
                     etcd: None,
                     scripts,
+                    gone: Arc::default(),
                 })
             }
             StateLocation::Etcd(target) => {
@@ -62,6 +65,7 @@ impl Session {
                     store: store.clone(),
                     etcd: Some(store),
                     scripts,
+                    gone: Arc::default(),
                 })
             }
         }
@@ -88,6 +92,15 @@ impl Session {
         match &self.etcd {
             Some(etcd) => ClusterLock::acquire_etcd(etcd, name),
             None => ClusterLock::acquire(name, &self.paths.lock(name)),
+        }
+    }
+
+    /// Resolves once this process's lock on `name` is lost (an etcd lease
+    /// not renewed in time); never for a file lock, which cannot be.
+    pub async fn lock_lost(&self, name: &str) {
+        match &self.etcd {
+            Some(etcd) => etcd.lock_lost(name).await,
+            None => std::future::pending().await,
         }
     }
 
@@ -149,6 +162,7 @@ impl Session {
             reporter,
             connector: Arc::new(SshConnector),
             probing: Probing::EveryNode,
+            gone: self.gone.clone(),
         }
     }
 }

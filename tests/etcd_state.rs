@@ -132,3 +132,107 @@ fn a_cluster_in_etcd_is_shared_by_two_machines_and_locked_by_a_lease() {
     assert!(etcd.keys(&format!("/team/nodes/{name}/")).is_empty());
     assert!(etcd.get(&format!("/team/clusters/{name}")).is_none());
 }
+
+/// A lock is a fence for a command too: `scale --workers 3` stopped
+/// (SIGSTOP) past its lease's TTL while it adds machines; another machine's
+/// `scale --workers 1` takes the cluster meanwhile and finishes; the first,
+/// resumed, writes nothing to the state, makes and deletes no machine, and
+/// says it lost the lock (issue 30: before, it made two more machines and
+/// failed on "has no record in the state store").
+#[test]
+fn a_command_stopped_past_its_lease_writes_and_runs_nothing_more() {
+    if skip_docker_tests() {
+        return;
+    }
+    let etcd = Etcd::start(1);
+    let here = Cluster::on_etcd("it-fence", &etcd.state_url("fence"));
+    let there = here.other_machine();
+    let name = here.name.clone();
+    here.create(1, 1);
+
+    let stderr = here.dir().join("first.err");
+    let mut first = here
+        .cmd()
+        .args(["scale", &name, "--workers", "3"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the first scale's new machines",
+        Duration::from_secs(60),
+        || containers(&name).len() >= 3,
+    );
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(first.id() as i32, libc::SIGSTOP) };
+    let stopped = Instant::now();
+
+    // The other actor waits out the stopped holder's lease, then scales in.
+    wait_until(
+        "the second scale to take the cluster and finish",
+        Duration::from_secs(240),
+        || {
+            let out = there.run(&["scale", &name, "--workers", "1"]);
+            let text = output_text(&out);
+            assert!(out.status.success() || text.contains("is busy"), "{text}");
+            out.status.success()
+        },
+    );
+    assert!(
+        stopped.elapsed() > Duration::from_secs(10),
+        "the lease outlived the stop"
+    );
+    let records = || {
+        let dump = etcd.etcdctl(&["get", "/fence/", "--prefix", "-w", "json"]);
+        let all: serde_json::Value = serde_json::from_str(&dump).unwrap();
+        // Every key and its mod revision, but the locks (the first's lock
+        // key is gone; the daemons' would come and go).
+        all["kvs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|kv| {
+                (
+                    kv["key"].as_str().unwrap().to_string(),
+                    kv["mod_revision"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (state_before, machines_before) = (records(), containers(&name));
+    assert_eq!(machines_before.len(), 2, "{machines_before:?}");
+
+    unsafe { libc::kill(first.id() as i32, libc::SIGCONT) };
+    let ended = loop {
+        if let Some(status) = first.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(400),
+            "the first scale never ended"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let said = std::fs::read_to_string(&stderr).unwrap();
+    assert!(!ended.success(), "{said}");
+    assert!(
+        said.contains(&format!("cluster {name}'s lock"))
+            && said.contains("run the same command again")
+            || said.contains(&format!("no longer holds cluster {name}'s lock")),
+        "{said}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        records(),
+        state_before,
+        "the resumed holder wrote to the state"
+    );
+    assert_eq!(
+        containers(&name),
+        machines_before,
+        "the resumed holder changed machines"
+    );
+    here.ok(&["destroy", &name, "--yes"]);
+    assert_eq!(leftovers(&name), Vec::<String>::new());
+}

@@ -221,6 +221,74 @@ fn an_etcd_lock_names_its_holder_and_is_free_once_dropped() {
     drop(again);
 }
 
+/// A lock is a fence: once etcd has dropped the holder's key (its lease
+/// ended while the holder was stopped) and another actor holds the
+/// cluster, every write the first makes to that cluster is refused, named,
+/// and changes nothing; its writes to other clusters, and the new holder's,
+/// go through.
+#[test]
+fn a_holder_whose_lock_was_taken_over_writes_nothing() {
+    let etcd = Etcd::start(1);
+    let a = etcd_store(&etcd, "fence");
+    let b = etcd_store(&etcd, "fence");
+    a.put_cluster(&record("web", "id-web")).unwrap();
+    let held = ClusterLock::acquire_etcd(&a, "web").unwrap();
+    let node = NodeRecord::new("web", "web-worker-1", Role::Worker, 1);
+    a.put_node(&node)
+        .expect("the holder writes while it holds the lock");
+
+    // As etcd does when the holder's lease runs out: the key is gone, and
+    // another actor takes the cluster.
+    let lease = etcd.etcdctl(&["get", "/fence/locks/web", "-w", "fields"]);
+    let lease_id = lease
+        .lines()
+        .find_map(|l| l.strip_prefix("\"Lease\" : "))
+        .expect("the lock key's lease");
+    etcd.etcdctl(&[
+        "lease",
+        "revoke",
+        &format!("{:x}", lease_id.trim().parse::<i64>().unwrap()),
+    ]);
+    assert!(etcd.get("/fence/locks/web").is_none());
+    let other = ClusterLock::acquire_etcd(&b, "web").expect("free once the lease is gone");
+
+    let before = etcd.etcdctl(&["get", "/fence/", "--prefix", "-w", "json"]);
+    let mut changed = node.clone();
+    changed.phase = provision::state::NodePhase::Ready;
+    let refused: Vec<String> = [
+        a.put_node(&changed),
+        a.set_cluster_phase("web", "ready"),
+        a.add_event("web", None, "from the stopped holder"),
+        a.put_resource("web", "machine", "m-1"),
+        a.put_file("web", "id_ed25519", b"key"),
+        a.delete_node("web", "web-worker-1"),
+        a.delete_cluster("web"),
+    ]
+    .into_iter()
+    .map(|r| r.expect_err("a write after the lock was lost").to_string())
+    .collect();
+    for text in &refused {
+        assert!(
+            text.contains("no longer holds cluster web's lock")
+                && text.contains("Run the command again"),
+            "{text}"
+        );
+    }
+    let revisions = |dump: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(dump).unwrap()["kvs"].clone()
+    };
+    assert_eq!(
+        revisions(&before),
+        revisions(&etcd.etcdctl(&["get", "/fence/", "--prefix", "-w", "json"])),
+        "nothing written"
+    );
+    // Other clusters are not fenced; the new holder writes.
+    a.put_cluster(&record("api", "id-api")).unwrap();
+    b.put_node(&changed).expect("the new holder writes");
+    drop(other);
+    drop(held);
+}
+
 #[test]
 fn daemons_divide_the_clusters_and_hear_of_changes() {
     let etcd = Etcd::start(1);

@@ -4,8 +4,12 @@
 //! quorum; Kubernetes: an etcd snapshot and the PKI, online; Mesos:
 //! ZooKeeper's data and the replicated log, with mesos-master stopped),
 //! kept as `CLUSTER-TIME.tar.gz` beside a JSON manifest that says what it
-//! is. The archive holds the cluster's keys: files are 0600.
+//! is, with its size and SHA-256. The archive holds the cluster's keys: it
+//! is sealed with the cluster's backup key before it is stored
+//! ([`seal`]), and files are 0600.
 
+mod entries;
+pub mod seal;
 mod store;
 
 use std::sync::Arc;
@@ -20,9 +24,10 @@ use crate::orchestrator::{reported, Member};
 use crate::progress::LogReporter;
 use crate::secret::Secret;
 use crate::session::Session;
-use crate::spec::BackupPolicy;
+use crate::spec::{BackupPolicy, RestoreRequest};
 use crate::state::{ClusterRecord, NodeRecord};
 
+pub use entries::entries;
 pub use store::{BackupError, BackupStore, DirStore, Location, S3Store};
 
 /// What a backup is, written beside its archive as `….json`.
@@ -39,11 +44,19 @@ pub struct Manifest {
     /// manager (Swarm's raft state names the manager by it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_address: Option<String>,
-    /// Bytes of the archive.
+    /// Bytes of the archive as stored.
     pub size: u64,
     pub orchestrator_version: String,
     /// The archive's file name, in the manifest's directory.
     pub archive: String,
+    /// SHA-256 of the archive as stored, lowercase hex; absent in a backup
+    /// taken before provision checked them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// How the archive is sealed ([`seal::FORMAT`], for cluster
+    /// `cluster_id`); absent: in clear, as provision kept them before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 impl Manifest {
@@ -79,14 +92,73 @@ pub async fn open(location: &Location) -> Result<Box<dyn BackupStore>, BackupErr
     }
 }
 
-/// The archive at `file` (as [`Location::file`] names it), base64, for a
-/// node's standard input: it holds the cluster's keys.
-pub async fn read_archive(file: &str) -> Result<Secret, BackupError> {
-    let (location, name) = Location::of_file(file)?;
-    let bytes = open(&location).await?.get(&name).await?;
+/// The archive a restore names, checked against its manifest's size and
+/// SHA-256 and opened with the cluster's backup `key`, base64 for a node's
+/// standard input (it holds the cluster's keys). Refused whole before
+/// anything is restored from it.
+pub async fn read_archive(
+    request: &RestoreRequest,
+    key: Option<&[u8]>,
+) -> Result<Secret, BackupError> {
+    let plain = read_archive_bytes(request, key).await?;
     Ok(Secret::new(
-        base64::engine::general_purpose::STANDARD.encode(bytes),
+        base64::engine::general_purpose::STANDARD.encode(plain),
     ))
+}
+
+/// [`read_archive`], the bytes themselves (what `backup verify` lists).
+pub async fn read_archive_bytes(
+    request: &RestoreRequest,
+    key: Option<&[u8]>,
+) -> Result<Vec<u8>, BackupError> {
+    let (location, name) = Location::of_file(&request.archive)?;
+    let bytes = open(&location).await?.get(&name).await?;
+    check_and_open(&bytes, request, key).map_err(|source| BackupError::Archive {
+        archive: request.archive.clone(),
+        source,
+    })
+}
+
+/// What a restore from backup `m` in `location` asks for: the archive, and
+/// what it is checked against (its manifest's size, SHA-256 and seal).
+pub fn restore_request(location: &Location, m: &Manifest, force: bool) -> RestoreRequest {
+    RestoreRequest {
+        archive: location.file(&m.archive),
+        taken_at: m.taken_at.clone(),
+        private_address: m.private_address.clone(),
+        force,
+        size: m.sha256.as_ref().map(|_| m.size),
+        sha256: m.sha256.clone(),
+        sealed_for: m.sealed.as_ref().map(|_| m.cluster_id.clone()),
+    }
+}
+
+/// [`read_archive`]'s checks on the bytes read.
+fn check_and_open(
+    bytes: &[u8],
+    request: &RestoreRequest,
+    key: Option<&[u8]>,
+) -> Result<Vec<u8>, seal::SealError> {
+    if let (Some(size), Some(sha256)) = (request.size, &request.sha256) {
+        seal::check(bytes, size, sha256)?;
+    }
+    match &request.sealed_for {
+        Some(cluster_id) => seal::open(key.ok_or(seal::SealError::NoKey)?, cluster_id, bytes),
+        None => Ok(bytes.to_vec()),
+    }
+}
+
+/// The cluster's backup key from the state store, made and kept there
+/// first when it has none (by the lock holder: the write is fenced).
+pub fn backup_key(store: &dyn crate::state::Store, cluster: &str) -> Result<Vec<u8>> {
+    if let Some(key) = store.file(cluster, seal::KEY_FILE)? {
+        if !key.is_empty() {
+            return Ok(key);
+        }
+    }
+    let key = seal::new_key()?;
+    store.put_file(cluster, seal::KEY_FILE, &key)?;
+    Ok(key)
 }
 
 /// Whether a scheduled backup is due at `now` (unix seconds): none taken
@@ -249,6 +321,8 @@ pub async fn take(
         .backup(&shell)
         .await
         .with_context(|| format!("backing up cluster {name} on {}", chosen.name))?;
+    let key = backup_key(&*session.store, name)?;
+    let sealed = seal::seal(&key, &record.id, &archive.bytes)?;
     let now = std::time::SystemTime::now();
     let stamp = humantime::format_rfc3339_seconds(now).to_string();
     let file_stamp: String = stamp.chars().filter(|c| *c != ':' && *c != '-').collect();
@@ -260,14 +334,23 @@ pub async fn take(
         taken_at: stamp,
         node: chosen.name.clone(),
         private_address: chosen.addresses.as_ref().map(|a| a.private.clone()),
-        size: archive.bytes.len() as u64,
+        size: sealed.len() as u64,
         orchestrator_version: archive.orchestrator_version,
         archive: archive_name.clone(),
+        sha256: Some(seal::sha256_hex(&sealed)),
+        sealed: Some(seal::FORMAT.to_string()),
     };
-    // The archive first: a manifest always names an archive that is there.
-    store.put(&archive_name, &archive.bytes).await?;
+    // The archive first: a manifest always names an archive that is there;
+    // and one whose manifest could not be written is deleted again, so no
+    // archive is left that no listing (and no prune) finds.
+    store.put(&archive_name, &sealed).await?;
     let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serialises");
-    store.put(&manifest.manifest_name(), &json).await?;
+    if let Err(e) = store.put(&manifest.manifest_name(), &json).await {
+        if let Err(cleanup) = store.delete(&archive_name).await {
+            tracing::warn!(archive = %location.file(&archive_name), error = %cleanup, "could not delete the archive whose manifest failed");
+        }
+        return Err(e.into());
+    }
     session.store.add_event(
         name,
         Some(&chosen.name),
@@ -282,20 +365,30 @@ pub async fn take(
     Ok(manifest)
 }
 
-/// The backups of `cluster` in `store`, oldest first.
-pub async fn list(store: &dyn BackupStore, cluster: &str) -> Result<Vec<Manifest>, BackupError> {
+/// The backups of `cluster` in `store`, oldest first: of the cluster with
+/// id `cluster_id` only when one is given (a shared location may hold an
+/// earlier or another store's cluster of the same name). A manifest that
+/// cannot be read, or that names an archive anywhere but beside it, is
+/// skipped with a warning: anyone who can write the location can write
+/// one, and one bad file must not hide every backup.
+pub async fn list(
+    store: &dyn BackupStore,
+    cluster: &str,
+    cluster_id: Option<&str>,
+) -> Result<Vec<Manifest>, BackupError> {
     let mut found = Vec::new();
     for name in store.names().await? {
         if !name.ends_with(".json") {
             continue;
         }
-        let text = store.get(&name).await?;
-        let manifest: Manifest =
-            serde_json::from_slice(&text).map_err(|source| BackupError::BadManifest {
-                location: name.clone(),
-                source,
-            })?;
-        if manifest.cluster == cluster {
+        let manifest = match read_manifest(store, &name).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(manifest = %name, error = %e, "skipped a backup manifest");
+                continue;
+            }
+        };
+        if manifest.cluster == cluster && cluster_id.is_none_or(|id| manifest.cluster_id == id) {
             found.push(manifest);
         }
     }
@@ -303,20 +396,35 @@ pub async fn list(store: &dyn BackupStore, cluster: &str) -> Result<Vec<Manifest
     Ok(found)
 }
 
-/// Deletes all but the newest `keep` backups of `cluster` in `store`
-/// (manifest first, so no manifest ever names a missing archive); returns
-/// the archives deleted.
+/// The manifest `name` of `store`, refused when its archive is not a plain
+/// file name beside it (`/etc/shadow`, `../x`).
+async fn read_manifest(store: &dyn BackupStore, name: &str) -> Result<Manifest, BackupError> {
+    let text = store.get(name).await?;
+    let manifest: Manifest =
+        serde_json::from_slice(&text).map_err(|source| BackupError::BadManifest {
+            location: name.to_string(),
+            source,
+        })?;
+    store::check_name(&manifest.archive)?;
+    Ok(manifest)
+}
+
+/// Deletes all but the newest `keep` backups of the cluster with id
+/// `cluster_id` in `store` (archive first: a failure between leaves a
+/// manifest the next prune finds, never an archive none does); returns the
+/// archives deleted.
 pub async fn prune(
     store: &dyn BackupStore,
     cluster: &str,
+    cluster_id: &str,
     keep: usize,
 ) -> Result<Vec<String>, BackupError> {
-    let all = list(store, cluster).await?;
+    let all = list(store, cluster, Some(cluster_id)).await?;
     let surplus = all.len().saturating_sub(keep);
     let mut deleted = Vec::new();
     for m in &all[..surplus] {
-        store.delete(&m.manifest_name()).await?;
         store.delete(&m.archive).await?;
+        store.delete(&m.manifest_name()).await?;
         deleted.push(m.archive.clone());
     }
     Ok(deleted)
@@ -431,6 +539,8 @@ mod tests {
             size: 4,
             orchestrator_version: "20.10".into(),
             archive: format!("{cluster}-{at}.tar.gz"),
+            sha256: None,
+            sealed: None,
         }
     }
 
@@ -456,12 +566,12 @@ mod tests {
         ] {
             put(&store, &manifest(cluster, at)).await;
         }
-        let web = list(&store, "web").await.unwrap();
+        let web = list(&store, "web", None).await.unwrap();
         assert_eq!(
             web.iter().map(|m| m.taken_at.as_str()).collect::<Vec<_>>(),
             ["20260101T000000Z", "20260102T000000Z", "20260103T000000Z"]
         );
-        let deleted = prune(&store, "web", 2).await.unwrap();
+        let deleted = prune(&store, "web", "id", 2).await.unwrap();
         assert_eq!(deleted, vec!["web-20260101T000000Z.tar.gz".to_string()]);
         let mut names = store.names().await.unwrap();
         names.sort();
@@ -476,11 +586,54 @@ mod tests {
                 "web-20260103T000000Z.tar.gz",
             ]
         );
-        assert!(prune(&store, "web", 5).await.unwrap().is_empty());
+        assert!(prune(&store, "web", "id", 5).await.unwrap().is_empty());
         let none = DirStore {
             dir: dir.path().join("none"),
         };
-        assert!(list(&none, "web").await.unwrap().is_empty());
+        assert!(list(&none, "web", None).await.unwrap().is_empty());
+    }
+
+    /// A shared location holds another cluster named web (another id), a
+    /// manifest that does not parse, and one whose archive is a path: the
+    /// listing skips the two bad ones, and prune deletes only this
+    /// cluster's backups.
+    #[tokio::test]
+    async fn another_cluster_s_backups_and_bad_manifests_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore {
+            dir: dir.path().to_path_buf(),
+        };
+        for at in ["20260101T000000Z", "20260102T000000Z"] {
+            put(&store, &manifest("web", at)).await;
+        }
+        let mut other = manifest("web", "20260103T000000Z");
+        other.cluster_id = "other-id".into();
+        put(&store, &other).await;
+        store.put("web-broken.json", b"{not json").await.unwrap();
+        let mut shadow = manifest("web", "20260104T000000Z");
+        shadow.archive = "/etc/shadow".into();
+        store
+            .put("web-shadow.json", &serde_json::to_vec(&shadow).unwrap())
+            .await
+            .unwrap();
+        let mut up = manifest("web", "20260105T000000Z");
+        up.archive = "../web-x.tar.gz".into();
+        store
+            .put("web-up.json", &serde_json::to_vec(&up).unwrap())
+            .await
+            .unwrap();
+
+        let all = list(&store, "web", None).await.unwrap();
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(all.iter().all(|m| !m.archive.contains('/')));
+        let mine = list(&store, "web", Some("id")).await.unwrap();
+        assert_eq!(mine.len(), 2);
+        assert!(mine.iter().all(|m| m.cluster_id == "id"));
+
+        let deleted = prune(&store, "web", "id", 0).await.unwrap();
+        assert_eq!(deleted.len(), 2);
+        let left = list(&store, "web", None).await.unwrap();
+        assert_eq!(left, vec![other]);
     }
 
     #[test]

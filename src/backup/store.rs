@@ -32,6 +32,12 @@ pub enum BackupError {
     },
     #[error("no backup at {location}")]
     NotFound { location: String },
+    #[error("backup {archive}: {source}")]
+    Archive {
+        archive: String,
+        #[source]
+        source: super::seal::SealError,
+    },
     #[error("{name:?} is not a backup's file name (a manifest may name only a file beside it)")]
     BadName { name: String },
 }
@@ -39,7 +45,7 @@ pub enum BackupError {
 /// A name a store may be asked for: one file beside the others. Names come
 /// from manifests too, which anyone who can write the location can write:
 /// `../x` or `a/b` would reach outside it (a directory store runs as root).
-fn check_name(name: &str) -> Result<&str, BackupError> {
+pub(crate) fn check_name(name: &str) -> Result<&str, BackupError> {
     let plain =
         !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
     plain.then_some(name).ok_or_else(|| BackupError::BadName {

@@ -7,8 +7,7 @@ use std::path::Path;
 
 use crate::bootstrap::scripts::shell_quote;
 use crate::state::{
-    create_private_dir, write_private_file, NodeRecord, StatePaths, Store, StoreError,
-    CLUSTER_FILES,
+    create_private_dir, write_private_file, NodeRecord, StatePaths, Store, StoreError, KEY_FILE,
 };
 
 /// Copies the cluster's files the store keeps (its key, a kubeconfig) into
@@ -20,7 +19,8 @@ pub fn copy_cluster_files(
     paths: &StatePaths,
     cluster: &str,
 ) -> Result<(), StoreError> {
-    for name in CLUSTER_FILES {
+    // What clients read; not the join state, which only the controller does.
+    for name in [KEY_FILE, crate::orchestrator::CLIENT_CONFIG_FILE] {
         let Some(bytes) = store.file(cluster, name)? else {
             continue;
         };

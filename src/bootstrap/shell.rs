@@ -27,7 +27,33 @@ pub enum Output {
     /// Only returned: it holds secrets (join tokens), so it is never logged
     /// and a failure reports no output lines.
     Secret,
+    /// A backup's archive (base64): secret, as [`Output::Secret`], and
+    /// allowed to be large.
+    Archive,
 }
+
+impl Output {
+    /// How much of a script's output is read before it is cut off: what a
+    /// node prints is untrusted, and a node that streams without end must
+    /// not run the daemon out of memory (every cluster's healing with it).
+    pub fn limit(self) -> usize {
+        match self {
+            Output::Log | Output::Quiet => SCRIPT_OUTPUT_LIMIT,
+            Output::Secret => SECRET_OUTPUT_LIMIT,
+            Output::Archive => ARCHIVE_OUTPUT_LIMIT,
+        }
+    }
+}
+
+/// Output read of a script run for its effect (installs print a lot).
+pub const SCRIPT_OUTPUT_LIMIT: usize = 16 << 20;
+/// Output read of a query: a probe, a membership listing (a thousand
+/// members print about 100 KiB).
+pub const QUERY_OUTPUT_LIMIT: usize = 1 << 20;
+/// Output read of a script that prints secrets (tokens, a kubeconfig).
+pub const SECRET_OUTPUT_LIMIT: usize = 1 << 20;
+/// Output read of a backup script: the archive, base64.
+pub const ARCHIVE_OUTPUT_LIMIT: usize = 4 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShellError {
@@ -48,6 +74,12 @@ pub enum ShellError {
         node: String,
         script: String,
         after: Duration,
+    },
+    #[error("node {node}: script {script} printed more than {limit} bytes, so it was cut off there and its output not used (what a node prints is untrusted: look at the node)")]
+    OutputLimit {
+        node: String,
+        script: String,
+        limit: usize,
     },
     #[error("node {node}: cannot write log {}: {source}", path.display())]
     Log {
@@ -78,6 +110,44 @@ fn tail_text(tail: &[String]) -> String {
             tail.len(),
             tail.join("\n  ")
         )
+    }
+}
+
+/// A script's output, read up to a limit: past it, reading stops (the
+/// command's channel is closed) and the script fails as cut off.
+struct Capture {
+    bytes: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl Capture {
+    fn new(limit: usize) -> Capture {
+        Capture {
+            bytes: Vec::new(),
+            limit,
+            over: false,
+        }
+    }
+
+    fn take(&mut self, chunk: &[u8]) -> std::ops::ControlFlow<()> {
+        if self.bytes.len() + chunk.len() > self.limit {
+            self.over = true;
+            return std::ops::ControlFlow::Break(());
+        }
+        self.bytes.extend_from_slice(chunk);
+        std::ops::ControlFlow::Continue(())
+    }
+
+    fn text(self, node: &str, script: &str) -> Result<String, ShellError> {
+        if self.over {
+            return Err(ShellError::OutputLimit {
+                node: node.to_string(),
+                script: script.to_string(),
+                limit: self.limit,
+            });
+        }
+        Ok(String::from_utf8_lossy(&self.bytes).into_owned())
     }
 }
 
@@ -194,11 +264,11 @@ impl NodeShell {
 
         let mut log = match output {
             Output::Log => Some(self.open_log(script)?),
-            Output::Quiet | Output::Secret => None,
+            Output::Quiet | Output::Secret | Output::Archive => None,
         };
+        let mut capture = Capture::new(output.limit());
         let run = async {
             let stdin = run_input(&text, input);
-            let mut captured = Vec::new();
             let mut pending = Vec::new();
             let code = self
                 .session
@@ -206,7 +276,7 @@ impl NodeShell {
                     &run_command(self.sudo(), REMOTE_DIR, &name),
                     Some(&stdin),
                     &mut |chunk| {
-                        captured.extend_from_slice(chunk);
+                        let flow = capture.take(chunk);
                         if let Some(f) = log.as_mut() {
                             // Whole lines only, so a token split across chunks is still seen.
                             pending.extend_from_slice(chunk);
@@ -216,15 +286,17 @@ impl NodeShell {
                                     f.write_all(redact(&String::from_utf8_lossy(&line)).as_bytes());
                             }
                         }
+                        flow
                     },
                 )
                 .await?;
             if let (Some(f), false) = (log.as_mut(), pending.is_empty()) {
                 let _ = writeln!(f, "{}", redact(&String::from_utf8_lossy(&pending)));
             }
-            Ok::<_, SshError>((code, String::from_utf8_lossy(&captured).into_owned()))
+            Ok::<_, SshError>(code)
         };
-        let (code, out) = self.within_timeout(script, run).await?;
+        let code = self.within_timeout(script, run).await?;
+        let out = capture.text(self.node(), script)?;
         if let Some(f) = log.as_mut() {
             let _ = writeln!(f, "=== {script}: exit {code}");
         }
@@ -238,18 +310,17 @@ impl NodeShell {
         let text = self.render(script, &[])?;
         debug!(node = %self.node(), script, "running query");
         let command = query_command(self.sudo(), &text);
+        let mut capture = Capture::new(QUERY_OUTPUT_LIMIT);
         let run = async {
-            let mut captured = Vec::new();
             let code = self
                 .session
-                .exec(&command, None, &mut |chunk| {
-                    captured.extend_from_slice(chunk)
-                })
+                .exec(&command, None, &mut |chunk| capture.take(chunk))
                 .await?;
-            Ok::<_, SshError>((code, String::from_utf8_lossy(&captured).into_owned()))
+            Ok::<_, SshError>(code)
         };
         let started = std::time::Instant::now();
-        let (code, out) = self.within_timeout(script, run).await?;
+        let code = self.within_timeout(script, run).await?;
+        let out = capture.text(self.node(), script)?;
         // With "running query", a timeline shows how long a node took to answer.
         debug!(node = %self.node(), script, code, took = ?started.elapsed(), "query answered");
         self.succeeded(script, code, out, Output::Quiet)
@@ -276,8 +347,8 @@ impl NodeShell {
     async fn within_timeout(
         &self,
         script: &str,
-        run: impl std::future::Future<Output = Result<(u32, String), SshError>>,
-    ) -> Result<(u32, String), ShellError> {
+        run: impl std::future::Future<Output = Result<u32, SshError>>,
+    ) -> Result<u32, ShellError> {
         Ok(tokio::time::timeout(self.timeout, run)
             .await
             .map_err(|_| ShellError::Timeout {
@@ -301,7 +372,7 @@ impl NodeShell {
         }
         let tail = match output {
             Output::Log | Output::Quiet => last_lines(&redact(&out), TAIL_LINES),
-            Output::Secret => Vec::new(),
+            Output::Secret | Output::Archive => Vec::new(),
         };
         Err(ShellError::Failed {
             node: self.node().to_string(),
@@ -376,6 +447,26 @@ fn last_lines(text: &str, n: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_past_its_limit_stops_the_reading_and_fails_named() {
+        let mut capture = Capture::new(10);
+        assert!(capture.take(b"12345").is_continue());
+        assert!(capture.take(b"67890").is_continue());
+        assert!(capture.take(b"x").is_break());
+        let err = capture.text("web-worker-1", "swarm/probe.sh").unwrap_err();
+        assert!(matches!(err, ShellError::OutputLimit { limit: 10, .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains("web-worker-1") && text.contains("more than 10 bytes"),
+            "{text}"
+        );
+        let mut within = Capture::new(10);
+        assert!(within.take(b"0123456789").is_continue());
+        assert_eq!(within.text("n", "s").unwrap(), "0123456789");
+        // A probe's limit is far below a backup's.
+        assert!(QUERY_OUTPUT_LIMIT * 1000 < Output::Archive.limit());
+    }
 
     #[test]
     fn a_query_reaches_bash_as_written() {

@@ -369,12 +369,14 @@ impl SshSession {
     }
 
     /// Runs `command`, feeding `stdin` and passing output chunks to
-    /// `on_output` as they arrive. Returns the exit status.
+    /// `on_output` as they arrive; when it answers `Break`, the channel is
+    /// closed (the command's output pipe with it) and 255 returned. Returns
+    /// the exit status.
     pub async fn exec(
         &self,
         command: &str,
         stdin: Option<&[u8]>,
-        mut on_output: impl FnMut(&[u8]) + Send,
+        mut on_output: impl FnMut(&[u8]) -> std::ops::ControlFlow<()> + Send,
     ) -> Result<u32, SshError> {
         let protocol = |what: &'static str| {
             let node = self.node.clone();
@@ -400,12 +402,22 @@ impl SshSession {
         channel.eof().await.map_err(protocol("stdin"))?;
         let mut status = None;
         while let Some(msg) = channel.wait().await {
-            match msg {
+            let flow = match msg {
                 ChannelMsg::Data { ref data } => on_output(data),
                 ChannelMsg::ExtendedData { ref data, .. } => on_output(data),
-                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                ChannelMsg::ExitSignal { .. } => status = status.or(Some(255)),
-                _ => {}
+                ChannelMsg::ExitStatus { exit_status } => {
+                    status = Some(exit_status);
+                    std::ops::ControlFlow::Continue(())
+                }
+                ChannelMsg::ExitSignal { .. } => {
+                    status = status.or(Some(255));
+                    std::ops::ControlFlow::Continue(())
+                }
+                _ => std::ops::ControlFlow::Continue(()),
+            };
+            if flow.is_break() {
+                let _ = channel.close().await;
+                return Ok(255);
             }
         }
         status.ok_or_else(|| SshError::Protocol {

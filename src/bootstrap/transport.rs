@@ -3,6 +3,7 @@
 //! the controller's in-process tests use an in-memory double, as bollard's
 //! tests use a mock transport.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,12 +21,13 @@ pub trait Transport: Send + Sync {
     /// The node's host key, as an OpenSSH public key line.
     fn host_key(&self) -> &str;
     /// Runs `command`, feeding `stdin` and passing output chunks to
-    /// `on_output` as they arrive. Returns the exit status.
+    /// `on_output` as they arrive; when it answers `Break`, the command's
+    /// channel is closed and nothing more is read. Returns the exit status.
     async fn exec(
         &self,
         command: &str,
         stdin: Option<&[u8]>,
-        on_output: &mut (dyn for<'c> FnMut(&'c [u8]) + Send),
+        on_output: &mut (dyn for<'c> FnMut(&'c [u8]) -> ControlFlow<()> + Send),
     ) -> Result<u32, SshError>;
     /// Whether the connection is known to be gone (the peer or the network
     /// closed it). A connection to a machine that vanished without a word
@@ -88,7 +90,7 @@ impl Transport for SshSession {
         &self,
         command: &str,
         stdin: Option<&[u8]>,
-        on_output: &mut (dyn for<'c> FnMut(&'c [u8]) + Send),
+        on_output: &mut (dyn for<'c> FnMut(&'c [u8]) -> ControlFlow<()> + Send),
     ) -> Result<u32, SshError> {
         SshSession::exec(self, command, stdin, |chunk: &[u8]| on_output(chunk)).await
     }

@@ -188,7 +188,7 @@ pub enum Command {
         /// Time between passes (a 10 % jitter is added); at least 1s.
         #[arg(long, default_value = "30s", value_parser = parse_interval)]
         interval: std::time::Duration,
-        /// Run one pass of every cluster and exit (non-zero if a cluster failed).
+        /// Run one pass of every cluster and exit (non-zero if a cluster failed); with etcd state, of this daemon's share when other daemons run.
         #[arg(long)]
         once: bool,
         /// Clusters reconciled at once; each cluster has its own timer, so
@@ -248,10 +248,18 @@ pub enum Command {
         #[arg(long, value_name = "BACKUP|DIR|S3-URL")]
         from: Option<String>,
         /// Restore although a manager's machine is still there and does not
-        /// answer (it is deleted: say so only when it is dead, not cut off),
-        /// or the backup is of an earlier cluster of the same name.
+        /// answer (it is deleted: say so only when it is dead, not cut off).
         #[arg(long)]
         force: bool,
+        /// Restore a backup of another cluster of this name (an earlier one,
+        /// or another state store's), by that cluster's id; without it only
+        /// this cluster's own backups are used.
+        #[arg(long, value_name = "ID")]
+        cluster_id: Option<String>,
+        /// Restore a backup taken before provision recorded archives' sizes
+        /// and SHA-256, which cannot be checked.
+        #[arg(long)]
+        unverified: bool,
         /// Print what the restore would do and change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -337,6 +345,18 @@ pub enum BackupCommand {
         /// Where they are (default: beside the state, backups/NAME/).
         #[arg(long, value_name = "DIR|S3-URL")]
         from: Option<String>,
+    },
+    /// Read a backup as a restore would, check its size, SHA-256 and seal
+    /// against its manifest, and list what it holds; changes nothing.
+    Verify {
+        name: String,
+        /// A backup's archive or manifest, or a location whose newest backup
+        /// of the cluster is checked (default: beside the state).
+        #[arg(long, value_name = "BACKUP|DIR|S3-URL")]
+        from: Option<String>,
+        /// A backup of another cluster of this name, by that cluster's id.
+        #[arg(long, value_name = "ID")]
+        cluster_id: Option<String>,
     },
 }
 
@@ -526,6 +546,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         } => backup::list(&global, &name, from.as_deref()).await,
         Command::Backup {
+            list:
+                Some(BackupCommand::Verify {
+                    name,
+                    from,
+                    cluster_id,
+                }),
+            ..
+        } => backup::verify(&global, &name, from.as_deref(), cluster_id.as_deref()).await,
+        Command::Backup {
             list: None,
             name,
             to,
@@ -538,8 +567,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             from,
             force,
+            cluster_id,
+            unverified,
             dry_run,
-        } => restore::run(&global, &name, from.as_deref(), force, dry_run).await,
+        } => {
+            let flags = restore::Flags {
+                force,
+                cluster_id,
+                unverified,
+                dry_run,
+            };
+            restore::run(&global, &name, from.as_deref(), &flags).await
+        }
         Command::State(StateCommand::Export { to }) => state::export(&global, to.as_deref()),
         Command::State(StateCommand::Import { file, replace }) => {
             state::import(&global, &file, replace)

@@ -1,23 +1,31 @@
-//! `provision restore NAME [--from BACKUP|DIR|S3-URL] [--force] [--dry-run]`:
-//! the cluster's desired state is to be re-formed from a backup; the same
-//! reconcile as every other command then carries it out (a new manager
-//! restored, the other managers joined, the workers rejoined).
+//! `provision restore NAME [--from BACKUP|DIR|S3-URL] [--force]
+//! [--cluster-id ID] [--unverified] [--dry-run]`: the cluster's desired
+//! state is to be re-formed from a backup; the same reconcile as every
+//! other command then carries it out (a new manager restored, the other
+//! managers joined, the workers rejoined). The archive is read and checked
+//! (size, SHA-256, its seal) before anything is changed.
 
 use anyhow::{bail, Context, Result};
 
 use super::session::{self, connect_provider};
 use super::Global;
 use crate::backup::{self, Location, Manifest};
-use crate::spec::RestoreRequest;
 use crate::state::ClusterRecord;
 
-pub async fn run(
-    global: &Global,
-    name: &str,
-    from: Option<&str>,
-    force: bool,
-    dry_run: bool,
-) -> Result<()> {
+/// The command's switches.
+#[derive(Debug, Default)]
+pub struct Flags {
+    /// A manager's machine still there is dead: delete it.
+    pub force: bool,
+    /// Use a backup of the cluster with this id (not this one's).
+    pub cluster_id: Option<String>,
+    /// Accept a backup with no size and SHA-256 to check.
+    pub unverified: bool,
+    pub dry_run: bool,
+}
+
+pub async fn run(global: &Global, name: &str, from: Option<&str>, flags: &Flags) -> Result<()> {
+    let (force, dry_run) = (flags.force, flags.dry_run);
     let session = session::open_unless_dry(global, dry_run)?;
     let _lock = session.lock_unless_dry(name, dry_run)?;
     let mut record = session.cluster_to_change(name)?;
@@ -27,17 +35,20 @@ pub async fn run(
             record.spec.coe
         );
     }
-    let (location, manifest) = find_backup(&session, name, from).await?;
-    check_backup(&record, &manifest, force)?;
+    let wanted_id = flags.cluster_id.as_deref().unwrap_or(&record.id);
+    let (location, manifest) = find_backup(&session, name, wanted_id, from).await?;
+    check_backup(&record, &manifest, flags)?;
     let archive = location.file(&manifest.archive);
     // A restore already under way (a run cut short) is carried on.
     let under_way = record.spec.restore.is_some();
-    record.spec.restore = Some(RestoreRequest {
-        archive: archive.clone(),
-        taken_at: manifest.taken_at.clone(),
-        private_address: manifest.private_address.clone(),
-        force,
-    });
+    let request = backup::restore_request(&location, &manifest, force);
+    // Read and checked now, before anything changes: a flipped byte, a
+    // wrong size or the wrong key is refused with the cluster untouched.
+    let key = session.store.file(name, backup::seal::KEY_FILE)?;
+    backup::read_archive(&request, key.as_deref())
+        .await
+        .with_context(|| format!("cluster {name} is not restored, and nothing was changed"))?;
+    record.spec.restore = Some(request);
     let provider = connect_provider(&record.spec, None).await?;
     let dry = session.dry_run(&record, provider.clone(), &[]).await?;
     if !under_way && !dry.plan.restoring {
@@ -80,9 +91,10 @@ pub async fn run(
 
 /// The backup `from` names: an archive or manifest file, or a location
 /// whose newest backup of the cluster is taken.
-async fn find_backup(
+pub(super) async fn find_backup(
     session: &crate::session::Session,
     name: &str,
+    cluster_id: &str,
     from: Option<&str>,
 ) -> Result<(Location, Manifest)> {
     let names_file = from.is_some_and(|f| f.ends_with(".tar.gz") || f.ends_with(".json"));
@@ -95,7 +107,7 @@ async fn find_backup(
         None => (backup::default_location(session, name), None),
     };
     let store = backup::open(&location).await?;
-    let all = backup::list(&*store, name)
+    let all = backup::list(&*store, name, None)
         .await
         .with_context(|| format!("reading the backups in {location}"))?;
     let manifest = match file {
@@ -113,15 +125,25 @@ async fn find_backup(
                     )
                 })?
         }
-        None => all.into_iter().last().with_context(|| {
-            format!("no backup of cluster {name} in {location}: give one with --from")
-        })?,
+        // The newest of this cluster (by id): never another cluster's of
+        // the same name in a shared location.
+        None => all
+            .into_iter()
+            .rfind(|m| m.cluster_id == cluster_id)
+            .with_context(|| {
+                format!(
+                    "no backup of cluster {name} (id {cluster_id}) in {location}: give one with \
+                     --from, or another cluster's id with --cluster-id (`provision backup list \
+                     {name} --from {location}` lists them)"
+                )
+            })?,
     };
     Ok((location, manifest))
 }
 
-/// A backup restores only into the cluster it was taken of.
-fn check_backup(record: &ClusterRecord, m: &Manifest, force: bool) -> Result<()> {
+/// A backup restores only into the cluster it was taken of (or the one a
+/// person names by id), and only when it can be checked.
+pub(super) fn check_backup(record: &ClusterRecord, m: &Manifest, flags: &Flags) -> Result<()> {
     let name = &record.spec.name;
     if m.coe != record.spec.coe.to_string() {
         bail!(
@@ -142,13 +164,22 @@ fn check_backup(record: &ClusterRecord, m: &Manifest, force: bool) -> Result<()>
             );
         }
     }
-    if m.cluster_id != record.id && !force {
+    let wanted = flags.cluster_id.as_deref().unwrap_or(&record.id);
+    if m.cluster_id != wanted {
         bail!(
-            "the backup {} was taken of an earlier cluster named {name} (id {}; this one is {}): \
-             add --force to restore it into this one",
+            "the backup {} is of another cluster named {name} (id {}; this one is {}): add \
+             --cluster-id {} to restore it into this one",
             m.archive,
             m.cluster_id,
-            record.id
+            record.id,
+            m.cluster_id
+        );
+    }
+    if m.sha256.is_none() && !flags.unverified {
+        bail!(
+            "the backup {} has no SHA-256 in its manifest (taken before provision recorded \
+             them), so it cannot be checked: add --unverified to restore it anyway",
+            m.archive
         );
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use provision_provider::Provider;
 
 use super::Global;
@@ -53,7 +53,16 @@ impl Session {
         let ctx = ClusterContext::new(&*self.store, record.clone())?;
         let controller = self.controller(provider, &record.spec, reporter.clone());
         controller.clear_backoff(&ctx)?;
-        let result = controller.converge(&ctx).await;
+        let result = tokio::select! {
+            result = controller.converge(&ctx) => result,
+            () = self.lock_lost(name) => {
+                reporter.finish();
+                bail!(
+                    "lost cluster {name}'s lock in {} while reconciling it (this process was stopped, or etcd was out of reach, for longer than the lock's TTL): stopped, writing and running nothing more, as another command or daemon may hold the cluster now; run the same command again to continue",
+                    self.store.location()
+                );
+            }
+        };
         reporter.finish();
         let nodes = self.store.nodes(name)?;
         self.write_client_files(record, &nodes)?;

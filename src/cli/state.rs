@@ -83,6 +83,12 @@ pub fn import(global: &Global, file: &Path, replace: bool) -> Result<()> {
             export.format
         );
     }
+    // Every cluster checked before any is imported: nothing of a crafted
+    // export is written.
+    for c in &export.clusters {
+        c.check()
+            .with_context(|| format!("{}: nothing imported", file.display()))?;
+    }
     let session = session::open(global)?;
     let here: Vec<String> = session
         .store

@@ -20,11 +20,7 @@ use crate::bootstrap::NodeShell;
 use crate::orchestrator::reported::refuse_probe;
 use crate::orchestrator::{JoinSecrets, Member, NodeProbe};
 use crate::secret::Secret;
-use crate::state::{NodePhase, NodeRecord};
-
-/// The file in a cluster's directory that keeps what the next join
-/// credentials fetch needs (0600: it holds Kubernetes' certificate key).
-const JOIN_STATE_FILE: &str = "join-state";
+use crate::state::{NodePhase, NodeRecord, JOIN_STATE_FILE};
 
 /// How often a new machine's addresses are looked for.
 const ADDRESS_POLL: Duration = Duration::from_secs(1);
@@ -83,6 +79,7 @@ impl Controller {
             listing: Mutex::new(None),
         };
 
+        self.store.still_held(ctx.name())?;
         // Records first: a crash after this point finds them.
         for change in &plan.changes {
             match change {
@@ -197,47 +194,49 @@ impl Run<'_> {
     /// holds the state of its backup (Kubernetes: the kubeadm-certs Secret
     /// encrypted with the certificate key of that time), so a key kept
     /// since would fail every control-plane join until it expired. The next
-    /// fetch makes new credentials.
-    fn forget_join_state(&self, node: &str) -> Result<(), ControllerError> {
-        let path = self
+    /// fetch makes new credentials. (Kept empty: the store has no delete
+    /// of one file, and empty reads as nothing kept.)
+    fn forget_join_state(&self) -> Result<(), ControllerError> {
+        self.ctl
+            .store
+            .put_file(self.ctx.name(), JOIN_STATE_FILE, b"")?;
+        Ok(())
+    }
+
+    /// The archive a restore names, checked and opened with the cluster's
+    /// backup key (from the state store).
+    async fn restore_archive(
+        &self,
+        request: &crate::spec::RestoreRequest,
+    ) -> Result<Secret, ControllerError> {
+        let key = self
             .ctl
-            .paths
-            .cluster_dir(self.ctx.name())
-            .join(JOIN_STATE_FILE);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ControllerError::Node {
-                node: node.to_string(),
-                message: format!("cannot drop the join state in {}: {e}", path.display()),
-            }),
-        }
+            .store
+            .file(self.ctx.name(), crate::backup::seal::KEY_FILE)?;
+        Ok(crate::backup::read_archive(request, key.as_deref()).await?)
     }
 
     /// Join credentials from `manager`, handing it what the cluster's last
     /// fetch asked to keep and keeping what this one asks (per cluster, so
     /// it does not matter which manager answers).
     async fn join_secrets(&self, manager: &NodeShell) -> Result<JoinSecrets, ControllerError> {
-        let path = self
+        let name = self.ctx.name();
+        let kept = self
             .ctl
-            .paths
-            .cluster_dir(self.ctx.name())
-            .join(JOIN_STATE_FILE);
-        let kept = std::fs::read_to_string(&path)
-            .ok()
-            .map(|s| Secret::new(s.trim().to_string()));
+            .store
+            .file(name, JOIN_STATE_FILE)?
+            .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+            .filter(|kept| !kept.is_empty())
+            .map(Secret::new);
         let secrets = self
             .ctl
             .orchestrator
             .join_secrets(manager, kept.as_ref())
             .await?;
         if let Some(keep) = &secrets.keep {
-            crate::state::write_private_file(&path, keep.expose().as_bytes()).map_err(|e| {
-                ControllerError::Node {
-                    node: manager.node().to_string(),
-                    message: format!("cannot keep the join state in {}: {e}", path.display()),
-                }
-            })?;
+            self.ctl
+                .store
+                .put_file(name, JOIN_STATE_FILE, keep.expose().as_bytes())?;
         }
         Ok(secrets)
     }
@@ -336,6 +335,9 @@ impl Run<'_> {
         let mut shell: Option<Arc<NodeShell>> = self.connections.get(node);
         let mut address = self.addresses_of(node);
         for step in steps {
+            // A pass whose lock was lost starts nothing more on a node or
+            // the cloud (its writes are refused too: state/etcd/fence.rs).
+            self.ctl.store.still_held(self.ctx.name())?;
             match step {
                 Action::CreateMachine { role, .. } => {
                     // A new machine: no connection of the old one is used.
@@ -374,9 +376,9 @@ impl Run<'_> {
                             message: "the cluster's spec names no backup to restore from".into(),
                         }
                     })?;
-                    let archive = crate::backup::read_archive(&request.archive).await?;
+                    let archive = self.restore_archive(request).await?;
                     self.ctl.orchestrator.restore(s, &archive).await?;
-                    self.forget_join_state(node)?;
+                    self.forget_join_state()?;
                     self.formed(node, s, &addr).await?;
                     warn!(node, backup = %request.archive, "restored the cluster from a backup on this new manager");
                     self.ctl.event(
@@ -707,7 +709,7 @@ impl Run<'_> {
         if role != Role::Manager || !self.ctl.orchestrator.seeds_joining_managers() {
             return Ok(());
         }
-        let archive = crate::backup::read_archive(&request.archive).await?;
+        let archive = self.restore_archive(request).await?;
         self.ctl
             .orchestrator
             .seed_from_backup(shell, &archive)

@@ -24,6 +24,9 @@ pub struct Controller {
     /// Which nodes a reconcile pass probes: every one for a person's
     /// command, membership first for the daemon.
     pub probing: Probing,
+    /// Machines seen gone, for as long as the process lives (the daemon's
+    /// controllers share the session's).
+    pub gone: Arc<super::GoneWatch>,
 }
 
 /// One cluster, as the controller sees it during a run.

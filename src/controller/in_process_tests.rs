@@ -51,6 +51,7 @@ fn world(managers: u32, workers: u32) -> World {
         reporter: Arc::new(LogReporter),
         connector: nodes.clone(),
         probing: Probing::MembershipFirst,
+        gone: Arc::default(),
     };
     World {
         ctl,
@@ -361,6 +362,7 @@ async fn with_no_manager_left_a_restore_re_forms_the_cluster_and_the_workers_rej
         taken_at: "2026-12-01T00:00:00Z".into(),
         private_address: Some(address.clone()),
         force: false,
+        ..Default::default()
     });
     w.ctl.store.put_cluster(&w.ctx.record).unwrap();
 

@@ -10,6 +10,7 @@
 mod act;
 mod connections;
 mod context;
+mod gone_watch;
 mod health;
 #[cfg(test)]
 mod in_memory;
@@ -22,6 +23,7 @@ mod reconcile;
 
 pub use connections::Connections;
 pub use context::{cluster_ref, ClusterContext, Controller, ControllerError};
+pub use gone_watch::GoneWatch;
 pub(crate) use observe::unix_now;
 pub use observe::Probing;
 pub use plan::{plan, Action, Observed, Plan, Probe};

@@ -203,6 +203,8 @@ impl Controller {
         let observed = self
             .look(ctx, &records, FirstContact::Record, probing, connections)
             .await?;
+        let mut observed = observed;
+        observed.gone_for = self.watch_gone(ctx, &records, &observed.machines);
         let records = self.record_observation(ctx, &observed)?;
         Ok((records, observed))
     }
@@ -370,7 +372,31 @@ impl Controller {
             members,
             managers_view,
             refused,
+            gone_for: BTreeMap::new(),
         })
+    }
+
+    /// How long this process has seen each recorded machine gone from the
+    /// listing `machines`, in consecutive listings (quorum recovery's
+    /// evidence, by this process's own clock: [`super::GoneWatch`]).
+    fn watch_gone(
+        &self,
+        ctx: &ClusterContext,
+        records: &[NodeRecord],
+        machines: &[Machine],
+    ) -> BTreeMap<String, Duration> {
+        let gone_for = records
+            .iter()
+            .filter_map(|r| {
+                let gone = r.machine_id.is_some() && !machines.iter().any(|m| m.node == r.name);
+                self.gone
+                    .observe(ctx.name(), &r.name, gone)
+                    .map(|d| (r.name.clone(), d))
+            })
+            .collect();
+        let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+        self.gone.retain(ctx.name(), &names);
+        gone_for
     }
 
     /// Writes addresses, member ids and health seen in `observed` back to

@@ -78,7 +78,7 @@ pub async fn take_if_due(
         // Due by what is known, or nothing known yet: the location says
         // (a person or another daemon may have taken one meanwhile).
         let store = backup::open(&location).await?;
-        let all = backup::list(&*store, name).await?;
+        let all = backup::list(&*store, name, Some(&record.id)).await?;
         let mut known = Known {
             location: key,
             newest: all.last().and_then(backup::Manifest::taken_at_unix),
@@ -96,7 +96,7 @@ pub async fn take_if_due(
         let seconds = started.elapsed().as_secs_f64();
         known.newest = m.taken_at_unix();
         backups.set(name, known.clone());
-        let pruned = backup::prune(&*store, name, policy.keep as usize).await?;
+        let pruned = backup::prune(&*store, name, &record.id, policy.keep as usize).await?;
         Ok::<_, anyhow::Error>(Some((m, seconds, pruned)))
     }
     .await;

@@ -201,15 +201,23 @@ impl Round {
     }
 }
 
-/// One pass of every cluster, `workers` at a time; an error when any failed.
+/// One pass of every cluster this daemon owns, `workers` at a time; an
+/// error when any failed.
 async fn run_once(shared: Arc<Shared>, options: &DaemonOptions, calls: &CallLimit) -> Result<()> {
     let round = Round::begin(calls);
-    let clusters = shared
-        .session
-        .store
-        .clusters()
+    // As a scheduled daemon: with etcd state, only this daemon's share of
+    // the clusters (all of them when no other daemon runs), so a pass of
+    // `--once` never doubles another daemon's.
+    let (all, names) = list_owned(&shared)
+        .await
         .context("reading the state store")?;
-    let names: Vec<String> = clusters.into_iter().map(|c| c.spec.name).collect();
+    if names.len() < all.len() {
+        info!(
+            passed = names.len(),
+            clusters = all.len(),
+            "other daemons own the rest of the clusters: passing this daemon's share"
+        );
+    }
     let count = names.len();
     shared.metrics.set_clusters(count as u64);
     let workers = Arc::new(Semaphore::new(options.workers.max(1)));

@@ -311,7 +311,7 @@ impl Orchestrator for Kubernetes {
 
     async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
         let script = "kubernetes/backup.sh";
-        let out = manager.run(script, &[], None, Output::Secret).await?;
+        let out = manager.run(script, &[], None, Output::Archive).await?;
         parse_archive(manager.node(), script, &out)
     }
 

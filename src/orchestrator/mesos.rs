@@ -341,7 +341,7 @@ impl Orchestrator for Mesos {
 
     async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
         let script = "mesos/backup.sh";
-        let out = manager.run(script, &[], None, Output::Secret).await?;
+        let out = manager.run(script, &[], None, Output::Archive).await?;
         parse_archive(manager.node(), script, &out)
     }
 

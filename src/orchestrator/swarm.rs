@@ -317,7 +317,7 @@ impl Orchestrator for Swarm {
 
     async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
         let script = "swarm/backup.sh";
-        let out = manager.run(script, &[], None, Output::Secret).await?;
+        let out = manager.run(script, &[], None, Output::Archive).await?;
         parse_archive(manager.node(), script, &out)
     }
 

@@ -352,7 +352,7 @@ pub const MIN_BACKUP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A restore the cluster's desired state asks for: the cluster re-formed on
 /// a new first manager from the archive, then the rest joined to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreRequest {
     /// Where the archive is (a local path, or an `s3://` URL).
     pub archive: String,
@@ -367,6 +367,17 @@ pub struct RestoreRequest {
     /// cut off.
     #[serde(default)]
     pub force: bool,
+    /// The archive's size and SHA-256 as its manifest says: checked before
+    /// anything is restored from it. Absent only for a backup taken before
+    /// provision recorded them, restored as `--unverified` asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The cluster id the archive is sealed for (with the cluster's backup
+    /// key); absent for an archive kept in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_for: Option<String>,
 }
 
 #[cfg(test)]

@@ -23,9 +23,63 @@ pub struct ClusterExport {
     pub files: BTreeMap<String, String>,
 }
 
+/// Why an export is refused before anything of it is imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("the export's cluster name is refused: {0}")]
+    ClusterName(#[source] crate::spec::SpecError),
+    #[error("cluster {cluster} in the export has node {node:?} ({role} {index}), which is not that cluster's name for it ({expected}): the export was not written by `provision state export`, or was changed since")]
+    NodeName {
+        cluster: String,
+        node: String,
+        role: String,
+        index: u32,
+        expected: String,
+    },
+    #[error("cluster {cluster} in the export has a file {file:?}; a cluster keeps only {}: the export was not written by `provision state export`, or was changed since", CLUSTER_FILES.join(", "))]
+    UnknownFile { cluster: String, file: String },
+    #[error("cluster {cluster} in the export has file {file} in other than base64")]
+    FileEncoding { cluster: String, file: String },
+}
+
 impl ClusterExport {
     pub fn file(&self, name: &str) -> Option<Vec<u8>> {
         self.files.get(name).and_then(|b| STANDARD.decode(b).ok())
+    }
+
+    /// Refuses what an import would write anywhere but the cluster's own
+    /// records and files: an export is input from elsewhere, and its names
+    /// become keys, and with SQLite, paths (`clusters/NAME/FILE`, node logs).
+    pub fn check(&self) -> Result<(), ExportError> {
+        let cluster = &self.record.spec.name;
+        crate::spec::validate_cluster_name(cluster).map_err(ExportError::ClusterName)?;
+        for n in &self.nodes {
+            let expected = crate::spec::node_name(cluster, n.role, n.index);
+            if n.cluster != *cluster || n.name != expected {
+                return Err(ExportError::NodeName {
+                    cluster: cluster.clone(),
+                    node: n.name.clone(),
+                    role: n.role.as_str().to_string(),
+                    index: n.index,
+                    expected,
+                });
+            }
+        }
+        for (file, contents) in &self.files {
+            if !CLUSTER_FILES.contains(&file.as_str()) {
+                return Err(ExportError::UnknownFile {
+                    cluster: cluster.clone(),
+                    file: file.clone(),
+                });
+            }
+            if STANDARD.decode(contents).is_err() {
+                return Err(ExportError::FileEncoding {
+                    cluster: cluster.clone(),
+                    file: file.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ mod records;
 mod sqlite;
 
 pub use etcd::EtcdStore;
-pub use export::{export_cluster, ClusterExport};
+pub use export::{export_cluster, ClusterExport, ExportError};
 pub use location::{EtcdTarget, EtcdTls, StateLocation};
 pub use lock::{ClusterLock, Holder, LockError};
 pub use off_workers::OffWorkers;
@@ -52,6 +52,12 @@ pub enum StoreError {
         call: String,
         after: std::time::Duration,
     },
+    #[error("state store {location}: {call}: refused, as this process no longer holds cluster {cluster}'s lock (its lease ran out: the process was stopped or etcd was out of reach for longer than the lock's TTL), so another command or daemon may hold it now; nothing more was written. Run the command again: it continues from the state as it is")]
+    LockLost {
+        location: String,
+        cluster: String,
+        call: String,
+    },
     #[error("state store {path}: record {what} is corrupt: {message}")]
     Corrupt {
         path: String,
@@ -63,14 +69,39 @@ pub enum StoreError {
 /// The name of the cluster's SSH private key among its files.
 pub const KEY_FILE: &str = "id_ed25519";
 
-/// The files a cluster keeps beside its records: its SSH key, and the
-/// orchestrator's client configuration once there is one.
-pub const CLUSTER_FILES: [&str; 2] = [KEY_FILE, crate::orchestrator::CLIENT_CONFIG_FILE];
+/// The files a cluster keeps beside its records: its SSH key, the
+/// orchestrator's client configuration once there is one, the join state
+/// the next join needs, and its backup key.
+pub const CLUSTER_FILES: [&str; 4] = [
+    KEY_FILE,
+    crate::orchestrator::CLIENT_CONFIG_FILE,
+    JOIN_STATE_FILE,
+    BACKUP_KEY_FILE,
+];
+
+/// The key the cluster's backups are sealed with (backup/seal.rs): 32
+/// random bytes, made at its first backup. Without it (and an export of
+/// the state keeps it) its backups cannot be read.
+pub const BACKUP_KEY_FILE: &str = "backup-key";
+
+/// What the last join-credentials fetch asked to keep for the next one
+/// (Kubernetes: the certificate key of the uploaded control-plane certs),
+/// secret. In the store, so every host's commands and daemons hand out the
+/// same one.
+pub const JOIN_STATE_FILE: &str = "join-state";
 
 /// The controller's view of persistent state.
 pub trait Store: Send + Sync {
     /// Where the store is, for messages: the SQLite file or the etcd URL.
     fn location(&self) -> String;
+
+    /// Refuses once this process may no longer act for `cluster`: its
+    /// lock on it is lost (etcd's lease, by this process's own clock). A
+    /// file lock cannot be lost; nor can a cluster this process holds no
+    /// lock on.
+    fn still_held(&self, _cluster: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     fn put_cluster(&self, cluster: &ClusterRecord) -> Result<(), StoreError>;
     fn cluster(&self, name: &str) -> Result<Option<ClusterRecord>, StoreError>;

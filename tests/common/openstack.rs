@@ -16,8 +16,9 @@ pub struct OpenStackCloud {
 }
 
 /// A test's turn on the OpenStack test cloud: this process's tests in turn,
-/// and the other test binaries' too (scripts/test-lanes.sh runs them side by
-/// side), by an exclusive flock on one file of the shared target directory.
+/// and other test binaries' run at the same time (two `cargo test --test`
+/// side by side), by an exclusive flock on one file of the shared target
+/// directory.
 pub struct Turn {
     _in_process: MutexGuard<'static, ()>,
     _across_processes: std::fs::File,

@@ -126,9 +126,11 @@ impl Transport for Shell {
         &self,
         command: &str,
         _stdin: Option<&[u8]>,
-        on_output: &mut (dyn for<'c> FnMut(&'c [u8]) + Send),
+        on_output: &mut (dyn for<'c> FnMut(&'c [u8]) -> std::ops::ControlFlow<()> + Send),
     ) -> Result<u32, SshError> {
-        on_output(format!("in-memory node {}: no shell for {command:?}\n", self.node).as_bytes());
+        let _ = on_output(
+            format!("in-memory node {}: no shell for {command:?}\n", self.node).as_bytes(),
+        );
         Ok(127)
     }
     fn is_closed(&self) -> bool {

@@ -107,6 +107,10 @@ pub struct Observed {
     /// Reports of nodes or members that were not used (not in a form an
     /// orchestrator makes), each with why: they become events.
     pub refused: Vec<String>,
+    /// How long this process has itself seen each node's machine missing
+    /// from the listing, in consecutive listings, by its own monotonic
+    /// clock: quorum recovery's evidence (controller/gone_watch.rs).
+    pub gone_for: BTreeMap<String, std::time::Duration>,
 }
 
 /// One step the actor takes.

@@ -1,7 +1,10 @@
 //! Quorum recovery: when the cloud confirms that a majority of the
-//! managers' machines are gone for good (not listed, or failed, and seen
-//! so `lost_timeout` apart: never merely unreachable, which is what a
-//! network partition looks like) and no manager can list the members, the
+//! managers' machines are gone for good (no longer listed, in every listing
+//! this process made for `lost_timeout` by its own clock: never merely
+//! unreachable, which is what a network partition looks like, and never
+//! stopped or in ERROR, where the guest may still run with its state, as
+//! Nova's ERROR does not say the guest stopped) and no manager can list
+//! the members, the
 //! cluster is re-formed on a surviving manager that answers for itself
 //! (Docker: "Recover from losing the quorum", `docker swarm init
 //! --force-new-cluster`). That pass does nothing else; the gone managers
@@ -14,7 +17,7 @@
 use provision_provider::Role;
 
 use super::{Action, Decisions, Inputs, NodeView};
-use crate::controller::health::{is_due, Condition};
+use crate::controller::health::Condition;
 use crate::spec::Coe;
 
 /// The orchestrators whose `recovers_quorum` is true (a unit test keeps
@@ -38,14 +41,16 @@ pub(super) fn lost_quorum(input: &Inputs, views: &[NodeView], d: &mut Decisions)
     if managers.len() < 2 {
         return false;
     }
-    let policy = &input.spec.health;
+    let lost_timeout = input.spec.health.lost_timeout;
     let gone: Vec<&&NodeView> = managers
         .iter()
         .filter(|v| {
-            matches!(
-                v.condition,
-                Condition::MachineGone | Condition::MachineError(_)
-            ) && is_due(policy, v.record, &v.condition, input.now)
+            v.condition == Condition::MachineGone
+                && input
+                    .observed
+                    .gone_for
+                    .get(v.name())
+                    .is_some_and(|seen| *seen >= lost_timeout)
         })
         .collect();
     if gone.len() <= managers.len() / 2 {
@@ -182,13 +187,57 @@ mod tests {
         );
     }
 
+    /// Machines the cloud lists in ERROR, or stopped then in ERROR once, are
+    /// never enough, however long the records say (Nova's ERROR does not
+    /// say the guest stopped: re-forming beside it could split the swarm).
+    #[test]
+    fn managers_in_error_or_stopped_then_in_error_never_trigger_it() {
+        for states in [
+            [
+                MachineState::Error("No valid host was found".into()),
+                MachineState::Error("No valid host was found".into()),
+            ],
+            [
+                MachineState::Stopped,
+                MachineState::Error("hypervisor lost".into()),
+            ],
+        ] {
+            let (mut records, mut observed) = converged(3, 1);
+            observed.members = None;
+            observed.managers_view = None;
+            for (name, state) in ["web-manager-2", "web-manager-3"].into_iter().zip(states) {
+                let m = observed
+                    .machines
+                    .iter_mut()
+                    .find(|m| m.node == name)
+                    .unwrap();
+                m.state = state;
+                observed.probes.remove(name);
+                seen_lost(&mut records, name);
+            }
+            let p = plan(&spec(3, 1), &records, &observed, NOW);
+            assert!(
+                !p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })),
+                "{:?}",
+                p.actions()
+            );
+        }
+    }
+
     #[test]
     fn it_waits_for_lost_timeout_needs_a_majority_and_a_survivor() {
-        // Gone on the first look only: the grace has not passed.
-        let (mut records, observed) = two_managers_gone();
-        for r in records.iter_mut().filter(|r| r.role == Role::Manager) {
-            r.unhealthy_since = Some(NOW);
+        // Gone in this process's listings for less than lost_timeout: not
+        // due, though the records (wall times another host may have
+        // written, or a stop an hour ago) say an hour.
+        let (records, mut observed) = two_managers_gone();
+        for seen in observed.gone_for.values_mut() {
+            *seen = std::time::Duration::from_secs(1);
         }
+        let p = plan(&spec(3, 1), &records, &observed, NOW);
+        assert!(!p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })));
+        // Not seen gone by this process at all (another host's records).
+        let (records, mut observed) = two_managers_gone();
+        observed.gone_for.clear();
         let p = plan(&spec(3, 1), &records, &observed, NOW);
         assert!(!p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })));
         // One of three gone: the others keep quorum; the normal path applies.

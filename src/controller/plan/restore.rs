@@ -200,6 +200,7 @@ mod tests {
             taken_at: "2026-12-01T00:00:00Z".into(),
             private_address: Some("10.0.0.2".into()),
             force,
+            ..Default::default()
         });
         s
     }

@@ -105,6 +105,9 @@ pub(super) fn converged(managers: u32, workers: u32) -> (Vec<NodeRecord>, Observ
 pub(super) fn lose_machine(records: &mut [NodeRecord], observed: &mut Observed, node: &str) {
     observed.machines.retain(|m| m.node != node);
     observed.probes.remove(node);
+    observed
+        .gone_for
+        .insert(node.to_string(), std::time::Duration::from_secs(3600));
     seen_lost(records, node);
 }
 

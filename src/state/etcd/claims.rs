@@ -22,8 +22,9 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch, Mutex};
 use tracing::{debug, info, warn};
 
+use super::fence::Vouched;
 use super::keys::Keys;
-use super::lock::keep_alive;
+use super::lock::{keep_alive, lease_margin};
 use super::{put_if_absent, EtcdStore, Pool};
 use crate::state::lock::hostname;
 
@@ -121,6 +122,7 @@ impl Claims {
         let ttl = self.ttl;
         let key = self.keys.daemon(&self.id);
         let value = serde_json::to_vec(&crate::state::Holder::me()).expect("serialises");
+        let asked = tokio::time::Instant::now();
         let id = self
             .call("register the daemon", move |mut client| {
                 let (key, value) = (key.clone(), value.clone());
@@ -138,6 +140,7 @@ impl Claims {
             self.pool.clone(),
             id,
             ttl,
+            Vouched::until(asked + ttl - lease_margin(ttl)),
             tx,
             format!("daemon {}", self.id),
         ));

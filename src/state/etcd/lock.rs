@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::warn;
 
+use super::fence::{Fence, Fences, Vouched};
 use super::{put_if_absent, run_within, EtcdStore, Pool};
 use crate::state::{Holder, LockError, StoreError};
 
@@ -20,6 +21,8 @@ pub const LOCK_TTL: Duration = Duration::from_secs(10);
 
 pub struct EtcdLock {
     pool: Arc<Pool>,
+    fences: Fences,
+    cluster: String,
     lease: i64,
     runtime: Arc<super::ClientRuntime>,
     location: String,
@@ -43,6 +46,10 @@ impl EtcdLock {
         let location = store.location.clone();
         let what = format!("lock {}", store.keys().shown(&key));
         let pool = store.pool();
+        // Vouched for from before the grant: etcd counts the TTL from when
+        // it granted the lease, which is later.
+        let asked = Instant::now();
+        let lock_key = key.clone();
         let taken = run_within(
             store.runtime(),
             pool,
@@ -68,16 +75,29 @@ impl EtcdLock {
                 });
             }
         };
+        let vouched = Vouched::until(asked + LOCK_TTL - lease_margin(LOCK_TTL));
         let (tx, lost) = watch::channel(false);
+        store.fences().hold(
+            cluster,
+            Fence {
+                key: lock_key,
+                lease,
+                vouched: vouched.clone(),
+                lost: lost.clone(),
+            },
+        );
         let keeper = store.runtime().spawn(keep_alive(
             store.pool().clone(),
             lease,
             LOCK_TTL,
+            vouched,
             tx,
             cluster.to_string(),
         ));
         Ok(EtcdLock {
             pool: store.pool().clone(),
+            fences: store.fences().clone(),
+            cluster: cluster.to_string(),
             lease,
             runtime: store.runtime().clone(),
             location,
@@ -115,38 +135,48 @@ async fn take(
     Ok(Taken::Busy(value))
 }
 
-/// Renews `lease` every third of its TTL; says "lost" once a renewal has
-/// not succeeded for so long that etcd may have dropped it (or etcd says
-/// it has).
+/// How much sooner than etcd a holder stops counting on its lease: the
+/// renewal's own round trip, and the servers' clock against ours.
+pub(crate) fn lease_margin(ttl: Duration) -> Duration {
+    ttl / 5
+}
+
+/// Renews `lease` every third of its TTL and moves `vouched` on after each
+/// renewal (from the time it was sent, so the round trip is not counted
+/// twice); says "lost" as soon as `vouched` passes without a renewal, or
+/// etcd says the lease is gone. It wakes at that deadline rather than at
+/// the next renewal, so a holder learns it before etcd frees the key.
 pub(crate) async fn keep_alive(
     pool: Arc<Pool>,
     lease: i64,
     ttl: Duration,
+    vouched: Vouched,
     lost: watch::Sender<bool>,
     what: String,
 ) {
-    // A margin for clocks and the renewal's own round trip.
-    let margin = ttl / 5;
-    let mut vouched_until = Instant::now() + ttl - margin;
+    let margin = lease_margin(ttl);
     loop {
-        tokio::time::sleep(ttl / 3).await;
-        let renewed = tokio::time::timeout(ttl / 3, pool.call(move |c| renew(c, lease))).await;
+        let deadline = vouched.deadline();
+        tokio::time::sleep_until(deadline.min(Instant::now() + ttl / 3)).await;
+        if Instant::now() >= deadline {
+            warn!(%what, "the etcd lease was not renewed in time: no longer held");
+            let _ = lost.send(true);
+            return;
+        }
+        let sent = Instant::now();
+        let renewed = tokio::time::timeout_at(deadline, pool.call(move |c| renew(c, lease))).await;
         match renewed {
             Ok(Ok(left)) if left > 0 => {
-                vouched_until = Instant::now() + Duration::from_secs(left as u64) - margin;
+                vouched.set(sent + Duration::from_secs(left as u64).saturating_sub(margin));
             }
             Ok(Ok(_)) => {
                 warn!(%what, "etcd dropped the lease: no longer held");
+                vouched.set(sent);
                 let _ = lost.send(true);
                 return;
             }
             Ok(Err(e)) => warn!(%what, error = %e, "could not renew the etcd lease"),
             Err(_) => warn!(%what, "renewing the etcd lease timed out"),
-        }
-        if Instant::now() >= vouched_until {
-            warn!(%what, "the etcd lease was not renewed in time: no longer held");
-            let _ = lost.send(true);
-            return;
         }
     }
 }
@@ -166,6 +196,7 @@ async fn renew(mut client: Client, lease: i64) -> Result<i64, etcd_client::Error
 impl Drop for EtcdLock {
     fn drop(&mut self) {
         self.keeper.abort();
+        self.fences.release(&self.cluster, self.lease);
         // Released now rather than at the TTL, so the next command does not
         // find the cluster busy; waited for briefly (the process may exit
         // next), and a failure only means the TTL frees it.

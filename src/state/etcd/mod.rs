@@ -19,6 +19,7 @@
 
 mod claims;
 mod connect;
+mod fence;
 mod keys;
 mod lock;
 mod pool;
@@ -47,6 +48,7 @@ pub struct EtcdStore {
     location: String,
     runtime: Arc<ClientRuntime>,
     events_kept: usize,
+    fences: fence::Fences,
 }
 
 /// The etcd client's own runtime. Dropped in the background: the last
@@ -105,6 +107,7 @@ impl EtcdStore {
             location,
             runtime,
             events_kept: EVENTS_KEPT,
+            fences: fence::Fences::default(),
         })
     }
 
@@ -151,13 +154,47 @@ impl EtcdStore {
             .collect()
     }
 
-    fn put_json<T: Serialize>(&self, key: String, value: &T) -> Result<(), StoreError> {
+    fn put_json<T: Serialize>(
+        &self,
+        cluster: &str,
+        key: String,
+        value: &T,
+    ) -> Result<(), StoreError> {
         let what = format!("put {}", self.keys.shown(&key));
         let bytes = serde_json::to_vec(value).expect("records always serialise");
-        self.run(&what, move |mut c| {
-            let (key, bytes) = (key.clone(), bytes.clone());
-            async move { c.put(key, bytes, None).await.map(|_| ()) }
-        })
+        self.write(cluster, &what, vec![TxnOp::put(key, bytes, None)])
+    }
+
+    /// Carries out `ops` on `cluster`'s keys as one transaction: fenced by
+    /// this process's lock on the cluster when it holds one (see
+    /// [`fence`]), so a holder that lost its lock writes nothing.
+    fn write(&self, cluster: &str, what: &str, ops: Vec<TxnOp>) -> Result<(), StoreError> {
+        let fence = self.fences.of(cluster);
+        let lost = || StoreError::LockLost {
+            location: self.location.clone(),
+            cluster: cluster.to_string(),
+            call: what.to_string(),
+        };
+        let txn = match &fence {
+            Some(f) if !f.vouched.holds() || *f.lost.borrow() => return Err(lost()),
+            Some(f) => Txn::new()
+                .when(vec![Compare::lease(
+                    f.key.clone(),
+                    CompareOp::Equal,
+                    f.lease,
+                )])
+                .and_then(ops),
+            None => Txn::new().and_then(ops),
+        };
+        let done = self.run(what, move |mut c| {
+            let txn = txn.clone();
+            async move { Ok(c.txn(txn).await?.succeeded()) }
+        })?;
+        if done {
+            Ok(())
+        } else {
+            Err(lost())
+        }
     }
 
     fn decode<T: DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -222,6 +259,24 @@ impl EtcdStore {
 
     pub(crate) fn runtime(&self) -> &Arc<ClientRuntime> {
         &self.runtime
+    }
+
+    pub(crate) fn fences(&self) -> &fence::Fences {
+        &self.fences
+    }
+
+    /// Resolves once this process's lock on `cluster` is lost (never when
+    /// it holds none): what a command waits on beside its work, to stop.
+    pub async fn lock_lost(&self, cluster: &str) {
+        match self.fences.of(cluster) {
+            Some(mut fence) => {
+                if fence.lost.wait_for(|lost| *lost).await.is_err() {
+                    // The lock was released: nothing more to stop.
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
     }
 
     /// Keeps the newest `kept` events a cluster (the default is
@@ -294,6 +349,17 @@ impl Store for EtcdStore {
         self.location.clone()
     }
 
+    fn still_held(&self, cluster: &str) -> Result<(), StoreError> {
+        match self.fences.of(cluster) {
+            Some(f) if !f.vouched.holds() || *f.lost.borrow() => Err(StoreError::LockLost {
+                location: self.location.clone(),
+                cluster: cluster.to_string(),
+                call: "the next step".to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn put_cluster(&self, cluster: &ClusterRecord) -> Result<(), StoreError> {
         // As SQLite's upsert: the id and creation time of a stored cluster stay.
         let key = self.keys.cluster(&cluster.spec.name);
@@ -307,7 +373,7 @@ impl Store for EtcdStore {
             None => record.created_at = now.clone(),
         }
         record.updated_at = now;
-        self.put_json(key, &record)
+        self.put_json(&cluster.spec.name, key, &record)
     }
 
     fn cluster(&self, name: &str) -> Result<Option<ClusterRecord>, StoreError> {
@@ -330,31 +396,35 @@ impl Store for EtcdStore {
             }
             record.phase = phase.to_string();
             record.updated_at = now();
-            self.put_json(key, &record)?;
+            self.put_json(name, key, &record)?;
         }
         Ok(())
     }
 
     fn delete_cluster(&self, name: &str) -> Result<(), StoreError> {
-        let keys = self.keys.clone();
-        let name = name.to_string();
-        self.run(&format!("delete cluster {name}"), move |mut c| {
-            let prefix = || Some(DeleteOptions::new().with_prefix());
-            let txn = Txn::new().and_then(vec![
-                TxnOp::delete(keys.cluster(&name), None),
-                TxnOp::delete(keys.nodes(&name), prefix()),
-                TxnOp::delete(keys.resources(&name), prefix()),
-                TxnOp::delete(keys.events(&name), prefix()),
-                TxnOp::delete(keys.files(&name), prefix()),
-            ]);
-            async move { c.txn(txn).await.map(|_| ()) }
-        })
+        let prefix = || Some(DeleteOptions::new().with_prefix());
+        let keys = &self.keys;
+        self.write(
+            name,
+            &format!("delete cluster {name}"),
+            vec![
+                TxnOp::delete(keys.cluster(name), None),
+                TxnOp::delete(keys.nodes(name), prefix()),
+                TxnOp::delete(keys.resources(name), prefix()),
+                TxnOp::delete(keys.events(name), prefix()),
+                TxnOp::delete(keys.files(name), prefix()),
+            ],
+        )
     }
 
     fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
         let mut record = node.clone();
         record.updated_at = now();
-        self.put_json(self.keys.node(&node.cluster, &node.name), &record)
+        self.put_json(
+            &node.cluster,
+            self.keys.node(&node.cluster, &node.name),
+            &record,
+        )
     }
 
     fn nodes(&self, cluster: &str) -> Result<Vec<NodeRecord>, StoreError> {
@@ -370,13 +440,8 @@ impl Store for EtcdStore {
 
     fn delete_node(&self, cluster: &str, node: &str) -> Result<(), StoreError> {
         let key = self.keys.node(cluster, node);
-        self.run(
-            &format!("delete {}", self.keys.shown(&key)),
-            move |mut c| {
-                let key = key.clone();
-                async move { c.delete(key, None).await.map(|_| ()) }
-            },
-        )
+        let what = format!("delete {}", self.keys.shown(&key));
+        self.write(cluster, &what, vec![TxnOp::delete(key, None)])
     }
 
     fn put_resource(&self, cluster: &str, kind: &str, id: &str) -> Result<(), StoreError> {
@@ -388,16 +453,15 @@ impl Store for EtcdStore {
             created_at: now(),
         })
         .expect("records always serialise");
-        self.run(&format!("put {}", self.keys.shown(&key)), move |mut c| {
-            let txn = Txn::new()
-                .when(vec![Compare::create_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    0,
-                )])
-                .and_then(vec![TxnOp::put(key.clone(), value.clone(), None)]);
-            async move { c.txn(txn).await.map(|_| ()) }
-        })
+        let what = format!("put {}", self.keys.shown(&key));
+        let if_absent = Txn::new()
+            .when(vec![Compare::create_revision(
+                key.clone(),
+                CompareOp::Equal,
+                0,
+            )])
+            .and_then(vec![TxnOp::put(key, value, None)]);
+        self.write(cluster, &what, vec![TxnOp::txn(if_absent)])
     }
 
     fn resources(&self, cluster: &str) -> Result<Vec<Resource>, StoreError> {
@@ -417,7 +481,7 @@ impl Store for EtcdStore {
             node: node.map(str::to_string),
             message: message.to_string(),
         };
-        self.put_json(self.keys.new_event(cluster), &event)?;
+        self.put_json(cluster, self.keys.new_event(cluster), &event)?;
         self.prune_events(cluster)
     }
 
@@ -446,11 +510,12 @@ impl Store for EtcdStore {
 
     fn put_file(&self, cluster: &str, name: &str, contents: &[u8]) -> Result<(), StoreError> {
         let key = self.keys.file(cluster, name);
-        let bytes = contents.to_vec();
-        self.run(&format!("put {}", self.keys.shown(&key)), move |mut c| {
-            let (key, bytes) = (key.clone(), bytes.clone());
-            async move { c.put(key, bytes, None).await.map(|_| ()) }
-        })
+        let what = format!("put {}", self.keys.shown(&key));
+        self.write(
+            cluster,
+            &what,
+            vec![TxnOp::put(key, contents.to_vec(), None)],
+        )
     }
 
     fn file(&self, cluster: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -510,11 +575,7 @@ impl Store for EtcdStore {
         let record = ops.remove(0);
         ops.push(record);
         for chunk in ops.chunks(100) {
-            let chunk = chunk.to_vec();
-            self.run(&format!("import cluster {name}"), move |mut c| {
-                let txn = Txn::new().and_then(chunk.clone());
-                async move { c.txn(txn).await.map(|_| ()) }
-            })?;
+            self.write(&name, &format!("import cluster {name}"), chunk.to_vec())?;
         }
         Ok(())
     }
