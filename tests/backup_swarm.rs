@@ -62,22 +62,24 @@ fn a_backup_is_taken_on_a_follower_and_autolock_is_refused() {
     let archive = rows[0].split_whitespace().last().unwrap();
     let mode = std::fs::metadata(archive).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let entries = std::process::Command::new("tar")
+    // Sealed: nothing of the archive reads without the cluster's key.
+    let sealed = std::fs::read(archive).unwrap();
+    assert!(sealed.starts_with(b"PVSEAL01"), "not sealed");
+    let tar = std::process::Command::new("tar")
         .args(["-tzf", archive])
         .output()
         .unwrap();
-    let entries = String::from_utf8_lossy(&entries.stdout);
+    assert!(!tar.status.success(), "a sealed archive read as a tar");
+    // Opened and checked with the key from the state, it holds the raft
+    // state and the certificates.
+    let entries = c.ok(&["backup", "verify", &c.name, "--from", archive]);
     assert!(
-        entries.lines().any(|l| l.starts_with("swarm/raft/")),
+        entries.contains("size and SHA-256 as its manifest says, sealed"),
         "{entries}"
     );
-    assert!(
-        entries
-            .lines()
-            .any(|l| l.starts_with("swarm/certificates/")),
-        "{entries}"
-    );
-
+    assert!(entries.contains("  swarm/raft/"), "{entries}");
+    assert!(entries.contains("  swarm/certificates/"), "{entries}");
+    assert_tampering_is_refused(&c, &dir, archive);
     // The follower's engine is back and it rejoined: three Ready managers,
     // the config still defined.
     wait_until(
@@ -210,4 +212,59 @@ fn a_backup_goes_to_s3_and_a_restore_comes_from_there() {
     );
     assert!(configs.contains("provision-s3-test"), "{configs}");
     assert_eq!(containers(&c.name).len(), 1);
+}
+
+/// A flipped byte, a wrong size, a manifest naming a file elsewhere, and a
+/// backup of another cluster of the same name: each refused before anything
+/// is read into the cluster (verify and restore say why); the listing skips
+/// what is not this location's.
+fn assert_tampering_is_refused(c: &Cluster, dir: &std::path::Path, archive: &str) {
+    let original = std::fs::read(archive).unwrap();
+    let manifest_path = archive.replace(".tar.gz", ".json");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    let refused = |args: &[&str], why: &str| {
+        let out = c.run(args);
+        let text = output_text(&out);
+        assert!(!out.status.success(), "{args:?}: {text}");
+        assert!(text.contains(why), "{args:?}: want {why:?} in {text}");
+    };
+    let verify = ["backup", "verify", &c.name, "--from", archive];
+    let restore = ["restore", &c.name, "--from", archive];
+
+    let mut flipped = original.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    std::fs::write(archive, &flipped).unwrap();
+    refused(&verify, "SHA-256");
+    refused(&restore, "SHA-256");
+
+    let mut longer = original.clone();
+    longer.push(0);
+    std::fs::write(archive, &longer).unwrap();
+    refused(&verify, &format!("manifest says {}", original.len()));
+    std::fs::write(archive, &original).unwrap();
+
+    // A manifest that names /etc/shadow, or ../: not a backup of this location.
+    for bad in ["/etc/shadow", "../escape.tar.gz"] {
+        let text = manifest.replace(
+            &format!("\"archive\": \"{}\"", archive.rsplit('/').next().unwrap()),
+            &format!("\"archive\": \"{bad}\""),
+        );
+        assert_ne!(text, manifest);
+        std::fs::write(&manifest_path, &text).unwrap();
+        refused(&verify, "is no backup of cluster");
+    }
+    // Another cluster named the same (another id): neither used by default.
+    let mut other: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    other["cluster_id"] = "0123456789abcdef".into();
+    std::fs::write(&manifest_path, other.to_string()).unwrap();
+    let dir = dir.to_str().unwrap();
+    refused(
+        &["backup", "verify", &c.name, "--from", dir],
+        "no backup of cluster",
+    );
+    refused(&restore, "--cluster-id 0123456789abcdef");
+    std::fs::write(&manifest_path, &manifest).unwrap();
+    let ok = c.ok(&verify);
+    assert!(ok.contains("entries:"), "{ok}");
 }

@@ -215,6 +215,11 @@ fn a_command_stopped_past_its_lease_writes_and_runs_nothing_more() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let said = std::fs::read_to_string(&stderr).unwrap();
+    eprintln!(
+        "measured: stopped {:.1}s; the resumed command said:\n{}",
+        stopped.elapsed().as_secs_f64(),
+        said.lines().rev().take(3).collect::<Vec<_>>().join("\n")
+    );
     assert!(!ended.success(), "{said}");
     assert!(
         said.contains(&format!("cluster {name}'s lock"))

@@ -197,6 +197,10 @@ impl Drop for EtcdLock {
     fn drop(&mut self) {
         self.keeper.abort();
         self.fences.release(&self.cluster, self.lease);
+        // A lease already lost is etcd's to have dropped: nothing to release.
+        if *self.lost.borrow() {
+            return;
+        }
         // Released now rather than at the TTL, so the next command does not
         // find the cluster busy; waited for briefly (the process may exit
         // next), and a failure only means the TTL frees it.
