@@ -267,4 +267,11 @@ fn assert_tampering_is_refused(c: &Cluster, dir: &std::path::Path, archive: &str
     std::fs::write(&manifest_path, &manifest).unwrap();
     let ok = c.ok(&verify);
     assert!(ok.contains("entries:"), "{ok}");
+    record_fault_row(FaultRow {
+        id: "29",
+        fault: "a backup archive with one flipped byte, one byte longer; a manifest naming /etc/shadow or ../; another cluster's backup of the same name",
+        happened: "verify and restore refused each before reading anything into the cluster (SHA-256, size, not a backup of this location, --cluster-id asked)".into(),
+        remediations: "0".into(),
+        left_over: "none".into(),
+    });
 }

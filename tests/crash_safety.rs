@@ -168,3 +168,70 @@ fn a_second_command_on_a_busy_cluster_is_told_who_holds_it() {
     );
     kill9(&mut child);
 }
+
+/// What `docker top` lists of a container's processes ("" while it is not there).
+fn processes_of(container: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args(["top", container, "-eo", "pid,args"])
+        .output()
+        .expect("docker");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `kill -9` of a command while a script runs on a node: the script, with
+/// what it started, stops on the node within seconds (its SSH connection
+/// is gone; sshd would leave a command without a terminal running), so the
+/// next run does not find it still at work. The next run then installs and
+/// joins the node.
+#[test]
+fn a_killed_command_s_script_stops_on_the_node() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("it-held");
+    c.create(1, 0);
+    let scripts = c.dir().join("held-scripts");
+    std::fs::create_dir_all(scripts.join("swarm")).unwrap();
+    std::fs::write(
+        scripts.join("swarm/install.sh.j2"),
+        "#!/usr/bin/env bash\necho 'install held (test)'\nsleep 317.5 &\nwait\n{% include \"docker/install.sh\" %}\n",
+    )
+    .unwrap();
+    let mut child = c
+        .cmd()
+        .args(["--scripts-dir", scripts.to_str().unwrap()])
+        .args(["scale", &c.name, "--workers", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let worker = format!("{}-worker-1", c.name);
+    wait_until(
+        "the held install running on the worker",
+        Duration::from_secs(120),
+        || processes_of(&worker).contains("sleep 317.5"),
+    );
+    common::kill9(&mut child);
+    let killed = std::time::Instant::now();
+    wait_until(
+        "the held install gone from the worker",
+        Duration::from_secs(20),
+        || !processes_of(&worker).contains("317.5"),
+    );
+    let gone_after = killed.elapsed().as_secs_f64();
+    eprintln!(
+        "measured: kill -9 of the command to its script gone from the node: {gone_after:.1}s"
+    );
+    record_fault_row(FaultRow {
+        id: "30",
+        fault: "kill -9 of `provision scale` while its install script runs (held) on the new worker",
+        happened: format!("the script and its child stopped on the node {gone_after:.1} s later (its SSH connection gone); the next run installed and joined the worker"),
+        remediations: "0".into(),
+        left_over: "none after destroy".into(),
+    });
+    let out = c.ok(&["scale", &c.name, "--workers", "1"]);
+    assert!(out.contains("all healthy"), "{out}");
+    assert_eq!(ready_swarm_nodes(&c), 2);
+    c.ok(&["destroy", &c.name, "--yes"]);
+    assert_eq!(leftovers(&c.name), Vec::<String>::new());
+}

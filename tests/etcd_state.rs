@@ -238,6 +238,13 @@ fn a_command_stopped_past_its_lease_writes_and_runs_nothing_more() {
         machines_before,
         "the resumed holder changed machines"
     );
+    record_fault_row(FaultRow {
+        id: "28",
+        fault: "lost lease mid-pass, two actors at once: `scale --workers 3` stopped (SIGSTOP) past the lock's TTL while adding machines; another machine's `scale --workers 1` meanwhile",
+        happened: "the second took the cluster once the lease ended and finished; the first, resumed, wrote no key, touched no machine and stopped: \"lost cluster …'s lock\"".into(),
+        remediations: "0".into(),
+        left_over: "none (2 machines for 2 nodes)".into(),
+    });
     here.ok(&["destroy", &name, "--yes"]);
     assert_eq!(leftovers(&name), Vec::<String>::new());
 }

@@ -672,3 +672,53 @@ fn a_hostname_that_would_run_a_command_on_a_manager_is_refused() {
         left_over: "its Swarm entry (Down, refused) for an operator".into(),
     });
 }
+
+/// The largest resident size any waited-for child of this test reached, in MiB.
+fn children_max_rss_mib() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+/// Every node's probe prints without end (`yes`): each is cut off at the
+/// probe's limit and reported as such, the node counted unreachable, and
+/// `heal` stays within a fixed memory bound (without the limit it would
+/// keep the probe's whole output, hundreds of MiB a second over SSH).
+#[test]
+fn a_node_that_prints_without_end_is_cut_off_and_memory_stays_bounded() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("fm-yes");
+    c.create(1, 1);
+    let scripts = c.dir().join("endless-scripts");
+    std::fs::create_dir_all(scripts.join("swarm")).unwrap();
+    std::fs::write(
+        scripts.join("swarm/probe.sh.j2"),
+        "#!/usr/bin/env bash\nexec yes 'endless output from a node'\n",
+    )
+    .unwrap();
+    let out = c.run(&["--scripts-dir", scripts.to_str().unwrap(), "heal", &c.name]);
+    let text = output_text(&out);
+    let rss = children_max_rss_mib();
+    eprintln!(
+        "measured: heal with every probe printing without end: largest child resident {rss:.0} MiB"
+    );
+    assert!(rss < 200.0, "{rss:.0} MiB: {text}");
+    let events = c.recorded_events();
+    assert!(
+        events.contains("swarm/probe.sh printed more than 1048576 bytes, so it was cut off"),
+        "{text}\n{events}"
+    );
+    // The cluster itself is as it was: with the real probe, healthy.
+    let again = c.ok(&["heal", &c.name]);
+    assert!(!again.contains("replacing"), "{again}");
+    record_fault_row(FaultRow {
+        id: "31",
+        fault: "every node's probe prints without end (`yes`), `provision heal`",
+        happened: format!("each probe cut off at 1 MiB and the node counted unreachable, named; heal's largest resident size {rss:.0} MiB"),
+        remediations: "0".into(),
+        left_over: "none".into(),
+    });
+}

@@ -14,8 +14,8 @@ use provision::spec::{Cloud, ClusterTemplate};
 use provision::state::etcd::{Claims, Wake};
 use provision::state::location::EtcdOptions;
 use provision::state::{
-    export_cluster, ClusterLock, ClusterRecord, EtcdStore, LockError, NodeRecord, SqliteStore,
-    StateLocation, Store,
+    export_cluster, ClusterExport, ClusterLock, ClusterRecord, EtcdStore, LockError, NodeRecord,
+    SqliteStore, StateLocation, Store,
 };
 use provision_provider::Role;
 
@@ -398,4 +398,83 @@ fn etcd_with_tls_client_certificates_and_a_password() {
         ..tls
     };
     assert!(open(&no_cert).is_err());
+}
+
+/// A crafted export (a file named `../../…`, a node named `../x`, a
+/// cluster named `../web`) is refused whole by `state import`: nothing is
+/// written, inside the state directory or out of it.
+#[test]
+fn a_crafted_export_writes_nothing_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state").join("state.db");
+    let good = || {
+        let mut record = record("web", "id-web");
+        record.phase = "ready".into();
+        ClusterExport {
+            record,
+            nodes: vec![NodeRecord::new("web", "web-manager-1", Role::Manager, 1)],
+            resources: vec![],
+            events: vec![],
+            files: [("id_ed25519".to_string(), "a2V5".to_string())].into(),
+        }
+    };
+    let mut outside = good();
+    outside
+        .files
+        .insert("../../../planted".into(), "cGxhbnRlZA==".into());
+    let mut node = good();
+    node.nodes[0].name = "../x".into();
+    let mut cluster = good();
+    cluster.record.spec.name = "../web".into();
+    let import = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+            .arg("--state")
+            .arg(&state)
+            .args(["state", "import"])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    for (what, crafted) in [
+        ("a cluster file named ../../../planted", outside),
+        ("a node named ../x", node),
+        ("a cluster named ../web", cluster),
+    ] {
+        let file = dir.path().join("export.json");
+        let export = serde_json::json!({ "format": 1, "from": "crafted", "clusters": [crafted] });
+        std::fs::write(&file, export.to_string()).unwrap();
+        let out = import(&file);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: {text}");
+        assert!(text.contains("nothing imported"), "{what}: {text}");
+        assert!(!state.exists(), "{what}: the state store was created");
+        let planted: Vec<_> = walk(dir.path())
+            .into_iter()
+            .filter(|p| p.ends_with("planted") || p.ends_with("x"))
+            .collect();
+        assert!(planted.is_empty(), "{what}: {planted:?}");
+    }
+    // The same export, uncrafted, imports.
+    let file = dir.path().join("export.json");
+    let export = serde_json::json!({ "format": 1, "from": "crafted", "clusters": [good()] });
+    std::fs::write(&file, export.to_string()).unwrap();
+    let out = import(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every path under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(walk(&path));
+        }
+        all.push(path);
+    }
+    all
 }

@@ -162,12 +162,39 @@ const REMOTE_DIR: &str = "/var/lib/provision/scripts";
 /// of one script at once (two drains through one manager) never run each
 /// other's text; it is then renamed to the script's own name (one rename:
 /// a reader sees a whole file), so the last run is there to read.
-fn run_command(sudo: &str, dir: &str, name: &str) -> String {
+fn run_command(sudo: &str, dir: &str, name: &str, wait: Duration) -> String {
+    let wait = wait.as_secs().max(1);
+    // Stored, then run under the node's lock (one changing script at a time
+    // on a node, whoever started it: two passes' scripts never interleave),
+    // in a session of its own, with a watchdog that kills that session's
+    // processes once the SSH connection that started it is gone (a pass
+    // dropped, a daemon killed: sshd does not end a command without a
+    // terminal when its client goes). The script and the watchdog do not
+    // inherit the lock's descriptor, so nothing the script leaves running
+    // holds the lock.
     let program = format!(
         "mkdir -p {dir} && chmod 0700 {dir} && f=$(mktemp {dir}/{name}.XXXXXX) \
          && IFS= read -r -d '' text && printf '%s' \"$text\" > \"$f\" \
          || {{ echo 'provision: cannot store the script in {dir}' >&2; exit 125; }}; \
-         unset text; bash \"$f\"; rc=$?; mv -f \"$f\" {dir}/{name}; exit $rc"
+         unset text; exec 9>>{dir}/.lock; \
+         if ! flock -w {wait} 9; then \
+           echo 'provision: another provision script kept running on this node for {wait}s (it holds {dir}/.lock); this one did not run' >&2; \
+           rm -f \"$f\"; exit 124; \
+         fi; \
+         conn=$PPID; \
+         while [ \"$conn\" -gt 1 ]; do \
+           case $(cat /proc/$conn/comm 2>/dev/null) in sshd*) break ;; esac; \
+           conn=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$conn/status 2>/dev/null); conn=${{conn:-1}}; \
+         done; \
+         setsid bash \"$f\" <&0 9>&- & child=$!; \
+         if [ \"$conn\" -gt 1 ]; then \
+           ( while kill -0 \"$child\" 2>/dev/null; do \
+               if ! kill -0 \"$conn\" 2>/dev/null; then \
+                 kill -TERM -- -\"$child\" 2>/dev/null; sleep 5; kill -KILL -- -\"$child\" 2>/dev/null; exit 0; \
+               fi; sleep 1; done ) </dev/null >/dev/null 2>&1 9>&- & watchdog=$!; \
+         fi; \
+         wait \"$child\"; rc=$?; [ -n \"${{watchdog:-}}\" ] && kill \"$watchdog\" 2>/dev/null; \
+         mv -f \"$f\" {dir}/{name}; exit $rc"
     );
     format!("{sudo}bash -c {}", super::scripts::shell_quote(&program))
 }
@@ -273,7 +300,7 @@ impl NodeShell {
             let code = self
                 .session
                 .exec(
-                    &run_command(self.sudo(), REMOTE_DIR, &name),
+                    &run_command(self.sudo(), REMOTE_DIR, &name, self.timeout),
                     Some(&stdin),
                     &mut |chunk| {
                         let flow = capture.take(chunk);
@@ -510,37 +537,119 @@ mod tests {
         )
     }
 
+    const WAIT: Duration = Duration::from_secs(30);
+
     #[test]
-    fn runs_of_one_script_at_once_each_run_their_own_text() {
+    fn two_runs_on_one_node_never_overlap_and_each_runs_its_own_text() {
         let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
         let dir = dir.path().join("scripts");
         let dir = dir.to_str().unwrap().to_string();
-        // The first is still running when the second starts and ends: two
-        // drains through one manager can take that order.
+        let script = |who: &str, code: u8| {
+            format!(
+                "echo start {who} >> {log}\nsleep 0.5\necho end {who} >> {log}\necho {who}\nexit {code}\n",
+                log = log.display()
+            )
+        };
+        // Started together: two drains through one manager can be.
         let first = {
-            let dir = dir.clone();
+            let (dir, text) = (dir.clone(), script("a", 3));
             std::thread::spawn(move || {
-                let text = "sleep 0.5\necho first\nexit 3\n";
                 sh_bytes(
-                    &run_command("", &dir, "swarm-drain.sh"),
-                    &run_input(text, None),
+                    &run_command("", &dir, "swarm-drain.sh", WAIT),
+                    &run_input(&text, None),
                 )
             })
         };
-        std::thread::sleep(std::time::Duration::from_millis(100));
         let second = sh_bytes(
-            &run_command("", &dir, "swarm-drain.sh"),
-            &run_input("echo second\n", None),
+            &run_command("", &dir, "swarm-drain.sh", WAIT),
+            &run_input(&script("b", 0), None),
         );
-        assert_eq!(second, (0, "second\n".into()));
-        assert_eq!(first.join().unwrap(), (3, "first\n".into()));
-        // The last run is kept under the script's name; nothing else is left.
-        let kept = format!("{dir}/swarm-drain.sh");
-        assert_eq!(
-            std::fs::read_to_string(&kept).unwrap(),
-            "sleep 0.5\necho first\nexit 3\n"
+        assert_eq!(second, (0, "b\n".into()));
+        assert_eq!(first.join().unwrap(), (3, "a\n".into()));
+        let order = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = order.lines().collect();
+        assert!(
+            lines == ["start a", "end a", "start b", "end b"]
+                || lines == ["start b", "end b", "start a", "end a"],
+            "{order}"
         );
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        // The last run is kept under the script's name, beside the lock.
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".lock", "swarm-drain.sh"]);
+    }
+
+    #[test]
+    fn a_run_that_waits_past_its_deadline_for_the_node_s_lock_does_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().join("scripts");
+        std::fs::create_dir_all(&dir).unwrap();
+        let lock = dir.join(".lock");
+        let mut holder = std::process::Command::new("flock")
+            .arg(&lock)
+            .args(["sleep", "5"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let (code, _) = sh_bytes(
+            &run_command("", dir.to_str().unwrap(), "a.sh", Duration::from_secs(1)),
+            &run_input("echo ran\n", None),
+        );
+        assert_eq!(code, 124);
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+    }
+
+    /// The processes whose command line holds `marker`.
+    fn processes_with(marker: &str) -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .filter(|cmd| String::from_utf8_lossy(cmd).contains(marker))
+            .count()
+    }
+
+    /// A script whose SSH connection goes (here: the process named sshd
+    /// that started it, killed) is stopped, with what it started.
+    #[test]
+    fn a_script_whose_connection_is_gone_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake_sshd = dir.path().join("sshd");
+        std::fs::copy("/bin/bash", &fake_sshd).unwrap();
+        let scripts = dir.path().join("scripts");
+        let marker = format!("31.{}", std::process::id());
+        let command = run_command("", scripts.to_str().unwrap(), "long.sh", WAIT);
+        let mut sshd = std::process::Command::new(&fake_sshd)
+            // `; true`: bash must not exec the command in its own place.
+            .args(["-c", &format!("{command}; true")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let text = format!("sleep {marker} & sleep {marker}\n");
+        use std::io::Write;
+        let mut stdin = sshd.stdin.take().unwrap();
+        stdin.write_all(&run_input(&text, None)).unwrap();
+        drop(stdin);
+        let started = std::time::Instant::now();
+        while processes_with(&marker) < 2 {
+            assert!(started.elapsed() < Duration::from_secs(10), "never started");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        sshd.kill().unwrap();
+        sshd.wait().unwrap();
+        let killed = std::time::Instant::now();
+        while processes_with(&marker) > 0 {
+            assert!(
+                killed.elapsed() < Duration::from_secs(10),
+                "the script outlived its connection"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     #[test]
@@ -553,7 +662,7 @@ mod tests {
         let text = "IFS= read -r token\necho \"got ${#token} chars: \\$x 'q'\"\n\n\nprintf end";
         let secret = Secret::new("SWMTKN-1-abc def".to_string());
         let (code, out) = sh_bytes(
-            &run_command("", dir, "swarm-join.sh"),
+            &run_command("", dir, "swarm-join.sh", WAIT),
             &run_input(text, Some(&secret)),
         );
         // bash's own reading of `\\$x` in double quotes: the stored text is exact.
@@ -566,7 +675,7 @@ mod tests {
     #[test]
     fn a_script_the_node_cannot_store_fails_saying_so() {
         let (code, _) = sh_bytes(
-            &run_command("", "/proc/provision-cannot-be-made", "a.sh"),
+            &run_command("", "/proc/provision-cannot-be-made", "a.sh", WAIT),
             &run_input("echo ran\n", None),
         );
         assert_eq!(code, 125);

@@ -363,11 +363,17 @@ pub enum BackupCommand {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Write every cluster (records, events, resources, SSH key,
-    /// kubeconfig) of --state as JSON: to FILE, or stdout. The output holds
-    /// private keys: keep it as private as the store.
+    /// kubeconfig, join state, backup key) of --state as JSON: to FILE, or
+    /// with --stdout to standard output. The output holds private keys:
+    /// keep it as private as the store.
     Export {
-        #[arg(long, value_name = "FILE")]
+        /// The file to write (mode 0600).
+        #[arg(long, value_name = "FILE", required_unless_present = "stdout")]
         to: Option<PathBuf>,
+        /// Print it on standard output instead (keys included: for a pipe
+        /// into `state import -`, not a terminal or a file of the umask's mode).
+        #[arg(long, conflicts_with = "to")]
+        stdout: bool,
     },
     /// Read what `state export` wrote into --state; a cluster already
     /// there is refused unless --replace.
@@ -579,7 +585,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             restore::run(&global, &name, from.as_deref(), &flags).await
         }
-        Command::State(StateCommand::Export { to }) => state::export(&global, to.as_deref()),
+        Command::State(StateCommand::Export { to, stdout: _ }) => {
+            state::export(&global, to.as_deref())
+        }
         Command::State(StateCommand::Import { file, replace }) => {
             state::import(&global, &file, replace)
         }

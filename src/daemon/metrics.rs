@@ -279,10 +279,18 @@ impl Metrics {
 }
 
 /// Serves `GET /metrics` on `addr` until the task is dropped.
+/// Scrapes answered at once; beyond, a connection waits for a turn (a
+/// flood of clients costs a bounded number of tasks and buffers).
+const METRICS_CONNECTIONS: usize = 16;
+/// How long a client may take to read its answer.
+const METRICS_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
+    let turns = Arc::new(tokio::sync::Semaphore::new(METRICS_CONNECTIONS));
     tokio::spawn(async move {
         loop {
+            let turn = turns.clone().acquire_owned().await.expect("never closed");
             let (mut socket, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -295,6 +303,7 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
             };
             let metrics = metrics.clone();
             tokio::spawn(async move {
+                let _turn = turn;
                 let mut buf = [0u8; 1024];
                 let n = match tokio::time::timeout(
                     std::time::Duration::from_secs(5),
@@ -317,8 +326,15 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
                     "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
-                if let Err(e) = socket.write_all(response.as_bytes()).await {
-                    debug!(%peer, error = %e, "metrics client went away");
+                match tokio::time::timeout(
+                    METRICS_WRITE_TIMEOUT,
+                    socket.write_all(response.as_bytes()),
+                )
+                .await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => debug!(%peer, error = %e, "metrics client went away"),
+                    Err(_) => debug!(%peer, "metrics client did not read its answer in time"),
                 }
             });
         }

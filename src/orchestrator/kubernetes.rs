@@ -124,20 +124,66 @@ pub(crate) fn parse_probe(text: &str) -> NodeProbe {
 /// next call, whichever control-plane node answers it.
 fn parse_join(node: &str, text: &str) -> Result<JoinSecrets, ShellError> {
     let get = |key| field(text, key);
-    match (get("token"), get("ca_hash"), get("certificate_key")) {
-        (Some(token), Some(hash), Some(key)) => Ok(JoinSecrets {
-            worker: Secret::new(format!("{token} {hash}")),
-            manager: Secret::new(format!("{token} {hash} {key}")),
-            keep: get("certificate_key_expires")
-                .map(|expires| Secret::new(format!("{key} {expires}"))),
-        }),
-        _ => Err(ShellError::unreadable(
-            node,
-            "kubernetes/join-tokens.sh",
+    let unreadable =
+        |message: String| ShellError::unreadable(node, "kubernetes/join-tokens.sh", message);
+    let (Some(token), Some(hash), Some(key)) =
+        (get("token"), get("ca_hash"), get("certificate_key"))
+    else {
+        return Err(unreadable(
             "the control plane printed no complete join credentials".into(),
-        )),
+        ));
+    };
+    // What a node prints is untrusted, and these go on a command line of
+    // every joining node: only kubeadm's own forms pass (named, never shown).
+    for (name, value, form, what) in [
+        (
+            "token",
+            &token,
+            &*BOOTSTRAP_TOKEN,
+            "a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}",
+        ),
+        (
+            "ca_hash",
+            &hash,
+            &*CA_CERT_HASH,
+            "sha256: and 64 hex digits",
+        ),
+        (
+            "certificate_key",
+            &key,
+            &*CERTIFICATE_KEY,
+            "64 hex digits (32 bytes)",
+        ),
+    ] {
+        if !form.is_match(value) {
+            return Err(unreadable(format!(
+                "the control plane's {name} is not of kubeadm's form ({what})"
+            )));
+        }
     }
+    let expires = get("certificate_key_expires");
+    if let Some(e) = &expires {
+        if e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(unreadable(
+                "the control plane's certificate_key_expires is not a unix time".into(),
+            ));
+        }
+    }
+    Ok(JoinSecrets {
+        worker: Secret::new(format!("{token} {hash}")),
+        manager: Secret::new(format!("{token} {hash} {key}")),
+        keep: expires.map(|expires| Secret::new(format!("{key} {expires}"))),
+    })
 }
+
+/// kubeadm's forms (k8s.io/cluster-bootstrap's BootstrapTokenPattern; a
+/// `--discovery-token-ca-cert-hash` pin; `--certificate-key`, 32 bytes hex).
+static BOOTSTRAP_TOKEN: std::sync::LazyLock<regex_lite::Regex> =
+    std::sync::LazyLock::new(|| regex_lite::Regex::new(r"^[a-z0-9]{6}\.[a-z0-9]{16}$").unwrap());
+static CA_CERT_HASH: std::sync::LazyLock<regex_lite::Regex> =
+    std::sync::LazyLock::new(|| regex_lite::Regex::new(r"^sha256:[a-f0-9]{64}$").unwrap());
+static CERTIFICATE_KEY: std::sync::LazyLock<regex_lite::Regex> =
+    std::sync::LazyLock::new(|| regex_lite::Regex::new(r"^[a-f0-9]{64}$").unwrap());
 
 fn member_vars(member: &Member) -> Vec<(&'static str, Value)> {
     vec![
@@ -336,16 +382,22 @@ impl Orchestrator for Kubernetes {
 mod tests {
     use super::*;
 
+    const HASH: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const KEY: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
     #[test]
     fn join_credentials_keep_the_certificate_key_and_its_expiry() {
         let j = parse_join(
             "k-manager-2",
-            "token=abc.def\nca_hash=sha256:00\ncertificate_key=k3y\ncertificate_key_expires=1700\n",
+            &format!("token=abcdef.0123456789abcdef\nca_hash={HASH}\ncertificate_key={KEY}\ncertificate_key_expires=1700\n"),
         )
         .unwrap();
-        assert_eq!(j.worker.expose(), "abc.def sha256:00");
-        assert_eq!(j.manager.expose(), "abc.def sha256:00 k3y");
-        assert_eq!(j.keep.unwrap().expose(), "k3y 1700");
+        assert_eq!(j.worker.expose(), format!("abcdef.0123456789abcdef {HASH}"));
+        assert_eq!(
+            j.manager.expose(),
+            format!("abcdef.0123456789abcdef {HASH} {KEY}")
+        );
+        assert_eq!(j.keep.unwrap().expose(), format!("{KEY} 1700"));
         assert!(parse_join("k-manager-1", "token=abc.def\n").is_err());
     }
 
@@ -356,6 +408,36 @@ mod tests {
        "status":{"conditions":[{"type":"Ready","status":"False"}]}},
       {"metadata":{"name":"k-worker-2"},"status":{"conditions":[{"type":"Ready","status":"Unknown"}]}}
     ]}"#;
+
+    /// Credentials not of kubeadm's form are refused, named, never shown.
+    #[test]
+    fn join_credentials_of_another_form_are_refused() {
+        let good = [
+            ("token", "abcdef.0123456789abcdef"),
+            ("ca_hash", HASH),
+            ("certificate_key", KEY),
+            ("certificate_key_expires", "1700"),
+        ];
+        for (field, bad) in [
+            ("token", "abc.def"),
+            (
+                "token",
+                "abcdef.0123456789abcdef --ignore-preflight-errors=all",
+            ),
+            ("ca_hash", "sha256:00"),
+            ("ca_hash", "md5:0123456789abcdef0123456789abcdef"),
+            ("certificate_key", "k3y; rm -rf /"),
+            ("certificate_key_expires", "soon"),
+        ] {
+            let text: String = good
+                .iter()
+                .map(|(k, v)| format!("{k}={}\n", if *k == field { bad } else { v }))
+                .collect();
+            let err = parse_join("k-manager-1", &text).unwrap_err().to_string();
+            assert!(err.contains(field), "{field}: {err}");
+            assert!(!err.contains(bad), "{field}: the value shown: {err}");
+        }
+    }
 
     #[test]
     fn members_come_from_the_ready_condition_and_the_control_plane_label() {
@@ -415,13 +497,13 @@ mod tests {
     fn join_credentials_stay_secret_and_differ_by_role() {
         let s = parse_join(
             "m",
-            "token=abcdef.0123456789abcdef\nca_hash=sha256:00ff\ncertificate_key=c0ffee\n",
+            &format!("token=abcdef.0123456789abcdef\nca_hash={HASH}\ncertificate_key={KEY}\n"),
         )
         .unwrap();
-        assert_eq!(s.worker.expose(), "abcdef.0123456789abcdef sha256:00ff");
+        assert_eq!(s.worker.expose(), format!("abcdef.0123456789abcdef {HASH}"));
         assert_eq!(
             s.manager.expose(),
-            "abcdef.0123456789abcdef sha256:00ff c0ffee"
+            format!("abcdef.0123456789abcdef {HASH} {KEY}")
         );
         assert!(!format!("{s:?}").contains("abcdef"));
         assert!(parse_join("m", "token=abcdef.0123456789abcdef\n").is_err());

@@ -101,6 +101,7 @@ impl EtcdStore {
             pool.deadline(),
             |mut c| async move { c.status().await.map(|_| ()) },
         )?;
+        warn_if_plain(target);
         Ok(EtcdStore {
             pool,
             keys: Keys::new(&target.prefix),
@@ -285,6 +286,32 @@ impl EtcdStore {
         self.events_kept = kept;
         self
     }
+}
+
+/// Says once a process that the store is reached without TLS beyond this
+/// machine: the clusters' SSH keys, kubeconfigs and backup keys cross the
+/// network in clear then.
+fn warn_if_plain(target: &EtcdTarget) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if plain_beyond_loopback(&target.endpoints) {
+        WARNED.call_once(|| {
+            tracing::warn!(
+                state = %target.shown(),
+                "etcd is reached over plain http: the clusters' SSH keys, kubeconfigs and backup keys cross the network in clear; give --etcd-cacert (TLS) and a client certificate or user"
+            )
+        });
+    }
+}
+
+/// Whether any endpoint is plain http to another machine.
+fn plain_beyond_loopback(endpoints: &[String]) -> bool {
+    endpoints.iter().any(|e| {
+        let Some(host) = e.strip_prefix("http://") else {
+            return false;
+        };
+        let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+        !(name == "localhost" || name == "[::1]" || name.starts_with("127."))
+    })
 }
 
 /// Runs `call` through `pool` on `runtime` from any thread (inside an
@@ -578,5 +605,23 @@ impl Store for EtcdStore {
             self.write(&name, &format!("import cluster {name}"), chunk.to_vec())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod plain_tests {
+    #[test]
+    fn plain_http_beyond_loopback_is_told_apart() {
+        let e = |list: &[&str]| {
+            super::plain_beyond_loopback(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert!(!e(&[
+            "http://127.0.0.1:2379",
+            "http://localhost:2379",
+            "http://[::1]:2379"
+        ]));
+        assert!(!e(&["https://10.0.0.5:2379"]));
+        assert!(e(&["http://127.0.0.1:2379", "http://10.0.0.5:2379"]));
+        assert!(e(&["http://etcd.example.internal:2379"]));
     }
 }
