@@ -316,6 +316,8 @@ pub async fn take(
             chosen.name
         );
     }
+    // The copy stops a manager's engine: not by a holder that lost the lock.
+    session.store.still_held(name)?;
     let archive = controller
         .orchestrator
         .backup(&shell)
@@ -343,6 +345,7 @@ pub async fn take(
     // The archive first: a manifest always names an archive that is there;
     // and one whose manifest could not be written is deleted again, so no
     // archive is left that no listing (and no prune) finds.
+    session.store.still_held(name)?;
     store.put(&archive_name, &sealed).await?;
     let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serialises");
     if let Err(e) = store.put(&manifest.manifest_name(), &json).await {
@@ -610,18 +613,18 @@ mod tests {
         other.cluster_id = "other-id".into();
         put(&store, &other).await;
         store.put("web-broken.json", b"{not json").await.unwrap();
-        let mut shadow = manifest("web", "20260104T000000Z");
-        shadow.archive = "/etc/shadow".into();
-        store
-            .put("web-shadow.json", &serde_json::to_vec(&shadow).unwrap())
-            .await
-            .unwrap();
-        let mut up = manifest("web", "20260105T000000Z");
-        up.archive = "../web-x.tar.gz".into();
-        store
-            .put("web-up.json", &serde_json::to_vec(&up).unwrap())
-            .await
-            .unwrap();
+        // Manifests naming an archive anywhere but beside them.
+        for (file, archive) in [
+            ("web-shadow.json", "/etc/shadow"),
+            ("web-up.json", "../web-x.tar.gz"),
+        ] {
+            let mut bad = manifest("web", "20260104T000000Z");
+            bad.archive = archive.into();
+            store
+                .put(file, &serde_json::to_vec(&bad).unwrap())
+                .await
+                .unwrap();
+        }
 
         let all = list(&store, "web", None).await.unwrap();
         assert_eq!(all.len(), 3, "{all:?}");
