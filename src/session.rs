@@ -14,7 +14,7 @@ use provision_provider_openstack::{OpenStackOptions, OpenStackProvider};
 
 use crate::bootstrap::client_files::{copy_cluster_files, write_client_files};
 use crate::bootstrap::{Scripts, SshConnector};
-use crate::controller::{Controller, GoneWatch, Probing};
+use crate::controller::{Controller, GoneWatch, Probing, Stop};
 use crate::orchestrator;
 use crate::progress::Reporter;
 use crate::spec::{Cloud, ClusterSpec};
@@ -33,6 +33,9 @@ pub struct Session {
     pub scripts: Arc<Scripts>,
     /// Machines this process saw gone, shared by the session's controllers.
     pub gone: Arc<GoneWatch>,
+    /// Asked on the daemon's SIGTERM: its controllers' passes stop at their
+    /// next step.
+    pub stop: Arc<Stop>,
 }
 
 impl Session {
@@ -51,6 +54,7 @@ impl Session {
                     etcd: None,
                     scripts,
                     gone: Arc::default(),
+                    stop: Arc::default(),
                 })
             }
             StateLocation::Etcd(target) => {
@@ -66,6 +70,7 @@ impl Session {
                     etcd: Some(store),
                     scripts,
                     gone: Arc::default(),
+                    stop: Arc::default(),
                 })
             }
         }
@@ -163,6 +168,7 @@ impl Session {
             connector: Arc::new(SshConnector),
             probing: Probing::EveryNode,
             gone: self.gone.clone(),
+            stop: self.stop.clone(),
         }
     }
 }

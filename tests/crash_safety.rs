@@ -235,3 +235,106 @@ fn a_killed_command_s_script_stops_on_the_node() {
     c.ok(&["destroy", &c.name, "--yes"]);
     assert_eq!(leftovers(&c.name), Vec::<String>::new());
 }
+
+/// SIGTERM to the daemon while its pass runs a script on a node: the
+/// daemon starts nothing more and waits, within `--drain-timeout`, for
+/// that script to end before it gives up the lock (its next step, the
+/// join, is left for the next run); past the drain time the pass is
+/// dropped and the script is stopped on the node. The next run finishes.
+#[test]
+fn a_stopped_daemon_waits_for_its_node_script_and_drops_it_past_the_drain_time() {
+    if skip_docker_tests() {
+        return;
+    }
+    let c = Cluster::new("it-drain");
+    c.create(1, 0);
+    let worker = format!("{}-worker-1", c.name);
+    let scripts = c.dir().join("held-scripts");
+    std::fs::create_dir_all(scripts.join("swarm")).unwrap();
+    let scripts = scripts.to_str().unwrap().to_string();
+    let hold = |script: &str, seconds: &str, then: &str| {
+        std::fs::write(
+            std::path::Path::new(&scripts).join(format!("swarm/{script}.sh.j2")),
+            format!("#!/usr/bin/env bash\necho '{script} held (test)'\nsleep {seconds} &\nwait\n{then}\n"),
+        )
+        .unwrap();
+    };
+    c.ok(&["scale", &c.name, "--workers", "1", "--no-wait"]);
+
+    // Within the drain time: the script ends, then the daemon leaves.
+    hold(
+        "install",
+        "6.5",
+        "touch /tmp/held-install-ended\n{% include \"docker/install.sh\" %}",
+    );
+    let mut daemon = Daemon::start_with(&c, "2s", &["--scripts-dir", &scripts]);
+    wait_until(
+        "the held install running on the worker",
+        Duration::from_secs(120),
+        || processes_of(&worker).contains("sleep 6.5"),
+    );
+    let signalled = std::time::Instant::now();
+    assert!(
+        daemon.stop(Duration::from_secs(60)),
+        "{}",
+        daemon.log_text()
+    );
+    let left_after = signalled.elapsed().as_secs_f64();
+    let log = daemon.log_text();
+    assert!(log.contains("every pass stopped"), "{log}");
+    assert!(log.contains("pass stopped at a step boundary"), "{log}");
+    assert!(
+        std::process::Command::new("docker")
+            .args(["exec", &worker, "test", "-e", "/tmp/held-install-ended"])
+            .status()
+            .unwrap()
+            .success(),
+        "the install did not run to its end before the daemon left:\n{log}"
+    );
+    assert_eq!(ready_swarm_nodes(&c), 1, "the join ran after the stop");
+    eprintln!("measured: SIGTERM to the daemon's exit, with a script of up to 6.5 s running: {left_after:.1}s");
+
+    // Past the drain time: the pass is dropped and its script stopped.
+    hold("join", "317.5", "exit 1");
+    let mut daemon = Daemon::start_with(
+        &c,
+        "2s",
+        &["--scripts-dir", &scripts, "--drain-timeout", "1s"],
+    );
+    wait_until(
+        "the long held join running on the worker",
+        Duration::from_secs(120),
+        || processes_of(&worker).contains("sleep 317.5"),
+    );
+    let signalled = std::time::Instant::now();
+    assert!(
+        daemon.stop(Duration::from_secs(30)),
+        "{}",
+        daemon.log_text()
+    );
+    let exited = signalled.elapsed().as_secs_f64();
+    let log = daemon.log_text();
+    assert!(
+        log.contains("at the end of the drain time: dropped"),
+        "{log}"
+    );
+    wait_until(
+        "the dropped join gone from the worker",
+        Duration::from_secs(20),
+        || !processes_of(&worker).contains("317.5"),
+    );
+    let gone = signalled.elapsed().as_secs_f64();
+    eprintln!("measured: --drain-timeout 1s: daemon exited {exited:.1}s, script gone {gone:.1}s after SIGTERM");
+    record_fault_row(FaultRow {
+        id: "32",
+        fault: "SIGTERM to the daemon while its pass runs a script (held) on a new worker",
+        happened: format!("no pass started; the script ran to its end and the daemon left {left_after:.1} s after the signal, the join left for the next run; with --drain-timeout 1s a held join was dropped at {exited:.1} s and gone from the node at {gone:.1} s"),
+        remediations: "0".into(),
+        left_over: "none after destroy".into(),
+    });
+    let out = c.ok(&["scale", &c.name, "--workers", "1"]);
+    assert!(out.contains("all healthy"), "{out}");
+    assert_eq!(ready_swarm_nodes(&c), 2);
+    c.ok(&["destroy", &c.name, "--yes"]);
+    assert_eq!(leftovers(&c.name), Vec::<String>::new());
+}

@@ -13,6 +13,7 @@ pub mod seal;
 mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
@@ -112,7 +113,12 @@ pub async fn read_archive_bytes(
     key: Option<&[u8]>,
 ) -> Result<Vec<u8>, BackupError> {
     let (location, name) = Location::of_file(&request.archive)?;
-    let bytes = open(&location).await?.get(&name).await?;
+    // The manifest's size when it has one (the sealed archive's); else
+    // what a node's backup stream may be.
+    let limit = request
+        .size
+        .unwrap_or(crate::bootstrap::Output::Archive.limit() as u64);
+    let bytes = open(&location).await?.get(&name, limit).await?;
     check_and_open(&bytes, request, key).map_err(|source| BackupError::Archive {
         archive: request.archive.clone(),
         source,
@@ -161,16 +167,19 @@ pub fn backup_key(store: &dyn crate::state::Store, cluster: &str) -> Result<Vec<
     Ok(key)
 }
 
-/// Whether a scheduled backup is due at `now` (unix seconds): none taken
-/// yet, or the newest `interval` old. A manifest whose time cannot be read
-/// counts as none, so a backup is taken rather than skipped.
-pub fn due(policy: &BackupPolicy, newest: Option<&Manifest>, now: i64) -> bool {
-    due_after(policy, newest.and_then(Manifest::taken_at_unix), now)
+/// How old a backup taken at `at` is at `now` (both unix seconds, `at`
+/// written by whichever host took it). A time ahead of this host's clock
+/// counts as just taken: counted from it, scheduled backups would stop,
+/// silently, until this clock reached the other host's.
+pub fn age(at: i64, now: i64) -> Duration {
+    Duration::from_secs(now.saturating_sub(at).max(0) as u64)
 }
 
-/// [`due`] from the newest backup's time (unix seconds), when known.
-pub fn due_after(policy: &BackupPolicy, newest_at: Option<i64>, now: i64) -> bool {
-    newest_at.is_none_or(|at| now - at >= policy.interval.as_secs() as i64)
+/// Whether a scheduled backup is due when the newest is `age` old (`None`:
+/// there is none, or its time cannot be read: a backup is taken rather
+/// than skipped).
+pub fn due(policy: &BackupPolicy, age: Option<Duration>) -> bool {
+    age.is_none_or(|age| age >= policy.interval)
 }
 
 /// The location a cluster's scheduled backups go to.
@@ -399,10 +408,13 @@ pub async fn list(
     Ok(found)
 }
 
+/// The most of a manifest read: one this tool writes is under 1 KiB.
+const MANIFEST_LIMIT: u64 = 64 * 1024;
+
 /// The manifest `name` of `store`, refused when its archive is not a plain
 /// file name beside it (`/etc/shadow`, `../x`).
 async fn read_manifest(store: &dyn BackupStore, name: &str) -> Result<Manifest, BackupError> {
-    let text = store.get(name).await?;
+    let text = store.get(name, MANIFEST_LIMIT).await?;
     let manifest: Manifest =
         serde_json::from_slice(&text).map_err(|source| BackupError::BadManifest {
             location: name.to_string(),
@@ -642,16 +654,26 @@ mod tests {
     #[test]
     fn a_scheduled_backup_is_due_when_the_newest_is_an_interval_old() {
         let policy = BackupPolicy {
-            interval: std::time::Duration::from_secs(3600),
+            interval: Duration::from_secs(3600),
             keep: 7,
             to: None,
         };
         let m = manifest("web", "2026-12-01T00:00:00Z");
         let at = m.taken_at_unix().unwrap();
-        assert!(due(&policy, None, at));
-        assert!(!due(&policy, Some(&m), at + 3599));
-        assert!(due(&policy, Some(&m), at + 3600));
-        let unreadable = manifest("web", "yesterday");
-        assert!(due(&policy, Some(&unreadable), at));
+        assert!(due(&policy, None));
+        assert!(!due(&policy, Some(age(at, at + 3599))));
+        assert!(due(&policy, Some(age(at, at + 3600))));
+        assert_eq!(manifest("web", "yesterday").taken_at_unix(), None);
+    }
+
+    #[test]
+    fn a_backup_stamped_ahead_of_this_clock_counts_as_just_taken() {
+        // Another host's clock a day ahead: not "due in a day and an hour".
+        assert_eq!(age(1_000_000 + 86_400, 1_000_000), Duration::ZERO);
+        assert_eq!(age(1_000_000, 1_000_060), Duration::from_secs(60));
+        assert_eq!(
+            age(i64::MIN, i64::MAX),
+            Duration::from_secs(i64::MAX as u64)
+        );
     }
 }

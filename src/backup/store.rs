@@ -38,6 +38,8 @@ pub enum BackupError {
         #[source]
         source: super::seal::SealError,
     },
+    #[error("{location} is larger than the {limit} bytes read here: not one this tool wrote")]
+    TooLarge { location: String, limit: u64 },
     #[error("{name:?} is not a backup's file name (a manifest may name only a file beside it)")]
     BadName { name: String },
 }
@@ -152,7 +154,8 @@ impl Location {
 pub trait BackupStore: Send + Sync {
     /// Writes `name` (mode 0600 where files have modes).
     async fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError>;
-    async fn get(&self, name: &str) -> Result<Vec<u8>, BackupError>;
+    /// Reads `name`, refused when it is larger than `limit` bytes.
+    async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, BackupError>;
     /// The names of the files there.
     async fn names(&self) -> Result<Vec<String>, BackupError>;
     /// Removes `name`; one that is not there is success.
@@ -174,14 +177,30 @@ impl BackupStore for DirStore {
         })
     }
 
-    async fn get(&self, name: &str) -> Result<Vec<u8>, BackupError> {
+    async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, BackupError> {
+        use std::io::Read;
         let path = self.dir.join(check_name(name)?);
-        std::fs::read(&path).map_err(|source| match source.kind() {
+        let io = |source: std::io::Error| match source.kind() {
             std::io::ErrorKind::NotFound => BackupError::NotFound {
                 location: path.display().to_string(),
             },
-            _ => BackupError::Io { path, source },
-        })
+            _ => BackupError::Io {
+                path: path.clone(),
+                source,
+            },
+        };
+        let file = std::fs::File::open(&path).map_err(io)?;
+        let mut bytes = Vec::new();
+        file.take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > limit {
+            return Err(BackupError::TooLarge {
+                location: path.display().to_string(),
+                limit,
+            });
+        }
+        Ok(bytes)
     }
 
     async fn names(&self) -> Result<Vec<String>, BackupError> {
@@ -261,9 +280,9 @@ impl BackupStore for S3Store {
             .map_err(|e| self.error(e))
     }
 
-    async fn get(&self, name: &str) -> Result<Vec<u8>, BackupError> {
+    async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, BackupError> {
         self.objects
-            .get(check_name(name)?)
+            .get(check_name(name)?, limit)
             .await
             .map_err(|e| self.error(e))
     }
@@ -327,7 +346,11 @@ mod tests {
         };
         assert!(store.names().await.unwrap().is_empty());
         store.put("a.tar.gz", b"data").await.unwrap();
-        assert_eq!(store.get("a.tar.gz").await.unwrap(), b"data");
+        assert_eq!(store.get("a.tar.gz", 4).await.unwrap(), b"data");
+        assert!(matches!(
+            store.get("a.tar.gz", 3).await,
+            Err(BackupError::TooLarge { limit: 3, .. })
+        ));
         let mode = std::fs::metadata(dir.path().join("web/a.tar.gz"))
             .unwrap()
             .permissions()
@@ -337,7 +360,7 @@ mod tests {
         store.delete("a.tar.gz").await.unwrap();
         store.delete("a.tar.gz").await.unwrap();
         assert!(matches!(
-            store.get("a.tar.gz").await,
+            store.get("a.tar.gz", 4).await,
             Err(BackupError::NotFound { .. })
         ));
         // A name from a manifest never reaches outside the directory.
@@ -348,7 +371,7 @@ mod tests {
                 "{bad}"
             );
             assert!(matches!(
-                store.get(bad).await,
+                store.get(bad, 4).await,
                 Err(BackupError::BadName { .. })
             ));
         }

@@ -213,6 +213,11 @@ pub enum Command {
         /// this); renewed every third of it.
         #[arg(long, default_value = "10s", value_parser = parse_lease_ttl)]
         lease_ttl: std::time::Duration,
+        /// On SIGTERM or SIGINT, how long passes in flight may take to stop
+        /// at their next step (the script running on a node ends first)
+        /// before they are dropped; a second signal drops them at once.
+        #[arg(long, default_value = "60s", value_parser = parse_drain)]
+        drain_timeout: std::time::Duration,
     },
     /// Back up a cluster's orchestrator state (Swarm: the managers' raft
     /// state, taken on a follower while the others keep quorum); `backup
@@ -436,6 +441,15 @@ fn parse_lease_ttl(text: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// The daemon's drain time on SIGTERM: 0s (drop at once) to 1 h.
+fn parse_drain(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{e}: write e.g. 60s"))?;
+    if d > std::time::Duration::from_secs(3600) {
+        return Err(format!("{text}: give at most 1h"));
+    }
+    Ok(d)
+}
+
 fn parse_role(s: &str) -> Result<provision_provider::Role, String> {
     provision_provider::Role::parse(s)
         .ok_or_else(|| format!("unknown role {s:?}: use manager or worker"))
@@ -535,6 +549,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             max_ssh,
             max_cloud_calls,
             lease_ttl,
+            drain_timeout,
         } => {
             let options = crate::daemon::DaemonOptions {
                 interval,
@@ -544,6 +559,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ssh_connections: max_ssh as usize,
                 cloud_operations: max_cloud_calls as usize,
                 lease_ttl,
+                drain: drain_timeout,
             };
             crate::daemon::run(session::open(&global)?, options).await
         }

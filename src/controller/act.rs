@@ -79,7 +79,7 @@ impl Controller {
             listing: Mutex::new(None),
         };
 
-        self.store.still_held(ctx.name())?;
+        self.may_go_on(ctx.name())?;
         // Records first: a crash after this point finds them.
         for change in &plan.changes {
             match change {
@@ -335,9 +335,9 @@ impl Run<'_> {
         let mut shell: Option<Arc<NodeShell>> = self.connections.get(node);
         let mut address = self.addresses_of(node);
         for step in steps {
-            // A pass whose lock was lost starts nothing more on a node or
-            // the cloud (its writes are refused too: state/etcd/fence.rs).
-            self.ctl.store.still_held(self.ctx.name())?;
+            // A pass whose lock was lost, or whose process is stopping,
+            // starts nothing more on a node or the cloud.
+            self.ctl.may_go_on(self.ctx.name())?;
             match step {
                 Action::CreateMachine { role, .. } => {
                     // A new machine: no connection of the old one is used.

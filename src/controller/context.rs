@@ -27,6 +27,21 @@ pub struct Controller {
     /// Machines seen gone, for as long as the process lives (the daemon's
     /// controllers share the session's).
     pub gone: Arc<super::GoneWatch>,
+    /// Asked by the daemon on SIGTERM: passes stop at their next step.
+    pub stop: Arc<super::Stop>,
+}
+
+impl Controller {
+    /// Whether a pass may take its next step: not once its lock is lost
+    /// (its writes would be refused too: state/etcd/fence.rs), nor once this
+    /// process was asked to stop.
+    pub(super) fn may_go_on(&self, cluster: &str) -> Result<(), ControllerError> {
+        self.store.still_held(cluster)?;
+        if self.stop.asked() {
+            return Err(ControllerError::Stopped);
+        }
+        Ok(())
+    }
 }
 
 /// One cluster, as the controller sees it during a run.
@@ -92,6 +107,8 @@ pub enum ControllerError {
     Ssh(#[from] SshError),
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
+    #[error("stopped before its next step: this process was asked to stop; the next run finishes what is half done")]
+    Stopped,
     #[error("node {node}: {message}")]
     Node { node: String, message: String },
     #[error("{} node(s) failed:\n{}", .0.len(), .0.iter().map(|e| format!("- {e}")).collect::<Vec<_>>().join("\n"))]

@@ -52,6 +52,7 @@ fn world(managers: u32, workers: u32) -> World {
         connector: nodes.clone(),
         probing: Probing::MembershipFirst,
         gone: Arc::default(),
+        stop: Arc::default(),
     };
     World {
         ctl,

@@ -20,6 +20,7 @@ mod observe;
 pub mod plan;
 pub mod quorum;
 mod reconcile;
+mod stop;
 
 pub use connections::Connections;
 pub use context::{cluster_ref, ClusterContext, Controller, ControllerError};
@@ -28,3 +29,4 @@ pub(crate) use observe::unix_now;
 pub use observe::Probing;
 pub use plan::{plan, Action, Observed, Plan, Probe};
 pub use reconcile::{clear_node_backoff, ConvergeReport, DryRun};
+pub use stop::Stop;

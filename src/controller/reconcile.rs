@@ -171,7 +171,7 @@ impl Controller {
         let max_passes = max_passes(&ctx.record.spec);
         for pass in 1..=max_passes {
             // A holder that lost its lock probes nothing more either.
-            self.store.still_held(ctx.name())?;
+            self.may_go_on(ctx.name())?;
             let (records, observed) = self.observe(ctx, self.probing, connections).await?;
             let result = self
                 .plan_and_act(ctx, report, pass, &records, &observed, connections, started)

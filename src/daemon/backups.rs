@@ -30,10 +30,46 @@ pub struct Backups {
 struct Known {
     /// The location it was read from (a changed `backup.to` reads afresh).
     location: String,
-    /// The newest backup's time, unix seconds; `None`: there is none.
-    newest: Option<i64>,
+    /// The newest backup; `None`: there is none.
+    newest: Option<Seen>,
     /// No try before this, after a failure.
     retry_at: Option<Instant>,
+}
+
+/// The newest backup as this process saw it: its time as written, and its
+/// age then by this host's clock, counted on from then by the monotonic
+/// clock. So a time written by a host whose clock is ahead delays the next
+/// backup by at most an interval (counted from when it was first seen, and
+/// kept across listings while the same backup is the newest).
+#[derive(Clone)]
+struct Seen {
+    at: i64,
+    age: Duration,
+    seen: Instant,
+}
+
+impl Seen {
+    fn age_now(&self) -> Duration {
+        self.age + self.seen.elapsed()
+    }
+
+    /// The newest backup, taken at `at`, as seen at `now` (unix seconds):
+    /// as before when it is the one `before` saw.
+    fn of(before: Option<&Seen>, at: Option<i64>, now: i64) -> Option<Seen> {
+        let at = at?;
+        match before {
+            Some(b) if b.at == at => Some(b.clone()),
+            _ => Some(Seen {
+                at,
+                age: backup::age(at, now),
+                seen: Instant::now(),
+            }),
+        }
+    }
+}
+
+fn due(policy: &crate::spec::BackupPolicy, newest: Option<&Seen>) -> bool {
+    backup::due(policy, newest.map(Seen::age_now))
 }
 
 impl Backups {
@@ -69,8 +105,7 @@ pub async fn take_if_due(
         let key = location.to_string();
         let cached = backups.get(name, &key);
         let waiting = cached.as_ref().is_some_and(|k| {
-            k.retry_at.is_some_and(|t| Instant::now() < t)
-                || !backup::due_after(policy, k.newest, now)
+            k.retry_at.is_some_and(|t| Instant::now() < t) || !due(policy, k.newest.as_ref())
         });
         if waiting {
             return Ok(None);
@@ -79,22 +114,24 @@ pub async fn take_if_due(
         // (a person or another daemon may have taken one meanwhile).
         let store = backup::open(&location).await?;
         let all = backup::list(&*store, name, Some(&record.id)).await?;
+        let newest_at = all.last().and_then(backup::Manifest::taken_at_unix);
+        let before = cached.as_ref().and_then(|k| k.newest.as_ref());
         let mut known = Known {
             location: key,
-            newest: all.last().and_then(backup::Manifest::taken_at_unix),
+            newest: Seen::of(before, newest_at, now),
             retry_at: None,
         };
         backups.set(name, known.clone());
-        if let Some(at) = known.newest {
+        if let Some(at) = newest_at {
             metrics.set_backup_last_success(name, at);
         }
-        if !backup::due_after(policy, known.newest, now) {
+        if !due(policy, known.newest.as_ref()) {
             return Ok(None);
         }
         let started = Instant::now();
         let m = backup::take(session, record, &location, false).await?;
         let seconds = started.elapsed().as_secs_f64();
-        known.newest = m.taken_at_unix();
+        known.newest = Seen::of(None, m.taken_at_unix(), crate::controller::unix_now());
         backups.set(name, known.clone());
         let pruned = backup::prune(&*store, name, &record.id, policy.keep as usize).await?;
         Ok::<_, anyhow::Error>(Some((m, seconds, pruned)))
@@ -132,5 +169,53 @@ pub async fn take_if_due(
                 .store
                 .add_event(name, None, &format!("scheduled backup failed: {e:#}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::BackupPolicy;
+
+    /// Short, so a clock shifted back by it stays within the machine's uptime.
+    fn every_10s() -> BackupPolicy {
+        BackupPolicy {
+            interval: Duration::from_secs(10),
+            keep: 7,
+            to: None,
+        }
+    }
+
+    #[test]
+    fn a_backup_stamped_a_day_ahead_delays_the_next_by_one_interval_only() {
+        let now = 1_000_000;
+        let ahead = Seen::of(None, Some(now + 86_400), now).unwrap();
+        assert!(!due(&every_10s(), Some(&ahead)));
+        // An interval on by this process's clock, the wall time still a day behind.
+        let an_interval_on = Seen {
+            seen: Instant::now() - Duration::from_secs(10),
+            ..ahead.clone()
+        };
+        assert!(due(&every_10s(), Some(&an_interval_on)));
+        // Listed again: the same backup keeps the time it was first seen.
+        let again = Seen::of(Some(&an_interval_on), Some(now + 86_400), now + 5).unwrap();
+        assert!(due(&every_10s(), Some(&again)));
+        // A newer backup starts its own count.
+        let newer = Seen::of(Some(&an_interval_on), Some(now + 90_000), now + 5).unwrap();
+        assert!(!due(&every_10s(), Some(&newer)));
+    }
+
+    #[test]
+    fn a_backup_stamped_behind_is_due_by_its_age() {
+        let now = 1_000_000;
+        assert!(due(
+            &every_10s(),
+            Seen::of(None, Some(now - 10), now).as_ref()
+        ));
+        assert!(!due(
+            &every_10s(),
+            Seen::of(None, Some(now - 9), now).as_ref()
+        ));
+        assert!(due(&every_10s(), None));
     }
 }

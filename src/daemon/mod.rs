@@ -9,9 +9,13 @@
 //! process-wide caps. With etcd state, any number of daemons share the
 //! clusters: each claims its share under a lease (`state::etcd::Claims`),
 //! takes over a dead daemon's clusters when a watch says their claims
-//! ended, and acts on a scale request the moment its watch sees it. On SIGTERM or SIGINT the passes in flight are dropped
-//! (locks go with them) and the daemon exits; whatever was half done is
-//! found and finished by the next run, as after any crash.
+//! ended, and acts on a scale request the moment its watch sees it. On
+//! SIGTERM or SIGINT no pass starts and those in flight stop at their next
+//! step, so the scripts they run on nodes end before their locks and claims
+//! are given up; passes still running after `--drain-timeout` (or at a
+//! second signal) are dropped, and a script they left on a node is stopped
+//! there when its connection closes (`bootstrap/shell.rs`). Whatever was half
+//! done is found and finished by the next run, as after any crash.
 
 mod backups;
 mod metrics;
@@ -60,6 +64,8 @@ pub struct DaemonOptions {
     pub cloud_operations: usize,
     /// With etcd state: how long this daemon's claims outlive it.
     pub lease_ttl: Duration,
+    /// On SIGTERM, how long passes may take to stop at their next step.
+    pub drain: Duration,
 }
 
 /// How one cluster's pass ended.
@@ -71,6 +77,8 @@ enum Outcome {
     /// A destroy did not finish; only `destroy` touches it.
     Destroying,
     Failed,
+    /// Stopped at a step because the daemon is stopping.
+    Stopped,
 }
 
 /// What every worker shares.
@@ -124,6 +132,7 @@ pub async fn run(mut session: Session, options: DaemonOptions) -> Result<()> {
         backups: backups::Backups::default(),
     });
     let resign = shared.clone();
+    let stop = shared.session.stop.clone();
     let run = async {
         if options.once {
             run_once(shared, &options, &calls).await
@@ -132,16 +141,46 @@ pub async fn run(mut session: Session, options: DaemonOptions) -> Result<()> {
             Ok(())
         }
     };
+    tokio::pin!(run);
     let result = tokio::select! {
-        result = run => result,
-        _ = term.recv() => { info!("SIGTERM: stopping; a half-done step is finished by the next run"); Ok(()) }
-        _ = int.recv() => { info!("SIGINT: stopping"); Ok(()) }
+        result = &mut run => result,
+        signal = stop_signal(&mut term, &mut int) => {
+            info!(
+                signal,
+                drain = ?options.drain,
+                "stopping: no pass starts; passes in flight stop at their next step (the script running on a node ends first)"
+            );
+            stop.ask();
+            tokio::select! {
+                _ = &mut run => info!("every pass stopped"),
+                _ = tokio::time::sleep(options.drain) => warn!(
+                    drain = ?options.drain,
+                    "passes still running at the end of the drain time: dropped (a script they ran on a node is stopped there once its connection closes, and holds the node's lock until then); the next run finishes what is half done"
+                ),
+                again = stop_signal(&mut term, &mut int) => warn!(
+                    signal = again,
+                    "a second signal: passes dropped (a script they ran on a node is stopped there once its connection closes); the next run finishes what is half done"
+                ),
+            }
+            Ok(())
+        }
     };
     // The other daemons take this one's clusters at once, not after the TTL.
     if let Some(claims) = &resign.claims {
         claims.resign().await;
     }
     result
+}
+
+/// The name of the next stopping signal received.
+async fn stop_signal(
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) -> &'static str {
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
 }
 
 /// Counts of one round (an interval of the daemon's life), logged at its end.
@@ -224,6 +263,9 @@ async fn run_once(shared: Arc<Shared>, options: &DaemonOptions, calls: &CallLimi
     let mut tasks = JoinSet::new();
     for name in names {
         let permit = workers.clone().acquire_owned().await.expect("never closed");
+        if shared.session.stop.asked() {
+            break;
+        }
         let shared = shared.clone();
         tasks.spawn(async move {
             let ended = reconcile_cluster(&shared, &name).await;
@@ -268,6 +310,11 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
         None => tokio::sync::mpsc::unbounded_channel().1,
     };
     loop {
+        if shared.session.stop.asked() {
+            // No pass starts; the running ones stop at their next step.
+            while tasks.join_next().await.is_some() {}
+            return;
+        }
         let now = Instant::now();
         if now >= next_listing {
             match list_owned(&shared).await {
@@ -336,6 +383,7 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
                 Wake::Relist => next_listing = Instant::now(),
             },
             _ = tokio::time::sleep_until(wake.into()) => {}
+            () = shared.session.stop.wait() => {}
         }
         if Instant::now() >= next_round {
             round.log(round_no, clusters, schedule.running(), calls);
@@ -431,6 +479,13 @@ async fn reconcile_locked(shared: &Shared, name: &str) -> (Outcome, usize) {
                 Outcome::Degraded
             }
         }
+        Ok(Err(e)) if stopped_only(&e) => {
+            info!(
+                cluster = name,
+                "pass stopped at a step boundary: the daemon is stopping"
+            );
+            Outcome::Stopped
+        }
         Ok(Err(e)) => {
             if counts_as_cloud_error(&e) {
                 metrics.add_cloud_error(name);
@@ -470,6 +525,16 @@ async fn reconcile_locked(shared: &Shared, name: &str) -> (Outcome, usize) {
         metrics.set_nodes(name, &phases);
     }
     (outcome, report.remediations.len())
+}
+
+/// Whether a pass ended only because the daemon is stopping (every node's
+/// steps stopped, none failed).
+fn stopped_only(e: &ControllerError) -> bool {
+    match e {
+        ControllerError::Stopped => true,
+        ControllerError::Nodes(all) => !all.is_empty() && all.iter().all(stopped_only),
+        _ => false,
+    }
 }
 
 fn counts_as_cloud_error(e: &ControllerError) -> bool {

@@ -388,6 +388,11 @@ impl Daemon {
         out
     }
 
+    /// What the daemon has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// SIGTERM; returns whether it exited cleanly within `limit`.
     pub fn stop(&mut self, limit: Duration) -> bool {
         // SAFETY: signalling our own child process.

@@ -109,7 +109,9 @@ impl S3Objects {
         Ok(())
     }
 
-    pub async fn get(&self, name: &str) -> Result<Vec<u8>, S3Error> {
+    /// Reads `name`, refused beyond `limit` bytes (whoever can write the
+    /// bucket chooses its objects' sizes).
+    pub async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, S3Error> {
         let key = self.key(name);
         let object = self
             .client
@@ -119,6 +121,17 @@ impl S3Objects {
             .send()
             .await
             .map_err(|e| self.error("GetObject", &key, e))?;
+        let too_large = |size: u64| S3Error {
+            operation: "GetObject",
+            bucket: self.bucket.clone(),
+            key: key.clone(),
+            message: format!("the object is {size} bytes, more than the {limit} read here"),
+            not_found: false,
+        };
+        let size = object.content_length().unwrap_or(0).max(0) as u64;
+        if size > limit {
+            return Err(too_large(size));
+        }
         let bytes = object.body.collect().await.map_err(|e| S3Error {
             operation: "GetObject",
             bucket: self.bucket.clone(),
@@ -126,7 +139,11 @@ impl S3Objects {
             message: format!("the download broke off: {e}"),
             not_found: false,
         })?;
-        Ok(bytes.into_bytes().to_vec())
+        let bytes = bytes.into_bytes();
+        if bytes.len() as u64 > limit {
+            return Err(too_large(bytes.len() as u64));
+        }
+        Ok(bytes.to_vec())
     }
 
     /// The names of the objects directly under the prefix.
