@@ -37,6 +37,7 @@ pub fn standin_image() -> &'static str {
                 .expect("/usr/bin/etcd, /usr/bin/etcdctl (Debian etcd-server, etcd-client)");
         }
         save_mesos_images(&src.join("mesos"), &ctx.path().join("mesos-images.tar"));
+        let before = image_id(STANDIN_IMAGE);
         let out = Command::new("docker")
             .args(["build", "-q", "-t", STANDIN_IMAGE])
             .arg(ctx.path())
@@ -47,8 +48,24 @@ pub fn standin_image() -> &'static str {
             "building {STANDIN_IMAGE}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // The saved images differ each build, so each is a new 1.3 GB image:
+        // the one it replaced goes (unless a container still uses it), or
+        // every run of the suite would leave one behind.
+        if let Some(old) = before.filter(|old| Some(old) != image_id(STANDIN_IMAGE).as_ref()) {
+            let _ = Command::new("docker").args(["image", "rm", &old]).output();
+        }
     });
     STANDIN_IMAGE
+}
+
+/// The id of image `name`, when there is one.
+fn image_id(name: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "-f", "{{.Id}}", name])
+        .output()
+        .ok()?;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !id.is_empty()).then_some(id)
 }
 
 /// The images the Mesos scripts pull, saved under their default names for
