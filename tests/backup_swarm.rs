@@ -159,7 +159,9 @@ fn the_daemon_takes_scheduled_backups_and_reports_them() {
 /// exactly `examples/s3-backup-iam-policy.json`: a backup goes there, is
 /// listed from there, and a cluster with no manager left is restored from
 /// there; the EC2 user, without S3 permissions, is refused with the policy
-/// named.
+/// named. The swarm directory carries 40 MiB of random bytes, so the
+/// archive streams through in parts (a multipart upload of three) and
+/// comes back whole.
 #[test]
 fn a_backup_goes_to_s3_and_a_restore_comes_from_there() {
     if skip_docker_tests() {
@@ -179,6 +181,16 @@ fn a_backup_goes_to_s3_and_a_restore_comes_from_there() {
             "echo hello | docker config create provision-s3-test -",
         ],
     );
+    let ballast = "/var/lib/docker/swarm/provision-test-ballast";
+    c.ssh(
+        &first,
+        &[
+            "sh",
+            "-c",
+            &format!("head -c 41943040 /dev/urandom > {ballast}"),
+        ],
+    );
+    let ballast_sum = c.ssh(&first, &["sha256sum", ballast]);
     let to = format!("s3://provision-backups/{}", c.name);
     let out = c.ok(&["backup", &c.name, "--to", &to, "--force"]);
     assert!(out.contains(&format!("{to}/{}-", c.name)), "{out}");
@@ -211,6 +223,7 @@ fn a_backup_goes_to_s3_and_a_restore_comes_from_there() {
         &["docker", "config", "ls", "--format", "{{.Name}}"],
     );
     assert!(configs.contains("provision-s3-test"), "{configs}");
+    assert_eq!(c.ssh(&manager, &["sha256sum", ballast]), ballast_sum);
     assert_eq!(containers(&c.name).len(), 1);
 }
 

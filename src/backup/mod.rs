@@ -16,14 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use base64::Engine;
 use provision_provider::Role;
 use serde::{Deserialize, Serialize};
 
 use crate::controller::ClusterContext;
 use crate::orchestrator::{reported, Member};
 use crate::progress::LogReporter;
-use crate::secret::Secret;
 use crate::session::Session;
 use crate::spec::{BackupPolicy, RestoreRequest};
 use crate::state::{ClusterRecord, NodeRecord};
@@ -93,36 +91,140 @@ pub async fn open(location: &Location) -> Result<Box<dyn BackupStore>, BackupErr
     }
 }
 
-/// The archive a restore names, checked against its manifest's size and
-/// SHA-256 and opened with the cluster's backup `key`, base64 for a node's
-/// standard input (it holds the cluster's keys). Refused whole before
-/// anything is restored from it.
+/// A backup's archive, checked and opened whole, in a private temporary
+/// file (0600, deleted when dropped): what a restore sends to a node, or
+/// what `backup verify` lists. It holds the cluster's keys.
+pub struct OpenedArchive {
+    file: tempfile::NamedTempFile,
+    /// The archive's size (before base64).
+    pub size: u64,
+}
+
+impl OpenedArchive {
+    pub fn path(&self) -> &std::path::Path {
+        self.file.path()
+    }
+}
+
+/// The archive a restore names, downloaded a part at a time, checked
+/// against its manifest's size and SHA-256 and opened with the cluster's
+/// backup `key`, in base64 (one line, for a node's standard input); refused
+/// whole before anything is restored from it. Memory stays bounded: the
+/// archive passes through temporary files, never held whole.
 pub async fn read_archive(
     request: &RestoreRequest,
     key: Option<&[u8]>,
-) -> Result<Secret, BackupError> {
-    let plain = read_archive_bytes(request, key).await?;
-    Ok(Secret::new(
-        base64::engine::general_purpose::STANDARD.encode(plain),
-    ))
+) -> Result<OpenedArchive, BackupError> {
+    read_archive_as(request, key, true).await
 }
 
-/// [`read_archive`], the bytes themselves (what `backup verify` lists).
-pub async fn read_archive_bytes(
+/// [`read_archive`], the gzip'd tar itself (what `backup verify` lists).
+pub async fn read_archive_plain(
     request: &RestoreRequest,
     key: Option<&[u8]>,
-) -> Result<Vec<u8>, BackupError> {
+) -> Result<OpenedArchive, BackupError> {
+    read_archive_as(request, key, false).await
+}
+
+async fn read_archive_as(
+    request: &RestoreRequest,
+    key: Option<&[u8]>,
+    base64: bool,
+) -> Result<OpenedArchive, BackupError> {
+    use std::io::{Seek, SeekFrom};
     let (location, name) = Location::of_file(&request.archive)?;
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source: std::io::Error| BackupError::Io {
+            path: std::path::PathBuf::from(format!("(a temporary file for {what})")),
+            source,
+        }
+    };
     // The manifest's size when it has one (the sealed archive's); else
     // what a node's backup stream may be.
     let limit = request
         .size
         .unwrap_or(crate::bootstrap::Output::Archive.limit() as u64);
-    let bytes = open(&location).await?.get(&name, limit).await?;
-    check_and_open(&bytes, request, key).map_err(|source| BackupError::Archive {
+    // The sealed bytes (no secret without the key) land on the disk first.
+    let mut sealed = tempfile::tempfile().map_err(io("the download"))?;
+    {
+        let mut writer = std::io::BufWriter::new(&mut sealed);
+        open(&location)
+            .await?
+            .get_to(&name, &mut writer, limit)
+            .await?;
+        std::io::Write::flush(&mut writer).map_err(io("the download"))?;
+    }
+    sealed
+        .seek(SeekFrom::Start(0))
+        .map_err(io("the download"))?;
+    let out = tempfile::NamedTempFile::new().map_err(io("the opened archive"))?;
+    let target = std::io::BufWriter::new(
+        out.as_file()
+            .try_clone()
+            .map_err(io("the opened archive"))?,
+    );
+    let size = if base64 {
+        let mut encoder =
+            base64::write::EncoderWriter::new(target, &base64::engine::general_purpose::STANDARD);
+        let size = check_and_open(std::io::BufReader::new(sealed), request, key, &mut encoder);
+        let target = encoder.finish().map_err(io("the opened archive"))?;
+        target
+            .into_inner()
+            .map_err(|e| io("the opened archive")(e.into_error()))?;
+        size
+    } else {
+        let mut target = target;
+        let size = check_and_open(std::io::BufReader::new(sealed), request, key, &mut target);
+        target
+            .into_inner()
+            .map_err(|e| io("the opened archive")(e.into_error()))?;
+        size
+    }
+    .map_err(|source| BackupError::Archive {
         archive: request.archive.clone(),
         source,
-    })
+    })?;
+    Ok(OpenedArchive { file: out, size })
+}
+
+/// [`read_archive`]'s checks, in one pass over the sealed bytes: opened
+/// (or copied, in clear) into `plain` while their size and SHA-256 are
+/// counted, then compared with the manifest. A mismatch is told first,
+/// even when a chunk did not open: a damaged download says so rather than
+/// blaming the key.
+fn check_and_open(
+    sealed: impl std::io::Read,
+    request: &RestoreRequest,
+    key: Option<&[u8]>,
+    plain: &mut impl std::io::Write,
+) -> Result<u64, seal::SealError> {
+    let mut reading = seal::Digesting::new(sealed);
+    let opened = match &request.sealed_for {
+        Some(cluster_id) => match key {
+            Some(key) => seal::open_stream(key, cluster_id, &mut reading, &mut *plain),
+            None => Err(seal::SealError::NoKey),
+        },
+        None => std::io::copy(&mut reading, &mut *plain).map_err(seal::SealError::Io),
+    };
+    // The rest of the bytes, for the digest of the whole.
+    std::io::copy(&mut reading, &mut std::io::sink()).map_err(seal::SealError::Io)?;
+    let (_, sha256, size) = reading.finish();
+    if let (Some(expected), Some(expected_sha)) = (request.size, &request.sha256) {
+        if size != expected {
+            return Err(seal::SealError::Size {
+                expected,
+                actual: size,
+            });
+        }
+        if !sha256.eq_ignore_ascii_case(expected_sha) {
+            return Err(seal::SealError::Digest {
+                expected: expected_sha.clone(),
+                actual: sha256,
+            });
+        }
+    }
+    opened
 }
 
 /// What a restore from backup `m` in `location` asks for: the archive, and
@@ -136,21 +238,6 @@ pub fn restore_request(location: &Location, m: &Manifest, force: bool) -> Restor
         size: m.sha256.as_ref().map(|_| m.size),
         sha256: m.sha256.clone(),
         sealed_for: m.sealed.as_ref().map(|_| m.cluster_id.clone()),
-    }
-}
-
-/// [`read_archive`]'s checks on the bytes read.
-fn check_and_open(
-    bytes: &[u8],
-    request: &RestoreRequest,
-    key: Option<&[u8]>,
-) -> Result<Vec<u8>, seal::SealError> {
-    if let (Some(size), Some(sha256)) = (request.size, &request.sha256) {
-        seal::check(bytes, size, sha256)?;
-    }
-    match &request.sealed_for {
-        Some(cluster_id) => seal::open(key.ok_or(seal::SealError::NoKey)?, cluster_id, bytes),
-        None => Ok(bytes.to_vec()),
     }
 }
 
@@ -327,13 +414,29 @@ pub async fn take(
     }
     // The copy stops a manager's engine: not by a holder that lost the lock.
     session.store.still_held(name)?;
+    let key = backup_key(&*session.store, name)?;
+    // Sealed as it arrives, into a temporary file (0600, deleted when
+    // dropped), hashed on the way: the archive is never held whole.
+    let spool =
+        tempfile::NamedTempFile::new().context("creating a temporary file for the archive")?;
+    let file = spool
+        .as_file()
+        .try_clone()
+        .context("opening the archive's temporary file")?;
+    let mut digesting = seal::Digesting::new(std::io::BufWriter::new(file));
+    let mut sealer = seal::Sealer::new(&key, &record.id, &mut digesting)?;
     let archive = controller
         .orchestrator
-        .backup(&shell)
+        .backup(&shell, &mut sealer)
         .await
         .with_context(|| format!("backing up cluster {name} on {}", chosen.name))?;
-    let key = backup_key(&*session.store, name)?;
-    let sealed = seal::seal(&key, &record.id, &archive.bytes)?;
+    sealer.finish().context("sealing the archive")?;
+    let (writer, sha256, size) = digesting.finish();
+    writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .context("writing the archive's temporary file")?;
     let now = std::time::SystemTime::now();
     let stamp = humantime::format_rfc3339_seconds(now).to_string();
     let file_stamp: String = stamp.chars().filter(|c| *c != ':' && *c != '-').collect();
@@ -345,17 +448,17 @@ pub async fn take(
         taken_at: stamp,
         node: chosen.name.clone(),
         private_address: chosen.addresses.as_ref().map(|a| a.private.clone()),
-        size: sealed.len() as u64,
+        size,
         orchestrator_version: archive.orchestrator_version,
         archive: archive_name.clone(),
-        sha256: Some(seal::sha256_hex(&sealed)),
+        sha256: Some(sha256),
         sealed: Some(seal::FORMAT.to_string()),
     };
     // The archive first: a manifest always names an archive that is there;
     // and one whose manifest could not be written is deleted again, so no
     // archive is left that no listing (and no prune) finds.
     session.store.still_held(name)?;
-    store.put(&archive_name, &sealed).await?;
+    store.put_file(&archive_name, spool.path()).await?;
     let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serialises");
     if let Err(e) = store.put(&manifest.manifest_name(), &json).await {
         if let Err(cleanup) = store.delete(&archive_name).await {

@@ -15,6 +15,8 @@
 //! checked first ([`check`]): a wrong download is told apart from a wrong
 //! key.
 
+use std::io::{Read, Write};
+
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -46,6 +48,8 @@ pub enum SealError {
     Chunk { chunk: u32 },
     #[error("the archive ends before its last chunk: it was cut short (nothing was restored)")]
     Truncated,
+    #[error("reading or writing the archive here: {0}")]
+    Io(#[source] std::io::Error),
 }
 
 /// A new backup key: 32 random bytes.
@@ -80,80 +84,234 @@ fn additional(id: &[u8; ID_LEN], index: u32, last: bool, cluster_id: &str) -> Ve
     aad
 }
 
+/// Seals what is written to it under a cluster's key into `out`, as it
+/// comes: at most one chunk (1 MiB) is held, so an archive of any size
+/// streams through in bounded memory. [`Sealer::finish`] seals the last
+/// chunk (a chunk is known to be the last only then).
+pub struct Sealer<W: Write> {
+    aead: LessSafeKey,
+    id: [u8; ID_LEN],
+    cluster_id: String,
+    index: u32,
+    pending: Vec<u8>,
+    out: W,
+    started: bool,
+}
+
+impl<W: Write> Sealer<W> {
+    pub fn new(key: &[u8], cluster_id: &str, out: W) -> Result<Sealer<W>, SealError> {
+        let aead = aead_key(key)?;
+        let mut id = [0u8; ID_LEN];
+        SystemRandom::new()
+            .fill(&mut id)
+            .map_err(|_| SealError::Random)?;
+        Ok(Sealer {
+            aead,
+            id,
+            cluster_id: cluster_id.to_string(),
+            index: 0,
+            pending: Vec::with_capacity(CHUNK + TAG),
+            out,
+            started: false,
+        })
+    }
+
+    /// Seals the first `len` pending bytes as chunk `index` into `out`.
+    fn seal_chunk(&mut self, len: usize, last: bool) -> std::io::Result<()> {
+        if !self.started {
+            self.out.write_all(MAGIC)?;
+            self.out.write_all(&self.id)?;
+            self.started = true;
+        }
+        let rest = self.pending.split_off(len);
+        let mut buf = std::mem::replace(&mut self.pending, rest);
+        let aad = additional(&self.id, self.index, last, &self.cluster_id);
+        self.aead
+            .seal_in_place_append_tag(nonce(&self.id, self.index), Aad::from(aad), &mut buf)
+            .expect("a chunk of at most 1 MiB always seals");
+        self.out.write_all(&buf)?;
+        self.index += 1;
+        Ok(())
+    }
+
+    /// Seals what is pending as the last chunk; returns `out`.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        let len = self.pending.len();
+        self.seal_chunk(len, true)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for Sealer<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(data);
+        // A full chunk is sealed once more follows it: only then is it
+        // known not to be the last.
+        while self.pending.len() > CHUNK {
+            self.seal_chunk(CHUNK, false)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// `plain` sealed under `key` for the cluster `cluster_id`.
 pub fn seal(key: &[u8], cluster_id: &str, plain: &[u8]) -> Result<Vec<u8>, SealError> {
-    let aead = aead_key(key)?;
-    let mut id = [0u8; ID_LEN];
-    SystemRandom::new()
-        .fill(&mut id)
-        .map_err(|_| SealError::Random)?;
-    let chunks = plain.len().div_ceil(CHUNK).max(1);
-    let mut out = Vec::with_capacity(MAGIC.len() + ID_LEN + plain.len() + chunks * TAG);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&id);
-    for index in 0..chunks {
-        let part = &plain[(index * CHUNK).min(plain.len())..((index + 1) * CHUNK).min(plain.len())];
-        let last = index + 1 == chunks;
-        let mut buf = part.to_vec();
-        let aad = additional(&id, index as u32, last, cluster_id);
-        aead.seal_in_place_append_tag(nonce(&id, index as u32), Aad::from(aad), &mut buf)
-            .expect("a chunk of at most 1 MiB always seals");
-        out.extend_from_slice(&buf);
+    let mut sealer = Sealer::new(key, cluster_id, Vec::new())?;
+    sealer.write_all(plain).map_err(SealError::Io)?;
+    sealer.finish().map_err(SealError::Io)
+}
+
+/// Reads up to `buf.len()` bytes: fewer only at the end.
+fn read_full(from: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match from.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(out)
+    Ok(filled)
+}
+
+/// Opens the sealed archive read from `sealed` with `key` for
+/// `cluster_id`, writing the archive to `plain` chunk by chunk; refused at
+/// the first chunk that does not open (what was written before it must
+/// then be thrown away: check a whole archive before using any of it).
+/// Returns the archive's size.
+pub fn open_stream(
+    key: &[u8],
+    cluster_id: &str,
+    mut sealed: impl Read,
+    mut plain: impl Write,
+) -> Result<u64, SealError> {
+    let aead = aead_key(key)?;
+    let mut head = [0u8; 8 + ID_LEN];
+    let got = read_full(&mut sealed, &mut head).map_err(SealError::Io)?;
+    if got < MAGIC.len() || &head[..MAGIC.len()] != MAGIC {
+        return Err(SealError::Header);
+    }
+    if got < head.len() {
+        return Err(SealError::Truncated);
+    }
+    let id: [u8; ID_LEN] = head[MAGIC.len()..].try_into().expect("ID_LEN bytes");
+    let mut buf = vec![0u8; CHUNK + TAG];
+    // One byte read past a full chunk says whether another follows.
+    let mut carried: Option<u8> = None;
+    let mut index: u32 = 0;
+    let mut size = 0u64;
+    loop {
+        let mut len = 0;
+        if let Some(b) = carried.take() {
+            buf[0] = b;
+            len = 1;
+        }
+        len += read_full(&mut sealed, &mut buf[len..]).map_err(SealError::Io)?;
+        if len < TAG {
+            return Err(SealError::Truncated);
+        }
+        let last = if len < buf.len() {
+            true
+        } else {
+            let mut one = [0u8; 1];
+            match read_full(&mut sealed, &mut one).map_err(SealError::Io)? {
+                0 => true,
+                _ => {
+                    carried = Some(one[0]);
+                    false
+                }
+            }
+        };
+        let aad = additional(&id, index, last, cluster_id);
+        let opened = aead
+            .open_in_place(nonce(&id, index), Aad::from(aad), &mut buf[..len])
+            .map_err(|_| SealError::Chunk { chunk: index })?;
+        plain.write_all(opened).map_err(SealError::Io)?;
+        size += opened.len() as u64;
+        if last {
+            plain.flush().map_err(SealError::Io)?;
+            return Ok(size);
+        }
+        index += 1;
+    }
 }
 
 /// The archive `sealed` opened with `key` for `cluster_id`; refused whole
 /// at the first chunk that does not open.
 pub fn open(key: &[u8], cluster_id: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-    let aead = aead_key(key)?;
-    let body = sealed.strip_prefix(MAGIC).ok_or(SealError::Header)?;
-    if body.len() < ID_LEN {
-        return Err(SealError::Truncated);
+    let mut plain = Vec::with_capacity(sealed.len());
+    open_stream(key, cluster_id, sealed, &mut plain)?;
+    Ok(plain)
+}
+
+/// A writer (or reader) that passes bytes on and keeps their SHA-256 and
+/// count, so an archive is hashed as it streams to where it is kept (or
+/// from where it was kept).
+pub struct Digesting<W> {
+    inner: W,
+    digest: ring::digest::Context,
+    len: u64,
+}
+
+impl<W> Digesting<W> {
+    pub fn new(inner: W) -> Digesting<W> {
+        Digesting {
+            inner,
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
+            len: 0,
+        }
     }
-    let (id, mut rest) = body.split_at(ID_LEN);
-    let id: [u8; ID_LEN] = id.try_into().expect("ID_LEN bytes");
-    let mut plain = Vec::with_capacity(rest.len());
-    let mut index: u32 = 0;
-    loop {
-        let take = rest.len().min(CHUNK + TAG);
-        let (chunk, after) = rest.split_at(take);
-        if chunk.len() < TAG {
-            return Err(SealError::Truncated);
-        }
-        let last = after.is_empty();
-        let mut buf = chunk.to_vec();
-        let aad = additional(&id, index, last, cluster_id);
-        let opened = aead
-            .open_in_place(nonce(&id, index), Aad::from(aad), &mut buf)
-            .map_err(|_| SealError::Chunk { chunk: index })?;
-        plain.extend_from_slice(opened);
-        if last {
-            return Ok(plain);
-        }
-        rest = after;
-        index += 1;
+
+    /// The writer, and the SHA-256 (lowercase hex) and count of what passed.
+    pub fn finish(self) -> (W, String, u64) {
+        (self.inner, hex(self.digest.finish().as_ref()), self.len)
     }
 }
 
-/// The SHA-256 of `bytes`, in lowercase hex, as a manifest keeps it.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+impl<W: Write> Write for Digesting<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.digest.update(&data[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
-/// Refuses `bytes` unless they are the size and SHA-256 a manifest says.
-pub fn check(bytes: &[u8], size: u64, sha256: &str) -> Result<(), SealError> {
-    if bytes.len() as u64 != size {
+impl<R: Read> Read for Digesting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digest.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Refuses what `from` reads unless it is the size and SHA-256 a manifest
+/// says; reads it once, in bounded memory.
+pub fn check_stream(mut from: impl Read, size: u64, sha256: &str) -> Result<(), SealError> {
+    let mut digesting = Digesting::new(&mut from);
+    std::io::copy(&mut digesting, &mut std::io::sink()).map_err(SealError::Io)?;
+    let (_, actual, len) = digesting.finish();
+    if len != size {
         return Err(SealError::Size {
             expected: size,
-            actual: bytes.len() as u64,
+            actual: len,
         });
     }
-    let actual = sha256_hex(bytes);
     if !actual.eq_ignore_ascii_case(sha256) {
         return Err(SealError::Digest {
             expected: sha256.to_string(),
@@ -161,6 +319,16 @@ pub fn check(bytes: &[u8], size: u64, sha256: &str) -> Result<(), SealError> {
         });
     }
     Ok(())
+}
+
+/// The SHA-256 of `bytes`, in lowercase hex, as a manifest keeps it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+/// Refuses `bytes` unless they are the size and SHA-256 a manifest says.
+pub fn check(bytes: &[u8], size: u64, sha256: &str) -> Result<(), SealError> {
+    check_stream(bytes, size, sha256)
 }
 
 #[cfg(test)]
@@ -189,6 +357,38 @@ mod tests {
             ));
             let other = new_key().unwrap();
             assert!(open(&other, "id-web", &sealed).is_err());
+        }
+    }
+
+    #[test]
+    fn a_stream_sealed_in_small_writes_opens_as_one_sealed_whole() {
+        let key = new_key().unwrap();
+        for len in [0, 1, CHUNK, CHUNK + 1, 3 * CHUNK] {
+            let data = plain(len);
+            let mut sealer = Sealer::new(&key, "id", Vec::new()).unwrap();
+            for part in data.chunks(4099) {
+                sealer.write_all(part).unwrap();
+            }
+            let sealed = sealer.finish().unwrap();
+            // The layout archives sealed whole had: header, then 1 MiB
+            // chunks each with its tag (one empty chunk for nothing).
+            let chunks = len.div_ceil(CHUNK).max(1);
+            assert_eq!(
+                sealed.len(),
+                MAGIC.len() + ID_LEN + len + chunks * TAG,
+                "{len}"
+            );
+            let mut out = Vec::new();
+            assert_eq!(
+                open_stream(&key, "id", &sealed[..], &mut out).unwrap(),
+                len as u64
+            );
+            assert_eq!(out, data, "{len}");
+            let mut digesting = Digesting::new(Vec::new());
+            digesting.write_all(&sealed).unwrap();
+            let (copy, sum, count) = digesting.finish();
+            assert_eq!((copy, count), (sealed.clone(), sealed.len() as u64));
+            assert_eq!(sum, sha256_hex(&sealed));
         }
     }
 

@@ -156,6 +156,17 @@ pub trait BackupStore: Send + Sync {
     async fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError>;
     /// Reads `name`, refused when it is larger than `limit` bytes.
     async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, BackupError>;
+    /// Stores the file at `path` as `name` (an archive, spooled to disk as
+    /// it was sealed), read a part at a time.
+    async fn put_file(&self, name: &str, path: &Path) -> Result<(), BackupError>;
+    /// Reads `name` into `to` a part at a time, refused beyond `limit`
+    /// bytes; returns its size.
+    async fn get_to(
+        &self,
+        name: &str,
+        to: &mut (dyn std::io::Write + Send),
+        limit: u64,
+    ) -> Result<u64, BackupError>;
     /// The names of the files there.
     async fn names(&self) -> Result<Vec<String>, BackupError>;
     /// Removes `name`; one that is not there is success.
@@ -201,6 +212,44 @@ impl BackupStore for DirStore {
             });
         }
         Ok(bytes)
+    }
+
+    async fn put_file(&self, name: &str, path: &Path) -> Result<(), BackupError> {
+        let to = self.dir.join(check_name(name)?);
+        let mut from = std::fs::File::open(path).map_err(|source| BackupError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        crate::state::write_private_file_with(&to, |f| std::io::copy(&mut from, f).map(|_| ()))
+            .map_err(|source| BackupError::Io { path: to, source })
+    }
+
+    async fn get_to(
+        &self,
+        name: &str,
+        to: &mut (dyn std::io::Write + Send),
+        limit: u64,
+    ) -> Result<u64, BackupError> {
+        use std::io::Read;
+        let path = self.dir.join(check_name(name)?);
+        let io = |source: std::io::Error| match source.kind() {
+            std::io::ErrorKind::NotFound => BackupError::NotFound {
+                location: path.display().to_string(),
+            },
+            _ => BackupError::Io {
+                path: path.clone(),
+                source,
+            },
+        };
+        let file = std::fs::File::open(&path).map_err(io)?;
+        let size = std::io::copy(&mut file.take(limit.saturating_add(1)), to).map_err(io)?;
+        if size > limit {
+            return Err(BackupError::TooLarge {
+                location: path.display().to_string(),
+                limit,
+            });
+        }
+        Ok(size)
     }
 
     async fn names(&self) -> Result<Vec<String>, BackupError> {
@@ -283,6 +332,25 @@ impl BackupStore for S3Store {
     async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, BackupError> {
         self.objects
             .get(check_name(name)?, limit)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn put_file(&self, name: &str, path: &Path) -> Result<(), BackupError> {
+        self.objects
+            .put_file(check_name(name)?, path)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn get_to(
+        &self,
+        name: &str,
+        to: &mut (dyn std::io::Write + Send),
+        limit: u64,
+    ) -> Result<u64, BackupError> {
+        self.objects
+            .get_to(check_name(name)?, to, limit)
             .await
             .map_err(|e| self.error(e))
     }

@@ -10,7 +10,9 @@
 //!   directory) where every value reaches the shell quoted.
 //! - [`shell`]: runs a rendered script on a node, logging its output to the
 //!   node's log file and reporting failures with the last lines of output.
+//! - [`archive_output`]: a backup script's archive, decoded as it arrives.
 
+pub mod archive_output;
 pub mod client_files;
 pub mod keys;
 pub mod scripts;
@@ -19,6 +21,7 @@ pub mod ssh;
 pub mod ssh_slots;
 pub mod transport;
 
+pub use archive_output::ArchiveInfo;
 pub use keys::ClusterKey;
 pub use scripts::{ScriptError, Scripts};
 pub use shell::{NodeShell, Output, ShellError};

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use minijinja::value::Value;
 use provision_provider::Addresses;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tracing::debug;
 
 use super::scripts::{ScriptError, Scripts};
@@ -286,48 +287,107 @@ impl NodeShell {
         output: Output,
     ) -> Result<String, ShellError> {
         let text = self.render(script, extra)?;
-        let name = script.replace('/', "-");
-        debug!(node = %self.node(), script, "running script");
+        let stdin = run_input(&text, input);
+        self.run_capturing(script, &mut stdin.as_slice(), output)
+            .await
+    }
 
+    /// [`run`](Self::run) with the file at `input` as the script's standard
+    /// input, then a newline: a backup's archive (base64, one line), read
+    /// from the disk as it is sent, never held whole.
+    pub async fn run_with_file(
+        &self,
+        script: &str,
+        extra: &[(&str, Value)],
+        input: &std::path::Path,
+        output: Output,
+    ) -> Result<String, ShellError> {
+        let text = self.render(script, extra)?;
+        let file = tokio::fs::File::open(input).await.map_err(|e| {
+            ShellError::unreadable(
+                self.node(),
+                script,
+                format!("cannot read its input {}: {e}", input.display()),
+            )
+        })?;
+        let head = run_input(&text, None);
+        let mut stdin = head.as_slice().chain(file).chain(&b"\n"[..]);
+        self.run_capturing(script, &mut stdin, output).await
+    }
+
+    /// Runs backup script `script` and decodes the archive it prints into
+    /// `to` as it arrives (see [`ArchiveOutput`](super::archive_output::ArchiveOutput)).
+    pub async fn run_archive(
+        &self,
+        script: &str,
+        to: &mut (dyn std::io::Write + Send),
+    ) -> Result<super::ArchiveInfo, ShellError> {
+        let text = self.render(script, &[])?;
+        let stdin = run_input(&text, None);
+        let mut archive =
+            super::archive_output::ArchiveOutput::new(to, Output::Archive.limit() as u64);
+        let code = self
+            .run_text(script, &mut stdin.as_slice(), &mut |chunk| {
+                archive.take(chunk)
+            })
+            .await?;
+        // A failed script's archive is not read: its exit status says more.
+        self.succeeded(script, code, String::new(), Output::Archive)?;
+        archive.finish(self.node(), script)
+    }
+
+    /// Runs the script whose stored text and input `stdin` reads, its
+    /// output kept (up to `output`'s limit) and, for [`Output::Log`], logged.
+    async fn run_capturing(
+        &self,
+        script: &str,
+        stdin: &mut (dyn AsyncRead + Send + Unpin),
+        output: Output,
+    ) -> Result<String, ShellError> {
         let mut log = match output {
             Output::Log => Some(self.open_log(script)?),
             Output::Quiet | Output::Secret | Output::Archive => None,
         };
         let mut capture = Capture::new(output.limit());
-        let run = async {
-            let stdin = run_input(&text, input);
-            let mut pending = Vec::new();
-            let code = self
-                .session
-                .exec(
-                    &run_command(self.sudo(), REMOTE_DIR, &name, self.timeout),
-                    Some(&stdin),
-                    &mut |chunk| {
-                        let flow = capture.take(chunk);
-                        if let Some(f) = log.as_mut() {
-                            // Whole lines only, so a token split across chunks is still seen.
-                            pending.extend_from_slice(chunk);
-                            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-                                let line: Vec<u8> = pending.drain(..=end).collect();
-                                let _ =
-                                    f.write_all(redact(&String::from_utf8_lossy(&line)).as_bytes());
-                            }
-                        }
-                        flow
-                    },
-                )
-                .await?;
-            if let (Some(f), false) = (log.as_mut(), pending.is_empty()) {
-                let _ = writeln!(f, "{}", redact(&String::from_utf8_lossy(&pending)));
-            }
-            Ok::<_, SshError>(code)
-        };
-        let code = self.within_timeout(script, run).await?;
+        let mut pending = Vec::new();
+        let code = self
+            .run_text(script, stdin, &mut |chunk| {
+                let flow = capture.take(chunk);
+                if let Some(f) = log.as_mut() {
+                    // Whole lines only, so a token split across chunks is still seen.
+                    pending.extend_from_slice(chunk);
+                    while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=end).collect();
+                        let _ = f.write_all(redact(&String::from_utf8_lossy(&line)).as_bytes());
+                    }
+                }
+                flow
+            })
+            .await?;
+        if let (Some(f), false) = (log.as_mut(), pending.is_empty()) {
+            let _ = writeln!(f, "{}", redact(&String::from_utf8_lossy(&pending)));
+        }
         let out = capture.text(self.node(), script)?;
         if let Some(f) = log.as_mut() {
             let _ = writeln!(f, "=== {script}: exit {code}");
         }
         self.succeeded(script, code, out, output)
+    }
+
+    /// Stores and runs a script on the node ([`run_command`]): `stdin` reads
+    /// its text, a NUL, then its input; its output goes to `on_output`.
+    /// Returns its exit status, within the node's deadline.
+    async fn run_text(
+        &self,
+        script: &str,
+        stdin: &mut (dyn AsyncRead + Send + Unpin),
+        on_output: &mut (dyn for<'c> FnMut(&'c [u8]) -> std::ops::ControlFlow<()> + Send),
+    ) -> Result<u32, ShellError> {
+        let name = script.replace('/', "-");
+        debug!(node = %self.node(), script, "running script");
+        let command = run_command(self.sudo(), REMOTE_DIR, &name, self.timeout);
+        let run = self.session.exec(&command, Some(stdin), on_output);
+        self.within_timeout(script, run).await
     }
 
     /// Runs a script that only reads (a probe, a membership listing) as
@@ -341,7 +401,7 @@ impl NodeShell {
         let run = async {
             let code = self
                 .session
-                .exec(&command, None, &mut |chunk| capture.take(chunk))
+                .exec(&command, None, &mut |chunk: &[u8]| capture.take(chunk))
                 .await?;
             Ok::<_, SshError>(code)
         };
@@ -445,6 +505,16 @@ impl NodeShell {
     pub async fn close(self) {
         self.session.close().await
     }
+}
+
+/// The value of `key` in a script's `key=value` output lines, trimmed;
+/// `None` when the key is absent or its value empty.
+pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
 }
 
 /// Masks join tokens that a tool printed on its own (Swarm `SWMTKN-…`,

@@ -375,7 +375,7 @@ impl SshSession {
     pub async fn exec(
         &self,
         command: &str,
-        stdin: Option<&[u8]>,
+        stdin: Option<&mut (dyn tokio::io::AsyncRead + Send + Unpin)>,
         mut on_output: impl FnMut(&[u8]) -> std::ops::ControlFlow<()> + Send,
     ) -> Result<u32, SshError> {
         let protocol = |what: &'static str| {

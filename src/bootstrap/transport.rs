@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use russh::keys::PrivateKey;
+use tokio::io::AsyncRead;
 
 use super::ssh::{SshError, SshSession, SshTarget};
 
@@ -20,13 +21,14 @@ pub trait Transport: Send + Sync {
     fn user(&self) -> &str;
     /// The node's host key, as an OpenSSH public key line.
     fn host_key(&self) -> &str;
-    /// Runs `command`, feeding `stdin` and passing output chunks to
+    /// Runs `command`, feeding it what `stdin` reads (streamed: a backup's
+    /// archive is never held whole) and passing output chunks to
     /// `on_output` as they arrive; when it answers `Break`, the command's
     /// channel is closed and nothing more is read. Returns the exit status.
     async fn exec(
         &self,
         command: &str,
-        stdin: Option<&[u8]>,
+        stdin: Option<&mut (dyn AsyncRead + Send + Unpin)>,
         on_output: &mut (dyn for<'c> FnMut(&'c [u8]) -> ControlFlow<()> + Send),
     ) -> Result<u32, SshError>;
     /// Whether the connection is known to be gone (the peer or the network
@@ -89,7 +91,7 @@ impl Transport for SshSession {
     async fn exec(
         &self,
         command: &str,
-        stdin: Option<&[u8]>,
+        stdin: Option<&mut (dyn AsyncRead + Send + Unpin)>,
         on_output: &mut (dyn for<'c> FnMut(&'c [u8]) -> ControlFlow<()> + Send),
     ) -> Result<u32, SshError> {
         SshSession::exec(self, command, stdin, |chunk: &[u8]| on_output(chunk)).await

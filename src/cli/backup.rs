@@ -85,8 +85,10 @@ pub async fn verify(
     super::restore::check_backup(&record, &manifest, &flags)?;
     let request = backup::restore_request(&location, &manifest, false);
     let key = session.store.file(name, backup::seal::KEY_FILE)?;
-    let archive = backup::read_archive_bytes(&request, key.as_deref()).await?;
-    let entries = backup::entries(&archive)
+    let archive = backup::read_archive_plain(&request, key.as_deref()).await?;
+    let file = std::fs::File::open(archive.path())
+        .with_context(|| format!("reading {} as opened", request.archive))?;
+    let entries = backup::entries(std::io::BufReader::new(file))
         .with_context(|| format!("{} opened, but is not a gzip'd tar", request.archive))?;
     let checked = match (&manifest.sha256, &manifest.sealed) {
         (Some(_), Some(seal)) => format!(

@@ -208,7 +208,7 @@ impl Run<'_> {
     async fn restore_archive(
         &self,
         request: &crate::spec::RestoreRequest,
-    ) -> Result<Secret, ControllerError> {
+    ) -> Result<crate::backup::OpenedArchive, ControllerError> {
         let key = self
             .ctl
             .store
@@ -377,7 +377,7 @@ impl Run<'_> {
                         }
                     })?;
                     let archive = self.restore_archive(request).await?;
-                    self.ctl.orchestrator.restore(s, &archive).await?;
+                    self.ctl.orchestrator.restore(s, archive.path()).await?;
                     self.forget_join_state()?;
                     self.formed(node, s, &addr).await?;
                     warn!(node, backup = %request.archive, "restored the cluster from a backup on this new manager");
@@ -712,7 +712,7 @@ impl Run<'_> {
         let archive = self.restore_archive(request).await?;
         self.ctl
             .orchestrator
-            .seed_from_backup(shell, &archive)
+            .seed_from_backup(shell, archive.path())
             .await?;
         info!(node, backup = %request.archive, "seeded from the backup before joining the restored cluster");
         Ok(())

@@ -11,10 +11,9 @@ use provision_provider::Role;
 use serde::Deserialize;
 
 use super::{
-    field, parse_archive, JoinSecrets, Member, NodeProbe, Orchestrator, StateArchive,
-    CLIENT_CONFIG_FILE, DRAIN_WAIT_SECONDS,
+    field, JoinSecrets, Member, NodeProbe, Orchestrator, CLIENT_CONFIG_FILE, DRAIN_WAIT_SECONDS,
 };
-use crate::bootstrap::{NodeShell, Output, ShellError};
+use crate::bootstrap::{ArchiveInfo, NodeShell, Output, ShellError};
 use crate::secret::Secret;
 use crate::spec::{Coe, KubernetesSettings};
 
@@ -330,11 +329,11 @@ impl Orchestrator for Kubernetes {
         true
     }
 
-    async fn restore(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
-        node.run(
+    async fn restore(&self, node: &NodeShell, archive: &Path) -> Result<(), ShellError> {
+        node.run_with_file(
             "kubernetes/restore.sh",
             &self.init_vars(node, true),
-            Some(archive),
+            archive,
             Output::Log,
         )
         .await
@@ -355,10 +354,12 @@ impl Orchestrator for Kubernetes {
         Ok(None)
     }
 
-    async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
-        let script = "kubernetes/backup.sh";
-        let out = manager.run(script, &[], None, Output::Archive).await?;
-        parse_archive(manager.node(), script, &out)
+    async fn backup(
+        &self,
+        manager: &NodeShell,
+        to: &mut (dyn std::io::Write + Send),
+    ) -> Result<ArchiveInfo, ShellError> {
+        manager.run_archive("kubernetes/backup.sh", to).await
     }
 
     fn client_env(

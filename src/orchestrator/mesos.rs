@@ -19,8 +19,8 @@ use provision_provider::Role;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{field, parse_archive, JoinSecrets, Member, NodeProbe, Orchestrator, StateArchive};
-use crate::bootstrap::{NodeShell, Output, ShellError};
+use super::{field, JoinSecrets, Member, NodeProbe, Orchestrator};
+use crate::bootstrap::{ArchiveInfo, NodeShell, Output, ShellError};
 use crate::secret::Secret;
 use crate::spec::{Coe, MesosSettings};
 
@@ -44,11 +44,11 @@ struct Agent {
 
 /// `mesos/restore.sh`: the backup's ZooKeeper data and replicated log on a
 /// first master, or only the log on a master `joining` the restored one.
-async fn put_backup(node: &NodeShell, archive: &Secret, joining: bool) -> Result<(), ShellError> {
-    node.run(
+async fn put_backup(node: &NodeShell, archive: &Path, joining: bool) -> Result<(), ShellError> {
+    node.run_with_file(
         "mesos/restore.sh",
         &[("joining", Value::from(joining))],
-        Some(archive),
+        archive,
         Output::Log,
     )
     .await
@@ -309,7 +309,7 @@ impl Orchestrator for Mesos {
     }
 
     /// The backup's state put in place, then the first master's start.
-    async fn restore(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
+    async fn restore(&self, node: &NodeShell, archive: &Path) -> Result<(), ShellError> {
         put_backup(node, archive, false).await?;
         self.init(node).await
     }
@@ -323,7 +323,7 @@ impl Orchestrator for Mesos {
     /// (src/log/recover.cpp: an EMPTY replica beside a single VOTING one
     /// under a quorum of two stays EMPTY for ever). The restored master
     /// cannot write before that quorum exists, so the copies agree.
-    async fn seed_from_backup(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
+    async fn seed_from_backup(&self, node: &NodeShell, archive: &Path) -> Result<(), ShellError> {
         put_backup(node, archive, true).await
     }
 
@@ -339,10 +339,12 @@ impl Orchestrator for Mesos {
         Ok(None)
     }
 
-    async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
-        let script = "mesos/backup.sh";
-        let out = manager.run(script, &[], None, Output::Archive).await?;
-        parse_archive(manager.node(), script, &out)
+    async fn backup(
+        &self,
+        manager: &NodeShell,
+        to: &mut (dyn std::io::Write + Send),
+    ) -> Result<ArchiveInfo, ShellError> {
+        manager.run_archive("mesos/backup.sh", to).await
     }
 
     async fn reconfigure(&self, node: &NodeShell) -> Result<(), ShellError> {

@@ -10,14 +10,13 @@ pub(crate) mod swarm;
 use std::path::Path;
 
 use async_trait::async_trait;
-use base64::Engine;
 use provision_provider::Role;
 
 pub use kubernetes::Kubernetes;
 pub use mesos::Mesos;
 pub use swarm::Swarm;
 
-use crate::bootstrap::{NodeShell, ShellError};
+use crate::bootstrap::{ArchiveInfo, NodeShell, ShellError};
 use crate::secret::Secret;
 use crate::spec::{ClusterSpec, Coe};
 
@@ -189,14 +188,15 @@ pub trait Orchestrator: Send + Sync {
         false
     }
 
-    /// Re-forms the cluster on `node`, a new manager, from `archive` (the
-    /// bytes of a [`StateArchive`], base64; secret). Swarm: the swarm
+    /// Re-forms the cluster on `node`, a new manager, from `archive` (a
+    /// private file holding a backup's archive in base64, streamed to the
+    /// node's script; secret). Swarm: the swarm
     /// directory put back with the engine stopped, then `swarm init
     /// --force-new-cluster`; Kubernetes: the PKI back, the etcd snapshot
     /// restored, then `kubeadm init` over them; Mesos: ZooKeeper's data and
     /// the replicated log in place, then the first master's start.
     /// Idempotent: a node that manages a cluster is left as it is.
-    async fn restore(&self, node: &NodeShell, _archive: &Secret) -> Result<(), ShellError> {
+    async fn restore(&self, node: &NodeShell, _archive: &Path) -> Result<(), ShellError> {
         Err(ShellError::unreadable(
             node.node(),
             "restore",
@@ -219,11 +219,7 @@ pub trait Orchestrator: Send + Sync {
     /// quorum of VOTING replicas and a new replica starts EMPTY (one
     /// restored replica under a quorum of two never recovers). Idempotent:
     /// a node that runs its manager already is left as it is.
-    async fn seed_from_backup(
-        &self,
-        _node: &NodeShell,
-        _archive: &Secret,
-    ) -> Result<(), ShellError> {
+    async fn seed_from_backup(&self, _node: &NodeShell, _archive: &Path) -> Result<(), ShellError> {
         Ok(())
     }
 
@@ -257,8 +253,14 @@ pub trait Orchestrator: Send + Sync {
     }
 
     /// Takes a backup of the cluster's state on `manager`, as the COE
-    /// documents it (Swarm: the raft state with the engine stopped).
-    async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
+    /// documents it (Swarm: the raft state with the engine stopped), the
+    /// archive (a gzip'd tar; it holds the cluster's keys) written to `to`
+    /// as it arrives.
+    async fn backup(
+        &self,
+        manager: &NodeShell,
+        _to: &mut (dyn std::io::Write + Send),
+    ) -> Result<ArchiveInfo, ShellError> {
         Err(ShellError::unreadable(
             manager.node(),
             "backup",
@@ -267,56 +269,7 @@ pub trait Orchestrator: Send + Sync {
     }
 }
 
-/// A copy of a cluster's state from one manager. It holds the cluster's
-/// keys (Swarm's raft encryption keys): as secret as the cluster's SSH key.
-pub struct StateArchive {
-    /// A gzip'd tar.
-    pub bytes: Vec<u8>,
-    pub orchestrator_version: String,
-}
-
-/// The archive a backup script printed (`orchestrator_version=`, `size=`,
-/// then `data=` in base64), checked whole.
-pub(crate) fn parse_archive(
-    node: &str,
-    script: &str,
-    out: &str,
-) -> Result<StateArchive, ShellError> {
-    let unreadable = |m: &str| ShellError::unreadable(node, script, m.to_string());
-    let data = field(out, "data").ok_or_else(|| unreadable("the manager printed no archive"))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .map_err(|_| unreadable("the archive is not base64"))?;
-    let size: usize = field(out, "size")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| unreadable("the manager printed no archive size"))?;
-    if size != bytes.len() {
-        return Err(unreadable("the archive arrived cut short"));
-    }
-    Ok(StateArchive {
-        bytes,
-        // What the node says of itself goes into the manifest and an
-        // event: only in the form a version has.
-        orchestrator_version: field(out, "orchestrator_version")
-            .filter(|v| {
-                v.len() <= 64
-                    && v.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || ".+-~_".contains(c))
-            })
-            .unwrap_or("unknown")
-            .to_string(),
-    })
-}
-
-/// The value of `key` in a script's `key=value` output lines, trimmed;
-/// `None` when the key is absent or its value empty.
-pub(crate) fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty())
-}
+pub(crate) use crate::bootstrap::shell::field;
 
 /// Every variable an orchestrator's `client_env` sets, for `env --unset`.
 pub const CLIENT_ENV_KEYS: &[&str] = &[
@@ -357,30 +310,5 @@ mod tests {
                 "{coe}"
             );
         }
-    }
-
-    #[test]
-    fn an_archive_is_taken_only_whole_and_its_version_only_as_a_version() {
-        let data = base64::engine::general_purpose::STANDARD.encode(b"abcd");
-        let a = parse_archive(
-            "m",
-            "s",
-            &format!("orchestrator_version=v1.31.2\nsize=4\ndata={data}\n"),
-        )
-        .unwrap();
-        assert_eq!(
-            (a.bytes.as_slice(), a.orchestrator_version.as_str()),
-            (&b"abcd"[..], "v1.31.2")
-        );
-        let odd = parse_archive(
-            "m",
-            "s",
-            &format!("orchestrator_version=$(x)\nsize=4\ndata={data}\n"),
-        )
-        .unwrap();
-        assert_eq!(odd.orchestrator_version, "unknown");
-        assert!(parse_archive("m", "s", &format!("size=5\ndata={data}\n")).is_err());
-        assert!(parse_archive("m", "s", "size=4\ndata=???\n").is_err());
-        assert!(parse_archive("m", "s", "size=4\n").is_err());
     }
 }

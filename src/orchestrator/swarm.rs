@@ -8,11 +8,8 @@ use minijinja::Value;
 use provision_provider::Role;
 use serde::Deserialize;
 
-use super::{
-    field, parse_archive, JoinSecrets, Member, NodeProbe, Orchestrator, StateArchive,
-    DRAIN_WAIT_SECONDS,
-};
-use crate::bootstrap::{NodeShell, Output, ShellError};
+use super::{field, JoinSecrets, Member, NodeProbe, Orchestrator, DRAIN_WAIT_SECONDS};
+use crate::bootstrap::{ArchiveInfo, NodeShell, Output, ShellError};
 use crate::secret::Secret;
 use crate::spec::Coe;
 
@@ -300,8 +297,8 @@ impl Orchestrator for Swarm {
         true
     }
 
-    async fn restore(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
-        node.run("swarm/restore.sh", &[], Some(archive), Output::Log)
+    async fn restore(&self, node: &NodeShell, archive: &Path) -> Result<(), ShellError> {
+        node.run_with_file("swarm/restore.sh", &[], archive, Output::Log)
             .await
             .map(|_| ())
     }
@@ -315,10 +312,12 @@ impl Orchestrator for Swarm {
         Ok(backup_blocker(&out))
     }
 
-    async fn backup(&self, manager: &NodeShell) -> Result<StateArchive, ShellError> {
-        let script = "swarm/backup.sh";
-        let out = manager.run(script, &[], None, Output::Archive).await?;
-        parse_archive(manager.node(), script, &out)
+    async fn backup(
+        &self,
+        manager: &NodeShell,
+        to: &mut (dyn std::io::Write + Send),
+    ) -> Result<ArchiveInfo, ShellError> {
+        manager.run_archive("swarm/backup.sh", to).await
     }
 
     fn client_hint(&self) -> &'static str {

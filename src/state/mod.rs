@@ -13,7 +13,7 @@ pub mod location;
 mod lock;
 pub(crate) mod off_workers;
 mod paths;
-pub use paths::{create_private_dir, write_private_file};
+pub use paths::{create_private_dir, write_private_file, write_private_file_with};
 mod records;
 mod sqlite;
 

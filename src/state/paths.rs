@@ -121,6 +121,14 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Writes a file only the user can read, replacing it atomically.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    write_private_file_with(path, |f| f.write_all(contents))
+}
+
+/// [`write_private_file`] with what `write` writes into it.
+pub fn write_private_file_with(
+    path: &Path,
+    write: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         create_private_dir(parent)?;
     }
@@ -137,7 +145,7 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        f.write_all(contents)?;
+        write(&mut f)?;
         f.sync_all()
     })();
     if let Err(e) = written {

@@ -6,9 +6,13 @@
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use aws_sdk_s3::Client;
 use provision_provider::ProviderError;
+
+/// The part size of a multipart upload (S3 wants at least 5 MiB a part
+/// but the last, and at most 10,000 parts: archives up to 160 GB).
+pub const PART_SIZE: usize = 16 << 20;
 
 /// A failed S3 call, naming the object and saying what to do.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +148,154 @@ impl S3Objects {
             return Err(too_large(bytes.len() as u64));
         }
         Ok(bytes.to_vec())
+    }
+
+    /// Writes the file at `path` as `name`, encrypted at rest (SSE-S3): in
+    /// one PutObject up to [`PART_SIZE`], in parts beyond (a multipart
+    /// upload, read from the file a part at a time: memory stays at one
+    /// part, and S3's 5 GB PutObject cap does not apply). A failed upload
+    /// is aborted, so no parts are left to be billed.
+    pub async fn put_file(&self, name: &str, path: &std::path::Path) -> Result<(), S3Error> {
+        use tokio::io::AsyncReadExt;
+        let key = self.key(name);
+        let local = |e: std::io::Error| S3Error {
+            operation: "PutObject",
+            bucket: self.bucket.clone(),
+            key: key.clone(),
+            message: format!("reading {}: {e}", path.display()),
+            not_found: false,
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(local)?;
+        let size = file.metadata().await.map_err(local)?.len();
+        if size <= PART_SIZE as u64 {
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut bytes).await.map_err(local)?;
+            return self.put(name, &bytes).await;
+        }
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&key)
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .send()
+            .await
+            .map_err(|e| self.error("CreateMultipartUpload", &key, e))?;
+        let Some(id) = upload.upload_id().map(str::to_string) else {
+            return Err(S3Error {
+                operation: "CreateMultipartUpload",
+                bucket: self.bucket.clone(),
+                key,
+                message: "the answer had no upload id".into(),
+                not_found: false,
+            });
+        };
+        let uploaded = async {
+            let mut parts = Vec::new();
+            let mut number = 1;
+            loop {
+                let mut part = Vec::with_capacity(PART_SIZE);
+                (&mut file)
+                    .take(PART_SIZE as u64)
+                    .read_to_end(&mut part)
+                    .await
+                    .map_err(local)?;
+                if part.is_empty() {
+                    break;
+                }
+                let done = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .upload_id(&id)
+                    .part_number(number)
+                    .body(ByteStream::from(part))
+                    .send()
+                    .await
+                    .map_err(|e| self.error("UploadPart", &key, e))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(done.e_tag().map(str::to_string))
+                        .build(),
+                );
+                number += 1;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&key)
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| self.error("CompleteMultipartUpload", &key, e))?;
+            Ok(())
+        }
+        .await;
+        if uploaded.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&key)
+                .upload_id(&id)
+                .send()
+                .await;
+        }
+        uploaded
+    }
+
+    /// Reads `name` into `to` as it downloads (never whole in memory),
+    /// refused beyond `limit` bytes; returns its size.
+    pub async fn get_to(
+        &self,
+        name: &str,
+        to: &mut (dyn std::io::Write + Send),
+        limit: u64,
+    ) -> Result<u64, S3Error> {
+        let key = self.key(name);
+        let failed = |message: String| S3Error {
+            operation: "GetObject",
+            bucket: self.bucket.clone(),
+            key: key.clone(),
+            message,
+            not_found: false,
+        };
+        let mut object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| self.error("GetObject", &key, e))?;
+        let too_large =
+            |size: u64| format!("the object is {size} bytes or more, beyond the {limit} read here");
+        let announced = object.content_length().unwrap_or(0).max(0) as u64;
+        if announced > limit {
+            return Err(failed(too_large(announced)));
+        }
+        let mut size = 0u64;
+        while let Some(bytes) = object
+            .body
+            .try_next()
+            .await
+            .map_err(|e| failed(format!("the download broke off: {e}")))?
+        {
+            size += bytes.len() as u64;
+            if size > limit {
+                return Err(failed(too_large(size)));
+            }
+            to.write_all(&bytes)
+                .map_err(|e| failed(format!("the download could not be written here: {e}")))?;
+        }
+        Ok(size)
     }
 
     /// The names of the objects directly under the prefix.

@@ -125,7 +125,7 @@ impl Transport for Shell {
     async fn exec(
         &self,
         command: &str,
-        _stdin: Option<&[u8]>,
+        _stdin: Option<&mut (dyn tokio::io::AsyncRead + Send + Unpin)>,
         on_output: &mut (dyn for<'c> FnMut(&'c [u8]) -> std::ops::ControlFlow<()> + Send),
     ) -> Result<u32, SshError> {
         let _ = on_output(

@@ -318,10 +318,12 @@ impl Orchestrator for Swarmish {
         true
     }
 
-    async fn restore(&self, node: &NodeShell, archive: &Secret) -> Result<(), ShellError> {
+    async fn restore(&self, node: &NodeShell, archive: &Path) -> Result<(), ShellError> {
         use base64::Engine;
+        let text = std::fs::read_to_string(archive)
+            .map_err(|e| ShellError::unreadable(node.node(), "restore", e.to_string()))?;
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(archive.expose())
+            .decode(text.trim())
             .map_err(|_| ShellError::unreadable(node.node(), "restore", "not base64".into()))?;
         let id = String::from_utf8(bytes)
             .map_err(|_| ShellError::unreadable(node.node(), "restore", "not an id".into()))?;
