@@ -149,10 +149,19 @@ async fn read_archive_as(
     let mut sealed = tempfile::tempfile().map_err(io("the download"))?;
     {
         let mut writer = std::io::BufWriter::new(&mut sealed);
-        open(&location)
+        let got = open(&location)
             .await?
             .get_to(&name, &mut writer, limit)
-            .await?;
+            .await;
+        match (got, request.size) {
+            (Err(BackupError::TooLarge { .. }), Some(expected)) => {
+                return Err(BackupError::Archive {
+                    archive: request.archive.clone(),
+                    source: seal::SealError::Larger { expected },
+                })
+            }
+            (got, _) => got?,
+        };
         std::io::Write::flush(&mut writer).map_err(io("the download"))?;
     }
     sealed

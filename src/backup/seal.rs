@@ -40,6 +40,8 @@ pub enum SealError {
     Random,
     #[error("the archive is {actual} bytes; its manifest says {expected}: it was cut short or changed since the backup was taken (nothing was restored)")]
     Size { expected: u64, actual: u64 },
+    #[error("the archive is larger; its manifest says {expected} bytes: it was changed since the backup was taken (nothing was restored)")]
+    Larger { expected: u64 },
     #[error("the archive's SHA-256 is {actual}; its manifest says {expected}: it was changed since the backup was taken (nothing was restored)")]
     Digest { expected: String, actual: String },
     #[error("the archive is not sealed as {FORMAT} (it does not start with its header)")]

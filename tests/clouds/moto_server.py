@@ -61,6 +61,35 @@ def _create_aws_request_encoded(self):
 access_control.IAMRequestBase._create_aws_request = _create_aws_request_encoded
 
 
+# IAM grants some S3 operations under another action's name (S3 API
+# reference, each operation's "Permissions"): the multipart upload's calls
+# as the object write they are, listings as s3:ListBucket, a HEAD as the
+# GET. moto 5.2.6 checks them under their operation names, which no IAM
+# action has, so no policy could grant them.
+_S3_IAM_ACTIONS = {
+    "s3:CreateMultipartUpload": "s3:PutObject",
+    "s3:UploadPart": "s3:PutObject",
+    "s3:CompleteMultipartUpload": "s3:PutObject",
+    "s3:ListParts": "s3:ListMultipartUploadParts",
+    "s3:ListMultipartUploads": "s3:ListBucketMultipartUploads",
+    "s3:ListObjects": "s3:ListBucket",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjectVersions": "s3:ListBucketVersions",
+    "s3:HeadBucket": "s3:ListBucket",
+    "s3:HeadObject": "s3:GetObject",
+    "s3:DeleteObjects": "s3:DeleteObject",
+}
+_s3_request_init = access_control.S3IAMRequest.__init__
+
+
+def _s3_request_init_iam_action(self, *args, **kwargs):
+    _s3_request_init(self, *args, **kwargs)
+    self._action = _S3_IAM_ACTIONS.get(self._action, self._action)
+
+
+access_control.S3IAMRequest.__init__ = _s3_request_init_iam_action
+
+
 # EC2 refuses a private address that an interface in the subnet holds
 # already (RunInstances, CreateNetworkInterface: "InvalidIPAddress.InUse",
 # EC2 API reference, error codes); moto hands it out twice.
