@@ -138,6 +138,13 @@ impl<'w> ArchiveOutput<'w> {
         Ok(())
     }
 
+    /// Whether reading stopped short (past the limit, not base64, the
+    /// writer failed): then the script's exit status (the closed channel's)
+    /// says nothing, and [`finish`](Self::finish) says why.
+    pub fn stopped(&self) -> bool {
+        self.over || self.problem.is_some()
+    }
+
     /// What the script said of the archive, once its output has ended; an
     /// error when the archive did not arrive whole.
     pub fn finish(mut self, node: &str, script: &str) -> Result<ArchiveInfo, ShellError> {

@@ -331,6 +331,9 @@ impl NodeShell {
                 archive.take(chunk)
             })
             .await?;
+        if archive.stopped() {
+            return archive.finish(self.node(), script);
+        }
         // A failed script's archive is not read: its exit status says more.
         self.succeeded(script, code, String::new(), Output::Archive)?;
         archive.finish(self.node(), script)
