@@ -96,8 +96,6 @@ pub async fn open(location: &Location) -> Result<Box<dyn BackupStore>, BackupErr
 /// what `backup verify` lists. It holds the cluster's keys.
 pub struct OpenedArchive {
     file: tempfile::NamedTempFile,
-    /// The archive's size (before base64).
-    pub size: u64,
 }
 
 impl OpenedArchive {
@@ -168,33 +166,31 @@ async fn read_archive_as(
         .seek(SeekFrom::Start(0))
         .map_err(io("the download"))?;
     let out = tempfile::NamedTempFile::new().map_err(io("the opened archive"))?;
-    let target = std::io::BufWriter::new(
+    let mut target = std::io::BufWriter::new(
         out.as_file()
             .try_clone()
             .map_err(io("the opened archive"))?,
     );
-    let size = if base64 {
-        let mut encoder =
-            base64::write::EncoderWriter::new(target, &base64::engine::general_purpose::STANDARD);
-        let size = check_and_open(std::io::BufReader::new(sealed), request, key, &mut encoder);
-        let target = encoder.finish().map_err(io("the opened archive"))?;
-        target
-            .into_inner()
-            .map_err(|e| io("the opened archive")(e.into_error()))?;
-        size
+    let sealed = std::io::BufReader::new(sealed);
+    let checked = if base64 {
+        let mut encoder = base64::write::EncoderWriter::new(
+            &mut target,
+            &base64::engine::general_purpose::STANDARD,
+        );
+        let checked = check_and_open(sealed, request, key, &mut encoder);
+        encoder.finish().map_err(io("the opened archive"))?;
+        checked
     } else {
-        let mut target = target;
-        let size = check_and_open(std::io::BufReader::new(sealed), request, key, &mut target);
-        target
-            .into_inner()
-            .map_err(|e| io("the opened archive")(e.into_error()))?;
-        size
-    }
-    .map_err(|source| BackupError::Archive {
+        check_and_open(sealed, request, key, &mut target)
+    };
+    checked.map_err(|source| BackupError::Archive {
         archive: request.archive.clone(),
         source,
     })?;
-    Ok(OpenedArchive { file: out, size })
+    target
+        .into_inner()
+        .map_err(|e| io("the opened archive")(e.into_error()))?;
+    Ok(OpenedArchive { file: out })
 }
 
 /// [`read_archive`]'s checks, in one pass over the sealed bytes: opened
@@ -206,32 +202,23 @@ fn check_and_open(
     sealed: impl std::io::Read,
     request: &RestoreRequest,
     key: Option<&[u8]>,
-    plain: &mut impl std::io::Write,
-) -> Result<u64, seal::SealError> {
+    plain: &mut dyn std::io::Write,
+) -> Result<(), seal::SealError> {
     let mut reading = seal::Digesting::new(sealed);
     let opened = match &request.sealed_for {
         Some(cluster_id) => match key {
-            Some(key) => seal::open_stream(key, cluster_id, &mut reading, &mut *plain),
+            Some(key) => seal::open_stream(key, cluster_id, &mut reading, &mut *plain).map(|_| ()),
             None => Err(seal::SealError::NoKey),
         },
-        None => std::io::copy(&mut reading, &mut *plain).map_err(seal::SealError::Io),
+        None => std::io::copy(&mut reading, plain)
+            .map(|_| ())
+            .map_err(seal::SealError::Io),
     };
     // The rest of the bytes, for the digest of the whole.
     std::io::copy(&mut reading, &mut std::io::sink()).map_err(seal::SealError::Io)?;
     let (_, sha256, size) = reading.finish();
-    if let (Some(expected), Some(expected_sha)) = (request.size, &request.sha256) {
-        if size != expected {
-            return Err(seal::SealError::Size {
-                expected,
-                actual: size,
-            });
-        }
-        if !sha256.eq_ignore_ascii_case(expected_sha) {
-            return Err(seal::SealError::Digest {
-                expected: expected_sha.clone(),
-                actual: sha256,
-            });
-        }
+    if let (Some(expected), Some(expected_sha256)) = (request.size, &request.sha256) {
+        seal::matches(size, &sha256, expected, expected_sha256)?;
     }
     opened
 }

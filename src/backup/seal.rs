@@ -161,13 +161,6 @@ impl<W: Write> Write for Sealer<W> {
     }
 }
 
-/// `plain` sealed under `key` for the cluster `cluster_id`.
-pub fn seal(key: &[u8], cluster_id: &str, plain: &[u8]) -> Result<Vec<u8>, SealError> {
-    let mut sealer = Sealer::new(key, cluster_id, Vec::new())?;
-    sealer.write_all(plain).map_err(SealError::Io)?;
-    sealer.finish().map_err(SealError::Io)
-}
-
 /// Reads up to `buf.len()` bytes: fewer only at the end.
 fn read_full(from: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
@@ -244,14 +237,6 @@ pub fn open_stream(
     }
 }
 
-/// The archive `sealed` opened with `key` for `cluster_id`; refused whole
-/// at the first chunk that does not open.
-pub fn open(key: &[u8], cluster_id: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-    let mut plain = Vec::with_capacity(sealed.len());
-    open_stream(key, cluster_id, sealed, &mut plain)?;
-    Ok(plain)
-}
-
 /// A writer (or reader) that passes bytes on and keeps their SHA-256 and
 /// count, so an archive is hashed as it streams to where it is kept (or
 /// from where it was kept).
@@ -302,22 +287,24 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Refuses what `from` reads unless it is the size and SHA-256 a manifest
-/// says; reads it once, in bounded memory.
-pub fn check_stream(mut from: impl Read, size: u64, sha256: &str) -> Result<(), SealError> {
-    let mut digesting = Digesting::new(&mut from);
-    std::io::copy(&mut digesting, &mut std::io::sink()).map_err(SealError::Io)?;
-    let (_, actual, len) = digesting.finish();
-    if len != size {
+/// Refuses an archive of `size` bytes with SHA-256 `sha256` (as counted by
+/// [`Digesting`]) unless they are what its manifest says.
+pub fn matches(
+    size: u64,
+    sha256: &str,
+    expected: u64,
+    expected_sha256: &str,
+) -> Result<(), SealError> {
+    if size != expected {
         return Err(SealError::Size {
-            expected: size,
-            actual: len,
+            expected,
+            actual: size,
         });
     }
-    if !actual.eq_ignore_ascii_case(sha256) {
+    if !sha256.eq_ignore_ascii_case(expected_sha256) {
         return Err(SealError::Digest {
-            expected: sha256.to_string(),
-            actual,
+            expected: expected_sha256.to_string(),
+            actual: sha256.to_string(),
         });
     }
     Ok(())
@@ -328,14 +315,25 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
-/// Refuses `bytes` unless they are the size and SHA-256 a manifest says.
-pub fn check(bytes: &[u8], size: u64, sha256: &str) -> Result<(), SealError> {
-    check_stream(bytes, size, sha256)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seal(key: &[u8], cluster_id: &str, plain: &[u8]) -> Result<Vec<u8>, SealError> {
+        let mut sealer = Sealer::new(key, cluster_id, Vec::new())?;
+        sealer.write_all(plain).map_err(SealError::Io)?;
+        sealer.finish().map_err(SealError::Io)
+    }
+
+    fn open(key: &[u8], cluster_id: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        let mut plain = Vec::new();
+        open_stream(key, cluster_id, sealed, &mut plain)?;
+        Ok(plain)
+    }
+
+    fn check(bytes: &[u8], size: u64, sha256: &str) -> Result<(), SealError> {
+        matches(bytes.len() as u64, &sha256_hex(bytes), size, sha256)
+    }
 
     fn plain(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 % 251) as u8).collect()

@@ -155,7 +155,11 @@ pub trait BackupStore: Send + Sync {
     /// Writes `name` (mode 0600 where files have modes).
     async fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError>;
     /// Reads `name`, refused when it is larger than `limit` bytes.
-    async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, BackupError>;
+    async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, BackupError> {
+        let mut bytes = Vec::new();
+        self.get_to(name, &mut bytes, limit).await?;
+        Ok(bytes)
+    }
     /// Stores the file at `path` as `name` (an archive, spooled to disk as
     /// it was sealed), read a part at a time.
     async fn put_file(&self, name: &str, path: &Path) -> Result<(), BackupError>;
@@ -186,32 +190,6 @@ impl BackupStore for DirStore {
             path: path.clone(),
             source,
         })
-    }
-
-    async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, BackupError> {
-        use std::io::Read;
-        let path = self.dir.join(check_name(name)?);
-        let io = |source: std::io::Error| match source.kind() {
-            std::io::ErrorKind::NotFound => BackupError::NotFound {
-                location: path.display().to_string(),
-            },
-            _ => BackupError::Io {
-                path: path.clone(),
-                source,
-            },
-        };
-        let file = std::fs::File::open(&path).map_err(io)?;
-        let mut bytes = Vec::new();
-        file.take(limit.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(io)?;
-        if bytes.len() as u64 > limit {
-            return Err(BackupError::TooLarge {
-                location: path.display().to_string(),
-                limit,
-            });
-        }
-        Ok(bytes)
     }
 
     async fn put_file(&self, name: &str, path: &Path) -> Result<(), BackupError> {
@@ -325,13 +303,6 @@ impl BackupStore for S3Store {
     async fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError> {
         self.objects
             .put(check_name(name)?, bytes)
-            .await
-            .map_err(|e| self.error(e))
-    }
-
-    async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, BackupError> {
-        self.objects
-            .get(check_name(name)?, limit)
             .await
             .map_err(|e| self.error(e))
     }

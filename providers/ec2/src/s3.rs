@@ -113,43 +113,6 @@ impl S3Objects {
         Ok(())
     }
 
-    /// Reads `name`, refused beyond `limit` bytes (whoever can write the
-    /// bucket chooses its objects' sizes).
-    pub async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, S3Error> {
-        let key = self.key(name);
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| self.error("GetObject", &key, e))?;
-        let too_large = |size: u64| S3Error {
-            operation: "GetObject",
-            bucket: self.bucket.clone(),
-            key: key.clone(),
-            message: format!("the object is {size} bytes, more than the {limit} read here"),
-            not_found: false,
-        };
-        let size = object.content_length().unwrap_or(0).max(0) as u64;
-        if size > limit {
-            return Err(too_large(size));
-        }
-        let bytes = object.body.collect().await.map_err(|e| S3Error {
-            operation: "GetObject",
-            bucket: self.bucket.clone(),
-            key: key.clone(),
-            message: format!("the download broke off: {e}"),
-            not_found: false,
-        })?;
-        let bytes = bytes.into_bytes();
-        if bytes.len() as u64 > limit {
-            return Err(too_large(bytes.len() as u64));
-        }
-        Ok(bytes.to_vec())
-    }
-
     /// Writes the file at `path` as `name`, encrypted at rest (SSE-S3): in
     /// one PutObject up to [`PART_SIZE`], in parts beyond (a multipart
     /// upload, read from the file a part at a time: memory stays at one
@@ -252,7 +215,8 @@ impl S3Objects {
     }
 
     /// Reads `name` into `to` as it downloads (never whole in memory),
-    /// refused beyond `limit` bytes; returns its size.
+    /// refused beyond `limit` bytes (whoever can write the bucket chooses
+    /// its objects' sizes); returns its size.
     pub async fn get_to(
         &self,
         name: &str,

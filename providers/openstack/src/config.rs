@@ -418,8 +418,16 @@ mod tests {
 
     #[test]
     fn the_example_clouds_yaml_loads() {
-        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/clouds.yaml");
-        let env = env_of(&[("OS_CLIENT_CONFIG_FILE", example), ("HOME", "/nonexistent")]);
+        // The crate's directory as cargo gives it to this run: the one built
+        // in may be gone (a shared target dir reuses a test binary built from
+        // another checkout).
+        let dir = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+        let example = format!("{dir}/../../examples/clouds.yaml");
+        let env = env_of(&[
+            ("OS_CLIENT_CONFIG_FILE", &example),
+            ("HOME", "/nonexistent"),
+        ]);
         let (c, source) = load(Some("mycloud"), &env).unwrap();
         assert_eq!(c.auth_method(&source).unwrap(), AuthMethod::Password);
         assert_eq!(
