@@ -45,7 +45,9 @@ fn a_partition_of_more_than_max_unhealthy_nodes_replaces_none() {
     wait_until(
         "the daemon to see 2 nodes unhealthy past their grace",
         Duration::from_secs(120),
-        || c.events().contains("above max_unhealthy 1"),
+        // Read without the lock: `status` would hold it while it probes
+        // the cut-off nodes, and the daemon would find the cluster busy.
+        || c.recorded_events().contains("above max_unhealthy 1"),
     );
     // A few more passes: still nothing replaced.
     std::thread::sleep(Duration::from_secs(8));
@@ -110,13 +112,13 @@ fn replacements_whose_install_always_fails_stop_at_max_start_attempts() {
     let mut most = 0;
     loop {
         most = most.max(containers(&c.name).len());
-        if c.events().contains("no further replacement") {
+        if c.recorded_events().contains("no further replacement") {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(240),
             "the cluster never stopped replacing: {}",
-            c.events()
+            c.recorded_events()
         );
         std::thread::sleep(Duration::from_secs(1));
     }

@@ -165,7 +165,7 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
     wait_until(
         "the daemon to start replacing the node",
         Duration::from_secs(60),
-        || a.events().contains(&format!("{victim}  retiring")),
+        || a.recorded_events().contains(&format!("{victim}  retiring")),
     );
     assert!(
         daemon.stop(Duration::from_secs(15)),
