@@ -41,6 +41,14 @@ fn a_partition_of_more_than_max_unhealthy_nodes_replaces_none() {
     for node in &cut {
         partition(node, true);
     }
+    // Swarm's failure detector marks the two Down seconds apart; until it
+    // has marked both, the one it still lists Ready is (rightly) taken as
+    // healthy, and the other alone is within max_unhealthy.
+    wait_until(
+        "the swarm to list the 2 cut-off nodes Down",
+        Duration::from_secs(120),
+        || ready_swarm_nodes(&c) == 2,
+    );
     let mut daemon = Daemon::start(&c, "2s");
     wait_until(
         "the daemon to see 2 nodes unhealthy past their grace",

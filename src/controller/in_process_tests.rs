@@ -403,3 +403,33 @@ async fn with_no_manager_left_a_restore_re_forms_the_cluster_and_the_workers_rej
     let stored = w.ctl.store.cluster("web").unwrap().unwrap();
     assert_eq!(stored.spec.restore, None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_settled_cluster_is_found_so_without_a_write_and_a_cluster_with_work_is_not() {
+    let w = world(1, 2);
+    w.converge().await;
+    let store = &w.ctl.store;
+    let ctx = |workers: u32| {
+        let mut record = store.cluster("web").unwrap().unwrap();
+        record.spec.workers = workers;
+        ClusterContext::new(&**store, record).unwrap()
+    };
+    let written = || {
+        (
+            store.nodes("web").unwrap(),
+            store.events("web", 100).unwrap(),
+        )
+    };
+    let before = written();
+    assert!(w.ctl.settled(&ctx(2)).await.unwrap());
+    // A scale request, a node the membership lists down: work for the
+    // pass under the lock, and nothing written meanwhile.
+    assert!(!w.ctl.settled(&ctx(3)).await.unwrap());
+    w.swarm.down("web-worker-1");
+    assert!(!w.ctl.settled(&ctx(2)).await.unwrap());
+    assert_eq!(written(), before);
+    // The pass records it, and with the node back the cluster is settled.
+    let report = w.converge().await;
+    assert_eq!(report.remediations, ["web-worker-1"]);
+    assert!(w.ctl.settled(&ctx(2)).await.unwrap());
+}

@@ -4,18 +4,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use provision_provider::{Addresses, Machine, MachineState, Role};
+use provision_provider::{Addresses, Apply, Machine, MachineState, Role};
 use tracing::{debug, warn};
 
 use super::connections::Connections;
 use super::context::{ClusterContext, Controller, ControllerError};
 use super::health::{assess, Condition};
-use super::plan::{Observed, Probe};
+use super::plan::{plan, Observed, Probe};
 use crate::bootstrap::scripts::script_context;
 use crate::bootstrap::{NodeShell, SshTarget};
 use crate::orchestrator::reported::{refuse_member, refuse_probe};
 use crate::orchestrator::{Member, NodeProbe};
-use crate::state::{Health, NodeRecord};
+use crate::state::{Health, NodePhase, NodeRecord};
 
 /// How long a probe of one node may take in all; a frozen node never stalls a pass.
 const PROBE_DEADLINE: Duration = Duration::from_secs(30);
@@ -407,75 +407,12 @@ impl Controller {
         observed: &Observed,
     ) -> Result<Vec<NodeRecord>, ControllerError> {
         let now = unix_now();
-        // While any node runs with an older view of the managers, nobody's
-        // view counts as settled: a node found current against managers
-        // that are themselves about to restart must be asked again after.
-        let reconfiguring = observed
-            .probes
-            .values()
-            .any(|p| matches!(p, Probe::Reached(n) if n.config_stale));
         // Re-read: probes may have recorded host keys on first contact.
         let mut records = self.store.nodes(ctx.name())?;
         for rec in &mut records {
             let before = rec.clone();
-            let machine = observed.machines.iter().find(|m| m.node == rec.name);
-            let probe = observed.probes.get(&rec.name);
-            if let Some(m) = machine {
-                rec.machine_id = Some(m.id.clone());
-                if m.addresses.is_some() {
-                    rec.addresses = m.addresses.clone();
-                }
-            }
-            if let Some(Probe::Reached(p)) = probe {
-                if p.member_id.is_some() {
-                    rec.member_id = p.member_id.clone();
-                }
-                // A node that runs with the current managers need not be
-                // asked again until they change.
-                rec.managers_seen = if p.joined && !reconfiguring {
-                    observed.managers_view.clone()
-                } else {
-                    None
-                };
-            }
-            let member = observed.members.as_ref().and_then(|ms| {
-                rec.member_id
-                    .as_ref()
-                    .and_then(|id| ms.iter().find(|m| &m.id == id))
-            });
-            let condition = assess(rec, machine, probe, member);
-            match condition {
-                Condition::Healthy => {
-                    rec.health = Health::Healthy;
-                    rec.reason = None;
-                    rec.unhealthy_since = None;
-                    rec.unhealthy_kind = None;
-                }
-                // No evidence either way: the record stays as it was.
-                Condition::Unknown(_) => {}
-                Condition::Starting => {
-                    rec.health = Health::Unknown;
-                    rec.reason = Some(condition.reason());
-                    rec.unhealthy_since = None;
-                    rec.unhealthy_kind = None;
-                }
-                _ => {
-                    if rec.health != Health::Unhealthy || rec.unhealthy_kind != condition.kind() {
-                        self.event(
-                            ctx,
-                            Some(&rec.name),
-                            &format!("unhealthy: {}", condition.reason()),
-                        );
-                    }
-                    rec.health = Health::Unhealthy;
-                    rec.reason = Some(condition.reason());
-                    // A new kind of trouble starts its own clock.
-                    if rec.unhealthy_kind != condition.kind() {
-                        rec.unhealthy_since = Some(now);
-                    }
-                    rec.unhealthy_since = rec.unhealthy_since.or(Some(now));
-                    rec.unhealthy_kind = condition.kind();
-                }
+            if let Some(trouble) = apply_observation(rec, observed, now) {
+                self.event(ctx, Some(&rec.name), &trouble);
             }
             if *rec != before {
                 self.store.put_node(rec)?;
@@ -483,6 +420,129 @@ impl Controller {
         }
         Ok(records)
     }
+
+    /// Whether the cluster is settled as it stands, found without a write
+    /// or a lock: its firewall as the template says, every node healthy
+    /// and recorded as observed, and nothing for the planner to do or say.
+    /// The daemon asks this before it takes the cluster's lock (in etcd a
+    /// write: the key put, then deleted), so a converged pass writes
+    /// nothing. A verdict reached while another actor changes the cluster
+    /// is safe either way: "settled" leads to no action, anything else to
+    /// the ordinary pass under the lock.
+    pub async fn settled(&self, ctx: &ClusterContext) -> Result<bool, ControllerError> {
+        if ctx.record.phase != "ready" || ctx.record.spec.restore.is_some() {
+            return Ok(false);
+        }
+        let firewall = self
+            .provider
+            .reconcile_firewall(&ctx.cluster, Apply::DryRun)
+            .await?;
+        if !firewall.is_empty() {
+            return Ok(false);
+        }
+        let records = self.store.nodes(ctx.name())?;
+        let connections = Connections::default();
+        let observed = self
+            .look(
+                ctx,
+                &records,
+                FirstContact::Forget,
+                self.probing,
+                &connections,
+            )
+            .await;
+        connections.close_all().await;
+        let observed = observed?;
+        if !observed.refused.is_empty() || !observed.duplicates.is_empty() {
+            return Ok(false);
+        }
+        let now = unix_now();
+        for rec in &records {
+            let mut seen = rec.clone();
+            let trouble = apply_observation(&mut seen, &observed, now);
+            if trouble.is_some()
+                || seen != *rec
+                || seen.health != Health::Healthy
+                || seen.retiring
+                || seen.phase != NodePhase::Ready
+            {
+                return Ok(false);
+            }
+        }
+        let plan = plan(&ctx.record.spec, &records, &observed, now);
+        Ok(plan.is_empty() && plan.notes.is_empty())
+    }
+}
+
+/// Moves what `observed` says of a node into its record: its machine and
+/// addresses, its member id, its health and since when it has been in
+/// trouble. Returns the event to record when the node has newly come into
+/// (another kind of) trouble.
+fn apply_observation(rec: &mut NodeRecord, observed: &Observed, now: i64) -> Option<String> {
+    // While any node runs with an older view of the managers, nobody's
+    // view counts as settled: a node found current against managers that
+    // are themselves about to restart must be asked again after.
+    let reconfiguring = observed
+        .probes
+        .values()
+        .any(|p| matches!(p, Probe::Reached(n) if n.config_stale));
+    let machine = observed.machines.iter().find(|m| m.node == rec.name);
+    let probe = observed.probes.get(&rec.name);
+    if let Some(m) = machine {
+        rec.machine_id = Some(m.id.clone());
+        if m.addresses.is_some() {
+            rec.addresses = m.addresses.clone();
+        }
+    }
+    if let Some(Probe::Reached(p)) = probe {
+        if p.member_id.is_some() {
+            rec.member_id = p.member_id.clone();
+        }
+        // A node that runs with the current managers need not be asked
+        // again until they change.
+        rec.managers_seen = if p.joined && !reconfiguring {
+            observed.managers_view.clone()
+        } else {
+            None
+        };
+    }
+    let member = observed.members.as_ref().and_then(|ms| {
+        rec.member_id
+            .as_ref()
+            .and_then(|id| ms.iter().find(|m| &m.id == id))
+    });
+    let condition = assess(rec, machine, probe, member);
+    let mut trouble = None;
+    match condition {
+        Condition::Healthy => {
+            rec.health = Health::Healthy;
+            rec.reason = None;
+            rec.unhealthy_since = None;
+            rec.unhealthy_kind = None;
+        }
+        // No evidence either way: the record stays as it was.
+        Condition::Unknown(_) => {}
+        Condition::Starting => {
+            rec.health = Health::Unknown;
+            rec.reason = Some(condition.reason());
+            rec.unhealthy_since = None;
+            rec.unhealthy_kind = None;
+        }
+        _ => {
+            if rec.health != Health::Unhealthy || rec.unhealthy_kind != condition.kind() {
+                trouble = Some(format!("unhealthy: {}", condition.reason()));
+            }
+            rec.health = Health::Unhealthy;
+            rec.reason = Some(condition.reason());
+            // A new kind of trouble starts its own clock.
+            if rec.unhealthy_kind != condition.kind() {
+                rec.unhealthy_since = Some(now);
+            }
+            rec.unhealthy_since = rec.unhealthy_since.or(Some(now));
+            rec.unhealthy_kind = condition.kind();
+        }
+    }
+    trouble
 }
 
 /// What a node says of itself is untrusted: a report in a form no

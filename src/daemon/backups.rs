@@ -36,6 +36,14 @@ struct Known {
     retry_at: Option<Instant>,
 }
 
+impl Known {
+    /// Nothing to take yet: a failure's retry time not reached, or the
+    /// newest backup younger than the interval.
+    fn waiting(&self, policy: &crate::spec::BackupPolicy) -> bool {
+        self.retry_at.is_some_and(|t| Instant::now() < t) || !due(policy, self.newest.as_ref())
+    }
+}
+
 /// The newest backup as this process saw it: its time as written, and its
 /// age then by this host's clock, counted on from then by the monotonic
 /// clock. So a time written by a host whose clock is ahead delays the next
@@ -89,6 +97,22 @@ impl Backups {
 
 /// Takes `record`'s scheduled backup if one is due; the caller holds the
 /// cluster's lock.
+/// Whether a scheduled backup of `record` may be due now: it has a policy,
+/// and this daemon knows of no recent backup (or failed attempt) that makes
+/// it wait. Such a cluster's pass runs under its lock, where a backup is
+/// taken.
+pub fn may_be_due(session: &Session, record: &ClusterRecord, backups: &Backups) -> bool {
+    let Some(policy) = &record.spec.backup else {
+        return false;
+    };
+    let Ok(location) = backup::policy_location(session, &record.spec.name, policy) else {
+        return true;
+    };
+    !backups
+        .get(&record.spec.name, &location.to_string())
+        .is_some_and(|k| k.waiting(policy))
+}
+
 pub async fn take_if_due(
     session: &Session,
     record: &ClusterRecord,
@@ -104,10 +128,7 @@ pub async fn take_if_due(
         let location = backup::policy_location(session, name, policy)?;
         let key = location.to_string();
         let cached = backups.get(name, &key);
-        let waiting = cached.as_ref().is_some_and(|k| {
-            k.retry_at.is_some_and(|t| Instant::now() < t) || !due(policy, k.newest.as_ref())
-        });
-        if waiting {
+        if cached.as_ref().is_some_and(|k| k.waiting(policy)) {
             return Ok(None);
         }
         // Due by what is known, or nothing known yet: the location says

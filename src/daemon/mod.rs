@@ -191,6 +191,9 @@ struct Round {
     remediations: usize,
     /// The latest start of a pass behind its due time.
     most_late: Duration,
+    /// The passes' wall times added up: with `cpu`, what a pass spends
+    /// waiting (on SSH, the cloud, the store) against what it computes.
+    pass_time: Duration,
     cpu: Duration,
     ssh_opened: u64,
     cloud_calls: u64,
@@ -206,6 +209,12 @@ impl Round {
             started: Some(Instant::now()),
             ..Round::default()
         }
+    }
+
+    fn finished(&mut self, (outcome, remediations): (Outcome, usize), took: Duration) {
+        self.outcomes.push(outcome);
+        self.remediations += remediations;
+        self.pass_time += took;
     }
 
     fn count(&self, outcome: Outcome) -> usize {
@@ -224,6 +233,11 @@ impl Round {
             degraded = self.count(Outcome::Degraded),
             remediations = self.remediations,
             most_late_ms = self.most_late.as_millis() as u64,
+            pass_ms_mean = self
+                .pass_time
+                .checked_div(self.outcomes.len() as u32)
+                .unwrap_or_default()
+                .as_millis() as u64,
             seconds = format!(
                 "{:.2}",
                 self.started
@@ -268,18 +282,16 @@ async fn run_once(shared: Arc<Shared>, options: &DaemonOptions, calls: &CallLimi
         }
         let shared = shared.clone();
         tasks.spawn(async move {
+            let started = Instant::now();
             let ended = reconcile_cluster(&shared, &name).await;
             drop(permit);
-            ended
+            (ended, started.elapsed())
         });
     }
     let mut round = round;
     while let Some(done) = tasks.join_next().await {
         match done {
-            Ok((outcome, remediations)) => {
-                round.outcomes.push(outcome);
-                round.remediations += remediations;
-            }
+            Ok((ended, took)) => round.finished(ended, took),
             Err(e) => {
                 error!(error = %e, "a cluster's pass panicked");
                 round.outcomes.push(Outcome::Failed);
@@ -359,7 +371,8 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
             .max(Instant::now() + Duration::from_millis(10));
         tokio::select! {
             Some(done) = tasks.join_next() => match done {
-                Ok((name, started, (outcome, remediations))) => {
+                Ok((name, started, ended)) => {
+                    let outcome = ended.0;
                     // ±10 % jitter so clusters (or daemons) do not move in lockstep.
                     let jitter = rand::thread_rng().gen_range(0.9..1.1);
                     if outcome == Outcome::Busy {
@@ -369,8 +382,7 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
                     } else {
                         schedule.finished(&name, started, Instant::now(), jitter);
                     }
-                    round.outcomes.push(outcome);
-                    round.remediations += remediations;
+                    round.finished(ended, started.elapsed());
                 }
                 Err(e) => error!(error = %e, "a cluster's pass panicked"),
             },
@@ -411,6 +423,9 @@ async fn list_owned(shared: &Shared) -> Result<(Vec<String>, Vec<String>)> {
 /// renewed) is dropped where it stands: another daemon may hold the
 /// cluster soon, and what was half done is finished by the next pass.
 async fn reconcile_cluster(shared: &Shared, name: &str) -> (Outcome, usize) {
+    if passes_settled(shared, name).await {
+        return (Outcome::Converged, 0);
+    }
     let lock = match off_worker(|| shared.session.lock(name)) {
         Ok(lock) => lock,
         Err(LockError::Busy { holder, .. }) => {
@@ -434,6 +449,73 @@ async fn reconcile_cluster(shared: &Shared, name: &str) -> (Outcome, usize) {
             warn!(cluster = name, "lost the cluster's lock (etcd unreachable): pass stopped; the next pass finishes it");
             (Outcome::Failed, 0)
         }
+    }
+}
+
+/// A pass that finds the cluster settled without taking its lock
+/// ([`crate::controller::Controller::settled`]), with state in etcd: a
+/// converged pass writes nothing, not even the lock's key. Anything else (something to
+/// do, a failure, a scheduled backup that may be due) is left to the pass
+/// under the lock.
+async fn passes_settled(shared: &Shared, name: &str) -> bool {
+    let (session, metrics) = (&shared.session, &shared.metrics);
+    // Only where taking the lock is a write (etcd), and only while nobody
+    // holds it: a person's command in the middle of a change is waited for
+    // as before (the pass under the lock finds it busy).
+    let Some(etcd) = &session.etcd else {
+        return false;
+    };
+    if !matches!(off_worker(|| etcd.lock_held(name)), Ok(false)) {
+        return false;
+    }
+    let record = match off_worker(|| session.store.cluster(name)) {
+        Ok(Some(record)) => record,
+        _ => return false,
+    };
+    if record.is_destroying() || backups::may_be_due(session, &record, &shared.backups) {
+        return false;
+    }
+    let started = Instant::now();
+    let settled = async {
+        let provider = shared.providers.for_spec(&record.spec).await?;
+        let ctx = ClusterContext::new(&*session.store, record.clone())?;
+        let mut controller = session.controller(provider, &record.spec, Arc::new(LogReporter));
+        controller.probing = Probing::MembershipFirst;
+        Ok::<_, anyhow::Error>(controller.settled(&ctx).await?)
+    }
+    .await;
+    match settled {
+        Ok(true) => {
+            info!(
+                cluster = name,
+                phase = "ready",
+                "converged (settled: no lock taken, nothing written)"
+            );
+            metrics.observe_pass(name, started.elapsed().as_secs_f64(), false);
+            record_node_metrics(shared, name);
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            debug!(
+                cluster = name,
+                error = format!("{e:#}"),
+                "the settled check failed: the pass runs under the lock"
+            );
+            false
+        }
+    }
+}
+
+/// The node phases and health of `name` as the store has them, for the
+/// metrics.
+fn record_node_metrics(shared: &Shared, name: &str) {
+    if let Ok(nodes) = shared.session.store.nodes(name) {
+        let phases: Vec<(String, String)> = nodes
+            .iter()
+            .map(|n| (n.phase.to_string(), n.health.as_str().to_string()))
+            .collect();
+        shared.metrics.set_nodes(name, &phases);
     }
 }
 
@@ -517,13 +599,7 @@ async fn reconcile_locked(shared: &Shared, name: &str) -> (Outcome, usize) {
     if outcome == Outcome::Converged {
         backups::take_if_due(session, &record, metrics, &shared.backups).await;
     }
-    if let Ok(nodes) = session.store.nodes(name) {
-        let phases: Vec<(String, String)> = nodes
-            .iter()
-            .map(|n| (n.phase.to_string(), n.health.as_str().to_string()))
-            .collect();
-        metrics.set_nodes(name, &phases);
-    }
+    record_node_metrics(shared, name);
     (outcome, report.remediations.len())
 }
 

@@ -380,7 +380,11 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         .copied()
         .filter(|v| !rejoining.contains(v.name()))
         .collect();
-    remediate::retire_unhealthy(&input, &remediable, &mut d);
+    let counted: Vec<&NodeView> = views
+        .iter()
+        .filter(|v| !rejoining.contains(v.name()))
+        .collect();
+    remediate::retire_unhealthy(&input, &counted, &remediable, &mut d);
     // After a manager leaves, the rest are restarted with the new quorum
     // (one at a time) before the next one goes or a new one starts.
     let managers_stale = active

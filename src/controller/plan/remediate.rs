@@ -7,8 +7,14 @@ use provision_provider::Role;
 
 use super::{Decisions, Inputs, NodeView};
 use crate::controller::health::{is_due, max_unhealthy, Condition};
+use crate::spec::HealthPolicy;
 
-pub(super) fn retire_unhealthy(input: &Inputs, active: &[&NodeView], d: &mut Decisions) {
+pub(super) fn retire_unhealthy(
+    input: &Inputs,
+    counted: &[&NodeView],
+    active: &[&NodeView],
+    d: &mut Decisions,
+) {
     let policy = &input.spec.health;
     let now = input.now;
     let due: Vec<&NodeView> = active
@@ -16,15 +22,27 @@ pub(super) fn retire_unhealthy(input: &Inputs, active: &[&NodeView], d: &mut Dec
         .copied()
         .filter(|v| is_due(policy, v.record, &v.condition, now))
         .collect();
+    if due.is_empty() {
+        return;
+    }
+    // The limit counts every node not healthy now, in its grace or not, and
+    // those already on their way out (Cluster API's maxUnhealthy counts the
+    // same): the nodes a partition cuts off are seen at different passes,
+    // and counting only the due ones would replace them one by one.
+    let not_healthy: Vec<&NodeView> = counted
+        .iter()
+        .copied()
+        .filter(|v| counts_against_limit(policy, v, now))
+        .collect();
     let limit = max_unhealthy(policy, active.len());
-    if due.len() > limit {
-        let names: Vec<String> = due
+    if not_healthy.len() > limit {
+        let names: Vec<String> = not_healthy
             .iter()
             .map(|v| format!("{} ({})", v.name(), v.condition.reason()))
             .collect();
         d.plan.notes.push(format!(
             "{} of {} nodes are unhealthy, above max_unhealthy {limit}: remediating none: {}",
-            due.len(),
+            not_healthy.len(),
             active.len(),
             names.join(", ")
         ));
@@ -83,6 +101,18 @@ pub(super) fn retire_unhealthy(input: &Inputs, active: &[&NodeView], d: &mut Dec
             v.name().to_string(),
             format!("unhealthy: {}", v.condition.reason()),
         );
+    }
+}
+
+/// Whether a node counts as not healthy for `max_unhealthy`: any trouble
+/// the node shows, and a new node past its startup timeout. A new node still
+/// in its startup time is on its way, and a node not observed for a reason
+/// on our side is no evidence either way.
+fn counts_against_limit(policy: &HealthPolicy, v: &NodeView, now: i64) -> bool {
+    match v.condition {
+        Condition::Healthy | Condition::Unknown(_) => false,
+        Condition::Starting => is_due(policy, v.record, &v.condition, now),
+        _ => true,
     }
 }
 
@@ -161,6 +191,53 @@ mod tests {
             plan(&s, &records, &observed, NOW).remediations,
             vec!["web-worker-1".to_string()]
         );
+    }
+
+    #[test]
+    fn nodes_in_their_grace_and_nodes_leaving_count_against_max_unhealthy() {
+        let mut s = spec(1, 3);
+        s.health.max_unhealthy = MaxUnhealthy::Count(1);
+        // A partition: worker 1 was seen unreachable an hour ago, worker 2
+        // only now (its grace has not run). Neither is replaced.
+        let (mut records, mut observed) = converged(1, 3);
+        lose_machine(&mut records, &mut observed, "web-worker-1");
+        observed.probes.insert(
+            "web-worker-2".into(),
+            Probe::Unreachable("no answer within 10s".into()),
+        );
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.remediations.is_empty(), "{:?}", p.describe());
+        assert!(
+            p.notes[0].starts_with("2 of 4 nodes are unhealthy, above max_unhealthy 1"),
+            "{:?}",
+            p.notes
+        );
+        // The next pass, worker 1 already leaving: worker 2, due now, waits.
+        let (mut records, mut observed) = converged(1, 3);
+        lose_machine(&mut records, &mut observed, "web-worker-1");
+        records[1].retiring = true;
+        observed.probes.insert(
+            "web-worker-2".into(),
+            Probe::Unreachable("no answer within 10s".into()),
+        );
+        let r = records
+            .iter_mut()
+            .find(|r| r.name == "web-worker-2")
+            .unwrap();
+        r.unhealthy_kind = Some(UnhealthyKind::Unresponsive);
+        r.unhealthy_since = Some(NOW - 3600);
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.remediations.is_empty(), "{:?}", p.describe());
+        // A healthy node leaving (scale-in) and a new node in its startup
+        // time are no trouble: the one failure is replaced.
+        let (mut records, mut observed) = converged(1, 3);
+        lose_machine(&mut records, &mut observed, "web-worker-1");
+        records[2].retiring = true;
+        let mut new = record(Role::Worker, 4, None);
+        new.machine_created_at = Some(NOW - 10);
+        records.push(new);
+        let p = plan(&s, &records, &observed, NOW);
+        assert_eq!(p.remediations, vec!["web-worker-1".to_string()]);
     }
 
     #[test]

@@ -282,6 +282,14 @@ impl EtcdStore {
 
     /// Keeps the newest `kept` events a cluster (the default is
     /// [`EVENTS_KEPT`]); for tests of the pruning.
+    /// Whether some actor holds `cluster`'s lock now: a read, where taking
+    /// the lock is a write.
+    pub fn lock_held(&self, cluster: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .get_json::<crate::state::Holder>(self.keys.lock(cluster))?
+            .is_some())
+    }
+
     pub fn keeping_events(mut self, kept: usize) -> EtcdStore {
         self.events_kept = kept;
         self
