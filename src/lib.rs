@@ -9,7 +9,7 @@
 //! | [`state`] | the store (SQLite, or etcd shared by a team and several daemons), per-cluster locks, file locations |
 //! | [`controller`] | observe → plan → act, the one reconcile path |
 //! | [`bootstrap`] | SSH, script templates, running scripts on nodes |
-//! | [`orchestrator`] | Swarm and Kubernetes (kubeadm) behind one trait |
+//! | [`orchestrator`] | Swarm, Kubernetes (kubeadm) and Mesos behind one trait |
 //! | `providers/*` | one crate per cloud behind `provision_provider::Provider` |
 //! | [`session`] | the store, scripts and a controller on a cluster's cloud, for `cli` and `daemon` |
 //! | [`backup`] | backups of a cluster's orchestrator state, taken through a manager |

@@ -104,6 +104,9 @@ fn main() {
         let key = ClusterKey::for_new_cluster(&store, &name).expect("cluster key");
         writeln!(authorized, "{}", key.public_line()).unwrap();
         let mut members = Vec::new();
+        let mut manager_ids: Vec<String> = (1..=a.managers).map(|n| member_id(c, n)).collect();
+        manager_ids.sort();
+        let managers_view = manager_ids.join(",");
         for n in 1..=a.nodes {
             let (role, index) = if n <= a.managers {
                 (Role::Manager, n)
@@ -122,6 +125,8 @@ fn main() {
             rec.host_key = Some(a.host_key.clone());
             rec.member_id = Some(id.clone());
             rec.machine_created_at = Some(0);
+            // As a create leaves it: every node found running with these managers.
+            rec.managers_seen = Some(managers_view.clone());
             store.put_node(&rec).expect("put node");
             servers.push(serde_json::json!({
                 "id": machine,

@@ -674,9 +674,20 @@ def compute(cloud, method, path, query, body, headers, project):
         if parts == ["servers"] and method == "POST":
             return create_server(c, body, project, mv)
         if parts in (["servers"], ["servers", "detail"]):
-            found = sorted(c.servers.values(), key=lambda s: s["created_seq"])
+            found = c.servers.values()
             if "name" in query:
-                found = [s for s in found if re.search(query["name"], s["name"])]
+                # A name anchored on a literal (what provision asks: "^web-",
+                # "^web-worker-1$") is matched without a regex, so a listing
+                # among the daemon-scale bench's 60,000 servers stays cheap.
+                literal = re.fullmatch(r"\^([A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*)(-|\$)", query["name"])
+                if literal and literal.group(2) == "-":
+                    prefix = literal.group(1) + "-"
+                    found = [s for s in found if s["name"].startswith(prefix)]
+                elif literal:
+                    found = [s for s in found if s["name"] == literal.group(1)]
+                else:
+                    found = [s for s in found if re.search(query["name"], s["name"])]
+            found = sorted(found, key=lambda s: s["created_seq"])
             hidden = c.faults["hide_servers"]
             if hidden and parts == ["servers", "detail"]:
                 listed = {s["name"] for s in found}

@@ -1,5 +1,5 @@
 //! One etcd member that requires TLS with client certificates and a user
-//! with a password, as a team's etcd should run (README, "etcd"): a CA,
+//! with a password, as a team's etcd should run (docs/operations/state-and-etcd.md): a CA,
 //! server and client certificates made here with openssl.
 
 use std::path::{Path, PathBuf};
