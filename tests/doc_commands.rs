@@ -218,10 +218,23 @@ fn the_command_finder_takes_what_a_shell_would_run() {
     );
     assert_eq!(
         words(r#"provision ssh demo demo-manager-1 -- "docker node ls""#),
-        ["provision", "ssh", "demo", "demo-manager-1", "--", "docker node ls"]
+        [
+            "provision",
+            "ssh",
+            "demo",
+            "demo-manager-1",
+            "--",
+            "docker node ls"
+        ]
     );
-    assert_eq!(without_comment("provision list   # every cluster"), "provision list   ");
-    assert_eq!(without_comment("echo '#not' a comment"), "echo '#not' a comment");
+    assert_eq!(
+        without_comment("provision list   # every cluster"),
+        "provision list   "
+    );
+    assert_eq!(
+        without_comment("echo '#not' a comment"),
+        "echo '#not' a comment"
+    );
 }
 
 #[test]
@@ -245,5 +258,9 @@ fn every_relative_link_in_the_docs_resolves() {
             }
         }
     }
-    assert!(broken.is_empty(), "links to nothing:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "links to nothing:\n{}",
+        broken.join("\n")
+    );
 }

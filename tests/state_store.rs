@@ -68,6 +68,7 @@ fn contract(store: &dyn Store) -> Vec<String> {
                 .collect::<Vec<_>>()
         ),
     );
+    note("names", format!("{:?}", store.cluster_names().unwrap()));
     store.set_cluster_phase("web", "ready").unwrap();
     store.set_cluster_phase("nothing", "ready").unwrap();
     note("phase", store.cluster("web").unwrap().unwrap().phase);

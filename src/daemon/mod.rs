@@ -409,8 +409,7 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
 /// Every cluster in the store, and those this daemon reconciles: all of
 /// them, or with etcd its claimed share.
 async fn list_owned(shared: &Shared) -> Result<(Vec<String>, Vec<String>)> {
-    let listed = shared.session.store.clusters()?;
-    let all: Vec<String> = listed.into_iter().map(|c| c.spec.name).collect();
+    let all = shared.session.store.cluster_names()?;
     let owned = match &shared.claims {
         Some(claims) => claims.claim(&all).await?,
         None => all.clone(),

@@ -106,6 +106,9 @@ pub trait Store: Send + Sync {
     fn put_cluster(&self, cluster: &ClusterRecord) -> Result<(), StoreError>;
     fn cluster(&self, name: &str) -> Result<Option<ClusterRecord>, StoreError>;
     fn clusters(&self) -> Result<Vec<ClusterRecord>, StoreError>;
+    /// The clusters' names, sorted, without their records: what the
+    /// daemon lists every few seconds.
+    fn cluster_names(&self) -> Result<Vec<String>, StoreError>;
     fn set_cluster_phase(&self, name: &str, phase: &str) -> Result<(), StoreError>;
     /// Removes the cluster with its nodes and events.
     fn delete_cluster(&self, name: &str) -> Result<(), StoreError>;

@@ -36,6 +36,9 @@ impl Store for OffWorkers {
     fn clusters(&self) -> Result<Vec<ClusterRecord>, StoreError> {
         off_worker(|| self.0.clusters())
     }
+    fn cluster_names(&self) -> Result<Vec<String>, StoreError> {
+        off_worker(|| self.0.cluster_names())
+    }
     fn set_cluster_phase(&self, name: &str, phase: &str) -> Result<(), StoreError> {
         off_worker(|| self.0.set_cluster_phase(name, phase))
     }
@@ -101,6 +104,9 @@ mod tests {
             fn clusters(&self) -> Result<Vec<ClusterRecord>, StoreError> {
                 std::thread::sleep(Duration::from_millis(400));
                 self.0.clusters()
+            }
+            fn cluster_names(&self) -> Result<Vec<String>, StoreError> {
+                self.0.cluster_names()
             }
             fn put_cluster(&self, c: &ClusterRecord) -> Result<(), StoreError> {
                 self.0.put_cluster(c)

@@ -347,6 +347,14 @@ impl Store for SqliteStore {
         rows.into_iter().map(|r| self.cluster_from_row(r)).collect()
     }
 
+    fn cluster_names(&self) -> Result<Vec<String>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare("SELECT name FROM clusters ORDER BY name")?;
+            let rows = stmt.query_map([], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+        })
+    }
+
     fn set_cluster_phase(&self, name: &str, phase: &str) -> Result<(), StoreError> {
         self.with(|conn| {
             conn.execute(

@@ -421,6 +421,26 @@ impl Store for EtcdStore {
         Ok(all)
     }
 
+    /// Keys only: the records are not sent nor decoded (3,000 of them are
+    /// megabytes, and the daemon lists every few seconds).
+    fn cluster_names(&self) -> Result<Vec<String>, StoreError> {
+        let prefix = self.keys.clusters();
+        let what = format!("list {}", self.keys.shown(&prefix));
+        let kvs = self.run(&what, move |mut c| {
+            let prefix = prefix.clone();
+            async move {
+                let options = GetOptions::new().with_prefix().with_keys_only();
+                Ok(c.get(prefix, Some(options)).await?.take_kvs())
+            }
+        })?;
+        let mut names: Vec<String> = kvs
+            .iter()
+            .filter_map(|kv| Some(self.keys.cluster_of(kv.key_str().ok()?)?.to_string()))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn set_cluster_phase(&self, name: &str, phase: &str) -> Result<(), StoreError> {
         let key = self.keys.cluster(name);
         if let Some(mut record) = self.get_json::<ClusterRecord>(key.clone())? {
