@@ -99,9 +99,7 @@ fn provision_commands(line: &str) -> Vec<String> {
     while let Some(at) = rest.find("provision ") {
         let starts_command = at == 0 || rest[..at].ends_with("$(") || rest[..at].ends_with(' ');
         let tail = &rest[at..];
-        let end = tail
-            .find(|c| matches!(c, ')' | '|' | ';' | '&' | '>'))
-            .unwrap_or(tail.len());
+        let end = tail.find([')', '|', ';', '&', '>']).unwrap_or(tail.len());
         // A path such as /var/tmp/provision-target is not a command.
         if starts_command && !rest[..at].ends_with('/') {
             found.push(tail[..end].trim().to_string());
