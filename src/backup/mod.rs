@@ -24,7 +24,7 @@ use crate::orchestrator::{reported, Member};
 use crate::progress::LogReporter;
 use crate::session::Session;
 use crate::spec::{BackupPolicy, RestoreRequest};
-use crate::state::{ClusterRecord, NodeRecord};
+use crate::state::{ClusterRecord, NodeRecord, Store, StoreError, LAST_BACKUP_FILE};
 
 pub use entries::entries;
 pub use store::{BackupError, BackupStore, DirStore, Location, S3Store};
@@ -349,6 +349,45 @@ pub fn choose_manager<'a>(
     }))
 }
 
+/// The newest backup as the state store records it: where, and when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Recorded {
+    pub location: String,
+    pub taken_at: String,
+}
+
+impl Recorded {
+    /// Writes it for `cluster`: any actor's next due time counts from it.
+    pub fn write(&self, store: &dyn Store, cluster: &str) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(self).expect("a record always serialises");
+        store.put_file(cluster, LAST_BACKUP_FILE, &json)
+    }
+
+    /// When the newest backup into `location` was taken (unix seconds), as
+    /// the store records it; `None` when none is, it was taken elsewhere, or
+    /// the record cannot be read (the location's listing decides then).
+    pub fn taken_at_unix(
+        store: &dyn Store,
+        cluster: &str,
+        location: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let Some(bytes) = store.file(cluster, LAST_BACKUP_FILE)? else {
+            return Ok(None);
+        };
+        let Ok(recorded) = serde_json::from_slice::<Recorded>(&bytes) else {
+            tracing::warn!(cluster, "the recorded last backup is not readable: ignored");
+            return Ok(None);
+        };
+        if recorded.location != location {
+            return Ok(None);
+        }
+        Ok(humantime::parse_rfc3339(&recorded.taken_at)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64))
+    }
+}
+
 /// Takes a backup of `record`'s cluster into `location`; the caller holds
 /// the cluster's lock.
 pub async fn take(
@@ -461,6 +500,14 @@ pub async fn take(
             tracing::warn!(archive = %location.file(&archive_name), error = %cleanup, "could not delete the archive whose manifest failed");
         }
         return Err(e.into());
+    }
+    let recorded = Recorded {
+        location: location.to_string(),
+        taken_at: manifest.taken_at.clone(),
+    };
+    if let Err(e) = recorded.write(&*session.store, name) {
+        // The location's listing still finds it: the due time is read from both.
+        tracing::warn!(cluster = %name, error = %e, "could not record the backup in the state store");
     }
     session.store.add_event(
         name,
@@ -774,5 +821,27 @@ mod tests {
             age(i64::MIN, i64::MAX),
             Duration::from_secs(i64::MAX as u64)
         );
+    }
+
+    #[test]
+    fn the_recorded_last_backup_counts_only_for_its_location_and_when_readable() {
+        use crate::state::{SqliteStore, StatePaths};
+        let dir = tempfile::tempdir().unwrap();
+        let paths = StatePaths::resolve(Some(dir.path().join("state.db"))).unwrap();
+        let store = SqliteStore::open(paths.db()).unwrap();
+        let at = |location: &str| Recorded::taken_at_unix(&store, "web", location).unwrap();
+        assert_eq!(at("/backups"), None);
+        Recorded {
+            location: "/backups".into(),
+            taken_at: "2026-12-06T20:00:00Z".into(),
+        }
+        .write(&store, "web")
+        .unwrap();
+        assert_eq!(at("/backups"), Some(1_796_587_200));
+        assert_eq!(at("s3://bucket/prefix"), None);
+        store
+            .put_file("web", LAST_BACKUP_FILE, b"{not json")
+            .unwrap();
+        assert_eq!(at("/backups"), None);
     }
 }

@@ -127,15 +127,26 @@ pub async fn take_if_due(
     let result = async {
         let location = backup::policy_location(session, name, policy)?;
         let key = location.to_string();
-        let cached = backups.get(name, &key);
+        // The state store's word first (a read): a person or a daemon on
+        // another host may have taken one since this daemon last looked.
+        let recorded_at = backup::Recorded::taken_at_unix(&*session.store, name, &key)?;
+        let mut cached = backups.get(name, &key);
+        if let Some(k) = cached.as_mut() {
+            if recorded_at.is_some_and(|at| k.newest.as_ref().is_none_or(|n| at > n.at)) {
+                k.newest = Seen::of(k.newest.as_ref(), recorded_at, now);
+                backups.set(name, k.clone());
+            }
+        }
         if cached.as_ref().is_some_and(|k| k.waiting(policy)) {
             return Ok(None);
         }
         // Due by what is known, or nothing known yet: the location says
-        // (a person or another daemon may have taken one meanwhile).
+        // too, and the newer of the two counts (its listing may lag, or
+        // hold a backup the store has no record of).
         let store = backup::open(&location).await?;
         let all = backup::list(&*store, name, Some(&record.id)).await?;
-        let newest_at = all.last().and_then(backup::Manifest::taken_at_unix);
+        let listed_at = all.last().and_then(backup::Manifest::taken_at_unix);
+        let newest_at = listed_at.max(recorded_at);
         let before = cached.as_ref().and_then(|k| k.newest.as_ref());
         let mut known = Known {
             location: key,

@@ -71,13 +71,20 @@ pub const KEY_FILE: &str = "id_ed25519";
 
 /// The files a cluster keeps beside its records: its SSH key, the
 /// orchestrator's client configuration once there is one, the join state
-/// the next join needs, and its backup key.
-pub const CLUSTER_FILES: [&str; 4] = [
+/// the next join needs, its backup key, and its last backup.
+pub const CLUSTER_FILES: [&str; 5] = [
     KEY_FILE,
     crate::orchestrator::CLIENT_CONFIG_FILE,
     JOIN_STATE_FILE,
     BACKUP_KEY_FILE,
+    LAST_BACKUP_FILE,
 ];
+
+/// Where and when the cluster's newest backup was taken, by whichever
+/// command or daemon took it (backup/mod.rs `Recorded`): the scheduled
+/// backups' due time reads it beside the location's own listing, which may
+/// lag (an object store's) or be out of reach.
+pub const LAST_BACKUP_FILE: &str = "last-backup";
 
 /// The key the cluster's backups are sealed with (backup/seal.rs): 32
 /// random bytes, made at its first backup. Without it (and an export of
