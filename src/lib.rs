@@ -12,10 +12,12 @@
 //! | [`orchestrator`] | Swarm, Kubernetes (kubeadm) and Mesos behind one trait |
 //! | `providers/*` | one crate per cloud behind `provision_provider::Provider` |
 //! | [`session`] | the store, scripts and a controller on a cluster's cloud, for `cli` and `daemon` |
+//! | [`archive`] | a backup's files: locations (a directory, S3), manifests, the seal, opening one for a restore |
 //! | [`backup`] | backups of a cluster's orchestrator state, taken through a manager |
 //! | [`daemon`] | reconcile every cluster on its own timer, metrics |
 //! | [`cli`] | the command line |
 
+pub mod archive;
 pub mod backup;
 pub mod bootstrap;
 pub mod cli;

@@ -20,7 +20,7 @@ pub fn copy_cluster_files(
     cluster: &str,
 ) -> Result<(), StoreError> {
     // What clients read; not the join state, which only the controller does.
-    for name in [KEY_FILE, crate::orchestrator::CLIENT_CONFIG_FILE] {
+    for name in [KEY_FILE, crate::state::CLIENT_CONFIG_FILE] {
         let Some(bytes) = store.file(cluster, name)? else {
             continue;
         };

@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 
 use super::session;
 use super::Global;
-use crate::backup::{self, Location};
+use crate::archive::{self, Location};
+use crate::backup;
 
 /// The location a person gave, or the cluster's default one.
 fn location_or_default(
@@ -41,8 +42,8 @@ pub async fn take(global: &Global, name: &str, to: Option<&str>, force: bool) ->
 pub async fn list(global: &Global, name: &str, from: Option<&str>) -> Result<()> {
     let session = session::open(global)?;
     let location = location_or_default(&session, name, from)?;
-    let store = backup::open(&location).await?;
-    let found = backup::list(&*store, name, None).await?;
+    let store = archive::open(&location).await?;
+    let found = archive::list(&*store, name, None).await?;
     if found.is_empty() {
         println!("no backups of cluster {name} in {location}");
         return Ok(());
@@ -84,11 +85,11 @@ pub async fn verify(
     let (location, manifest) = super::restore::find_backup(&session, name, wanted, from).await?;
     super::restore::check_backup(&record, &manifest, &flags)?;
     let request = backup::restore_request(&location, &manifest, false);
-    let key = session.store.file(name, backup::seal::KEY_FILE)?;
-    let archive = backup::read_archive_plain(&request, key.as_deref()).await?;
+    let key = session.store.file(name, archive::seal::KEY_FILE)?;
+    let archive = archive::read_archive_plain(&request, key.as_deref()).await?;
     let file = std::fs::File::open(archive.path())
         .with_context(|| format!("reading {} as opened", request.archive))?;
-    let entries = backup::entries(std::io::BufReader::new(file))
+    let entries = archive::entries(std::io::BufReader::new(file))
         .with_context(|| format!("{} opened, but is not a gzip'd tar", request.archive))?;
     let checked = match (&manifest.sha256, &manifest.sealed) {
         (Some(_), Some(seal)) => format!(

@@ -9,7 +9,8 @@ use anyhow::{bail, Context, Result};
 
 use super::session::{self, connect_provider};
 use super::Global;
-use crate::backup::{self, Location, Manifest};
+use crate::archive::{self, Location, Manifest};
+use crate::backup;
 use crate::state::ClusterRecord;
 
 /// The command's switches.
@@ -44,8 +45,8 @@ pub async fn run(global: &Global, name: &str, from: Option<&str>, flags: &Flags)
     let request = backup::restore_request(&location, &manifest, force);
     // Read and checked now, before anything changes: a flipped byte, a
     // wrong size or the wrong key is refused with the cluster untouched.
-    let key = session.store.file(name, backup::seal::KEY_FILE)?;
-    backup::read_archive(&request, key.as_deref())
+    let key = session.store.file(name, archive::seal::KEY_FILE)?;
+    archive::read_archive(&request, key.as_deref())
         .await
         .with_context(|| format!("cluster {name} is not restored, and nothing was changed"))?;
     record.spec.restore = Some(request);
@@ -106,8 +107,8 @@ pub(super) async fn find_backup(
         Some(f) => (f.parse()?, None),
         None => (backup::default_location(session, name), None),
     };
-    let store = backup::open(&location).await?;
-    let all = backup::list(&*store, name, None)
+    let store = archive::open(&location).await?;
+    let all = archive::list(&*store, name, None)
         .await
         .with_context(|| format!("reading the backups in {location}"))?;
     let manifest = match file {

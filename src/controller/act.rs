@@ -208,12 +208,12 @@ impl Run<'_> {
     async fn restore_archive(
         &self,
         request: &crate::spec::RestoreRequest,
-    ) -> Result<crate::backup::OpenedArchive, ControllerError> {
+    ) -> Result<crate::archive::OpenedArchive, ControllerError> {
         let key = self
             .ctl
             .store
-            .file(self.ctx.name(), crate::backup::seal::KEY_FILE)?;
-        Ok(crate::backup::read_archive(request, key.as_deref()).await?)
+            .file(self.ctx.name(), crate::archive::seal::KEY_FILE)?;
+        Ok(crate::archive::read_archive(request, key.as_deref()).await?)
     }
 
     /// Join credentials from `manager`, handing it what the cluster's last
@@ -518,7 +518,7 @@ impl Run<'_> {
         if let Some(config) = self.ctl.orchestrator.client_config(manager).await? {
             self.ctl.store.put_file(
                 self.ctx.name(),
-                crate::orchestrator::CLIENT_CONFIG_FILE,
+                crate::state::CLIENT_CONFIG_FILE,
                 config.expose().as_bytes(),
             )?;
         }

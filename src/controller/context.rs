@@ -106,7 +106,7 @@ pub enum ControllerError {
     #[error(transparent)]
     Ssh(#[from] SshError),
     #[error(transparent)]
-    Backup(#[from] crate::backup::BackupError),
+    Backup(#[from] crate::archive::BackupError),
     #[error("stopped before its next step: this process was asked to stop; the next run finishes what is half done")]
     Stopped,
     #[error("node {node}: {message}")]

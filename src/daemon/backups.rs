@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::metrics::Metrics;
+use crate::archive;
 use crate::backup;
 use crate::session::Session;
 use crate::state::ClusterRecord;
@@ -143,9 +144,9 @@ pub async fn take_if_due(
         // Due by what is known, or nothing known yet: the location says
         // too, and the newer of the two counts (its listing may lag, or
         // hold a backup the store has no record of).
-        let store = backup::open(&location).await?;
-        let all = backup::list(&*store, name, Some(&record.id)).await?;
-        let listed_at = all.last().and_then(backup::Manifest::taken_at_unix);
+        let store = archive::open(&location).await?;
+        let all = archive::list(&*store, name, Some(&record.id)).await?;
+        let listed_at = all.last().and_then(archive::Manifest::taken_at_unix);
         let newest_at = listed_at.max(recorded_at);
         let before = cached.as_ref().and_then(|k| k.newest.as_ref());
         let mut known = Known {
@@ -165,7 +166,7 @@ pub async fn take_if_due(
         let seconds = started.elapsed().as_secs_f64();
         known.newest = Seen::of(None, m.taken_at_unix(), crate::controller::unix_now());
         backups.set(name, known.clone());
-        let pruned = backup::prune(&*store, name, &record.id, policy.keep as usize).await?;
+        let pruned = archive::prune(&*store, name, &record.id, policy.keep as usize).await?;
         Ok::<_, anyhow::Error>(Some((m, seconds, pruned)))
     }
     .await;

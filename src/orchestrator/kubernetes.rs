@@ -10,12 +10,11 @@ use minijinja::Value;
 use provision_provider::Role;
 use serde::Deserialize;
 
-use super::{
-    field, JoinSecrets, Member, NodeProbe, Orchestrator, CLIENT_CONFIG_FILE, DRAIN_WAIT_SECONDS,
-};
+use super::{field, JoinSecrets, Member, NodeProbe, Orchestrator, DRAIN_WAIT_SECONDS};
 use crate::bootstrap::{ArchiveInfo, NodeShell, Output, ShellError};
 use crate::secret::Secret;
 use crate::spec::{Coe, KubernetesSettings};
+use crate::state::CLIENT_CONFIG_FILE;
 
 /// The label kubeadm puts on control-plane nodes.
 const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";

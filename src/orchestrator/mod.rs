@@ -279,9 +279,6 @@ pub const CLIENT_ENV_KEYS: &[&str] = &[
     "MARATHON_URL",
 ];
 
-/// File name of the saved client configuration in the cluster's directory.
-pub const CLIENT_CONFIG_FILE: &str = "kubeconfig";
-
 /// The orchestrator of a cluster spec.
 pub fn for_spec(spec: &ClusterSpec) -> Box<dyn Orchestrator> {
     match spec.coe {

@@ -4,6 +4,7 @@
 //! user's own file) with command-line flags on top, then stored before any
 //! cloud call, so every later step works from the same record.
 
+mod backup_location;
 mod coe_settings;
 mod names;
 mod template;
@@ -16,6 +17,7 @@ use provision_provider_ec2::Ec2Settings;
 use provision_provider_openstack::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
+pub use backup_location::{Location, LocationError};
 pub use coe_settings::{Cni, KubernetesSettings, MesosSettings, MARATHON_LIBPROCESS_PORT};
 pub use names::{node_name, validate_cluster_name};
 pub use template::{builtin_templates, ClusterTemplate, TemplateError};
@@ -543,7 +545,7 @@ fn check_backup_policy(spec: &ClusterSpec) -> Result<(), SpecError> {
         ));
     }
     if let Some(to) = &policy.to {
-        to.parse::<crate::backup::Location>()
+        to.parse::<Location>()
             .map_err(|e| field("to", e.to_string()))?;
     }
     if !backs_up(spec.coe) {

@@ -74,11 +74,15 @@ pub const KEY_FILE: &str = "id_ed25519";
 /// the next join needs, its backup key, and its last backup.
 pub const CLUSTER_FILES: [&str; 5] = [
     KEY_FILE,
-    crate::orchestrator::CLIENT_CONFIG_FILE,
+    CLIENT_CONFIG_FILE,
     JOIN_STATE_FILE,
     BACKUP_KEY_FILE,
     LAST_BACKUP_FILE,
 ];
+
+/// The orchestrator's client configuration (a kubeconfig), kept with the
+/// cluster's files and saved in its directory under this name.
+pub const CLIENT_CONFIG_FILE: &str = "kubeconfig";
 
 /// Where and when the cluster's newest backup was taken, by whichever
 /// command or daemon took it (backup/mod.rs `Recorded`): the scheduled
@@ -86,7 +90,7 @@ pub const CLUSTER_FILES: [&str; 5] = [
 /// lag (an object store's) or be out of reach.
 pub const LAST_BACKUP_FILE: &str = "last-backup";
 
-/// The key the cluster's backups are sealed with (backup/seal.rs): 32
+/// The key the cluster's backups are sealed with (archive/seal.rs): 32
 /// random bytes, made at its first backup. Without it (and an export of
 /// the state keeps it) its backups cannot be read.
 pub const BACKUP_KEY_FILE: &str = "backup-key";
