@@ -422,6 +422,16 @@ async fn a_settled_cluster_is_found_so_without_a_write_and_a_cluster_with_work_i
     };
     let before = written();
     assert!(w.ctl.settled(&ctx(2)).await.unwrap());
+    // A settled look counts as a listing for the gone-watch: a machine seen
+    // missing a minute ago and listed now is no longer "gone since then".
+    w.ctl.gone.observe("web", "web-worker-2", true);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert!(w.ctl.settled(&ctx(2)).await.unwrap());
+    assert_eq!(
+        w.ctl.gone.observe("web", "web-worker-2", true),
+        Some(Duration::ZERO)
+    );
+    w.ctl.gone.observe("web", "web-worker-2", false);
     // A scale request, a node the membership lists down: work for the
     // pass under the lock, and nothing written meanwhile.
     assert!(!w.ctl.settled(&ctx(3)).await.unwrap());

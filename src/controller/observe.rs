@@ -453,6 +453,10 @@ impl Controller {
             .await;
         connections.close_all().await;
         let observed = observed?;
+        // The gone-watch counts consecutive listings: this one counts too
+        // (in memory; nothing is written), or a machine missing, back, then
+        // missing again would look missing all along.
+        self.watch_gone(ctx, &records, &observed.machines);
         if !observed.refused.is_empty() || !observed.duplicates.is_empty() {
             return Ok(false);
         }
