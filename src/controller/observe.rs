@@ -421,6 +421,27 @@ impl Controller {
         Ok(records)
     }
 
+    /// One observation that records nothing (no host key met for the first
+    /// time, no state), over connections of its own, closed after it.
+    pub(crate) async fn look_unrecorded(
+        &self,
+        ctx: &ClusterContext,
+        records: &[NodeRecord],
+    ) -> Result<Observed, ControllerError> {
+        let connections = Connections::default();
+        let observed = self
+            .look(
+                ctx,
+                records,
+                FirstContact::Forget,
+                self.probing,
+                &connections,
+            )
+            .await;
+        connections.close_all().await;
+        observed
+    }
+
     /// Whether the cluster is settled as it stands, found without a write
     /// or a lock: its firewall as the template says, every node healthy
     /// and recorded as observed, and nothing for the planner to do or say.
@@ -441,18 +462,7 @@ impl Controller {
             return Ok(false);
         }
         let records = self.store.nodes(ctx.name())?;
-        let connections = Connections::default();
-        let observed = self
-            .look(
-                ctx,
-                &records,
-                FirstContact::Forget,
-                self.probing,
-                &connections,
-            )
-            .await;
-        connections.close_all().await;
-        let observed = observed?;
+        let observed = self.look_unrecorded(ctx, &records).await?;
         // The gone-watch counts consecutive listings: this one counts too
         // (in memory; nothing is written), or a machine missing, back, then
         // missing again would look missing all along.

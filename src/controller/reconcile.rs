@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use super::connections::Connections;
 use super::context::{ClusterContext, Controller, ControllerError};
-use super::observe::{unix_now, FirstContact};
+use super::observe::unix_now;
 use super::plan::{plan, Observed, Plan};
 use crate::state::{Health, NodePhase, NodeRecord};
 
@@ -101,18 +101,7 @@ impl Controller {
             .provider
             .reconcile_firewall(&ctx.cluster, Apply::DryRun)
             .await?;
-        let connections = Connections::default();
-        let observed = self
-            .look(
-                ctx,
-                records,
-                FirstContact::Forget,
-                self.probing,
-                &connections,
-            )
-            .await;
-        connections.close_all().await;
-        let observed = observed?;
+        let observed = self.look_unrecorded(ctx, records).await?;
         let plan = plan(&ctx.record.spec, records, &observed, unix_now());
         Ok(DryRun::new(plan, firewall, self.provider.as_ref()))
     }
