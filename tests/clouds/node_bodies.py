@@ -36,6 +36,12 @@ if [ "${USER_SESSIONS_AFTER_S:-0}" -gt 0 ]; then
   printf '[Service]\nExecStartPre=/bin/sleep %s\n' "$USER_SESSIONS_AFTER_S" \
     > /etc/systemd/system/systemd-user-sessions.service.d/late.conf
 fi
+# A Debian machine's hosts file names the machine itself 127.0.1.1, not
+# its address as Docker's does (Debian Reference 5.1.1, "The hostname
+# resolution"; cloud-init's templates/hosts.debian.tmpl writes the same
+# line under manage_etc_hosts): a program that advertises what its
+# hostname resolves to advertises loopback here too.
+printf '127.0.0.1 localhost\n127.0.1.1 %s\n::1 localhost ip6-localhost ip6-loopback\n' "$(hostname)" > /etc/hosts
 mkdir -p /var/lib/cloud/instance
 printf '%s' "$USER_DATA" > /var/lib/cloud/instance/user-data.txt
 unset PUBLIC_KEY USER_DATA
