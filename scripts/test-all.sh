@@ -41,7 +41,8 @@ trap 'rm -f "$log"; clouds_down' EXIT
 status=0
 # Tests that inject a fault each record a row of the fault matrix here.
 rm -rf "$CARGO_TARGET_DIR/tmp/fault-matrix"
-cargo test --workspace --no-fail-fast -- --test-threads=2 2>&1 | tee "$log" || status=$?
+# Two test binaries side by side, two tests each (see the script).
+scripts/lib/run-tests-side-by-side.sh "${PROVISION_TEST_LANES:-2}" "$log" || status=$?
 echo "Fault matrix (fault → what happened → nodes replaced → left over):"
 scripts/fault-matrix.sh || status=1
 # One closing line for the whole run (cargo ends on the last crate's own count).
