@@ -14,9 +14,12 @@ use provision_provider_openstack::{OpenStackOptions, OpenStackProvider};
 
 use crate::bootstrap::client_files::{copy_cluster_files, write_client_files};
 use crate::bootstrap::{Scripts, SshConnector};
-use crate::controller::{Controller, GoneWatch, Probing, Stop};
+use crate::controller::{
+    clear_node_backoff, ClusterContext, Controller, ConvergeReport, DryRun, GoneWatch, Probing,
+    Stop,
+};
 use crate::orchestrator;
-use crate::progress::Reporter;
+use crate::progress::{LogReporter, Reporter};
 use crate::spec::{Cloud, ClusterSpec};
 use crate::state::{
     ClusterLock, ClusterRecord, EtcdStore, LockError, NodeRecord, SqliteStore, StateLocation,
@@ -148,6 +151,67 @@ impl Session {
         let record = self.cluster(name)?;
         refuse_if_destroying(&record)?;
         Ok(record)
+    }
+
+    /// Reconciles the cluster as a person asked for it now (no backoff),
+    /// then rewrites its ssh_config whatever the outcome. Errors say where
+    /// the node logs are and that running the command again continues.
+    pub async fn reconcile(
+        &self,
+        record: &ClusterRecord,
+        provider: Arc<dyn Provider>,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<(ConvergeReport, Vec<NodeRecord>)> {
+        let name = &record.spec.name;
+        let ctx = ClusterContext::new(&*self.store, record.clone())?;
+        let controller = self.controller(provider, &record.spec, reporter.clone());
+        controller.clear_backoff(&ctx)?;
+        let result = tokio::select! {
+            result = controller.converge(&ctx) => result,
+            () = self.lock_lost(name) => {
+                reporter.finish();
+                bail!(
+                    "lost cluster {name}'s lock in {} while reconciling it (this process was stopped, or etcd was out of reach, for longer than the lock's TTL): stopped, writing and running nothing more, as another command or daemon may hold the cluster now; run the same command again to continue",
+                    self.store.location()
+                );
+            }
+        };
+        reporter.finish();
+        let nodes = self.store.nodes(name)?;
+        self.write_client_files(record, &nodes)?;
+        let report = result.with_context(|| {
+            format!(
+                "cluster {name} did not converge; node logs are in {}; run the same command again to continue",
+                self.paths.cluster_dir(name).join("logs").display()
+            )
+        })?;
+        Ok((report, nodes))
+    }
+
+    /// What the next run would do to `record` (the cluster as the command
+    /// would leave it, `leaving` its nodes the command removes), changing
+    /// nothing: the records are changed in memory only, as a person's
+    /// command changes them (backoff cleared).
+    pub async fn dry_run(
+        &self,
+        record: &ClusterRecord,
+        provider: Arc<dyn Provider>,
+        leaving: &[String],
+    ) -> Result<DryRun> {
+        let name = &record.spec.name;
+        let ctx = ClusterContext::new(&*self.store, record.clone())?;
+        let mut records = self.store.nodes(name)?;
+        for n in &mut records {
+            clear_node_backoff(n);
+            if leaving.contains(&n.name) {
+                n.retiring = true;
+            }
+        }
+        let controller = self.controller(provider, &record.spec, Arc::new(LogReporter));
+        controller
+            .dry_run(&ctx, &records)
+            .await
+            .with_context(|| format!("planning cluster {name} (dry run)"))
     }
 
     /// A controller for `spec`'s cluster on `provider`, probing every node

@@ -49,7 +49,7 @@ fn example_ec2_template_is_valid_and_its_settings_reach_the_spec() {
     assert!(ec2.spread_managers);
     assert_eq!(spec.ssh_user, "ubuntu");
     assert_eq!(spec.firewall().ssh_from, "203.0.113.0/24");
-    assert_eq!(spec.firewall().members, Coe::Swarm.member_ports());
+    assert_eq!(spec.firewall().members, Coe::Swarm.profile().member_ports);
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn example_kubernetes_template_is_valid() {
     let (_, builtin) = ClusterTemplate::load("kubernetes").unwrap();
     assert_eq!(
         builtin.to_spec("k", Cloud::Local).firewall().members,
-        Coe::Kubernetes.member_ports()
+        Coe::Kubernetes.profile().member_ports
     );
 }
 
@@ -127,7 +127,7 @@ fn example_openstack_template_is_valid_and_its_settings_reach_the_spec() {
     );
     assert_eq!(os.metadata.get("team").map(String::as_str), Some("web"));
     assert_eq!(spec.ssh_user, "debian");
-    assert_eq!(spec.firewall().members, Coe::Swarm.member_ports());
+    assert_eq!(spec.firewall().members, Coe::Swarm.profile().member_ports);
 }
 
 #[test]
@@ -141,11 +141,11 @@ fn example_mesos_template_is_valid() {
         spec.mesos.clone().unwrap(),
         provision::spec::MesosSettings::default()
     );
-    assert_eq!(spec.firewall().members, Coe::Mesos.member_ports());
+    assert_eq!(spec.firewall().members, Coe::Mesos.profile().member_ports);
     // The built-in template's firewall is the orchestrator's own list.
     let (_, builtin) = ClusterTemplate::load("mesos").unwrap();
     assert_eq!(
         builtin.to_spec("m", Cloud::Local).firewall().members,
-        Coe::Mesos.member_ports()
+        Coe::Mesos.profile().member_ports
     );
 }

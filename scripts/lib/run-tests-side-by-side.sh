@@ -43,6 +43,7 @@ order="mesos_standins fault_matrix cloud_firewalls openstack_cloud quorum_recove
   grep -v -F -f "$logs/ordered" "$logs/binaries" || true
 } >"$logs/queue"
 
+# shellcheck disable=SC2317  # run by xargs, through bash -c
 run_one() {
   local dir="${1%%$'\t'*}" exe="${1#*$'\t'}"
   local name log rc=0
@@ -62,6 +63,7 @@ export -f run_one
 export logs all_log
 
 status=0
+# shellcheck disable=SC2016  # $1 is bash -c's own argument
 tr '\n' '\0' <"$logs/queue" | xargs -0 -P "$lanes" -I{} bash -c 'run_one "$1"' _ {} || status=$?
 # Doc tests are not binaries of their own: cargo runs them.
 cargo test --workspace --doc 2>&1 | tee -a "$all_log" || status=$?

@@ -310,14 +310,14 @@ pub fn matches(
     Ok(())
 }
 
-/// The SHA-256 of `bytes`, in lowercase hex, as a manifest keeps it.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The SHA-256 of `bytes`, in lowercase hex, as a manifest keeps it.
+    fn sha256_hex(bytes: &[u8]) -> String {
+        hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+    }
 
     fn seal(key: &[u8], cluster_id: &str, plain: &[u8]) -> Result<Vec<u8>, SealError> {
         let mut sealer = Sealer::new(key, cluster_id, Vec::new())?;

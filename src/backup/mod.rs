@@ -232,7 +232,7 @@ pub async fn take(
         )
     })?;
     let (members, lister, lister_shell) = members;
-    let taking = if controller.orchestrator.backs_up_online() {
+    let taking = if controller.orchestrator.profile().backs_up_online {
         Taking::Online
     } else {
         Taking::Stopping { force }

@@ -86,6 +86,9 @@ pub enum SshError {
 
 impl SshError {
     /// Errors a booting machine gives before sshd is up, worth waiting out.
+    /// A handshake that stalled past its own timeout is one: sshd may take
+    /// the connection before it can answer (host keys made on the first
+    /// boot, a machine short of CPU), and the next try may get through.
     fn is_transient(&self) -> bool {
         matches!(
             self,
@@ -93,6 +96,7 @@ impl SshError {
                 | SshError::Protocol { .. }
                 | SshError::Local { .. }
                 | SshError::ClosedDuringLogin { .. }
+                | SshError::Timeout { .. }
         )
     }
 
@@ -101,6 +105,10 @@ impl SshError {
         matches!(self, SshError::Local { .. })
     }
 }
+
+/// How long one try's handshake and login may take while waiting for a
+/// node; a try that stalls is made again until the wait's deadline.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Channels one connection runs at once: under OpenSSH's `MaxSessions`
 /// (10 by default, sshd_config(5)), since a manager's connection is shared
@@ -314,9 +322,20 @@ impl SshSession {
         recorded_host_key: Option<&str>,
         deadline: Duration,
     ) -> Result<SshSession, SshError> {
+        Self::wait_with(target, key, recorded_host_key, deadline, HANDSHAKE_TIMEOUT).await
+    }
+
+    /// [`wait_for`](Self::wait_for), each try's handshake bounded by `handshake`.
+    async fn wait_with(
+        target: &SshTarget,
+        key: Arc<PrivateKey>,
+        recorded_host_key: Option<&str>,
+        deadline: Duration,
+        handshake: Duration,
+    ) -> Result<SshSession, SshError> {
         let attempt = || {
             let key = key.clone();
-            async move { Self::connect(target, key, recorded_host_key, Duration::from_secs(10)).await }
+            async move { Self::connect(target, key, recorded_host_key, handshake).await }
         };
         // The node's last answer: logged when it changes, named at the deadline.
         let mut last_answer: Option<String> = None;
@@ -615,6 +634,48 @@ mod tests {
         // Every LOGIN_RETRY_POLL (200 ms), not every SSH_POLL (25 ms).
         let tries = tried.load(Ordering::SeqCst);
         assert!((3..=8).contains(&tries), "{tries} logins in 1.5 s");
+    }
+
+    /// sshd that takes the first connections and says nothing (a machine
+    /// still making its host keys, or short of CPU): each stalled try ends at
+    /// its handshake timeout and the next one gets in.
+    #[tokio::test]
+    async fn a_handshake_that_stalls_is_tried_again_until_the_deadline() {
+        let (port, tried) = sshd_turning_away(0, Turned::Closed).await;
+        // A front that holds the first two connections silent, then passes
+        // the others to the stand-in.
+        let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_port = front.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut socket, _)) = front.accept().await {
+                if held.len() < 2 {
+                    held.push(socket);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let mut sshd = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut socket, &mut sshd).await;
+                });
+            }
+        });
+        let session = SshSession::wait_with(
+            &booting(front_port),
+            key(),
+            None,
+            Duration::from_secs(30),
+            Duration::from_millis(300),
+        )
+        .await
+        .expect("in once sshd answers");
+        assert_eq!(
+            tried.load(Ordering::SeqCst),
+            1,
+            "one login, after two stalls"
+        );
+        session.close().await;
     }
 
     #[test]

@@ -8,7 +8,7 @@ use rand::RngCore;
 use super::output::node_table;
 use super::session::{self, connect_provider};
 use super::{CreateArgs, Global};
-use crate::controller::quorum::{check_manager_change, check_mesos_master_growth};
+use crate::controller::quorum::check_manager_change;
 use crate::controller::{cluster_ref, unix_now, ClusterContext, DryRun, Observed};
 use crate::progress;
 use crate::spec::{self, Cloud, ClusterSpec, ClusterTemplate, Coe, TemplateError};
@@ -93,16 +93,19 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
                     s.managers
                 );
             }
-            if s.coe == spec::Coe::Mesos {
-                if let Err(why) =
-                    check_mesos_master_growth(existing.spec.managers, s.managers, false)
-                {
-                    bail!(
-                        "refused: {why}; use `provision scale {} --managers {}` (with --force to leave a single master)",
-                        spec.name,
-                        s.managers
-                    );
-                }
+            let profile = s.coe.profile();
+            let (from, to) = (existing.spec.managers, s.managers);
+            if let Err(why) = profile.check_manager_growth(from, to, false) {
+                // A change only --force takes is scale's, said there.
+                let force = if profile.check_manager_growth(from, to, true).is_ok() {
+                    " --force"
+                } else {
+                    ""
+                };
+                bail!(
+                    "refused: {why}; use `provision scale {} --managers {to}{force}`",
+                    spec.name
+                );
             }
             ClusterRecord {
                 spec: s,
@@ -127,7 +130,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
         reporter.note(&format!("warning: {warning}"));
     }
     if dry_run {
-        return session.print_dry_run(&record, provider, &[]).await;
+        return super::session::print_dry_run(&session, &record, provider, &[]).await;
     }
     session
         .store
@@ -159,7 +162,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     println!("Connect:");
     println!(
         "  eval \"$(provision{state_flag} env {name})\" && {}",
-        crate::orchestrator::for_spec(&record.spec).client_hint()
+        record.spec.coe.profile().client_hint
     );
     println!("  provision{state_flag} ssh {name} {name}-manager-1");
     Ok(())

@@ -17,7 +17,7 @@ use super::session;
 use super::Global;
 use crate::bootstrap::client_files::write_ssh_wrapper;
 use crate::bootstrap::scripts::shell_quote;
-use crate::orchestrator::{self, CLIENT_ENV_KEYS};
+use crate::orchestrator;
 use crate::state::{NodePhase, StatePaths};
 
 pub fn run(global: &Global, name: Option<&str>, unset: bool) -> Result<()> {
@@ -118,7 +118,7 @@ fn real_ssh(paths: &StatePaths, path: &OsString) -> Option<PathBuf> {
 /// Shell code that undoes every `env`: the variables unset, the cluster
 /// client directories taken off PATH.
 fn unset_lines(paths: &StatePaths, path: &OsString) -> String {
-    let mut out = format!("unset {}\n", CLIENT_ENV_KEYS.join(" "));
+    let mut out = format!("unset {}\n", crate::profile::client_env_keys().join(" "));
     let kept = entries_without_clients(paths, path);
     if kept.len() != std::env::split_paths(path).count() {
         out.push_str(&export("PATH", &joined(kept)));
@@ -155,15 +155,16 @@ mod tests {
         assert!(!p.is_client_bin(Path::new("/other/clusters/web/bin")));
     }
 
+    /// `env --unset` unsets what the profiles declare: each orchestrator's
+    /// client environment is what its profile says it is.
     #[test]
-    fn unset_knows_every_variable_an_orchestrator_sets() {
-        for coe in [Coe::Swarm, Coe::Kubernetes, Coe::Mesos] {
+    fn each_client_environment_is_the_one_its_profile_declares() {
+        for &coe in <Coe as clap::ValueEnum>::value_variants() {
             let mut spec = ClusterSpec::example("web", 1, 1);
             spec.coe = coe;
             let env = orchestrator::for_spec(&spec).client_env("m", "10.0.0.2", Path::new("/d"));
-            for (key, _) in env {
-                assert!(CLIENT_ENV_KEYS.contains(&key.as_str()), "{coe}: {key}");
-            }
+            let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(keys, coe.profile().client_env_keys, "{coe}");
         }
     }
 }

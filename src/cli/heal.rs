@@ -39,7 +39,7 @@ pub async fn run(global: &Global, name: Option<&str>, all: bool, dry_run: bool) 
         }
         let provider = connect_provider(&record.spec, None).await?;
         if dry_run {
-            session.print_dry_run(&record, provider, &[]).await?;
+            super::session::print_dry_run(&session, &record, provider, &[]).await?;
             continue;
         }
         let reporter = progress::for_stderr();

@@ -30,7 +30,7 @@ pub async fn run(global: &Global, name: &str, from: Option<&str>, flags: &Flags)
     let session = session::open_unless_dry(global, dry_run)?;
     let _lock = session.lock_unless_dry(name, dry_run)?;
     let mut record = session.cluster_to_change(name)?;
-    if !crate::orchestrator::for_spec(&record.spec).restores_from_backup() {
+    if !record.spec.coe.profile().backs_up {
         bail!(
             "cluster {name} runs {}: restores of such clusters from a backup are not implemented",
             record.spec.coe

@@ -8,7 +8,7 @@ use provision_provider::Role;
 use super::output::node_table;
 use super::session::{self, connect_provider, Session};
 use super::Global;
-use crate::controller::quorum::{check_manager_change, check_mesos_master_growth};
+use crate::controller::quorum::check_manager_change;
 use crate::progress;
 use crate::spec;
 use crate::state::ClusterRecord;
@@ -102,17 +102,18 @@ pub async fn run(global: &Global, name: &str, change: Change, flags: Flags) -> R
             );
         }
     }
-    if record.spec.coe == spec::Coe::Mesos {
-        if let Err(why) = check_mesos_master_growth(managers_before, record.spec.managers, force) {
-            bail!(
-                "refused: {why}{}",
-                if managers_before == 1 {
-                    " (add --force to do it anyway)"
-                } else {
-                    ""
-                }
-            );
-        }
+    let profile = record.spec.coe.profile();
+    if let Err(why) = profile.check_manager_growth(managers_before, record.spec.managers, force) {
+        // Say --force only where it would be taken.
+        let forced = profile.check_manager_growth(managers_before, record.spec.managers, true);
+        bail!(
+            "refused: {why}{}",
+            if forced.is_ok() {
+                " (add --force to do it anyway)"
+            } else {
+                ""
+            }
+        );
     }
     spec::check_counts(&record.spec, force)?;
     let reporter = progress::for_stderr();
@@ -122,7 +123,7 @@ pub async fn run(global: &Global, name: &str, change: Change, flags: Flags) -> R
 
     let provider = connect_provider(&record.spec, None).await?;
     if dry_run {
-        return session.print_dry_run(&record, provider, &leaving).await;
+        return super::session::print_dry_run(&session, &record, provider, &leaving).await;
     }
     // Desired state first, so a crash from here on is finished by the next run.
     session.store.put_cluster(&record)?;

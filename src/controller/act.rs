@@ -534,7 +534,7 @@ impl Run<'_> {
         shell: &mut Option<Arc<NodeShell>>,
     ) {
         let Some(addr) = address else { return };
-        if !self.ctl.orchestrator.needs_leave() {
+        if !self.ctl.orchestrator.profile().needs_leave {
             return;
         }
         if shell.is_none() {
@@ -706,7 +706,7 @@ impl Run<'_> {
         let Some(request) = &self.ctx.record.spec.restore else {
             return Ok(());
         };
-        if role != Role::Manager || !self.ctl.orchestrator.seeds_joining_managers() {
+        if role != Role::Manager || !self.ctl.orchestrator.profile().seeds_joining_managers {
             return Ok(());
         }
         let archive = self.restore_archive(request).await?;

@@ -252,7 +252,7 @@ impl Controller {
                 .member_id
                 .as_deref()
                 .filter(|_| connections.reported_member(&r.name))
-                .filter(|_| !self.orchestrator.config_follows_managers());
+                .filter(|_| !self.orchestrator.profile().config_follows_managers);
             let (probe, early) = match (&kept, own_id) {
                 // A manager that gave its own report earlier in this run is
                 // asked for the list alone: only a manager with control can
@@ -321,7 +321,7 @@ impl Controller {
         let managers_view = members.as_deref().map(managers_view);
 
         // Every other running node: vouched for by the membership, or probed.
-        let follows_managers = self.orchestrator.config_follows_managers();
+        let follows_managers = self.orchestrator.profile().config_follows_managers;
         let mut to_probe = Vec::new();
         for r in records {
             let Some(addresses) = reachable.get(r.name.as_str()) else {

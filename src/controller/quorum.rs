@@ -38,50 +38,9 @@ pub fn check_manager_change(
     Ok(())
 }
 
-/// Mesos masters grow as Mesos's operational guide says ("Changing the
-/// master quorum"): one quorum step at a time (3 → 5 → 7), and out of a
-/// single master only by wiping the masters' replicated log, which loses
-/// maintenance schedules and quotas, so that takes `force`.
-pub fn check_mesos_master_growth(from: u32, to: u32, force: bool) -> Result<(), String> {
-    let majority = |n: u32| n / 2 + 1;
-    if to <= from {
-        return Ok(());
-    }
-    if majority(to) > majority(from) + 1 {
-        return Err(format!(
-            "Mesos masters grow one quorum step at a time (Mesos operational guide, \
-             \"Increasing the quorum size\"): scale to {} masters first, then to {to}",
-            2 * majority(from) + 1
-        ));
-    }
-    if from == 1 && !force {
-        return Err(
-            "going from one Mesos master to several wipes the masters' replicated log \
-             (Mesos operational guide: \"moving out of a single master setup requires wiping \
-             the replicated log state\"): agents re-register, but maintenance schedules and \
-             quotas are lost"
-                .into(),
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mesos_masters_grow_a_quorum_step_at_a_time_and_out_of_one_with_force() {
-        assert!(check_mesos_master_growth(3, 5, false).is_ok());
-        assert!(check_mesos_master_growth(2, 3, false).is_ok());
-        assert!(check_mesos_master_growth(5, 3, false).is_ok());
-        let e = check_mesos_master_growth(3, 7, true).unwrap_err();
-        assert!(e.contains("scale to 5 masters first"), "{e}");
-        let e = check_mesos_master_growth(1, 3, false).unwrap_err();
-        assert!(e.contains("wipes the masters' replicated log"), "{e}");
-        assert!(check_mesos_master_growth(1, 3, true).is_ok());
-        assert!(check_mesos_master_growth(1, 5, true).is_err());
-    }
 
     fn managers(health: &[Health]) -> Vec<NodeRecord> {
         health

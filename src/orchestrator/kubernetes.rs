@@ -305,10 +305,6 @@ impl Orchestrator for Kubernetes {
             .await
     }
 
-    fn needs_leave(&self) -> bool {
-        true
-    }
-
     async fn leave(&self, node: &NodeShell) -> Result<(), ShellError> {
         node.run_logged("kubernetes/leave.sh", &[]).await
     }
@@ -322,10 +318,6 @@ impl Orchestrator for Kubernetes {
             manager.private_address(),
             manager.ssh_address(),
         ))))
-    }
-
-    fn restores_from_backup(&self) -> bool {
-        true
     }
 
     async fn restore(&self, node: &NodeShell, archive: &Path) -> Result<(), ShellError> {
@@ -343,10 +335,6 @@ impl Orchestrator for Kubernetes {
     /// so `kubeadm join` can run again.
     async fn leave_old_cluster(&self, node: &NodeShell) -> Result<(), ShellError> {
         node.run_logged("kubernetes/leave.sh", &[]).await
-    }
-
-    fn backs_up_online(&self) -> bool {
-        true
     }
 
     async fn backup_blocker(&self, _manager: &NodeShell) -> Result<Option<String>, ShellError> {
@@ -371,10 +359,6 @@ impl Orchestrator for Kubernetes {
             "KUBECONFIG".into(),
             cluster_dir.join(CLIENT_CONFIG_FILE).display().to_string(),
         )]
-    }
-
-    fn client_hint(&self) -> &'static str {
-        "kubectl get nodes"
     }
 }
 

@@ -292,30 +292,14 @@ impl Orchestrator for Mesos {
         manager.run_logged("mesos/remove-member.sh", &vars).await
     }
 
-    fn needs_leave(&self) -> bool {
-        true
-    }
-
     async fn leave(&self, node: &NodeShell) -> Result<(), ShellError> {
         node.run_logged("mesos/leave.sh", &[]).await
-    }
-
-    fn config_follows_managers(&self) -> bool {
-        true
-    }
-
-    fn restores_from_backup(&self) -> bool {
-        true
     }
 
     /// The backup's state put in place, then the first master's start.
     async fn restore(&self, node: &NodeShell, archive: &Path) -> Result<(), ShellError> {
         put_backup(node, archive, false).await?;
         self.init(node).await
-    }
-
-    fn seeds_joining_managers(&self) -> bool {
-        true
     }
 
     /// The backup's replicated log on a master joining the restored
@@ -368,10 +352,6 @@ impl Orchestrator for Mesos {
                 format!("http://{manager_address}:8080"),
             ),
         ]
-    }
-
-    fn client_hint(&self) -> &'static str {
-        "curl -s \"$MESOS_MASTER_URL/master/slaves\""
     }
 }
 

@@ -77,6 +77,11 @@ impl JoinSecrets {
 pub trait Orchestrator: Send + Sync {
     fn coe(&self) -> Coe;
 
+    /// The orchestrator's facts (ports, what it recovers and backs up).
+    fn profile(&self) -> &'static crate::profile::Profile {
+        self.coe().profile()
+    }
+
     /// Installs and starts what every node runs. Idempotent.
     async fn install(&self, node: &NodeShell) -> Result<(), ShellError>;
 
@@ -116,11 +121,6 @@ pub trait Orchestrator: Send + Sync {
     /// Removes a member from the cluster's membership, through a manager.
     async fn remove_member(&self, manager: &NodeShell, member: &Member) -> Result<(), ShellError>;
 
-    /// Whether [`leave`](Self::leave) does anything (saves an SSH connection when not).
-    fn needs_leave(&self) -> bool {
-        false
-    }
-
     /// Runs on a node that is leaving, when it can still be reached, so it
     /// holds no cluster state afterwards (`kubeadm reset`). Idempotent.
     async fn leave(&self, _node: &NodeShell) -> Result<(), ShellError> {
@@ -133,13 +133,6 @@ pub trait Orchestrator: Send + Sync {
     /// time, only while every manager is healthy.
     async fn reconfigure(&self, _node: &NodeShell) -> Result<(), ShellError> {
         Ok(())
-    }
-
-    /// Whether a node's configuration follows the managers (its probe's
-    /// `config_stale`), so a node must be probed, not only listed, after
-    /// the managers change.
-    fn config_follows_managers(&self) -> bool {
-        false
     }
 
     /// The client configuration to keep locally (a kubeconfig), read from a
@@ -158,16 +151,6 @@ pub trait Orchestrator: Send + Sync {
         cluster_dir: &Path,
     ) -> Vec<(String, String)>;
 
-    /// A client command that lists the nodes, for the "Connect:" hint.
-    fn client_hint(&self) -> &'static str;
-
-    /// Whether [`recover_quorum`](Self::recover_quorum) can re-form the
-    /// cluster on one surviving manager when a majority of the managers is
-    /// gone for good.
-    fn recovers_quorum(&self) -> bool {
-        false
-    }
-
     /// Re-forms the cluster on `survivor`, the only manager left with the
     /// cluster's state (Swarm: `docker swarm init --force-new-cluster`).
     /// Idempotent: a cluster with quorum is left as it is.
@@ -180,12 +163,6 @@ pub trait Orchestrator: Send + Sync {
                 self.coe()
             ),
         ))
-    }
-
-    /// Whether [`restore`](Self::restore) can re-form the cluster from a
-    /// backup on a new manager.
-    fn restores_from_backup(&self) -> bool {
-        false
     }
 
     /// Re-forms the cluster on `node`, a new manager, from `archive` (a
@@ -205,12 +182,6 @@ pub trait Orchestrator: Send + Sync {
                 self.coe()
             ),
         ))
-    }
-
-    /// Whether a manager that joins a cluster being restored needs part of
-    /// the backup first ([`seed_from_backup`](Self::seed_from_backup)).
-    fn seeds_joining_managers(&self) -> bool {
-        false
     }
 
     /// Puts on `node`, a manager about to join a cluster being restored,
@@ -233,14 +204,6 @@ pub trait Orchestrator: Send + Sync {
             "leave the old cluster",
             format!("{} nodes cannot rejoin a restored cluster", self.coe()),
         ))
-    }
-
-    /// Whether a backup is taken with the manager serving on (Kubernetes:
-    /// an etcd snapshot), so any Ready manager may give it; otherwise the
-    /// manager stops for the copy (Swarm) and one is chosen so the others
-    /// keep quorum.
-    fn backs_up_online(&self) -> bool {
-        false
     }
 
     /// Why `manager` cannot give a backup of the cluster's state now
@@ -271,14 +234,6 @@ pub trait Orchestrator: Send + Sync {
 
 pub(crate) use crate::bootstrap::shell::field;
 
-/// Every variable an orchestrator's `client_env` sets, for `env --unset`.
-pub const CLIENT_ENV_KEYS: &[&str] = &[
-    "DOCKER_HOST",
-    "KUBECONFIG",
-    "MESOS_MASTER_URL",
-    "MARATHON_URL",
-];
-
 /// The orchestrator of a cluster spec.
 pub fn for_spec(spec: &ClusterSpec) -> Box<dyn Orchestrator> {
     match spec.coe {
@@ -289,23 +244,5 @@ pub fn for_spec(spec: &ClusterSpec) -> Box<dyn Orchestrator> {
         Coe::Mesos => Box::new(Mesos {
             settings: spec.mesos.clone().unwrap_or_default(),
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_orchestrators_that_back_up_are_the_ones_the_spec_accepts_a_backup_section_for() {
-        for coe in [Coe::Swarm, Coe::Kubernetes, Coe::Mesos] {
-            let mut spec = ClusterSpec::example("web", 1, 1);
-            spec.coe = coe;
-            assert_eq!(
-                for_spec(&spec).restores_from_backup(),
-                crate::spec::backs_up(coe),
-                "{coe}"
-            );
-        }
     }
 }

@@ -285,16 +285,8 @@ impl Orchestrator for Swarm {
         vec![("DOCKER_HOST".into(), format!("ssh://{manager_alias}"))]
     }
 
-    fn recovers_quorum(&self) -> bool {
-        true
-    }
-
     async fn recover_quorum(&self, survivor: &NodeShell) -> Result<(), ShellError> {
         survivor.run_logged("swarm/force-new-cluster.sh", &[]).await
-    }
-
-    fn restores_from_backup(&self) -> bool {
-        true
     }
 
     async fn restore(&self, node: &NodeShell, archive: &Path) -> Result<(), ShellError> {
@@ -318,10 +310,6 @@ impl Orchestrator for Swarm {
         to: &mut (dyn std::io::Write + Send),
     ) -> Result<ArchiveInfo, ShellError> {
         manager.run_archive("swarm/backup.sh", to).await
-    }
-
-    fn client_hint(&self) -> &'static str {
-        "docker node ls"
     }
 }
 

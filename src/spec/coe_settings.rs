@@ -92,12 +92,6 @@ impl KubernetesSettings {
     }
 }
 
-/// The fixed port of Marathon's scheduler driver (libprocess's
-/// LIBPROCESS_PORT): the leading master answers a framework's registration
-/// by connecting to it, so it is opened between members. Unset, libprocess
-/// takes any free port, which no firewall rule can name.
-pub const MARATHON_LIBPROCESS_PORT: u16 = 15101;
-
 /// The `mesos:` section: the images of the four containers a Mesos node
 /// runs (host networking, restart always), pulled by the install script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

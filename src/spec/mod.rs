@@ -13,12 +13,14 @@ use std::fmt;
 use std::time::Duration;
 
 use provision_provider::{Firewall, PortRule, Protocol};
+
+use crate::profile::{self, Profile};
 use provision_provider_ec2::Ec2Settings;
 use provision_provider_openstack::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
 pub use backup_location::{Location, LocationError};
-pub use coe_settings::{Cni, KubernetesSettings, MesosSettings, MARATHON_LIBPROCESS_PORT};
+pub use coe_settings::{Cni, KubernetesSettings, MesosSettings};
 pub use names::{node_name, validate_cluster_name};
 pub use template::{builtin_templates, ClusterTemplate, TemplateError};
 
@@ -35,67 +37,17 @@ pub enum Coe {
 }
 
 impl Coe {
+    /// The orchestrator's facts (the one place they are declared).
+    pub fn profile(self) -> &'static Profile {
+        match self {
+            Coe::Swarm => &profile::swarm::PROFILE,
+            Coe::Kubernetes => &profile::kubernetes::PROFILE,
+            Coe::Mesos => &profile::mesos::PROFILE,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Coe::Swarm => "swarm",
-            Coe::Kubernetes => "kubernetes",
-            Coe::Mesos => "mesos",
-        }
-    }
-
-    /// Ports the orchestrator's members talk to each other on.
-    pub fn member_ports(self) -> Vec<PortRule> {
-        match self {
-            // Cluster management, gossip (tcp+udp), overlay VXLAN.
-            Coe::Swarm => vec![
-                PortRule::new(Protocol::Tcp, 2377),
-                PortRule::new(Protocol::Tcp, 7946),
-                PortRule::new(Protocol::Udp, 7946),
-                PortRule::new(Protocol::Udp, 4789),
-            ],
-            // API server, etcd, kubelet, controller-manager, scheduler,
-            // NodePorts, flannel VXLAN, calico BGP and VXLAN.
-            Coe::Kubernetes => vec![
-                PortRule::new(Protocol::Tcp, 6443),
-                PortRule::range(Protocol::Tcp, 2379, 2380),
-                PortRule::new(Protocol::Tcp, 10250),
-                PortRule::new(Protocol::Tcp, 10257),
-                PortRule::new(Protocol::Tcp, 10259),
-                PortRule::range(Protocol::Tcp, 30000, 32767),
-                PortRule::new(Protocol::Udp, 8472),
-                PortRule::new(Protocol::Tcp, 179),
-                PortRule::new(Protocol::Udp, 4789),
-            ],
-            // ZooKeeper client, peer and election; master; agent; Marathon;
-            // Marathon's scheduler driver; the agents' default task port range.
-            Coe::Mesos => vec![
-                PortRule::new(Protocol::Tcp, 2181),
-                PortRule::new(Protocol::Tcp, 2888),
-                PortRule::new(Protocol::Tcp, 3888),
-                PortRule::new(Protocol::Tcp, 5050),
-                PortRule::new(Protocol::Tcp, 5051),
-                PortRule::new(Protocol::Tcp, 8080),
-                PortRule::new(Protocol::Tcp, MARATHON_LIBPROCESS_PORT),
-                PortRule::range(Protocol::Tcp, 31000, 32000),
-            ],
-        }
-    }
-}
-
-impl Coe {
-    /// Ports the orchestrator's own clients reach from outside the cluster:
-    /// the kubeconfig's API server; the Mesos master and Marathon (the URLs
-    /// `provision env` prints). Swarm's client goes through SSH
-    /// (`DOCKER_HOST=ssh://…`), so it needs none.
-    pub fn client_ports(self) -> Vec<PortRule> {
-        match self {
-            Coe::Swarm => vec![],
-            Coe::Kubernetes => vec![PortRule::new(Protocol::Tcp, 6443)],
-            Coe::Mesos => vec![
-                PortRule::new(Protocol::Tcp, 5050),
-                PortRule::new(Protocol::Tcp, 8080),
-            ],
-        }
+        self.profile().name
     }
 }
 
@@ -419,10 +371,10 @@ impl ClusterSpec {
     pub fn firewall(&self) -> Firewall {
         let mut firewall = self.firewall.clone().unwrap_or_else(|| Firewall {
             ssh_from: DEFAULT_SSH_FROM.into(),
-            members: self.coe.member_ports(),
+            members: self.coe.profile().member_ports.to_vec(),
             ..Firewall::default()
         });
-        for port in self.coe.client_ports() {
+        for &port in self.coe.profile().client_ports {
             if !firewall.clients.contains(&port) {
                 firewall.clients.push(port);
             }
@@ -443,19 +395,7 @@ impl ClusterSpec {
     /// The smallest machine the orchestrator's nodes run on (every node
     /// of a cluster gets the same flavor, so it is the control plane's).
     pub fn minimum_machine(&self) -> Option<provision_provider::MinimumSize> {
-        match self.coe {
-            // kubeadm's preflight refuses a control-plane node with fewer
-            // ("[ERROR NumCPU]: the number of available CPUs 1 is less than
-            // the required 2", "[ERROR Mem]: … less than the minimum 1700 MB").
-            Coe::Kubernetes => Some(provision_provider::MinimumSize {
-                vcpus: 2,
-                memory_mib: 1700,
-                needed_by:
-                    "Kubernetes control-plane nodes (kubeadm's NumCPU and Mem preflight checks)"
-                        .into(),
-            }),
-            Coe::Swarm | Coe::Mesos => None,
-        }
+        self.coe.profile().minimum_size()
     }
 
     /// Counts per role, managers first.
@@ -548,7 +488,7 @@ fn check_backup_policy(spec: &ClusterSpec) -> Result<(), SpecError> {
         to.parse::<Location>()
             .map_err(|e| field("to", e.to_string()))?;
     }
-    if !backs_up(spec.coe) {
+    if !spec.coe.profile().backs_up {
         return Err(SpecError::Field {
             field: "backup".into(),
             message: format!(
@@ -558,12 +498,6 @@ fn check_backup_policy(spec: &ClusterSpec) -> Result<(), SpecError> {
         });
     }
     Ok(())
-}
-
-/// The orchestrators whose backups are implemented (a test of the
-/// orchestrators keeps the two in step).
-pub fn backs_up(coe: Coe) -> bool {
-    matches!(coe, Coe::Swarm | Coe::Kubernetes | Coe::Mesos)
 }
 
 fn check_durations(spec: &ClusterSpec) -> Result<(), SpecError> {

@@ -314,10 +314,6 @@ impl Orchestrator for Swarmish {
         Ok(())
     }
 
-    fn restores_from_backup(&self) -> bool {
-        true
-    }
-
     async fn restore(&self, node: &NodeShell, archive: &Path) -> Result<(), ShellError> {
         use base64::Engine;
         let text = std::fs::read_to_string(archive)
@@ -371,9 +367,5 @@ impl Orchestrator for Swarmish {
 
     fn client_env(&self, alias: &str, _: &str, _: &Path) -> Vec<(String, String)> {
         vec![("DOCKER_HOST".into(), format!("ssh://{alias}"))]
-    }
-
-    fn client_hint(&self) -> &'static str {
-        "docker node ls"
     }
 }

@@ -18,18 +18,11 @@ use provision_provider::Role;
 
 use super::{Action, Decisions, Inputs, NodeView};
 use crate::controller::health::Condition;
-use crate::spec::Coe;
-
-/// The orchestrators whose `recovers_quorum` is true (a unit test keeps
-/// the two in step).
-pub(super) fn recovers(coe: Coe) -> bool {
-    coe == Coe::Swarm
-}
 
 /// Plans the recovery when it is due; true when it did (the pass is then
 /// the recovery alone).
 pub(super) fn lost_quorum(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> bool {
-    if !recovers(input.spec.coe) || input.observed.members.is_some() {
+    if !input.spec.coe.profile().recovers_quorum || input.observed.members.is_some() {
         return false;
     }
     // Retiring managers count too: they stay recorded until the membership
@@ -270,15 +263,6 @@ mod tests {
 
     #[test]
     fn only_the_orchestrators_that_can_recover_are_asked_to() {
-        for coe in [Coe::Swarm, Coe::Kubernetes, Coe::Mesos] {
-            let mut s = spec(3, 1);
-            s.coe = coe;
-            assert_eq!(
-                crate::orchestrator::for_spec(&s).recovers_quorum(),
-                super::recovers(coe),
-                "{coe}"
-            );
-        }
         let (records, observed) = two_managers_gone();
         let mut s = spec(3, 1);
         s.coe = Coe::Kubernetes;

@@ -1,0 +1,100 @@
+//! What each orchestrator is, as data: the one place its facts are declared.
+//!
+//! A profile is pure (no I/O): the ports its members and clients use, the
+//! smallest machine it runs on, which recoveries and backups it has, how its
+//! manager count may change, and the variables its client reads. Everything
+//! else — the spec's firewall, the planner, the controller, the CLI — reads
+//! the profile of a cluster's [`Coe`](crate::spec::Coe) instead of naming
+//! an orchestrator. Adding one means a profile here, an implementation of
+//! [`Orchestrator`](crate::orchestrator::Orchestrator), a folder of scripts
+//! under `scripts/bootstrap/`, and a variant of `Coe`.
+
+pub mod kubernetes;
+pub mod mesos;
+pub mod swarm;
+
+use provision_provider::{MinimumSize, PortRule};
+
+/// One orchestrator's facts.
+#[derive(Debug)]
+pub struct Profile {
+    /// Its name on the command line, in templates and in the store.
+    pub name: &'static str,
+    /// Ports the members talk to each other on (opened between members).
+    pub member_ports: &'static [PortRule],
+    /// Ports its own clients reach from outside (`firewall.clients_from`).
+    pub client_ports: &'static [PortRule],
+    /// The smallest machine every node needs, when the orchestrator checks.
+    pub minimum_machine: Option<MinimumMachine>,
+    /// Whether the cluster can be formed again on one surviving manager
+    /// when most managers are gone for good (`Orchestrator::recover_quorum`).
+    pub recovers_quorum: bool,
+    /// Whether backups and restores are implemented (a template's `backup:`
+    /// section is accepted, `provision restore` runs).
+    pub backs_up: bool,
+    /// Whether a backup is taken with the manager serving on, so any Ready
+    /// manager may give it; otherwise a manager stops for the copy and one
+    /// is chosen so the others keep quorum.
+    pub backs_up_online: bool,
+    /// Whether a manager joining a cluster being restored needs part of the
+    /// backup first (`Orchestrator::seed_from_backup`).
+    pub seeds_joining_managers: bool,
+    /// Whether a node's configuration follows the managers (its probe's
+    /// `config_stale`), so it must be probed, not only listed, after the
+    /// managers change.
+    pub config_follows_managers: bool,
+    /// Whether a leaving node runs `Orchestrator::leave` (saves an SSH
+    /// connection when not).
+    pub needs_leave: bool,
+    /// The rule for growing the managers from `from` to `to`, on top of the
+    /// quorum check every orchestrator has; `force` accepts what loses state.
+    pub manager_growth: fn(from: u32, to: u32, force: bool) -> Result<(), String>,
+    /// Every environment variable its client configuration sets (`env`).
+    pub client_env_keys: &'static [&'static str],
+    /// A client command that lists the nodes, for the "Connect:" hint.
+    pub client_hint: &'static str,
+}
+
+/// A minimum machine size, and who needs it (for the message).
+#[derive(Debug)]
+pub struct MinimumMachine {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub needed_by: &'static str,
+}
+
+impl Profile {
+    /// The smallest machine, in the providers' terms.
+    pub fn minimum_size(&self) -> Option<MinimumSize> {
+        self.minimum_machine.as_ref().map(|m| MinimumSize {
+            vcpus: m.vcpus,
+            memory_mib: m.memory_mib,
+            needed_by: m.needed_by.into(),
+        })
+    }
+
+    /// Checks a change of the manager count against this orchestrator's
+    /// own rule (see [`Profile::manager_growth`]).
+    pub fn check_manager_growth(&self, from: u32, to: u32, force: bool) -> Result<(), String> {
+        (self.manager_growth)(from, to, force)
+    }
+}
+
+/// Every profile, for what spans all orchestrators (`env --unset`).
+pub const ALL: &[&Profile] = &[&swarm::PROFILE, &kubernetes::PROFILE, &mesos::PROFILE];
+
+/// Managers may change in any step (the quorum check still applies).
+pub(crate) fn any_growth(_from: u32, _to: u32, _force: bool) -> Result<(), String> {
+    Ok(())
+}
+
+/// Every variable any orchestrator's client configuration sets, once each.
+pub fn client_env_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = Vec::new();
+    for key in ALL.iter().flat_map(|p| p.client_env_keys) {
+        if !keys.contains(key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
