@@ -11,21 +11,10 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/root.sh
 . scripts/lib/root.sh
 become_root "$@"
-scripts/host-setup.sh
-# The etcd state backend's tests run a 3-member etcd (Debian's etcd-server).
-command -v etcd >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; }
-# The bare image (no Docker, as a cloud image ships) that one test per cloud boots.
-# shellcheck source=scripts/lib/node-image.sh
-. scripts/lib/node-image.sh
-ensure_node_image "${PROVISION_BARE_IMAGE:-provision/node-bare:bookworm}" --bare
-clouds_down() {
-  scripts/test-clouds/ec2 down >/dev/null 2>&1 || true
-  scripts/test-clouds/openstack down >/dev/null 2>&1 || true
-}
-trap clouds_down EXIT
-scripts/test-clouds/ec2 up
-scripts/test-clouds/openstack up
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/provision-target}"
+# shellcheck source=scripts/lib/build-tools.sh
+. scripts/lib/build-tools.sh
+ensure_build_tools
 cargo fmt --all -- --check
 # One build for lints and tests: clippy-driver compiles the workspace's own
 # crates for the tests (lints as errors, as `cargo clippy --all-targets -- -D
@@ -33,11 +22,41 @@ cargo fmt --all -- --check
 RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
 export RUSTC_WORKSPACE_WRAPPER
 export CLIPPY_ARGS="-Dwarnings__CLIPPY_HACKERY__"
-# The build, with the lints (a lint fails it here, before any test runs).
-cargo test --workspace --all-targets --no-run
+# The build (a lint fails it, before any test runs) goes on while the host
+# is prepared: packages, dockerd, the node images and the test clouds are
+# mostly downloads and disk, so a fresh machine waits for the longer of the
+# two, not for both. --timings: the report of what the build spent.
+build_log="$(mktemp)"
+log=""
+build=""
+cleanup() {
+  # A host set-up that failed leaves no build running behind it.
+  if [ -n "$build" ]; then kill "$build" 2>/dev/null || true; fi
+  scripts/test-clouds/ec2 down >/dev/null 2>&1 || true
+  scripts/test-clouds/openstack down >/dev/null 2>&1 || true
+  rm -f "$build_log" "$log"
+}
+trap cleanup EXIT
+cargo test --workspace --all-targets --no-run --timings >"$build_log" 2>&1 &
+build=$!
+scripts/host-setup.sh
+# The etcd state backend's tests run a 3-member etcd (Debian's etcd-server).
+command -v etcd >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; }
+# The bare image (no Docker, as a cloud image ships) that one test per cloud boots.
+# shellcheck source=scripts/lib/node-image.sh
+. scripts/lib/node-image.sh
+ensure_node_image "${PROVISION_BARE_IMAGE:-provision/node-bare:bookworm}" --bare
+scripts/test-clouds/ec2 up
+scripts/test-clouds/openstack up
+echo "host ready after ${SECONDS}s; waiting for the build"
+build_status=0
+wait "$build" || build_status=$?
+build=""
+cat "$build_log"
+[ "$build_status" -eq 0 ] || exit "$build_status"
+echo "build and host ready after ${SECONDS}s (build report: $CARGO_TARGET_DIR/cargo-timings/cargo-timing.html)"
 # Rendered bootstrap scripts are shellchecked inside the tests.
 log="$(mktemp)"
-trap 'rm -f "$log"; clouds_down' EXIT
 status=0
 # Tests that inject a fault each record a row of the fault matrix here.
 rm -rf "$CARGO_TARGET_DIR/tmp/fault-matrix"
@@ -45,6 +64,7 @@ rm -rf "$CARGO_TARGET_DIR/tmp/fault-matrix"
 scripts/lib/run-tests-side-by-side.sh "${PROVISION_TEST_LANES:-2}" "$log" || status=$?
 echo "Fault matrix (fault → what happened → nodes replaced → left over):"
 scripts/fault-matrix.sh || status=1
+echo "tests finished after ${SECONDS}s"
 # One closing line for the whole run (cargo ends on the last crate's own count).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
