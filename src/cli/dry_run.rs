@@ -53,7 +53,7 @@ mod tests {
                         node: "web-worker-1".into(),
                     }],
                 }],
-                notes: vec!["managers leave one at a time".into()],
+                notes: vec![crate::state::Reason::ManagersLeaveOneAtATime],
                 ..Plan::default()
             },
         };
@@ -64,7 +64,7 @@ mod tests {
                 "  - make sure the cloud has the cluster's key-pair, security-group (each made when missing)",
                 "  - firewall: would add tcp 22 from 10.0.0.0/8",
                 "  - bootstrap web-worker-1 (SSH, install)",
-                "  note: managers leave one at a time",
+                "  note: managers leave one at a time: the next one goes in a later pass",
                 "Dry run: nothing was changed.",
             ]
         );

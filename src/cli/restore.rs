@@ -59,7 +59,8 @@ pub async fn run(global: &Global, name: &str, from: Option<&str>, flags: &Flags)
              daemon)"
                 .to_string()
         } else {
-            dry.plan.notes.join("; ")
+            let notes: Vec<String> = dry.plan.notes.iter().map(ToString::to_string).collect();
+            notes.join("; ")
         };
         bail!("cluster {name} is not restored: {why}");
     }

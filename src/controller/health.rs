@@ -133,21 +133,28 @@ pub fn grace(policy: &HealthPolicy, condition: &Condition) -> Option<u64> {
 /// its grace is zero). A machine that failed before its node ever joined
 /// (Nova ERROR at build) is due at once: no member is lost by replacing it.
 pub fn is_due(policy: &HealthPolicy, record: &NodeRecord, condition: &Condition, now: i64) -> bool {
-    let Some(grace) = grace(policy, condition) else {
-        return false;
-    };
+    due_at(policy, record, condition, now).is_some_and(|at| at <= now)
+}
+
+/// When the node's condition passes its grace (unix seconds; see
+/// [`is_due`]), or `None` when it has none (healthy, unknown) or its clock
+/// has not started.
+pub fn due_at(
+    policy: &HealthPolicy,
+    record: &NodeRecord,
+    condition: &Condition,
+    now: i64,
+) -> Option<i64> {
+    let grace = grace(policy, condition)?;
     if condition.kind() == Some(UnhealthyKind::Lost) && record.member_id.is_none() {
-        return true;
+        return Some(now);
     }
     let since = match condition {
         Condition::Starting => record.machine_created_at,
         _ if record.unhealthy_kind == condition.kind() => record.unhealthy_since.or(Some(now)),
         _ => Some(now),
     };
-    match since {
-        Some(t) => now.saturating_sub(t) >= grace as i64,
-        None => false,
-    }
+    since.map(|t| t.saturating_add(grace as i64))
 }
 
 /// How long a node waits after its `failures`-th failed attempt in a row

@@ -10,7 +10,7 @@ use super::{ClusterContext, Connections, Controller, ConvergeReport, Probing};
 use crate::bootstrap::Scripts;
 use crate::progress::LogReporter;
 use crate::spec::ClusterSpec;
-use crate::state::{ClusterRecord, NodePhase, SqliteStore, StatePaths, Store};
+use crate::state::{Attempt, ClusterRecord, NodePhase, Reason, SqliteStore, StatePaths, Store};
 
 struct World {
     ctl: Controller,
@@ -306,13 +306,21 @@ async fn a_failed_install_backs_off_and_is_not_tried_again_inside_the_backoff() 
     let report = w.converge().await;
     assert!(!report.healthy);
     assert_eq!(w.swarm.installs()["web-worker-1"], tried);
+    let backing_off = Reason::BackingOff {
+        node: "web-worker-1".into(),
+        attempt: Attempt::Start,
+    };
+    let rec = w.ctl.store.node("web", "web-worker-1").unwrap().unwrap();
+    assert_eq!(rec.conditions, std::slice::from_ref(&backing_off));
+    // The next pass finds the same reason on the node: it is not told again.
+    let _ = w.converge().await;
     let events = w.ctl.store.events("web", 50).unwrap();
-    assert!(
-        events
-            .iter()
-            .any(|e| e.message.contains("backing off after a failed attempt")),
-        "{events:?}"
-    );
+    let told: Vec<_> = events
+        .iter()
+        .filter(|e| e.message == backing_off.to_string())
+        .collect();
+    assert_eq!(told.len(), 1, "{events:?}");
+    assert_eq!(told[0].node.as_deref(), Some("web-worker-1"));
     // A person's command clears the backoff, and the install is tried again.
     w.ctl.clear_backoff(&w.ctx).unwrap();
     let _ = w.ctl.converge(&w.ctx).await;

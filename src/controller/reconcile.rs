@@ -9,7 +9,7 @@ use super::connections::Connections;
 use super::context::{ClusterContext, Controller, ControllerError};
 use super::observe::unix_now;
 use super::plan::{plan, Observed, Plan};
-use crate::state::{Health, NodePhase, NodeRecord};
+use crate::state::{Health, NodePhase, NodeRecord, Reason};
 
 /// Passes after which a plan that keeps coming back is reported, not
 /// retried: a few, and two for each node wanted, since some changes go one
@@ -57,6 +57,9 @@ pub struct ConvergeReport {
     /// Nodes that never joined and are not replaced again (the budget of
     /// attempts is spent): an operator must look.
     pub stalled: Vec<String>,
+    /// When the last pass's planner wants to look again (unix seconds; see
+    /// `Plan::next_look`).
+    pub next_look: Option<i64>,
 }
 
 impl Controller {
@@ -106,21 +109,64 @@ impl Controller {
         Ok(DryRun::new(plan, firewall, self.provider.as_ref()))
     }
 
-    /// Records each note as an event, unless it is the cluster's latest one
-    /// already (the daemon would otherwise repeat it every pass).
-    fn note_events(&self, ctx: &ClusterContext, notes: &[String]) {
+    /// Records the plan's reasons, each told (log, progress, event) only
+    /// when it is new, so the daemon does not repeat one every pass. A
+    /// reason about a node is kept on that node as its conditions, compared
+    /// by value with the last pass's; one about the cluster is new unless
+    /// it is among the cluster's latest events.
+    fn record_reasons(
+        &self,
+        ctx: &ClusterContext,
+        records: &[NodeRecord],
+        reasons: &[Reason],
+    ) -> Result<(), ControllerError> {
+        for record in records {
+            let now: Vec<Reason> = reasons
+                .iter()
+                .filter(|r| r.node() == Some(record.name.as_str()))
+                .cloned()
+                .collect();
+            if now == record.conditions {
+                continue;
+            }
+            for reason in now.iter().filter(|r| !record.conditions.contains(r)) {
+                self.tell(ctx, Some(&record.name), reason);
+            }
+            // Re-read: a concurrent writer of other fields is not undone.
+            if let Some(mut latest) = self.store.node(ctx.name(), &record.name)? {
+                latest.conditions = now;
+                self.store.put_node(&latest)?;
+            }
+        }
+        let about_cluster: Vec<&Reason> = reasons
+            .iter()
+            .filter(|r| {
+                r.node()
+                    .is_none_or(|n| !records.iter().any(|rec| rec.name == n))
+            })
+            .collect();
+        if about_cluster.is_empty() {
+            return Ok(());
+        }
         let last: Vec<String> = self
             .store
             .events(ctx.name(), 20)
             .map(|e| e.into_iter().map(|e| e.message).collect())
             .unwrap_or_default();
-        for note in notes {
-            if !last.contains(note) {
-                warn!(cluster = %ctx.name(), "{note}");
-                self.reporter.note(note);
-                self.event(ctx, None, note);
+        for reason in about_cluster {
+            if !last.contains(&reason.to_string()) {
+                self.tell(ctx, reason.node(), reason);
             }
         }
+        Ok(())
+    }
+
+    /// Logs a reason, shows it to the person watching, and records it as an event.
+    fn tell(&self, ctx: &ClusterContext, node: Option<&str>, reason: &Reason) {
+        let text = reason.to_string();
+        warn!(cluster = %ctx.name(), node, "{text}");
+        self.reporter.note(&text);
+        self.event(ctx, node, &text);
     }
 
     /// Works until the cluster matches its spec, the converge timeout passes,
@@ -215,8 +261,9 @@ impl Controller {
         started: Instant,
     ) -> Result<Pass, ControllerError> {
         let plan = plan(&ctx.record.spec, records, observed, unix_now());
-        self.note_events(ctx, &plan.notes);
+        self.record_reasons(ctx, records, &plan.notes)?;
         report.stalled = plan.stalled.clone();
+        report.next_look = plan.next_look;
         if plan.is_empty() {
             report.healthy = records.iter().all(|n| {
                 n.health == Health::Healthy && !n.retiring && n.phase != NodePhase::Failed

@@ -20,6 +20,7 @@
 mod backups;
 mod metrics;
 mod providers;
+mod runner;
 mod schedule;
 
 use std::net::SocketAddr;
@@ -31,18 +32,16 @@ use rand::Rng;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 pub use metrics::Metrics;
 
 use crate::bootstrap::ssh_slots;
-use crate::controller::{ClusterContext, ControllerError, ConvergeReport, Probing};
-use crate::progress::LogReporter;
 use crate::session::Session;
 use crate::state::etcd::{Claims, Wake};
-use crate::state::off_workers::off_worker;
-use crate::state::{LockError, OffWorkers};
+use crate::state::OffWorkers;
 use provision_provider::CallLimit;
+use runner::{reconcile_cluster, Outcome, PassEnd};
 use schedule::Schedule;
 
 /// How often the store's list of clusters is read at most.
@@ -66,19 +65,6 @@ pub struct DaemonOptions {
     pub lease_ttl: Duration,
     /// On SIGTERM, how long passes may take to stop at their next step.
     pub drain: Duration,
-}
-
-/// How one cluster's pass ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Converged,
-    Degraded,
-    Busy,
-    /// A destroy did not finish; only `destroy` touches it.
-    Destroying,
-    Failed,
-    /// Stopped at a step because the daemon is stopping.
-    Stopped,
 }
 
 /// What every worker shares.
@@ -211,9 +197,9 @@ impl Round {
         }
     }
 
-    fn finished(&mut self, (outcome, remediations): (Outcome, usize), took: Duration) {
-        self.outcomes.push(outcome);
-        self.remediations += remediations;
+    fn finished(&mut self, ended: PassEnd, took: Duration) {
+        self.outcomes.push(ended.outcome);
+        self.remediations += ended.remediations;
         self.pass_time += took;
     }
 
@@ -310,7 +296,7 @@ async fn run_once(shared: Arc<Shared>, options: &DaemonOptions, calls: &CallLimi
 async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &CallLimit) {
     let workers = Arc::new(Semaphore::new(options.workers.max(1)));
     let mut schedule = Schedule::new(options.interval);
-    let mut tasks: JoinSet<(String, Instant, (Outcome, usize))> = JoinSet::new();
+    let mut tasks: JoinSet<(String, Instant, PassEnd)> = JoinSet::new();
     let mut clusters = 0;
     let mut next_listing = Instant::now();
     let mut round = Round::begin(calls);
@@ -372,15 +358,16 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
         tokio::select! {
             Some(done) = tasks.join_next() => match done {
                 Ok((name, started, ended)) => {
-                    let outcome = ended.0;
                     // ±10 % jitter so clusters (or daemons) do not move in lockstep.
                     let jitter = rand::thread_rng().gen_range(0.9..1.1);
-                    if outcome == Outcome::Busy {
+                    let now = Instant::now();
+                    if ended.outcome == Outcome::Busy {
                         // A person's command holds it (a scale request just
                         // written, often): look again soon, not an interval on.
-                        schedule.retry_soon(&name, Instant::now());
+                        schedule.retry_soon(&name, now);
                     } else {
-                        schedule.finished(&name, started, Instant::now(), jitter);
+                        let requeue = ended.look_again_in.map(|wait| now + wait);
+                        schedule.finished(&name, started, now, jitter, requeue);
                     }
                     round.finished(ended, started.elapsed());
                 }
@@ -415,209 +402,6 @@ async fn list_owned(shared: &Shared) -> Result<(Vec<String>, Vec<String>)> {
         None => all.clone(),
     };
     Ok((all, owned))
-}
-
-/// One pass of one cluster: how it ended, and how many nodes it set out
-/// to replace. A pass whose lock is lost (its etcd lease could not be
-/// renewed) is dropped where it stands: another daemon may hold the
-/// cluster soon, and what was half done is finished by the next pass.
-async fn reconcile_cluster(shared: &Shared, name: &str) -> (Outcome, usize) {
-    if passes_settled(shared, name).await {
-        return (Outcome::Converged, 0);
-    }
-    let lock = match off_worker(|| shared.session.lock(name)) {
-        Ok(lock) => lock,
-        Err(LockError::Busy { holder, .. }) => {
-            debug!(
-                cluster = name,
-                pid = holder.pid,
-                host = holder.host,
-                "another command holds the cluster: skipped this pass"
-            );
-            shared.metrics.add_skipped_busy(name);
-            return (Outcome::Busy, 0);
-        }
-        Err(e) => {
-            error!(cluster = name, error = %e, "cannot lock");
-            return (Outcome::Failed, 0);
-        }
-    };
-    tokio::select! {
-        ended = reconcile_locked(shared, name) => ended,
-        _ = lock.lost() => {
-            warn!(cluster = name, "lost the cluster's lock (etcd unreachable): pass stopped; the next pass finishes it");
-            (Outcome::Failed, 0)
-        }
-    }
-}
-
-/// A pass that finds the cluster settled without taking its lock
-/// ([`crate::controller::Controller::settled`]), with state in etcd: a
-/// converged pass writes nothing, not even the lock's key. Anything else (something to
-/// do, a failure, a scheduled backup that may be due) is left to the pass
-/// under the lock.
-async fn passes_settled(shared: &Shared, name: &str) -> bool {
-    let (session, metrics) = (&shared.session, &shared.metrics);
-    // Only where taking the lock is a write (etcd), and only while nobody
-    // holds it: a person's command in the middle of a change is waited for
-    // as before (the pass under the lock finds it busy).
-    let Some(etcd) = &session.etcd else {
-        return false;
-    };
-    if !matches!(off_worker(|| etcd.lock_held(name)), Ok(false)) {
-        return false;
-    }
-    let record = match off_worker(|| session.store.cluster(name)) {
-        Ok(Some(record)) => record,
-        _ => return false,
-    };
-    if record.is_destroying() || backups::may_be_due(session, &record, &shared.backups) {
-        return false;
-    }
-    let started = Instant::now();
-    let settled = async {
-        let provider = shared.providers.for_spec(&record.spec).await?;
-        let ctx = ClusterContext::new(&*session.store, record.clone())?;
-        let mut controller = session.controller(provider, &record.spec, Arc::new(LogReporter));
-        controller.probing = Probing::MembershipFirst;
-        Ok::<_, anyhow::Error>(controller.settled(&ctx).await?)
-    }
-    .await;
-    match settled {
-        Ok(true) => {
-            info!(
-                cluster = name,
-                phase = "ready",
-                "converged (settled: no lock taken, nothing written)"
-            );
-            metrics.observe_pass(name, started.elapsed().as_secs_f64(), false);
-            record_node_metrics(shared, name);
-            true
-        }
-        Ok(false) => false,
-        Err(e) => {
-            debug!(
-                cluster = name,
-                error = format!("{e:#}"),
-                "the settled check failed: the pass runs under the lock"
-            );
-            false
-        }
-    }
-}
-
-/// The node phases and health of `name` as the store has them, for the
-/// metrics.
-fn record_node_metrics(shared: &Shared, name: &str) {
-    if let Ok(nodes) = shared.session.store.nodes(name) {
-        let phases: Vec<(String, String)> = nodes
-            .iter()
-            .map(|n| (n.phase.to_string(), n.health.as_str().to_string()))
-            .collect();
-        shared.metrics.set_nodes(name, &phases);
-    }
-}
-
-async fn reconcile_locked(shared: &Shared, name: &str) -> (Outcome, usize) {
-    let (session, metrics, providers) = (&shared.session, &shared.metrics, &shared.providers);
-    // Re-read under the lock: the spec may have changed since the listing.
-    let record = match session.store.cluster(name) {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            metrics.forget_cluster(name);
-            return (Outcome::Converged, 0);
-        }
-        Err(e) => {
-            error!(cluster = name, error = %e, "cannot read the cluster");
-            return (Outcome::Failed, 0);
-        }
-    };
-    if record.is_destroying() {
-        debug!(
-            cluster = name,
-            "a destroy did not finish: left for `provision destroy`"
-        );
-        return (Outcome::Destroying, 0);
-    }
-    let started = Instant::now();
-    let mut report = ConvergeReport::default();
-    let result = async {
-        let provider = providers.for_spec(&record.spec).await?;
-        let ctx = ClusterContext::new(&*session.store, record.clone())?;
-        let mut controller = session.controller(provider, &record.spec, Arc::new(LogReporter));
-        controller.probing = Probing::MembershipFirst;
-        Ok::<_, anyhow::Error>(controller.converge_into(&ctx, &mut report).await)
-    }
-    .await;
-    // Counted whether or not the pass failed later on.
-    metrics.add_remediations(name, report.remediations.len() as u64);
-    metrics.set_stalled(name, report.stalled.len() as u64);
-    let outcome = match result {
-        Ok(Ok(())) => {
-            if report.healthy {
-                Outcome::Converged
-            } else {
-                Outcome::Degraded
-            }
-        }
-        Ok(Err(e)) if stopped_only(&e) => {
-            info!(
-                cluster = name,
-                "pass stopped at a step boundary: the daemon is stopping"
-            );
-            Outcome::Stopped
-        }
-        Ok(Err(e)) => {
-            if counts_as_cloud_error(&e) {
-                metrics.add_cloud_error(name);
-                providers.forget(&record.spec);
-            }
-            warn!(cluster = name, error = %e, "reconcile failed; retrying next pass");
-            let _ = session
-                .store
-                .add_event(name, None, &format!("reconcile failed: {e}"));
-            Outcome::Failed
-        }
-        Err(e) => {
-            metrics.add_cloud_error(name);
-            warn!(
-                cluster = name,
-                error = format!("{e:#}"),
-                "cannot reach the cluster's cloud"
-            );
-            Outcome::Failed
-        }
-    };
-    metrics.observe_pass(
-        name,
-        started.elapsed().as_secs_f64(),
-        outcome == Outcome::Failed,
-    );
-    // A backup of a cluster that is whole: never in the middle of a
-    // replacement, whose managers it would stop one of.
-    if outcome == Outcome::Converged {
-        backups::take_if_due(session, &record, metrics, &shared.backups).await;
-    }
-    record_node_metrics(shared, name);
-    (outcome, report.remediations.len())
-}
-
-/// Whether a pass ended only because the daemon is stopping (every node's
-/// steps stopped, none failed).
-fn stopped_only(e: &ControllerError) -> bool {
-    match e {
-        ControllerError::Stopped => true,
-        ControllerError::Nodes(all) => !all.is_empty() && all.iter().all(stopped_only),
-        _ => false,
-    }
-}
-
-fn counts_as_cloud_error(e: &ControllerError) -> bool {
-    match e {
-        ControllerError::Provider(_) => true,
-        ControllerError::Nodes(all) => all.iter().any(counts_as_cloud_error),
-        _ => false,
-    }
 }
 
 /// CPU time this process has used.

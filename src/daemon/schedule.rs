@@ -94,15 +94,24 @@ impl Schedule {
 
     /// A pass of `name` that started at `started` ended at `now`: the next
     /// is an interval (times `jitter`, around 1) after the start, so a
-    /// cluster keeps its rhythm, and never before now.
-    pub fn finished(&mut self, name: &str, started: Instant, now: Instant, jitter: f64) {
+    /// cluster keeps its rhythm, or at `requeue` when the planner asked to
+    /// look sooner (a grace or a backoff running out), and never before now.
+    pub fn finished(
+        &mut self,
+        name: &str,
+        started: Instant,
+        now: Instant,
+        jitter: f64,
+        requeue: Option<Instant>,
+    ) {
         self.running.remove(name);
         if let Some(at) = self.next.get_mut(name) {
             // Changed during the pass (due_now): the change is acted on at once.
             *at = if self.changed.remove(name) {
                 now
             } else {
-                (started + self.interval.mul_f64(jitter)).max(now)
+                let rhythm = started + self.interval.mul_f64(jitter);
+                requeue.map_or(rhythm, |r| r.min(rhythm)).max(now)
             };
         }
     }
@@ -169,7 +178,7 @@ mod tests {
         s.sync(&["a".to_string(), "b".to_string()], t0);
         let t = t0 + interval;
         s.started("a");
-        s.finished("a", t, t + Duration::from_secs(1), 1.0);
+        s.finished("a", t, t + Duration::from_secs(1), 1.0, None);
         let soon = t + Duration::from_secs(2);
         assert!(s.due(soon).iter().all(|n| n != "a"));
         assert!(s.due_now("a", soon));
@@ -183,11 +192,11 @@ mod tests {
             .iter()
             .all(|n| n != "a"));
         let end = soon + Duration::from_secs(3);
-        s.finished("a", soon, end, 1.0);
+        s.finished("a", soon, end, 1.0, None);
         assert!(s.due(end).contains(&"a".to_string()));
         // Without a change, the next pass keeps the interval.
         s.started("a");
-        s.finished("a", end, end + Duration::from_secs(1), 1.0);
+        s.finished("a", end, end + Duration::from_secs(1), 1.0, None);
         assert!(s.due(end + Duration::from_secs(2)).iter().all(|n| n != "a"));
     }
 
@@ -219,7 +228,7 @@ mod tests {
         assert_eq!(s.due(t).len(), 2);
         s.started("slow");
         s.started("quick");
-        s.finished("quick", t, t + Duration::from_secs(1), 1.0);
+        s.finished("quick", t, t + Duration::from_secs(1), 1.0, None);
         // Fifteen minutes on, "slow" is still converging; "quick" has come
         // due every interval all the while.
         let mut at = t;
@@ -228,12 +237,12 @@ mod tests {
             assert_eq!(s.due(at), ["quick"], "at {:?}", at - t0);
             assert_eq!(s.lateness("quick", at), Duration::ZERO);
             s.started("quick");
-            s.finished("quick", at, at + Duration::from_millis(500), 1.0);
+            s.finished("quick", at, at + Duration::from_millis(500), 1.0, None);
         }
         assert!(s.is_running("slow"));
         // When it ends, it is due at once (its start is long past).
         let end = at + Duration::from_secs(1);
-        s.finished("slow", t, end, 1.0);
+        s.finished("slow", t, end, 1.0, None);
         assert_eq!(s.due(end), ["slow"]);
     }
 
@@ -244,9 +253,30 @@ mod tests {
         let mut s = Schedule::new(interval);
         s.sync(&["a".to_string()], t0);
         s.started("a");
-        s.finished("a", t0, t0 + Duration::from_secs(2), 1.1);
+        s.finished("a", t0, t0 + Duration::from_secs(2), 1.1, None);
         assert_eq!(s.next_due(), Some(t0 + Duration::from_secs(33)));
         s.sync(&[], t0 + Duration::from_secs(3));
         assert_eq!(s.next_due(), None);
+    }
+
+    #[test]
+    fn a_pass_whose_planner_looks_sooner_comes_back_then_not_later_nor_before_now() {
+        let t0 = Instant::now();
+        let interval = Duration::from_secs(60);
+        let mut s = Schedule::new(interval);
+        s.sync(&["a".to_string()], t0);
+        // A grace runs out 20 s after the pass: due then, not a minute on.
+        s.started("a");
+        let end = t0 + Duration::from_secs(1);
+        s.finished("a", t0, end, 1.0, Some(end + Duration::from_secs(20)));
+        assert_eq!(s.next_due(), Some(end + Duration::from_secs(20)));
+        // A requeue later than the interval does not push the pass back.
+        s.started("a");
+        s.finished("a", t0, end, 1.0, Some(t0 + Duration::from_secs(600)));
+        assert_eq!(s.next_due(), Some(t0 + interval));
+        // One already past is due now.
+        s.started("a");
+        s.finished("a", t0, end, 1.0, Some(t0));
+        assert_eq!(s.next_due(), Some(end));
     }
 }

@@ -14,6 +14,7 @@ mod lock;
 pub(crate) mod off_workers;
 mod paths;
 pub use paths::{create_private_dir, write_private_file, write_private_file_with};
+mod reason;
 mod records;
 mod sqlite;
 
@@ -23,6 +24,7 @@ pub use location::{EtcdTarget, EtcdTls, StateLocation};
 pub use lock::{ClusterLock, Holder, LockError};
 pub use off_workers::OffWorkers;
 pub use paths::StatePaths;
+pub use reason::{Attempt, Reason};
 pub use records::{ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource, UnhealthyKind};
 pub use sqlite::SqliteStore;
 

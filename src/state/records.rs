@@ -190,6 +190,10 @@ pub struct NodeRecord {
     /// last found it configured for. A node whose configuration follows
     /// the managers (Mesos) is probed again only when they change.
     pub managers_seen: Option<String>,
+    /// Why the planner holds something back about this node, as of the
+    /// last pass that planned (each became an event when it was new here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<super::Reason>,
     pub updated_at: String,
 }
 
@@ -216,6 +220,7 @@ impl NodeRecord {
             start_attempt: 1,
             launch_token: None,
             managers_seen: None,
+            conditions: Vec::new(),
             updated_at: String::new(),
         }
     }

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     start_attempt   INTEGER NOT NULL DEFAULT 1,
     launch_token    TEXT,
     managers_seen   TEXT,
+    conditions      TEXT,
     PRIMARY KEY (cluster, name)
 );
 CREATE TABLE IF NOT EXISTS resources (
@@ -193,7 +194,8 @@ const CLUSTER_COLUMNS: &str = "name, id, spec, phase, created_at, updated_at";
 const NODE_COLUMNS: &str =
     "cluster, name, role, idx, machine_id, address, phase, health, host_key, member_id, \
      retiring, reason, unhealthy_since, machine_created_at, failures, retry_at, updated_at, \
-     private_address, public_address, unhealthy_kind, start_attempt, launch_token, managers_seen";
+     private_address, public_address, unhealthy_kind, start_attempt, launch_token, managers_seen, \
+     conditions";
 
 /// Columns added since the first release, with what an older row gets:
 /// before a machine had two addresses, its one address served for both.
@@ -208,6 +210,8 @@ const NODE_COLUMNS_ADDED: &[(&str, &str, &str)] = &[
     ("start_attempt", "INTEGER NOT NULL DEFAULT 1", ""),
     ("launch_token", "TEXT", ""),
     ("managers_seen", "TEXT", ""),
+    // The planner's reasons about the node, as JSON (state::Reason).
+    ("conditions", "TEXT", ""),
 ];
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -267,6 +271,12 @@ fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
         start_attempt: row.get(20)?,
         launch_token: row.get(21)?,
         managers_seen: row.get(22)?,
+        // Unreadable conditions (a newer release's reasons) are dropped:
+        // the next pass records what it finds.
+        conditions: row
+            .get::<_, Option<String>>(23)?
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -274,7 +284,7 @@ fn insert_node(conn: &Connection, n: &NodeRecord, updated_at: &str) -> rusqlite:
     conn.execute(
             &format!(
                 "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
             ),
             params![
                 n.cluster,
@@ -300,6 +310,8 @@ fn insert_node(conn: &Connection, n: &NodeRecord, updated_at: &str) -> rusqlite:
                 n.start_attempt,
                 n.launch_token,
                 n.managers_seen,
+                (!n.conditions.is_empty())
+                    .then(|| serde_json::to_string(&n.conditions).expect("reasons serialise")),
             ],
         )
         .map(|_| ())
@@ -562,14 +574,16 @@ mod tests {
     }
 
     #[test]
-    fn both_addresses_round_trip_and_an_old_row_gets_its_one_address_for_both() {
+    fn both_addresses_and_conditions_round_trip_and_an_old_row_gets_its_one_address_for_both() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         {
             // A state file from before nodes had two addresses.
             let conn = Connection::open(&path).unwrap();
-            let old = SCHEMA.replace("    private_address TEXT,\n    public_address  TEXT,\n", "");
-            assert!(!old.contains("private_address"));
+            let old = SCHEMA
+                .replace("    private_address TEXT,\n    public_address  TEXT,\n", "")
+                .replace("    conditions      TEXT,\n", "");
+            assert!(!old.contains("private_address") && !old.contains("conditions"));
             conn.execute_batch(&old).unwrap();
             conn.execute(
                 "INSERT INTO clusters VALUES ('web', 'id-web', ?1, 'ready', 't', 't')",
@@ -586,6 +600,7 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let old = store.node("web", "web-manager-1").unwrap().unwrap();
         assert_eq!(old.addresses, Some(Addresses::private_only("10.1.0.2")));
+        assert!(old.conditions.is_empty());
 
         let mut n = NodeRecord::new("web", "web-worker-1", Role::Worker, 1);
         n.addresses = Some(Addresses {
@@ -593,9 +608,14 @@ mod tests {
             public: Some("198.51.100.7".into()),
             ssh: "198.51.100.7".into(),
         });
+        n.conditions = vec![crate::state::Reason::BackingOff {
+            node: "web-worker-1".into(),
+            attempt: crate::state::Attempt::Start,
+        }];
         store.put_node(&n).unwrap();
         let got = store.node("web", "web-worker-1").unwrap().unwrap();
         assert_eq!(got.addresses, n.addresses);
+        assert_eq!(got.conditions, n.conditions);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use provision_provider::Role;
 
 use super::scale::NewNode;
 use super::{Action, Decisions, Inputs, NodeView};
+use crate::state::{Attempt, Reason};
 
 /// A manager that is leaving unhealthy after it joined: it is taken out of
 /// the orchestrator's membership before its replacement joins.
@@ -38,10 +39,10 @@ pub(super) fn leave(
     let leaving: Vec<&NodeView> = views.iter().filter(|v| d.retiring(v)).collect();
     for v in leaving {
         if v.backing_off(input.now) {
-            d.plan.notes.push(format!(
-                "{} is leaving but backing off after a failed attempt",
-                v.name()
-            ));
+            d.plan.notes.push(Reason::BackingOff {
+                node: v.name().to_string(),
+                attempt: Attempt::Leave,
+            });
             continue;
         }
         let leaves_now = !v.ever_joined() || dead_manager == Some(v.name());

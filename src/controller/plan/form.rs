@@ -6,6 +6,7 @@ use provision_provider::{MachineState, Role};
 
 use super::scale::NewNode;
 use super::{Action, Condition, Decisions, Inputs, NodeView, Observed};
+use crate::state::{Attempt, Reason};
 
 /// Whether the cluster exists, and through which manager nodes join.
 pub(super) struct Formation {
@@ -114,10 +115,10 @@ impl Formation {
             }
             if v.backing_off(input.now) {
                 if !v.condition.is_healthy() {
-                    d.plan.notes.push(format!(
-                        "{} is backing off after a failed attempt",
-                        v.name()
-                    ));
+                    d.plan.notes.push(Reason::BackingOff {
+                        node: v.name().to_string(),
+                        attempt: Attempt::Start,
+                    });
                 }
                 continue;
             }

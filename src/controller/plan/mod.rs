@@ -37,12 +37,12 @@ use std::collections::BTreeMap;
 use provision_provider::MachineState;
 use provision_provider::{Machine, Role};
 
-use super::health::{assess, Condition};
+use super::health::{assess, due_at, Condition};
 use crate::orchestrator::{Member, NodeProbe};
 #[cfg(test)]
 use crate::spec::node_name;
-use crate::spec::ClusterSpec;
-use crate::state::NodeRecord;
+use crate::spec::{ClusterSpec, HealthPolicy};
+use crate::state::{NodeRecord, Reason};
 
 /// What one observation knows of a node itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,8 +230,9 @@ pub struct Plan {
     /// Manager that joins go through: one that already has control, or the
     /// one being initialised in this pass.
     pub join_via: Option<String>,
-    /// Why something that looks needed is not done (max_unhealthy, quorum, backoff).
-    pub notes: Vec<String>,
+    /// Why something that looks needed is not done (max_unhealthy, quorum,
+    /// backoff), or what a person should hear of.
+    pub notes: Vec<Reason>,
     /// Nodes replaced in this pass because they are unhealthy.
     pub remediations: Vec<String>,
     /// Nodes that never joined and are not replaced again: the cluster's
@@ -240,6 +241,10 @@ pub struct Plan {
     /// The pass is a step of a restore from a backup (the old managers'
     /// machines deleted, or the cluster restored on a new manager).
     pub restoring: bool,
+    /// When the planner next needs to look (unix seconds): the earliest
+    /// grace or backoff that runs out later; `None` when nothing waits on
+    /// the clock. The daemon comes back then, not only an interval on.
+    pub next_look: Option<i64>,
 }
 
 /// One node's steps in a pass, run in order.
@@ -354,7 +359,11 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
     let views = node_views(records, observed);
     let mut d = Decisions {
         plan: Plan {
-            notes: observed.refused.clone(),
+            notes: observed
+                .refused
+                .iter()
+                .map(|why| Reason::ReportRefused { why: why.clone() })
+                .collect(),
             ..Plan::default()
         },
         retire: BTreeMap::new(),
@@ -364,6 +373,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         orphans: Vec::new(),
         steps: Vec::new(),
     };
+    d.plan.next_look = next_look(&spec.health, &views, now);
     let rejoining = match restore::restore(&input, &views, &mut d) {
         restore::Restore::Alone => return alone(d),
         restore::Restore::Rejoining(nodes) => nodes,
@@ -438,6 +448,21 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         })
     });
     plan
+}
+
+/// The earliest time after `now` a node's grace or backoff runs out.
+fn next_look(policy: &HealthPolicy, views: &[NodeView], now: i64) -> Option<i64> {
+    views
+        .iter()
+        .flat_map(|v| {
+            [
+                v.record.retry_at,
+                due_at(policy, v.record, &v.condition, now),
+            ]
+        })
+        .flatten()
+        .filter(|&at| at > now)
+        .min()
 }
 
 /// The plan of a pass that does one thing (a restore, a quorum recovery):

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::{Action, Decisions, Inputs, NodeView};
+use crate::state::Reason;
 
 pub(super) fn remove(input: &Inputs, views: &[NodeView], d: &mut Decisions) {
     let known_ids: BTreeSet<&str> = views
@@ -32,10 +33,10 @@ pub(super) fn remove(input: &Inputs, views: &[NodeView], d: &mut Decisions) {
     }
     // One is kept, the rest deleted.
     for m in &input.observed.duplicates {
-        d.plan.notes.push(format!(
-            "{} has more than one machine: {} is deleted",
-            m.node, m.id
-        ));
+        d.plan.notes.push(Reason::ExtraMachine {
+            node: m.node.clone(),
+            machine: m.id.clone(),
+        });
         d.orphans.push(Action::DeleteMachine {
             node: m.node.clone(),
             machine_id: m.id.clone(),

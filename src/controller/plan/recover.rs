@@ -18,6 +18,7 @@ use provision_provider::Role;
 
 use super::{Action, Decisions, Inputs, NodeView};
 use crate::controller::health::Condition;
+use crate::state::Reason;
 
 /// Plans the recovery when it is due; true when it did (the pass is then
 /// the recovery alone).
@@ -54,22 +55,17 @@ pub(super) fn lost_quorum(input: &Inputs, views: &[NodeView], d: &mut Decisions)
         .filter(|v| v.machine.is_some() && v.probe.is_some_and(|p| p.joined && p.engine_running))
         .min_by_key(|v| v.record.index)
     else {
-        d.plan.notes.push(format!(
-            "{} of {} managers are gone and no other answers: the cluster cannot be re-formed \
-             from a survivor; restore it from a backup",
-            gone.len(),
-            managers.len()
-        ));
+        d.plan.notes.push(Reason::NoSurvivor {
+            gone: gone.len(),
+            managers: managers.len(),
+        });
         return false;
     };
-    let names: Vec<&str> = gone.iter().map(|v| v.name()).collect();
-    d.plan.notes.push(format!(
-        "quorum lost: {} of {} managers are gone for good ({}); re-forming the cluster on {}",
-        gone.len(),
-        managers.len(),
-        names.join(", "),
-        survivor.name()
-    ));
+    d.plan.notes.push(Reason::ReformingOnSurvivor {
+        gone: gone.iter().map(|v| v.name().to_string()).collect(),
+        managers: managers.len(),
+        survivor: survivor.name().to_string(),
+    });
     for v in &gone {
         if !v.record.retiring {
             d.retire
@@ -121,7 +117,10 @@ mod tests {
             ]
         );
         assert!(
-            p.notes.iter().any(|n| n.starts_with("quorum lost: 2 of 3")),
+            p.notes.iter().any(|n| matches!(
+                n,
+                Reason::ReformingOnSurvivor { gone, managers: 3, .. } if gone.len() == 2
+            )),
             "{:?}",
             p.notes
         );
@@ -253,9 +252,13 @@ mod tests {
         let p = plan(&spec(3, 1), &records, &observed, NOW);
         assert!(!p.any_step(|a| matches!(a, Action::RecoverQuorum { .. })));
         assert!(
-            p.notes
-                .iter()
-                .any(|n| n.contains("restore it from a backup")),
+            p.notes.iter().any(|n| matches!(
+                n,
+                Reason::NoSurvivor {
+                    gone: 2,
+                    managers: 3
+                }
+            )),
             "{:?}",
             p.notes
         );

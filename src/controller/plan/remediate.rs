@@ -8,6 +8,7 @@ use provision_provider::Role;
 use super::{Decisions, Inputs, NodeView};
 use crate::controller::health::{is_due, max_unhealthy, Condition};
 use crate::spec::HealthPolicy;
+use crate::state::{Attempt, Reason};
 
 pub(super) fn retire_unhealthy(
     input: &Inputs,
@@ -36,40 +37,34 @@ pub(super) fn retire_unhealthy(
         .collect();
     let limit = max_unhealthy(policy, active.len());
     if not_healthy.len() > limit {
-        let names: Vec<String> = not_healthy
-            .iter()
-            .map(|v| format!("{} ({})", v.name(), v.condition.reason()))
-            .collect();
-        d.plan.notes.push(format!(
-            "{} of {} nodes are unhealthy, above max_unhealthy {limit}: remediating none: {}",
-            not_healthy.len(),
-            active.len(),
-            names.join(", ")
-        ));
+        d.plan.notes.push(Reason::AboveMaxUnhealthy {
+            unhealthy: not_healthy
+                .iter()
+                .map(|v| (v.name().to_string(), v.condition.reason()))
+                .collect(),
+            active: active.len(),
+            limit,
+        });
         return;
     }
     let managers_total = active.iter().filter(|v| v.role() == Role::Manager).count();
     for v in &due {
         if v.backing_off(now) {
-            d.plan.notes.push(format!(
-                "{} is unhealthy but backing off after a failed attempt",
-                v.name()
-            ));
+            d.plan.notes.push(Reason::BackingOff {
+                node: v.name().to_string(),
+                attempt: Attempt::Replace,
+            });
             continue;
         }
         if v.condition == Condition::Starting && v.record.start_attempt >= policy.max_start_attempts
         {
             d.plan.stalled.push(v.name().to_string());
-            d.plan.notes.push(format!(
-                "{} has not joined {}s after its machine was created, and it is attempt {} in a row \
-                 that never joined: no further replacement (max_start_attempts {}). It is kept for \
-                 inspection (`provision ssh`, its log under the cluster's directory); fix the cause \
-                 and run `provision heal` to try again",
-                v.name(),
-                policy.startup_timeout.as_secs(),
-                v.record.start_attempt,
-                policy.max_start_attempts
-            ));
+            d.plan.notes.push(Reason::StartAttemptsSpent {
+                node: v.name().to_string(),
+                waited_s: policy.startup_timeout.as_secs(),
+                attempt: v.record.start_attempt,
+                max: policy.max_start_attempts,
+            });
             continue;
         }
         if v.role() == Role::Manager {
@@ -80,18 +75,17 @@ pub(super) fn retire_unhealthy(
                 })
                 .count();
             if d.manager_turn_taken {
-                d.plan.notes.push(format!(
-                    "{} is unhealthy; managers are replaced one at a time",
-                    v.name()
-                ));
+                d.plan.notes.push(Reason::ManagersReplacedOneAtATime {
+                    node: v.name().to_string(),
+                });
                 continue;
             }
             if healthy_others < managers_total / 2 + 1 {
-                d.plan.notes.push(format!(
-                    "manager {} is unhealthy but only {healthy_others} of {managers_total} managers are healthy: \
-                     replacing it could lose quorum, so it is left for an operator",
-                    v.name()
-                ));
+                d.plan.notes.push(Reason::ReplacingCouldLoseQuorum {
+                    node: v.name().to_string(),
+                    healthy: healthy_others,
+                    total: managers_total,
+                });
                 continue;
             }
             d.manager_turn_taken = true;
@@ -148,6 +142,32 @@ mod tests {
         );
     }
 
+    /// The plan says when its next look is due: a node lost 20 s ago
+    /// is replaced when its grace runs out, not up to an interval later; a
+    /// failed attempt's backoff ending sooner comes first; a converged
+    /// cluster waits on no clock.
+    #[test]
+    fn the_plan_says_when_a_grace_or_a_backoff_runs_out() {
+        let s = spec(1, 2);
+        let lost = s.health.lost_timeout.as_secs() as i64;
+        let (records, observed) = converged(1, 2);
+        assert_eq!(plan(&s, &records, &observed, NOW).next_look, None);
+        let (mut records, mut observed) = converged(1, 2);
+        lose_machine(&mut records, &mut observed, "web-worker-1");
+        records[1].unhealthy_since = Some(NOW - 20);
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(p.remediations.is_empty(), "{:?}", p.describe());
+        assert_eq!(p.next_look, Some(NOW - 20 + lost));
+        records[2].retry_at = Some(NOW + 30);
+        assert_eq!(plan(&s, &records, &observed, NOW).next_look, Some(NOW + 30));
+        // Past due: replaced now, and nothing else waits on the clock.
+        records[1].unhealthy_since = Some(NOW - lost);
+        records[2].retry_at = None;
+        let p = plan(&s, &records, &observed, NOW);
+        assert_eq!(p.remediations, ["web-worker-1"]);
+        assert_eq!(p.next_look, None, "{:?}", p.describe());
+    }
+
     #[test]
     fn stopped_or_failed_machines_are_replaced() {
         let (mut records, mut observed) = converged(1, 2);
@@ -180,7 +200,10 @@ mod tests {
         assert!(p.remediations.is_empty());
         assert_eq!(p.notes.len(), 1);
         assert!(
-            p.notes[0].starts_with("2 of 4 nodes are unhealthy, above max_unhealthy 1"),
+            matches!(
+                &p.notes[0],
+                Reason::AboveMaxUnhealthy { unhealthy, active: 4, limit: 1 } if unhealthy.len() == 2
+            ),
             "{}",
             p.notes[0]
         );
@@ -208,7 +231,10 @@ mod tests {
         let p = plan(&s, &records, &observed, NOW);
         assert!(p.remediations.is_empty(), "{:?}", p.describe());
         assert!(
-            p.notes[0].starts_with("2 of 4 nodes are unhealthy, above max_unhealthy 1"),
+            matches!(
+                &p.notes[0],
+                Reason::AboveMaxUnhealthy { unhealthy, active: 4, limit: 1 } if unhealthy.len() == 2
+            ),
             "{:?}",
             p.notes
         );
@@ -410,9 +436,11 @@ mod tests {
         // Left as it is for an operator: not deleted, not tried again.
         assert!(p.is_empty(), "{:?}", p.describe());
         assert!(
-            p.notes
-                .iter()
-                .any(|n| n.contains("max_start_attempts") && n.contains("provision heal")),
+            p.notes.iter().any(
+                |n| matches!(n, Reason::StartAttemptsSpent { attempt, max: m, .. }
+                    if *attempt == max && *m == max)
+                    && n.to_string().contains("provision heal")
+            ),
             "{:?}",
             p.notes
         );

@@ -26,6 +26,7 @@ use provision_provider::{MachineState, Role};
 
 use super::{Action, Condition, Decisions, Inputs, NodeView};
 use crate::spec::node_name;
+use crate::state::Reason;
 
 /// What the restore phase decided for the rest of the pass.
 pub(super) enum Restore {
@@ -55,11 +56,9 @@ pub(super) fn restore(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> 
         .iter()
         .find(|v| v.machine.is_some() && v.probe.is_some_and(|p| p.joined && p.engine_running))
     {
-        d.plan.notes.push(format!(
-            "not restoring from the backup: manager {} still holds the cluster's state; it is \
-             re-formed from it instead when a majority of the managers is gone",
-            survivor.name()
-        ));
+        d.plan.notes.push(Reason::SurvivorHoldsState {
+            survivor: survivor.name().to_string(),
+        });
         return Restore::None;
     }
     let present: Vec<String> = old
@@ -76,13 +75,10 @@ pub(super) fn restore(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> 
         })
         .collect();
     if !present.is_empty() && !request.force {
-        d.plan.notes.push(format!(
-            "restore waits: the machine of manager {} is still there; a manager only cut off \
-             still holds the cluster, and a restore beside it makes two. Delete the machine, or \
-             run `provision restore {} --force` if it is dead",
-            present.join(", "),
-            input.spec.name
-        ));
+        d.plan.notes.push(Reason::RestoreWaitsForMachines {
+            managers: present,
+            cluster: input.spec.name.clone(),
+        });
         return Restore::Alone;
     }
     for v in &old {
@@ -105,15 +101,9 @@ pub(super) fn restore(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> 
             });
         }
         d.plan.restoring = true;
-        d.plan.notes.push(format!(
-            "the old managers' machines are deleted before the restore ({}): the restored \
-             manager takes the backed-up manager's address",
-            leftovers
-                .iter()
-                .map(|v| v.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        d.plan.notes.push(Reason::OldManagersDeletedFirst {
+            managers: leftovers.iter().map(|v| v.name().to_string()).collect(),
+        });
         return Restore::Alone;
     }
     // A manager an earlier attempt added (it never joined) is the one
@@ -156,10 +146,10 @@ pub(super) fn restore(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> 
             node
         }
     };
-    d.plan.notes.push(format!(
-        "no manager holds the cluster's state: restoring it on {node} from the backup of {}",
-        request.taken_at
-    ));
+    d.plan.notes.push(Reason::RestoringOn {
+        node: node.clone(),
+        taken_at: request.taken_at.to_string(),
+    });
     d.steps.push(Action::Bootstrap { node: node.clone() });
     d.steps.push(Action::RestoreCluster { node });
     d.plan.restoring = true;

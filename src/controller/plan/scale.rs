@@ -8,6 +8,7 @@ use provision_provider::Role;
 
 use super::{Decisions, Inputs, NodeView};
 use crate::spec::node_name;
+use crate::state::Reason;
 
 /// A node this pass adds.
 pub(super) struct NewNode {
@@ -41,9 +42,7 @@ pub(super) fn retire_surplus(
                 .expect("not empty");
             if role == Role::Manager {
                 if d.manager_turn_taken || managers_stale {
-                    d.plan.notes.push(
-                        "managers leave one at a time: the next one goes in a later pass".into(),
-                    );
+                    d.plan.notes.push(Reason::ManagersLeaveOneAtATime);
                     break;
                 }
                 d.manager_turn_taken = true;
@@ -81,17 +80,14 @@ pub(super) fn add_missing(
         let have = kept.iter().filter(|v| v.role() == role).count();
         let want = input.spec.count(role) as usize;
         if role == Role::Manager && restart_first && have < want {
-            d.plan.notes.push(
-                "the running managers are restarted with the new quorum before new managers start"
-                    .into(),
-            );
+            d.plan.notes.push(Reason::RestartForNewQuorum);
             continue;
         }
         if let (Role::Manager, Some(dead)) = (role, dead_manager) {
             if have < want {
-                d.plan.notes.push(format!(
-                    "manager {dead} is removed from the cluster before its replacement joins"
-                ));
+                d.plan.notes.push(Reason::DeadManagerRemovedFirst {
+                    node: dead.to_string(),
+                });
                 continue;
             }
         }
@@ -132,10 +128,7 @@ mod tests {
         let p = plan(&spec(5, 2), &records, &observed, NOW);
         assert_eq!(reconfigured(&p), ["web-manager-1"]);
         assert_eq!(added(&p), ["web-worker-2"], "{:?}", p.describe());
-        assert!(p
-            .notes
-            .iter()
-            .any(|n| n.contains("before new managers start")));
+        assert!(p.notes.contains(&Reason::RestartForNewQuorum));
         // Once they run with it, the new managers are added.
         let (records, observed) = converged(3, 1);
         let p = plan(&spec(5, 1), &records, &observed, NOW);

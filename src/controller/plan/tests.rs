@@ -9,7 +9,7 @@ pub(super) const NOW: i64 = 1_000_000;
 
 /// Whether one of the plan's notes says `part`.
 pub(super) fn noted(p: &Plan, part: &str) -> bool {
-    p.notes.iter().any(|n| n.contains(part))
+    p.notes.iter().any(|n| n.to_string().contains(part))
 }
 
 pub(super) fn spec(managers: u32, workers: u32) -> ClusterSpec {
