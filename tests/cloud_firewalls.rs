@@ -378,7 +378,81 @@ fn kubernetes_and_mesos_clients_get_through(
     );
     let status = m.status_nodes();
     assert!(status.iter().all(|(_, h)| h == "healthy"), "{status:?}");
+    schedulers_across_nodes_are_reached_through_the_rule(&m, master);
     m.ok(&["destroy", &m.name, "--yes"]);
+}
+
+/// Marathon's scheduler driver on another node than the leading master:
+/// the master answers a registration by connecting to the address and port
+/// the scheduler advertises (LIBPROCESS_IP:LIBPROCESS_PORT), through the
+/// enforced firewall. A scheduler on a worker at the port the members'
+/// rules open becomes active; one at a port no rule opens stays inactive.
+fn schedulers_across_nodes_are_reached_through_the_rule(m: &Cluster, master_url: &str) {
+    let worker = format!("{}-worker-1", m.name);
+    let worker_ip = m.private_address(&worker);
+    let master_ip = m.private_address(&m.manager());
+    // The stand-in agent's image is the Marathon stand-in's too.
+    let image = provision::spec::MesosSettings::default().agent_image;
+    let schedulers = [("through-rule", 15101, 18081), ("no-rule", 15109, 18082)];
+    for (name, port, http) in schedulers {
+        m.ssh(
+            &worker,
+            &[
+                "sudo",
+                "docker",
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--net",
+                "host",
+                "-e",
+                &format!("MARATHON_MASTER=zk://{master_ip}:2181/mesos"),
+                "-e",
+                &format!("MARATHON_FRAMEWORK_NAME={name}"),
+                "-e",
+                &format!("MARATHON_HTTP_PORT={http}"),
+                "-e",
+                &format!("LIBPROCESS_IP={worker_ip}"),
+                "-e",
+                &format!("LIBPROCESS_PORT={port}"),
+                &image,
+            ],
+        );
+    }
+    let state = |name: &str| -> Option<(String, bool)> {
+        let text = get(&format!("{master_url}/master/frameworks"))?;
+        let all: serde_json::Value = serde_json::from_str(&text).ok()?;
+        all["frameworks"]
+            .as_array()?
+            .iter()
+            .find(|f| f["name"] == name)
+            .map(|f| {
+                (
+                    f["pid"].as_str().unwrap_or("").to_string(),
+                    f["active"] == true,
+                )
+            })
+    };
+    let reached = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(500));
+        state("through-rule").is_some_and(|(_, active)| active)
+    });
+    let (pid, _) = state("through-rule").unwrap_or_default();
+    assert!(
+        reached && pid.ends_with(&format!("@{worker_ip}:15101")),
+        "the scheduler on {worker} at {worker_ip}:15101 is active: {pid}"
+    );
+    // Registered (its POST reached the master), never reached back.
+    let blocked = (0..10).all(|_| {
+        std::thread::sleep(Duration::from_millis(500));
+        state("no-rule").is_none_or(|(_, active)| !active)
+    });
+    let seen = state("no-rule");
+    assert!(
+        blocked && seen.is_some(),
+        "the scheduler at {worker_ip}:15109, a port no rule opens, stays inactive: {seen:?}"
+    );
 }
 
 #[test]
