@@ -418,8 +418,13 @@ impl Run<'_> {
                     // though it may still be listed Ready for a while (it
                     // had reconnected: the restored manager has the old
                     // address), so it is removed now, not left behind.
+                    // Kubernetes names a member after its node: the entry
+                    // the node joined as is that same one, and is kept.
                     if let Action::Rejoin { old: Some(old), .. } = step {
-                        self.through_manager(node, old, false).await?;
+                        let now = self.record(node)?.member_id;
+                        if now.as_deref() != Some(old.id.as_str()) {
+                            self.through_manager(node, old, false).await?;
+                        }
                     }
                     let what = if rejoin {
                         format!("left the cluster as it was before the restore and joined the restored one as {role}")

@@ -342,28 +342,23 @@ async fn a_held_install_ends_at_the_converge_timeout_and_the_rest_joined_meanwhi
     assert!(!ready.contains("web-worker-2"));
 }
 
-#[tokio::test(start_paused = true)]
-async fn with_no_manager_left_a_restore_re_forms_the_cluster_and_the_workers_rejoin() {
-    let mut w = world(3, 2);
-    w.converge().await;
-    // A backup taken on manager 2, at its address.
+/// A backup of the converged `world`'s manager `from`, the machines of its
+/// `managers` managers gone, and a restore from the backup asked for: the
+/// backed-up member id and the address it was at.
+fn lose_managers_and_ask_for_restore(w: &mut World, managers: u32, from: &str) -> (String, String) {
     let backup = w._dir.path().join("web-1.tar.gz");
-    std::fs::write(&backup, w.swarm.backup_of("web-manager-2")).unwrap();
-    let backed_up_id = w.swarm.member_id("web-manager-2").unwrap();
+    std::fs::write(&backup, w.swarm.backup_of(from)).unwrap();
+    let backed_up_id = w.swarm.member_id(from).unwrap();
     let address = w
         .ctl
         .store
-        .node("web", "web-manager-2")
+        .node("web", from)
         .unwrap()
         .unwrap()
         .addresses
         .unwrap()
         .private;
-    let workers: Vec<Option<String>> = ["web-worker-1", "web-worker-2"]
-        .iter()
-        .map(|n| w.swarm.member_id(n))
-        .collect();
-    for i in 1..=3 {
+    for i in 1..=managers {
         w.cloud.vanish(&format!("web-manager-{i}"));
     }
     w.ctx.record.spec.restore = Some(crate::spec::RestoreRequest {
@@ -374,6 +369,18 @@ async fn with_no_manager_left_a_restore_re_forms_the_cluster_and_the_workers_rej
         ..Default::default()
     });
     w.ctl.store.put_cluster(&w.ctx.record).unwrap();
+    (backed_up_id, address)
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_no_manager_left_a_restore_re_forms_the_cluster_and_the_workers_rejoin() {
+    let mut w = world(3, 2);
+    w.converge().await;
+    let workers: Vec<Option<String>> = ["web-worker-1", "web-worker-2"]
+        .iter()
+        .map(|n| w.swarm.member_id(n))
+        .collect();
+    let (backed_up_id, address) = lose_managers_and_ask_for_restore(&mut w, 3, "web-manager-2");
 
     let report = w.converge().await;
     assert!(report.healthy, "{report:?}");
@@ -410,6 +417,27 @@ async fn with_no_manager_left_a_restore_re_forms_the_cluster_and_the_workers_rej
     );
     let stored = w.ctl.store.cluster("web").unwrap().unwrap();
     assert_eq!(stored.spec.restore, None);
+}
+
+/// Kubernetes names a Node after its node: a worker that rejoins a
+/// restored cluster registers as its old entry, which must then be kept,
+/// not removed as the old cluster's (that left it joined and unlisted, and
+/// it was joined a second time on the next pass).
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_rejoins_as_its_old_entry_keeps_it() {
+    let mut w = world(1, 2);
+    w.swarm.name_members_after_nodes();
+    w.converge().await;
+    lose_managers_and_ask_for_restore(&mut w, 1, "web-manager-1");
+
+    let report = w.converge().await;
+    assert!(report.healthy, "{report:?}");
+    for n in ["web-worker-1", "web-worker-2"] {
+        assert_eq!(w.swarm.member_id(n).as_deref(), Some(n));
+        // Once at the create, once rejoining the restored cluster.
+        assert_eq!(w.swarm.joins().get(n), Some(&2), "{n}");
+    }
+    assert_eq!(w.swarm.listed(), 3);
 }
 
 #[tokio::test(start_paused = true)]

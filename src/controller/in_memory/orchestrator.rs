@@ -5,7 +5,9 @@
 //! behaves as Swarm's does: the restored manager takes the backed-up
 //! manager's id, the other members are listed but not Ready, and a node of
 //! the cluster as it was still says it is joined (and a join is a no-op for
-//! it, as `swarm/join.sh` finds it active) until it leaves.
+//! it, as `swarm/join.sh` finds it active) until it leaves. A test may
+//! have members named after their nodes instead, as Kubernetes names its
+//! Node objects: a node that registers again takes its old entry over.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -55,6 +57,10 @@ struct State {
     /// Nodes that report this as their member id once joined (a
     /// compromised node's word).
     claimed_ids: BTreeMap<String, String>,
+    /// Members are named after their nodes (Kubernetes' Node objects).
+    named_after_nodes: bool,
+    /// Joins each node made so far.
+    joins: BTreeMap<String, u32>,
 }
 
 impl Swarmish {
@@ -72,6 +78,17 @@ impl Swarmish {
         self.state()
             .claimed_ids
             .insert(node.to_string(), id.to_string());
+    }
+
+    /// Members are named after their nodes from now on, as Kubernetes
+    /// names Node objects: a node that joins again is its old entry.
+    pub fn name_members_after_nodes(&self) {
+        self.state().named_after_nodes = true;
+    }
+
+    /// Joins of each node so far.
+    pub fn joins(&self) -> BTreeMap<String, u32> {
+        self.state().joins.clone()
     }
 
     /// `node`'s installs never finish from now on.
@@ -160,8 +177,10 @@ impl Swarmish {
         state.next_id += 1;
         let id = match state.claimed_ids.get(node) {
             Some(claimed) => claimed.clone(),
+            None if state.named_after_nodes => node.to_string(),
             None => format!("node{:021}", state.next_id),
         };
+        state.ghosts.retain(|m| m.id != id);
         state.members.insert(
             node.to_string(),
             Member {
@@ -274,6 +293,11 @@ impl Orchestrator for Swarmish {
                 tail: vec!["Error response from daemon: no swarm to join".into()],
             });
         }
+        *self
+            .state()
+            .joins
+            .entry(node.node().to_string())
+            .or_default() += 1;
         if self.stale(node).is_some() {
             // `swarm/join.sh`: "already a swarm member", whichever swarm,
             // then its report.
