@@ -1,6 +1,7 @@
-//! Builds the table of built-in bootstrap scripts from the folders under
-//! `scripts/bootstrap/` (one per orchestrator, plus `common` and `docker`),
-//! so a script is shipped by adding its file: no table kept by hand.
+//! Builds the tables of what the binary ships from its folders, so a file
+//! is shipped by adding it (no table kept by hand): the bootstrap scripts
+//! under `scripts/bootstrap/` (one folder per orchestrator, plus `common`
+//! and `docker`), and the cluster templates in `cluster-templates/`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,20 +10,35 @@ fn main() {
     // At run time, not `env!`: a build script compiled for another clone
     // sharing this target dir is reused, and would read that clone.
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
-    let root = Path::new(&manifest_dir).join("scripts/bootstrap");
-    println!("cargo:rerun-if-changed={}", root.display());
+    let manifest_dir = Path::new(&manifest_dir);
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    write_table(
+        &manifest_dir.join("scripts/bootstrap"),
+        "j2",
+        &out.join("builtin_scripts.rs"),
+    );
+    write_table(
+        &manifest_dir.join("cluster-templates"),
+        "yaml",
+        &out.join("builtin_templates.rs"),
+    );
+}
+
+/// A `&[(name, text)]` of every `*.<ext>` file under `root`, named by its
+/// path below `root` without the extension, in name order.
+fn write_table(root: &Path, ext: &str, out: &Path) {
     let mut files = Vec::new();
-    collect(&root, &mut files);
+    collect(root, ext, &mut files);
     files.sort();
     let mut table = String::from("&[\n");
     for path in &files {
         println!("cargo:rerun-if-changed={}", path.display());
         let name = path
-            .strip_prefix(&root)
-            .expect("under scripts/bootstrap")
+            .strip_prefix(root)
+            .expect("under its root")
             .to_str()
-            .expect("a UTF-8 script path")
-            .trim_end_matches(".j2")
+            .expect("a UTF-8 path")
+            .trim_end_matches(&format!(".{ext}"))
             .to_string();
         writeln!(
             table,
@@ -32,19 +48,17 @@ fn main() {
         .unwrap();
     }
     table.push(']');
-    let out =
-        PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("builtin_scripts.rs");
-    std::fs::write(out, table).expect("write the script table");
+    std::fs::write(out, table).expect("write the table");
 }
 
-/// Every `*.j2` file under `dir`, and a rerun when a folder changes.
-fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
+/// Every `*.<ext>` file under `dir`, and a rerun when a folder changes.
+fn collect(dir: &Path, ext: &str, files: &mut Vec<PathBuf>) {
     println!("cargo:rerun-if-changed={}", dir.display());
-    for entry in std::fs::read_dir(dir).expect("read scripts/bootstrap") {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
         let path = entry.expect("a directory entry").path();
         if path.is_dir() {
-            collect(&path, files);
-        } else if path.extension().is_some_and(|e| e == "j2") {
+            collect(&path, ext, files);
+        } else if path.extension().is_some_and(|e| e == ext) {
             files.push(path);
         }
     }

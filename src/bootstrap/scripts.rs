@@ -14,6 +14,7 @@ use minijinja::value::Value;
 use minijinja::{Environment, UndefinedBehavior};
 use provision_provider::Addresses;
 
+use crate::profile::Settings;
 use crate::state::{ClusterRecord, NodeRecord};
 
 /// Names and sources of the built-in script templates: every
@@ -59,14 +60,8 @@ pub fn script_context(
                 "id": cluster.id,
                 "coe": cluster.spec.coe.as_str(),
                 "managers": cluster.spec.managers,
-                "kubernetes": cluster.spec.kubernetes,
-                "mesos": cluster.spec.mesos,
-                "marathon_libprocess_port": crate::profile::mesos::MARATHON_LIBPROCESS_PORT,
-                "kubeadm_api_version": cluster
-                    .spec
-                    .kubernetes
-                    .as_ref()
-                    .map(|k| k.kubeadm_api_version()),
+                "kubernetes": cluster.spec.kubernetes.as_ref().map(Settings::script_values),
+                "mesos": cluster.spec.mesos.as_ref().map(Settings::script_values),
             })),
         ),
         (
@@ -275,13 +270,15 @@ mod tests {
         context! {
             cluster => context! {
                 name => "web", id => "0123abcd", coe => "swarm", managers => 3,
-                kubernetes => context! { version => "1.31", pod_cidr => "10.244.0.0/16", cni => "flannel" },
+                kubernetes => context! {
+                    version => "1.31", pod_cidr => "10.244.0.0/16", cni => "flannel",
+                    kubeadm_api_version => "kubeadm.k8s.io/v1beta4",
+                },
                 mesos => context! {
                     zookeeper_image => "zookeeper:3.9", master_image => "mesosphere/mesos-master:1.7.1",
                     agent_image => "mesosphere/mesos-slave:1.7.1", marathon_image => "mesosphere/marathon:v1.6.322",
+                    marathon_libprocess_port => 15101,
                 },
-                marathon_libprocess_port => 15101,
-                kubeadm_api_version => "kubeadm.k8s.io/v1beta4",
             },
             node => context! {
                 name => "web-worker-1", role => role, index => 1,

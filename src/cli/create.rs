@@ -14,6 +14,56 @@ use crate::progress;
 use crate::spec::{self, Cloud, ClusterSpec, ClusterTemplate, Coe, TemplateError};
 use crate::state::ClusterRecord;
 
+/// A create command: the orchestrator its name chose, and its flags. The
+/// commands are made from the profiles, so a new orchestrator has its own
+/// without a line here.
+#[derive(Debug)]
+pub struct Create {
+    pub coe: Coe,
+    pub args: CreateArgs,
+}
+
+impl clap::FromArgMatches for Create {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let Some((name, sub)) = matches.subcommand() else {
+            return Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand));
+        };
+        let coe = Coe::from_name(name)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))?;
+        Ok(Create {
+            coe,
+            args: CreateArgs::from_arg_matches(sub)?,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Subcommand for Create {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        use clap::Args as _;
+        Coe::ALL.into_iter().fold(cmd, |cmd, coe| {
+            let p = coe.profile();
+            cmd.subcommand(CreateArgs::augment_args(
+                clap::Command::new(p.name)
+                    .about(p.create_about)
+                    .aliases(p.aliases.iter().copied()),
+            ))
+        })
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        Coe::from_name(name).is_some()
+    }
+}
+
 pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     let started = Instant::now();
     // Everything that can be refused is checked before anything is created.

@@ -103,13 +103,10 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a Docker Swarm cluster, or finish one an earlier run left half-done.
-    Swarm(CreateArgs),
-    /// Create a Kubernetes cluster with kubeadm, or finish one an earlier run left half-done.
-    #[command(alias = "k8s")]
-    Kubernetes(CreateArgs),
-    /// Create an Apache Mesos cluster (ZooKeeper, masters, Marathon, agents), or finish one an earlier run left half-done.
-    Mesos(CreateArgs),
+    /// One create command per orchestrator (`swarm`, `kubernetes`, …),
+    /// named and described by its profile.
+    #[command(flatten)]
+    Create(create::Create),
     /// List clusters.
     List {
         #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
@@ -476,9 +473,7 @@ pub enum TemplatesCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = cli.global;
     match cli.command {
-        Command::Swarm(args) => create::run(&global, crate::spec::Coe::Swarm, args).await,
-        Command::Kubernetes(args) => create::run(&global, crate::spec::Coe::Kubernetes, args).await,
-        Command::Mesos(args) => create::run(&global, crate::spec::Coe::Mesos, args).await,
+        Command::Create(create::Create { coe, args }) => create::run(&global, coe, args).await,
         Command::List { output } => list::run(&global, output),
         Command::Status {
             name,

@@ -1,8 +1,10 @@
-//! Apache Mesos with ZooKeeper and Marathon, run as containers.
+//! Apache Mesos with ZooKeeper and Marathon, run as containers: its facts,
+//! and its `mesos:` settings section.
 
 use provision_provider::{PortRule, Protocol};
+use serde::{Deserialize, Serialize};
 
-use super::Profile;
+use super::{Coe, Profile, Settings};
 
 /// The fixed port of Marathon's scheduler driver (libprocess's
 /// LIBPROCESS_PORT): the leading master answers a framework's registration
@@ -12,6 +14,9 @@ pub const MARATHON_LIBPROCESS_PORT: u16 = 15101;
 
 pub const PROFILE: Profile = Profile {
     name: "mesos",
+    aliases: &[],
+    summary: "Apache Mesos with ZooKeeper and Marathon, run as containers",
+    create_about: "Create an Apache Mesos cluster (ZooKeeper, masters, Marathon, agents), or finish one an earlier run left half-done",
     // ZooKeeper client, peer and election; master; agent; Marathon;
     // Marathon's scheduler driver; the agents' default task port range.
     member_ports: &[
@@ -71,6 +76,63 @@ pub fn master_growth(from: u32, to: u32, force: bool) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The `mesos:` section: the images of the four containers a Mesos node
+/// runs (host networking, restart always), pulled by the install script.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MesosSettings {
+    /// ZooKeeper 3.5 or later (dynamic reconfiguration adds and removes
+    /// masters one at a time), on every master.
+    #[serde(default = "default_zookeeper_image")]
+    pub zookeeper_image: String,
+    /// mesos-master, on every master.
+    #[serde(default = "default_master_image")]
+    pub master_image: String,
+    /// mesos-agent (docker containerizer), on every worker.
+    #[serde(default = "default_agent_image")]
+    pub agent_image: String,
+    /// Marathon, on every master (it elects its own leader through ZooKeeper).
+    #[serde(default = "default_marathon_image")]
+    pub marathon_image: String,
+}
+
+fn default_zookeeper_image() -> String {
+    "zookeeper:3.9".into()
+}
+
+fn default_master_image() -> String {
+    "mesosphere/mesos-master:1.7.1".into()
+}
+
+fn default_agent_image() -> String {
+    "mesosphere/mesos-slave:1.7.1".into()
+}
+
+fn default_marathon_image() -> String {
+    "mesosphere/marathon:v1.6.322".into()
+}
+
+impl Default for MesosSettings {
+    fn default() -> Self {
+        MesosSettings {
+            zookeeper_image: default_zookeeper_image(),
+            master_image: default_master_image(),
+            agent_image: default_agent_image(),
+            marathon_image: default_marathon_image(),
+        }
+    }
+}
+
+impl Settings for MesosSettings {
+    const COE: Coe = Coe::Mesos;
+
+    fn script_values(&self) -> serde_json::Value {
+        let mut values = serde_json::to_value(self).expect("settings serialize");
+        values["marathon_libprocess_port"] = MARATHON_LIBPROCESS_PORT.into();
+        values
+    }
 }
 
 #[cfg(test)]

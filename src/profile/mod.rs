@@ -4,8 +4,9 @@
 //! smallest machine it runs on, which recoveries and backups it has, how its
 //! manager count may change, and the variables its client reads. Everything
 //! else — the spec's firewall, the planner, the controller, the CLI — reads
-//! the profile of a cluster's [`Coe`](crate::spec::Coe) instead of naming
-//! an orchestrator. Adding one means a profile here, an implementation of
+//! the profile of a cluster's [`Coe`] instead of naming an orchestrator.
+//! Adding one means a profile here (with its settings section, if it has
+//! one), an implementation of
 //! [`Orchestrator`](crate::orchestrator::Orchestrator), a folder of scripts
 //! under `scripts/bootstrap/`, and a variant of `Coe`.
 
@@ -13,13 +14,96 @@ pub mod kubernetes;
 pub mod mesos;
 pub mod swarm;
 
+use std::fmt;
+
 use provision_provider::{MinimumSize, PortRule};
+use serde::{Deserialize, Serialize};
+
+/// Container orchestration engine. Its command-line values, aliases and
+/// help come from its profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Coe {
+    Swarm,
+    Kubernetes,
+    Mesos,
+}
+
+impl Coe {
+    /// Every orchestrator, in the order the command line lists them.
+    pub const ALL: [Coe; 3] = [Coe::Swarm, Coe::Kubernetes, Coe::Mesos];
+
+    /// The orchestrator's facts (the one place they are declared).
+    pub fn profile(self) -> &'static Profile {
+        match self {
+            Coe::Swarm => &swarm::PROFILE,
+            Coe::Kubernetes => &kubernetes::PROFILE,
+            Coe::Mesos => &mesos::PROFILE,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.profile().name
+    }
+
+    /// The orchestrator a command-line name or alias means.
+    pub fn from_name(name: &str) -> Option<Coe> {
+        Coe::ALL
+            .into_iter()
+            .find(|c| c.profile().name == name || c.profile().aliases.contains(&name))
+    }
+}
+
+impl fmt::Display for Coe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl clap::ValueEnum for Coe {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Coe::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let p = self.profile();
+        Some(
+            clap::builder::PossibleValue::new(p.name)
+                .aliases(p.aliases.iter().copied())
+                .help(p.summary),
+        )
+    }
+}
+
+/// An orchestrator's own settings section of a template and a spec
+/// (`kubernetes:`, `mesos:`), declared beside its profile.
+pub trait Settings: Clone + Default + Serialize {
+    const COE: Coe;
+
+    /// What scripts see as `cluster.<section>`: the section's fields, and
+    /// any value derived from them a script needs.
+    fn script_values(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("settings serialize")
+    }
+}
+
+/// The section a cluster of `coe` has: the given one or its defaults when
+/// it is `T`'s orchestrator, none otherwise.
+pub fn section<T: Settings>(coe: Coe, given: &Option<T>) -> Option<T> {
+    (coe == T::COE).then(|| given.clone().unwrap_or_default())
+}
 
 /// One orchestrator's facts.
 #[derive(Debug)]
 pub struct Profile {
     /// Its name on the command line, in templates and in the store.
     pub name: &'static str,
+    /// Other names the command line takes for it.
+    pub aliases: &'static [&'static str],
+    /// What it is, in a few words (`--coe`'s help).
+    pub summary: &'static str,
+    /// Its create command's help.
+    pub create_about: &'static str,
     /// Ports the members talk to each other on (opened between members).
     pub member_ports: &'static [PortRule],
     /// Ports its own clients reach from outside (`firewall.clients_from`).
@@ -80,7 +164,8 @@ impl Profile {
     }
 }
 
-/// Every profile, for what spans all orchestrators (`env --unset`).
+/// Every profile, for what spans all orchestrators (`env --unset`, the
+/// create commands).
 pub const ALL: &[&Profile] = &[&swarm::PROFILE, &kubernetes::PROFILE, &mesos::PROFILE];
 
 /// Managers may change in any step (the quorum check still applies).

@@ -6,6 +6,9 @@ use super::{any_growth, Profile};
 
 pub const PROFILE: Profile = Profile {
     name: "swarm",
+    aliases: &[],
+    summary: "Docker Swarm mode",
+    create_about: "Create a Docker Swarm cluster, or finish one an earlier run left half-done",
     // Cluster management, gossip (tcp+udp), overlay VXLAN.
     member_ports: &[
         PortRule::new(Protocol::Tcp, 2377),

@@ -5,7 +5,6 @@
 //! cloud call, so every later step works from the same record.
 
 mod backup_location;
-mod coe_settings;
 mod names;
 mod template;
 
@@ -14,48 +13,16 @@ use std::time::Duration;
 
 use provision_provider::{Firewall, PortRule, Protocol};
 
-use crate::profile::{self, Profile};
 use provision_provider_ec2::Ec2Settings;
 use provision_provider_openstack::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
+pub use crate::profile::kubernetes::{Cni, KubernetesSettings, OLDEST_KUBERNETES};
+pub use crate::profile::mesos::MesosSettings;
+pub use crate::profile::Coe;
 pub use backup_location::{Location, LocationError};
-pub use coe_settings::{Cni, KubernetesSettings, MesosSettings};
 pub use names::{node_name, validate_cluster_name};
 pub use template::{builtin_templates, ClusterTemplate, TemplateError};
-
-/// Container orchestration engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Coe {
-    Swarm,
-    /// Kubernetes with kubeadm.
-    #[value(alias = "k8s")]
-    Kubernetes,
-    /// Apache Mesos with ZooKeeper and Marathon, run as containers.
-    Mesos,
-}
-
-impl Coe {
-    /// The orchestrator's facts (the one place they are declared).
-    pub fn profile(self) -> &'static Profile {
-        match self {
-            Coe::Swarm => &profile::swarm::PROFILE,
-            Coe::Kubernetes => &profile::kubernetes::PROFILE,
-            Coe::Mesos => &profile::mesos::PROFILE,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        self.profile().name
-    }
-}
-
-impl fmt::Display for Coe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Where the machines come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -608,8 +575,8 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
                     ),
                 })
             }
-            Some(minor) if minor < coe_settings::OLDEST_KUBERNETES => {
-                let (a, b) = coe_settings::OLDEST_KUBERNETES;
+            Some(minor) if minor < OLDEST_KUBERNETES => {
+                let (a, b) = OLDEST_KUBERNETES;
                 return Err(SpecError::Field {
                     field: "kubernetes.version".into(),
                     message: format!(

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::profile;
 use provision_provider::Firewall;
 use provision_provider_ec2::Ec2Settings;
 use provision_provider_openstack::OpenStackSettings;
@@ -14,14 +15,8 @@ use super::{
     Timeouts,
 };
 
-const BUILTIN: &[(&str, &str)] = &[
-    ("swarm", include_str!("../../cluster-templates/swarm.yaml")),
-    (
-        "kubernetes",
-        include_str!("../../cluster-templates/kubernetes.yaml"),
-    ),
-    ("mesos", include_str!("../../cluster-templates/mesos.yaml")),
-];
+/// The templates in `cluster-templates/`, by file name (build.rs).
+const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_templates.rs"));
 
 /// Names and sources of the templates shipped in the binary.
 pub fn builtin_templates() -> &'static [(&'static str, &'static str)] {
@@ -174,14 +169,8 @@ impl ClusterTemplate {
                 Cloud::OpenStack => Some(self.openstack.clone().unwrap_or_default()),
                 _ => None,
             },
-            kubernetes: match self.coe {
-                Coe::Kubernetes => Some(self.kubernetes.clone().unwrap_or_default()),
-                _ => None,
-            },
-            mesos: match self.coe {
-                Coe::Mesos => Some(self.mesos.clone().unwrap_or_default()),
-                _ => None,
-            },
+            kubernetes: profile::section(self.coe, &self.kubernetes),
+            mesos: profile::section(self.coe, &self.mesos),
             backup: self.backup.clone(),
             restore: None,
         }
@@ -199,6 +188,16 @@ fn strip_location(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A create command with no `--template` loads the one named after its
+    /// orchestrator.
+    #[test]
+    fn every_orchestrator_has_a_builtin_template_of_its_name() {
+        for coe in Coe::ALL {
+            let (_, t) = ClusterTemplate::load(coe.as_str()).unwrap();
+            assert_eq!(t.coe, coe);
+        }
+    }
 
     #[test]
     fn builtin_swarm_template_parses() {
