@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the fault matrix the integration tests recorded (one row a test
-# that injected a fault, see tests/fault_matrix.rs) as a Markdown table.
+# that injected a fault, see tests/suite/fault_matrix.rs) as a Markdown table.
 #
 #   scripts/fault-matrix.sh [DIR]   # default: $CARGO_TARGET_DIR/tmp/fault-matrix
 set -euo pipefail

@@ -60,7 +60,8 @@ log="$(mktemp)"
 status=0
 # Tests that inject a fault each record a row of the fault matrix here.
 rm -rf "$CARGO_TARGET_DIR/tmp/fault-matrix"
-# Two test binaries side by side, two tests each (see the script).
+# Two units (test binaries, or modules of the integration suite) side by
+# side, two tests each (see the script).
 scripts/lib/run-tests-side-by-side.sh "${PROVISION_TEST_LANES:-2}" "$log" || status=$?
 echo "Fault matrix (fault → what happened → nodes replaced → left over):"
 scripts/fault-matrix.sh || status=1

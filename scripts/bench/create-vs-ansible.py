@@ -330,7 +330,7 @@ def critical_path(names, playbook_output, t0_wall):
 
 
 TEST_CLOUDS = Path(os.environ.get("PROVISION_TEST_CLOUD_DIR", "/var/tmp/provision-test-clouds"))
-# The EC2 test cloud's default AMI (tests/common/ec2.rs): Docker installed.
+# The EC2 test cloud's default AMI (tests/suite/common/ec2.rs): Docker installed.
 EC2_AMI = "ami-785db401"
 TIME = r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z"
 

@@ -1,11 +1,9 @@
 //! Bad input: a clear error naming what to fix, a non-zero exit, and
 //! nothing created (no cluster record, no container).
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 
-use common::*;
+use crate::common::*;
 
 struct Attempt {
     dir: tempfile::TempDir,
@@ -84,9 +82,6 @@ fn unknown_coe_in_a_template_names_file_and_line() {
 
 #[test]
 fn zero_managers_is_refused() {
-    if skip_docker_tests() {
-        return;
-    }
     require_docker();
     let name = "x-zero";
     let err = Attempt::new().refused(&["swarm", "--name", name, "--managers", "0"], &[]);
@@ -101,9 +96,6 @@ fn zero_managers_is_refused() {
 /// need a load balancer or DNS name, refused without one before anything exists.
 #[test]
 fn kubernetes_with_three_control_planes_needs_an_endpoint() {
-    if skip_docker_tests() {
-        return;
-    }
     require_docker();
     let name = "x-k8s-ha";
     let err = Attempt::new().refused(&["kubernetes", "--name", name, "--managers", "3"], &[]);

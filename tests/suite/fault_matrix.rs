@@ -5,12 +5,10 @@
 //! `crash_safety.rs` and `openstack_cloud.rs`, which inject their own
 //! faults. Every row asserts what it reports.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::openstack::openstack_cloud;
-use common::*;
+use crate::common::openstack::openstack_cloud;
+use crate::common::*;
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
@@ -26,9 +24,6 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 /// and `connect` hands out a new address, which is another fault).
 #[test]
 fn a_partition_of_more_than_max_unhealthy_nodes_replaces_none() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("fm-part");
     c.create_from_template("coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  max_unhealthy: 1\n  ssh_timeout: 3s\n  not_ready_timeout: 3s\n  lost_timeout: 3s\n",
         &[],
@@ -95,9 +90,6 @@ fn a_partition_of_more_than_max_unhealthy_nodes_replaces_none() {
 /// `heal` with the cause fixed tries again and the cluster forms.
 #[test]
 fn replacements_whose_install_always_fails_stop_at_max_start_attempts() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("fm-inst");
     // A bare image: every attempt must install the engine (a prepared image
     // would skip the install once Docker answers).
@@ -170,9 +162,6 @@ fn replacements_whose_install_always_fails_stop_at_max_start_attempts() {
 /// refuse and say to run destroy, and destroy finishes it.
 #[test]
 fn a_destroy_cut_short_is_finished_by_destroy_and_by_nothing_else() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("fm-dest");
     c.create(1, 1);
     // What a destroy killed after its first deletion leaves.
@@ -221,9 +210,6 @@ fn a_destroy_cut_short_is_finished_by_destroy_and_by_nothing_else() {
 /// with the file restored all works again.
 #[test]
 fn a_lost_cluster_key_is_an_error_that_says_what_to_do() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("fm-key");
     c.create(1, 0);
     let key = std::fs::read_dir(c.dir().join("clusters").join(&c.name))
@@ -267,9 +253,6 @@ fn a_lost_cluster_key_is_an_error_that_says_what_to_do() {
 /// manager at the same time, each running its own script.
 #[test]
 fn two_drains_through_one_manager_at_once_each_run_their_own_script() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("fm-drain");
     c.create(1, 3);
     c.ok(&["scale", &c.name, "--workers", "1"]);
@@ -314,7 +297,7 @@ fn openstack_create(c: &Cluster, template: &str) -> std::process::Output {
 const OS_TEMPLATE: &str = "coe: swarm\nmanagers: 1\nworkers: 1\nhealth:\n  ssh_timeout: 3s\n  not_ready_timeout: 3s\n  lost_timeout: 20s\n";
 
 /// Server ids of the cluster, sorted.
-fn server_ids(cloud: &common::openstack::OpenStackCloud, id: &str) -> Vec<String> {
+fn server_ids(cloud: &crate::common::openstack::OpenStackCloud, id: &str) -> Vec<String> {
     sorted(
         cloud
             .servers(id)
@@ -625,9 +608,6 @@ fn firewall_drift_is_reconciled_to_the_template_and_said() {
 /// that worker runs nothing of it on the manager, and the cluster goes on.
 #[test]
 fn a_hostname_that_would_run_a_command_on_a_manager_is_refused() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("fm-host");
     c.create(1, 2);
     let evil = format!("{}-worker-2", c.name);
@@ -697,9 +677,6 @@ fn children_max_rss_mib() -> f64 {
 /// keep the probe's whole output, hundreds of MiB a second over SSH).
 #[test]
 fn a_node_that_prints_without_end_is_cut_off_and_memory_stays_bounded() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("fm-yes");
     c.create(1, 1);
     let scripts = c.dir().join("endless-scripts");

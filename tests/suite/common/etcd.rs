@@ -3,7 +3,6 @@
 //! process on free ports with its data under a temporary directory, so a
 //! member can be killed and started again as a real one would be.
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -248,14 +247,6 @@ impl Etcd {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn data(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
     }
 }
 

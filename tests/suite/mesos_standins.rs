@@ -9,10 +9,8 @@
 //! (tests/standins/mesos/replica); real Mesos (offers, tasks, the log's
 //! entries) is not claimed here.
 
-mod common;
-
-use common::standins::{standin_calls as calls, standin_image};
-use common::*;
+use crate::common::standins::{standin_calls as calls, standin_image};
+use crate::common::*;
 
 fn runs(calls: &[(f64, String)], name: &str) -> Vec<f64> {
     calls
@@ -41,9 +39,6 @@ fn agents(c: &Cluster) -> String {
 
 #[test]
 fn mesos_forms_in_order_and_a_second_run_starts_nothing_again() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("mesos");
     let out = mesos(&c, "1", "2");
     assert!(out.contains("is ready"), "{out}");
@@ -245,9 +240,6 @@ fn planned(log: &str, what: &str) -> Vec<String> {
 
 #[test]
 fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("mesosscale");
     mesos(&c, "1", "2");
     let scale = |args: &[&str]| {
@@ -424,9 +416,6 @@ fn masters_change_one_at_a_time_and_agents_leave_through_maintenance() {
 
 #[test]
 fn a_lost_agent_is_started_again_by_heal() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("mesosheal");
     mesos(&c, "1", "1");
     let worker = format!("{}-worker-1", c.name);
@@ -479,9 +468,6 @@ fn zk(c: &Cluster, node: &str, args: &[&str]) -> String {
 /// src/log/recover.cpp does).
 #[test]
 fn a_cluster_whose_masters_are_lost_is_restored_from_its_backup() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("mesr");
     mesos(&c, "3", "1");
     let old: Vec<String> = (1..=3).map(|i| format!("{}-manager-{i}", c.name)).collect();
@@ -579,9 +565,6 @@ fn a_cluster_whose_masters_are_lost_is_restored_from_its_backup() {
 /// given to the agent as /sys/fs/cgroup, as agent.sh mounts the node's.
 #[test]
 fn the_standin_agent_refuses_the_linux_launcher_on_cgroup_v2() {
-    if skip_docker_tests() {
-        return;
-    }
     standin_image();
     let image = "provision-test/mesos-standin:latest";
     let v2 = Cgroup2Mount::new();
@@ -622,9 +605,6 @@ fn the_standin_agent_refuses_the_linux_launcher_on_cgroup_v2() {
 /// LIBPROCESS_PORT set it does, at that port.
 #[test]
 fn the_standin_master_activates_marathon_only_at_an_address_it_can_reach() {
-    if skip_docker_tests() {
-        return;
-    }
     standin_image();
     let image = "provision-test/mesos-standin:latest";
     let net = format!("mesos-lp-{}", std::process::id());
@@ -741,9 +721,6 @@ impl Drop for Cgroup2Mount {
 /// maintenance and its machine leaves the schedule.
 #[test]
 fn mesos_forms_and_scales_in_on_cgroup_v2_nodes() {
-    if skip_docker_tests() {
-        return;
-    }
     let cgroup2 = Cgroup2Mount::new();
     let root = cgroup2.0.path().to_str().unwrap().to_string();
     let c = Cluster::new("mesv2").with_env(&[("PROVISION_LOCAL_CGROUP2".into(), root)]);

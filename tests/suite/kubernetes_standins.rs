@@ -5,12 +5,10 @@
 //! What only a real cluster can show (real kubeadm, pods, the CNI) is not
 //! claimed here.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::standins::{standin_calls as calls, standin_image};
-use common::*;
+use crate::common::standins::{standin_calls as calls, standin_image};
+use crate::common::*;
 
 /// What the stand-in API server on the first control-plane node was asked.
 fn api_calls(c: &Cluster) -> Vec<String> {
@@ -94,9 +92,6 @@ fn first(calls: &[(f64, String)], prefix: &str) -> f64 {
 
 #[test]
 fn cluster_forms_in_order_and_a_second_run_changes_nothing() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("k8s");
     let mut output = create(&c, "3", "1");
     let nodes = [
@@ -300,9 +295,6 @@ fn cluster_forms_in_order_and_a_second_run_changes_nothing() {
 
 #[test]
 fn expired_tokens_are_renewed_and_scale_in_cordons_drains_deletes_and_resets() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("k8st");
     create(&c, "1", "1");
     let token_creates = |c: &Cluster| api_calls(c).iter().filter(|l| *l == "token-create").count();
@@ -371,9 +363,6 @@ fn expired_tokens_are_renewed_and_scale_in_cordons_drains_deletes_and_resets() {
 /// applied with that CIDR in its net-conf.json.
 #[test]
 fn a_not_ready_node_is_replaced_by_heal() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("k8sh");
     create_from(
         &c,
@@ -440,9 +429,6 @@ fn add_pod(c: &Cluster, api_node: &str, pod: &str, node: &str) {
 /// plane's Node is removed.
 #[test]
 fn a_cluster_whose_control_plane_is_lost_is_restored_from_its_backup() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("k8sr");
     create_from(&c, "coe: kubernetes\nmanagers: 1\nworkers: 2\n");
     let old = c.manager();
@@ -561,9 +547,6 @@ fn a_cluster_whose_control_plane_is_lost_is_restored_from_its_backup() {
 /// etcd member.
 #[test]
 fn a_control_plane_join_that_stopped_at_etcd_is_done_again() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("k8sj");
     create(&c, "1", "0");
     c.ssh(

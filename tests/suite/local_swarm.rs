@@ -2,19 +2,14 @@
 //! Swarm of node containers (systemd, sshd, dockerd each), a replicated
 //! service runs a task on every node, and destroy leaves nothing behind.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-swarm");
     let out = c.create(1, 2);
     assert!(
@@ -340,9 +335,6 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
 /// install script installs docker.io from Debian's mirror, then the swarm forms.
 #[test]
 fn swarm_forms_from_a_bare_image() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-bare");
     c.create_on("swarm", BARE_IMAGE, "1", "1");
     assert_formed_from_bare_image(&c, 2, false);

@@ -3,12 +3,10 @@
 //! services come from its catalog) and the simulated Nova/Neutron/Glance,
 //! whose servers are node containers.
 
-mod common;
-
 use std::time::Duration;
 
-use common::openstack::{openstack_cloud, OpenStackCloud};
-use common::*;
+use crate::common::openstack::{openstack_cloud, OpenStackCloud};
+use crate::common::*;
 
 fn create(c: &Cluster, os_cloud: &str, extra: &[&str]) -> std::process::Output {
     c.cmd()

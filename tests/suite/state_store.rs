@@ -5,11 +5,9 @@
 //! and hear of changes through a watch. Needs etcd (Debian's etcd-server),
 //! not Docker.
 
-mod common;
-
 use std::time::Duration;
 
-use common::etcd::Etcd;
+use crate::common::etcd::Etcd;
 use provision::spec::{Cloud, ClusterTemplate};
 use provision::state::etcd::{Claims, Wake};
 use provision::state::location::EtcdOptions;
@@ -345,7 +343,7 @@ fn daemons_divide_the_clusters_and_hear_of_changes() {
 
 #[test]
 fn etcd_with_tls_client_certificates_and_a_password() {
-    use common::etcd_tls::{SecureEtcd, PASSWORD, USER};
+    use crate::common::etcd_tls::{SecureEtcd, PASSWORD, USER};
     let etcd = SecureEtcd::start();
     let url = etcd.state_url("secure");
     let tls = EtcdOptions {

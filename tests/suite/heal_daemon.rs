@@ -3,12 +3,10 @@
 //! held throughout, max_unhealthy stops mass remediation, and scale
 //! requests made while the daemon runs are applied.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// `docker pause`, tried again if the engine could not freeze it at once.
 fn pause(container: &str) {
@@ -74,9 +72,6 @@ fn create_healing(c: &Cluster, managers: u32, workers: u32) {
 
 #[test]
 fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
-    if skip_docker_tests() {
-        return;
-    }
     let a = Cluster::new("it-da");
     let b = Cluster::sharing("it-db", &a);
     for c in [&a, &b] {
@@ -195,9 +190,6 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
 
 #[test]
 fn a_killed_manager_is_replaced_while_quorum_holds() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-mgr");
     create_healing(&c, 3, 0);
     let _daemon = Daemon::start(&c, "5s");
@@ -275,9 +267,6 @@ fn a_killed_manager_is_replaced_while_quorum_holds() {
 
 #[test]
 fn above_max_unhealthy_nothing_is_remediated_and_the_reason_is_recorded() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-max");
     c.create_from_template(
         "coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  max_unhealthy: 1\n  lost_timeout: 1s\n",
@@ -307,9 +296,6 @@ fn above_max_unhealthy_nothing_is_remediated_and_the_reason_is_recorded() {
 
 #[test]
 fn nodes_remove_drains_and_managers_never_drop_to_zero() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-rm");
     c.create(1, 2);
     let gone = format!("{}-worker-1", c.name);
@@ -329,9 +315,6 @@ fn nodes_remove_drains_and_managers_never_drop_to_zero() {
 
 #[test]
 fn daemon_once_skips_a_busy_cluster_and_logs_json() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-once");
     c.create(1, 0);
 
@@ -379,9 +362,6 @@ fn daemon_once_skips_a_busy_cluster_and_logs_json() {
 /// as if A were idle. (With one pass for all clusters, B waited for A.)
 #[test]
 fn a_hung_replacement_in_one_cluster_delays_no_other() {
-    if skip_docker_tests() {
-        return;
-    }
     let a = Cluster::new("it-hang");
     let b = Cluster::sharing("it-free", &a);
     for c in [&a, &b] {

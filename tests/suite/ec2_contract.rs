@@ -3,11 +3,9 @@
 //! and each check reads moto back with boto3 (tests/clouds/ec2_inspect.py),
 //! not with the driver under test.
 
-mod common;
-
 use std::sync::Mutex;
 
-use common::ec2::{ec2_cloud, AMI};
+use crate::common::ec2::{ec2_cloud, AMI};
 use provision_provider::{
     Apply, ClusterRef, Firewall, MachineSpec, MachineState, PortRule, Protocol, Provider,
     ProviderError, Recorder, Role,

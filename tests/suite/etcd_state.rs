@@ -5,18 +5,13 @@
 //! after its lease, the next run from the other machine finishes the
 //! cluster, and `state export` / `state import` move it to SQLite and back.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::etcd::Etcd;
-use common::*;
+use crate::common::etcd::Etcd;
+use crate::common::*;
 
 #[test]
 fn a_cluster_in_etcd_is_shared_by_two_machines_and_locked_by_a_lease() {
-    if skip_docker_tests() {
-        return;
-    }
     let etcd = Etcd::start(3);
     let here = Cluster::on_etcd("it-etcd", &etcd.state_url("team"));
     let there = here.other_machine();
@@ -141,9 +136,6 @@ fn a_cluster_in_etcd_is_shared_by_two_machines_and_locked_by_a_lease() {
 /// failed on "has no record in the state store").
 #[test]
 fn a_command_stopped_past_its_lease_writes_and_runs_nothing_more() {
-    if skip_docker_tests() {
-        return;
-    }
     let etcd = Etcd::start(1);
     let here = Cluster::on_etcd("it-fence", &etcd.state_url("fence"));
     let there = here.other_machine();

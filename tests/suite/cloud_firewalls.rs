@@ -9,15 +9,13 @@
 //! kubeconfig's API server and the Mesos master and Marathon URLs, opened
 //! from `--clients-from`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::ec2::{ec2_cloud, AMI};
-use common::firewall::{becomes, body_at, listen, opens};
-use common::openstack::openstack_cloud;
-use common::standins::standin_image;
-use common::*;
+use crate::common::ec2::{ec2_cloud, AMI};
+use crate::common::firewall::{becomes, body_at, listen, opens};
+use crate::common::openstack::openstack_cloud;
+use crate::common::standins::standin_image;
+use crate::common::*;
 
 /// A port no rule of the cluster's group opens.
 const UNOPENED: u16 = 7001;

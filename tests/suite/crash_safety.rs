@@ -2,15 +2,13 @@
 //! scale-in and a replacement by the daemon; then the same command again: it finishes, with no duplicate node, and destroy leaves no
 //! container, network or volume with the cluster's label.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn kill9(child: &mut std::process::Child) {
-    common::kill9(child);
+    crate::common::kill9(child);
     // The engine finishes a create call it already accepted even though the
     // caller is gone; let those land so the next step sees them.
     std::thread::sleep(std::time::Duration::from_secs(2));
@@ -18,9 +16,6 @@ fn kill9(child: &mut std::process::Child) {
 
 #[test]
 fn killed_runs_are_finished_by_the_next_one_without_duplicates() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-crash");
     let args = ["--managers", "1", "--workers", "2"];
 
@@ -85,9 +80,6 @@ fn spawn(c: &Cluster, args: &[&str]) -> std::process::Child {
 
 #[test]
 fn killed_scale_in_and_replacement_are_finished_by_the_next_run() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-kill");
     c.create_from_template(
         "coe: swarm\nmanagers: 1\nworkers: 3\nhealth:\n  lost_timeout: 2s\n",
@@ -140,9 +132,6 @@ fn killed_scale_in_and_replacement_are_finished_by_the_next_run() {
 
 #[test]
 fn a_second_command_on_a_busy_cluster_is_told_who_holds_it() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-busy");
     let mut child = c.spawn_create(&["--managers", "1", "--workers", "0"]);
     let lock = c.dir().join("locks").join(format!("{}.lock", c.name));
@@ -185,9 +174,6 @@ fn processes_of(container: &str) -> String {
 /// joins the node.
 #[test]
 fn a_killed_command_s_script_stops_on_the_node() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-held");
     c.create(1, 0);
     let scripts = c.dir().join("held-scripts");
@@ -211,7 +197,7 @@ fn a_killed_command_s_script_stops_on_the_node() {
         Duration::from_secs(120),
         || processes_of(&worker).contains("sleep 317.5"),
     );
-    common::kill9(&mut child);
+    crate::common::kill9(&mut child);
     let killed = std::time::Instant::now();
     wait_until(
         "the held install gone from the worker",
@@ -243,9 +229,6 @@ fn a_killed_command_s_script_stops_on_the_node() {
 /// dropped and the script is stopped on the node. The next run finishes.
 #[test]
 fn a_stopped_daemon_waits_for_its_node_script_and_drops_it_past_the_drain_time() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-drain");
     c.create(1, 0);
     let worker = format!("{}-worker-1", c.name);

@@ -3,12 +3,10 @@
 //! examples/ec2-iam-policy.json), and the bridge that runs a node container
 //! for each instance at its private IP, its public IPv4 by NAT.
 
-mod common;
-
 use std::time::Duration;
 
-use common::ec2::{ec2_cloud, AMI};
-use common::*;
+use crate::common::ec2::{ec2_cloud, AMI};
+use crate::common::*;
 
 /// `provision` debug lines the driver logs per EC2 call.
 fn api_calls(stderr: &[u8]) -> usize {
@@ -265,7 +263,7 @@ fn bad_ec2_input_fails_before_anything_is_launched() {
 #[test]
 fn throttled_requests_are_retried_and_the_cluster_still_forms() {
     let cloud = ec2_cloud();
-    let proxy = common::ec2::ThrottlingProxy::start(&cloud.endpoint, 3);
+    let proxy = crate::common::ec2::ThrottlingProxy::start(&cloud.endpoint, 3);
     let c = Cluster::new("ec2thr").with_env(&cloud.env);
     // The environment's endpoint wins over the profile's, as in the aws CLI.
     let out = create(&c, &[("AWS_ENDPOINT_URL", &proxy.url)], &["--workers", "1"]);

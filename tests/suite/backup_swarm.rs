@@ -4,18 +4,13 @@
 //! again afterwards; refused, with the engine left running, when autolock
 //! is on.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_backup_is_taken_on_a_follower_and_autolock_is_refused() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-bk");
     c.create(3, 0);
     let first = c.manager();
@@ -113,9 +108,6 @@ fn a_backup_is_taken_on_a_follower_and_autolock_is_refused() {
 
 #[test]
 fn the_daemon_takes_scheduled_backups_and_reports_them() {
-    if skip_docker_tests() {
-        return;
-    }
     let c = Cluster::new("it-bks");
     let dir = c.dir().join("scheduled");
     let template = format!(
@@ -196,10 +188,7 @@ fn the_daemon_takes_scheduled_backups_and_reports_them() {
 /// comes back whole.
 #[test]
 fn a_backup_goes_to_s3_and_a_restore_comes_from_there() {
-    if skip_docker_tests() {
-        return;
-    }
-    let cloud = common::ec2::ec2_cloud();
+    let cloud = crate::common::ec2::ec2_cloud();
     let mut env = cloud.env.clone();
     env.push(("AWS_PROFILE".into(), "provision-backup".into()));
     let c = Cluster::new("it-bk3").with_env(&env);

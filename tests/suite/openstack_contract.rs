@@ -2,9 +2,7 @@
 //! call the driver relies on, made with the crate's own types (which parse
 //! each answer strictly), against Keystone and the simulated services.
 
-mod common;
-
-use common::openstack::openstack_cloud;
+use crate::common::openstack::openstack_cloud;
 use futures_util::TryStreamExt;
 use openstack::auth::Password;
 use openstack::waiter::Waiter;

@@ -5,13 +5,11 @@
 //! altogether stops every action until it is back, and a scale request
 //! written by a CLI is acted on through the watch, not at the next interval.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::etcd::Etcd;
-use common::*;
+use crate::common::etcd::Etcd;
+use crate::common::*;
 
 const LEASE_TTL: &str = "5s";
 
@@ -47,9 +45,6 @@ fn owner(etcd: &Etcd, prefix: &str, cluster: &str) -> Option<String> {
 
 #[test]
 fn daemons_divide_clusters_and_one_finishes_what_a_killed_one_started() {
-    if skip_docker_tests() {
-        return;
-    }
     let mut etcd = Etcd::start(3);
     let url = etcd.state_url("ha");
     let x = Cluster::on_etcd("it-hx", &url);
@@ -119,9 +114,6 @@ fn daemons_divide_clusters_and_one_finishes_what_a_killed_one_started() {
 
 #[test]
 fn without_etcd_the_daemon_acts_on_nothing_until_it_is_back() {
-    if skip_docker_tests() {
-        return;
-    }
     let mut etcd = Etcd::start(3);
     let c = Cluster::on_etcd("it-hz", &etcd.state_url("down"));
     create_healing(&c);
@@ -164,9 +156,6 @@ fn without_etcd_the_daemon_acts_on_nothing_until_it_is_back() {
 
 #[test]
 fn a_scale_request_is_acted_on_through_the_watch() {
-    if skip_docker_tests() {
-        return;
-    }
     let etcd = Etcd::start(1);
     let c = Cluster::on_etcd("it-hw", &etcd.state_url("watch"));
     create_healing(&c);
