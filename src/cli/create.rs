@@ -11,7 +11,7 @@ use super::{CreateArgs, Global};
 use crate::controller::quorum::check_manager_change;
 use crate::controller::{cluster_ref, unix_now, ClusterContext, DryRun, Observed};
 use crate::progress;
-use crate::spec::{self, Cloud, ClusterSpec, ClusterTemplate, Coe, TemplateError};
+use crate::spec::{self, ClusterSpec, ClusterTemplate, Coe, TemplateError};
 use crate::state::ClusterRecord;
 
 /// A create command: the orchestrator its name chose, and its flags. The
@@ -30,10 +30,15 @@ impl clap::FromArgMatches for Create {
         };
         let coe = Coe::from_name(name)
             .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))?;
-        Ok(Create {
-            coe,
-            args: CreateArgs::from_arg_matches(sub)?,
-        })
+        let mut args = CreateArgs::from_arg_matches(sub)?;
+        args.cloud_flags = spec::cloud_flags()
+            .into_iter()
+            .filter_map(|f| {
+                let value = sub.get_one::<String>(f.long)?;
+                Some((f.long.to_string(), value.clone()))
+            })
+            .collect();
+        Ok(Create { coe, args })
     }
 
     fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
@@ -47,11 +52,20 @@ impl clap::Subcommand for Create {
         use clap::Args as _;
         Coe::ALL.into_iter().fold(cmd, |cmd, coe| {
             let p = coe.profile();
-            cmd.subcommand(CreateArgs::augment_args(
+            let create = CreateArgs::augment_args(
                 clap::Command::new(p.name)
                     .about(p.create_about)
                     .aliases(p.aliases.iter().copied()),
-            ))
+            );
+            let create = spec::cloud_flags().into_iter().fold(create, |create, f| {
+                create.arg(
+                    clap::Arg::new(f.long)
+                        .long(f.long)
+                        .value_name(f.value_name)
+                        .help(f.help),
+                )
+            });
+            cmd.subcommand(create)
         })
     }
 
@@ -292,27 +306,15 @@ fn apply_flags(spec: &mut ClusterSpec, args: &CreateArgs) -> Result<()> {
         spec.flavor = Some(flavor.clone());
     }
     set_ranges(spec, args);
-    // A flag of another cloud is refused, never silently ignored.
-    let ec2_only = args.profile.is_some() || args.subnet.is_some();
-    let openstack_only = args.os_cloud.is_some() || args.network.is_some();
-    if openstack_only && spec.openstack.is_none() {
-        bail!("--os-cloud and --network are openstack settings: add --cloud openstack")
-    }
-    if ec2_only && spec.ec2.is_none() {
-        bail!("--profile and --subnet are ec2 settings: add --cloud ec2")
-    }
-    if let Some(ec2) = spec.ec2.as_mut() {
-        ec2.profile = args.profile.clone().or(ec2.profile.take());
-        ec2.region = args.region.clone().or(ec2.region.take());
-        ec2.subnet = args.subnet.clone().or(ec2.subnet.take());
-    } else if let Some(openstack) = spec.openstack.as_mut() {
-        openstack.cloud = args.os_cloud.clone().or(openstack.cloud.take());
-        openstack.region = args.region.clone().or(openstack.region.take());
-        openstack.network = args.network.clone().or(openstack.network.take());
-    } else if args.region.is_some() {
-        bail!("--region is a setting of the ec2 and openstack clouds: add --cloud ec2 or --cloud openstack")
-    }
-    Ok(())
+    spec.apply_cloud_flags(&given_cloud_flags(args))
+        .map_err(anyhow::Error::msg)
+}
+
+fn given_cloud_flags(args: &CreateArgs) -> Vec<(&str, &str)> {
+    args.cloud_flags
+        .iter()
+        .map(|(flag, value)| (flag.as_str(), value.as_str()))
+        .collect()
 }
 
 /// A flag given again for an existing cluster that would change where or
@@ -326,19 +328,9 @@ fn unchangeable(existing: &ClusterSpec, wanted: &ClusterSpec, args: &CreateArgs)
         )),
         _ => None,
     };
-    let ec2 = existing.ec2.clone().unwrap_or_default();
-    let openstack = existing.openstack.clone().unwrap_or_default();
-    let region = match existing.cloud {
-        Cloud::OpenStack => openstack.region.as_deref(),
-        _ => ec2.region.as_deref(),
-    };
     differs("image", &args.image, existing.image.as_deref())
         .or_else(|| differs("flavor", &args.flavor, existing.flavor.as_deref()))
-        .or_else(|| differs("profile", &args.profile, ec2.profile.as_deref()))
-        .or_else(|| differs("region", &args.region, region))
-        .or_else(|| differs("os-cloud", &args.os_cloud, openstack.cloud.as_deref()))
-        .or_else(|| differs("network", &args.network, openstack.network.as_deref()))
-        .or_else(|| differs("subnet", &args.subnet, ec2.subnet.as_deref()))
+        .or_else(|| existing.changed_by_cloud_flags(&given_cloud_flags(args)))
         .filter(|_| existing.cloud == wanted.cloud)
 }
 

@@ -302,21 +302,6 @@ pub struct CreateArgs {
     /// Flavor / instance type (ec2: e.g. t3.small; openstack: a flavor name or id). Default: the template's, else the cloud's.
     #[arg(long)]
     pub flavor: Option<String>,
-    /// ec2: named profile of ~/.aws/config (default: AWS_PROFILE, else `default`).
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
-    /// ec2: region (default: AWS_REGION, else the profile's); openstack: region (default: the cloud's region_name).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// openstack: cloud of clouds.yaml (default: the template's, else OS_CLOUD, else the OS_* variables).
-    #[arg(long, value_name = "NAME")]
-    pub os_cloud: Option<String>,
-    /// openstack: network for the servers, by name or id (default: the project's only non-external one).
-    #[arg(long, value_name = "NAME|ID")]
-    pub network: Option<String>,
-    /// ec2: subnet id for the instances (default: the default VPC's).
-    #[arg(long, value_name = "ID")]
-    pub subnet: Option<String>,
     /// CIDR that may reach the nodes' SSH port (default: the template's, else 0.0.0.0/0).
     #[arg(long, value_name = "CIDR")]
     pub ssh_from: Option<String>,
@@ -337,6 +322,10 @@ pub struct CreateArgs {
     /// nothing: no state written, no cloud resource created, no key made.
     #[arg(long)]
     pub dry_run: bool,
+    /// The clouds' own flags given (`--region`, `--subnet`, …: made from
+    /// each cloud's settings, see `spec::cloud_flags`), as flag and value.
+    #[arg(skip)]
+    pub cloud_flags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Subcommand)]

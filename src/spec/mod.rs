@@ -5,6 +5,7 @@
 //! cloud call, so every later step works from the same record.
 
 mod backup_location;
+mod cloud_settings;
 mod names;
 mod template;
 
@@ -21,6 +22,7 @@ pub use crate::profile::kubernetes::{Cni, KubernetesSettings, OLDEST_KUBERNETES}
 pub use crate::profile::mesos::MesosSettings;
 pub use crate::profile::Coe;
 pub use backup_location::{Location, LocationError};
+pub use cloud_settings::{cloud_flags, CloudFlag};
 pub use names::{node_name, validate_cluster_name};
 pub use template::{builtin_templates, ClusterTemplate, TemplateError};
 
@@ -558,12 +560,7 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
             message: problem,
         });
     }
-    if let Some(openstack) = &spec.openstack {
-        openstack.validate().map_err(|message| SpecError::Field {
-            field: "openstack".into(),
-            message,
-        })?;
-    }
+    cloud_settings::validate(spec)?;
     if let Some(k8s) = &spec.kubernetes {
         match k8s.minor() {
             None => {

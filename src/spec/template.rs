@@ -161,14 +161,8 @@ impl ClusterTemplate {
             timeouts: self.timeouts,
             health: self.health,
             firewall: self.firewall.clone(),
-            ec2: match cloud {
-                Cloud::Ec2 => Some(self.ec2.clone().unwrap_or_default()),
-                _ => None,
-            },
-            openstack: match cloud {
-                Cloud::OpenStack => Some(self.openstack.clone().unwrap_or_default()),
-                _ => None,
-            },
+            ec2: super::cloud_settings::section(cloud, &self.ec2),
+            openstack: super::cloud_settings::section(cloud, &self.openstack),
             kubernetes: profile::section(self.coe, &self.kubernetes),
             mesos: profile::section(self.coe, &self.mesos),
             backup: self.backup.clone(),

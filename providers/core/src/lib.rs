@@ -11,12 +11,14 @@ mod cache;
 mod error;
 mod firewall;
 mod machine;
+mod settings;
 mod throttle;
 
 pub use cache::PerCluster;
 pub use error::ProviderError;
 pub use firewall::{Audience, Firewall, PortRule, Protocol, RangeRule};
 pub use machine::{Addresses, ClusterRef, Machine, MachineSpec, MachineState, MinimumSize, Role};
+pub use settings::{CloudSettings, SettingFlag};
 pub use throttle::{CallLimit, Throttled};
 
 use async_trait::async_trait;

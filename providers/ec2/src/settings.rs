@@ -1,3 +1,4 @@
+use provision_provider::{CloudSettings, SettingFlag};
 use serde::{Deserialize, Serialize};
 
 /// Which of an instance's addresses the controller uses for SSH.
@@ -45,4 +46,28 @@ pub struct Ec2Settings {
     /// Which address SSH uses.
     #[serde(default)]
     pub ssh_address: SshAddress,
+}
+
+impl CloudSettings for Ec2Settings {
+    const CLOUD: &'static str = "ec2";
+    const FLAGS: &'static [SettingFlag<Self>] = &[
+        SettingFlag {
+            long: "profile",
+            value_name: "NAME",
+            help: "named profile of ~/.aws/config (default: AWS_PROFILE, else `default`)",
+            field: |s| &mut s.profile,
+        },
+        SettingFlag {
+            long: "region",
+            value_name: "REGION",
+            help: "region (default: AWS_REGION, else the profile's)",
+            field: |s| &mut s.region,
+        },
+        SettingFlag {
+            long: "subnet",
+            value_name: "ID",
+            help: "subnet id for the instances (default: the default VPC's)",
+            field: |s| &mut s.subnet,
+        },
+    ];
 }

@@ -4,8 +4,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use provision_provider::{
-    Apply, ClusterRef, LogRecorder, Machine, MachineSpec, PerCluster, Provider, ProviderError,
-    Recorder,
+    Apply, CloudSettings, ClusterRef, LogRecorder, Machine, MachineSpec, PerCluster, Provider,
+    ProviderError, Recorder,
 };
 use tracing::info;
 

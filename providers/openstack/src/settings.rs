@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use provision_provider::{CloudSettings, SettingFlag};
 use serde::{Deserialize, Serialize};
 
 /// Which of a server's addresses the controller uses for SSH.
@@ -78,9 +79,31 @@ pub struct OpenStackSettings {
     pub user_data: Option<String>,
 }
 
-impl OpenStackSettings {
+impl CloudSettings for OpenStackSettings {
+    const CLOUD: &'static str = "openstack";
+    const FLAGS: &'static [SettingFlag<Self>] = &[
+        SettingFlag {
+            long: "os-cloud",
+            value_name: "NAME",
+            help: "cloud of clouds.yaml (default: the template's, else OS_CLOUD, else the OS_* variables)",
+            field: |s| &mut s.cloud,
+        },
+        SettingFlag {
+            long: "region",
+            value_name: "REGION",
+            help: "region (default: the cloud's region_name)",
+            field: |s| &mut s.region,
+        },
+        SettingFlag {
+            long: "network",
+            value_name: "NAME|ID",
+            help: "network for the servers, by name or id (default: the project's only non-external one)",
+            field: |s| &mut s.network,
+        },
+    ];
+
     /// Checks what needs no cloud call.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         if self.ssh_address == SshAddress::Floating && self.floating_ip_pool.is_none() {
             return Err(
                 "openstack.ssh_address is floating but openstack.floating_ip_pool is \
