@@ -63,10 +63,9 @@ PY
 
 # shellcheck disable=SC2317  # run by xargs, through bash -c
 run_one() {
-  local dir exe args name log rc=0
+  local dir exe args log rc=0
   IFS=$'\t' read -r dir exe args <<<"$1"
-  name="$(basename "$exe")${args:+ $args}"
-  log="$logs/$(printf '%s' "$name" | tr -c 'A-Za-z0-9_.-' _).log"
+  log="$(mktemp "$logs/unit.XXXXXX")"
   # shellcheck disable=SC2086  # the arguments are words: filters, --skip
   (cd "$dir" && "$exe" --test-threads=2 $args) >"$log" 2>&1 || rc=$?
   # One unit's output at a time, whole.
