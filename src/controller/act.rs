@@ -413,7 +413,7 @@ impl Run<'_> {
                     }
                     self.seed_joining_manager(node, *role, s).await?;
                     let report = self.ctl.orchestrator.join(s, *role, via, secrets).await?;
-                    self.joined(node, s, report).await?;
+                    let joined_as = self.joined(node, s, report).await?;
                     // Its entry from before the restore: the node left it,
                     // though it may still be listed Ready for a while (it
                     // had reconnected: the restored manager has the old
@@ -421,8 +421,7 @@ impl Run<'_> {
                     // Kubernetes names a member after its node: the entry
                     // the node joined as is that same one, and is kept.
                     if let Action::Rejoin { old: Some(old), .. } = step {
-                        let now = self.record(node)?.member_id;
-                        if now.as_deref() != Some(old.id.as_str()) {
+                        if joined_as.as_deref() != Some(old.id.as_str()) {
                             self.through_manager(node, old, false).await?;
                         }
                     }
@@ -514,7 +513,7 @@ impl Run<'_> {
             self.gate_tx
                 .send_replace(Gate::Open(Arc::new((addr.private.clone(), secrets))));
         }
-        self.joined(node, shell, None).await
+        self.joined(node, shell, None).await.map(|_| ())
     }
 
     /// Keeps the orchestrator's client configuration (a kubeconfig) in the
@@ -597,13 +596,13 @@ impl Run<'_> {
     }
 
     /// Records the member id the node now reports (in `report`, or asked
-    /// for now) and marks it ready.
+    /// for now) and marks it ready; returns that id.
     async fn joined(
         &self,
         node: &str,
         shell: &NodeShell,
         report: Option<NodeProbe>,
-    ) -> Result<(), ControllerError> {
+    ) -> Result<Option<String>, ControllerError> {
         let probe = match report {
             Some(report) => report,
             None => self.ctl.orchestrator.probe(shell).await?,
@@ -631,7 +630,7 @@ impl Run<'_> {
         rec.retry_at = None;
         self.ctl.store.put_node(&rec)?;
         self.ctl.reporter.phase(node, NodePhase::Ready);
-        Ok(())
+        Ok(rec.member_id)
     }
 
     /// Creates (or finds) the machine and records it; returns its addresses.

@@ -48,9 +48,10 @@ impl PassEnd {
 }
 
 /// One pass of one cluster: how it ended, how many nodes it set out to
-/// replace, and when the planner wants to look again. A pass whose lock is lost (its etcd lease could not be
-/// renewed) is dropped where it stands: another daemon may hold the
-/// cluster soon, and what was half done is finished by the next pass.
+/// replace, and when the planner wants to look again. A pass whose lock is
+/// lost (its etcd lease could not be renewed) is dropped where it stands:
+/// another daemon may hold the cluster soon, and what was half done is
+/// finished by the next pass.
 pub(super) async fn reconcile_cluster(shared: &Shared, name: &str) -> PassEnd {
     if passes_settled(shared, name).await {
         return PassEnd::of(Outcome::Converged);

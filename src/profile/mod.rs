@@ -164,10 +164,6 @@ impl Profile {
     }
 }
 
-/// Every profile, for what spans all orchestrators (`env --unset`, the
-/// create commands).
-pub const ALL: &[&Profile] = &[&swarm::PROFILE, &kubernetes::PROFILE, &mesos::PROFILE];
-
 /// Managers may change in any step (the quorum check still applies).
 pub(crate) fn any_growth(_from: u32, _to: u32, _force: bool) -> Result<(), String> {
     Ok(())
@@ -176,7 +172,7 @@ pub(crate) fn any_growth(_from: u32, _to: u32, _force: bool) -> Result<(), Strin
 /// Every variable any orchestrator's client configuration sets, once each.
 pub fn client_env_keys() -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = Vec::new();
-    for key in ALL.iter().flat_map(|p| p.client_env_keys) {
+    for key in Coe::ALL.iter().flat_map(|c| c.profile().client_env_keys) {
         if !keys.contains(key) {
             keys.push(key);
         }

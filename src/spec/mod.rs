@@ -18,7 +18,8 @@ use provision_provider_ec2::Ec2Settings;
 use provision_provider_openstack::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
-pub use crate::profile::kubernetes::{Cni, KubernetesSettings, OLDEST_KUBERNETES};
+use crate::profile::kubernetes::OLDEST_KUBERNETES;
+pub use crate::profile::kubernetes::{Cni, KubernetesSettings};
 pub use crate::profile::mesos::MesosSettings;
 pub use crate::profile::Coe;
 pub use backup_location::{Location, LocationError};
