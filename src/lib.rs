@@ -23,10 +23,11 @@ pub mod bootstrap;
 pub mod cli;
 pub mod controller;
 pub mod orchestrator;
-pub mod profile;
 pub mod secret;
-pub mod spec;
 pub mod state;
+
+// The pure core (`core/`, crate provision-core), at the paths it had here.
+pub use provision_core::{profile, spec};
 
 // Reached only through the command line and the daemon.
 mod archive;

@@ -11,15 +11,16 @@ mod act;
 mod connections;
 mod context;
 mod gone_watch;
-mod health;
 #[cfg(test)]
 mod in_memory;
 #[cfg(test)]
 mod in_process_tests;
 mod observe;
-pub mod plan;
-pub mod quorum;
 mod reconcile;
+
+// The planner and its rules are the pure core's (crate provision-core).
+use provision_core::health;
+pub use provision_core::{plan, quorum};
 mod stop;
 
 pub use connections::Connections;

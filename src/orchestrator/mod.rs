@@ -4,7 +4,6 @@
 
 mod kubernetes;
 mod mesos;
-pub mod reported;
 pub(crate) mod swarm;
 
 use std::path::Path;
@@ -16,41 +15,15 @@ pub use kubernetes::Kubernetes;
 pub use mesos::Mesos;
 pub use swarm::Swarm;
 
+// What a node and the membership report, and the checks they pass first.
+pub use provision_core::reported::{self, Member, NodeProbe};
+
 use crate::bootstrap::{ArchiveInfo, NodeShell, ShellError};
 use crate::secret::Secret;
 use crate::spec::{ClusterSpec, Coe};
 
 /// How long a drain waits for a node's work to move before it fails.
 pub const DRAIN_WAIT_SECONDS: u32 = 120;
-
-/// What a node says of itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeProbe {
-    /// The container engine is installed and answering.
-    pub engine_running: bool,
-    /// The node is a member of a cluster.
-    pub joined: bool,
-    /// The orchestrator's id for the node, when joined.
-    pub member_id: Option<String>,
-    /// The node can manage the cluster (a manager with quorum).
-    pub control: bool,
-    /// The node runs with a view of the cluster's managers that is out of
-    /// date (Mesos: another master count or ZooKeeper list than the
-    /// ensemble's now): [`Orchestrator::reconfigure`] brings it up to date.
-    pub config_stale: bool,
-}
-
-/// A node as the orchestrator's membership lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: String,
-    pub hostname: String,
-    pub role: Role,
-    /// The orchestrator considers it up (Swarm Ready, Kubernetes Ready).
-    pub ready: bool,
-    /// The orchestrator's own words for its state, for display.
-    pub status: String,
-}
 
 /// What a node needs to join, kept out of every log.
 #[derive(Debug, Clone)]

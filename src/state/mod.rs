@@ -14,8 +14,6 @@ mod lock;
 pub(crate) mod off_workers;
 mod paths;
 pub use paths::{create_private_dir, write_private_file, write_private_file_with};
-mod reason;
-mod records;
 mod sqlite;
 
 pub use etcd::EtcdStore;
@@ -24,8 +22,10 @@ pub use location::{EtcdTarget, EtcdTls, StateLocation};
 pub use lock::{ClusterLock, Holder, LockError};
 pub use off_workers::OffWorkers;
 pub use paths::StatePaths;
-pub use reason::{Attempt, Reason};
-pub use records::{ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource, UnhealthyKind};
+// The records' types are the pure core's (crate provision-core).
+pub use provision_core::state::{
+    Attempt, ClusterRecord, Event, Health, NodePhase, NodeRecord, Reason, Resource, UnhealthyKind,
+};
 pub use sqlite::SqliteStore;
 
 /// An error of the state store, with the file it concerns.

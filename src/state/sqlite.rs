@@ -10,10 +10,8 @@ use provision_provider::{Addresses, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::paths::create_private_dir;
-use super::records::{
-    ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource, UnhealthyKind,
-};
 use super::{ClusterExport, Store, StoreError};
+use super::{ClusterRecord, Event, Health, NodePhase, NodeRecord, Resource, UnhealthyKind};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS clusters (

@@ -184,6 +184,19 @@ impl Firewall {
     }
 }
 
+/// Whether `text` is an address range (`203.0.113.0/24`, `2001:db8::/32`),
+/// as `ssh_from`, `clients_from` and a pod network are written.
+pub fn is_cidr(text: &str) -> bool {
+    let Some((addr, len)) = text.split_once('/') else {
+        return false;
+    };
+    match (addr.parse::<std::net::IpAddr>(), len.parse::<u8>()) {
+        (Ok(std::net::IpAddr::V4(_)), Ok(n)) => n <= 32,
+        (Ok(std::net::IpAddr::V6(_)), Ok(n)) => n <= 128,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ mod throttle;
 
 pub use cache::PerCluster;
 pub use error::ProviderError;
-pub use firewall::{Audience, Firewall, PortRule, Protocol, RangeRule};
+pub use firewall::{is_cidr, Audience, Firewall, PortRule, Protocol, RangeRule};
 pub use machine::{Addresses, ClusterRef, Machine, MachineSpec, MachineState, MinimumSize, Role};
 pub use settings::{CloudSettings, SettingFlag};
 pub use throttle::{CallLimit, Throttled};

@@ -10,7 +10,7 @@ use aws_smithy_http_client::tls;
 use provision_provider::ProviderError;
 
 use crate::errors::CLOUD;
-use crate::settings::Ec2Settings;
+use crate::Ec2Settings;
 
 /// A client from the standard chain, with `settings`' profile and region on
 /// top. Throttling and 5xx are retried by the SDK's standard mode

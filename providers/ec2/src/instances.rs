@@ -15,8 +15,8 @@ use tracing::info;
 use crate::errors::{call_error, has_code};
 use crate::prerequisites::Prerequisites;
 use crate::provider::Ec2Provider;
-use crate::settings::SshAddress;
 use crate::tags::{self, cluster_filter, filter, node_tags};
+use crate::SshAddress;
 
 /// Error codes of a terminate that found nothing left to terminate.
 const GONE: &[&str] = &[

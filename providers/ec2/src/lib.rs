@@ -16,9 +16,8 @@ mod instances;
 mod prerequisites;
 mod provider;
 pub mod s3;
-mod settings;
 mod tags;
 mod volumes;
 
 pub use provider::{Ec2Options, Ec2Provider};
-pub use settings::{Ec2Settings, SshAddress};
+pub use provision_ec2_settings::{Ec2Settings, SshAddress};

@@ -15,7 +15,7 @@ use tracing::debug;
 use crate::client;
 use crate::errors::CLOUD;
 use crate::prerequisites::{Inputs, Prerequisites};
-use crate::settings::Ec2Settings;
+use crate::Ec2Settings;
 
 /// Instance type when none is given: 2 vCPU, 2 GiB.
 pub const DEFAULT_INSTANCE_TYPE: &str = "t3.small";

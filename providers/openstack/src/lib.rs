@@ -22,8 +22,7 @@ mod metadata;
 mod prerequisites;
 mod provider;
 mod servers;
-mod settings;
 
 pub use inputs::{DEFAULT_FLAVOR, DEFAULT_IMAGE};
 pub use provider::{OpenStackOptions, OpenStackProvider};
-pub use settings::{OpenStackSettings, ServerGroupPolicy, SshAddress};
+pub use provision_openstack_settings::{OpenStackSettings, ServerGroupPolicy, SshAddress};

@@ -3,8 +3,6 @@
 //! groups, security groups) or description (floating IPs), so the driver
 //! finds all of a cluster's resources again from the cluster id alone.
 
-/// Prefix of the driver's own metadata keys.
-pub const PREFIX: &str = "provision-";
 /// Server metadata: the cluster id.
 pub const CLUSTER: &str = "provision-cluster";
 /// Server metadata: the cluster's name, for people reading the cloud.

@@ -14,7 +14,7 @@ use crate::errors::CLOUD;
 use crate::inputs::Inputs;
 use crate::prerequisites::Prerequisites;
 use crate::servers::state_of;
-use crate::settings::OpenStackSettings;
+use crate::OpenStackSettings;
 use crate::{client, config};
 
 /// What the driver is told: the template's `openstack:` section, and the

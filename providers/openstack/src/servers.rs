@@ -18,7 +18,7 @@ use crate::inputs::Inputs;
 use crate::metadata;
 use crate::prerequisites::{parse, Prerequisites};
 use crate::provider::OpenStackProvider;
-use crate::settings::SshAddress;
+use crate::SshAddress;
 
 /// How long `destroy` waits for Nova to finish deleting servers.
 const DELETE_DEADLINE: Duration = Duration::from_secs(300);

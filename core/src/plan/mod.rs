@@ -37,8 +37,8 @@ use std::collections::BTreeMap;
 use provision_provider::MachineState;
 use provision_provider::{Machine, Role};
 
-use super::health::{assess, due_at, Condition};
-use crate::orchestrator::{Member, NodeProbe};
+use crate::health::{assess, due_at, Condition};
+use crate::reported::{Member, NodeProbe};
 #[cfg(test)]
 use crate::spec::node_name;
 use crate::spec::{ClusterSpec, HealthPolicy};

@@ -12,23 +12,24 @@ mod template;
 use std::fmt;
 use std::time::Duration;
 
-use provision_provider::{Firewall, PortRule, Protocol};
+use provision_provider::{is_cidr, Firewall};
 
-use provision_provider_ec2::Ec2Settings;
-use provision_provider_openstack::OpenStackSettings;
+use provision_ec2_settings::Ec2Settings;
+use provision_openstack_settings::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::profile::kubernetes::OLDEST_KUBERNETES;
 pub use crate::profile::kubernetes::{Cni, KubernetesSettings};
 pub use crate::profile::mesos::MesosSettings;
 pub use crate::profile::Coe;
+use crate::profile::{SettingError, Settings};
 pub use backup_location::{Location, LocationError};
 pub use cloud_settings::{cloud_flags, CloudFlag};
 pub use names::{node_name, validate_cluster_name};
 pub use template::{builtin_templates, ClusterTemplate, TemplateError};
 
 /// Where the machines come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Cloud {
     /// Containers on the local Docker engine.
@@ -36,7 +37,7 @@ pub enum Cloud {
     /// Amazon EC2 instances (aws-config's credential chain).
     Ec2,
     /// OpenStack Nova servers (clouds.yaml or the OS_* variables).
-    #[value(name = "openstack")]
+    #[cfg_attr(feature = "clap", value(name = "openstack"))]
     #[serde(rename = "openstack")]
     OpenStack,
 }
@@ -304,9 +305,10 @@ pub struct RestoreRequest {
     pub sealed_for: Option<String>,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 impl ClusterSpec {
-    /// A local Swarm spec with default policies, for tests.
+    /// A local Swarm spec with default policies, for tests (the binary's
+    /// too, through the `test-support` feature).
     pub fn example(name: &str, managers: u32, workers: u32) -> ClusterSpec {
         ClusterSpec {
             name: name.into(),
@@ -349,15 +351,14 @@ impl ClusterSpec {
                 firewall.clients.push(port);
             }
         }
-        // Calico's default encapsulation is IP-in-IP between nodes (IP
-        // protocol 4, no ports): without it pods on different nodes cannot talk.
-        let ipip = PortRule::protocol(Protocol::Ipip);
-        let calico = self
-            .kubernetes
-            .as_ref()
-            .is_some_and(|k| k.cni == Cni::Calico);
-        if calico && !firewall.members.contains(&ipip) {
-            firewall.members.push(ipip);
+        let from_settings = [
+            self.kubernetes.as_ref().map(Settings::member_ports),
+            self.mesos.as_ref().map(Settings::member_ports),
+        ];
+        for port in from_settings.into_iter().flatten().flatten() {
+            if !firewall.members.contains(&port) {
+                firewall.members.push(port);
+            }
         }
         firewall
     }
@@ -562,54 +563,8 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
         });
     }
     cloud_settings::validate(spec)?;
-    if let Some(k8s) = &spec.kubernetes {
-        match k8s.minor() {
-            None => {
-                return Err(SpecError::Field {
-                    field: "kubernetes.version".into(),
-                    message: format!(
-                        "{:?} is not a minor version: write it like 1.31",
-                        k8s.version
-                    ),
-                })
-            }
-            Some(minor) if minor < OLDEST_KUBERNETES => {
-                let (a, b) = OLDEST_KUBERNETES;
-                return Err(SpecError::Field {
-                    field: "kubernetes.version".into(),
-                    message: format!(
-                        "{} is older than {a}.{b}, the oldest release pkgs.k8s.io packages: \
-                         write {a}.{b} or later",
-                        k8s.version
-                    ),
-                });
-            }
-            Some(_) => {}
-        }
-        if spec.managers > 1 && k8s.control_plane_endpoint.is_none() {
-            // kubeadm writes the endpoint into every kubeconfig and kubelet:
-            // without a stable one all of them would reach manager 1 only.
-            return Err(SpecError::Field {
-                field: "kubernetes.control_plane_endpoint".into(),
-                message: format!(
-                    "{} control-plane nodes need a stable endpoint in front of them: a load \
-                     balancer or DNS name that reaches port 6443 on every control-plane node \
-                     (without one, every kubelet would depend on the first). Set it in the \
-                     template, or use --managers 1",
-                    spec.managers
-                ),
-            });
-        }
-        if !is_cidr(&k8s.pod_cidr) {
-            return Err(SpecError::Field {
-                field: "kubernetes.pod_cidr".into(),
-                message: format!(
-                    "{:?} is not an address range: write it like 10.244.0.0/16",
-                    k8s.pod_cidr
-                ),
-            });
-        }
-    }
+    orchestrator_settings(spec, &spec.kubernetes)?;
+    orchestrator_settings(spec, &spec.mesos)?;
     if spec.ssh_user.is_empty() {
         return Err(SpecError::Field {
             field: "node.ssh_user".into(),
@@ -619,16 +574,21 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
     Ok(warnings)
 }
 
-/// `a.b.c.d/n` or an IPv6 range with its prefix length.
-fn is_cidr(text: &str) -> bool {
-    let Some((addr, len)) = text.split_once('/') else {
-        return false;
+/// Checks an orchestrator's settings section, naming the field in full
+/// (`kubernetes.version`).
+fn orchestrator_settings<T: Settings>(
+    spec: &ClusterSpec,
+    section: &Option<T>,
+) -> Result<(), SpecError> {
+    let Some(settings) = section else {
+        return Ok(());
     };
-    match (addr.parse::<std::net::IpAddr>(), len.parse::<u8>()) {
-        (Ok(std::net::IpAddr::V4(_)), Ok(n)) => n <= 32,
-        (Ok(std::net::IpAddr::V6(_)), Ok(n)) => n <= 128,
-        _ => false,
-    }
+    settings
+        .validate(spec.managers)
+        .map_err(|SettingError { field, message }| SpecError::Field {
+            field: format!("{}.{field}", T::COE.as_str()),
+            message,
+        })
 }
 
 /// Durations written as text (`90s`, `5m`, `1h 30m`) in templates and state.
@@ -654,6 +614,7 @@ mod duration_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use provision_provider::{PortRule, Protocol};
 
     fn spec(managers: u32) -> ClusterSpec {
         ClusterSpec::example("web", managers, 2)

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::profile;
+use provision_ec2_settings::Ec2Settings;
+use provision_openstack_settings::OpenStackSettings;
 use provision_provider::Firewall;
-use provision_provider_ec2::Ec2Settings;
-use provision_provider_openstack::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
 use super::{

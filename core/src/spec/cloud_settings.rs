@@ -2,9 +2,9 @@
 //! its provider crate ([`CloudSettings`]): which one a spec has, and the
 //! command-line flags that set them, made from the sections' own flags.
 
+use provision_ec2_settings::Ec2Settings;
+use provision_openstack_settings::OpenStackSettings;
 use provision_provider::{CloudSettings, SettingFlag};
-use provision_provider_ec2::Ec2Settings;
-use provision_provider_openstack::OpenStackSettings;
 
 use super::{Cloud, ClusterSpec, SpecError};
 

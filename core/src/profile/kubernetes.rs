@@ -1,10 +1,10 @@
 //! Kubernetes with kubeadm (stacked etcd): its facts, and its `kubernetes:`
 //! settings section.
 
-use provision_provider::{PortRule, Protocol};
+use provision_provider::{is_cidr, PortRule, Protocol};
 use serde::{Deserialize, Serialize};
 
-use super::{any_growth, Coe, MinimumMachine, Profile, Settings};
+use super::{any_growth, Coe, MinimumMachine, Profile, SettingError, Settings};
 
 pub const PROFILE: Profile = Profile {
     name: "kubernetes",
@@ -141,6 +141,64 @@ impl KubernetesSettings {
 
 impl Settings for KubernetesSettings {
     const COE: Coe = Coe::Kubernetes;
+
+    fn validate(&self, managers: u32) -> Result<(), SettingError> {
+        match self.minor() {
+            None => {
+                return Err(SettingError {
+                    field: "version",
+                    message: format!(
+                        "{:?} is not a minor version: write it like 1.31",
+                        self.version
+                    ),
+                })
+            }
+            Some(minor) if minor < OLDEST_KUBERNETES => {
+                let (a, b) = OLDEST_KUBERNETES;
+                return Err(SettingError {
+                    field: "version",
+                    message: format!(
+                        "{} is older than {a}.{b}, the oldest release pkgs.k8s.io packages: \
+                         write {a}.{b} or later",
+                        self.version
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+        if managers > 1 && self.control_plane_endpoint.is_none() {
+            // kubeadm writes the endpoint into every kubeconfig and kubelet:
+            // without a stable one all of them would reach manager 1 only.
+            return Err(SettingError {
+                field: "control_plane_endpoint",
+                message: format!(
+                    "{managers} control-plane nodes need a stable endpoint in front of them: a \
+                     load balancer or DNS name that reaches port 6443 on every control-plane \
+                     node (without one, every kubelet would depend on the first). Set it in \
+                     the template, or use --managers 1"
+                ),
+            });
+        }
+        if !is_cidr(&self.pod_cidr) {
+            return Err(SettingError {
+                field: "pod_cidr",
+                message: format!(
+                    "{:?} is not an address range: write it like 10.244.0.0/16",
+                    self.pod_cidr
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn member_ports(&self) -> Vec<PortRule> {
+        // Calico's default encapsulation is IP-in-IP between nodes (IP
+        // protocol 4, no ports): without it pods on different nodes cannot talk.
+        match self.cni {
+            Cni::Calico => vec![PortRule::protocol(Protocol::Ipip)],
+            Cni::Flannel => Vec::new(),
+        }
+    }
 
     fn script_values(&self) -> serde_json::Value {
         let mut values = serde_json::to_value(self).expect("settings serialize");

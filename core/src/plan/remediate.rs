@@ -6,7 +6,7 @@
 use provision_provider::Role;
 
 use super::{Decisions, Inputs, NodeView};
-use crate::controller::health::{is_due, max_unhealthy, Condition};
+use crate::health::{is_due, max_unhealthy, Condition};
 use crate::spec::HealthPolicy;
 use crate::state::{Attempt, Reason};
 

@@ -60,6 +60,7 @@ impl fmt::Display for Coe {
     }
 }
 
+#[cfg(feature = "clap")]
 impl clap::ValueEnum for Coe {
     fn value_variants<'a>() -> &'a [Self] {
         &Coe::ALL
@@ -80,11 +81,32 @@ impl clap::ValueEnum for Coe {
 pub trait Settings: Clone + Default + Serialize {
     const COE: Coe;
 
+    /// Checks what needs no cloud or node: the error names the field
+    /// within the section (`version`). `managers` is the cluster's count.
+    fn validate(&self, _managers: u32) -> Result<(), SettingError> {
+        Ok(())
+    }
+
+    /// Ports (or protocols) the members need between them because of these
+    /// settings, beyond the profile's `member_ports`.
+    fn member_ports(&self) -> Vec<PortRule> {
+        Vec::new()
+    }
+
     /// What scripts see as `cluster.<section>`: the section's fields, and
     /// any value derived from them a script needs.
     fn script_values(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("settings serialize")
     }
+}
+
+/// A field of a settings section that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    /// The field within the section.
+    pub field: &'static str,
+    /// What is wrong and what to write instead.
+    pub message: String,
 }
 
 /// The section a cluster of `coe` has: the given one or its defaults when

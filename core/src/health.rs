@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use provision_provider::{Machine, MachineState};
 
-use super::plan::Probe;
-use crate::orchestrator::Member;
+use crate::plan::Probe;
+use crate::reported::Member;
 use crate::spec::{HealthPolicy, MaxUnhealthy};
 use crate::state::{NodeRecord, UnhealthyKind};
 
@@ -180,7 +180,7 @@ pub fn max_unhealthy(policy: &HealthPolicy, total: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::orchestrator::NodeProbe;
+    use crate::reported::NodeProbe;
     use provision_provider::Role;
 
     fn rec(joined: bool) -> NodeRecord {

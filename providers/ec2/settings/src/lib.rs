@@ -1,3 +1,7 @@
+//! The `ec2:` section of a cluster template, declared once: the spec and
+//! templates hold it, and its command-line flags are made from [`Ec2Settings`]'s
+//! `FLAGS`. Its own crate, so the pure core takes it without the AWS SDK.
+
 use provision_provider::{CloudSettings, SettingFlag};
 use serde::{Deserialize, Serialize};
 

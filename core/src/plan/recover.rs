@@ -17,7 +17,7 @@
 use provision_provider::Role;
 
 use super::{Action, Decisions, Inputs, NodeView};
-use crate::controller::health::Condition;
+use crate::health::Condition;
 use crate::state::Reason;
 
 /// Plans the recovery when it is due; true when it did (the pass is then

@@ -1,7 +1,16 @@
+//! The `openstack:` section of a cluster template, declared once: the spec
+//! and templates hold it, and its command-line flags are made from
+//! [`OpenStackSettings`]'s `FLAGS`. Its own crate, so the pure core takes it
+//! without the OpenStack client.
+
 use std::collections::BTreeMap;
 
 use provision_provider::{CloudSettings, SettingFlag};
 use serde::{Deserialize, Serialize};
+
+/// Prefix of the driver's own server metadata keys (`provision-cluster`…),
+/// which a template's `metadata` may not use.
+pub const METADATA_PREFIX: &str = "provision-";
 
 /// Which of a server's addresses the controller uses for SSH.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,10 +121,10 @@ impl CloudSettings for OpenStackSettings {
             );
         }
         for key in self.metadata.keys() {
-            if key.starts_with(crate::metadata::PREFIX) {
+            if key.starts_with(METADATA_PREFIX) {
                 return Err(format!(
                     "openstack.metadata.{key}: keys starting with {} are provision's own",
-                    crate::metadata::PREFIX
+                    METADATA_PREFIX
                 ));
             }
         }

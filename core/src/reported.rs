@@ -3,7 +3,36 @@
 //! Mesos report as-is. It reaches scripts run as root on managers only in a
 //! form checked here; anything else is refused before any script sees it.
 
-use super::{Member, NodeProbe};
+use provision_provider::Role;
+
+/// What a node says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeProbe {
+    /// The container engine is installed and answering.
+    pub engine_running: bool,
+    /// The node is a member of a cluster.
+    pub joined: bool,
+    /// The orchestrator's id for the node, when joined.
+    pub member_id: Option<String>,
+    /// The node can manage the cluster (a manager with quorum).
+    pub control: bool,
+    /// The node runs with a view of the cluster's managers that is out of
+    /// date (Mesos: another master count or ZooKeeper list than the
+    /// ensemble's now): the orchestrator's `reconfigure` brings it up to date.
+    pub config_stale: bool,
+}
+
+/// A node as the orchestrator's membership lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub hostname: String,
+    pub role: Role,
+    /// The orchestrator considers it up (Swarm Ready, Kubernetes Ready).
+    pub ready: bool,
+    /// The orchestrator's own words for its state, for display.
+    pub status: String,
+}
 
 /// The longest hostname DNS allows (RFC 1123 §2.1, RFC 1035 §2.3.4).
 const MAX_HOSTNAME: usize = 253;
