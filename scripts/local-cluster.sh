@@ -15,15 +15,13 @@ become_root "$@"
 started=$(date +%s)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/provision-target}"
 
-# protoc first: the build needs it, and two apt-get runs at once would collide.
-# shellcheck source=scripts/lib/build-tools.sh
-. scripts/lib/build-tools.sh
-ensure_build_tools
 setup_log=/var/log/provision-host-setup.log
 echo "preparing the host in the background (log: $setup_log) while provision builds"
 scripts/host-setup.sh >"$setup_log" 2>&1 &
 setup=$!
-if ! binary=$(scripts/build.sh); then
+# The local cloud alone: the other clouds' SDKs are most of a fresh build
+# (scripts/build.sh without --local-only builds them too).
+if ! binary=$(scripts/build.sh --local-only); then
   kill "$setup" 2>/dev/null || true
   exit 1
 fi

@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use provision_provider::Provider;
+#[cfg(feature = "ec2")]
 use provision_provider_ec2::{Ec2Options, Ec2Provider};
 use provision_provider_local::{LocalOptions, LocalProvider};
+#[cfg(feature = "openstack")]
 use provision_provider_openstack::{OpenStackOptions, OpenStackProvider};
 
 use crate::bootstrap::client_files::{copy_cluster_files, write_client_files};
@@ -21,9 +23,11 @@ use crate::controller::{
 use crate::orchestrator;
 use crate::progress::{LogReporter, Reporter};
 use crate::spec::{Cloud, ClusterSpec};
+#[cfg(feature = "etcd")]
+use crate::state::EtcdStore;
 use crate::state::{
-    ClusterLock, ClusterRecord, EtcdStore, LockError, NodeRecord, SqliteStore, StateLocation,
-    StatePaths, Store,
+    ClusterLock, ClusterRecord, LockError, NodeRecord, SqliteStore, StateLocation, StatePaths,
+    Store,
 };
 
 pub struct Session {
@@ -31,6 +35,7 @@ pub struct Session {
     pub store: Arc<dyn Store>,
     /// The etcd store behind `store` when the state is shared: its locks
     /// are leases, and daemons divide the clusters through it.
+    #[cfg(feature = "etcd")]
     pub etcd: Option<Arc<EtcdStore>>,
     /// Script templates, loaded once for every controller of the session.
     pub scripts: Arc<Scripts>,
@@ -54,12 +59,16 @@ impl Session {
                 Ok(Session {
                     paths,
                     store: Arc::new(store),
+                    #[cfg(feature = "etcd")]
                     etcd: None,
                     scripts,
                     gone: Arc::default(),
                     stop: Arc::default(),
                 })
             }
+            #[cfg(not(feature = "etcd"))]
+            StateLocation::Etcd(_) => Err(not_built_in("the etcd state store", "etcd")),
+            #[cfg(feature = "etcd")]
             StateLocation::Etcd(target) => {
                 let paths = StatePaths::for_location(location)
                     .context("finding the local directory for the etcd state's files")?;
@@ -97,19 +106,22 @@ impl Session {
 
     /// Takes the cluster's lock or says who holds it; never waits.
     pub fn lock(&self, name: &str) -> Result<ClusterLock, LockError> {
-        match &self.etcd {
-            Some(etcd) => ClusterLock::acquire_etcd(etcd, name),
-            None => ClusterLock::acquire(name, &self.paths.lock(name)),
+        #[cfg(feature = "etcd")]
+        if let Some(etcd) = &self.etcd {
+            return ClusterLock::acquire_etcd(etcd, name);
         }
+        ClusterLock::acquire(name, &self.paths.lock(name))
     }
 
     /// Resolves once this process's lock on `name` is lost (an etcd lease
     /// not renewed in time); never for a file lock, which cannot be.
     pub async fn lock_lost(&self, name: &str) {
-        match &self.etcd {
-            Some(etcd) => etcd.lock_lost(name).await,
-            None => std::future::pending().await,
+        #[cfg(feature = "etcd")]
+        if let Some(etcd) = &self.etcd {
+            return etcd.lock_lost(name).await;
         }
+        let _ = name;
+        std::future::pending().await
     }
 
     /// Takes the cluster's lock for a command that changes it; a dry run
@@ -249,6 +261,17 @@ pub fn refuse_if_destroying(record: &ClusterRecord) -> Result<()> {
     Ok(())
 }
 
+/// The error for a part this binary was built without (a Cargo feature
+/// left out: `scripts/local-cluster.sh` builds the local cloud alone).
+#[cfg(not(all(feature = "ec2", feature = "openstack", feature = "etcd")))]
+fn not_built_in(part: &str, feature: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "this provision binary was built without {part} (Cargo feature `{feature}`; \
+         scripts/local-cluster.sh builds the local cloud alone, to be quick): build the whole \
+         binary with scripts/build.sh, then run the command again"
+    )
+}
+
 /// Connects to the spec's cloud; fails before anything is created when the
 /// cloud cannot be used.
 pub async fn connect_provider(
@@ -271,6 +294,9 @@ pub async fn connect_provider(
                 .context("connecting to the local cloud")?;
             Ok(Arc::new(provider))
         }
+        #[cfg(not(feature = "ec2"))]
+        Cloud::Ec2 => Err(not_built_in("the ec2 cloud", "ec2")),
+        #[cfg(feature = "ec2")]
         Cloud::Ec2 => {
             let options = Ec2Options {
                 settings: spec.ec2.clone().unwrap_or_default(),
@@ -282,6 +308,9 @@ pub async fn connect_provider(
                 .context("connecting to the ec2 cloud")?;
             Ok(Arc::new(provider))
         }
+        #[cfg(not(feature = "openstack"))]
+        Cloud::OpenStack => Err(not_built_in("the openstack cloud", "openstack")),
+        #[cfg(feature = "openstack")]
         Cloud::OpenStack => {
             let options = OpenStackOptions {
                 settings: spec.openstack.clone().unwrap_or_default(),

@@ -6,6 +6,8 @@
 //! through a manager is [`crate::backup`]'s.
 
 mod entries;
+#[cfg(feature = "ec2")]
+mod s3;
 pub mod seal;
 mod store;
 
@@ -14,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::spec::RestoreRequest;
 
 pub use entries::entries;
-pub use store::{BackupError, BackupStore, DirStore, Location, S3Store};
+#[cfg(feature = "ec2")]
+pub use s3::S3Store;
+pub use store::{BackupError, BackupStore, DirStore, Location};
 
 /// What a backup is, written beside its archive as `….json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,7 +72,13 @@ impl Manifest {
 pub async fn open(location: &Location) -> Result<Box<dyn BackupStore>, BackupError> {
     match location {
         Location::Dir(dir) => Ok(Box::new(DirStore { dir: dir.clone() })),
+        #[cfg(feature = "ec2")]
         Location::S3 { bucket, prefix } => Ok(Box::new(S3Store::connect(bucket, prefix).await?)),
+        #[cfg(not(feature = "ec2"))]
+        Location::S3 { .. } => Err(BackupError::NotBuiltIn {
+            location: location.to_string(),
+            feature: "ec2",
+        }),
     }
 }
 

@@ -38,8 +38,10 @@ pub use metrics::Metrics;
 
 use crate::bootstrap::ssh_slots;
 use crate::session::Session;
-use crate::state::etcd::{Claims, Wake};
+#[cfg(feature = "etcd")]
+use crate::state::etcd::Claims;
 use crate::state::OffWorkers;
+use crate::state::Wake;
 use provision_provider::CallLimit;
 use runner::{reconcile_cluster, Outcome, PassEnd};
 use schedule::Schedule;
@@ -62,6 +64,10 @@ pub struct DaemonOptions {
     /// Cloud operations in flight at once, all clusters together.
     pub cloud_operations: usize,
     /// With etcd state: how long this daemon's claims outlive it.
+    #[cfg_attr(
+        not(feature = "etcd"),
+        expect(dead_code, reason = "only etcd state has claims")
+    )]
     pub lease_ttl: Duration,
     /// On SIGTERM, how long passes may take to stop at their next step.
     pub drain: Duration,
@@ -74,6 +80,7 @@ struct Shared {
     providers: providers::Providers,
     /// The daemon's share of the clusters when several share etcd; `None`
     /// (SQLite) is every cluster.
+    #[cfg(feature = "etcd")]
     claims: Option<Claims>,
     backups: backups::Backups,
 }
@@ -103,10 +110,12 @@ pub async fn run(mut session: Session, options: DaemonOptions) -> Result<()> {
         "daemon started"
     );
     let calls = CallLimit::new(options.cloud_operations);
+    #[cfg(feature = "etcd")]
     let claims = session
         .etcd
         .as_ref()
         .map(|etcd| Claims::new(etcd, options.lease_ttl));
+    #[cfg(feature = "etcd")]
     if let Some(c) = &claims {
         info!(daemon = c.id(), lease_ttl = ?options.lease_ttl, "sharing the clusters with any other daemon on this etcd");
     }
@@ -114,9 +123,11 @@ pub async fn run(mut session: Session, options: DaemonOptions) -> Result<()> {
         session,
         metrics,
         providers: providers::Providers::new(calls.clone()),
+        #[cfg(feature = "etcd")]
         claims,
         backups: backups::Backups::default(),
     });
+    #[cfg(feature = "etcd")]
     let resign = shared.clone();
     let stop = shared.session.stop.clone();
     let run = async {
@@ -152,6 +163,7 @@ pub async fn run(mut session: Session, options: DaemonOptions) -> Result<()> {
         }
     };
     // The other daemons take this one's clusters at once, not after the TTL.
+    #[cfg(feature = "etcd")]
     if let Some(claims) = &resign.claims {
         claims.resign().await;
     }
@@ -303,10 +315,13 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
     let mut round_no: u64 = 1;
     let mut next_round = Instant::now() + options.interval;
     // Cluster records and claims that change in etcd wake the loop.
+    #[cfg(feature = "etcd")]
     let mut wakes = match &shared.claims {
         Some(claims) => claims.watch(),
-        None => tokio::sync::mpsc::unbounded_channel().1,
+        None => tokio::sync::mpsc::unbounded_channel::<Wake>().1,
     };
+    #[cfg(not(feature = "etcd"))]
+    let mut wakes = tokio::sync::mpsc::unbounded_channel::<Wake>().1;
     loop {
         if shared.session.stop.asked() {
             // No pass starts; the running ones stop at their next step.
@@ -397,10 +412,13 @@ async fn run_schedule(shared: Arc<Shared>, options: &DaemonOptions, calls: &Call
 /// them, or with etcd its claimed share.
 async fn list_owned(shared: &Shared) -> Result<(Vec<String>, Vec<String>)> {
     let all = shared.session.store.cluster_names()?;
+    #[cfg(feature = "etcd")]
     let owned = match &shared.claims {
         Some(claims) => claims.claim(&all).await?,
         None => all.clone(),
     };
+    #[cfg(not(feature = "etcd"))]
+    let owned = all.clone();
     Ok((all, owned))
 }
 

@@ -82,6 +82,16 @@ pub(super) async fn reconcile_cluster(shared: &Shared, name: &str) -> PassEnd {
     }
 }
 
+/// Whether the state is in etcd and nobody holds `name`'s lock there.
+fn unlocked_in_etcd(session: &crate::session::Session, name: &str) -> bool {
+    #[cfg(feature = "etcd")]
+    if let Some(etcd) = &session.etcd {
+        return matches!(off_worker(|| etcd.lock_held(name)), Ok(false));
+    }
+    let _ = (session, name);
+    false
+}
+
 /// A pass that finds the cluster settled without taking its lock
 /// ([`crate::controller::Controller::settled`]), with state in etcd: a
 /// converged pass writes nothing, not even the lock's key. Anything else (something to
@@ -92,10 +102,7 @@ async fn passes_settled(shared: &Shared, name: &str) -> bool {
     // Only where taking the lock is a write (etcd), and only while nobody
     // holds it: a person's command in the middle of a change is waited for
     // as before (the pass under the lock finds it busy).
-    let Some(etcd) = &session.etcd else {
-        return false;
-    };
-    if !matches!(off_worker(|| etcd.lock_held(name)), Ok(false)) {
+    if !unlocked_in_etcd(session, name) {
         return false;
     }
     let record = match off_worker(|| session.store.cluster(name)) {

@@ -21,8 +21,11 @@ pub struct ClusterLock {
 }
 
 enum Held {
-    File { _file: File },
+    File {
+        _file: File,
+    },
     // Boxed: the etcd client it carries is large.
+    #[cfg(feature = "etcd")]
     Etcd(Box<super::etcd::EtcdLock>),
 }
 
@@ -125,6 +128,7 @@ impl ClusterLock {
     }
 
     /// Takes the cluster's lock in etcd or says who holds it; never waits.
+    #[cfg(feature = "etcd")]
     pub fn acquire_etcd(store: &super::EtcdStore, cluster: &str) -> Result<ClusterLock, LockError> {
         super::etcd::EtcdLock::acquire(store, cluster).map(|l| ClusterLock {
             held: Held::Etcd(Box::new(l)),
@@ -137,6 +141,7 @@ impl ClusterLock {
     pub async fn lost(&self) {
         match &self.held {
             Held::File { .. } => std::future::pending().await,
+            #[cfg(feature = "etcd")]
             Held::Etcd(l) => l.lost().await,
         }
     }
@@ -146,6 +151,7 @@ impl std::fmt::Debug for ClusterLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.held {
             Held::File { .. } => "ClusterLock(file)",
+            #[cfg(feature = "etcd")]
             Held::Etcd(_) => "ClusterLock(etcd)",
         })
     }

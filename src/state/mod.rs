@@ -7,6 +7,7 @@
 //! cluster at once: a `flock` beside the SQLite file, a key held by a lease
 //! in etcd.
 
+#[cfg(feature = "etcd")]
 pub mod etcd;
 mod export;
 pub mod location;
@@ -16,6 +17,7 @@ mod paths;
 pub use paths::{create_private_dir, write_private_file, write_private_file_with};
 mod sqlite;
 
+#[cfg(feature = "etcd")]
 pub use etcd::EtcdStore;
 pub use export::{export_cluster, ClusterExport, ExportError};
 pub use location::{EtcdTarget, EtcdTls, StateLocation};
@@ -27,6 +29,16 @@ pub use provision_core::state::{
     Attempt, ClusterRecord, Event, Health, NodePhase, NodeRecord, Reason, Resource, UnhealthyKind,
 };
 pub use sqlite::SqliteStore;
+
+/// What a watch of shared state tells the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    /// A cluster's record was written (created, scaled): reconcile it now
+    /// if it is ours, else look at the clusters again.
+    Changed(String),
+    /// A cluster or an owner went away: look at the clusters again.
+    Relist,
+}
 
 /// An error of the state store, with the file it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +53,7 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[cfg(feature = "etcd")]
     #[error("state store {location}: {call}: {source} (is etcd running and reachable? `etcdctl endpoint health` tells)")]
     Etcd {
         location: String,

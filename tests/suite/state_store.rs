@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use crate::common::etcd::Etcd;
 use provision::spec::{Cloud, ClusterTemplate};
-use provision::state::etcd::{Claims, Wake};
+use provision::state::etcd::Claims;
 use provision::state::location::EtcdOptions;
+use provision::state::Wake;
 use provision::state::{
     export_cluster, ClusterExport, ClusterLock, ClusterRecord, EtcdStore, LockError, NodeRecord,
     SqliteStore, StateLocation, Store,

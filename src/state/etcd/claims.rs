@@ -27,16 +27,7 @@ use super::keys::Keys;
 use super::lock::{keep_alive, lease_margin};
 use super::{put_if_absent, EtcdStore, Pool};
 use crate::state::lock::hostname;
-
-/// What a watch tells the daemon.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Wake {
-    /// A cluster's record was written (created, scaled): reconcile it now
-    /// if it is ours, else look at the clusters again.
-    Changed(String),
-    /// A cluster or an owner went away: look at the clusters again.
-    Relist,
-}
+use crate::state::Wake;
 
 /// etcd could not be asked: the daemon owns nothing until it can.
 #[derive(Debug, thiserror::Error)]

@@ -32,7 +32,7 @@ use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOpti
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use claims::{Claims, ClaimsLost, Wake};
+pub use claims::{Claims, ClaimsLost};
 pub use lock::{EtcdLock, LOCK_TTL};
 
 use super::sqlite::EVENTS_KEPT;
