@@ -18,7 +18,6 @@ command -v shellcheck >/dev/null || packages+=(shellcheck)
 dpkg -s busybox-static >/dev/null 2>&1 || packages+=(busybox-static)
 # The Kubernetes stand-in's API server speaks TLS through socat.
 command -v socat >/dev/null || packages+=(socat)
-command -v protoc >/dev/null || packages+=(protobuf-compiler)
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "installing: ${packages[*]}"
   apt-get update -qq

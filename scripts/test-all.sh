@@ -66,6 +66,12 @@ scripts/lib/run-tests-side-by-side.sh "${PROVISION_TEST_LANES:-2}" "$log" || sta
 echo "Fault matrix (fault → what happened → nodes replaced → left over):"
 scripts/fault-matrix.sh || status=1
 echo "tests finished after ${SECONDS}s"
+# README's first command builds the local cloud alone (no default features):
+# it must build and lint clean too. Last, as its binary takes the tests'
+# place in target/debug; its dependencies are the tests' own.
+echo "the local-only build (scripts/build.sh --local-only), linted:"
+# (pipefail: a failed build fails the pipeline)
+cargo build --bin provision --no-default-features 2>&1 | tail -n 20 || status=1
 # One closing line for the whole run (cargo ends on the last crate's own count).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"

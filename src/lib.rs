@@ -5,10 +5,9 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`profile`] | each orchestrator's facts as data: ports, minimum machine, what it recovers and backs up |
-//! | [`spec`] | cluster templates + flags → a validated spec (desired state) |
-//! | [`state`] | the store (SQLite, or etcd shared by a team and several daemons), per-cluster locks, file locations |
-//! | [`controller`] | observe → plan → act, the one reconcile path |
+//! | [`profile`], [`spec`] | the pure core's (crate `provision-core`, `core/`): each orchestrator's facts as data; cluster templates + flags → a validated spec (desired state) |
+//! | [`state`] | the store (SQLite, or etcd shared by a team and several daemons), per-cluster locks, file locations; the records are the core's |
+//! | [`controller`] | observe → plan → act, the one reconcile path; the plan, health and quorum rules are the core's |
 //! | [`bootstrap`] | SSH, script templates, running scripts on nodes |
 //! | [`orchestrator`] | Swarm, Kubernetes (kubeadm) and Mesos behind one trait |
 //! | `providers/*` | one crate per cloud behind `provision_provider::Provider` |
@@ -17,6 +16,10 @@
 //! | `backup` | backups of a cluster's orchestrator state, taken through a manager |
 //! | `daemon` | reconcile every cluster on its own timer, metrics |
 //! | [`cli`] | the command line |
+//!
+//! Cargo features (all on by default): `ec2` (the ec2 cloud and S3 backup
+//! locations), `openstack`, `etcd` (shared state). Without one, the part is
+//! refused by name when asked for.
 
 // What the binary, the tests, the benches and the examples use.
 pub mod bootstrap;
