@@ -72,6 +72,16 @@ echo "tests finished after ${SECONDS}s"
 echo "the local-only build (scripts/build.sh --local-only), linted:"
 # (pipefail: a failed build fails the pipeline)
 cargo build --bin provision --no-default-features 2>&1 | tail -n 20 || status=1
+# What it was built without, it refuses by name, saying what to build.
+local_only="$CARGO_TARGET_DIR/debug/provision"
+for refused in "swarm --name x --cloud ec2 --dry-run" "swarm --name x --cloud openstack --dry-run" \
+  "--state etcd://127.0.0.1:2379/x list"; do
+  # shellcheck disable=SC2086 # the words of the command line
+  if out=$("$local_only" $refused 2>&1) || ! grep -q "built without .*scripts/build.sh" <<<"$out"; then
+    echo "provision $refused (the local-only build): not refused by name: $out" >&2
+    status=1
+  fi
+done
 # One closing line for the whole run (cargo ends on the last crate's own count).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"

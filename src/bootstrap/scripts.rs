@@ -14,7 +14,6 @@ use minijinja::value::Value;
 use minijinja::{Environment, UndefinedBehavior};
 use provision_provider::Addresses;
 
-use crate::profile::Settings;
 use crate::state::{ClusterRecord, NodeRecord};
 
 /// Names and sources of the built-in script templates: every
@@ -55,14 +54,14 @@ pub fn script_context(
     BTreeMap::from([
         (
             "cluster".to_string(),
-            Value::from_serialize(serde_json::json!({
-                "name": cluster.spec.name,
-                "id": cluster.id,
-                "coe": cluster.spec.coe.as_str(),
-                "managers": cluster.spec.managers,
-                "kubernetes": cluster.spec.kubernetes.as_ref().map(Settings::script_values),
-                "mesos": cluster.spec.mesos.as_ref().map(Settings::script_values),
-            })),
+            Value::from_serialize({
+                let mut values = cluster.spec.settings_for_scripts();
+                values.insert("name".into(), cluster.spec.name.clone().into());
+                values.insert("id".into(), cluster.id.clone().into());
+                values.insert("coe".into(), cluster.spec.coe.as_str().into());
+                values.insert("managers".into(), cluster.spec.managers.into());
+                values
+            }),
         ),
         (
             "node".to_string(),

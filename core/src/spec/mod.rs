@@ -363,6 +363,23 @@ impl ClusterSpec {
         firewall
     }
 
+    /// What scripts see of the orchestrators' settings sections, each under
+    /// its section's name (`cluster.kubernetes.version`): the cluster's own,
+    /// and null for the others.
+    pub fn settings_for_scripts(&self) -> serde_json::Map<String, serde_json::Value> {
+        fn entry<T: Settings>(
+            values: &mut serde_json::Map<String, serde_json::Value>,
+            section: &Option<T>,
+        ) {
+            let value = section.as_ref().map(Settings::script_values);
+            values.insert(T::COE.as_str().into(), value.unwrap_or_default());
+        }
+        let mut values = serde_json::Map::new();
+        entry(&mut values, &self.kubernetes);
+        entry(&mut values, &self.mesos);
+        values
+    }
+
     /// The smallest machine the orchestrator's nodes run on (every node
     /// of a cluster gets the same flavor, so it is the control plane's).
     pub fn minimum_machine(&self) -> Option<provision_provider::MinimumSize> {
