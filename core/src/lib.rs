@@ -1,7 +1,9 @@
 //! provision's pure core: what a cluster should be and what to do about
-//! what it is. No module here does I/O or reads the clock (the time is an
-//! argument), and the crate has no I/O dependency, so each rule is a unit
-//! test and `cargo test -p provision-core` rebuilds in seconds.
+//! what it is. Nothing here reads the clock (the time is an argument) or
+//! talks to a cloud, a node or a store, and the crate has no I/O
+//! dependency, so each rule is a unit test and `cargo test -p
+//! provision-core` rebuilds in seconds. Its one read is of a template file
+//! the user names (`ClusterTemplate::load`).
 //!
 //! | module | job |
 //! |---|---|
