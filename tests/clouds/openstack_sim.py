@@ -74,6 +74,10 @@ PORTS = {"compute": 8774, "network": 9696, "image": 9292}
 CONTROL_PORT = 8700
 REGION = "RegionOne"
 NODE_IMAGE = os.environ.get("PROVISION_NODE_IMAGE", "provision/node:bookworm")
+# The availability zones Nova offers here (`GET /os-availability-zone`). A
+# server asked for in another is refused as nova/compute/api.py refuses it:
+# InvalidRequest "The requested availability zone is not available" (400).
+ZONES = os.environ.get("PROVISION_OPENSTACK_ZONES", "nova,az-1,az-2,az-3").split(",")
 LABEL = "provision-test-cloud=openstack"
 PRIVATE = {"name": "private", "docker": "provision-os-private", "cidr": "10.78.1.0/24"}
 PUBLIC = {"name": "public", "docker": "provision-os-public", "cidr": "198.51.100.128/25"}
@@ -631,6 +635,9 @@ def compute(cloud, method, path, query, body, headers, project):
             if not f:
                 raise nova_error(404, "itemNotFound", f"Flavor {parts[1]} could not be found.")
             return 200, {"flavor": c.flavor_view(f, mv)}
+        if parts == ["os-availability-zone"] and method == "GET":
+            return 200, {"availabilityZoneInfo": [
+                {"zoneName": z, "zoneState": {"available": True}, "hosts": None} for z in ZONES]}
         if parts == ["os-keypairs"]:
             if method == "GET":
                 listed = paginate(list(c.keypairs.values()), query, key="name")
@@ -742,6 +749,8 @@ def create_server(c, body, project, mv):
     image_id = s.get("imageRef")
     if image_id not in c.images:
         raise nova_error(400, "badRequest", f"Image {image_id} could not be found.")
+    if s.get("availability_zone") and s["availability_zone"] not in ZONES:
+        raise nova_error(400, "badRequest", "The requested availability zone is not available")
     if s.get("key_name") and s["key_name"] not in c.keypairs:
         raise nova_error(400, "badRequest", f"Invalid key_name provided.")
     used = c.used()

@@ -365,6 +365,15 @@ fn bad_openstack_input_fails_before_any_server_is_created() {
         e.contains("openstack.network: no network nowhere") && e.contains("private"),
         "{e}"
     );
+    // A zone the cloud does not offer: Nova would refuse it only at the
+    // server's create, after the keypair and groups exist.
+    let zone = c.dir().join("zone.yaml");
+    std::fs::write(&zone, "coe: swarm\nopenstack:\n  availability_zone: az-9\n").unwrap();
+    let e = attempt("provision-test", &["--template", zone.to_str().unwrap()]);
+    assert!(
+        e.contains("openstack.availability_zone: no available zone az-9") && e.contains("az-2"),
+        "{e}"
+    );
     let e = attempt("no-such-cloud", &[]);
     assert!(
         e.contains("cloud no-such-cloud is not in") && e.contains("provision-test"),

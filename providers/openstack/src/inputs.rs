@@ -21,6 +21,19 @@ struct FlavorView {
     ram: u64,
 }
 
+/// A zone as `GET /os-availability-zone` lists it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ZoneView {
+    zone_name: String,
+    zone_state: ZoneState,
+}
+
+#[derive(Debug, Deserialize)]
+struct ZoneState {
+    available: bool,
+}
+
 /// Flavor when none is given (most clouds have it: 1 vCPU, 2 GiB).
 pub const DEFAULT_FLAVOR: &str = "m1.small";
 /// Image when none is given; its login user is `debian`.
@@ -45,6 +58,7 @@ impl OpenStackProvider {
         if let Some(inputs) = self.inputs.lock().expect("not poisoned").clone() {
             return Ok(inputs);
         }
+        self.check_zone().await?;
         let (flavor_id, flavor) = self.flavor().await?;
         let resolved = Inputs {
             flavor_id,
@@ -83,6 +97,40 @@ impl OpenStackProvider {
                 Err(not_found("flavor", "flavor", wanted, &names))
             }
         }
+    }
+
+    /// The template's `openstack.availability_zone`, when set, is one the
+    /// cloud offers now (`GET /os-availability-zone`): Nova would refuse a
+    /// server in another only at its create, after the keypair and groups
+    /// exist ("The requested availability zone is not available").
+    async fn check_zone(&self) -> Result<(), ProviderError> {
+        let Some(wanted) = &self.options.settings.availability_zone else {
+            return Ok(());
+        };
+        let answer = self
+            .api
+            .compute(
+                "ListAvailabilityZones",
+                Method::GET,
+                &["os-availability-zone"],
+                Request::default(),
+            )
+            .await?;
+        let zones: Vec<ZoneView> = parse(&answer, "availabilityZoneInfo")?;
+        let available: Vec<String> = zones
+            .into_iter()
+            .filter(|z| z.zone_state.available)
+            .map(|z| z.zone_name)
+            .collect();
+        if available.contains(wanted) {
+            return Ok(());
+        }
+        Err(not_found(
+            "openstack.availability_zone",
+            "available zone",
+            wanted,
+            &available,
+        ))
     }
 
     async fn image_id(&self) -> Result<String, ProviderError> {
