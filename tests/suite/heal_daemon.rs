@@ -105,6 +105,13 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
             Duration::from_secs(60),
             || !containers(&c.name).contains(old),
         );
+        // The record is forgotten after the delete returns, in the same
+        // pass: the container can be gone a moment before it is.
+        wait_until(
+            "the old node's record to be forgotten",
+            Duration::from_secs(60),
+            || c.status_nodes().len() == 3,
+        );
         let nodes = c.status_nodes();
         assert_eq!(nodes.len(), 3, "{nodes:?}");
         assert!(
