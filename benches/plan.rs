@@ -33,6 +33,7 @@ fn converged(managers: u32, workers: u32) -> (Vec<NodeRecord>, Observed) {
                 role,
                 state: MachineState::Running,
                 addresses: Some(provision_provider::Addresses::private_only("10.0.0.1")),
+                zone: None,
             });
             observed.probes.insert(
                 name.clone(),

@@ -197,6 +197,7 @@ mod tests {
             role: Role::Worker,
             state,
             addresses: Some(provision_provider::Addresses::private_only("10.0.0.3")),
+            zone: None,
         }
     }
 

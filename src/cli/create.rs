@@ -208,16 +208,13 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "Cluster {name} is ready: {} on {} ({} manager{}, {} worker{}) in {:.0?}.\n",
+        "Cluster {name} is ready: {} on {} ({}) in {:.0?}.\n",
         record.spec.coe,
         record.spec.cloud,
-        record.spec.managers,
-        plural(record.spec.managers),
-        record.spec.workers,
-        plural(record.spec.workers),
+        super::scale::counts(&record.spec),
         started.elapsed()
     );
-    println!("{}\n", node_table(&nodes));
+    println!("{}\n", node_table(&record.spec, &nodes));
     let state_flag = global
         .state
         .as_ref()
@@ -332,14 +329,6 @@ fn unchangeable(existing: &ClusterSpec, wanted: &ClusterSpec, args: &CreateArgs)
         .or_else(|| differs("flavor", &args.flavor, existing.flavor.as_deref()))
         .or_else(|| existing.changed_by_cloud_flags(&given_cloud_flags(args)))
         .filter(|_| existing.cloud == wanted.cloud)
-}
-
-fn plural(n: u32) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
 }
 
 fn new_cluster_id() -> String {

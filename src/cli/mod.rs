@@ -153,8 +153,12 @@ pub enum Command {
         name: String,
         #[arg(long)]
         managers: Option<u32>,
+        /// Workers of the default pool, or of `--pool`.
         #[arg(long)]
         workers: Option<u32>,
+        /// The worker pool `--workers` counts (the template's `pools:`).
+        #[arg(long, conflicts_with = "managers", requires = "workers")]
+        pool: Option<String>,
         /// Allow a change that could lose manager quorum, or counts above
         /// the maximums (9 managers, 500 workers).
         #[arg(long)]
@@ -385,6 +389,9 @@ pub enum NodesCommand {
         role: provision_provider::Role,
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// The worker pool to add to (the template's `pools:`).
+        #[arg(long)]
+        pool: Option<String>,
         /// Allow counts above the maximums (9 managers, 500 workers).
         #[arg(long)]
         force: bool,
@@ -480,11 +487,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             managers,
             workers,
+            pool,
             force,
             dry_run,
             no_wait,
         } => {
-            let change = scale::Change::Counts { managers, workers };
+            let change = scale::Change::Counts {
+                managers,
+                workers,
+                pool,
+            };
             let flags = scale::Flags {
                 force,
                 dry_run,
@@ -496,10 +508,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             role,
             count,
+            pool,
             force,
             dry_run,
         }) => {
-            let change = scale::Change::Add { role, count };
+            let change = scale::Change::Add { role, count, pool };
             let flags = scale::Flags {
                 force,
                 dry_run,

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::spec::ClusterSpec;
 use crate::state::{ClusterRecord, NodeRecord};
 
 /// `status --output json`: one object.
@@ -14,7 +15,10 @@ pub struct ClusterStatus {
     pub cloud: String,
     pub phase: String,
     pub managers: u32,
+    /// Workers of every pool together.
     pub workers: u32,
+    /// Each group: the managers, the default workers, each pool.
+    pub pools: Vec<PoolStatus>,
     pub nodes: Vec<NodeStatus>,
     /// Cloud resources made for the cluster besides its machines.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -23,10 +27,29 @@ pub struct ClusterStatus {
     pub events: Option<Vec<crate::state::Event>>,
 }
 
+/// One group of nodes: how many are wanted, there, and ready.
+#[derive(Debug, Serialize)]
+pub struct PoolStatus {
+    /// `managers`, `workers`, or the pool's name.
+    pub name: String,
+    pub role: String,
+    pub wanted: u32,
+    /// Its nodes not leaving.
+    pub nodes: usize,
+    /// Of those, the healthy members.
+    pub ready: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct NodeStatus {
     pub name: String,
     pub role: String,
+    /// Its group: `managers`, `workers`, or its pool.
+    pub pool: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
     pub phase: String,
     pub health: String,
     /// On the node's interface: what the cluster uses.
@@ -49,12 +72,15 @@ impl ClusterStatus {
             cloud: record.spec.cloud.to_string(),
             phase: record.phase.clone(),
             managers: record.spec.managers,
-            workers: record.spec.workers,
-            nodes: nodes
-                .iter()
+            workers: record.spec.count(provision_provider::Role::Worker),
+            pools: pools(&record.spec, nodes),
+            nodes: in_group_order(&record.spec, nodes)
+                .into_iter()
                 .map(|n| NodeStatus {
                     name: n.name.clone(),
                     role: n.role.to_string(),
+                    pool: n.group_label().to_string(),
+                    zone: n.zone.clone(),
                     phase: display_phase(n),
                     health: n.health.as_str().to_string(),
                     private_address: n.addresses.as_ref().map(|a| a.private.clone()),
@@ -94,12 +120,84 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-pub fn node_table(nodes: &[NodeRecord]) -> String {
-    let rows: Vec<Vec<String>> = nodes
+/// Each group of the spec with its nodes counted, then any pool the spec
+/// no longer has whose nodes are still leaving.
+pub fn pools(spec: &ClusterSpec, nodes: &[NodeRecord]) -> Vec<PoolStatus> {
+    let mut out: Vec<PoolStatus> = spec
+        .groups()
         .iter()
+        .map(|g| PoolStatus {
+            name: g.label().to_string(),
+            role: g.role.to_string(),
+            wanted: g.count,
+            nodes: 0,
+            ready: 0,
+            zones: g.zones.to_vec(),
+        })
+        .collect();
+    for n in nodes {
+        let at = match out.iter().position(|p| p.name == n.group_label()) {
+            Some(at) => at,
+            None => {
+                out.push(PoolStatus {
+                    name: n.group_label().to_string(),
+                    role: n.role.to_string(),
+                    wanted: 0,
+                    nodes: 0,
+                    ready: 0,
+                    zones: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        if !n.retiring {
+            out[at].nodes += 1;
+            if n.phase == crate::state::NodePhase::Ready
+                && n.health == crate::state::Health::Healthy
+            {
+                out[at].ready += 1;
+            }
+        }
+    }
+    out
+}
+
+/// `managers 3/3 ready, workers 2/2 ready, gpu 1/2 ready`: the groups that
+/// are wanted or still have nodes.
+pub fn pools_line(pools: &[PoolStatus]) -> String {
+    pools
+        .iter()
+        .filter(|p| p.wanted > 0 || p.nodes > 0)
+        .map(|p| format!("{} {}/{} ready", p.name, p.ready, p.wanted))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The nodes grouped as the spec lists its groups (managers, default
+/// workers, pools), by index within each.
+fn in_group_order<'a>(spec: &ClusterSpec, nodes: &'a [NodeRecord]) -> Vec<&'a NodeRecord> {
+    let groups = spec.groups();
+    let rank = |n: &NodeRecord| {
+        groups
+            .iter()
+            .position(|g| g.holds(n.role, n.pool.as_deref()))
+            .unwrap_or(groups.len())
+    };
+    let mut sorted: Vec<&NodeRecord> = nodes.iter().collect();
+    sorted.sort_by(|a, b| (rank(a), &a.pool, a.index).cmp(&(rank(b), &b.pool, b.index)));
+    sorted
+}
+
+pub fn node_table(spec: &ClusterSpec, nodes: &[NodeRecord]) -> String {
+    let zoned = nodes.iter().any(|n| n.zone.is_some());
+    let rows: Vec<Vec<String>> = in_group_order(spec, nodes)
+        .into_iter()
         .map(|n| {
-            vec![
-                n.name.clone(),
+            let mut row = vec![n.name.clone(), n.group_label().to_string()];
+            if zoned {
+                row.push(n.zone.clone().unwrap_or_else(|| "-".into()));
+            }
+            row.extend([
                 n.role.to_string(),
                 display_phase(n),
                 n.health.as_str().to_string(),
@@ -110,21 +208,23 @@ pub fn node_table(nodes: &[NodeRecord]) -> String {
                     .map(short_id)
                     .unwrap_or("-")
                     .to_string(),
-            ]
+            ]);
+            row
         })
         .collect();
-    table(
-        &[
-            "NODE",
-            "ROLE",
-            "PHASE",
-            "HEALTH",
-            "PRIVATE IP",
-            "PUBLIC IP",
-            "MACHINE",
-        ],
-        &rows,
-    )
+    let mut header = vec!["NODE", "POOL"];
+    if zoned {
+        header.push("ZONE");
+    }
+    header.extend([
+        "ROLE",
+        "PHASE",
+        "HEALTH",
+        "PRIVATE IP",
+        "PUBLIC IP",
+        "MACHINE",
+    ]);
+    table(&header, &rows)
 }
 
 /// The node's phase, or `leaving` while it is on its way out.

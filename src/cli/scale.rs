@@ -17,11 +17,14 @@ use crate::state::ClusterRecord;
 pub enum Change {
     Counts {
         managers: Option<u32>,
+        /// Of the default pool, or of `pool`.
         workers: Option<u32>,
+        pool: Option<String>,
     },
     Add {
         role: Role,
         count: u32,
+        pool: Option<String>,
     },
     Remove {
         nodes: Vec<String>,
@@ -53,20 +56,29 @@ pub async fn run(global: &Global, name: &str, change: Change, flags: Flags) -> R
     let managers_before = record.spec.managers;
     let mut leaving = Vec::new();
     match change {
-        Change::Counts { managers, workers } => {
+        Change::Counts {
+            managers,
+            workers,
+            pool,
+        } => {
             if managers.is_none() && workers.is_none() {
                 bail!("give --managers N and/or --workers N");
             }
             record.spec.managers = managers.unwrap_or(record.spec.managers);
-            record.spec.workers = workers.unwrap_or(record.spec.workers);
+            if let Some(workers) = workers {
+                *worker_count(&mut record.spec, pool.as_deref())? = workers;
+            }
         }
-        Change::Add { role, count } => {
+        Change::Add { role, count, pool } => {
             if count == 0 {
                 bail!("--count must be at least 1");
             }
-            match role {
-                Role::Manager => record.spec.managers += count,
-                Role::Worker => record.spec.workers += count,
+            match (role, pool) {
+                (Role::Manager, Some(_)) => {
+                    bail!("--pool: pools are of workers; the managers are their own group: leave --pool out")
+                }
+                (Role::Manager, None) => record.spec.managers += count,
+                (Role::Worker, pool) => *worker_count(&mut record.spec, pool.as_deref())? += count,
             }
         }
         Change::Remove { nodes: names } => {
@@ -79,11 +91,20 @@ pub async fn run(global: &Global, name: &str, change: Change, flags: Flags) -> R
                     );
                 };
                 if !rec.retiring {
-                    match rec.role {
-                        Role::Manager => {
+                    match (rec.role, rec.pool.as_deref()) {
+                        (Role::Manager, _) => {
                             record.spec.managers = record.spec.managers.saturating_sub(1)
                         }
-                        Role::Worker => record.spec.workers = record.spec.workers.saturating_sub(1),
+                        (Role::Worker, None) => {
+                            record.spec.workers = record.spec.workers.saturating_sub(1)
+                        }
+                        // A pool the spec no longer has: its nodes are
+                        // leaving anyway.
+                        (Role::Worker, Some(pool)) => {
+                            if let Some(p) = record.spec.pools.iter_mut().find(|p| p.name == pool) {
+                                p.count = p.count.saturating_sub(1);
+                            }
+                        }
                     }
                 }
             }
@@ -140,19 +161,45 @@ pub async fn run(global: &Global, name: &str, change: Change, flags: Flags) -> R
         session.store.add_event(
             name,
             None,
-            &format!(
-                "scale requested: {} manager(s), {} worker(s)",
-                record.spec.managers, record.spec.workers
-            ),
+            &format!("scale requested: {}", counts(&record.spec)),
         )?;
         println!(
-            "Cluster {name}: {} manager(s), {} worker(s) requested; a running `provision daemon` carries it out \
+            "Cluster {name}: {} requested; a running `provision daemon` carries it out \
              (`provision status {name}` shows where it is).",
-            record.spec.managers, record.spec.workers
+            counts(&record.spec)
         );
         return Ok(());
     }
     converge_and_show(&session, record, provider, reporter).await
+}
+
+/// The count `--workers` (with `--pool`) or `nodes add --pool` changes.
+fn worker_count<'a>(spec: &'a mut spec::ClusterSpec, pool: Option<&str>) -> Result<&'a mut u32> {
+    match pool {
+        None => Ok(&mut spec.workers),
+        Some(pool) => Ok(&mut spec.pool_mut(pool)?.count),
+    }
+}
+
+/// `3 managers, 5 workers`, with each pool's count when it has pools:
+/// `… 5 workers (workers 2, gpu 3)`.
+pub(super) fn counts(spec: &spec::ClusterSpec) -> String {
+    let plural = |n: u32, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut text = format!(
+        "{}, {}",
+        plural(spec.managers, "manager"),
+        plural(spec.count(Role::Worker), "worker")
+    );
+    if !spec.pools.is_empty() {
+        let pools: Vec<String> = spec
+            .groups()
+            .iter()
+            .skip(1)
+            .map(|g| format!("{} {}", g.label(), g.count))
+            .collect();
+        text.push_str(&format!(" ({})", pools.join(", ")));
+    }
+    text
 }
 
 pub(super) async fn converge_and_show(
@@ -163,16 +210,15 @@ pub(super) async fn converge_and_show(
 ) -> Result<()> {
     let (report, nodes) = session.reconcile(&record, provider, reporter).await?;
     println!(
-        "Cluster {}: {} manager(s), {} worker(s), {}.\n",
+        "Cluster {}: {}, {}.\n",
         record.spec.name,
-        record.spec.managers,
-        record.spec.workers,
+        counts(&record.spec),
         if report.healthy {
             "all healthy"
         } else {
             "not all healthy (see `provision status --events`)"
         }
     );
-    println!("{}", node_table(&nodes));
+    println!("{}", node_table(&record.spec, &nodes));
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::output::{node_table, ClusterStatus};
+use super::output::{node_table, pools_line, ClusterStatus};
 use super::session::{self, connect_provider, Session};
 use super::{Global, OutputFormat};
 use crate::controller::{ClusterContext, Connections, Probing};
@@ -44,7 +44,7 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
         OutputFormat::Table => {
             println!(
-                "{}: {} on {}, {} manager(s), {} worker(s), {}\n",
+                "{}: {} on {}, {} manager(s), {} worker(s), {}",
                 status.name,
                 status.coe,
                 status.cloud,
@@ -52,7 +52,8 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
                 status.workers,
                 status.phase
             );
-            println!("{}", node_table(&nodes));
+            println!("{}\n", pools_line(&status.pools));
+            println!("{}", node_table(&record.spec, &nodes));
             let resources = status.resources.as_deref().unwrap_or_default();
             if !resources.is_empty() {
                 println!("\nRESOURCES");

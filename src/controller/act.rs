@@ -88,9 +88,13 @@ impl Controller {
                     role,
                     index,
                     attempt,
+                    pool,
+                    zone,
                 } => {
                     let mut rec = NodeRecord::new(ctx.name(), node, *role, *index);
                     rec.start_attempt = *attempt;
+                    rec.pool = pool.clone();
+                    rec.zone = zone.clone();
                     self.store.put_node(&rec)?;
                 }
                 Action::Retire { node, reason } => {
@@ -648,12 +652,21 @@ impl Run<'_> {
                 t
             }
         };
+        // The node's group gives its flavor and image; a pool the spec has
+        // dropped meanwhile, the cluster's.
+        let cluster = &self.ctx.record.spec;
+        let group = cluster.group(role, rec.pool.as_deref());
         let spec = MachineSpec {
             node: node.to_string(),
             role,
-            image: self.ctx.record.spec.image.clone(),
-            flavor: self.ctx.record.spec.flavor.clone(),
+            image: group
+                .map_or(cluster.image.as_deref(), |g| g.image)
+                .map(str::to_string),
+            flavor: group
+                .map_or(cluster.flavor.as_deref(), |g| g.flavor)
+                .map(str::to_string),
             labels: Default::default(),
+            zone: rec.zone.clone(),
             launch_token,
             private_address: self.fixed_address(node),
         };

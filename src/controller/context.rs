@@ -90,6 +90,7 @@ pub fn cluster_ref(record: &ClusterRecord, ssh_public_key: String) -> ClusterRef
         ssh_public_key,
         firewall: record.spec.firewall(),
         minimum_size: record.spec.minimum_machine(),
+        kinds: record.spec.machine_kinds(),
     }
 }
 

@@ -662,6 +662,7 @@ mod tests {
             role: Role::Worker,
             state,
             addresses: None,
+            zone: None,
         }
     }
 

@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     launch_token    TEXT,
     managers_seen   TEXT,
     conditions      TEXT,
+    pool            TEXT,
+    zone            TEXT,
     PRIMARY KEY (cluster, name)
 );
 CREATE TABLE IF NOT EXISTS resources (
@@ -193,7 +195,7 @@ const NODE_COLUMNS: &str =
     "cluster, name, role, idx, machine_id, address, phase, health, host_key, member_id, \
      retiring, reason, unhealthy_since, machine_created_at, failures, retry_at, updated_at, \
      private_address, public_address, unhealthy_kind, start_attempt, launch_token, managers_seen, \
-     conditions";
+     conditions, pool, zone";
 
 /// Columns added since the first release, with what an older row gets:
 /// before a machine had two addresses, its one address served for both.
@@ -210,6 +212,8 @@ const NODE_COLUMNS_ADDED: &[(&str, &str, &str)] = &[
     ("managers_seen", "TEXT", ""),
     // The planner's reasons about the node, as JSON (state::Reason).
     ("conditions", "TEXT", ""),
+    ("pool", "TEXT", ""),
+    ("zone", "TEXT", ""),
 ];
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -275,6 +279,8 @@ fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
             .get::<_, Option<String>>(23)?
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default(),
+        pool: row.get(24)?,
+        zone: row.get(25)?,
     })
 }
 
@@ -282,7 +288,7 @@ fn insert_node(conn: &Connection, n: &NodeRecord, updated_at: &str) -> rusqlite:
     conn.execute(
             &format!(
                 "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
             ),
             params![
                 n.cluster,
@@ -310,6 +316,8 @@ fn insert_node(conn: &Connection, n: &NodeRecord, updated_at: &str) -> rusqlite:
                 n.managers_seen,
                 (!n.conditions.is_empty())
                     .then(|| serde_json::to_string(&n.conditions).expect("reasons serialise")),
+                n.pool,
+                n.zone,
             ],
         )
         .map(|_| ())

@@ -21,6 +21,7 @@ fn cluster(name: &str) -> ClusterRef {
         id: format!("{:016x}", rand::random::<u64>()),
         ssh_public_key: KEY.into(),
         minimum_size: None,
+        kinds: Vec::new(),
         firewall: Firewall {
             ssh_from: "192.0.2.0/24".into(),
             members: vec![
@@ -69,6 +70,7 @@ fn machine_spec(node: &str, role: Role) -> MachineSpec {
         image: None,
         flavor: None,
         labels: Default::default(),
+        zone: None,
         launch_token: format!("{:032x}", rand::random::<u128>()),
         private_address: None,
     }

@@ -110,7 +110,9 @@ mod tests {
                     node: "web-worker-3".into(),
                     role: Role::Worker,
                     index: 3,
-                    attempt: 1
+                    attempt: 1,
+                    pool: None,
+                    zone: None,
                 },
                 Action::CreateMachine {
                     node: "web-worker-3".into(),

@@ -100,6 +100,8 @@ impl Formation {
                 role: n.role,
                 index: n.index,
                 attempt,
+                pool: n.pool.clone(),
+                zone: n.zone.clone(),
             });
             self.create_chain(&n.name, n.role, &mut d.steps);
         }
@@ -170,19 +172,25 @@ mod tests {
                     node: "web-manager-1".into(),
                     role: Role::Manager,
                     index: 1,
-                    attempt: 1
+                    attempt: 1,
+                    pool: None,
+                    zone: None,
                 },
                 Action::AddNode {
                     node: "web-worker-1".into(),
                     role: Role::Worker,
                     index: 1,
-                    attempt: 1
+                    attempt: 1,
+                    pool: None,
+                    zone: None,
                 },
                 Action::AddNode {
                     node: "web-worker-2".into(),
                     role: Role::Worker,
                     index: 2,
-                    attempt: 1
+                    attempt: 1,
+                    pool: None,
+                    zone: None,
                 },
                 Action::CreateMachine {
                     node: "web-manager-1".into(),

@@ -30,6 +30,7 @@ mod restore;
 mod scale;
 #[cfg(test)]
 mod tests;
+mod zones;
 
 use std::collections::BTreeMap;
 
@@ -123,6 +124,11 @@ pub enum Action {
         index: u32,
         /// 1, or one more than the never-joined node it replaces.
         attempt: u32,
+        /// Its worker pool; `None` for a manager or a default worker.
+        pool: Option<String>,
+        /// The availability zone its machine goes to; `None` for the
+        /// cloud's choice.
+        zone: Option<String>,
     },
     /// Mark a node as leaving: scale-in, or replaced after a failure.
     Retire { node: String, reason: String },
@@ -184,7 +190,12 @@ impl Action {
 
     pub fn describe(&self) -> String {
         match self {
-            Action::AddNode { node, role, .. } => format!("add {role} {node}"),
+            Action::AddNode {
+                node, role, zone, ..
+            } => match zone {
+                Some(zone) => format!("add {role} {node} in zone {zone}"),
+                None => format!("add {role} {node}"),
+            },
             Action::Retire { node, reason } => format!("retire {node} ({reason})"),
             Action::CreateMachine { node, .. } => format!("create machine for {node}"),
             Action::Bootstrap { node } => format!("bootstrap {node} (SSH, install)"),
@@ -416,6 +427,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
     let new = scale::add_missing(
         &input,
         &kept,
+        &zones::Zones::of(&views),
         managers_stale,
         dead_manager.as_deref(),
         &mut d,

@@ -405,7 +405,9 @@ mod tests {
             node: "web-worker-3".into(),
             role: Role::Worker,
             index: 3,
-            attempt: 2
+            attempt: 2,
+            pool: None,
+            zone: None,
         }));
         // Deleted in the same pass: it was never a member, nothing waits on it.
         assert!(p.actions().contains(&Action::DeleteMachine {

@@ -24,6 +24,7 @@ use std::collections::BTreeSet;
 
 use provision_provider::{MachineState, Role};
 
+use super::zones::{placed, Zones};
 use super::{Action, Condition, Decisions, Inputs, NodeView};
 use crate::spec::node_name;
 use crate::state::Reason;
@@ -133,11 +134,17 @@ pub(super) fn restore(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> 
                 .collect();
             let index = (1..).find(|i| !used.contains(i)).expect("a free index");
             let node = node_name(&input.spec.name, Role::Manager, index);
+            let managers = views
+                .iter()
+                .filter(|v| v.role() == Role::Manager && !v.record.retiring);
+            let zone = Zones::of(views).choose(&input.spec.zones, &placed(managers));
             d.plan.changes.push(Action::AddNode {
                 node: node.clone(),
                 role: Role::Manager,
                 index,
                 attempt: 1,
+                pool: None,
+                zone,
             });
             d.steps.push(Action::CreateMachine {
                 node: node.clone(),
@@ -221,7 +228,9 @@ mod tests {
                     node: "web-manager-4".into(),
                     role: Role::Manager,
                     index: 4,
-                    attempt: 1
+                    attempt: 1,
+                    pool: None,
+                    zone: None,
                 },
                 retire(1),
                 retire(2),

@@ -38,6 +38,7 @@ pub(super) fn machine(role: Role, index: u32, state: MachineState) -> Machine {
         addresses: Some(provision_provider::Addresses::private_only(&format!(
             "10.0.0.{index}"
         ))),
+        zone: None,
     }
 }
 

@@ -7,6 +7,7 @@
 mod backup_location;
 mod cloud_settings;
 mod names;
+mod pools;
 mod template;
 
 use std::fmt;
@@ -25,6 +26,7 @@ use crate::profile::{SettingError, Settings};
 pub use backup_location::{Location, LocationError};
 pub use cloud_settings::{cloud_flags, CloudFlag};
 pub use names::{node_name, validate_cluster_name};
+pub use pools::{group_label, Group, Pool, MAX_POOL_NAME};
 pub use template::{builtin_templates, ClusterTemplate, TemplateError};
 
 /// Where the machines come from.
@@ -223,6 +225,13 @@ pub struct ClusterSpec {
     pub workers: u32,
     pub image: Option<String>,
     pub flavor: Option<String>,
+    /// Availability zones the managers and the default workers spread
+    /// over (template `node.zones`), and a pool's when it names none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+    /// Named pools of workers beside the default ones (`workers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<Pool>,
     pub ssh_user: String,
     pub timeouts: Timeouts,
     #[serde(default)]
@@ -318,6 +327,8 @@ impl ClusterSpec {
             workers,
             image: None,
             flavor: None,
+            zones: Vec::new(),
+            pools: Vec::new(),
             ssh_user: "root".into(),
             timeouts: Timeouts::default(),
             health: HealthPolicy::default(),
@@ -386,11 +397,13 @@ impl ClusterSpec {
         self.coe.profile().minimum_size()
     }
 
-    /// Counts per role, managers first.
+    /// Counts per role: the workers of every pool together.
     pub fn count(&self, role: provision_provider::Role) -> u32 {
         match role {
             provision_provider::Role::Manager => self.managers,
-            provision_provider::Role::Worker => self.workers,
+            provision_provider::Role::Worker => {
+                self.workers + self.pools.iter().map(|p| p.count).sum::<u32>()
+            }
         }
     }
 }
@@ -432,13 +445,13 @@ pub fn check_counts(spec: &ClusterSpec, force: bool) -> Result<(), SpecError> {
             ),
         });
     }
-    if spec.workers > MAX_WORKERS {
+    let workers = spec.count(provision_provider::Role::Worker);
+    if workers > MAX_WORKERS {
         return Err(SpecError::Field {
             field: "workers".into(),
             message: format!(
-                "{} workers is more than {MAX_WORKERS}, each one a machine: check the number, and \
-                 add --force if it is meant",
-                spec.workers
+                "{workers} workers (all pools together) is more than {MAX_WORKERS}, each one a \
+                 machine: check the number, and add --force if it is meant"
             ),
         });
     }
@@ -540,6 +553,7 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
     }
     check_durations(spec)?;
     check_backup_policy(spec)?;
+    warnings.extend(pools::validate(spec)?);
     if spec.managers % 2 == 0 {
         warnings.push(format!(
             "{} managers tolerate no more failures than {}: an odd count is better for quorum",

@@ -11,7 +11,7 @@ use provision_provider::Firewall;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BackupPolicy, Cloud, ClusterSpec, Coe, HealthPolicy, KubernetesSettings, MesosSettings,
+    BackupPolicy, Cloud, ClusterSpec, Coe, HealthPolicy, KubernetesSettings, MesosSettings, Pool,
     Timeouts,
 };
 
@@ -34,6 +34,9 @@ pub struct ClusterTemplate {
     pub workers: u32,
     #[serde(default)]
     pub node: NodeTemplate,
+    /// Named pools of workers beside the default ones (`workers`).
+    #[serde(default)]
+    pub pools: Vec<Pool>,
     #[serde(default)]
     pub timeouts: Timeouts,
     #[serde(default)]
@@ -72,6 +75,9 @@ pub struct NodeTemplate {
     /// The cloud's usual user when absent (root locally, ubuntu on EC2).
     #[serde(default)]
     pub ssh_user: Option<String>,
+    /// Availability zones the managers and the default workers spread over.
+    #[serde(default)]
+    pub zones: Vec<String>,
 }
 
 /// A template that cannot be read or used, with where the problem is.
@@ -153,6 +159,8 @@ impl ClusterTemplate {
             workers: self.workers,
             image: self.node.image.clone(),
             flavor: self.node.flavor.clone(),
+            zones: self.node.zones.clone(),
+            pools: self.pools.clone(),
             ssh_user: self
                 .node
                 .ssh_user

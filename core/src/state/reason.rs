@@ -77,6 +77,9 @@ pub enum Reason {
     /// What a node or a member reported was not in a form an orchestrator
     /// makes, and was not used.
     ReportRefused { why: String },
+    /// New nodes are not placed in this zone: none of the cluster's nodes
+    /// there is healthy and these have failed there.
+    ZoneFailing { zone: String, nodes: Vec<String> },
 }
 
 impl Reason {
@@ -200,6 +203,12 @@ impl fmt::Display for Reason {
                 "the running managers are restarted with the new quorum before new managers start",
             ),
             Reason::ReportRefused { why } => f.write_str(why),
+            Reason::ZoneFailing { zone, nodes } => write!(
+                f,
+                "zone {zone} is failing ({} down, none healthy there): new nodes go to the other \
+                 zones until a node there is healthy again",
+                nodes.join(", ")
+            ),
         }
     }
 }

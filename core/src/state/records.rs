@@ -153,8 +153,16 @@ pub struct NodeRecord {
     pub cluster: String,
     pub name: String,
     pub role: Role,
-    /// Number in the node's name (`web-worker-3` → 3).
+    /// Number in the node's name (`web-worker-3` → 3), counted per pool.
     pub index: u32,
+    /// The worker pool it belongs to; `None` for a manager or a worker of
+    /// the default pool (`workers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// The availability zone its machine is made in, chosen when the node
+    /// is recorded; `None` for the cloud's choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
     pub machine_id: Option<String>,
     /// The machine's private, public and SSH addresses, once it has them.
     pub addresses: Option<Addresses>,
@@ -204,6 +212,8 @@ impl NodeRecord {
             name: name.to_string(),
             role,
             index,
+            pool: None,
+            zone: None,
             machine_id: None,
             addresses: None,
             phase: NodePhase::Creating,
@@ -223,6 +233,11 @@ impl NodeRecord {
             conditions: Vec::new(),
             updated_at: String::new(),
         }
+    }
+
+    /// What `status` calls its group: `managers`, `workers` or its pool.
+    pub fn group_label(&self) -> &str {
+        crate::spec::group_label(self.role, self.pool.as_deref())
     }
 }
 

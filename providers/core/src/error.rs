@@ -46,3 +46,16 @@ impl ProviderError {
         )
     }
 }
+
+/// Names the group (`managers`, `workers`, a pool) whose flavor, image or
+/// zone a refusal is about: `flavor of the gpu`, for a cluster of several
+/// kinds of machine.
+pub fn in_group(e: ProviderError, group: &str) -> ProviderError {
+    match e {
+        ProviderError::Invalid { field, message } => ProviderError::Invalid {
+            field: format!("{field} of the {group}"),
+            message,
+        },
+        other => other,
+    }
+}

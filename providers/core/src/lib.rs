@@ -15,9 +15,11 @@ mod settings;
 mod throttle;
 
 pub use cache::PerCluster;
-pub use error::ProviderError;
+pub use error::{in_group, ProviderError};
 pub use firewall::{is_cidr, Audience, Firewall, PortRule, Protocol, RangeRule};
-pub use machine::{Addresses, ClusterRef, Machine, MachineSpec, MachineState, MinimumSize, Role};
+pub use machine::{
+    Addresses, ClusterRef, Machine, MachineKind, MachineSpec, MachineState, MinimumSize, Role,
+};
 pub use settings::{CloudSettings, SettingFlag};
 pub use throttle::{CallLimit, Throttled};
 

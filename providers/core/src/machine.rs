@@ -19,6 +19,22 @@ pub struct ClusterRef {
     /// The smallest machine the cluster's orchestrator runs on, checked by
     /// `preflight` against the flavor / instance type.
     pub minimum_size: Option<MinimumSize>,
+    /// Each kind of machine the cluster's groups (managers, workers, each
+    /// pool) are made of, for `preflight` to check before anything exists.
+    pub kinds: Vec<MachineKind>,
+}
+
+/// The machines of one group of nodes: what `preflight` checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineKind {
+    /// The group's name for messages: `managers`, `workers`, a pool's.
+    pub group: String,
+    /// Flavor / instance type; the provider's default when `None`.
+    pub flavor: Option<String>,
+    /// Image; the provider's default when `None`.
+    pub image: Option<String>,
+    /// Availability zones its machines go to.
+    pub zones: Vec<String>,
 }
 
 /// The smallest machine (flavor, instance type) an orchestrator's nodes run
@@ -94,6 +110,9 @@ pub struct MachineSpec {
     pub flavor: Option<String>,
     /// Extra labels or metadata to stamp on the machine.
     pub labels: BTreeMap<String, String>,
+    /// The availability zone to make it in; the cloud's (or the cloud
+    /// settings') choice when `None`. A cloud without zones refuses one.
+    pub zone: Option<String>,
     /// Unique to this launch of this node, the same on every retry of it:
     /// what a cloud's idempotency token (EC2's ClientToken) is made from.
     /// At most 32 characters of `[0-9a-f]`.
@@ -149,6 +168,8 @@ pub struct Machine {
     pub state: MachineState,
     /// Its addresses, once it has the one SSH uses.
     pub addresses: Option<Addresses>,
+    /// The availability zone the cloud says it is in, when it has zones.
+    pub zone: Option<String>,
 }
 
 /// A machine's addresses, as real clouds give them: a private address on

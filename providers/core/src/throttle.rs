@@ -180,6 +180,7 @@ mod tests {
                 ..crate::Firewall::default()
             },
             minimum_size: None,
+            kinds: Vec::new(),
         };
         let lists = (0..10).map(|i| {
             let p = if i % 2 == 0 { &a } else { &b };

@@ -77,11 +77,21 @@ impl Ec2Provider {
         // remembers a token ≥ 24 h after its instance is terminated).
         let token = client_token(&cluster.id, &spec.launch_token);
         let settings = &self.options.settings;
+        // A pool's own image, instance type and zone, else the cluster's.
+        let (image_id, root_device) = match &spec.image {
+            Some(image) => self.image(Some(image)).await?,
+            None => (prereqs.image_id.clone(), prereqs.root_device.clone()),
+        };
+        let subnet_id = match &spec.zone {
+            Some(zone) => self.zone_subnet(zone).await?,
+            None => prereqs.subnet_id.clone(),
+        };
+        let instance_type = spec.flavor.as_deref().unwrap_or(self.instance_type());
         let mut call = self
             .client
             .run_instances()
-            .image_id(&prereqs.image_id)
-            .instance_type(self.instance_type().into())
+            .image_id(&image_id)
+            .instance_type(instance_type.into())
             .min_count(1)
             .max_count(1)
             .key_name(&prereqs.key_name)
@@ -103,7 +113,7 @@ impl Ec2Provider {
             SshAddress::Public => call.network_interfaces(
                 InstanceNetworkInterfaceSpecification::builder()
                     .device_index(0)
-                    .subnet_id(&prereqs.subnet_id)
+                    .subnet_id(&subnet_id)
                     .groups(&prereqs.group_id)
                     .associate_public_ip_address(true)
                     .delete_on_termination(true)
@@ -111,14 +121,14 @@ impl Ec2Provider {
                     .build(),
             ),
             SshAddress::Private => call
-                .subnet_id(&prereqs.subnet_id)
+                .subnet_id(&subnet_id)
                 .security_group_ids(&prereqs.group_id)
                 .set_private_ip_address(spec.private_address.clone()),
         };
         // The root volume goes with its instance whatever the AMI says (an
         // AMI may set DeleteOnTermination to false); destroy sweeps tagged
         // volumes for an AMI whose root volume cannot be described here.
-        if let Some(root) = &prereqs.root_device {
+        if let Some(root) = &root_device {
             let ebs = EbsBlockDevice::builder().delete_on_termination(true);
             let ebs = match settings.root_volume_gb {
                 Some(size) => Some(ebs.volume_size(size as i32).volume_type(VolumeType::Gp3)),
@@ -198,6 +208,10 @@ impl Ec2Provider {
             role: Role::parse(tags::value(tags, tags::ROLE)?)?,
             state,
             addresses,
+            zone: instance
+                .placement()
+                .and_then(|p| p.availability_zone())
+                .map(str::to_string),
         })
     }
 

@@ -50,6 +50,13 @@ pub struct Subnet {
     pub vpc_id: String,
 }
 
+/// Pools' own images and zones' subnets, looked up once each.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    pub images: std::collections::HashMap<String, (String, Option<RootDevice>)>,
+    pub subnets: std::collections::HashMap<String, String>,
+}
+
 /// What the settings name, resolved to ids: the same for every cluster of
 /// this provider, so looked up once (by preflight, or the first create).
 #[derive(Debug, Clone)]
@@ -90,10 +97,74 @@ impl Ec2Provider {
         })
     }
 
+    /// The subnet of the cluster's VPC in `zone` (its default subnet when
+    /// it has one there), looked up once per zone: EC2 places an instance
+    /// in its subnet's zone.
+    pub(crate) async fn zone_subnet(&self, zone: &str) -> Result<String, ProviderError> {
+        if let Some(id) = self
+            .resolved
+            .lock()
+            .expect("not poisoned")
+            .subnets
+            .get(zone)
+        {
+            return Ok(id.clone());
+        }
+        let vpc = self.inputs().await?.subnet.vpc_id;
+        self.count("DescribeSubnets");
+        let out = self
+            .client
+            .describe_subnets()
+            .filters(filter("vpc-id", &vpc))
+            .filters(filter("availability-zone", zone))
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeSubnets", e))?;
+        let mut subnets: Vec<_> = out.subnets().to_vec();
+        subnets.sort_by_key(|s| {
+            (
+                !s.default_for_az().unwrap_or(false),
+                s.subnet_id().map(str::to_string),
+            )
+        });
+        let Some(id) = subnets.first().and_then(|s| s.subnet_id()) else {
+            return Err(ProviderError::Invalid {
+                field: "zones".into(),
+                message: format!(
+                    "VPC {vpc} has no subnet in zone {zone}: make one there (aws ec2 create-subnet \
+                     --vpc-id {vpc} --availability-zone {zone} --cidr-block …) or remove the zone"
+                ),
+            });
+        };
+        let id = id.to_string();
+        let mut resolved = self.resolved.lock().expect("not poisoned");
+        resolved.subnets.insert(zone.to_string(), id.clone());
+        Ok(id)
+    }
+
+    /// The image `wanted` (the cluster's when `None`): its id and root
+    /// device, looked up once per name.
+    pub(crate) async fn image(
+        &self,
+        wanted: Option<&str>,
+    ) -> Result<(String, Option<RootDevice>), ProviderError> {
+        let given = wanted.or(self.options.image.as_deref());
+        let key = given.unwrap_or(DEFAULT_IMAGE_NAME).to_string();
+        if let Some(known) = self.resolved.lock().expect("not poisoned").images.get(&key) {
+            return Ok(known.clone());
+        }
+        let found = self.resolve_image(given).await?;
+        let mut resolved = self.resolved.lock().expect("not poisoned");
+        resolved.images.insert(key, found.clone());
+        Ok(found)
+    }
+
     /// The image by id, or the newest image of that name (wildcards allowed)
     /// and owner. Returns its id and root device name.
-    async fn resolve_image(&self) -> Result<(String, Option<RootDevice>), ProviderError> {
-        let given = self.options.image.as_deref();
+    async fn resolve_image(
+        &self,
+        given: Option<&str>,
+    ) -> Result<(String, Option<RootDevice>), ProviderError> {
         let mut call = self.client.describe_images();
         let by_id = given.is_some_and(|i| i.starts_with("ami-"));
         call = if by_id {
@@ -143,19 +214,19 @@ impl Ec2Provider {
 
     /// The instance type's default vCPUs and memory (MiB); fails with the
     /// field named when it does not exist.
-    pub(crate) async fn instance_type_size(&self) -> Result<(u32, u64), ProviderError> {
+    pub(crate) async fn instance_type_size(&self, name: &str) -> Result<(u32, u64), ProviderError> {
         self.count("DescribeInstanceTypes");
         let out = self
             .client
             .describe_instance_types()
-            .instance_types(self.instance_type().into())
+            .instance_types(name.into())
             .send()
             .await
             .map_err(|e| call_error("DescribeInstanceTypes", e))?;
         let Some(info) = out.instance_types().first() else {
             return Err(ProviderError::Invalid {
                 field: "flavor".into(),
-                message: format!("EC2 has no instance type {}", self.instance_type()),
+                message: format!("EC2 has no instance type {name}"),
             });
         };
         let vcpus = info
@@ -175,7 +246,7 @@ impl Ec2Provider {
             return Ok(inputs);
         }
         let subnet = self.resolve_subnet().await?;
-        let (image_id, root_device) = self.resolve_image().await?;
+        let (image_id, root_device) = self.image(None).await?;
         let inputs = Inputs {
             subnet,
             image_id,

@@ -14,7 +14,7 @@ use tracing::debug;
 
 use crate::client;
 use crate::errors::CLOUD;
-use crate::prerequisites::{Inputs, Prerequisites};
+use crate::prerequisites::{Inputs, Prerequisites, Resolved};
 use crate::Ec2Settings;
 
 /// Instance type when none is given: 2 vCPU, 2 GiB.
@@ -35,6 +35,8 @@ pub struct Ec2Provider {
     pub(crate) options: Ec2Options,
     /// Subnet and image ids, resolved once.
     pub(crate) inputs: Mutex<Option<Inputs>>,
+    /// Pools' own images and zones' subnets, looked up once each.
+    pub(crate) resolved: Mutex<Resolved>,
     /// Found or made once per process, per cluster id.
     prereqs: PerCluster<Prerequisites>,
     calls: AtomicU64,
@@ -48,6 +50,7 @@ impl Ec2Provider {
             client,
             options,
             inputs: Mutex::new(None),
+            resolved: Mutex::default(),
             prereqs: PerCluster::default(),
             calls: AtomicU64::new(0),
         })
@@ -90,10 +93,30 @@ impl Provider for Ec2Provider {
 
     async fn preflight(&self, cluster: &ClusterRef) -> Result<(), ProviderError> {
         self.inputs().await?;
-        let (vcpus, memory_mib) = self.instance_type_size().await?;
-        if let Some(minimum) = &cluster.minimum_size {
-            let name = format!("instance type {}", self.instance_type());
-            minimum.check(&name, vcpus, memory_mib)?;
+        if cluster.kinds.is_empty() {
+            let (vcpus, memory_mib) = self.instance_type_size(self.instance_type()).await?;
+            if let Some(minimum) = &cluster.minimum_size {
+                let name = format!("instance type {}", self.instance_type());
+                minimum.check(&name, vcpus, memory_mib)?;
+            }
+        }
+        // Each group's instance type, image and zones' subnets, so a
+        // pool's typo fails before the first resource exists.
+        for kind in &cluster.kinds {
+            let of_group = |e| provision_provider::in_group(e, &kind.group);
+            let instance_type = kind.flavor.as_deref().unwrap_or(self.instance_type());
+            let (vcpus, memory_mib) = self
+                .instance_type_size(instance_type)
+                .await
+                .map_err(of_group)?;
+            if let Some(minimum) = &cluster.minimum_size {
+                let name = format!("instance type {instance_type}");
+                minimum.check(&name, vcpus, memory_mib).map_err(of_group)?;
+            }
+            self.image(kind.image.as_deref()).await.map_err(of_group)?;
+            for zone in &kind.zones {
+                self.zone_subnet(zone).await.map_err(of_group)?;
+            }
         }
         Ok(())
     }

@@ -459,6 +459,7 @@ impl LocalProvider {
             role,
             state,
             addresses: address.as_deref().map(Addresses::private_only),
+            zone: None,
         })
     }
 }
@@ -565,6 +566,7 @@ impl Provider for LocalProvider {
             role: spec.role,
             state: MachineState::Running,
             addresses: address.as_deref().map(Addresses::private_only),
+            zone: None,
         })
     }
 

@@ -39,6 +39,16 @@ pub const DEFAULT_FLAVOR: &str = "m1.small";
 /// Image when none is given; its login user is `debian`.
 pub const DEFAULT_IMAGE: &str = "debian-12";
 
+/// A flavor's id, and its name, vCPUs and RAM (MiB).
+pub(crate) type Flavor = (String, (String, u32, u64));
+
+/// Flavors and images looked up so far, by the name or id asked for.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    pub flavors: std::collections::HashMap<String, Flavor>,
+    pub images: std::collections::HashMap<String, String>,
+}
+
 /// Cloud ids of what the servers are made from.
 #[derive(Debug, Clone)]
 pub(crate) struct Inputs {
@@ -58,12 +68,15 @@ impl OpenStackProvider {
         if let Some(inputs) = self.inputs.lock().expect("not poisoned").clone() {
             return Ok(inputs);
         }
-        self.check_zone().await?;
-        let (flavor_id, flavor) = self.flavor().await?;
+        if let Some(zone) = &self.options.settings.availability_zone {
+            self.check_zones(std::slice::from_ref(zone), "openstack.availability_zone")
+                .await?;
+        }
+        let (flavor_id, flavor) = self.flavor(None).await?;
         let resolved = Inputs {
             flavor_id,
             flavor,
-            image_id: self.image_id().await?,
+            image_id: self.image_id(None).await?,
             floating_network_id: self.floating_network_id().await?,
             ..self.network().await?
         };
@@ -71,11 +84,24 @@ impl OpenStackProvider {
         Ok(resolved)
     }
 
-    /// One request (`GET /flavors/detail`) whatever is given, id or name:
-    /// the `openstack` crate's lookup by name takes three, and each is one
-    /// more chance for a flaky cloud to fail the attempt.
-    async fn flavor(&self) -> Result<(String, (String, u32, u64)), ProviderError> {
-        let wanted = self.options.flavor.as_deref().unwrap_or(DEFAULT_FLAVOR);
+    /// The flavor's id, name, vCPUs and RAM: `wanted`, or the cluster's
+    /// when `None`. Looked up once per name; one request (`GET
+    /// /flavors/detail`) whatever is given, id or name: the `openstack`
+    /// crate's lookup by name takes three, and each is one more chance for
+    /// a flaky cloud to fail the attempt.
+    pub(crate) async fn flavor(&self, wanted: Option<&str>) -> Result<Flavor, ProviderError> {
+        let wanted = wanted
+            .or(self.options.flavor.as_deref())
+            .unwrap_or(DEFAULT_FLAVOR);
+        if let Some(known) = self
+            .resolved
+            .lock()
+            .expect("not poisoned")
+            .flavors
+            .get(wanted)
+        {
+            return Ok(known.clone());
+        }
         let answer = self
             .api
             .compute(
@@ -91,7 +117,12 @@ impl OpenStackProvider {
             .find(|f| f.id == wanted)
             .or_else(|| flavors.iter().find(|f| f.name == wanted))
         {
-            Some(f) => Ok((f.id.clone(), (f.name.clone(), f.vcpus, f.ram))),
+            Some(f) => {
+                let found = (f.id.clone(), (f.name.clone(), f.vcpus, f.ram));
+                let mut resolved = self.resolved.lock().expect("not poisoned");
+                resolved.flavors.insert(wanted.to_string(), found.clone());
+                Ok(found)
+            }
             None => {
                 let names: Vec<String> = flavors.iter().map(|f| f.name.clone()).collect();
                 Err(not_found("flavor", "flavor", wanted, &names))
@@ -99,14 +130,19 @@ impl OpenStackProvider {
         }
     }
 
-    /// The template's `openstack.availability_zone`, when set, is one the
-    /// cloud offers now (`GET /os-availability-zone`): Nova would refuse a
-    /// server in another only at its create, after the keypair and groups
-    /// exist ("The requested availability zone is not available").
-    async fn check_zone(&self) -> Result<(), ProviderError> {
-        let Some(wanted) = &self.options.settings.availability_zone else {
+    /// Each of `wanted` (the template's `field`) is a zone the cloud offers
+    /// now (`GET /os-availability-zone`, one request for all): Nova would
+    /// refuse a server in another only at its create, after the keypair
+    /// and groups exist ("The requested availability zone is not
+    /// available").
+    pub(crate) async fn check_zones(
+        &self,
+        wanted: &[String],
+        field: &str,
+    ) -> Result<(), ProviderError> {
+        if wanted.is_empty() {
             return Ok(());
-        };
+        }
         let answer = self
             .api
             .compute(
@@ -122,26 +158,39 @@ impl OpenStackProvider {
             .filter(|z| z.zone_state.available)
             .map(|z| z.zone_name)
             .collect();
-        if available.contains(wanted) {
-            return Ok(());
+        match wanted.iter().find(|z| !available.contains(z)) {
+            None => Ok(()),
+            Some(missing) => Err(not_found(field, "available zone", missing, &available)),
         }
-        Err(not_found(
-            "openstack.availability_zone",
-            "available zone",
-            wanted,
-            &available,
-        ))
     }
 
-    async fn image_id(&self) -> Result<String, ProviderError> {
-        let wanted = self.options.image.as_deref().unwrap_or(DEFAULT_IMAGE);
+    /// The image's id: `wanted`, or the cluster's when `None`; looked up
+    /// once per name.
+    pub(crate) async fn image_id(&self, wanted: Option<&str>) -> Result<String, ProviderError> {
+        let wanted = wanted
+            .or(self.options.image.as_deref())
+            .unwrap_or(DEFAULT_IMAGE);
+        if let Some(id) = self
+            .resolved
+            .lock()
+            .expect("not poisoned")
+            .images
+            .get(wanted)
+        {
+            return Ok(id.clone());
+        }
         let cloud = &self.api.cloud;
         match self
             .api
             .find("GetImage", || cloud.get_image(wanted))
             .await?
         {
-            Some(image) => Ok(image.id().clone()),
+            Some(image) => {
+                let id = image.id().clone();
+                let mut resolved = self.resolved.lock().expect("not poisoned");
+                resolved.images.insert(wanted.to_string(), id.clone());
+                Ok(id)
+            }
             None => {
                 let all = self.api.call("ListImages", || cloud.list_images()).await?;
                 let names: Vec<String> = all.iter().map(|i| i.name().clone()).collect();

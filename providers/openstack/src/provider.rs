@@ -11,7 +11,7 @@ use tracing::info;
 
 use crate::api::Api;
 use crate::errors::CLOUD;
-use crate::inputs::Inputs;
+use crate::inputs::{Inputs, Resolved};
 use crate::prerequisites::Prerequisites;
 use crate::servers::state_of;
 use crate::OpenStackSettings;
@@ -32,6 +32,8 @@ pub struct OpenStackProvider {
     pub(crate) api: Api,
     pub(crate) options: OpenStackOptions,
     pub(crate) inputs: Mutex<Option<Inputs>>,
+    /// Pools' own flavors and images, looked up once each.
+    pub(crate) resolved: Mutex<Resolved>,
     prereqs: PerCluster<Prerequisites>,
 }
 
@@ -61,6 +63,7 @@ impl OpenStackProvider {
             api: Api::new(session),
             options,
             inputs: Mutex::new(None),
+            resolved: Mutex::default(),
             prereqs: PerCluster::default(),
         })
     }
@@ -90,11 +93,38 @@ impl Provider for OpenStackProvider {
 
     async fn preflight(&self, cluster: &ClusterRef) -> Result<(), ProviderError> {
         let inputs = self.inputs().await?;
-        if let Some(minimum) = &cluster.minimum_size {
-            let (name, vcpus, ram) = &inputs.flavor;
-            minimum.check(&format!("flavor {name}"), *vcpus, *ram)?;
+        if cluster.kinds.is_empty() {
+            if let Some(minimum) = &cluster.minimum_size {
+                let (name, vcpus, ram) = &inputs.flavor;
+                minimum.check(&format!("flavor {name}"), *vcpus, *ram)?;
+            }
         }
-        Ok(())
+        // Each group's flavor, image and zones, so a pool's typo fails
+        // before the first resource exists.
+        let mut zones = Vec::new();
+        for kind in &cluster.kinds {
+            let of_group = |e| provision_provider::in_group(e, &kind.group);
+            let (_, (name, vcpus, ram)) = self
+                .flavor(kind.flavor.as_deref())
+                .await
+                .map_err(of_group)?;
+            if let Some(minimum) = &cluster.minimum_size {
+                minimum
+                    .check(&format!("flavor {name}"), vcpus, ram)
+                    .map_err(of_group)?;
+            }
+            self.image_id(kind.image.as_deref())
+                .await
+                .map_err(of_group)?;
+            zones.extend(
+                kind.zones
+                    .iter()
+                    .filter(|z| !zones.contains(*z))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+        self.check_zones(&zones, "zones").await
     }
 
     fn prerequisite_kinds(&self) -> &'static [&'static str] {

@@ -39,6 +39,10 @@ pub(crate) struct ServerView {
     /// Set by Nova when the server is in ERROR.
     #[serde(default)]
     pub fault: Option<Fault>,
+    /// The zone Nova placed it in (`OS-EXT-AZ` extension; empty while
+    /// it is being scheduled).
+    #[serde(rename = "OS-EXT-AZ:availability_zone", default)]
+    pub zone: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +176,7 @@ impl OpenStackProvider {
             role: Role::parse(server.metadata.get(metadata::ROLE)?)?,
             state: state_of(server)?,
             addresses: addresses(server, network, self.options.settings.ssh_address),
+            zone: server.zone.clone().filter(|z| !z.is_empty()),
         })
     }
 
@@ -199,6 +204,7 @@ impl OpenStackProvider {
             role: spec.role,
             state: MachineState::Pending,
             addresses: None,
+            zone: None,
         })
     }
 
@@ -226,16 +232,25 @@ impl OpenStackProvider {
             Some(ip) => json!({"uuid": inputs.network_id, "fixed_ip": ip}),
             None => json!({"uuid": inputs.network_id}),
         };
+        // A pool's own flavor and image, else the cluster's.
+        let flavor_id = match &spec.flavor {
+            Some(flavor) => self.flavor(Some(flavor)).await?.0,
+            None => inputs.flavor_id.clone(),
+        };
+        let image_id = match &spec.image {
+            Some(image) => self.image_id(Some(image)).await?,
+            None => inputs.image_id.clone(),
+        };
         let mut server = json!({
             "name": spec.node,
-            "flavorRef": inputs.flavor_id,
-            "imageRef": inputs.image_id,
+            "flavorRef": flavor_id,
+            "imageRef": image_id,
             "key_name": prereqs.keypair,
             "networks": [network],
             "security_groups": [{"name": prereqs.security_group}],
             "metadata": meta,
         });
-        if let Some(az) = &settings.availability_zone {
+        if let Some(az) = spec.zone.as_ref().or(settings.availability_zone.as_ref()) {
             server["availability_zone"] = json!(az);
         }
         if let Some(data) = &settings.user_data {

@@ -134,6 +134,7 @@ impl Provider for Cloud {
             role: spec.role,
             state: MachineState::Running,
             addresses: Some(Addresses::private_only(&address)),
+            zone: spec.zone.clone(),
         };
         if state.pending_listings > 0 {
             let addresses = machine.addresses.take().expect("just set");
