@@ -373,7 +373,27 @@ impl Controller {
             managers_view,
             refused,
             gone_for: BTreeMap::new(),
+            zones_down: self.zones_down(ctx).await,
         })
+    }
+
+    /// The zones of the spec the cloud says are down, for the planner to
+    /// place nothing there. Asked only of a cluster with zones; a failed
+    /// call is no evidence either way (the planner still sees its nodes).
+    async fn zones_down(&self, ctx: &ClusterContext) -> std::collections::BTreeSet<String> {
+        if ctx.record.spec.all_zones().is_empty() {
+            return Default::default();
+        }
+        match self.provider.unavailable_zones(&ctx.cluster).await {
+            Ok(zones) => zones.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(
+                    cluster = ctx.name(),
+                    "could not list the cloud's zones: {e}"
+                );
+                Default::default()
+            }
+        }
     }
 
     /// How long this process has seen each recorded machine gone from the

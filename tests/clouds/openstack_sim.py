@@ -27,6 +27,10 @@ Faults, set through the control port (127.0.0.1:8700, no auth):
                                             # sshd answers meanwhile and refuses the
                                             # login user (node_bodies.BOOT)
     POST /servers/<id>/error {"message": "..."}   # a running server fails
+    POST /zones/<name> {"down": true}       # every compute host of the zone fails:
+                                            # its servers go to ERROR, it is listed
+                                            # unavailable, and a server built there
+                                            # goes to ERROR (No valid host)
     POST /security-group-rules {"security_group_id": ID, "remove_port": 2377,
                                 "add": {"protocol": "tcp", ...}}   # an operator's hand
     POST /servers/<id>/status {"status": "REBOOT", "seconds": 90}  # a transitional
@@ -203,6 +207,8 @@ class Cloud:
         self.faults = {"latency_ms": 0, "error_rate": 0.0, "error_codes": [500, 503, 429],
                        "servers_fail": 0, "injected": 0, "late_posts": 0, "late_answered": 0,
                        "hide_servers": [], "user_sessions_after_s": 0}
+        # Zones whose compute hosts are all down.
+        self.zones_down = set()
         self.quota = {"instances": 10, "cores": 20, "ram": 51200, "floatingip": 10}
         self.tokens = {}
         self.service_token = None
@@ -493,6 +499,7 @@ class Cloud:
             fail = self.faults["servers_fail"] > 0
             if fail:
                 self.faults["servers_fail"] -= 1
+            fail = fail or s["availability_zone"] in self.zones_down
             port = self.ports[s["ports"][0]]
             ip = port["fixed_ips"][0]["ip_address"]
             keypair = self.keypairs.get(s["key_name"] or "", {})
@@ -637,7 +644,8 @@ def compute(cloud, method, path, query, body, headers, project):
             return 200, {"flavor": c.flavor_view(f, mv)}
         if parts == ["os-availability-zone"] and method == "GET":
             return 200, {"availabilityZoneInfo": [
-                {"zoneName": z, "zoneState": {"available": True}, "hosts": None} for z in ZONES]}
+                {"zoneName": z, "zoneState": {"available": z not in c.zones_down}, "hosts": None}
+                for z in ZONES]}
         if parts == ["os-keypairs"]:
             if method == "GET":
                 listed = paginate(list(c.keypairs.values()), query, key="name")
@@ -1096,6 +1104,7 @@ def make_control(cloud):
                                      "deleting": bool(s.get("deleting")),
                                      "metadata": s["metadata"], "security_groups": s["security_groups"],
                                      "availability_zone": s["availability_zone"], "key_name": s["key_name"],
+                                     "flavor": cloud.flavors[s["flavor_id"]]["name"],
                                      "user_data": s["user_data"]}
                                     for s in cloud.servers.values()],
                         "ports": list(cloud.ports),
@@ -1125,6 +1134,19 @@ def make_control(cloud):
                                          "login_user": body.get("login_user", "debian"),
                                          "created_at": now()}
                 return self.reply(200, {"id": iid})
+            if self.path.startswith("/zones/"):
+                zone = self.path[len("/zones/"):]
+                with cloud.lock:
+                    if body.get("down"):
+                        cloud.zones_down.add(zone)
+                    else:
+                        cloud.zones_down.discard(zone)
+                    hit = [sid for sid, s in cloud.servers.items()
+                           if s["availability_zone"] == zone and s["status"] != "ERROR"]
+                if body.get("down"):
+                    for sid in hit:
+                        cloud.set_error(sid, f"Compute host of zone {zone} failed", 500)
+                return self.reply(200, {"servers": hit})
             if self.path == "/quota":
                 with cloud.lock:
                     cloud.quota.update(body)

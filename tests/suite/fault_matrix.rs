@@ -709,3 +709,61 @@ fn a_node_that_prints_without_end_is_cut_off_and_memory_stays_bounded() {
         left_over: "none".into(),
     });
 }
+
+/// Every compute host of one zone fails: its manager's and worker's
+/// servers go to ERROR and the zone is listed unavailable. With the daemon
+/// running, both are replaced, and into the healthy zones (never back into
+/// the failed one); the cluster is whole again.
+#[test]
+fn a_failed_zone_is_replaced_into_the_healthy_zones() {
+    let (_turn, cloud) = openstack_cloud();
+    let c = Cluster::new("fm-zone").with_env(&cloud.env);
+    let template = "coe: swarm\nmanagers: 3\nworkers: 3\nnode:\n  zones: [az-1, az-2, az-3]\n\
+                    health:\n  ssh_timeout: 3s\n  not_ready_timeout: 3s\n  lost_timeout: 20s\n";
+    let out = openstack_create(&c, template);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let failed = cloud.zone_down("az-3", true);
+    assert_eq!(failed.len(), 2, "one manager and one worker in az-3");
+    let mut daemon = Daemon::start(&c, "5s");
+    let whole = || {
+        let servers = cloud.servers(&id);
+        let nodes = c.status_nodes();
+        servers.len() == 6
+            && servers
+                .iter()
+                .all(|s| s["status"] == "ACTIVE" && s["availability_zone"] != "az-3")
+            && nodes.len() == 6
+            && nodes.iter().all(|(_, h)| h == "healthy")
+    };
+    wait_until(
+        "both replaced in the healthy zones",
+        Duration::from_secs(360),
+        whole,
+    );
+    assert!(daemon.stop(Duration::from_secs(15)));
+    cloud.zone_down("az-3", false);
+    let events = c.events();
+    assert_eq!(remediations_in(&events), 2, "{events}");
+    assert!(events.contains("zone az-3 is failing"), "{events}");
+    assert_eq!(ready_swarm_nodes(&c), 6);
+    let mut zones: Vec<String> = cloud
+        .servers(&id)
+        .iter()
+        .map(|s| s["availability_zone"].as_str().unwrap().to_string())
+        .collect();
+    zones.sort();
+    c.ok(&["destroy", &c.name, "--yes"]);
+    assert!(cloud.all_servers(&id).is_empty());
+    record_fault_row(FaultRow {
+        id: "33",
+        fault: "every server of one zone of three in ERROR (its hosts down), daemon at 5 s",
+        happened: format!(
+            "manager and worker replaced into the healthy zones ({}); event \"zone az-3 is \
+             failing\"",
+            zones.join(" ")
+        ),
+        remediations: "2".into(),
+        left_over: "none".into(),
+    });
+}

@@ -374,6 +374,24 @@ fn bad_openstack_input_fails_before_any_server_is_created() {
         e.contains("openstack.availability_zone: no available zone az-9") && e.contains("az-2"),
         "{e}"
     );
+    // A pool's flavor, and a zone, checked the same way, the group named.
+    let pool = c.dir().join("pool.yaml");
+    std::fs::write(
+        &pool,
+        "coe: swarm\npools:\n  - {name: gpu, count: 1, flavor: m9.enormous}\n",
+    )
+    .unwrap();
+    let e = attempt("provision-test", &["--template", pool.to_str().unwrap()]);
+    assert!(
+        e.contains("flavor of the gpu: no flavor m9.enormous") && e.contains("m1.medium"),
+        "{e}"
+    );
+    std::fs::write(&pool, "coe: swarm\nnode:\n  zones: [az-1, az-9]\n").unwrap();
+    let e = attempt("provision-test", &["--template", pool.to_str().unwrap()]);
+    assert!(
+        e.contains("zones of the managers: no available zone az-9"),
+        "{e}"
+    );
     let e = attempt("no-such-cloud", &[]);
     assert!(
         e.contains("cloud no-such-cloud is not in") && e.contains("provision-test"),
@@ -670,5 +688,96 @@ fn a_swarm_whose_manager_failed_is_restored_at_the_backed_up_address() {
 
     assert_restored_swarm(&c, dir, &address, "provision-os-restore");
     assert_eq!(cloud.servers(&id).len(), 2);
+    destroy_leaves_no_server(&c, cloud, &id);
+}
+
+/// Each server of the cluster as (name, flavor, zone), by name.
+fn placement(cloud: &OpenStackCloud, id: &str) -> Vec<(String, String, String)> {
+    let mut placed: Vec<(String, String, String)> = cloud
+        .servers(id)
+        .iter()
+        .map(|s| {
+            let text = |key: &str| s[key].as_str().unwrap().to_string();
+            (text("name"), text("flavor"), text("availability_zone"))
+        })
+        .collect();
+    placed.sort();
+    placed
+}
+
+/// Pools and zones: three managers one per zone, two worker pools of
+/// different flavors each in its own zone; `scale --pool` grows one pool
+/// alone, in its zone and flavor; status groups the nodes by pool.
+#[test]
+fn pools_of_two_flavors_form_in_their_zones_and_scale_alone() {
+    let (_turn, cloud) = openstack_cloud();
+    let c = Cluster::new("ospools").with_env(&cloud.env);
+    let template = c.dir().join("pools.yaml");
+    std::fs::write(
+        &template,
+        "coe: swarm\nmanagers: 3\nworkers: 0\nnode:\n  zones: [az-1, az-2, az-3]\n\
+         pools:\n  - name: small\n    count: 1\n    zones: [az-1]\n    labels: {tier: web}\n\
+         \x20 - name: big\n    count: 1\n    flavor: m1.medium\n    zones: [az-2]\n",
+    )
+    .unwrap();
+    let out = create(
+        &c,
+        "provision-test",
+        &["--template", template.to_str().unwrap()],
+    );
+    assert_ok(&out, "create with two pools");
+    let id = assert_formed(&c, cloud, 5);
+    let row = |name: &str, flavor: &str, zone: &str| (name.to_string(), flavor.into(), zone.into());
+    assert_eq!(
+        placement(cloud, &id),
+        [
+            row("ospools-big-1", "m1.medium", "az-2"),
+            row("ospools-manager-1", "m1.small", "az-1"),
+            row("ospools-manager-2", "m1.small", "az-2"),
+            row("ospools-manager-3", "m1.small", "az-3"),
+            row("ospools-small-1", "m1.small", "az-1"),
+        ]
+    );
+    let status = c.ok(&["status", &c.name]);
+    assert!(
+        status.contains("managers 3/3 ready, small 1/1 ready, big 1/1 ready"),
+        "{status}"
+    );
+    let json = c.status_json();
+    let zones: Vec<(&str, &str)> = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["pool"].as_str().unwrap(), n["zone"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        zones,
+        [
+            ("managers", "az-1"),
+            ("managers", "az-2"),
+            ("managers", "az-3"),
+            ("small", "az-1"),
+            ("big", "az-2")
+        ]
+    );
+
+    c.ok(&["scale", &c.name, "--pool", "big", "--workers", "2"]);
+    assert_formed(&c, cloud, 6);
+    let placed = placement(cloud, &id);
+    assert!(
+        placed.contains(&row("ospools-big-2", "m1.medium", "az-2")),
+        "{placed:?}"
+    );
+    let out = c
+        .cmd()
+        .args(["scale", &c.name, "--pool", "gpu", "--workers", "1"])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("--pool: the cluster has no pool \"gpu\" (it has small, big)"),
+        "{text}"
+    );
     destroy_leaves_no_server(&c, cloud, &id);
 }

@@ -112,6 +112,9 @@ pub struct Observed {
     /// from the listing, in consecutive listings, by its own monotonic
     /// clock: quorum recovery's evidence (controller/gone_watch.rs).
     pub gone_for: BTreeMap<String, std::time::Duration>,
+    /// Availability zones the cloud lists as unavailable (asked only of a
+    /// cluster with zones): nothing new is placed there.
+    pub zones_down: std::collections::BTreeSet<String>,
 }
 
 /// One step the actor takes.
@@ -427,7 +430,7 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
     let new = scale::add_missing(
         &input,
         &kept,
-        &zones::Zones::of(&views),
+        &zones::Zones::of(&views, &observed.zones_down),
         managers_stale,
         dead_manager.as_deref(),
         &mut d,

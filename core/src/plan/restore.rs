@@ -137,7 +137,8 @@ pub(super) fn restore(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> 
             let managers = views
                 .iter()
                 .filter(|v| v.role() == Role::Manager && !v.record.retiring);
-            let zone = Zones::of(views).choose(&input.spec.zones, &placed(managers));
+            let zone = Zones::of(views, &input.observed.zones_down)
+                .choose(&input.spec.zones, &placed(managers));
             d.plan.changes.push(Action::AddNode {
                 node: node.clone(),
                 role: Role::Manager,

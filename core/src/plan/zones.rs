@@ -1,12 +1,13 @@
 //! Zones: where a new node's machine goes. A group's nodes spread over its
-//! zones, each new one to the least-filled; a zone where the cluster has
-//! nodes down and none healthy is skipped while another is not, so a
-//! replacement goes back to its own zone unless that zone is failing.
+//! zones, each new one to the least-filled; a failing zone (the cloud
+//! lists it unavailable, or the cluster has nodes down there and none
+//! healthy) is skipped while another is not, so a replacement goes back to
+//! its own zone unless that zone is failing.
 //! Spread this way, no zone holds a majority of the managers when they
 //! have three zones or more (Cluster API's failure domains, kops'
 //! one master per zone).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::NodeView;
 use crate::state::Reason;
@@ -22,7 +23,9 @@ impl Zones {
     /// healthy, and one at least down (its machine failed, gone or
     /// stopped, or it does not answer). A node still starting, or one the
     /// cloud is only busy with, says nothing about the zone.
-    pub(super) fn of(views: &[NodeView]) -> Zones {
+    /// Zones the cloud lists as unavailable (`down`) fail too, with no
+    /// node of the cluster needed there to tell.
+    pub(super) fn of(views: &[NodeView], down_in_cloud: &BTreeSet<String>) -> Zones {
         let mut healthy: BTreeMap<&str, bool> = BTreeMap::new();
         let mut down: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for v in views {
@@ -38,13 +41,15 @@ impl Zones {
                 down.entry(zone).or_default().push(v.name().to_string());
             }
         }
-        Zones {
-            failing: down
-                .into_iter()
-                .filter(|(zone, _)| !healthy.get(zone).copied().unwrap_or(false))
-                .map(|(zone, nodes)| (zone.to_string(), nodes))
-                .collect(),
+        let mut failing: BTreeMap<String, Vec<String>> = down
+            .into_iter()
+            .filter(|(zone, _)| !healthy.get(zone).copied().unwrap_or(false))
+            .map(|(zone, nodes)| (zone.to_string(), nodes))
+            .collect();
+        for zone in down_in_cloud {
+            failing.entry(zone.clone()).or_default();
         }
+        Zones { failing }
     }
 
     /// The zone of `zones` for one more node, given how many of the
@@ -136,6 +141,15 @@ mod tests {
             failing.choose(&two, &placed(&[("az-2", 3)])).as_deref(),
             Some("az-2")
         );
+        // A zone the cloud lists unavailable fails with no node there.
+        let listed_down = Zones::of(&[], &["az-1".to_string()].into());
+        assert_eq!(
+            listed_down.choose(&two, &placed(&[("az-2", 5)])).as_deref(),
+            Some("az-2")
+        );
+        assert!(listed_down.notes(&two)[0]
+            .to_string()
+            .contains("lists it unavailable"));
         let one = zones(&["az-1"]);
         assert_eq!(failing.choose(&one, &placed(&[])).as_deref(), Some("az-1"));
         assert_eq!(

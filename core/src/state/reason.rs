@@ -77,8 +77,9 @@ pub enum Reason {
     /// What a node or a member reported was not in a form an orchestrator
     /// makes, and was not used.
     ReportRefused { why: String },
-    /// New nodes are not placed in this zone: none of the cluster's nodes
-    /// there is healthy and these have failed there.
+    /// New nodes are not placed in this zone: the cloud lists it
+    /// unavailable (no `nodes`), or none of the cluster's nodes there is
+    /// healthy and these have failed there.
     ZoneFailing { zone: String, nodes: Vec<String> },
 }
 
@@ -203,6 +204,11 @@ impl fmt::Display for Reason {
                 "the running managers are restarted with the new quorum before new managers start",
             ),
             Reason::ReportRefused { why } => f.write_str(why),
+            Reason::ZoneFailing { zone, nodes } if nodes.is_empty() => write!(
+                f,
+                "zone {zone} is failing (the cloud lists it unavailable): new nodes go to the \
+                 other zones until it is back"
+            ),
             Reason::ZoneFailing { zone, nodes } => write!(
                 f,
                 "zone {zone} is failing ({} down, none healthy there): new nodes go to the other \

@@ -126,6 +126,14 @@ pub trait Provider: Send + Sync {
         spec: &MachineSpec,
     ) -> Result<Machine, ProviderError>;
 
+    /// The availability zones the cloud lists as unavailable now (Nova's
+    /// `zoneState.available` false, EC2's zone state other than
+    /// `available`), for the planner to place no machine there. A cloud
+    /// without zones has none.
+    async fn unavailable_zones(&self, _cluster: &ClusterRef) -> Result<Vec<String>, ProviderError> {
+        Ok(Vec::new())
+    }
+
     /// All machines carrying the cluster's id, in one call to the cloud.
     async fn list_machines(&self, cluster: &ClusterRef) -> Result<Vec<Machine>, ProviderError>;
 

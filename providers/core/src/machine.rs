@@ -24,6 +24,17 @@ pub struct ClusterRef {
     pub kinds: Vec<MachineKind>,
 }
 
+impl ClusterRef {
+    /// Whether its groups differ in flavor or image, so a refusal of one
+    /// names the group (`flavor of the gpu`).
+    pub fn names_groups(&self) -> bool {
+        self.kinds
+            .windows(2)
+            .any(|w| (&w[0].flavor, &w[0].image) != (&w[1].flavor, &w[1].image))
+            || self.kinds.iter().any(|k| !k.zones.is_empty())
+    }
+}
+
 /// The machines of one group of nodes: what `preflight` checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineKind {

@@ -97,6 +97,11 @@ impl Provider for Throttled {
         self.inner.create_machine(cluster, spec).await
     }
 
+    async fn unavailable_zones(&self, cluster: &ClusterRef) -> Result<Vec<String>, ProviderError> {
+        let _turn = self.limit.turn().await;
+        self.inner.unavailable_zones(cluster).await
+    }
+
     async fn list_machines(&self, cluster: &ClusterRef) -> Result<Vec<Machine>, ProviderError> {
         let _turn = self.limit.turn().await;
         self.inner.list_machines(cluster).await

@@ -103,7 +103,10 @@ impl Provider for Ec2Provider {
         // Each group's instance type, image and zones' subnets, so a
         // pool's typo fails before the first resource exists.
         for kind in &cluster.kinds {
-            let of_group = |e| provision_provider::in_group(e, &kind.group);
+            let of_group = |e| match cluster.names_groups() {
+                true => provision_provider::in_group(e, &kind.group),
+                false => e,
+            };
             let instance_type = kind.flavor.as_deref().unwrap_or(self.instance_type());
             let (vcpus, memory_mib) = self
                 .instance_type_size(instance_type)
@@ -158,6 +161,22 @@ impl Provider for Ec2Provider {
             self.prereqs.forget(&cluster.id);
         }
         launched
+    }
+
+    async fn unavailable_zones(&self, _: &ClusterRef) -> Result<Vec<String>, ProviderError> {
+        self.count("DescribeAvailabilityZones");
+        let out = self
+            .client
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| crate::errors::call_error("DescribeAvailabilityZones", e))?;
+        Ok(out
+            .availability_zones()
+            .iter()
+            .filter(|z| z.state() != Some(&aws_sdk_ec2::types::AvailabilityZoneState::Available))
+            .filter_map(|z| z.zone_name().map(str::to_string))
+            .collect())
     }
 
     async fn list_machines(&self, cluster: &ClusterRef) -> Result<Vec<Machine>, ProviderError> {

@@ -131,10 +131,9 @@ impl OpenStackProvider {
     }
 
     /// Each of `wanted` (the template's `field`) is a zone the cloud offers
-    /// now (`GET /os-availability-zone`, one request for all): Nova would
-    /// refuse a server in another only at its create, after the keypair
-    /// and groups exist ("The requested availability zone is not
-    /// available").
+    /// now: Nova would refuse a server in another only at its create,
+    /// after the keypair and groups exist ("The requested availability
+    /// zone is not available").
     pub(crate) async fn check_zones(
         &self,
         wanted: &[String],
@@ -143,6 +142,23 @@ impl OpenStackProvider {
         if wanted.is_empty() {
             return Ok(());
         }
+        let available: Vec<String> = self
+            .zones()
+            .await?
+            .into_iter()
+            .filter(|(_, up)| *up)
+            .map(|(zone, _)| zone)
+            .collect();
+        match wanted.iter().find(|z| !available.contains(z)) {
+            None => Ok(()),
+            Some(missing) => Err(not_found(field, "available zone", missing, &available)),
+        }
+    }
+
+    /// The cloud's zones and whether each is available (`GET
+    /// /os-availability-zone`: a zone whose compute services are all down
+    /// is listed unavailable).
+    pub(crate) async fn zones(&self) -> Result<Vec<(String, bool)>, ProviderError> {
         let answer = self
             .api
             .compute(
@@ -153,15 +169,10 @@ impl OpenStackProvider {
             )
             .await?;
         let zones: Vec<ZoneView> = parse(&answer, "availabilityZoneInfo")?;
-        let available: Vec<String> = zones
+        Ok(zones
             .into_iter()
-            .filter(|z| z.zone_state.available)
-            .map(|z| z.zone_name)
-            .collect();
-        match wanted.iter().find(|z| !available.contains(z)) {
-            None => Ok(()),
-            Some(missing) => Err(not_found(field, "available zone", missing, &available)),
-        }
+            .map(|z| (z.zone_name, z.zone_state.available))
+            .collect())
     }
 
     /// The image's id: `wanted`, or the cluster's when `None`; looked up

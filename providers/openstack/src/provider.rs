@@ -101,9 +101,11 @@ impl Provider for OpenStackProvider {
         }
         // Each group's flavor, image and zones, so a pool's typo fails
         // before the first resource exists.
-        let mut zones = Vec::new();
         for kind in &cluster.kinds {
-            let of_group = |e| provision_provider::in_group(e, &kind.group);
+            let of_group = |e| match cluster.names_groups() {
+                true => provision_provider::in_group(e, &kind.group),
+                false => e,
+            };
             let (_, (name, vcpus, ram)) = self
                 .flavor(kind.flavor.as_deref())
                 .await
@@ -116,15 +118,11 @@ impl Provider for OpenStackProvider {
             self.image_id(kind.image.as_deref())
                 .await
                 .map_err(of_group)?;
-            zones.extend(
-                kind.zones
-                    .iter()
-                    .filter(|z| !zones.contains(*z))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
+            self.check_zones(&kind.zones, "zones")
+                .await
+                .map_err(of_group)?;
         }
-        self.check_zones(&zones, "zones").await
+        Ok(())
     }
 
     fn prerequisite_kinds(&self) -> &'static [&'static str] {
@@ -162,6 +160,16 @@ impl Provider for OpenStackProvider {
             self.prereqs.forget(&cluster.id);
         }
         launched
+    }
+
+    async fn unavailable_zones(&self, _: &ClusterRef) -> Result<Vec<String>, ProviderError> {
+        Ok(self
+            .zones()
+            .await?
+            .into_iter()
+            .filter(|(_, up)| !up)
+            .map(|(zone, _)| zone)
+            .collect())
     }
 
     async fn list_machines(&self, cluster: &ClusterRef) -> Result<Vec<Machine>, ProviderError> {

@@ -94,7 +94,25 @@ impl OpenStackCloud {
                 "user_sessions_after_s": 0}"#,
         );
         self.quota(r#"{"instances": 10, "cores": 20, "ram": 51200, "floatingip": 10}"#);
+        for zone in ["nova", "az-1", "az-2", "az-3"] {
+            self.zone_down(zone, false);
+        }
         self.reset_calls();
+    }
+
+    /// Every compute host of `zone` fails (`down`) or is back: its servers
+    /// go to ERROR, and one built there meanwhile too. Returns the ids of
+    /// the servers it failed.
+    pub fn zone_down(&self, zone: &str, down: bool) -> Vec<String> {
+        let body = serde_json::json!({ "down": down }).to_string();
+        let v = self.control("POST", &format!("/zones/{zone}"), &body);
+        let ids = v["servers"].as_array().cloned().unwrap_or_default();
+        if !down {
+            return Vec::new();
+        }
+        ids.iter()
+            .map(|i| i.as_str().unwrap().to_string())
+            .collect()
     }
 
     pub fn faults(&self, json: &str) -> serde_json::Value {
