@@ -727,15 +727,21 @@ fn pools_of_two_flavors_form_in_their_zones_and_scale_alone() {
     );
     assert_ok(&out, "create with two pools");
     let id = assert_formed(&c, cloud, 5);
-    let row = |name: &str, flavor: &str, zone: &str| (name.to_string(), flavor.into(), zone.into());
+    let row = |node: &str, flavor: &str, zone: &str| {
+        (
+            format!("{}-{node}", c.name),
+            flavor.to_string(),
+            zone.to_string(),
+        )
+    };
     assert_eq!(
         placement(cloud, &id),
         [
-            row("ospools-big-1", "m1.medium", "az-2"),
-            row("ospools-manager-1", "m1.small", "az-1"),
-            row("ospools-manager-2", "m1.small", "az-2"),
-            row("ospools-manager-3", "m1.small", "az-3"),
-            row("ospools-small-1", "m1.small", "az-1"),
+            row("big-1", "m1.medium", "az-2"),
+            row("manager-1", "m1.small", "az-1"),
+            row("manager-2", "m1.small", "az-2"),
+            row("manager-3", "m1.small", "az-3"),
+            row("small-1", "m1.small", "az-1"),
         ]
     );
     let status = c.ok(&["status", &c.name]);
@@ -765,7 +771,7 @@ fn pools_of_two_flavors_form_in_their_zones_and_scale_alone() {
     assert_formed(&c, cloud, 6);
     let placed = placement(cloud, &id);
     assert!(
-        placed.contains(&row("ospools-big-2", "m1.medium", "az-2")),
+        placed.contains(&row("big-2", "m1.medium", "az-2")),
         "{placed:?}"
     );
     let out = c
