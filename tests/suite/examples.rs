@@ -149,3 +149,31 @@ fn example_mesos_template_is_valid() {
         Coe::Mesos.profile().member_ports
     );
 }
+
+#[test]
+fn example_pools_template_is_valid_and_spreads_over_its_zones() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/openstack-pools.yaml");
+    let (_, t) = ClusterTemplate::load(path.to_str().unwrap()).unwrap();
+    let spec = t.to_spec("web", Cloud::OpenStack);
+    // Valid; its one warning is the open SSH range it leaves as it is.
+    let warnings = validate(&spec).unwrap();
+    assert!(
+        warnings.iter().all(|w| w.starts_with("firewall.ssh_from")),
+        "{warnings:?}"
+    );
+    let groups = spec.groups();
+    let groups: Vec<(&str, u32, Option<&str>)> = groups
+        .iter()
+        .map(|g| (g.label(), g.count, g.flavor))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("managers", 3, Some("m1.small")),
+            ("workers", 0, Some("m1.small")),
+            ("small", 2, Some("m1.small")),
+            ("big", 1, Some("m1.medium"))
+        ]
+    );
+    assert_eq!(spec.all_zones(), ["az-1", "az-2", "az-3"]);
+}
