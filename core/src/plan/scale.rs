@@ -262,18 +262,7 @@ mod tests {
     fn managers_scale_in_one_at_a_time() {
         let (records, observed) = converged(3, 1);
         let p = plan(&spec(1, 1), &records, &observed, NOW);
-        let retired: Vec<_> = p
-            .changes
-            .iter()
-            .filter(|a| matches!(a, Action::Retire { .. }))
-            .collect();
-        assert_eq!(
-            retired,
-            vec![&Action::Retire {
-                node: "web-manager-3".into(),
-                reason: "scale in".into()
-            }]
-        );
+        assert_eq!(retired(&p), [("web-manager-3", "scale in")]);
         assert!(p.actions().contains(&Action::Drain {
             node: "web-manager-3".into(),
             member: member("m3", "web-manager-3", Role::Manager, true)
@@ -367,32 +356,13 @@ mod tests {
         let mut s = spec(1, 1);
         s.pools = vec![pool("gpu", 2, &[])];
         let p = plan(&s, &records, &observed, NOW);
-        let retired: Vec<&Action> = p
-            .changes
-            .iter()
-            .filter(|a| matches!(a, Action::Retire { .. }))
-            .collect();
-        assert_eq!(
-            retired,
-            [&Action::Retire {
-                node: "web-gpu-3".into(),
-                reason: "scale in".into()
-            }]
-        );
+        assert_eq!(retired(&p), [("web-gpu-3", "scale in")]);
         s.pools[0].count = 4;
         assert_eq!(added(&plan(&s, &records, &observed, NOW)), ["web-gpu-4"]);
         s.pools.clear();
         let p = plan(&s, &records, &observed, NOW);
-        let retired: Vec<(&str, &str)> = p
-            .changes
-            .iter()
-            .filter_map(|a| match a {
-                Action::Retire { node, reason } => Some((node.as_str(), reason.as_str())),
-                _ => None,
-            })
-            .collect();
         assert_eq!(
-            retired,
+            retired(&p),
             [
                 ("web-gpu-1", "pool gpu removed"),
                 ("web-gpu-2", "pool gpu removed"),

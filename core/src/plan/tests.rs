@@ -129,6 +129,17 @@ pub(super) fn added(p: &Plan) -> Vec<&str> {
         .collect()
 }
 
+/// Each node the plan retires, with why.
+pub(super) fn retired(p: &Plan) -> Vec<(&str, &str)> {
+    p.changes
+        .iter()
+        .filter_map(|a| match a {
+            Action::Retire { node, reason } => Some((node.as_str(), reason.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Marks nodes' probes as running with an out-of-date view of the managers.
 pub(super) fn stale(observed: &mut Observed, nodes: &[&str]) {
     for node in nodes {
