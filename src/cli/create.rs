@@ -114,6 +114,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
     let _lock = session.lock_unless_dry(&spec.name, dry_run)?;
 
     let existing = session.store.cluster(&spec.name)?;
+    let mut unrecorded = Vec::new();
     if existing.is_none() && dry_run {
         return print_new_cluster_plan(spec, &args, provider).await;
     }
@@ -129,6 +130,7 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
                     spec.name
                 );
             }
+            let existing_machines = existing.spec.machines();
             if let Some(why) = unchangeable(&existing.spec, &spec, &args) {
                 bail!(
                     "cluster {} already exists with {why}: run without that flag to finish it, or `provision destroy {}` and create it again",
@@ -140,11 +142,31 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
             let mut s = existing.spec.clone();
             s.managers = args.managers.unwrap_or(s.managers);
             s.workers = args.workers.unwrap_or(s.workers);
+            // New machines (--image, --flavor, a template's node and
+            // pools) are rolled out node by node.
+            let before = s.machines();
+            let nodes = session.store.nodes(&spec.name)?;
+            if crate::controller::plan::rollout::pending(&s, &nodes).is_empty() {
+                // The last change is done: a new one starts from here.
+                s.change = None;
+            }
+            // Nodes recorded before provision kept their machine were made
+            // from the spec as it stood: said so, so a change replaces them.
+            unrecorded = nodes
+                .iter()
+                .filter(|n| n.machine.is_none())
+                .cloned()
+                .filter_map(|mut n| {
+                    n.machine = Some(s.group(n.role, n.pool.as_deref())?.machine());
+                    Some(n)
+                })
+                .collect();
+            take_machines(&mut s, &spec, &args);
+            s.change_machines_from(before);
             // A new SSH or client range is applied to the cloud's firewall by
             // this run (the old range's rules are revoked).
             set_ranges(&mut s, &args);
             // Fewer managers here is a scale-in: the same quorum rule as `scale`.
-            let nodes = session.store.nodes(&spec.name)?;
             // (Zero managers is refused by validation below, with its own message.)
             if let (Err(why), true, false) = (
                 check_manager_change(&nodes, s.managers, &[]),
@@ -171,10 +193,19 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
                     spec.name
                 );
             }
-            ClusterRecord {
+            let record = ClusterRecord {
                 spec: s,
                 ..existing
+            };
+            // A change is checked against the cloud before anything moves.
+            if record.spec.machines() != existing_machines {
+                // (The key is not needed to check flavors and images.)
+                let cluster = cluster_ref(&record, String::new());
+                provider.preflight(&cluster).await.with_context(|| {
+                    format!("checking the new machines of cluster {}", record.spec.name)
+                })?;
             }
+            record
         }
         None => {
             let record = new_record(spec, &args)?;
@@ -200,6 +231,9 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
         .store
         .put_cluster(&record)
         .context("storing the cluster spec")?;
+    for node in &unrecorded {
+        session.store.put_node(node)?;
+    }
     let (report, nodes) = session.reconcile(&record, provider, reporter).await?;
 
     let name = &record.spec.name;
@@ -314,21 +348,31 @@ fn given_cloud_flags(args: &CreateArgs) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// A flag given again for an existing cluster that would change where or
-/// how its machines run, which a re-run does not do.
+/// A cloud flag given again for an existing cluster that would change
+/// where its machines run (its network, region…), which a re-run does not
+/// do. (A new image or flavor is rolled out instead.)
 fn unchangeable(existing: &ClusterSpec, wanted: &ClusterSpec, args: &CreateArgs) -> Option<String> {
-    let differs = |flag: &str, given: &Option<String>, old: Option<&str>| match given {
-        Some(new) if Some(new.as_str()) != old => Some(format!(
-            "{} {}; --{flag} {new} cannot change it",
-            flag,
-            old.unwrap_or("(the default)")
-        )),
-        _ => None,
-    };
-    differs("image", &args.image, existing.image.as_deref())
-        .or_else(|| differs("flavor", &args.flavor, existing.flavor.as_deref()))
-        .or_else(|| existing.changed_by_cloud_flags(&given_cloud_flags(args)))
+    existing
+        .changed_by_cloud_flags(&given_cloud_flags(args))
         .filter(|_| existing.cloud == wanted.cloud)
+}
+
+/// What an existing cluster's machines become: `--image` and `--flavor`,
+/// and with `--template` its `node:` image and flavor and its pools (their
+/// counts and zones too: the template is the desired state).
+fn take_machines(spec: &mut ClusterSpec, asked: &ClusterSpec, args: &CreateArgs) {
+    if args.template.is_some() {
+        spec.image = asked.image.clone();
+        spec.flavor = asked.flavor.clone();
+        spec.pools = asked.pools.clone();
+        spec.rollout = asked.rollout;
+    }
+    if let Some(image) = &args.image {
+        spec.image = Some(image.clone());
+    }
+    if let Some(flavor) = &args.flavor {
+        spec.flavor = Some(flavor.clone());
+    }
 }
 
 fn new_cluster_id() -> String {

@@ -9,6 +9,7 @@ mod heal;
 mod list;
 mod output;
 mod restore;
+mod rollout;
 mod scale;
 pub(crate) mod session;
 mod ssh;
@@ -174,6 +175,16 @@ pub enum Command {
     /// Add or remove particular nodes.
     #[command(subcommand)]
     Nodes(NodesCommand),
+    /// A change of the nodes' machines (the cluster command's --image,
+    /// --flavor or --template): where it stands, pause, resume, undo.
+    Rollout {
+        name: String,
+        #[arg(value_enum)]
+        action: rollout::RolloutAction,
+        /// Store it and return: a running daemon carries it out.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Replace unhealthy nodes and finish what is unfinished: one reconcile run.
     Heal {
         /// The cluster (or --all).
@@ -504,6 +515,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             scale::run(&global, &name, change, flags).await
         }
+        Command::Rollout {
+            name,
+            action,
+            no_wait,
+        } => rollout::run(&global, &name, action, no_wait).await,
         Command::Nodes(NodesCommand::Add {
             name,
             role,

@@ -19,6 +19,9 @@ pub struct ClusterStatus {
     pub workers: u32,
     /// Each group: the managers, the default workers, each pool.
     pub pools: Vec<PoolStatus>,
+    /// Groups whose machines changed, with the nodes still to replace.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rollout: Vec<crate::controller::plan::rollout::GroupRollout>,
     pub nodes: Vec<NodeStatus>,
     /// Cloud resources made for the cluster besides its machines.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,6 +77,7 @@ impl ClusterStatus {
             managers: record.spec.managers,
             workers: record.spec.count(provision_provider::Role::Worker),
             pools: pools(&record.spec, nodes),
+            rollout: crate::controller::plan::rollout::pending(&record.spec, nodes),
             nodes: in_group_order(&record.spec, nodes)
                 .into_iter()
                 .map(|n| NodeStatus {

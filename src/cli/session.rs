@@ -48,5 +48,14 @@ pub async fn print_dry_run(
 ) -> Result<()> {
     let dry = session.dry_run(record, provider, leaving).await?;
     super::dry_run::print(&record.spec.name, &dry);
+    // A change of machines: the order its rollout replaces the nodes in.
+    let nodes = session.store.nodes(&record.spec.name)?;
+    let groups = crate::controller::plan::rollout::pending(&record.spec, &nodes);
+    if !groups.is_empty() {
+        println!("The rollout would replace, a group at a time:");
+        for line in super::rollout::order_lines(&groups) {
+            println!("{line}");
+        }
+    }
     Ok(())
 }

@@ -52,7 +52,15 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
                 status.workers,
                 status.phase
             );
-            println!("{}\n", pools_line(&status.pools));
+            println!("{}", pools_line(&status.pools));
+            let groups = crate::controller::plan::rollout::pending(&record.spec, &nodes);
+            if !groups.is_empty() {
+                println!("rollout (`provision rollout {} status`):", status.name);
+                for line in super::rollout::order_lines(&groups) {
+                    println!("{line}");
+                }
+            }
+            println!();
             println!("{}", node_table(&record.spec, &nodes));
             let resources = status.resources.as_deref().unwrap_or_default();
             if !resources.is_empty() {

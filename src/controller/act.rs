@@ -90,11 +90,13 @@ impl Controller {
                     attempt,
                     pool,
                     zone,
+                    machine,
                 } => {
                     let mut rec = NodeRecord::new(ctx.name(), node, *role, *index);
                     rec.start_attempt = *attempt;
                     rec.pool = pool.clone();
                     rec.zone = zone.clone();
+                    rec.machine = machine.clone();
                     self.store.put_node(&rec)?;
                 }
                 Action::Retire { node, reason } => {

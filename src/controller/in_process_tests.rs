@@ -479,3 +479,44 @@ async fn a_settled_cluster_is_found_so_without_a_write_and_a_cluster_with_work_i
     assert_eq!(report.remediations, ["web-worker-1"]);
     assert!(w.ctl.settled(&ctx(2)).await.unwrap());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_flavor_is_rolled_out_in_one_run_a_node_at_a_time() {
+    let mut w = world(1, 2);
+    w.converge().await;
+    let old_machines: Vec<String> = w
+        .ctl
+        .store
+        .nodes("web")
+        .unwrap()
+        .into_iter()
+        .filter_map(|n| n.machine_id)
+        .collect();
+    let before = w.ctx.record.spec.machines();
+    w.ctx.record.spec.flavor = Some("big".into());
+    w.ctx.record.spec.change_machines_from(before);
+    w.ctl.store.put_cluster(&w.ctx.record).unwrap();
+    // One run goes on through the waits for each new node.
+    let report = w.converge().await;
+    assert!(report.healthy, "{report:?}");
+    let nodes = w.ctl.store.nodes("web").unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.machine.as_deref() == Some("image=- flavor=big")),
+        "{nodes:?}"
+    );
+    assert!(nodes
+        .iter()
+        .all(|n| !old_machines.contains(n.machine_id.as_ref().unwrap())));
+    // Each old node went by the rollout, none by remediation.
+    let events = w.ctl.store.events("web", 100).unwrap();
+    let retired = events
+        .iter()
+        .filter(|e| e.message.starts_with("retiring: rollout"))
+        .count();
+    assert_eq!(retired, 3);
+    assert_eq!(w.cloud.nodes().len(), 3);
+    assert_eq!(w.swarm.ready().len(), 3);
+}

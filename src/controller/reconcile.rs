@@ -204,7 +204,8 @@ impl Controller {
         let mut last: Vec<String> = Vec::new();
         self.reconcile_firewall(ctx).await?;
         let max_passes = max_passes(&ctx.record.spec);
-        for pass in 1..=max_passes {
+        let mut pass = 1;
+        while pass <= max_passes {
             // A holder that lost its lock probes nothing more either.
             self.may_go_on(ctx.name())?;
             let (records, observed) = self.observe(ctx, self.probing, connections).await?;
@@ -218,7 +219,17 @@ impl Controller {
                     last = remaining;
                     break;
                 }
+                // Not a pass that acted: only the converge timeout bounds
+                // these.
+                Pass::Waiting => {
+                    if started.elapsed() >= limit {
+                        break;
+                    }
+                    tokio::time::sleep(ROLLOUT_LOOK).await;
+                    continue;
+                }
             }
+            pass += 1;
         }
         self.store.set_cluster_phase(ctx.name(), "failed")?;
         if started.elapsed() >= limit {
@@ -237,9 +248,15 @@ impl Controller {
     }
 }
 
+/// How often a converge looks again while a rollout waits for a new node
+/// to become healthy.
+const ROLLOUT_LOOK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How one pass of [`Controller::converge_into`] ended.
 enum Pass {
     Converged,
+    /// Nothing to do now, but a rollout goes on once a node is healthy.
+    Waiting,
     /// Acted; these were the plan's steps.
     More(Vec<String>),
     /// The converge timeout ran out with these steps left.
@@ -264,6 +281,9 @@ impl Controller {
         self.record_reasons(ctx, records, &plan.notes)?;
         report.stalled = plan.stalled.clone();
         report.next_look = plan.next_look;
+        if plan.is_empty() && plan.rolling {
+            return Ok(Pass::Waiting);
+        }
         if plan.is_empty() {
             report.healthy = records.iter().all(|n| {
                 n.health == Health::Healthy && !n.retiring && n.phase != NodePhase::Failed

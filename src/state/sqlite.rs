@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     conditions      TEXT,
     pool            TEXT,
     zone            TEXT,
+    machine         TEXT,
     PRIMARY KEY (cluster, name)
 );
 CREATE TABLE IF NOT EXISTS resources (
@@ -195,7 +196,7 @@ const NODE_COLUMNS: &str =
     "cluster, name, role, idx, machine_id, address, phase, health, host_key, member_id, \
      retiring, reason, unhealthy_since, machine_created_at, failures, retry_at, updated_at, \
      private_address, public_address, unhealthy_kind, start_attempt, launch_token, managers_seen, \
-     conditions, pool, zone";
+     conditions, pool, zone, machine";
 
 /// Columns added since the first release, with what an older row gets:
 /// before a machine had two addresses, its one address served for both.
@@ -214,6 +215,7 @@ const NODE_COLUMNS_ADDED: &[(&str, &str, &str)] = &[
     ("conditions", "TEXT", ""),
     ("pool", "TEXT", ""),
     ("zone", "TEXT", ""),
+    ("machine", "TEXT", ""),
 ];
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -281,6 +283,7 @@ fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
             .unwrap_or_default(),
         pool: row.get(24)?,
         zone: row.get(25)?,
+        machine: row.get(26)?,
     })
 }
 
@@ -288,7 +291,7 @@ fn insert_node(conn: &Connection, n: &NodeRecord, updated_at: &str) -> rusqlite:
     conn.execute(
             &format!(
                 "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
             ),
             params![
                 n.cluster,
@@ -318,6 +321,7 @@ fn insert_node(conn: &Connection, n: &NodeRecord, updated_at: &str) -> rusqlite:
                     .then(|| serde_json::to_string(&n.conditions).expect("reasons serialise")),
                 n.pool,
                 n.zone,
+                n.machine,
             ],
         )
         .map(|_| ())

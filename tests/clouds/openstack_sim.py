@@ -1105,6 +1105,7 @@ def make_control(cloud):
                                      "metadata": s["metadata"], "security_groups": s["security_groups"],
                                      "availability_zone": s["availability_zone"], "key_name": s["key_name"],
                                      "flavor": cloud.flavors[s["flavor_id"]]["name"],
+                                     "image": cloud.images[s["image_id"]]["name"],
                                      "user_data": s["user_data"]}
                                     for s in cloud.servers.values()],
                         "ports": list(cloud.ports),

@@ -787,3 +787,100 @@ fn pools_of_two_flavors_form_in_their_zones_and_scale_alone() {
     );
     destroy_leaves_no_server(&c, cloud, &id);
 }
+
+/// Each server's (name, flavor, image name), by name.
+fn machines_of(cloud: &OpenStackCloud, id: &str) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = cloud
+        .servers(id)
+        .iter()
+        .map(|s| {
+            let text = |key: &str| s[key].as_str().unwrap().to_string();
+            (text("name"), text("flavor"), text("image"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A flavor change given to the cluster command is rolled out: a dry run
+/// prints the order; the run replaces every server, a new one joined
+/// before an old one goes; afterwards each server has the new flavor.
+/// Then an image whose servers never let the login user in: the rollout
+/// halts after its first new node, the old nodes stay in the swarm,
+/// `rollout status` says why; `rollout undo` goes back and leaves the
+/// cluster as it was, with nothing of the broken image left.
+#[test]
+fn a_flavor_change_rolls_out_and_a_broken_image_halts_until_undone() {
+    let (_turn, cloud) = openstack_cloud();
+    let c = Cluster::new("osroll").with_env(&cloud.env);
+    let template = c.dir().join("roll.yaml");
+    std::fs::write(
+        &template,
+        "coe: swarm\nmanagers: 1\nworkers: 2\ntimeouts:\n  ssh: 20s\n\
+         health:\n  startup_timeout: 45s\n",
+    )
+    .unwrap();
+    let template = template.to_str().unwrap();
+    assert_ok(
+        &create(&c, "provision-test", &["--template", template]),
+        "create",
+    );
+    let id = assert_formed(&c, cloud, 3);
+
+    let dry = create(
+        &c,
+        "provision-test",
+        &["--flavor", "m1.medium", "--dry-run"],
+    );
+    assert_ok(&dry, "dry run of the change");
+    let text = output_text(&dry);
+    assert!(
+        text.contains("managers -> image=- flavor=m1.medium: 0 new, 1 to replace")
+            && text.contains(&format!(
+                "workers -> image=- flavor=m1.medium: 0 new, 2 to replace ({0}-worker-2, {0}-worker-1)",
+                c.name
+            )),
+        "{text}"
+    );
+    assert!(cloud.servers(&id).iter().all(|s| s["flavor"] == "m1.small"));
+
+    assert_ok(
+        &create(&c, "provision-test", &["--flavor", "m1.medium"]),
+        "rollout",
+    );
+    assert_formed(&c, cloud, 3);
+    let machines = machines_of(cloud, &id);
+    assert!(
+        machines.iter().all(|(_, flavor, _)| flavor == "m1.medium"),
+        "{machines:?}"
+    );
+    let events = c.events();
+    assert_eq!(events.matches("retiring: rollout").count(), 3, "{events}");
+    let status = c.ok(&["rollout", &c.name, "status"]);
+    assert!(status.contains("no rollout under way"), "{status}");
+
+    cloud.add_image("debian-12-broken", "provision/node:bookworm", "nobody");
+    let out = create(&c, "provision-test", &["--image", "debian-12-broken"]);
+    let text = output_text(&out);
+    assert!(text.contains("not every node is healthy"), "{text}");
+    let status = c.ok(&["rollout", &c.name, "status"]);
+    assert!(
+        status.contains("halted: the rollout of the managers halted: new node")
+            && status.contains("image=debian-12-broken"),
+        "{status}"
+    );
+    // The old nodes stay and serve; the one new node is kept to look at.
+    assert_eq!(cloud.servers(&id).len(), 4);
+    assert_eq!(ready_swarm_nodes(&c), 3);
+
+    c.ok(&["rollout", &c.name, "undo"]);
+    assert_formed(&c, cloud, 3);
+    let machines = machines_of(cloud, &id);
+    assert!(
+        machines
+            .iter()
+            .all(|(_, flavor, image)| flavor == "m1.medium" && image == "debian-12"),
+        "{machines:?}"
+    );
+    destroy_leaves_no_server(&c, cloud, &id);
+}

@@ -67,7 +67,20 @@ pub(super) fn leave(
                         || o.probe.and_then(|p| p.member_id.as_deref()) == Some(id))
             })
         };
-        if let Some(member) = v.member.filter(|m| !claimed(&m.id)) {
+        let member = v.member.filter(|m| !claimed(&m.id));
+        // A member leaves through another manager with control: when the
+        // leaving manager is the only one this observation asked (the
+        // lowest index, an old one in a rollout), it waits a pass, and the
+        // next observation asks a manager that stays first.
+        let via_other = input
+            .observed
+            .probes
+            .iter()
+            .any(|(node, p)| node != v.name() && p.has_control());
+        if member.is_some() && v.role() == Role::Manager && !via_other {
+            continue;
+        }
+        if let Some(member) = member {
             if v.condition.is_healthy() {
                 d.steps.push(Action::Drain {
                     node: name.clone(),
@@ -95,6 +108,32 @@ mod tests {
     use super::super::*;
 
     #[test]
+    fn a_manager_leaves_through_another_manager_with_control() {
+        // Manager 1 is the one the observation asked (control); 2 and 3
+        // were vouched for. Retiring 1 waits a pass.
+        let (mut records, observed) = converged_listed(3, 0);
+        records[0].retiring = true;
+        let p = plan(&spec(2, 0), &records, &observed, NOW);
+        assert!(
+            !p.actions()
+                .iter()
+                .any(|a| matches!(a, Action::Drain { .. } | Action::RemoveMember { .. })),
+            "{:?}",
+            p.describe()
+        );
+        // Asked of manager 2 next: it goes.
+        let mut observed = observed;
+        observed
+            .probes
+            .insert("web-manager-2".into(), joined("m2", true));
+        let p = plan(&spec(2, 0), &records, &observed, NOW);
+        assert!(p.actions().contains(&Action::Drain {
+            node: "web-manager-1".into(),
+            member: member("m1", "web-manager-1", Role::Manager, true)
+        }));
+    }
+
+    #[test]
     fn a_vanished_worker_is_replaced_first_and_removed_after() {
         let (mut records, mut observed) = converged(1, 2);
         lose_machine(&mut records, &mut observed, "web-worker-2");
@@ -113,6 +152,7 @@ mod tests {
                     attempt: 1,
                     pool: None,
                     zone: None,
+                    machine: Some("image=- flavor=-".into()),
                 },
                 Action::CreateMachine {
                     node: "web-worker-3".into(),

@@ -102,6 +102,7 @@ impl Formation {
                 attempt,
                 pool: n.pool.clone(),
                 zone: n.zone.clone(),
+                machine: Some(n.machine.clone()),
             });
             self.create_chain(&n.name, n.role, &mut d.steps);
         }
@@ -175,6 +176,7 @@ mod tests {
                     attempt: 1,
                     pool: None,
                     zone: None,
+                    machine: Some("image=- flavor=-".into()),
                 },
                 Action::AddNode {
                     node: "web-worker-1".into(),
@@ -183,6 +185,7 @@ mod tests {
                     attempt: 1,
                     pool: None,
                     zone: None,
+                    machine: Some("image=- flavor=-".into()),
                 },
                 Action::AddNode {
                     node: "web-worker-2".into(),
@@ -191,6 +194,7 @@ mod tests {
                     attempt: 1,
                     pool: None,
                     zone: None,
+                    machine: Some("image=- flavor=-".into()),
                 },
                 Action::CreateMachine {
                     node: "web-manager-1".into(),

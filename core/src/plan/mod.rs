@@ -12,7 +12,9 @@
 //!    re-formed on a survivor, and nothing else that pass.
 //! 1. [`remediate`]: unhealthy nodes past their grace are retired (unless
 //!    too many are, or quorum is at stake).
-//! 2. [`scale`]: surplus nodes retired (scale-in); missing nodes added.
+//! 2. [`scale`]: surplus nodes retired (scale-in); [`rollout`]: the first
+//!    group whose machines changed replaced node by node; missing nodes
+//!    added (a rolling group's surge too).
 //! 3. [`form`]: the cluster initialised once; new and unfinished nodes
 //!    created, bootstrapped and joined.
 //! 4. [`reconfigure`]: one node a pass restarted with the current managers.
@@ -27,6 +29,7 @@ mod reconfigure;
 mod recover;
 mod remediate;
 mod restore;
+pub mod rollout;
 mod scale;
 #[cfg(test)]
 mod tests;
@@ -132,6 +135,8 @@ pub enum Action {
         /// The availability zone its machine goes to; `None` for the
         /// cloud's choice.
         zone: Option<String>,
+        /// What its group's machines are made of ([`crate::spec::Group::machine`]).
+        machine: Option<String>,
     },
     /// Mark a node as leaving: scale-in, or replaced after a failure.
     Retire { node: String, reason: String },
@@ -255,6 +260,9 @@ pub struct Plan {
     /// The pass is a step of a restore from a backup (the old managers'
     /// machines deleted, or the cluster restored on a new manager).
     pub restoring: bool,
+    /// A rollout is moving: a later pass has more to do (an old node to
+    /// retire once a new one is healthy) even when this one has no step.
+    pub rolling: bool,
     /// When the planner next needs to look (unix seconds): the earliest
     /// grace or backoff that runs out later; `None` when nothing waits on
     /// the clock. The daemon comes back then, not only an interval on.
@@ -408,13 +416,15 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
         .iter()
         .filter(|v| !rejoining.contains(v.name()))
         .collect();
-    remediate::retire_unhealthy(&input, &counted, &remediable, &mut d);
+    let rollout = rollout::Rollout::of(&input, &active);
+    remediate::retire_unhealthy(&input, &counted, &remediable, &rollout, &mut d);
     // After a manager leaves, the rest are restarted with the new quorum
     // (one at a time) before the next one goes or a new one starts.
     let managers_stale = active
         .iter()
         .any(|v| v.role() == Role::Manager && v.probe.is_some_and(|p| p.config_stale));
-    scale::retire_surplus(&input, &active, managers_stale, &mut d);
+    scale::retire_surplus(&input, &active, &rollout, managers_stale, &mut d);
+    rollout.retire_outdated(&input, &active, managers_stale, &mut d);
     for (node, reason) in &d.retire {
         d.plan.changes.push(Action::Retire {
             node: node.clone(),
@@ -430,7 +440,9 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
     let new = scale::add_missing(
         &input,
         &kept,
+        &views,
         &zones::Zones::of(&views, &observed.zones_down),
+        &rollout,
         managers_stale,
         dead_manager.as_deref(),
         &mut d,

@@ -5,6 +5,7 @@
 
 use provision_provider::Role;
 
+use super::rollout::Rollout;
 use super::{Decisions, Inputs, NodeView};
 use crate::health::{is_due, max_unhealthy, Condition};
 use crate::spec::HealthPolicy;
@@ -14,14 +15,17 @@ pub(super) fn retire_unhealthy(
     input: &Inputs,
     counted: &[&NodeView],
     active: &[&NodeView],
+    rollout: &Rollout,
     d: &mut Decisions,
 ) {
     let policy = &input.spec.health;
     let now = input.now;
+    // A rollout's new node that never became healthy halts the rollout
+    // instead (kept for a person to look at).
     let due: Vec<&NodeView> = active
         .iter()
         .copied()
-        .filter(|v| is_due(policy, v.record, &v.condition, now))
+        .filter(|v| is_due(policy, v.record, &v.condition, now) && !rollout.keeps(v))
         .collect();
     if due.is_empty() {
         return;
@@ -408,6 +412,7 @@ mod tests {
             attempt: 2,
             pool: None,
             zone: None,
+            machine: Some("image=- flavor=-".into()),
         }));
         // Deleted in the same pass: it was never a member, nothing waits on it.
         assert!(p.actions().contains(&Action::DeleteMachine {

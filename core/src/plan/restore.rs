@@ -146,6 +146,7 @@ pub(super) fn restore(input: &Inputs, views: &[NodeView], d: &mut Decisions) -> 
                 attempt: 1,
                 pool: None,
                 zone,
+                machine: input.spec.group(Role::Manager, None).map(|g| g.machine()),
             });
             d.steps.push(Action::CreateMachine {
                 node: node.clone(),
@@ -232,6 +233,7 @@ mod tests {
                     attempt: 1,
                     pool: None,
                     zone: None,
+                    machine: Some("image=- flavor=-".into()),
                 },
                 retire(1),
                 retire(2),

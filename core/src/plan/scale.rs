@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use provision_provider::Role;
 
+use super::rollout::{outdated, Rollout};
 use super::zones::{placed, Zones};
 use super::{Decisions, Inputs, NodeView};
 use crate::spec::Group;
@@ -20,19 +21,22 @@ pub(super) struct NewNode {
     pub index: u32,
     pub pool: Option<String>,
     pub zone: Option<String>,
+    pub machine: String,
 }
 
 fn in_group(g: &Group, v: &NodeView) -> bool {
     g.holds(v.role(), v.record.pool.as_deref())
 }
 
-/// Scale-in: retires nodes beyond their group's count, and every node of
-/// a pool the spec no longer has. A manager goes only when no other
-/// manager is leaving and the running ones have caught up with the last
-/// change (`managers_stale`).
+/// Scale-in: retires nodes beyond their group's count (and its rollout's
+/// surge), outdated ones first, and every node of a pool the spec no
+/// longer has. A manager goes only when no other manager is leaving and
+/// the running ones have caught up with the last change
+/// (`managers_stale`).
 pub(super) fn retire_surplus(
     input: &Inputs,
     active: &[&NodeView],
+    rollout: &Rollout,
     managers_stale: bool,
     d: &mut Decisions,
 ) {
@@ -52,7 +56,7 @@ pub(super) fn retire_surplus(
             .copied()
             .filter(|v| in_group(&g, v) && !d.retire.contains_key(v.name()))
             .collect();
-        let want = g.count as usize;
+        let want = (g.count + rollout.surge(g.role, g.pool, false)) as usize;
         while remaining.len() > want {
             let fill = placed(remaining.iter().copied());
             let pick = remaining
@@ -60,7 +64,12 @@ pub(super) fn retire_surplus(
                 .enumerate()
                 .max_by_key(|(_, v)| {
                     let zone_fill = v.record.zone.as_ref().and_then(|z| fill.get(z)).copied();
-                    (!v.condition.is_healthy(), zone_fill, v.record.index)
+                    (
+                        !v.condition.is_healthy(),
+                        outdated(input.spec, v),
+                        zone_fill,
+                        v.record.index,
+                    )
                 })
                 .map(|(i, _)| i)
                 .expect("not empty");
@@ -83,11 +92,15 @@ pub(super) fn retire_surplus(
 /// masters with the higher quorum, then start the new ones) and while a
 /// dead manager (`dead_manager`) is still in the membership: adding first
 /// would make, of 3 managers with 1 dead, 4 voters with 2 alive, and one
-/// failed join would lose quorum.
+/// failed join would lose quorum. A rolling group also gets its surge,
+/// less the nodes of it still leaving.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn add_missing(
     input: &Inputs,
     kept: &[&NodeView],
+    views: &[NodeView],
     zones: &Zones,
+    rollout: &Rollout,
     managers_stale: bool,
     dead_manager: Option<&str>,
     d: &mut Decisions,
@@ -104,7 +117,17 @@ pub(super) fn add_missing(
     for g in input.spec.groups() {
         let members: Vec<&NodeView> = kept.iter().copied().filter(|v| in_group(&g, v)).collect();
         let have = members.len();
-        let want = g.count as usize;
+        // A rolling group counts its nodes still leaving against its
+        // surge: with max_surge 0 an old node is gone before a new one comes.
+        let want = if rollout.rolls(g.role, g.pool) {
+            let leaving = views
+                .iter()
+                .filter(|v| in_group(&g, v) && d.retiring(v))
+                .count() as u32;
+            (g.count + rollout.surge(g.role, g.pool, true)).saturating_sub(leaving)
+        } else {
+            g.count
+        } as usize;
         if have >= want {
             continue;
         }
@@ -145,6 +168,7 @@ pub(super) fn add_missing(
                 index,
                 pool: g.pool.map(str::to_string),
                 zone,
+                machine: g.machine(),
             });
             index += 1;
         }
@@ -282,6 +306,7 @@ mod tests {
             zones: zoned(zones),
             labels: Default::default(),
             taints: Vec::new(),
+            rollout: None,
         }
     }
 

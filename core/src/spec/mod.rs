@@ -8,6 +8,7 @@ mod backup_location;
 mod cloud_settings;
 mod names;
 mod pools;
+mod rollout;
 mod template;
 
 use std::fmt;
@@ -27,6 +28,7 @@ pub use backup_location::{Location, LocationError};
 pub use cloud_settings::{cloud_flags, CloudFlag};
 pub use names::{node_name, validate_cluster_name};
 pub use pools::{group_label, Group, Pool, MAX_POOL_NAME};
+pub use rollout::{Change, Machines, RolloutPolicy, MANAGERS_ROLLOUT};
 pub use template::{builtin_templates, ClusterTemplate, TemplateError};
 
 /// Where the machines come from.
@@ -232,6 +234,13 @@ pub struct ClusterSpec {
     /// Named pools of workers beside the default ones (`workers`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<Pool>,
+    /// How the workers' nodes are replaced when their machines change.
+    #[serde(default)]
+    pub rollout: RolloutPolicy,
+    /// A change of machines under way (cluster command, `provision
+    /// rollout`); never from a template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
     pub ssh_user: String,
     pub timeouts: Timeouts,
     #[serde(default)]
@@ -329,6 +338,8 @@ impl ClusterSpec {
             flavor: None,
             zones: Vec::new(),
             pools: Vec::new(),
+            rollout: RolloutPolicy::default(),
+            change: None,
             ssh_user: "root".into(),
             timeouts: Timeouts::default(),
             health: HealthPolicy::default(),
@@ -554,6 +565,7 @@ pub fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
     check_durations(spec)?;
     check_backup_policy(spec)?;
     warnings.extend(pools::validate(spec)?);
+    rollout::validate(spec)?;
     if spec.managers % 2 == 0 {
         warnings.push(format!(
             "{} managers tolerate no more failures than {}: an odd count is better for quorum",

@@ -33,6 +33,10 @@ pub struct Pool {
     /// Kubernetes taints, written `key=value:Effect` or `key:Effect`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taints: Vec<String>,
+    /// How its nodes are replaced when its machines change; the
+    /// template's `rollout:` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<super::RolloutPolicy>,
 }
 
 /// Longest pool name: a cluster name (40) and a node's index still fit a
@@ -356,6 +360,7 @@ mod tests {
             zones: Vec::new(),
             labels: BTreeMap::new(),
             taints: Vec::new(),
+            rollout: None,
         }
     }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     BackupPolicy, Cloud, ClusterSpec, Coe, HealthPolicy, KubernetesSettings, MesosSettings, Pool,
-    Timeouts,
+    RolloutPolicy, Timeouts,
 };
 
 /// The templates in `cluster-templates/`, by file name (build.rs).
@@ -37,6 +37,9 @@ pub struct ClusterTemplate {
     /// Named pools of workers beside the default ones (`workers`).
     #[serde(default)]
     pub pools: Vec<Pool>,
+    /// How the workers' nodes are replaced when their machines change.
+    #[serde(default)]
+    pub rollout: RolloutPolicy,
     #[serde(default)]
     pub timeouts: Timeouts,
     #[serde(default)]
@@ -161,6 +164,8 @@ impl ClusterTemplate {
             flavor: self.node.flavor.clone(),
             zones: self.node.zones.clone(),
             pools: self.pools.clone(),
+            rollout: self.rollout,
+            change: None,
             ssh_user: self
                 .node
                 .ssh_user

@@ -81,6 +81,16 @@ pub enum Reason {
     /// unavailable (no `nodes`), or none of the cluster's nodes there is
     /// healthy and these have failed there.
     ZoneFailing { zone: String, nodes: Vec<String> },
+    /// `provision rollout NAME pause`: the group's rollout waits.
+    RolloutPaused { group: String },
+    /// A new node of the rollout was not healthy within its startup
+    /// timeout: the rollout stops, the node and the old ones are kept.
+    RolloutHalted {
+        node: String,
+        group: String,
+        machine: String,
+        waited_s: u64,
+    },
 }
 
 impl Reason {
@@ -92,7 +102,8 @@ impl Reason {
             | Reason::StartAttemptsSpent { node, .. }
             | Reason::ManagersReplacedOneAtATime { node }
             | Reason::ReplacingCouldLoseQuorum { node, .. }
-            | Reason::DeadManagerRemovedFirst { node } => Some(node),
+            | Reason::DeadManagerRemovedFirst { node }
+            | Reason::RolloutHalted { node, .. } => Some(node),
             _ => None,
         }
     }
@@ -204,6 +215,22 @@ impl fmt::Display for Reason {
                 "the running managers are restarted with the new quorum before new managers start",
             ),
             Reason::ReportRefused { why } => f.write_str(why),
+            Reason::RolloutPaused { group } => write!(
+                f,
+                "the rollout of the {group} is paused: `provision rollout NAME resume` goes on"
+            ),
+            Reason::RolloutHalted {
+                node,
+                group,
+                machine,
+                waited_s,
+            } => write!(
+                f,
+                "the rollout of the {group} halted: new node {node} ({machine}) is not healthy \
+                 {waited_s}s after its machine was created; the old nodes are kept. Look at it \
+                 (`provision ssh`, its log under the cluster's directory), then `provision \
+                 rollout NAME undo` goes back, or give the cluster fixed machines"
+            ),
             Reason::ZoneFailing { zone, nodes } if nodes.is_empty() => write!(
                 f,
                 "zone {zone} is failing (the cloud lists it unavailable): new nodes go to the \

@@ -163,6 +163,12 @@ pub struct NodeRecord {
     /// is recorded; `None` for the cloud's choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// What its machine is made of, as its group said when it was added
+    /// ([`crate::spec::Group::machine`]); a rollout replaces a node whose
+    /// group now says otherwise. `None` for a node recorded before
+    /// provision kept it: taken as current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
     pub machine_id: Option<String>,
     /// The machine's private, public and SSH addresses, once it has them.
     pub addresses: Option<Addresses>,
@@ -214,6 +220,7 @@ impl NodeRecord {
             index,
             pool: None,
             zone: None,
+            machine: None,
             machine_id: None,
             addresses: None,
             phase: NodePhase::Creating,
