@@ -767,3 +767,75 @@ fn a_failed_zone_is_replaced_into_the_healthy_zones() {
         left_over: "none".into(),
     });
 }
+
+/// kill -9 of the cluster command in the middle of a flavor rollout (an
+/// old node leaving), then of the daemon in the middle of the rest: the
+/// next run finishes it from the records, with every server of the new
+/// flavor, one server a node, and each old node retired once.
+#[test]
+fn a_rollout_killed_in_the_command_and_in_the_daemon_is_finished() {
+    let (_turn, cloud) = openstack_cloud();
+    let c = Cluster::new("fm-roll").with_env(&cloud.env);
+    let out = openstack_create(&c, OS_TEMPLATE);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let rolled = |n: usize| {
+        let events = c.recorded_events();
+        move || events.matches("retiring: rollout").count() >= n
+    };
+    let mut command = c
+        .cmd()
+        .args([
+            "swarm",
+            "--cloud",
+            "openstack",
+            "--os-cloud",
+            "provision-test",
+        ])
+        .args(["--name", &c.name, "--flavor", "m1.medium"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "an old node retired by the command",
+        Duration::from_secs(180),
+        || rolled(1)(),
+    );
+    kill9(&mut command);
+    let left = c.ok(&["rollout", &c.name, "status"]);
+    assert!(left.contains("1 to replace"), "killed mid-way: {left}");
+    let mut daemon = Daemon::start(&c, "2s");
+    wait_until(
+        "the next old node retired by the daemon",
+        Duration::from_secs(180),
+        || rolled(2)(),
+    );
+    kill9(&mut daemon.child);
+    c.ok(&["heal", &c.name]);
+    let servers = cloud.servers(&id);
+    assert_eq!(servers.len(), 2, "{servers:?}");
+    assert!(
+        servers
+            .iter()
+            .all(|s| s["flavor"] == "m1.medium" && s["status"] == "ACTIVE"),
+        "{servers:?}"
+    );
+    let events = c.recorded_events();
+    assert_eq!(events.matches("retiring: rollout").count(), 2, "{events}");
+    assert_eq!(remediations_in(&events), 0, "{events}");
+    let status = c.ok(&["rollout", &c.name, "status"]);
+    assert!(status.contains("no rollout under way"), "{status}");
+    c.ok(&["destroy", &c.name, "--yes"]);
+    assert!(cloud.all_servers(&id).is_empty());
+    record_fault_row(FaultRow {
+        id: "35",
+        fault: "kill -9 of the cluster command mid-rollout (flavor), then of the daemon \
+                carrying it on",
+        happened: "`heal` finished it: both servers m1.medium, each old node retired once, \
+                   none remediated"
+            .into(),
+        remediations: "0".into(),
+        left_over: "none".into(),
+    });
+}

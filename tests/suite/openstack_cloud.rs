@@ -802,6 +802,36 @@ fn machines_of(cloud: &OpenStackCloud, id: &str) -> Vec<(String, String, String)
     out
 }
 
+/// Ready swarm nodes as a manager that is there now lists them (a
+/// rollout replaces manager-1 too).
+fn ready_members(c: &Cluster) -> usize {
+    let status = c.status_json();
+    let manager = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["role"] == "manager" && n["health"] == "healthy")
+        .and_then(|n| n["name"].as_str())
+        .expect("a healthy manager")
+        .to_string();
+    let nodes = c.ssh(
+        &manager,
+        &["sudo", "docker", "node", "ls", "--format", "{{.Status}}"],
+    );
+    nodes.lines().filter(|s| *s == "Ready").count()
+}
+
+/// `nodes` ACTIVE servers of distinct names, as many Ready swarm nodes.
+fn assert_rolled(c: &Cluster, cloud: &OpenStackCloud, id: &str, nodes: usize) {
+    let servers = cloud.servers(id);
+    assert_eq!(servers.len(), nodes, "{servers:?}");
+    assert!(
+        servers.iter().all(|s| s["status"] == "ACTIVE"),
+        "{servers:?}"
+    );
+    assert_eq!(ready_members(c), nodes);
+}
+
 /// A flavor change given to the cluster command is rolled out: a dry run
 /// prints the order; the run replaces every server, a new one joined
 /// before an old one goes; afterwards each server has the new flavor.
@@ -816,8 +846,8 @@ fn a_flavor_change_rolls_out_and_a_broken_image_halts_until_undone() {
     let template = c.dir().join("roll.yaml");
     std::fs::write(
         &template,
-        "coe: swarm\nmanagers: 1\nworkers: 2\ntimeouts:\n  ssh: 20s\n\
-         health:\n  startup_timeout: 45s\n",
+        "coe: swarm\nmanagers: 1\nworkers: 2\ntimeouts:\n  ssh: 20s\n  script: 10m\n  converge: 30m\n\
+         health:\n  startup_timeout: 30s\n",
     )
     .unwrap();
     let template = template.to_str().unwrap();
@@ -848,7 +878,7 @@ fn a_flavor_change_rolls_out_and_a_broken_image_halts_until_undone() {
         &create(&c, "provision-test", &["--flavor", "m1.medium"]),
         "rollout",
     );
-    assert_formed(&c, cloud, 3);
+    assert_rolled(&c, cloud, &id, 3);
     let machines = machines_of(cloud, &id);
     assert!(
         machines.iter().all(|(_, flavor, _)| flavor == "m1.medium"),
@@ -860,10 +890,20 @@ fn a_flavor_change_rolls_out_and_a_broken_image_halts_until_undone() {
     assert!(status.contains("no rollout under way"), "{status}");
 
     cloud.add_image("debian-12-broken", "provision/node:bookworm", "nobody");
+    // The run stops at the new node's failed bootstrap (run again to go
+    // on); past its startup timeout the next run halts the rollout.
     let out = create(&c, "provision-test", &["--image", "debian-12-broken"]);
     let text = output_text(&out);
-    assert!(text.contains("not every node is healthy"), "{text}");
-    let status = c.ok(&["rollout", &c.name, "status"]);
+    assert!(
+        !out.status.success() && text.contains("waiting for SSH"),
+        "{text}"
+    );
+    let mut status = String::new();
+    wait_until("the rollout halted", Duration::from_secs(180), || {
+        let heal = c.cmd().args(["heal", &c.name]).output().unwrap();
+        status = c.ok(&["rollout", &c.name, "status"]);
+        heal.status.success() && status.contains("halted")
+    });
     assert!(
         status.contains("halted: the rollout of the managers halted: new node")
             && status.contains("image=debian-12-broken"),
@@ -871,10 +911,10 @@ fn a_flavor_change_rolls_out_and_a_broken_image_halts_until_undone() {
     );
     // The old nodes stay and serve; the one new node is kept to look at.
     assert_eq!(cloud.servers(&id).len(), 4);
-    assert_eq!(ready_swarm_nodes(&c), 3);
+    assert_eq!(ready_members(&c), 3);
 
     c.ok(&["rollout", &c.name, "undo"]);
-    assert_formed(&c, cloud, 3);
+    assert_rolled(&c, cloud, &id, 3);
     let machines = machines_of(cloud, &id);
     assert!(
         machines
@@ -883,4 +923,13 @@ fn a_flavor_change_rolls_out_and_a_broken_image_halts_until_undone() {
         "{machines:?}"
     );
     destroy_leaves_no_server(&c, cloud, &id);
+    record_fault_row(FaultRow {
+        id: "34",
+        fault: "a rollout to an image whose servers never let the login user in",
+        happened: "halted after its first new node (kept, reason in `rollout status`); the 3 \
+                   old nodes Ready meanwhile; `rollout undo` went back, nothing of the image left"
+            .into(),
+        remediations: "0".into(),
+        left_over: "none".into(),
+    });
 }
