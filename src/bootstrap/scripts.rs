@@ -72,9 +72,49 @@ pub fn script_context(
                 "private_address": addresses.private,
                 "public_address": addresses.public.clone().unwrap_or_default(),
                 "ssh_address": addresses.ssh,
+                "pool": node.group_label(),
+                "zone": node.zone.clone().unwrap_or_default(),
+                "labels": node_labels(cluster, node),
+                "taints": node_taints(cluster, node),
             })),
         ),
     ])
+}
+
+/// The node's labels as `key=value` words: its pool's, and
+/// `provision.pool` (its group); its zone is `node.zone`, each
+/// orchestrator naming it its own way.
+fn node_labels(cluster: &ClusterRecord, node: &NodeRecord) -> Vec<String> {
+    match cluster.spec.group(node.role, node.pool.as_deref()) {
+        Some(g) => g
+            .node_labels()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+        None => vec![format!("provision.pool={}", node.group_label())],
+    }
+}
+
+/// The labels a member is given through a manager (Swarm's node
+/// labels): the node's, and `provision.zone` when it has a zone.
+pub fn member_labels(cluster: &ClusterRecord, node: &NodeRecord) -> Vec<String> {
+    let mut labels = node_labels(cluster, node);
+    if let Some(zone) = &node.zone {
+        labels.push(format!("provision.zone={zone}"));
+    }
+    labels
+}
+
+/// The node's Kubernetes taints: `{key, value, effect}` each.
+fn node_taints(cluster: &ClusterRecord, node: &NodeRecord) -> Vec<serde_json::Value> {
+    cluster
+        .spec
+        .group(node.role, node.pool.as_deref())
+        .map(|g| g.node_taints())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, value, effect)| serde_json::json!({"key": key, "value": value, "effect": effect}))
+        .collect()
 }
 
 /// POSIX shell quoting: the value as one word, whatever it holds.
@@ -109,6 +149,20 @@ impl Scripts {
         env.add_filter("sh", |value: Value| {
             Value::from_safe_string(shell_quote(&value_text(&value)))
         });
+        // `yaml`: a double-quoted YAML string, for a value inside a
+        // heredoc's YAML (`yes` stays a string). Inside an unquoted
+        // heredoc the shell still expands `$`, backquotes and
+        // backslashes: a value holding one is refused, not written.
+        env.add_filter("yaml", |value: Value| {
+            let text = value_text(&value);
+            if text.chars().any(|c| matches!(c, '$' | '`' | '\\' | '"') || c.is_control()) {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("{text:?} holds a character a heredoc's YAML cannot carry as it is"),
+                ));
+            }
+            Ok(Value::from_safe_string(format!("\"{text}\"")))
+        });
         env.set_formatter(|out, _state, value| {
             if value.is_safe() {
                 out.write_str(&value_text(value))?;
@@ -135,8 +189,14 @@ impl Scripts {
     }
 
     /// Every known script name, built-in first, then extra override files.
+    /// The built-in scripts, without the partials (a file name starting
+    /// with `_`: a piece other scripts include, never run alone).
     pub fn names(&self) -> Vec<String> {
-        BUILTIN.iter().map(|(n, _)| n.to_string()).collect()
+        BUILTIN
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .filter(|n| !n.rsplit('/').next().unwrap_or(n).starts_with('_'))
+            .collect()
     }
 
     /// The template source and where it came from.
@@ -266,12 +326,16 @@ mod tests {
     }
 
     fn context_for(role: &str, control_plane: bool) -> Value {
+        context_for_api(role, control_plane, "kubeadm.k8s.io/v1beta4")
+    }
+
+    fn context_for_api(role: &str, control_plane: bool, kubeadm_api: &str) -> Value {
         context! {
             cluster => context! {
                 name => "web", id => "0123abcd", coe => "swarm", managers => 3,
                 kubernetes => context! {
                     version => "1.31", pod_cidr => "10.244.0.0/16", cni => "flannel",
-                    kubeadm_api_version => "kubeadm.k8s.io/v1beta4",
+                    kubeadm_api_version => kubeadm_api,
                 },
                 mesos => context! {
                     zookeeper_image => "zookeeper:3.9", master_image => "mesosphere/mesos-master:1.7.1",
@@ -282,7 +346,11 @@ mod tests {
             node => context! {
                 name => "web-worker-1", role => role, index => 1,
                 private_address => "10.0.0.3", public_address => PUBLIC, ssh_address => PUBLIC,
+                pool => "gpu", zone => "az-1",
+                labels => vec!["tier=web", "provision.pool=gpu"],
+                taints => vec![context! { key => "gpu", value => "yes", effect => "NoSchedule" }],
             },
+            labels => vec!["tier=web", "provision.pool=gpu", "provision.zone=az-1"],
             manager_address => "10.0.0.2",
             endpoint => "10.0.0.2",
             cni_manifest => "https://github.com/flannel-io/flannel/releases/download/v0.26.1/kube-flannel.yml",
@@ -319,6 +387,43 @@ mod tests {
                 panic!("{name} fails shellcheck:\n{findings}\n--- rendered:\n{text}");
             }
         }
+    }
+
+    /// A pool's labels and taints reach the kubelet as it registers, in
+    /// the form each kubeadm API version takes; Swarm's through a manager.
+    #[test]
+    fn labels_and_taints_are_written_as_each_kubeadm_api_version_takes_them() {
+        let scripts = Scripts::new(None);
+        let join = scripts
+            .render("kubernetes/join.sh", &context_for("worker", false))
+            .unwrap();
+        assert!(
+            join.contains(
+                "  kubeletExtraArgs:\n    - name: node-labels\n      value: \
+                 \"tier=web,provision.pool=gpu,topology.kubernetes.io/zone=az-1\"\n  taints:\n    \
+                 - key: \"gpu\"\n      value: \"yes\"\n      effect: \"NoSchedule\"\n"
+            ),
+            "{join}"
+        );
+        let older = context_for_api("worker", false, "kubeadm.k8s.io/v1beta3");
+        let join = scripts.render("kubernetes/join.sh", &older).unwrap();
+        assert!(
+            join.contains(
+                "  kubeletExtraArgs:\n    node-labels: \
+                 \"tier=web,provision.pool=gpu,topology.kubernetes.io/zone=az-1\"\n"
+            ),
+            "{join}"
+        );
+        let swarm = scripts
+            .render("swarm/labels.sh", &context_for("manager", true))
+            .unwrap();
+        assert!(
+            swarm.contains(
+                "docker node update --label-add tier=web --label-add provision.pool=gpu \
+                 --label-add provision.zone=az-1 abc123 >/dev/null"
+            ),
+            "{swarm}"
+        );
     }
 
     /// A value put into a comment line runs as code once it holds a
@@ -396,7 +501,7 @@ mod tests {
             .unwrap();
         let docker = format!(
             "case \"$1 $2\" in\n\
-             'container inspect') case \"$*\" in *State.Status*) echo 'running false 0 0';; *RestartCount*) echo 0;; esac;;\n\
+             'container inspect') case \"$*\" in *State.Status*) echo 'running false 0 0';; *RestartCount*) echo 0;; *) exit 1;; esac;;\n\
              'run -d') echo \"$*\" >>{};;\n\
              esac",
             calls.display()
@@ -449,6 +554,11 @@ mod tests {
         for run in v1.iter().chain(&v2) {
             assert!(
                 run.contains("--executor_registration_timeout=5mins"),
+                "{run}"
+            );
+            // A new agent gets its pool's attributes (no agent ran before).
+            assert!(
+                run.contains("--attributes=tier:web;provision.pool:gpu;zone:az-1"),
                 "{run}"
             );
         }

@@ -92,6 +92,9 @@ pub fn run(global: &Global, cmd: TemplatesCommand) -> Result<()> {
                 Value::from(n.member_id.clone().unwrap_or_else(|| "MEMBER_ID".into())),
             );
             context.insert("member_name".into(), Value::from(n.name.clone()));
+            // swarm/labels.sh, for this node as the member.
+            let labels = crate::bootstrap::scripts::member_labels(&c, &n);
+            context.insert("labels".into(), Value::from_serialize(&labels));
             context.insert("wait_seconds".into(), Value::from(DRAIN_WAIT_SECONDS));
             if !scripts.names().contains(&name) {
                 bail!("{name} is not a script template (`provision templates list`)");

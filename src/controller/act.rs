@@ -45,6 +45,9 @@ struct Run<'a> {
     creates: Semaphore,
     /// The node this plan restores the cluster on from a backup, if any.
     plan_restores_on: Option<String>,
+    /// The manager joins go through (the plan's `join_via`): also how a
+    /// joined worker is labelled.
+    join_via: Option<String>,
     /// The last listing of the cluster's machines, shared by nodes waiting
     /// for their addresses ([`Run::recent_listing`]).
     listing: Mutex<Option<(tokio::time::Instant, Arc<Vec<Machine>>)>>,
@@ -76,6 +79,7 @@ impl Controller {
                 .into_iter()
                 .find(|a| matches!(a, Action::RestoreCluster { .. }))
                 .map(|a| a.node().to_string()),
+            join_via: plan.join_via.clone(),
             listing: Mutex::new(None),
         };
 
@@ -289,6 +293,36 @@ impl Run<'_> {
             })
     }
 
+    /// Gives the member `node` joined as its pool's labels (and
+    /// `provision.zone`), where the orchestrator keeps them in its
+    /// membership: through itself when it is a manager (it has just joined
+    /// or formed the cluster), else through the manager joins went through.
+    async fn label(
+        &self,
+        node: &str,
+        role: Role,
+        member_id: Option<&str>,
+    ) -> Result<(), ControllerError> {
+        let Some(member_id) = member_id else {
+            return Ok(());
+        };
+        let via = match role {
+            Role::Manager => node.to_string(),
+            Role::Worker => match &self.join_via {
+                Some(via) => via.clone(),
+                None => self.control_manager(node)?,
+            },
+        };
+        let rec = self.record(node)?;
+        let labels = crate::bootstrap::scripts::member_labels(&self.ctx.record, &rec);
+        let shell = self.manager_shell(&via).await?;
+        self.ctl
+            .orchestrator
+            .label_member(&shell, member_id, &labels)
+            .await?;
+        Ok(())
+    }
+
     /// Drains or removes `member` through a manager with control (not `node` itself).
     async fn through_manager(
         &self,
@@ -369,6 +403,8 @@ impl Run<'_> {
                     self.set_phase(node, NodePhase::Joining)?;
                     self.ctl.orchestrator.init(s).await?;
                     self.formed(node, s, &addr).await?;
+                    let member = self.record(node)?.member_id;
+                    self.label(node, Role::Manager, member.as_deref()).await?;
                     self.ctl
                         .event(self.ctx, Some(node), "initialised the cluster");
                 }
@@ -420,6 +456,7 @@ impl Run<'_> {
                     self.seed_joining_manager(node, *role, s).await?;
                     let report = self.ctl.orchestrator.join(s, *role, via, secrets).await?;
                     let joined_as = self.joined(node, s, report).await?;
+                    self.label(node, *role, joined_as.as_deref()).await?;
                     // Its entry from before the restore: the node left it,
                     // though it may still be listed Ready for a while (it
                     // had reconnected: the restored manager has the old

@@ -84,6 +84,19 @@ pub trait Orchestrator: Send + Sync {
         secrets: &JoinSecrets,
     ) -> Result<Option<NodeProbe>, ShellError>;
 
+    /// Gives a member that just joined its labels (`key=value` words),
+    /// through a manager, for an orchestrator that keeps node labels in its
+    /// membership (Swarm); the others are given them as the node joins.
+    /// Idempotent.
+    async fn label_member(
+        &self,
+        _manager: &NodeShell,
+        _member_id: &str,
+        _labels: &[String],
+    ) -> Result<(), ShellError> {
+        Ok(())
+    }
+
     /// Lists the cluster's members, through a manager.
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError>;
 

@@ -258,6 +258,24 @@ impl Orchestrator for Swarm {
             .map_err(|message| ShellError::unreadable(node.node(), "swarm/join.sh", message))
     }
 
+    async fn label_member(
+        &self,
+        manager: &NodeShell,
+        member_id: &str,
+        labels: &[String],
+    ) -> Result<(), ShellError> {
+        let labels: Vec<Value> = labels.iter().map(|l| Value::from(l.as_str())).collect();
+        manager
+            .run_logged(
+                "swarm/labels.sh",
+                &[
+                    ("member_id", Value::from(member_id)),
+                    ("labels", Value::from(labels)),
+                ],
+            )
+            .await
+    }
+
     async fn members(&self, manager: &NodeShell) -> Result<Vec<Member>, ShellError> {
         let out = manager.query("swarm/members.sh").await?;
         parse_members(&out)

@@ -475,3 +475,47 @@ async fn destroy_touches_only_the_clusters_own_resources() {
     assert_eq!(kept["key_pairs"].as_array().unwrap().len(), 1, "{kept}");
     d.destroy_cluster(&other).await.unwrap();
 }
+
+/// A pool's zones and instance type: each zone is the default VPC's
+/// subnet there (moto's default VPC has one in each of the region's zones,
+/// as AWS's does), a zone with no subnet is refused by preflight naming
+/// the group, and a machine made for a zone runs there with its group's
+/// instance type.
+#[tokio::test]
+async fn zones_are_subnets_and_a_pool_has_its_own_instance_type() {
+    let cloud = ec2_cloud();
+    let mut c = cluster("zones");
+    let kind =
+        |group: &str, flavor: Option<&str>, zones: &[&str]| provision_provider::MachineKind {
+            group: group.into(),
+            flavor: flavor.map(Into::into),
+            image: None,
+            zones: zones.iter().map(|z| z.to_string()).collect(),
+        };
+    c.kinds = vec![
+        kind("managers", None, &["us-east-1a", "us-east-1b"]),
+        kind("gpu", Some("t3.large"), &["us-east-1b"]),
+    ];
+    let d = driver(options(&cloud.profile)).await;
+    d.preflight(&c).await.expect("zones with default subnets");
+
+    let mut bad = c.clone();
+    bad.kinds[1] = kind("gpu", Some("t3.large"), &["us-east-1z"]);
+    let e = d.preflight(&bad).await.unwrap_err().to_string();
+    assert!(
+        e.starts_with("zones of the gpu: VPC") && e.contains("no subnet in zone us-east-1z"),
+        "{e}"
+    );
+
+    d.ensure_prerequisites(&c, &Seen::default()).await.unwrap();
+    let mut spec = machine_spec("zones-gpu-1", Role::Worker);
+    spec.zone = Some("us-east-1b".into());
+    spec.flavor = Some("t3.large".into());
+    let m = d.create_machine(&c, &spec).await.unwrap();
+    let listed = d.list_machines(&c).await.unwrap();
+    let found = listed.iter().find(|l| l.id == m.id).unwrap();
+    assert_eq!(found.zone.as_deref(), Some("us-east-1b"));
+    let seen = cloud.live_instances("provision:cluster", &c.id);
+    assert_eq!(seen[0]["instance_type"], "t3.large", "{seen:?}");
+    d.destroy_cluster(&c).await.unwrap();
+}

@@ -17,14 +17,23 @@ fn swarm_forms_runs_a_service_everywhere_and_destroys_cleanly() {
         "{out}"
     );
 
-    // A re-run finishes the cluster; it does not move it to another image.
-    let rerun = c.run(&["swarm", "--name", &c.name, "--image", "other/image:1"]);
-    let err = String::from_utf8_lossy(&rerun.stderr);
-    assert!(!rerun.status.success(), "{err}");
+    // A new image for it is rolled out node by node: the dry run says in
+    // which order, and changes nothing (docs/operations/rollouts.md).
+    let dry = c.ok(&[
+        "swarm",
+        "--name",
+        &c.name,
+        "--image",
+        "other/image:1",
+        "--dry-run",
+    ]);
     assert!(
-        err.contains("--image other/image:1 cannot change it"),
-        "{err}"
+        dry.contains("managers -> image=other/image:1 flavor=-: 0 new, 1 to replace")
+            && dry.contains("Dry run: nothing was changed."),
+        "{dry}"
     );
+    let status = c.ok(&["rollout", &c.name, "status"]);
+    assert!(status.contains("no rollout under way"), "{status}");
 
     // status --output json: one object with the documented fields.
     let status = c.status_json();
@@ -340,4 +349,49 @@ fn swarm_forms_from_a_bare_image() {
     assert_formed_from_bare_image(&c, 2, false);
     c.ok(&["destroy", &c.name, "--yes"]);
     assert_eq!(leftovers(&c.name), Vec::<String>::new());
+}
+
+/// A pool's nodes carry its labels in the swarm (and `provision.pool`),
+/// set through a manager as each joins, for placement constraints; `scale
+/// --pool` adds to that pool alone, labelled the same.
+#[test]
+fn a_pools_nodes_carry_its_labels_in_the_swarm() {
+    let c = Cluster::new("it-pools");
+    c.create_from_template(
+        "coe: swarm\nmanagers: 1\nworkers: 1\npools:\n  - name: gpu\n    count: 1\n    labels: {tier: gpu}\n",
+        &[],
+    );
+    let labels = |node: &str| {
+        c.ssh(
+            &c.manager(),
+            &[
+                "docker",
+                "node",
+                "inspect",
+                node,
+                "--format",
+                "{{json .Spec.Labels}}",
+            ],
+        )
+        .trim()
+        .to_string()
+    };
+    let gpu = format!("{}-gpu-1", c.name);
+    assert_eq!(labels(&gpu), r#"{"provision.pool":"gpu","tier":"gpu"}"#);
+    assert_eq!(
+        labels(&format!("{}-worker-1", c.name)),
+        r#"{"provision.pool":"workers"}"#
+    );
+    assert_eq!(labels(&c.manager()), r#"{"provision.pool":"managers"}"#);
+    c.ok(&["scale", &c.name, "--pool", "gpu", "--workers", "2"]);
+    assert_eq!(
+        labels(&format!("{}-gpu-2", c.name)),
+        r#"{"provision.pool":"gpu","tier":"gpu"}"#
+    );
+    let status = c.ok(&["status", &c.name]);
+    assert!(
+        status.contains("managers 1/1 ready, workers 1/1 ready, gpu 2/2 ready"),
+        "{status}"
+    );
+    c.ok(&["destroy", &c.name, "--yes"]);
 }

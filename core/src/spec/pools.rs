@@ -76,6 +76,29 @@ impl Group<'_> {
         }
     }
 
+    /// The labels its nodes carry: the pool's own, and `provision.pool`
+    /// (the group's name) for placement constraints on any group.
+    pub fn node_labels(&self) -> Vec<(String, String)> {
+        let mut labels: Vec<(String, String)> = self
+            .labels
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        labels.push(("provision.pool".into(), self.label().to_string()));
+        labels
+    }
+
+    /// Its taints as (key, value, effect); checked by `validate`.
+    pub fn node_taints(&self) -> Vec<(String, String, String)> {
+        self.taints
+            .iter()
+            .filter_map(|t| {
+                let (pair, effect) = t.rsplit_once(':')?;
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                Some((key.to_string(), value.to_string(), effect.to_string()))
+            })
+            .collect()
+    }
+
     /// Whether a node of `role` in `pool` belongs to it.
     pub fn holds(&self, role: Role, pool: Option<&str>) -> bool {
         self.role == role && self.pool == pool
@@ -206,6 +229,7 @@ pub(super) fn validate(spec: &ClusterSpec) -> Result<Vec<String>, SpecError> {
         check_zones(&at("zones"), &pool.zones)?;
         for (key, value) in &pool.labels {
             check_label(key, value).map_err(|m| field(at("labels"), m))?;
+            check_label_for(spec.coe, key, value).map_err(|m| field(at("labels"), m))?;
         }
         if !pool.taints.is_empty() && spec.coe != Coe::Kubernetes {
             return Err(field(
@@ -330,6 +354,28 @@ fn label_text(text: &str, may_be_empty: bool) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
 }
 
+/// What one orchestrator refuses of a label beyond the common syntax:
+/// Kubernetes' NodeRestriction admission lets a kubelet set no label of
+/// the `kubernetes.io` and `k8s.io` namespaces but a listed few (so a node
+/// whose kubelet asked would fail to register), and a Mesos attribute is
+/// `name:value` with a value.
+fn check_label_for(coe: Coe, key: &str, value: &str) -> Result<(), String> {
+    let prefix = key.split_once('/').map(|(p, _)| p).unwrap_or("");
+    let reserved = |ns: &str| prefix == ns || prefix.ends_with(&format!(".{ns}"));
+    if coe == Coe::Kubernetes && (reserved("kubernetes.io") || reserved("k8s.io")) {
+        return Err(format!(
+            "{key}: a kubelet may not set labels of the kubernetes.io and k8s.io namespaces \
+             (NodeRestriction admission): use a prefix of your own, e.g. example.com/"
+        ));
+    }
+    if coe == Coe::Mesos && value.is_empty() {
+        return Err(format!(
+            "{key} has no value, and a Mesos attribute needs one (name:value): give it a value"
+        ));
+    }
+    Ok(())
+}
+
 /// `key=value:Effect` or `key:Effect` (kubectl taint's form).
 fn check_taint(taint: &str) -> Result<(), String> {
     const EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
@@ -451,6 +497,31 @@ mod tests {
         }
         s.pools[0].taints = vec!["dedicated:NoExecute".into()];
         validate(&s).unwrap();
+        assert_eq!(
+            s.groups()[2].node_taints(),
+            [(
+                "dedicated".to_string(),
+                String::new(),
+                "NoExecute".to_string()
+            )]
+        );
+        // Kubernetes: no kubelet may set labels of its own namespaces.
+        s.pools[0]
+            .labels
+            .insert("node.kubernetes.io/x".into(), "y".into());
+        let err = validate(&s).unwrap_err().to_string();
+        assert!(err.contains("NodeRestriction"), "{err}");
+        // Mesos: an attribute needs a value (`disk` has none).
+        let mut s = openstack(vec![p_with_labels()]);
+        s.coe = Coe::Mesos;
+        let err = validate(&s).unwrap_err().to_string();
+        assert!(err.contains("Mesos attribute"), "{err}");
+    }
+
+    fn p_with_labels() -> Pool {
+        let mut p = pool("gpu", 1);
+        p.labels.insert("disk".into(), "".into());
+        p
     }
 
     #[test]
