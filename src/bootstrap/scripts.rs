@@ -155,7 +155,10 @@ impl Scripts {
         // backslashes: a value holding one is refused, not written.
         env.add_filter("yaml", |value: Value| {
             let text = value_text(&value);
-            if text.chars().any(|c| matches!(c, '$' | '`' | '\\' | '"') || c.is_control()) {
+            if text
+                .chars()
+                .any(|c| matches!(c, '$' | '`' | '\\' | '"') || c.is_control())
+            {
                 return Err(minijinja::Error::new(
                     minijinja::ErrorKind::InvalidOperation,
                     format!("{text:?} holds a character a heredoc's YAML cannot carry as it is"),

@@ -296,6 +296,15 @@ fn openstack_create(c: &Cluster, template: &str) -> std::process::Output {
 
 const OS_TEMPLATE: &str = "coe: swarm\nmanagers: 1\nworkers: 1\nhealth:\n  ssh_timeout: 3s\n  not_ready_timeout: 3s\n  lost_timeout: 20s\n";
 
+/// A cluster formed on the OpenStack test cloud from `template`, and its id.
+fn formed_on_openstack(env: &[(String, String)], name: &str, template: &str) -> (Cluster, String) {
+    let c = Cluster::new(name).with_env(env);
+    let out = openstack_create(&c, template);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    (c, id)
+}
+
 /// Server ids of the cluster, sorted.
 fn server_ids(cloud: &crate::common::openstack::OpenStackCloud, id: &str) -> Vec<String> {
     sorted(
@@ -313,10 +322,7 @@ fn server_ids(cloud: &crate::common::openstack::OpenStackCloud, id: &str) -> Vec
 #[test]
 fn a_server_rebooting_for_90_s_is_not_replaced() {
     let (_turn, cloud) = openstack_cloud();
-    let c = Cluster::new("fm-boot").with_env(&cloud.env);
-    let out = openstack_create(&c, OS_TEMPLATE);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let (c, id) = formed_on_openstack(&cloud.env, "fm-boot", OS_TEMPLATE);
     let before = server_ids(cloud, &id);
     let worker = cloud
         .servers(&id)
@@ -395,10 +401,7 @@ fn logins_refused_while_machines_boot_are_waited_out() {
 #[test]
 fn one_listing_without_a_server_replaces_and_deletes_nothing() {
     let (_turn, cloud) = openstack_cloud();
-    let c = Cluster::new("fm-hide").with_env(&cloud.env);
-    let out = openstack_create(&c, OS_TEMPLATE);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let (c, id) = formed_on_openstack(&cloud.env, "fm-hide", OS_TEMPLATE);
     let before = server_ids(cloud, &id);
     cloud.faults(&format!(r#"{{"hide_servers": ["{}-worker-1"]}}"#, c.name));
     c.ok(&["heal", &c.name]);
@@ -717,12 +720,9 @@ fn a_node_that_prints_without_end_is_cut_off_and_memory_stays_bounded() {
 #[test]
 fn a_failed_zone_is_replaced_into_the_healthy_zones() {
     let (_turn, cloud) = openstack_cloud();
-    let c = Cluster::new("fm-zone").with_env(&cloud.env);
     let template = "coe: swarm\nmanagers: 3\nworkers: 3\nnode:\n  zones: [az-1, az-2, az-3]\n\
                     health:\n  ssh_timeout: 3s\n  not_ready_timeout: 3s\n  lost_timeout: 20s\n";
-    let out = openstack_create(&c, template);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let (c, id) = formed_on_openstack(&cloud.env, "fm-zone", template);
     let failed = cloud.zone_down("az-3", true);
     assert_eq!(failed.len(), 2, "one manager and one worker in az-3");
     let mut daemon = Daemon::start(&c, "5s");
@@ -775,10 +775,7 @@ fn a_failed_zone_is_replaced_into_the_healthy_zones() {
 #[test]
 fn a_rollout_killed_in_the_command_and_in_the_daemon_is_finished() {
     let (_turn, cloud) = openstack_cloud();
-    let c = Cluster::new("fm-roll").with_env(&cloud.env);
-    let out = openstack_create(&c, OS_TEMPLATE);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let id = c.status_json()["id"].as_str().unwrap().to_string();
+    let (c, id) = formed_on_openstack(&cloud.env, "fm-roll", OS_TEMPLATE);
     let rolled = |n: usize| {
         let events = c.recorded_events();
         move || events.matches("retiring: rollout").count() >= n

@@ -290,25 +290,7 @@ mod tests {
 
     /// A new node that joined: recorded with NEW, its machine running.
     fn join_new(records: &mut Vec<NodeRecord>, observed: &mut Observed, role: Role, index: u32) {
-        let id = match role {
-            Role::Manager => format!("m{index}"),
-            Role::Worker => format!("w{index}"),
-        };
-        let name = node_name("web", role, index);
-        let mut r = record(role, index, Some(&id));
-        r.machine = Some(NEW.into());
-        records.push(r);
-        observed
-            .machines
-            .push(machine(role, index, MachineState::Running));
-        observed
-            .probes
-            .insert(name.clone(), joined(&id, role == Role::Manager));
-        observed
-            .members
-            .as_mut()
-            .unwrap()
-            .push(member(&id, &name, role, true));
+        add_joined(records, observed, role, index).machine = Some(NEW.into());
     }
 
     fn forget(records: &mut Vec<NodeRecord>, observed: &mut Observed, node: &str) {

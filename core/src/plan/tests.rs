@@ -80,25 +80,39 @@ pub(super) fn converged(managers: u32, workers: u32) -> (Vec<NodeRecord>, Observ
         members: Some(Vec::new()),
         ..Default::default()
     };
-    for (role, count, prefix) in [(Role::Manager, managers, "m"), (Role::Worker, workers, "w")] {
+    for (role, count) in [(Role::Manager, managers), (Role::Worker, workers)] {
         for i in 1..=count {
-            let id = format!("{prefix}{i}");
-            let name = node_name("web", role, i);
-            records.push(record(role, i, Some(&id)));
-            observed
-                .machines
-                .push(machine(role, i, MachineState::Running));
-            observed
-                .probes
-                .insert(name.clone(), joined(&id, role == Role::Manager));
-            observed
-                .members
-                .as_mut()
-                .unwrap()
-                .push(member(&id, &name, role, true));
+            add_joined(&mut records, &mut observed, role, i);
         }
     }
     (records, observed)
+}
+
+/// A node of `role` and `index` that joined long ago (member `m1`, `w2`…):
+/// its record, running machine, probe and listing. Returns its record.
+pub(super) fn add_joined<'a>(
+    records: &'a mut Vec<NodeRecord>,
+    observed: &mut Observed,
+    role: Role,
+    index: u32,
+) -> &'a mut NodeRecord {
+    let id = match role {
+        Role::Manager => format!("m{index}"),
+        Role::Worker => format!("w{index}"),
+    };
+    let name = node_name("web", role, index);
+    observed
+        .machines
+        .push(machine(role, index, MachineState::Running));
+    observed
+        .probes
+        .insert(name.clone(), joined(&id, role == Role::Manager));
+    observed
+        .members
+        .get_or_insert_with(Vec::new)
+        .push(member(&id, &name, role, true));
+    records.push(record(role, index, Some(&id)));
+    records.last_mut().expect("just pushed")
 }
 
 /// The node's machine is missing from the listing, as it was an hour
