@@ -423,7 +423,7 @@ mod tests {
         assert!(
             swarm.contains(
                 "docker node update --label-add tier=web --label-add provision.pool=gpu \
-                 --label-add provision.zone=az-1 abc123 >/dev/null"
+                 --label-add provision.zone=az-1 abc123 2>&1 >/dev/null"
             ),
             "{swarm}"
         );

@@ -84,7 +84,9 @@ pub(super) fn retire_unhealthy(
                 });
                 continue;
             }
-            if healthy_others < managers_total / 2 + 1 {
+            // A manager that never joined is no voter: replacing it cannot
+            // lose quorum (a first manager whose server failed to build).
+            if v.ever_joined() && healthy_others < managers_total / 2 + 1 {
                 d.plan.notes.push(Reason::ReplacingCouldLoseQuorum {
                     node: v.name().to_string(),
                     healthy: healthy_others,
@@ -120,6 +122,25 @@ mod tests {
     use super::super::*;
     use crate::spec::MaxUnhealthy;
     use crate::state::UnhealthyKind;
+
+    #[test]
+    fn a_sole_manager_that_never_joined_is_replaced() {
+        // Its server failed to build: no voter is lost by replacing it.
+        let mut records = vec![record(Role::Manager, 1, None)];
+        records[0].machine_id = Some("id-manager-1".into());
+        records[0].machine_created_at = Some(NOW - 3600);
+        let observed = Observed {
+            machines: vec![machine(
+                Role::Manager,
+                1,
+                MachineState::Error("No valid host".into()),
+            )],
+            ..Default::default()
+        };
+        let p = plan(&spec(1, 0), &records, &observed, NOW);
+        assert_eq!(p.remediations, ["web-manager-1"], "{:?}", p.describe());
+        assert!(!noted(&p, "could lose quorum"), "{:?}", p.notes);
+    }
 
     #[test]
     fn a_node_not_observed_for_our_own_reasons_is_never_remediated() {
