@@ -150,18 +150,44 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
                 // The last change is done: a new one starts from here.
                 s.change = None;
             }
-            // Nodes recorded before provision kept their machine were made
-            // from the spec as it stood: said so, so a change replaces them.
+            // Nodes recorded before provision kept their machine (or a part
+            // of it, as the Kubernetes version) were made from the spec as it
+            // stood: said so, so a change replaces them.
             unrecorded = nodes
                 .iter()
-                .filter(|n| n.machine.is_none())
                 .cloned()
                 .filter_map(|mut n| {
-                    n.machine = Some(s.group(n.role, n.pool.as_deref())?.machine());
+                    let was = s.group(n.role, n.pool.as_deref())?.machine();
+                    let filled = match &n.machine {
+                        None => was,
+                        Some(m) => spec::fill_machine(m, &was),
+                    };
+                    if n.machine.as_ref() == Some(&filled) {
+                        return None;
+                    }
+                    n.machine = Some(filled);
                     Some(n)
                 })
                 .collect();
             take_machines(&mut s, &spec, &args);
+            // kubeadm's upgrade policy, before anything changes: one minor
+            // at a time, from the oldest version a node may still run.
+            if let (Some(from), Some(to)) = (&before.version, &s.machines().version) {
+                let oldest = s
+                    .change
+                    .as_ref()
+                    .and_then(|c| c.before.version.as_deref())
+                    .unwrap_or(from);
+                for from in [oldest, from.as_str()] {
+                    spec::check_kubernetes_upgrade(from, to).map_err(|e| {
+                        anyhow::anyhow!(
+                            "refused: kubernetes.version of cluster {}: {}",
+                            spec.name,
+                            e.message
+                        )
+                    })?;
+                }
+            }
             s.change_machines_from(before);
             // A new SSH or client range is applied to the cloud's firewall by
             // this run (the old range's rules are revoked).
@@ -336,6 +362,7 @@ fn apply_flags(spec: &mut ClusterSpec, args: &CreateArgs) -> Result<()> {
     if let Some(flavor) = &args.flavor {
         spec.flavor = Some(flavor.clone());
     }
+    set_kubernetes_version(spec, args)?;
     set_ranges(spec, args);
     spec.apply_cloud_flags(&given_cloud_flags(args))
         .map_err(anyhow::Error::msg)
@@ -372,6 +399,33 @@ fn take_machines(spec: &mut ClusterSpec, asked: &ClusterSpec, args: &CreateArgs)
     }
     if let Some(flavor) = &args.flavor {
         spec.flavor = Some(flavor.clone());
+    }
+    if args.template.is_some() {
+        if let (Some(k), Some(asked)) = (spec.kubernetes.as_mut(), &asked.kubernetes) {
+            k.version = asked.version.clone();
+        }
+    }
+    // (`apply_flags` refused it already for other orchestrators.)
+    if let (Some(k), Some(version)) = (spec.kubernetes.as_mut(), &args.kubernetes_version) {
+        k.version = version.clone();
+    }
+}
+
+/// `--kubernetes-version`, which only a Kubernetes cluster has.
+fn set_kubernetes_version(spec: &mut ClusterSpec, args: &CreateArgs) -> Result<()> {
+    let Some(version) = &args.kubernetes_version else {
+        return Ok(());
+    };
+    match spec.kubernetes.as_mut() {
+        Some(k) => {
+            k.version = version.clone();
+            Ok(())
+        }
+        None => bail!(
+            "--kubernetes-version is for a kubernetes cluster, and {} is {}: leave it out",
+            spec.name,
+            spec.coe
+        ),
     }
 }
 

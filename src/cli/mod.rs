@@ -317,6 +317,9 @@ pub struct CreateArgs {
     /// Flavor / instance type (ec2: e.g. t3.small; openstack: a flavor name or id). Default: the template's, else the cloud's.
     #[arg(long)]
     pub flavor: Option<String>,
+    /// Kubernetes minor version, like 1.31 (kubernetes only). On an existing cluster it is rolled out, one minor at a time.
+    #[arg(long, value_name = "MINOR")]
+    pub kubernetes_version: Option<String>,
     /// CIDR that may reach the nodes' SSH port (default: the template's, else 0.0.0.0/0).
     #[arg(long, value_name = "CIDR")]
     pub ssh_from: Option<String>,

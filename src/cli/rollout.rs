@@ -122,11 +122,16 @@ pub fn order_lines(groups: &[GroupRollout]) -> Vec<String> {
         .iter()
         .map(|g| {
             format!(
-                "  {} -> {}: {} new, {} to replace ({})",
+                "  {} -> {}: {} new, {} to {} ({})",
                 g.group,
                 g.machine,
                 g.current,
                 g.outdated.len(),
+                if g.in_place {
+                    "upgrade in place"
+                } else {
+                    "replace"
+                },
                 g.outdated.join(", ")
             )
         })

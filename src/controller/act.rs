@@ -522,6 +522,24 @@ impl Run<'_> {
                         "reconfigured for the current managers",
                     );
                 }
+                Action::Upgrade { machine, .. } => {
+                    let addr = self.need_address(node, &address)?;
+                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
+                    self.ctl.orchestrator.upgrade(s).await?;
+                    // Recorded only once done: a run killed midway upgrades
+                    // it again (the script finishes what it finds).
+                    let mut rec = self.record(node)?;
+                    rec.machine = Some(machine.clone());
+                    rec.failures = 0;
+                    rec.retry_at = None;
+                    self.ctl.store.put_node(&rec)?;
+                    self.ctl.reporter.note(&format!("{node} upgraded in place"));
+                    self.ctl.event(
+                        self.ctx,
+                        Some(node),
+                        &format!("upgraded in place: its machines are now {machine}"),
+                    );
+                }
                 Action::RecoverQuorum { .. } => {
                     let addr = self.need_address(node, &address)?;
                     let s = self.ensure_shell(node, &addr, &mut shell).await?;

@@ -242,6 +242,10 @@ impl Orchestrator for Kubernetes {
         node.run_logged("kubernetes/install.sh", &[]).await
     }
 
+    async fn upgrade(&self, node: &NodeShell) -> Result<(), ShellError> {
+        node.run_logged("kubernetes/upgrade.sh", &[]).await
+    }
+
     async fn probe(&self, node: &NodeShell) -> Result<NodeProbe, ShellError> {
         let out = node.query("kubernetes/probe.sh").await?;
         Ok(parse_probe(&out))

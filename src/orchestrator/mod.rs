@@ -121,6 +121,21 @@ pub trait Orchestrator: Send + Sync {
         Ok(())
     }
 
+    /// Upgrades a joined control-plane node in place to the template's
+    /// orchestrator version (Kubernetes: `kubeadm upgrade`), when only that
+    /// version changed. The planner asks it of an orchestrator whose
+    /// machines name a version; others refuse. Idempotent.
+    async fn upgrade(&self, node: &NodeShell) -> Result<(), ShellError> {
+        Err(ShellError::unreadable(
+            node.node(),
+            "upgrade",
+            format!(
+                "in-place upgrades of {} clusters are not implemented",
+                self.coe()
+            ),
+        ))
+    }
+
     /// The client configuration to keep locally (a kubeconfig), read from a
     /// manager once the cluster exists.
     async fn client_config(&self, _manager: &NodeShell) -> Result<Option<Secret>, ShellError> {

@@ -593,3 +593,202 @@ fn a_control_plane_join_that_stopped_at_etcd_is_done_again() {
     let status = c.status_nodes();
     assert!(status.iter().all(|(_, h)| h == "healthy"), "{status:?}");
 }
+
+/// A template of `version` with a stable endpoint (the first manager).
+fn versioned(c: &Cluster, version: &str) -> String {
+    format!(
+        "coe: kubernetes\nkubernetes:\n  version: '{version}'\n  control_plane_endpoint: {}\n",
+        c.manager()
+    )
+}
+
+/// kubeadm's upgrade rules: one minor at a time. A skip is refused by
+/// provision before anything changes; the stand-in kubeadm refuses it
+/// too (its join of a kubeadm two minors newer, its `upgrade apply`).
+#[test]
+fn a_kubernetes_upgrade_that_skips_a_minor_is_refused_before_any_change() {
+    let c = Cluster::new("k8sk");
+    create_from(&c, &versioned(&c, "1.29"));
+    let node = c.manager();
+    let before = calls(&c, &node);
+    let out = c.run(&[
+        "kubernetes",
+        "--name",
+        &c.name,
+        "--image",
+        standin_image(),
+        "--kubernetes-version",
+        "1.31",
+    ]);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("kubernetes.version of cluster k8sk")
+            && text.contains("1.29 to 1.31 skips 1.30")
+            && text.contains("move to 1.30 first"),
+        "{text}"
+    );
+    // Nothing moved: no call on the node, no change under way, the same
+    // version in the records.
+    assert_eq!(
+        calls(&c, &node).len(),
+        before.len(),
+        "{:?}",
+        calls(&c, &node)
+    );
+    let rollout = c.ok(&["rollout", &c.name, "status"]);
+    assert!(rollout.contains("no rollout"), "{rollout}");
+    // And kubeadm itself refuses it: a 1.31 upgrade of this 1.29 cluster.
+    c.ssh(
+        &node,
+        &[
+            "sh",
+            "-c",
+            "echo 1.31.4 >/var/lib/standin/installed/kubeadm",
+        ],
+    );
+    let out = c.run(&[
+        "ssh", &c.name, &node, "--", "kubeadm", "upgrade", "apply", "-y", "v1.31.4",
+    ]);
+    let refused = output_text(&out);
+    assert!(
+        !out.status.success()
+            && refused.contains("kubeadm can upgrade only 1 minor version at a time"),
+        "{refused}"
+    );
+}
+
+/// 1.30 to 1.31: the control plane in place, one node at a time (`kubeadm
+/// upgrade apply` on the first, `upgrade node` on the others, kubelet
+/// after a drain), then the workers replaced by nodes of 1.31, whose join
+/// the stand-in would refuse before the control plane is at 1.31.
+#[test]
+fn a_kubernetes_version_is_rolled_out_control_plane_first_then_workers() {
+    let c = Cluster::new("k8su");
+    create_from(&c, &versioned(&c, "1.30"));
+    c.ok(&["scale", &c.name, "--managers", "3", "--workers", "1"]);
+    let managers: Vec<String> = (1..=3).map(|i| format!("{}-manager-{i}", c.name)).collect();
+    let old_worker = format!("{}-worker-1", c.name);
+
+    let dry = c.ok(&[
+        "kubernetes",
+        "--name",
+        &c.name,
+        "--image",
+        standin_image(),
+        "--kubernetes-version",
+        "1.31",
+        "--dry-run",
+    ]);
+    assert!(dry.contains("kubernetes=1.31"), "{dry}");
+    let started = std::time::Instant::now();
+    c.ok(&[
+        "kubernetes",
+        "--name",
+        &c.name,
+        "--image",
+        standin_image(),
+        "--kubernetes-version",
+        "1.31",
+    ]);
+    eprintln!("rollout of 3+1 from 1.30 to 1.31: {:?}", started.elapsed());
+
+    let logs: Vec<Vec<(f64, String)>> = managers.iter().map(|m| calls(&c, m)).collect();
+    let applies: Vec<usize> = (0..3)
+        .filter(|&i| count(&logs[i], "kubeadm upgrade apply") > 0)
+        .collect();
+    assert_eq!(applies, [0], "apply on the first control-plane node only");
+    for (i, log) in logs.iter().enumerate().skip(1) {
+        assert_eq!(
+            count(log, "kubeadm upgrade node"),
+            1,
+            "{}: {log:?}",
+            managers[i]
+        );
+        // One at a time: each starts after the one before is uncordoned.
+        assert!(
+            first(log, "kubeadm upgrade") > first(&logs[i - 1], "kubectl uncordon"),
+            "{} began before {} was done",
+            managers[i],
+            managers[i - 1]
+        );
+    }
+    for (i, log) in logs.iter().enumerate() {
+        // kubeadm first, then the node drained before its kubelet changes.
+        assert!(
+            first(
+                log,
+                "apt-get install -y -q --allow-downgrades kubeadm=1.31.*"
+            ) < first(log, "kubeadm upgrade"),
+            "{}: {log:?}",
+            managers[i]
+        );
+        assert!(
+            first(log, "kubectl drain")
+                < first(
+                    log,
+                    "apt-get install -y -q --allow-downgrades kubelet=1.31.*"
+                ),
+            "{}",
+            managers[i]
+        );
+    }
+    // The workers after the whole control plane: a new node of 1.31 joined
+    // and the old one is gone.
+    let nodes = c.status_nodes();
+    assert!(nodes.iter().all(|(n, _)| n != &old_worker), "{nodes:?}");
+    let new_worker = format!("{}-worker-2", c.name);
+    assert!(
+        nodes.contains(&(new_worker.clone(), "healthy".into())),
+        "{nodes:?}"
+    );
+    let joined_at = first(&calls(&c, &new_worker), "kubeadm join --config");
+    let last_cp = first(&logs[2], "kubectl uncordon");
+    assert!(
+        joined_at > last_cp,
+        "the worker joined before the control plane was done"
+    );
+    assert_eq!(
+        c.ssh(&new_worker, &["kubeadm", "version", "-o", "short"])
+            .trim(),
+        "v1.31.4"
+    );
+    // The cluster's version and every node's kubelet.
+    let config = c.ssh(
+        &c.manager(),
+        &[
+            "kubectl",
+            "--kubeconfig",
+            "/etc/kubernetes/admin.conf",
+            "get",
+            "configmap",
+            "kubeadm-config",
+        ],
+    );
+    assert!(config.contains("kubernetesVersion: v1.31.4"), "{config}");
+    wait_until(
+        "every kubelet to report 1.31",
+        std::time::Duration::from_secs(30),
+        || {
+            let list = c.ssh(
+                &c.manager(),
+                &[
+                    "kubectl",
+                    "--kubeconfig",
+                    "/etc/kubernetes/admin.conf",
+                    "get",
+                    "nodes",
+                ],
+            );
+            list.matches("\"kubeletVersion\":\"v1.31.4\"").count() == 4
+        },
+    );
+    let api = api_calls(&c);
+    assert!(
+        !api.iter().any(|l| l.starts_with("join-refused")),
+        "{api:?}"
+    );
+    let status = c.ok(&["rollout", &c.name, "status"]);
+    assert!(status.contains("no rollout"), "{status}");
+    assert!(nodes.iter().all(|(_, h)| h == "healthy"), "{nodes:?}");
+}

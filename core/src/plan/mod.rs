@@ -159,6 +159,10 @@ pub enum Action {
     /// Restart a joined node's services with the current managers (Mesos:
     /// quorum and ZooKeeper list), one node a pass.
     Reconfigure { node: String },
+    /// Upgrade a joined control-plane node in place to the orchestrator
+    /// version `machine` names (Kubernetes: `kubeadm upgrade`), one a pass;
+    /// the record says `machine` afterwards.
+    Upgrade { node: String, machine: String },
     /// Re-form the cluster on this surviving manager: a majority of the
     /// managers is gone for good (Swarm: `--force-new-cluster`).
     RecoverQuorum { node: String },
@@ -190,6 +194,7 @@ impl Action {
             | Action::DeleteMachine { node, .. }
             | Action::ForgetNode { node }
             | Action::Reconfigure { node }
+            | Action::Upgrade { node, .. }
             | Action::RecoverQuorum { node }
             | Action::RestoreCluster { node }
             | Action::Rejoin { node, .. } => node,
@@ -222,6 +227,9 @@ impl Action {
             Action::ForgetNode { node } => format!("forget node {node}"),
             Action::Reconfigure { node } => {
                 format!("reconfigure {node} for the current managers")
+            }
+            Action::Upgrade { node, machine } => {
+                format!("upgrade {node} in place to {machine}")
             }
             Action::RecoverQuorum { node } => {
                 format!("re-form the cluster on surviving manager {node} (quorum lost)")

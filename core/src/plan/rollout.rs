@@ -17,7 +17,7 @@ use provision_provider::Role;
 use super::zones::placed;
 use super::{Decisions, Inputs, NodeView};
 use crate::health::is_due;
-use crate::spec::{ClusterSpec, Group, RolloutPolicy};
+use crate::spec::{only_version_differs, same_machine, ClusterSpec, Group, RolloutPolicy};
 use crate::state::Reason;
 
 /// Whether the node's machine is not what its group now makes (a node of
@@ -27,7 +27,7 @@ pub(super) fn outdated(spec: &ClusterSpec, v: &NodeView) -> bool {
         return false;
     };
     spec.group(v.role(), v.record.pool.as_deref())
-        .is_some_and(|g| g.machine() != machine)
+        .is_some_and(|g| !same_machine(machine, &g.machine()))
 }
 
 /// Seconds after which a moving rollout is looked at again.
@@ -48,6 +48,9 @@ struct Rolling {
     /// A new node not healthy within its startup timeout, and why.
     halted_by: Option<String>,
     paused: bool,
+    /// Control-plane nodes that differ only in their Kubernetes version:
+    /// upgraded in place, one at a time (kubeadm's upgrade), not replaced.
+    in_place: bool,
 }
 
 impl Rolling {
@@ -72,13 +75,28 @@ impl Rollout {
                 .iter()
                 .filter(|v| g.holds(v.role(), v.record.pool.as_deref()))
                 .find(|v| {
-                    v.record.machine.as_deref() == Some(machine.as_str())
+                    v.record
+                        .machine
+                        .as_deref()
+                        .is_some_and(|m| same_machine(m, &machine))
                         && !v.ever_joined()
                         && !v.condition.is_healthy()
                         && is_due(&spec.health, v.record, &v.condition, input.now)
                 })
                 .map(|v| v.name().to_string());
+            let in_place = g.role == Role::Manager
+                && active
+                    .iter()
+                    .filter(|v| g.holds(v.role(), v.record.pool.as_deref()))
+                    .filter(|v| outdated(spec, v))
+                    .all(|v| {
+                        v.record
+                            .machine
+                            .as_deref()
+                            .is_some_and(|m| only_version_differs(m, &machine))
+                    });
             Some(Rolling {
+                in_place,
                 label: g.label().to_string(),
                 role: g.role,
                 pool: g.pool.map(str::to_string),
@@ -111,7 +129,9 @@ impl Rollout {
     /// none to add while it is paused or halted.
     pub(super) fn surge(&self, role: Role, pool: Option<&str>, adding: bool) -> u32 {
         match &self.group {
-            Some(g) if g.role == role && g.pool.as_deref() == pool && g.count > 0 => {
+            Some(g)
+                if g.role == role && g.pool.as_deref() == pool && g.count > 0 && !g.in_place =>
+            {
                 let moving = !g.paused && g.halted_by.is_none();
                 if adding && !moving {
                     0
@@ -162,6 +182,9 @@ impl Rollout {
             .copied()
             .filter(|v| g.holds(v) && !d.retire.contains_key(v.name()))
             .collect();
+        if g.in_place {
+            return upgrade_next(input, g, &members, managers_stale, d);
+        }
         let healthy = members.iter().filter(|v| v.condition.is_healthy()).count();
         let floor = g.count.saturating_sub(g.policy.max_unavailable) as usize;
         let mut allowed = healthy.saturating_sub(floor);
@@ -197,6 +220,33 @@ impl Rollout {
     }
 }
 
+/// The next control-plane node upgraded in place: one a pass, only while
+/// every one is healthy, none is leaving and none runs with stale managers,
+/// so the quorum never loses two members; the lowest index first.
+fn upgrade_next(
+    input: &Inputs,
+    g: &Rolling,
+    members: &[&NodeView],
+    managers_stale: bool,
+    d: &mut Decisions,
+) {
+    if d.manager_turn_taken || managers_stale || !members.iter().all(|v| v.condition.is_healthy()) {
+        d.plan.notes.push(Reason::UpgradeOneAtATime);
+        return;
+    }
+    let next = members
+        .iter()
+        .filter(|v| outdated(input.spec, v) && !v.backing_off(input.now))
+        .min_by_key(|v| v.record.index);
+    if let Some(v) = next {
+        d.manager_turn_taken = true;
+        d.steps.push(super::Action::Upgrade {
+            node: v.name().to_string(),
+            machine: g.machine.clone(),
+        });
+    }
+}
+
 /// Where a group's rollout stands, for `provision rollout NAME status`
 /// and a dry run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -208,8 +258,12 @@ pub struct GroupRollout {
     /// Its nodes made so, not leaving.
     pub current: usize,
     /// Its nodes made otherwise, in the order they are replaced (the
-    /// highest index first, as the planner takes the healthy ones).
+    /// highest index first, as the planner takes the healthy ones) or
+    /// upgraded in place (the lowest first).
     pub outdated: Vec<String>,
+    /// Control-plane nodes that differ only in their Kubernetes version:
+    /// upgraded in place, not replaced.
+    pub in_place: bool,
 }
 
 /// Each group with a node to replace, in the order they are rolled out
@@ -226,13 +280,28 @@ pub fn pending(spec: &ClusterSpec, records: &[crate::state::NodeRecord]) -> Vec<
             let mut outdated: Vec<&crate::state::NodeRecord> = members
                 .iter()
                 .copied()
-                .filter(|r| r.machine.as_deref().is_some_and(|m| m != machine))
+                .filter(|r| {
+                    r.machine
+                        .as_deref()
+                        .is_some_and(|m| !same_machine(m, &machine))
+                })
                 .collect();
             if outdated.is_empty() {
                 return None;
             }
-            outdated.sort_by_key(|r| std::cmp::Reverse(r.index));
+            let in_place = g.role == Role::Manager
+                && outdated.iter().all(|r| {
+                    r.machine
+                        .as_deref()
+                        .is_some_and(|m| only_version_differs(m, &machine))
+                });
+            if in_place {
+                outdated.sort_by_key(|r| r.index);
+            } else {
+                outdated.sort_by_key(|r| std::cmp::Reverse(r.index));
+            }
             Some(GroupRollout {
+                in_place,
                 group: g.label().to_string(),
                 current: members.len() - outdated.len(),
                 outdated: outdated.iter().map(|r| r.name.clone()).collect(),
@@ -361,6 +430,79 @@ mod tests {
             ["web-manager-3"]
         );
         assert!(added(&p).is_empty(), "{:?}", p.describe());
+    }
+
+    #[test]
+    fn a_kubernetes_version_rolls_the_control_plane_first() {
+        let (mut records, observed) = converged(3, 2);
+        let mut s = spec(3, 2);
+        s.coe = crate::spec::Coe::Kubernetes;
+        s.kubernetes = Some(Default::default());
+        s.kubernetes.as_mut().unwrap().version = "1.30".into();
+        // Nodes recorded before the version was: not outdated by it.
+        for r in &mut records {
+            r.machine = Some(OLD.into());
+        }
+        assert!(plan(&s, &records, &observed, NOW).is_empty());
+        for r in &mut records {
+            r.machine = Some(format!("{OLD} kubernetes=1.30"));
+        }
+        let before = s.machines();
+        s.kubernetes.as_mut().unwrap().version = "1.31".into();
+        s.change_machines_from(before);
+        let order = super::pending(&s, &records);
+        assert_eq!(
+            order.iter().map(|g| g.group.as_str()).collect::<Vec<_>>(),
+            ["managers", "workers"]
+        );
+        // The control plane in place, one node a pass, the lowest first;
+        // nothing added or retired for it, the workers wait.
+        let upgraded = |p: &Plan| -> Vec<String> {
+            p.nodes
+                .iter()
+                .flat_map(|n| n.steps.iter())
+                .filter_map(|a| match a {
+                    Action::Upgrade { node, machine } => {
+                        assert_eq!(machine, "image=- flavor=- kubernetes=1.31");
+                        Some(node.clone())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        const V31: &str = "image=- flavor=- kubernetes=1.31";
+        for (i, node) in ["web-manager-1", "web-manager-2", "web-manager-3"]
+            .iter()
+            .enumerate()
+        {
+            let p = plan(&s, &records, &observed, NOW);
+            assert_eq!(upgraded(&p), [*node], "{:?}", p.describe());
+            assert!(
+                added(&p).is_empty() && retired(&p).is_empty(),
+                "{:?}",
+                p.describe()
+            );
+            assert!(p.rolling);
+            records[i].machine = Some(V31.into());
+        }
+        // Then the workers are replaced by nodes of the new version.
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(upgraded(&p).is_empty());
+        assert_eq!(added(&p), ["web-worker-3"], "{:?}", p.describe());
+        assert_eq!(machine_of(&p, "web-worker-3"), Some(V31));
+        // An unhealthy control-plane node holds the next upgrade.
+        records[0].machine = Some(format!("{OLD} kubernetes=1.30"));
+        records[1].machine = Some(format!("{OLD} kubernetes=1.30"));
+        let mut observed = observed.clone();
+        observed.machines[2].state =
+            provision_provider::MachineState::Error("no valid host".into());
+        let p = plan(&s, &records, &observed, NOW);
+        assert!(upgraded(&p).is_empty(), "{:?}", p.describe());
+        assert!(
+            p.notes.contains(&Reason::UpgradeOneAtATime),
+            "{:?}",
+            p.notes
+        );
     }
 
     #[test]

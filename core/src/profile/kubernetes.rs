@@ -139,6 +139,58 @@ impl KubernetesSettings {
     }
 }
 
+/// Whether kubeadm takes a cluster at minor `from` to minor `to`: one
+/// minor at a time up, and down (kubeadm's upgrade policy,
+/// `cmd/kubeadm/app/phases/upgrade/policy.go`: "kubeadm can upgrade only 1
+/// minor version at a time", "can downgrade only 1 minor version at a
+/// time"); the version skew policy allows control planes one minor apart
+/// while they are replaced. A version that is no minor is left to
+/// [`Settings::validate`].
+pub fn check_kubernetes_upgrade(from: &str, to: &str) -> Result<(), SettingError> {
+    let minor = |v: &str| {
+        KubernetesSettings {
+            version: v.to_string(),
+            ..KubernetesSettings::default()
+        }
+        .minor()
+    };
+    let (Some(f), Some(t)) = (minor(from), minor(to)) else {
+        return Ok(());
+    };
+    if f.0 != t.0 {
+        return Err(SettingError {
+            field: "version",
+            message: format!("{from} to {to} changes the major version, which kubeadm does not do"),
+        });
+    }
+    if t.1 > f.1 + 1 {
+        return Err(SettingError {
+            field: "version",
+            message: format!(
+                "{from} to {to} skips {}.{}: kubeadm upgrades one minor version at a time \
+                 (its upgrade policy; the version skew policy keeps control planes within one \
+                 minor). Nothing was changed: move to {}.{} first, then to {to}",
+                f.0,
+                f.1 + 1,
+                f.0,
+                f.1 + 1
+            ),
+        });
+    }
+    if t.1 + 1 < f.1 {
+        return Err(SettingError {
+            field: "version",
+            message: format!(
+                "{from} to {to} goes down more than one minor: kubeadm downgrades one minor \
+                 version at a time. Nothing was changed: move to {}.{} first",
+                f.0,
+                f.1 - 1
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl Settings for KubernetesSettings {
     const COE: Coe = Coe::Kubernetes;
 
@@ -204,5 +256,35 @@ impl Settings for KubernetesSettings {
         let mut values = serde_json::to_value(self).expect("settings serialize");
         values["kubeadm_api_version"] = self.kubeadm_api_version().into();
         values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_kubernetes_upgrade;
+
+    #[test]
+    fn upgrades_go_one_minor_at_a_time() {
+        assert!(check_kubernetes_upgrade("1.30", "1.31").is_ok());
+        assert!(check_kubernetes_upgrade("1.31", "1.31").is_ok());
+        // Back one minor (an undo) is kubeadm's downgrade limit.
+        assert!(check_kubernetes_upgrade("1.31", "1.30").is_ok());
+        let skip = check_kubernetes_upgrade("1.29", "1.31").unwrap_err();
+        assert_eq!(skip.field, "version");
+        assert!(skip.message.contains("skips 1.30"), "{}", skip.message);
+        assert!(
+            skip.message.contains("move to 1.30 first"),
+            "{}",
+            skip.message
+        );
+        let down = check_kubernetes_upgrade("1.31", "1.29").unwrap_err();
+        assert!(
+            down.message.contains("move to 1.30 first"),
+            "{}",
+            down.message
+        );
+        assert!(check_kubernetes_upgrade("1.31", "2.0").is_err());
+        // Not a minor: validation names it.
+        assert!(check_kubernetes_upgrade("1.31", "latest").is_ok());
     }
 }

@@ -20,7 +20,7 @@ use provision_ec2_settings::Ec2Settings;
 use provision_openstack_settings::OpenStackSettings;
 use serde::{Deserialize, Serialize};
 
-pub use crate::profile::kubernetes::{Cni, KubernetesSettings};
+pub use crate::profile::kubernetes::{check_kubernetes_upgrade, Cni, KubernetesSettings};
 pub use crate::profile::mesos::MesosSettings;
 pub use crate::profile::Coe;
 use crate::profile::{SettingError, Settings};
@@ -28,7 +28,10 @@ pub use backup_location::{Location, LocationError};
 pub use cloud_settings::{cloud_flags, CloudFlag};
 pub use names::{node_name, validate_cluster_name};
 pub use pools::{group_label, Group, Pool, MAX_POOL_NAME};
-pub use rollout::{Change, Machines, RolloutPolicy, MANAGERS_ROLLOUT};
+pub use rollout::{
+    fill_machine, only_version_differs, same_machine, Change, Machines, RolloutPolicy,
+    MANAGERS_ROLLOUT,
+};
 pub use template::{builtin_templates, ClusterTemplate, TemplateError};
 
 /// Where the machines come from.

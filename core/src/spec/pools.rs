@@ -60,6 +60,9 @@ pub struct Group<'a> {
     pub image: Option<&'a str>,
     pub labels: Option<&'a BTreeMap<String, String>>,
     pub taints: &'a [String],
+    /// The orchestrator's version its nodes install, where the template
+    /// picks one (`kubernetes.version`).
+    pub version: Option<&'a str>,
 }
 
 impl Group<'_> {
@@ -118,6 +121,7 @@ impl ClusterSpec {
     /// Every group: the managers, the default workers, then the pools in
     /// the template's order.
     pub fn groups(&self) -> Vec<Group<'_>> {
+        let version = self.kubernetes.as_ref().map(|k| k.version.as_str());
         let base = |role, count| Group {
             role,
             pool: None,
@@ -127,6 +131,7 @@ impl ClusterSpec {
             image: self.image.as_deref(),
             labels: None,
             taints: &[],
+            version,
         };
         let mut groups = vec![
             base(Role::Manager, self.managers),
@@ -145,6 +150,7 @@ impl ClusterSpec {
             image: p.image.as_deref().or(self.image.as_deref()),
             labels: Some(&p.labels),
             taints: &p.taints,
+            version,
         }));
         groups
     }

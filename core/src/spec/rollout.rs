@@ -51,6 +51,9 @@ pub struct Machines {
     /// Each pool's own image and flavor, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<(String, Option<String>, Option<String>)>,
+    /// The orchestrator's version (`kubernetes.version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// A change of machines being rolled out: set by the cluster command when
@@ -76,6 +79,7 @@ impl ClusterSpec {
                 .iter()
                 .map(|p| (p.name.clone(), p.image.clone(), p.flavor.clone()))
                 .collect(),
+            version: self.kubernetes.as_ref().map(|k| k.version.clone()),
         }
     }
 
@@ -90,6 +94,9 @@ impl ClusterSpec {
                 p.image = image.clone();
                 p.flavor = flavor.clone();
             }
+        }
+        if let (Some(k), Some(version)) = (self.kubernetes.as_mut(), &machines.version) {
+            k.version = version.clone();
         }
         was
     }
@@ -125,12 +132,62 @@ impl Group<'_> {
     /// What its machines are made of, as a node records it when it is
     /// added: a node whose record says otherwise is replaced by a rollout.
     pub fn machine(&self) -> String {
-        format!(
+        let mut machine = format!(
             "image={} flavor={}",
             self.image.unwrap_or("-"),
             self.flavor.unwrap_or("-")
-        )
+        );
+        if let Some(version) = self.version {
+            machine.push_str(&format!(" kubernetes={version}"));
+        }
+        machine
     }
+}
+
+/// Whether a node recorded as `recorded` is made as `wanted` says: each
+/// part both name is the same. A part the record lacks was not recorded yet when the node was made (provision
+/// began recording the Kubernetes version later) and could not be changed
+/// before: it is taken as the wanted one. The cluster command fills the
+/// parts in before a change starts ([`fill_machine`]).
+pub fn same_machine(recorded: &str, wanted: &str) -> bool {
+    let recorded: Vec<(&str, &str)> = machine_parts(recorded).collect();
+    machine_parts(wanted).all(|(key, value)| {
+        recorded
+            .iter()
+            .find(|(k, _)| *k == key)
+            .is_none_or(|(_, v)| *v == value)
+    })
+}
+
+/// Whether a node recorded as `recorded` differs from `wanted` only in
+/// its Kubernetes version: such a control-plane node is upgraded in place.
+pub fn only_version_differs(recorded: &str, wanted: &str) -> bool {
+    let without = |m: &str| {
+        machine_parts(m)
+            .filter(|(k, _)| *k != "kubernetes")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    !same_machine(recorded, wanted) && same_machine(&without(recorded), &without(wanted))
+}
+
+/// `recorded` with the parts it lacks taken from `was` (what its group
+/// made before a change).
+pub fn fill_machine(recorded: &str, was: &str) -> String {
+    let mut filled = recorded.to_string();
+    for (key, value) in machine_parts(was) {
+        if !machine_parts(recorded).any(|(k, _)| k == key) {
+            filled.push_str(&format!(" {key}={value}"));
+        }
+    }
+    filled
+}
+
+fn machine_parts(machine: &str) -> impl Iterator<Item = (&str, &str)> + '_ {
+    machine
+        .split_whitespace()
+        .filter_map(|part| part.split_once('='))
 }
 
 /// Refuses a policy under which nothing could move.
@@ -177,6 +234,51 @@ mod tests {
         let mut t = ClusterSpec::example("web", 1, 0);
         t.change_machines_from(t.machines());
         assert_eq!(t.change, None);
+    }
+
+    #[test]
+    fn the_kubernetes_version_is_part_of_the_machine() {
+        let mut s = ClusterSpec::example("web", 1, 1);
+        assert_eq!(
+            s.groups()[0].machine(),
+            "image=- flavor=-",
+            "swarm: no version"
+        );
+        s.coe = crate::spec::Coe::Kubernetes;
+        s.kubernetes = Some(crate::spec::KubernetesSettings::default());
+        let before = s.machines();
+        assert_eq!(s.groups()[1].machine(), "image=- flavor=- kubernetes=1.31");
+        s.kubernetes.as_mut().unwrap().version = "1.32".into();
+        s.change_machines_from(before.clone());
+        assert_eq!(
+            s.change.as_ref().unwrap().before.version.as_deref(),
+            Some("1.31")
+        );
+        s.set_machines(&before);
+        assert_eq!(s.kubernetes.as_ref().unwrap().version, "1.31", "undo");
+    }
+
+    #[test]
+    fn a_machine_recorded_before_a_part_existed_matches_on_the_rest() {
+        let now = "image=a flavor=b kubernetes=1.31";
+        assert!(same_machine("image=a flavor=b", now));
+        assert!(!same_machine("image=a flavor=c", now));
+        assert!(!same_machine("image=a flavor=b kubernetes=1.30", now));
+        assert!(same_machine(now, now));
+        // Before a change, the part is filled in from what the group made.
+        let filled = fill_machine("image=a flavor=b", "image=a flavor=b kubernetes=1.30");
+        assert_eq!(filled, "image=a flavor=b kubernetes=1.30");
+        assert!(!same_machine(&filled, now));
+        assert_eq!(fill_machine(now, "image=x flavor=y kubernetes=1.29"), now);
+        assert!(only_version_differs(
+            "image=a flavor=b kubernetes=1.30",
+            now
+        ));
+        assert!(!only_version_differs(
+            "image=a flavor=c kubernetes=1.30",
+            now
+        ));
+        assert!(!only_version_differs(now, now));
     }
 
     #[test]

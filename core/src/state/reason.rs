@@ -72,6 +72,9 @@ pub enum Reason {
     RestoringOn { node: String, taken_at: String },
     /// Scale-in takes one manager per pass.
     ManagersLeaveOneAtATime,
+    /// Control-plane nodes are upgraded in place one at a time, each
+    /// while every one is healthy.
+    UpgradeOneAtATime,
     /// Managers restart with the new quorum before new ones start.
     RestartForNewQuorum,
     /// What a node or a member reported was not in a form an orchestrator
@@ -211,6 +214,10 @@ impl fmt::Display for Reason {
             Reason::ManagersLeaveOneAtATime => {
                 f.write_str("managers leave one at a time: the next one goes in a later pass")
             }
+            Reason::UpgradeOneAtATime => f.write_str(
+                "control-plane nodes are upgraded one at a time, each while every one is \
+                 healthy: the next one in a later pass",
+            ),
             Reason::RestartForNewQuorum => f.write_str(
                 "the running managers are restarted with the new quorum before new managers start",
             ),
