@@ -43,6 +43,7 @@ fn converged(managers: u32, workers: u32) -> (Vec<NodeRecord>, Observed) {
                     member_id: Some(id.clone()),
                     control: role == Role::Manager,
                     config_stale: false,
+                    certificates: Default::default(),
                 }),
             );
             observed.members.as_mut().unwrap().push(Member {

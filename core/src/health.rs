@@ -208,6 +208,7 @@ mod tests {
             member_id: joined.then(|| "w1".to_string()),
             control: false,
             config_stale: false,
+            certificates: Default::default(),
         })
     }
 

@@ -20,6 +20,44 @@ pub struct NodeProbe {
     /// date (Mesos: another master count or ZooKeeper list than the
     /// ensemble's now): the orchestrator's `reconfigure` brings it up to date.
     pub config_stale: bool,
+    /// When its certificates expire, as it reads them.
+    pub certificates: CertificateExpiry,
+}
+
+/// When a node's certificates expire (Unix seconds), as the node reads
+/// them: the nearest of its own (leaf) certificates and of the CAs it
+/// trusts. `None`: it has none of that kind, or could not tell. Untrusted:
+/// only used when within [`MIN_EXPIRY`] and [`MAX_EXPIRY`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CertificateExpiry {
+    pub leaf: Option<i64>,
+    pub ca: Option<i64>,
+}
+
+/// 2001-09-09: no certificate a node reports expires before (an expired
+/// one is still after it).
+pub const MIN_EXPIRY: i64 = 1_000_000_000;
+/// Year 2500: beyond any certificate a supported orchestrator makes.
+pub const MAX_EXPIRY: i64 = 16_725_225_600;
+
+impl CertificateExpiry {
+    /// A reported `KEY=SECONDS` value, if it is a time a certificate could
+    /// expire at.
+    pub fn parse_time(value: Option<&str>) -> Option<i64> {
+        value?
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|t| (MIN_EXPIRY..=MAX_EXPIRY).contains(t))
+    }
+
+    /// The nearer of the two.
+    pub fn nearest(&self) -> Option<i64> {
+        match (self.leaf, self.ca) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// A node as the orchestrator's membership lists it.
@@ -163,6 +201,7 @@ mod tests {
             member_id: Some("x\n#".into()),
             control: false,
             config_stale: false,
+            certificates: Default::default(),
         };
         assert!(refuse_probe("web-worker-1", &probe).is_some());
     }

@@ -22,12 +22,81 @@ pub struct ClusterStatus {
     /// Groups whose machines changed, with the nodes still to replace.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rollout: Vec<crate::controller::plan::rollout::GroupRollout>,
+    /// The nearest certificate expiry its nodes last reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<CertificatesStatus>,
     pub nodes: Vec<NodeStatus>,
     /// Cloud resources made for the cluster besides its machines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<crate::state::Resource>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<crate::state::Event>>,
+}
+
+/// The cluster's nearest certificate expiry, and when renewal starts.
+#[derive(Debug, Serialize)]
+pub struct CertificatesStatus {
+    /// Unix seconds.
+    pub nearest_expiry: i64,
+    /// The same, RFC 3339.
+    pub nearest_expiry_at: String,
+    /// The node that reported it.
+    pub node: String,
+    /// `certificate` (the node's own) or `ca`.
+    pub kind: &'static str,
+    /// The nearest CA expiry, Unix seconds, when the nearest is a node's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_expiry: Option<i64>,
+    /// `health.renew_certificates_before`.
+    pub renew_before: String,
+}
+
+impl CertificatesStatus {
+    pub fn of(spec: &ClusterSpec, nodes: &[NodeRecord]) -> Option<CertificatesStatus> {
+        let (at, ca, node) = nodes
+            .iter()
+            .filter(|n| !n.retiring)
+            .filter_map(|n| n.nearest_certificate().map(|(at, ca)| (at, ca, n)))
+            .min_by_key(|(at, _, _)| *at)?;
+        let ca_expiry = nodes
+            .iter()
+            .filter(|n| !n.retiring)
+            .filter_map(|n| n.ca_expires)
+            .min()
+            .filter(|_| !ca);
+        let before = spec.health.renew_certificates_before;
+        Some(CertificatesStatus {
+            nearest_expiry: at,
+            nearest_expiry_at: crate::state::rfc3339(at),
+            node: node.name.clone(),
+            kind: if ca { "ca" } else { "certificate" },
+            ca_expiry,
+            renew_before: if before.as_secs() % 86_400 == 0 {
+                format!("{}d", before.as_secs() / 86_400)
+            } else {
+                humantime::format_duration(before).to_string()
+            },
+        })
+    }
+
+    /// One line for the table.
+    pub fn line(&self) -> String {
+        let ca = self
+            .ca_expiry
+            .map(|t| format!("; the CA expires {}", crate::state::rfc3339(t)))
+            .unwrap_or_default();
+        format!(
+            "certificates: the nearest expires {} ({} of {}){ca}; renewed {} before",
+            self.nearest_expiry_at,
+            if self.kind == "ca" {
+                "the CA"
+            } else {
+                "the certificate"
+            },
+            self.node,
+            self.renew_before
+        )
+    }
 }
 
 /// One group of nodes: how many are wanted, there, and ready.
@@ -64,6 +133,12 @@ pub struct NodeStatus {
     pub machine_id: Option<String>,
     /// Why the node is not healthy, when it is not.
     pub reason: Option<String>,
+    /// When its own certificates expire, as it last reported (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_expires: Option<i64>,
+    /// When the CAs it trusts expire, as it last reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_expires: Option<i64>,
 }
 
 impl ClusterStatus {
@@ -92,8 +167,11 @@ impl ClusterStatus {
                     ssh_address: n.addresses.as_ref().map(|a| a.ssh.clone()),
                     machine_id: n.machine_id.clone(),
                     reason: n.reason.clone(),
+                    cert_expires: n.cert_expires,
+                    ca_expires: n.ca_expires,
                 })
                 .collect(),
+            certificates: CertificatesStatus::of(&record.spec, nodes),
             resources: None,
             events: None,
         }

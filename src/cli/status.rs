@@ -53,6 +53,9 @@ pub async fn run(global: &Global, name: &str, output: OutputFormat, events: bool
                 status.phase
             );
             println!("{}", pools_line(&status.pools));
+            if let Some(c) = &status.certificates {
+                println!("{}", c.line());
+            }
             let groups = crate::controller::plan::rollout::pending(&record.spec, &nodes);
             if !groups.is_empty() {
                 println!("rollout (`provision rollout {} status`):", status.name);

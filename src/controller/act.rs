@@ -15,9 +15,10 @@ use super::connections::Connections;
 use super::context::{ClusterContext, Controller, ControllerError};
 use super::health::backoff;
 use super::observe::unix_now;
-use super::plan::{Action, Observed, Plan};
+use super::plan::{Action, Observed, Plan, RejoinCause};
 use crate::bootstrap::NodeShell;
 use crate::orchestrator::reported::refuse_probe;
+use crate::orchestrator::reported::CertificateExpiry;
 use crate::orchestrator::{JoinSecrets, Member, NodeProbe};
 use crate::secret::Secret;
 use crate::state::{NodePhase, NodeRecord, JOIN_STATE_FILE};
@@ -468,10 +469,16 @@ impl Run<'_> {
                             self.through_manager(node, old, false).await?;
                         }
                     }
-                    let what = if rejoin {
-                        format!("left the cluster as it was before the restore and joined the restored one as {role}")
-                    } else {
-                        format!("joined as {role}")
+                    let what = match step {
+                        Action::Rejoin {
+                            cause: RejoinCause::Restore,
+                            ..
+                        } => format!("left the cluster as it was before the restore and joined the restored one as {role}"),
+                        Action::Rejoin {
+                            cause: RejoinCause::CertificateExpired,
+                            ..
+                        } => format!("its certificate had expired: it left the cluster and joined again as {role}"),
+                        _ => format!("joined as {role}"),
                     };
                     self.ctl.event(self.ctx, Some(node), &what);
                 }
@@ -540,6 +547,49 @@ impl Run<'_> {
                         &format!("upgraded in place: its machines are now {machine}"),
                     );
                 }
+                Action::RenewCertificates { .. } => {
+                    let addr = self.need_address(node, &address)?;
+                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
+                    self.ctl.orchestrator.renew_certificates(s).await?;
+                    let expires = self.renewed(node, s, |c| c.leaf).await?;
+                    let mut rec = self.record(node)?;
+                    rec.cert_expires = Some(expires);
+                    rec.failures = 0;
+                    rec.retry_at = None;
+                    self.ctl.store.put_node(&rec)?;
+                    self.ctl.event(
+                        self.ctx,
+                        Some(node),
+                        &format!(
+                            "certificates renewed: they now expire at {}",
+                            crate::state::rfc3339(expires)
+                        ),
+                    );
+                }
+                Action::RotateCa { .. } => {
+                    let addr = self.need_address(node, &address)?;
+                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
+                    self.ctl.orchestrator.rotate_ca(s).await?;
+                    let expires = self.renewed(node, s, |c| c.ca).await?;
+                    // The rotation returns once every node trusts the new
+                    // root and holds a certificate it signed.
+                    for mut rec in self.ctl.store.nodes(self.ctx.name())? {
+                        rec.ca_expires = Some(expires);
+                        if rec.name == node {
+                            rec.failures = 0;
+                            rec.retry_at = None;
+                        }
+                        self.ctl.store.put_node(&rec)?;
+                    }
+                    self.ctl.event(
+                        self.ctx,
+                        Some(node),
+                        &format!(
+                            "the cluster's root CA was rotated: the new one expires at {}",
+                            crate::state::rfc3339(expires)
+                        ),
+                    );
+                }
                 Action::RecoverQuorum { .. } => {
                     let addr = self.need_address(node, &address)?;
                     let s = self.ensure_shell(node, &addr, &mut shell).await?;
@@ -557,6 +607,31 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// What `node` now reports of the certificates a renewal renewed
+    /// (`pick`), checked to lie beyond the renewal threshold: one that did
+    /// not take is an error (the node backs off), not a renewal every pass.
+    async fn renewed(
+        &self,
+        node: &str,
+        shell: &NodeShell,
+        pick: fn(&CertificateExpiry) -> Option<i64>,
+    ) -> Result<i64, ControllerError> {
+        let probe = self.ctl.orchestrator.probe(shell).await?;
+        let before = self.ctx.record.spec.health.renew_certificates_before;
+        match pick(&probe.certificates) {
+            Some(at) if at - unix_now() >= before.as_secs() as i64 => Ok(at),
+            found => Err(ControllerError::Node {
+                node: node.to_string(),
+                message: format!(
+                    "the renewal ran but the certificates now expire at {}, still within \
+                     health.renew_certificates_before ({}): look at the node",
+                    found.map_or("an unknown time".into(), crate::state::rfc3339),
+                    humantime::format_duration(before)
+                ),
+            }),
+        }
     }
 
     /// After the cluster was initialised or restored on `node`: its client

@@ -539,6 +539,14 @@ fn apply_observation(rec: &mut NodeRecord, observed: &Observed, now: i64) -> Opt
         } else {
             None
         };
+        // What it read of its certificates is kept: later passes may not
+        // ask it again (a renewal is followed by a probe of its own).
+        if p.certificates.leaf.is_some() {
+            rec.cert_expires = p.certificates.leaf;
+        }
+        if p.certificates.ca.is_some() {
+            rec.ca_expires = p.certificates.ca;
+        }
     }
     let member = observed.members.as_ref().and_then(|ms| {
         rec.member_id
@@ -668,6 +676,7 @@ fn own_report(listed: &[Member], own_id: &str) -> Option<NodeProbe> {
             member_id: Some(m.id.clone()),
             control: true,
             config_stale: false,
+            certificates: Default::default(),
         })
 }
 
@@ -775,6 +784,7 @@ mod tests {
             member_id: Some("x; rm -rf /".into()),
             control: false,
             config_stale: false,
+            certificates: Default::default(),
         });
         assert!(matches!(
             vetted("web-worker-1", forged, &mut refused),

@@ -40,6 +40,8 @@ struct Inner {
     backup_last: BTreeMap<String, (f64, u64)>,
     /// cluster → scheduled backups that failed
     backup_failures: BTreeMap<String, u64>,
+    /// (cluster, `certificate` or `ca`) → unix time the nearest expires
+    certificate_expiry: BTreeMap<(String, &'static str), i64>,
 }
 
 impl Metrics {
@@ -64,6 +66,19 @@ impl Metrics {
         }
     }
 
+    /// When the cluster's nearest node certificate and CA expire, as its
+    /// nodes last reported (none known: no gauge).
+    pub fn set_certificate_expiry(&self, cluster: &str, leaf: Option<i64>, ca: Option<i64>) {
+        let mut inner = self.lock();
+        for (kind, at) in [("certificate", leaf), ("ca", ca)] {
+            let key = (cluster.to_string(), kind);
+            match at {
+                Some(at) => inner.certificate_expiry.insert(key, at),
+                None => inner.certificate_expiry.remove(&key),
+            };
+        }
+    }
+
     /// Drops the gauges of every cluster not in `clusters` (destroyed since
     /// the last pass), so a dashboard stops showing nodes that are gone.
     pub fn keep_clusters(&self, clusters: &[&str]) {
@@ -75,6 +90,9 @@ impl Metrics {
             .nodes_by_health
             .retain(|(c, _), _| clusters.contains(&c.as_str()));
         inner.stalled.retain(|c, _| clusters.contains(&c.as_str()));
+        inner
+            .certificate_expiry
+            .retain(|(c, _), _| clusters.contains(&c.as_str()));
     }
 
     pub fn forget_cluster(&self, cluster: &str) {
@@ -82,6 +100,7 @@ impl Metrics {
         inner.nodes_by_phase.retain(|(c, _), _| c != cluster);
         inner.nodes_by_health.retain(|(c, _), _| c != cluster);
         inner.stalled.remove(cluster);
+        inner.certificate_expiry.retain(|(c, _), _| c != cluster);
     }
 
     pub fn add_remediations(&self, cluster: &str, n: u64) {
@@ -254,6 +273,15 @@ impl Metrics {
                 .map(|(c, t)| (c, t.to_string()))
                 .collect(),
         );
+        let name = "provision_certificate_expiry_timestamp_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Unix time the cluster's nearest node certificate (kind=\"certificate\") and CA (kind=\"ca\") expire, as its nodes last reported."
+        );
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for ((c, kind), t) in &inner.certificate_expiry {
+            let _ = writeln!(out, "{name}{{cluster=\"{c}\",kind=\"{kind}\"}} {t}");
+        }
         gauge(
             &mut out,
             "provision_backup_duration_seconds",
@@ -362,7 +390,14 @@ mod tests {
         m.set_stalled("web", 1);
         m.observe_pass("web", 1.5, false);
         m.observe_pass("web", 0.5, true);
+        m.set_certificate_expiry("web", Some(1_900_000_000), Some(2_500_000_000));
         let text = m.render();
+        assert!(text.contains(
+            "provision_certificate_expiry_timestamp_seconds{cluster=\"web\",kind=\"certificate\"} 1900000000\n"
+        ));
+        assert!(text.contains(
+            "provision_certificate_expiry_timestamp_seconds{cluster=\"web\",kind=\"ca\"} 2500000000\n"
+        ));
         assert!(text.contains("provision_clusters 2\n"));
         assert!(text.contains("provision_nodes{cluster=\"web\",phase=\"ready\"} 2\n"));
         assert!(text.contains("provision_nodes_health{cluster=\"web\",health=\"unhealthy\"} 1\n"));

@@ -153,6 +153,12 @@ fn record_node_metrics(shared: &Shared, name: &str) {
             .map(|n| (n.phase.to_string(), n.health.as_str().to_string()))
             .collect();
         shared.metrics.set_nodes(name, &phases);
+        let kept = || nodes.iter().filter(|n| !n.retiring);
+        shared.metrics.set_certificate_expiry(
+            name,
+            kept().filter_map(|n| n.cert_expires).min(),
+            kept().filter_map(|n| n.ca_expires).min(),
+        );
     }
 }
 

@@ -10,6 +10,7 @@ use minijinja::Value;
 use provision_provider::Role;
 use serde::Deserialize;
 
+use super::reported::CertificateExpiry;
 use super::{field, JoinSecrets, Member, NodeProbe, Orchestrator, DRAIN_WAIT_SECONDS};
 use crate::bootstrap::{ArchiveInfo, NodeShell, Output, ShellError};
 use crate::secret::Secret;
@@ -112,6 +113,10 @@ pub(crate) fn parse_probe(text: &str) -> NodeProbe {
             .map(str::to_string),
         control: joined && field(text, "control") == Some("true"),
         config_stale: false,
+        certificates: CertificateExpiry {
+            leaf: CertificateExpiry::parse_time(field(text, "cert_expires")),
+            ca: CertificateExpiry::parse_time(field(text, "ca_expires")),
+        },
     }
 }
 
@@ -240,6 +245,10 @@ impl Orchestrator for Kubernetes {
 
     async fn install(&self, node: &NodeShell) -> Result<(), ShellError> {
         node.run_logged("kubernetes/install.sh", &[]).await
+    }
+
+    async fn renew_certificates(&self, node: &NodeShell) -> Result<(), ShellError> {
+        node.run_logged("kubernetes/renew-certs.sh", &[]).await
     }
 
     async fn upgrade(&self, node: &NodeShell) -> Result<(), ShellError> {
@@ -475,10 +484,19 @@ mod tests {
                 member_id: Some("k-worker-1".into()),
                 control: false,
                 config_stale: false,
+                certificates: Default::default(),
             }
         );
         let p = parse_probe("engine=missing\n");
         assert!(!p.engine_running && !p.joined && p.member_id.is_none());
+        let p = parse_probe(
+            "engine=running\njoined=true\ncert_expires=1900000000\nca_expires=99999999999999\n",
+        );
+        assert_eq!(p.certificates.leaf, Some(1_900_000_000));
+        assert_eq!(
+            p.certificates.ca, None,
+            "past year 2500: not a certificate's"
+        );
     }
 
     #[test]

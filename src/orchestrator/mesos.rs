@@ -64,6 +64,7 @@ pub(crate) fn parse_probe(text: &str) -> NodeProbe {
         member_id: field(text, "member").filter(|_| joined).map(str::to_string),
         control: joined && field(text, "control") == Some("true"),
         config_stale: joined && field(text, "config_stale") == Some("true"),
+        certificates: Default::default(),
     }
 }
 
@@ -380,6 +381,7 @@ mod tests {
                 member_id: Some("10.0.0.5".into()),
                 control: true,
                 config_stale: true,
+                certificates: Default::default(),
             }
         );
         let p = parse_probe("engine=running\njoined=false\n");

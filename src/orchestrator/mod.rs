@@ -136,6 +136,31 @@ pub trait Orchestrator: Send + Sync {
         ))
     }
 
+    /// Renews the control plane's certificates on this control-plane node
+    /// and restarts what uses them (Kubernetes: `kubeadm certs renew all`,
+    /// then its static pods). Idempotent.
+    async fn renew_certificates(&self, node: &NodeShell) -> Result<(), ShellError> {
+        Err(ShellError::unreadable(
+            node.node(),
+            "renew certificates",
+            format!(
+                "certificate renewal of {} clusters is not implemented",
+                self.coe()
+            ),
+        ))
+    }
+
+    /// Rotates the cluster's root CA through `manager` and waits until
+    /// every node holds a certificate the new one signed (Swarm: `docker
+    /// swarm ca --rotate`).
+    async fn rotate_ca(&self, manager: &NodeShell) -> Result<(), ShellError> {
+        Err(ShellError::unreadable(
+            manager.node(),
+            "rotate the CA",
+            format!("CA rotation of {} clusters is not implemented", self.coe()),
+        ))
+    }
+
     /// The client configuration to keep locally (a kubeconfig), read from a
     /// manager once the cluster exists.
     async fn client_config(&self, _manager: &NodeShell) -> Result<Option<Secret>, ShellError> {

@@ -8,6 +8,7 @@ use minijinja::Value;
 use provision_provider::Role;
 use serde::Deserialize;
 
+use super::reported::CertificateExpiry;
 use super::{field, JoinSecrets, Member, NodeProbe, Orchestrator, DRAIN_WAIT_SECONDS};
 use crate::bootstrap::{ArchiveInfo, NodeShell, Output, ShellError};
 use crate::secret::Secret;
@@ -101,6 +102,10 @@ pub(crate) fn parse_probe(text: &str) -> Result<NodeProbe, String> {
         member_id: Some(info.swarm.node_id).filter(|id| joined && !id.is_empty()),
         control: joined && info.swarm.control_available,
         config_stale: false,
+        certificates: CertificateExpiry {
+            leaf: CertificateExpiry::parse_time(field(text, "cert_expires")),
+            ca: CertificateExpiry::parse_time(field(text, "ca_expires")),
+        },
     })
 }
 
@@ -313,6 +318,10 @@ impl Orchestrator for Swarm {
             .map(|_| ())
     }
 
+    async fn rotate_ca(&self, manager: &NodeShell) -> Result<(), ShellError> {
+        manager.run_logged("swarm/ca-rotate.sh", &[]).await
+    }
+
     async fn leave_old_cluster(&self, node: &NodeShell) -> Result<(), ShellError> {
         node.run_logged("swarm/leave.sh", &[]).await
     }
@@ -380,8 +389,28 @@ mod tests {
                 member_id: Some("abc123".into()),
                 control: true,
                 config_stale: false,
+                certificates: Default::default(),
             }
         );
+    }
+
+    #[test]
+    fn probe_reads_certificate_expiry_within_bounds() {
+        let text = format!(
+            "{}cert_expires=1900000000\nca_expires=2500000000\n",
+            info("active", "abc123", true)
+        );
+        let p = parse_probe(&text).unwrap();
+        assert_eq!(p.certificates.leaf, Some(1_900_000_000));
+        assert_eq!(p.certificates.ca, Some(2_500_000_000));
+        assert_eq!(p.certificates.nearest(), Some(1_900_000_000));
+        // A time no certificate has, or no number, is not used.
+        let text = format!(
+            "{}cert_expires=99\nca_expires=soon\n",
+            info("active", "abc123", true)
+        );
+        let p = parse_probe(&text).unwrap();
+        assert_eq!(p.certificates, Default::default());
     }
 
     #[test]

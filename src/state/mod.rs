@@ -26,7 +26,8 @@ pub use off_workers::OffWorkers;
 pub use paths::StatePaths;
 // The records' types are the pure core's (crate provision-core).
 pub use provision_core::state::{
-    Attempt, ClusterRecord, Event, Health, NodePhase, NodeRecord, Reason, Resource, UnhealthyKind,
+    rfc3339, Attempt, ClusterRecord, Event, Health, NodePhase, NodeRecord, Reason, Resource,
+    UnhealthyKind,
 };
 pub use sqlite::SqliteStore;
 

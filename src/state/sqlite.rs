@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     pool            TEXT,
     zone            TEXT,
     machine         TEXT,
+    cert_expires    INTEGER,
+    ca_expires      INTEGER,
     PRIMARY KEY (cluster, name)
 );
 CREATE TABLE IF NOT EXISTS resources (
@@ -196,7 +198,7 @@ const NODE_COLUMNS: &str =
     "cluster, name, role, idx, machine_id, address, phase, health, host_key, member_id, \
      retiring, reason, unhealthy_since, machine_created_at, failures, retry_at, updated_at, \
      private_address, public_address, unhealthy_kind, start_attempt, launch_token, managers_seen, \
-     conditions, pool, zone, machine";
+     conditions, pool, zone, machine, cert_expires, ca_expires";
 
 /// Columns added since the first release, with what an older row gets:
 /// before a machine had two addresses, its one address served for both.
@@ -216,6 +218,8 @@ const NODE_COLUMNS_ADDED: &[(&str, &str, &str)] = &[
     ("pool", "TEXT", ""),
     ("zone", "TEXT", ""),
     ("machine", "TEXT", ""),
+    ("cert_expires", "INTEGER", ""),
+    ("ca_expires", "INTEGER", ""),
 ];
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -284,6 +288,8 @@ fn node_row(row: &Row) -> rusqlite::Result<NodeRecord> {
         pool: row.get(24)?,
         zone: row.get(25)?,
         machine: row.get(26)?,
+        cert_expires: row.get(27)?,
+        ca_expires: row.get(28)?,
     })
 }
 
@@ -291,7 +297,7 @@ fn insert_node(conn: &Connection, n: &NodeRecord, updated_at: &str) -> rusqlite:
     conn.execute(
             &format!(
                 "INSERT OR REPLACE INTO nodes ({NODE_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
             ),
             params![
                 n.cluster,
@@ -322,6 +328,8 @@ fn insert_node(conn: &Connection, n: &NodeRecord, updated_at: &str) -> rusqlite:
                 n.pool,
                 n.zone,
                 n.machine,
+                n.cert_expires,
+                n.ca_expires,
             ],
         )
         .map(|_| ())

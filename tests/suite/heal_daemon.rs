@@ -137,8 +137,18 @@ fn daemon_replaces_killed_and_paused_workers_and_applies_scale_requests() {
         });
     }
 
-    // A scale request made while the daemon runs.
-    a.ok(&["scale", &a.name, "--workers", "4"]);
+    // A scale request made while the daemon runs (again while a pass
+    // holds the cluster, as a person would: the command says it is busy).
+    wait_until(
+        "the scale request to be taken",
+        Duration::from_secs(60),
+        || {
+            let out = a.run(&["scale", &a.name, "--workers", "4"]);
+            let text = output_text(&out);
+            assert!(out.status.success() || text.contains("is busy"), "{text}");
+            out.status.success()
+        },
+    );
     let workers = wait_swarm(&a, &a.manager(), 5, &[], Duration::from_secs(120));
     assert_eq!(workers.iter().filter(|n| n.contains("-worker-")).count(), 4);
 

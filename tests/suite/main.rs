@@ -12,6 +12,7 @@ mod common;
 
 mod backup_swarm;
 mod bad_input;
+mod certificates;
 mod cloud_firewalls;
 mod crash_safety;
 mod doc_commands;

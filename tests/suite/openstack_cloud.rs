@@ -933,3 +933,258 @@ fn a_flavor_change_rolls_out_and_a_broken_image_halts_until_undone() {
         left_over: "none".into(),
     });
 }
+
+/// What a manager's `docker node ls` shows: each node's name, address and
+/// whether it is a Ready manager or a Ready worker.
+struct SwarmView {
+    ready_managers: usize,
+    ready_workers: Vec<(String, String)>,
+    managers: Vec<String>,
+}
+
+fn swarm_view(c: &Cluster, via: &[String]) -> Option<SwarmView> {
+    const LIST: &str = "sudo docker node ls -q | xargs sudo docker node inspect --format \
+        '{{.Description.Hostname}} {{.Status.State}} {{.Status.Addr}} {{.Spec.Role}} {{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{end}}'";
+    for manager in via {
+        let out = c
+            .cmd()
+            .args(["ssh", &c.name, manager, "--", "sh", "-c", LIST])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut view = SwarmView {
+            ready_managers: 0,
+            ready_workers: Vec::new(),
+            managers: Vec::new(),
+        };
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let [name, state, addr, role, rest @ ..] = f.as_slice() else {
+                continue;
+            };
+            match (*role, *state) {
+                ("manager", "ready") if rest.first() == Some(&"reachable") => {
+                    view.ready_managers += 1;
+                    view.managers.push(name.to_string());
+                }
+                ("worker", "ready") => view
+                    .ready_workers
+                    .push((name.to_string(), addr.to_string())),
+                _ => {}
+            }
+        }
+        return Some(view);
+    }
+    None
+}
+
+/// One request to the service through the workers, as a load balancer
+/// with health checks would send it: each address in turn until one
+/// answers within a second.
+fn request(addresses: &[String]) -> bool {
+    use std::io::{Read, Write};
+    addresses.iter().any(|addr| {
+        let Ok(sock) = format!("{addr}:8080").parse::<std::net::SocketAddr>() else {
+            return false;
+        };
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(1)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        if s.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.") && answer.contains(" 200 ")
+    })
+}
+
+/// The issue's own test of a rolling change: a 3+3 Swarm serving a
+/// published port changes flavor. Throughout, at least 3 Ready managers and
+/// 3 Ready workers; the service answers a request every second, none
+/// failed (counted and printed); afterwards every server has the new
+/// flavor and none of the old is left. The busybox image the service runs
+/// is loaded on each worker as it joins (there is no registry), and the
+/// service is placed only on workers labelled after the load.
+#[test]
+fn a_3_3_swarm_serving_a_port_changes_flavor_with_no_failed_request() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let (_turn, cloud) = openstack_cloud();
+    let c = Cluster::new("osflag").with_env(&cloud.env);
+    let template = c.dir().join("flag.yaml");
+    std::fs::write(
+        &template,
+        "coe: swarm\nmanagers: 3\nworkers: 3\ntimeouts:\n  ssh: 60s\n  script: 10m\n  converge: 30m\n\
+         firewall:\n  ssh_from: 0.0.0.0/0\n  members:\n\
+         \x20   - {protocol: tcp, port: 2377}\n    - {protocol: tcp, port: 7946}\n\
+         \x20   - {protocol: udp, port: 7946}\n    - {protocol: udp, port: 4789}\n\
+         \x20 clients:\n    - {protocol: tcp, port: 8080}\n",
+    )
+    .unwrap();
+    assert_ok(
+        &create(
+            &c,
+            "provision-test",
+            &["--template", template.to_str().unwrap()],
+        ),
+        "create",
+    );
+    let id = assert_formed(&c, cloud, 6);
+    assert!(cloud.servers(&id).iter().all(|s| s["flavor"] == "m1.small"));
+
+    let tar = busybox_image_tar(c.dir());
+    let c = Arc::new(c);
+    let labelled = Arc::new(Mutex::new(std::collections::BTreeSet::<String>::new()));
+    // Loads the image on a worker, then labels it through a manager.
+    let prepare = {
+        let (c, labelled, tar) = (c.clone(), labelled.clone(), tar.clone());
+        move |worker: &str, managers: &[String]| {
+            if labelled.lock().unwrap().contains(worker) {
+                return;
+            }
+            let loaded = c
+                .cmd()
+                .args(["ssh", &c.name, worker, "--", "sudo", "docker", "load"])
+                .stdin(std::fs::File::open(&tar).unwrap())
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            let label = |m: &String| {
+                c.cmd()
+                    .args(["ssh", &c.name, m, "--", "sudo", "docker", "node", "update"])
+                    .args(["--label-add", "web=ready", worker])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            };
+            if loaded && managers.iter().any(label) {
+                labelled.lock().unwrap().insert(worker.to_string());
+            }
+        }
+    };
+    let view = swarm_view(&c, &[c.manager()]).expect("the swarm's nodes");
+    for (worker, _) in &view.ready_workers {
+        prepare(worker, &view.managers);
+    }
+    c.ssh(
+        &c.manager(),
+        &[
+            "sudo", "docker", "service", "create", "--detach", "--name", "web",
+            "--replicas", "2", "--replicas-max-per-node", "1",
+            "--constraint", "node.labels.web==ready",
+            "--publish", "mode=host,published=8080,target=8080",
+            "--no-resolve-image", "provision-test/busybox:latest",
+            "/bin/busybox", "sh", "-c",
+            "mkdir -p /www && hostname >/www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www",
+        ],
+    );
+    let addresses = Arc::new(Mutex::new(
+        view.ready_workers
+            .iter()
+            .map(|(_, a)| a.clone())
+            .collect::<Vec<_>>(),
+    ));
+    wait_until("the service to answer", Duration::from_secs(120), || {
+        request(&addresses.lock().unwrap())
+    });
+
+    // During the rollout: one request a second, and the swarm watched.
+    let done = Arc::new(AtomicBool::new(false));
+    let (answered, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let requests = {
+        let (done, addresses) = (done.clone(), addresses.clone());
+        let (answered, failed) = (answered.clone(), failed.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                let tick = std::time::Instant::now();
+                let targets = addresses.lock().unwrap().clone();
+                if request(&targets) {
+                    answered.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                    eprintln!("a request failed; workers tried: {targets:?}");
+                }
+                std::thread::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed()));
+            }
+        })
+    };
+    let watch = {
+        let (c, done, addresses) = (c.clone(), done.clone(), addresses.clone());
+        std::thread::spawn(move || {
+            let mut managers = vec![c.manager()];
+            let mut lowest = (usize::MAX, usize::MAX);
+            let mut looks = 0;
+            while !done.load(Ordering::SeqCst) {
+                if let Some(view) = swarm_view(&c, &managers) {
+                    looks += 1;
+                    lowest.0 = lowest.0.min(view.ready_managers);
+                    lowest.1 = lowest.1.min(view.ready_workers.len());
+                    for (worker, _) in &view.ready_workers {
+                        prepare(worker, &view.managers);
+                    }
+                    // New workers first: the old ones are the ones leaving.
+                    let mut ready = view.ready_workers.clone();
+                    ready.sort_by(|a, b| b.0.cmp(&a.0));
+                    *addresses.lock().unwrap() = ready.into_iter().map(|(_, a)| a).collect();
+                    managers = view.managers;
+                    managers.sort_by(|a, b| b.cmp(a));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            (lowest, looks)
+        })
+    };
+    let started = std::time::Instant::now();
+    let out = create(&c, "provision-test", &["--flavor", "m1.medium"]);
+    let took = started.elapsed();
+    // A few more seconds of service after the last old node left.
+    std::thread::sleep(Duration::from_secs(5));
+    done.store(true, Ordering::SeqCst);
+    requests.join().unwrap();
+    let (lowest, looks) = watch.join().unwrap();
+    assert_ok(&out, "rollout");
+    let (answered, failed) = (
+        answered.load(Ordering::SeqCst),
+        failed.load(Ordering::SeqCst),
+    );
+    eprintln!(
+        "3+3 flavor rollout in {took:?}: {answered} requests answered, {failed} failed; \
+         at least {} Ready managers and {} Ready workers in {looks} looks",
+        lowest.0, lowest.1
+    );
+    assert_eq!(failed, 0, "requests failed during the rollout");
+    assert!(
+        answered as u64 >= took.as_secs(),
+        "one request a second: {answered} in {took:?}"
+    );
+    assert!(looks >= 10, "the swarm was watched: {looks} looks");
+    assert!(
+        lowest.0 >= 3 && lowest.1 >= 3,
+        "lowest Ready (managers, workers): {lowest:?}"
+    );
+
+    let machines = machines_of(cloud, &id);
+    assert_eq!(machines.len(), 6, "{machines:?}");
+    assert!(
+        machines.iter().all(|(_, flavor, _)| flavor == "m1.medium"),
+        "{machines:?}"
+    );
+    wait_until(
+        "the last old server to be deleted",
+        Duration::from_secs(60),
+        || {
+            cloud
+                .all_servers(&id)
+                .iter()
+                .all(|s| s["flavor"] == "m1.medium")
+        },
+    );
+    let events = c.events();
+    assert_eq!(events.matches("retiring: rollout").count(), 6, "{events}");
+    destroy_leaves_no_server(&c, cloud, &id);
+}

@@ -387,6 +387,7 @@ mod tests {
                 member_id: None,
                 control: false,
                 config_stale: false,
+                certificates: Default::default(),
             }),
         );
         let p = plan(&spec(1, 2), &records, &observed, NOW);

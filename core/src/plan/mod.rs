@@ -22,6 +22,7 @@
 //! 6. [`orphans`]: what no record knows (down members, machines,
 //!    duplicates) removed.
 
+mod certificates;
 mod departures;
 mod form;
 mod orphans;
@@ -74,6 +75,7 @@ impl Probe {
             // Control is only claimed by a manager's own probe.
             control: false,
             config_stale: false,
+            certificates: Default::default(),
         })
     }
 
@@ -176,7 +178,23 @@ pub enum Action {
         node: String,
         role: Role,
         old: Option<Member>,
+        cause: RejoinCause,
     },
+    /// Renew the control plane's certificates on this control-plane node
+    /// and restart what uses them (Kubernetes: `kubeadm certs renew all`).
+    RenewCertificates { node: String },
+    /// Rotate the cluster's root CA through this manager (Swarm: `docker
+    /// swarm ca --rotate`, which reissues every node's certificate).
+    RotateCa { node: String },
+}
+
+/// Why a node leaves and joins again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejoinCause {
+    /// It left with the cluster as it was before a restore.
+    Restore,
+    /// Its own certificate expired: the managers refuse it.
+    CertificateExpired,
 }
 
 impl Action {
@@ -197,7 +215,9 @@ impl Action {
             | Action::Upgrade { node, .. }
             | Action::RecoverQuorum { node }
             | Action::RestoreCluster { node }
-            | Action::Rejoin { node, .. } => node,
+            | Action::Rejoin { node, .. }
+            | Action::RenewCertificates { node }
+            | Action::RotateCa { node } => node,
         }
     }
 
@@ -237,8 +257,21 @@ impl Action {
             Action::RestoreCluster { node } => {
                 format!("restore the cluster on {node} from the backup")
             }
-            Action::Rejoin { node, role, .. } => {
-                format!("rejoin {node} as {role} (it left with the cluster before the restore)")
+            Action::Rejoin {
+                node, role, cause, ..
+            } => match cause {
+                RejoinCause::Restore => {
+                    format!("rejoin {node} as {role} (it left with the cluster before the restore)")
+                }
+                RejoinCause::CertificateExpired => {
+                    format!("rejoin {node} as {role} (its certificate has expired)")
+                }
+            },
+            Action::RenewCertificates { node } => {
+                format!("renew the certificates of {node} (and restart its control plane)")
+            }
+            Action::RotateCa { node } => {
+                format!("rotate the cluster's root CA through {node}")
             }
         }
     }
@@ -462,6 +495,11 @@ pub fn plan(spec: &ClusterSpec, records: &[NodeRecord], observed: &Observed, now
     if let Some(node) = reconfigure::next(&kept, managers_changing, now) {
         d.steps.push(Action::Reconfigure { node });
     }
+    let reconfiguring = d
+        .steps
+        .iter()
+        .any(|a| matches!(a, Action::Reconfigure { .. }));
+    certificates::renew(&input, &kept, managers_changing || reconfiguring, &mut d);
     departures::leave(&input, &views, &kept, &new, dead_manager.as_deref(), &mut d);
     orphans::remove(&input, &views, &mut d);
 

@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 use provision_provider::{MachineState, Role};
 
 use super::zones::{placed, Zones};
-use super::{Action, Condition, Decisions, Inputs, NodeView};
+use super::{Action, Condition, Decisions, Inputs, NodeView, RejoinCause};
 use crate::spec::node_name;
 use crate::state::Reason;
 
@@ -179,6 +179,7 @@ fn rejoin_workers(views: &[NodeView], d: &mut Decisions) -> Restore {
                 node: v.name().to_string(),
                 role: Role::Worker,
                 old: v.member.cloned(),
+                cause: RejoinCause::Restore,
             });
             rejoining.insert(v.name().to_string());
         }
@@ -390,7 +391,7 @@ mod tests {
             assert!(
                 actions.iter().any(|a| matches!(
                     a,
-                    Action::Rejoin { node, role: Role::Worker, old: Some(m) }
+                    Action::Rejoin { node, role: Role::Worker, old: Some(m), .. }
                         if node == w && m.hostname == *w && !m.ready
                 )),
                 "{actions:?}"

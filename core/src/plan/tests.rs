@@ -49,6 +49,7 @@ pub(super) fn joined(id: &str, control: bool) -> Probe {
         member_id: Some(id.into()),
         control,
         config_stale: false,
+        certificates: Default::default(),
     })
 }
 
@@ -59,6 +60,7 @@ pub(super) fn fresh() -> Probe {
         member_id: None,
         control: false,
         config_stale: false,
+        certificates: Default::default(),
     })
 }
 

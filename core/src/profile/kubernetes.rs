@@ -4,7 +4,7 @@
 use provision_provider::{is_cidr, PortRule, Protocol};
 use serde::{Deserialize, Serialize};
 
-use super::{any_growth, Coe, MinimumMachine, Profile, SettingError, Settings};
+use super::{any_growth, Certificates, Coe, MinimumMachine, Profile, SettingError, Settings};
 
 pub const PROFILE: Profile = Profile {
     name: "kubernetes",
@@ -47,6 +47,7 @@ pub const PROFILE: Profile = Profile {
     manager_growth: any_growth,
     client_env_keys: &["KUBECONFIG"],
     client_hint: "kubectl get nodes",
+    certificates: Certificates::RenewControlPlane,
 };
 
 /// The pod network add-on applied after `kubeadm init`.

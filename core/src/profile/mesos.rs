@@ -4,7 +4,7 @@
 use provision_provider::{PortRule, Protocol};
 use serde::{Deserialize, Serialize};
 
-use super::{Coe, Profile, Settings};
+use super::{Certificates, Coe, Profile, Settings};
 
 /// The fixed port of Marathon's scheduler driver (libprocess's
 /// LIBPROCESS_PORT): the leading master answers a framework's registration
@@ -48,6 +48,7 @@ pub const PROFILE: Profile = Profile {
     manager_growth: master_growth,
     client_env_keys: &["MESOS_MASTER_URL", "MARATHON_URL"],
     client_hint: "curl -s \"$MESOS_MASTER_URL/master/slaves\"",
+    certificates: Certificates::None,
 };
 
 /// Mesos masters grow as Mesos's operational guide says ("Changing the

@@ -159,6 +159,39 @@ pub struct Profile {
     pub client_env_keys: &'static [&'static str],
     /// A client command that lists the nodes, for the "Connect:" hint.
     pub client_hint: &'static str,
+    /// What provision does about its certificates' lifetimes.
+    pub certificates: Certificates,
+}
+
+/// How an orchestrator's certificates are kept from expiring: what the
+/// planner renews before `health.renew_certificates_before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Certificates {
+    /// None to renew (Mesos runs without TLS here).
+    None,
+    /// Swarm: each node's certificate is renewed by Swarm itself (at a
+    /// random point of 50–80 % of its lifetime); the root CA is rotated
+    /// (`docker swarm ca --rotate`) when it nears expiry; a node whose
+    /// certificate has expired cannot renew it and is rejoined.
+    RotateCa,
+    /// kubeadm: the control plane's certificates are renewed on each
+    /// control-plane node (`kubeadm certs renew all`, then its static pods
+    /// restarted), one node at a time; kubeadm renews no CA (ten years).
+    RenewControlPlane,
+}
+
+impl Certificates {
+    /// How long what is renewed lasts afterwards: a threshold as long would
+    /// renew it again at once. (swarmkit's root CA: 20 years,
+    /// `ca.RootCAExpiration`; kubeadm's certificates: one year.)
+    pub fn renewed_for(self) -> Option<std::time::Duration> {
+        const DAY: u64 = 86_400;
+        match self {
+            Certificates::None => None,
+            Certificates::RotateCa => Some(std::time::Duration::from_secs(20 * 365 * DAY)),
+            Certificates::RenewControlPlane => Some(std::time::Duration::from_secs(365 * DAY)),
+        }
+    }
 }
 
 /// A minimum machine size, and who needs it (for the message).

@@ -2,7 +2,7 @@
 
 use provision_provider::{PortRule, Protocol};
 
-use super::{any_growth, Profile};
+use super::{any_growth, Certificates, Profile};
 
 pub const PROFILE: Profile = Profile {
     name: "swarm",
@@ -30,4 +30,5 @@ pub const PROFILE: Profile = Profile {
     manager_growth: any_growth,
     client_env_keys: &["DOCKER_HOST"],
     client_hint: "docker node ls",
+    certificates: Certificates::RotateCa,
 };

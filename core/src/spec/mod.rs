@@ -178,6 +178,11 @@ pub struct HealthPolicy {
     /// and an event says what to do; `provision heal` tries again.
     #[serde(default = "default_max_start_attempts")]
     pub max_start_attempts: u32,
+    /// Certificates are renewed this long before they expire (Kubernetes:
+    /// the control plane's, by `kubeadm certs renew`; Swarm: its CA, by a
+    /// rotation).
+    #[serde(with = "duration_text", default = "default_renew_certificates_before")]
+    pub renew_certificates_before: Duration,
 }
 
 fn default_ssh_timeout() -> Duration {
@@ -204,6 +209,9 @@ fn default_busy_timeout() -> Duration {
 fn default_max_start_attempts() -> u32 {
     3
 }
+fn default_renew_certificates_before() -> Duration {
+    Duration::from_secs(30 * 86_400)
+}
 
 impl Default for HealthPolicy {
     fn default() -> Self {
@@ -216,6 +224,7 @@ impl Default for HealthPolicy {
             lost_timeout: default_lost_timeout(),
             busy_timeout: default_busy_timeout(),
             max_start_attempts: default_max_start_attempts(),
+            renew_certificates_before: default_renew_certificates_before(),
         }
     }
 }
@@ -522,8 +531,22 @@ fn check_durations(spec: &ClusterSpec) -> Result<(), SpecError> {
             message: "0 would never start a node: write 1 or more (the default is 3)".into(),
         });
     }
-    let t = &spec.timeouts;
     let h = &spec.health;
+    if let Some(lasts) = spec.coe.profile().certificates.renewed_for() {
+        if h.renew_certificates_before >= lasts {
+            return Err(SpecError::Field {
+                field: "health.renew_certificates_before".into(),
+                message: format!(
+                    "{} is not shorter than the {} a renewal gives {} certificates, so they \
+                     would be renewed again at once: write less (the default is 30d)",
+                    humantime::format_duration(h.renew_certificates_before),
+                    humantime::format_duration(lasts),
+                    spec.coe
+                ),
+            });
+        }
+    }
+    let t = &spec.timeouts;
     let all = [
         ("timeouts.ssh", t.ssh),
         ("timeouts.script", t.script),
@@ -534,6 +557,10 @@ fn check_durations(spec: &ClusterSpec) -> Result<(), SpecError> {
         ("health.remediation_backoff", h.remediation_backoff),
         ("health.lost_timeout", h.lost_timeout),
         ("health.busy_timeout", h.busy_timeout),
+        (
+            "health.renew_certificates_before",
+            h.renew_certificates_before,
+        ),
     ];
     match all.iter().find(|(_, d)| *d < MIN_DURATION) {
         Some((field, d)) => Err(SpecError::Field {

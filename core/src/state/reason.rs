@@ -75,6 +75,12 @@ pub enum Reason {
     /// Control-plane nodes are upgraded in place one at a time, each
     /// while every one is healthy.
     UpgradeOneAtATime,
+    /// Certificates near expiry are renewed once every manager is healthy
+    /// and no other manager changes.
+    RenewalWaits,
+    /// A CA the orchestrator does not renew itself expires within the
+    /// threshold (kubeadm's: a person rotates it).
+    CaExpiresSoon { node: String, expires: i64 },
     /// Managers restart with the new quorum before new ones start.
     RestartForNewQuorum,
     /// What a node or a member reported was not in a form an orchestrator
@@ -214,6 +220,17 @@ impl fmt::Display for Reason {
             Reason::ManagersLeaveOneAtATime => {
                 f.write_str("managers leave one at a time: the next one goes in a later pass")
             }
+            Reason::RenewalWaits => f.write_str(
+                "certificates near expiry are renewed once every manager is healthy and no \
+                 other manager changes: in a later pass",
+            ),
+            Reason::CaExpiresSoon { node, expires } => write!(
+                f,
+                "the cluster CA on {node} expires at {} (Unix {expires}), within \
+                 health.renew_certificates_before; kubeadm does not renew CAs: rotate it by \
+                 hand (kubeadm's \"Manual rotation of CA certificates\")",
+                crate::state::rfc3339(*expires)
+            ),
             Reason::UpgradeOneAtATime => f.write_str(
                 "control-plane nodes are upgraded one at a time, each while every one is \
                  healthy: the next one in a later pass",

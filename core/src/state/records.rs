@@ -208,6 +208,14 @@ pub struct NodeRecord {
     /// last pass that planned (each became an event when it was new here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<super::Reason>,
+    /// When its certificates expire, as it last reported them (Unix
+    /// seconds; see [`crate::reported::CertificateExpiry`]). Kept, as a
+    /// pass probes only the nodes it must.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_expires: Option<i64>,
+    /// When the CAs it trusts expire, as it last reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_expires: Option<i64>,
     pub updated_at: String,
 }
 
@@ -238,7 +246,20 @@ impl NodeRecord {
             launch_token: None,
             managers_seen: None,
             conditions: Vec::new(),
+            cert_expires: None,
+            ca_expires: None,
             updated_at: String::new(),
+        }
+    }
+
+    /// The nearest expiry its certificates reported: when, and whether
+    /// it is a CA's.
+    pub fn nearest_certificate(&self) -> Option<(i64, bool)> {
+        match (self.cert_expires, self.ca_expires) {
+            (Some(leaf), Some(ca)) if ca < leaf => Some((ca, true)),
+            (Some(leaf), _) => Some((leaf, false)),
+            (None, Some(ca)) => Some((ca, true)),
+            (None, None) => None,
         }
     }
 

@@ -243,6 +243,7 @@ impl Orchestrator for Swarmish {
                 member_id: Some(old.id.clone()),
                 control: false,
                 config_stale: false,
+                certificates: Default::default(),
             });
         }
         let member = state.members.get(node.node());
@@ -253,6 +254,7 @@ impl Orchestrator for Swarmish {
             member_id: member.map(|m| m.id.clone()),
             control: joined && state.exists && member.is_some_and(|m| m.role == Role::Manager),
             config_stale: false,
+            certificates: Default::default(),
         })
     }
 

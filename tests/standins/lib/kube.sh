@@ -12,6 +12,13 @@ api() {
   /usr/bin/curl -sSk -m 10 "https://$1/cgi-bin/$2"
 }
 
+# Days a leaf certificate the stand-in kubeadm issues lasts: kubeadm's
+# year, unless a test wrote fewer to /var/lib/standin/cert-days (a cluster
+# made long ago, without waiting for it).
+cert_days() {
+  cat /var/lib/standin/cert-days 2>/dev/null || echo 365
+}
+
 # A client certificate for USER in ORGANIZATION signed by the cluster CA,
 # base64 on one line, then its key the same way (two lines). kubeadm signs
 # admin.conf's and the first kubelet.conf's so; where the CA key is not
@@ -28,7 +35,7 @@ client_credentials() {
     -keyout "$work/key" -out "$work/csr" 2>/dev/null
   printf 'extendedKeyUsage=clientAuth\n' >"$work/ext"
   openssl x509 -req -in "$work/csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
-    -days 365 -extfile "$work/ext" -out "$work/crt" 2>/dev/null
+    -days "$(cert_days)" -extfile "$work/ext" -out "$work/crt" 2>/dev/null
   base64 -w0 "$work/crt"
   echo
   base64 -w0 "$work/key"

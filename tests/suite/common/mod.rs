@@ -376,14 +376,18 @@ impl Daemon {
 
     /// GET /metrics over plain TCP.
     pub fn metrics(&self) -> String {
+        self.try_metrics().expect("metrics port")
+    }
+
+    /// GET /metrics, `None` while the daemon does not serve them yet.
+    pub fn try_metrics(&self) -> Option<String> {
         use std::io::{Read, Write};
-        let mut s =
-            std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).expect("metrics port");
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .unwrap();
+            .ok()?;
         let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
     }
 
     /// What the daemon has logged so far.
