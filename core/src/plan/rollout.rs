@@ -117,6 +117,16 @@ impl Rollout {
             .is_some_and(|g| g.halted_by.as_deref() == Some(v.name()))
     }
 
+    /// Whether the control plane is being upgraded in place: workers are
+    /// not added meanwhile, as they would install the new version and a
+    /// kubelet must not be newer than an API server it talks to (the
+    /// version skew policy).
+    pub(super) fn upgrades_control_plane(&self) -> bool {
+        self.group
+            .as_ref()
+            .is_some_and(|g| g.in_place && !g.paused && g.halted_by.is_none())
+    }
+
     /// Whether the group of `role` and `pool` is the one rolling.
     pub(super) fn rolls(&self, role: Role, pool: Option<&str>) -> bool {
         self.group
@@ -471,6 +481,19 @@ mod tests {
                 .collect()
         };
         const V31: &str = "image=- flavor=- kubernetes=1.31";
+        // A worker to add meanwhile waits: it would install 1.31 while
+        // API servers still run 1.30.
+        let mut fewer = records.clone();
+        fewer.retain(|r| r.name != "web-worker-2");
+        let mut observed_fewer = observed.clone();
+        observed_fewer.machines.retain(|m| m.node != "web-worker-2");
+        let p = plan(&s, &fewer, &observed_fewer, NOW);
+        assert!(added(&p).is_empty(), "{:?}", p.describe());
+        assert!(
+            p.notes.contains(&Reason::WorkersWaitForControlPlane),
+            "{:?}",
+            p.notes
+        );
         for (i, node) in ["web-manager-1", "web-manager-2", "web-manager-3"]
             .iter()
             .enumerate()

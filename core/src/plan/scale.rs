@@ -131,6 +131,12 @@ pub(super) fn add_missing(
         if have >= want {
             continue;
         }
+        if g.role == Role::Worker && rollout.upgrades_control_plane() {
+            if !d.plan.notes.contains(&Reason::WorkersWaitForControlPlane) {
+                d.plan.notes.push(Reason::WorkersWaitForControlPlane);
+            }
+            continue;
+        }
         if g.role == Role::Manager && restart_first {
             d.plan.notes.push(Reason::RestartForNewQuorum);
             continue;

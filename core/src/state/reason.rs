@@ -75,6 +75,8 @@ pub enum Reason {
     /// Control-plane nodes are upgraded in place one at a time, each
     /// while every one is healthy.
     UpgradeOneAtATime,
+    /// No worker is added while the control plane is upgraded in place.
+    WorkersWaitForControlPlane,
     /// Certificates near expiry are renewed once every manager is healthy
     /// and no other manager changes.
     RenewalWaits,
@@ -220,6 +222,11 @@ impl fmt::Display for Reason {
             Reason::ManagersLeaveOneAtATime => {
                 f.write_str("managers leave one at a time: the next one goes in a later pass")
             }
+            Reason::WorkersWaitForControlPlane => f.write_str(
+                "workers are added once the control plane is upgraded: a new one would install \
+                 the new version while API servers still run the old (a kubelet must not be \
+                 newer than its API server)",
+            ),
             Reason::RenewalWaits => f.write_str(
                 "certificates near expiry are renewed once every manager is healthy and no \
                  other manager changes: in a later pass",
