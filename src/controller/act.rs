@@ -547,48 +547,19 @@ impl Run<'_> {
                         &format!("upgraded in place: its machines are now {machine}"),
                     );
                 }
-                Action::RenewCertificates { .. } => {
+                Action::RenewCertificates { .. } | Action::RotateCa { .. } => {
                     let addr = self.need_address(node, &address)?;
                     let s = self.ensure_shell(node, &addr, &mut shell).await?;
-                    self.ctl.orchestrator.renew_certificates(s).await?;
-                    let expires = self.renewed(node, s, |c| c.leaf).await?;
-                    let mut rec = self.record(node)?;
-                    rec.cert_expires = Some(expires);
-                    rec.failures = 0;
-                    rec.retry_at = None;
-                    self.ctl.store.put_node(&rec)?;
-                    self.ctl.event(
-                        self.ctx,
-                        Some(node),
-                        &format!(
-                            "certificates renewed: they now expire at {}",
-                            crate::state::rfc3339(expires)
-                        ),
-                    );
-                }
-                Action::RotateCa { .. } => {
-                    let addr = self.need_address(node, &address)?;
-                    let s = self.ensure_shell(node, &addr, &mut shell).await?;
-                    self.ctl.orchestrator.rotate_ca(s).await?;
-                    let expires = self.renewed(node, s, |c| c.ca).await?;
-                    // The rotation returns once every node trusts the new
-                    // root and holds a certificate it signed.
-                    for mut rec in self.ctl.store.nodes(self.ctx.name())? {
-                        rec.ca_expires = Some(expires);
-                        if rec.name == node {
-                            rec.failures = 0;
-                            rec.retry_at = None;
-                        }
-                        self.ctl.store.put_node(&rec)?;
+                    let ca = matches!(step, Action::RotateCa { .. });
+                    if ca {
+                        self.ctl.orchestrator.rotate_ca(s).await?;
+                    } else {
+                        self.ctl.orchestrator.renew_certificates(s).await?;
                     }
-                    self.ctl.event(
-                        self.ctx,
-                        Some(node),
-                        &format!(
-                            "the cluster's root CA was rotated: the new one expires at {}",
-                            crate::state::rfc3339(expires)
-                        ),
-                    );
+                    let expires = self
+                        .renewed(node, s, if ca { |c| c.ca } else { |c| c.leaf })
+                        .await?;
+                    self.record_renewal(node, expires, ca)?;
                 }
                 Action::RecoverQuorum { .. } => {
                     let addr = self.need_address(node, &address)?;
@@ -606,6 +577,38 @@ impl Run<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Records a renewal on `node` of its certificates (`ca`: the cluster's
+    /// root CA, which the rotation put on every node before it returned),
+    /// and says so.
+    fn record_renewal(&self, node: &str, expires: i64, ca: bool) -> Result<(), ControllerError> {
+        for mut rec in self.ctl.store.nodes(self.ctx.name())? {
+            if rec.name == node {
+                rec.failures = 0;
+                rec.retry_at = None;
+                if !ca {
+                    rec.cert_expires = Some(expires);
+                }
+            } else if !ca {
+                continue;
+            }
+            if ca {
+                rec.ca_expires = Some(expires);
+            }
+            self.ctl.store.put_node(&rec)?;
+        }
+        let what = if ca {
+            "the cluster's root CA was rotated: the new one expires at"
+        } else {
+            "certificates renewed: they now expire at"
+        };
+        self.ctl.event(
+            self.ctx,
+            Some(node),
+            &format!("{what} {}", crate::state::rfc3339(expires)),
+        );
         Ok(())
     }
 

@@ -14,9 +14,22 @@ use crate::state::{Health, NodePhase, NodeRecord, Reason};
 /// Passes after which a plan that keeps coming back is reported, not
 /// retried: a few, and two for each node wanted, since some changes go one
 /// node a pass (Mesos restarts every node for a new master list; a restore
-/// forgets the old managers one by one).
+/// forgets the old managers one by one). A rollout replaces every node, a
+/// few passes each, and where the nodes' configuration follows the
+/// managers (Mesos) every manager that joins or leaves restarts each node,
+/// one a pass.
 fn max_passes(spec: &crate::spec::ClusterSpec) -> usize {
-    8 + 2 * (spec.managers + spec.workers) as usize
+    let nodes = (spec.managers + spec.count(provision_provider::Role::Worker)) as usize;
+    let mut passes = 8 + 2 * nodes;
+    if spec.change.is_some() {
+        let per_node = if spec.coe.profile().config_follows_managers {
+            2 + 2 * (nodes + 1)
+        } else {
+            2
+        };
+        passes += per_node * nodes;
+    }
+    passes
 }
 
 /// What `--dry-run` shows: the same planner's plan for the next pass, from

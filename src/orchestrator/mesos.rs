@@ -14,6 +14,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use minijinja::Value;
 use provision_provider::Role;
 use serde::Deserialize;
@@ -163,8 +164,20 @@ impl Mesos {
     /// The agent id the masters hold for `host`, empty when they list none
     /// (a DOWN machine's agent is removed from `/master/slaves`).
     async fn agent_id(&self, manager: &NodeShell, host: &str) -> Result<String, ShellError> {
-        let out = manager.query("mesos/members.sh").await?;
-        let agents = agents_of(&out).map_err(|m| unreadable(manager, "mesos/members.sh", m))?;
+        // Masters restarted a moment ago (a new ensemble, in a rollout)
+        // have no leader for a few seconds and list no agents: asked
+        // again while Mesos elects one, about half a minute at most.
+        let agents = (|| async {
+            let out = manager.query("mesos/members.sh").await?;
+            agents_of(&out).map_err(|m| unreadable(manager, "mesos/members.sh", m))
+        })
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(std::time::Duration::from_secs(1))
+                .with_max_delay(std::time::Duration::from_secs(5))
+                .with_max_times(8),
+        )
+        .await?;
         let id = agents
             .into_iter()
             .find(|a| a.hostname == host)

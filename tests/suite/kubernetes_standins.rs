@@ -602,6 +602,16 @@ fn versioned(c: &Cluster, version: &str) -> String {
     )
 }
 
+/// `provision kubernetes` on the existing cluster with `--kubernetes-version`.
+fn to_version(c: &Cluster, version: &str, extra: &[&str]) -> std::process::Output {
+    c.cmd()
+        .args(["kubernetes", "--name", &c.name, "--image", standin_image()])
+        .args(["--kubernetes-version", version])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 /// kubeadm's upgrade rules: one minor at a time. A skip is refused by
 /// provision before anything changes; the stand-in kubeadm refuses it
 /// too (its join of a kubeadm two minors newer, its `upgrade apply`).
@@ -611,15 +621,7 @@ fn a_kubernetes_upgrade_that_skips_a_minor_is_refused_before_any_change() {
     create_from(&c, &versioned(&c, "1.29"));
     let node = c.manager();
     let before = calls(&c, &node);
-    let out = c.run(&[
-        "kubernetes",
-        "--name",
-        &c.name,
-        "--image",
-        standin_image(),
-        "--kubernetes-version",
-        "1.31",
-    ]);
+    let out = to_version(&c, "1.31", &[]);
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
@@ -670,27 +672,13 @@ fn a_kubernetes_version_is_rolled_out_control_plane_first_then_workers() {
     let managers: Vec<String> = (1..=3).map(|i| format!("{}-manager-{i}", c.name)).collect();
     let old_worker = format!("{}-worker-1", c.name);
 
-    let dry = c.ok(&[
-        "kubernetes",
-        "--name",
-        &c.name,
-        "--image",
-        standin_image(),
-        "--kubernetes-version",
-        "1.31",
-        "--dry-run",
-    ]);
+    let dry = to_version(&c, "1.31", &["--dry-run"]);
+    assert!(dry.status.success(), "{}", output_text(&dry));
+    let dry = output_text(&dry);
     assert!(dry.contains("kubernetes=1.31"), "{dry}");
     let started = std::time::Instant::now();
-    c.ok(&[
-        "kubernetes",
-        "--name",
-        &c.name,
-        "--image",
-        standin_image(),
-        "--kubernetes-version",
-        "1.31",
-    ]);
+    let out = to_version(&c, "1.31", &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
     eprintln!("rollout of 3+1 from 1.30 to 1.31: {:?}", started.elapsed());
 
     let logs: Vec<Vec<(f64, String)>> = managers.iter().map(|m| calls(&c, m)).collect();

@@ -764,3 +764,105 @@ fn mesos_forms_and_scales_in_on_cgroup_v2_nodes() {
         "{agents}"
     );
 }
+
+/// A rollout of a new image on Mesos: the masters one at a time (a new
+/// one joins the ensemble and the others restart with the new quorum
+/// before an old one leaves), then the agent, drained through a
+/// maintenance window and machine down before it goes.
+#[test]
+fn an_image_rollout_replaces_masters_one_at_a_time_and_drains_agents_through_maintenance() {
+    let c = Cluster::new("mesosroll");
+    mesos(&c, "3", "1");
+    let machines = |c: &Cluster| -> Vec<String> {
+        c.status_json()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["machine_id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let before = machines(&c);
+    let worker = format!("{}-worker-1", c.name);
+    let old_agent = address(&c, &worker);
+    let image = format!("{}-rolled", standin_image());
+    let tagged = std::process::Command::new("docker")
+        .args(["tag", standin_image(), &image])
+        .status()
+        .unwrap();
+    assert!(tagged.success());
+    let started = std::time::Instant::now();
+    let out = c
+        .cmd()
+        .args(["mesos", "--name", &c.name, "--image", &image])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "rollout:\n{log}");
+    eprintln!("rollout of 3+1 Mesos nodes: {:?}", started.elapsed());
+
+    // Never two masters retired in one pass; between two, the masters
+    // restarted with the new ensemble.
+    let passes: Vec<&str> = log.lines().filter(|l| l.contains(" plan ")).collect();
+    let retire_manager = format!("retire {}-manager-", c.name);
+    let retiring: Vec<usize> = passes
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.contains(&retire_manager))
+        .map(|(i, p)| {
+            assert_eq!(p.matches(&retire_manager).count(), 1, "{p}");
+            i
+        })
+        .collect();
+    assert_eq!(retiring.len(), 3, "{}", passes.join("\n"));
+    for w in retiring.windows(2) {
+        assert!(
+            passes[w[0] + 1..w[1]]
+                .iter()
+                .any(|p| p.contains("reconfigure")),
+            "{}",
+            passes.join("\n")
+        );
+    }
+    // Every machine is new, every node healthy, one retirement each.
+    let after = machines(&c);
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert!(
+        after.iter().all(|m| !before.contains(m)),
+        "{before:?} {after:?}"
+    );
+    let status = c.status_json();
+    let nodes = status["nodes"].as_array().unwrap();
+    assert!(nodes.iter().all(|n| n["health"] == "healthy"), "{status}");
+    let events = c.events();
+    assert_eq!(events.matches("retiring: rollout").count(), 4, "{events}");
+    let master = nodes
+        .iter()
+        .find(|n| n["role"] == "manager")
+        .and_then(|n| n["name"].as_str())
+        .unwrap()
+        .to_string();
+    assert_eq!(ensemble(&c, &master).len(), 3);
+    // The old agent was drained (the Mesos drain: maintenance window,
+    // machine down) before it was removed; the masters list it no more.
+    let at = |what: &str| {
+        passes
+            .iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what}:\n{}", passes.join("\n")))
+    };
+    assert!(at(&format!("drain {worker}")) <= at(&format!("remove {worker} from the cluster")));
+    let leader = address(&c, &master);
+    let agents = c.ssh(
+        &master,
+        &[
+            "curl",
+            "-fsSL",
+            &format!("http://{leader}:5050/master/slaves"),
+        ],
+    );
+    assert!(
+        !agents.contains(&old_agent) && agents.contains("\"active\": true"),
+        "{agents}"
+    );
+    c.ok(&["destroy", &c.name, "--yes"]);
+}
