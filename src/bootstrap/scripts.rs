@@ -60,6 +60,15 @@ pub fn script_context(
                 values.insert("id".into(), cluster.id.clone().into());
                 values.insert("coe".into(), cluster.spec.coe.as_str().into());
                 values.insert("managers".into(), cluster.spec.managers.into());
+                values.insert(
+                    "engine_version".into(),
+                    cluster
+                        .spec
+                        .engine_version
+                        .clone()
+                        .unwrap_or_default()
+                        .into(),
+                );
                 values
             }),
         ),
@@ -336,6 +345,7 @@ mod tests {
         context! {
             cluster => context! {
                 name => "web", id => "0123abcd", coe => "swarm", managers => 3,
+                engine_version => "20.10.*",
                 kubernetes => context! {
                     version => "1.31", pod_cidr => "10.244.0.0/16", cni => "flannel",
                     kubeadm_api_version => kubeadm_api,

@@ -155,16 +155,13 @@ pub async fn run(global: &Global, coe: Coe, args: CreateArgs) -> Result<()> {
             // stood: said so, so a change replaces them.
             unrecorded = nodes
                 .iter()
-                .cloned()
-                .filter_map(|mut n| {
+                .filter_map(|n| {
                     let was = s.group(n.role, n.pool.as_deref())?.machine();
-                    let filled = match &n.machine {
-                        None => was,
-                        Some(m) => spec::fill_machine(m, &was),
-                    };
+                    let filled = spec::fill_machine(n.machine.as_deref().unwrap_or(&was), &was);
                     if n.machine.as_ref() == Some(&filled) {
                         return None;
                     }
+                    let mut n = n.clone();
                     n.machine = Some(filled);
                     Some(n)
                 })
@@ -362,6 +359,9 @@ fn apply_flags(spec: &mut ClusterSpec, args: &CreateArgs) -> Result<()> {
     if let Some(flavor) = &args.flavor {
         spec.flavor = Some(flavor.clone());
     }
+    if let Some(engine) = &args.engine_version {
+        spec.engine_version = Some(engine.clone());
+    }
     set_kubernetes_version(spec, args)?;
     set_ranges(spec, args);
     spec.apply_cloud_flags(&given_cloud_flags(args))
@@ -391,6 +391,7 @@ fn take_machines(spec: &mut ClusterSpec, asked: &ClusterSpec, args: &CreateArgs)
     if args.template.is_some() {
         spec.image = asked.image.clone();
         spec.flavor = asked.flavor.clone();
+        spec.engine_version = asked.engine_version.clone();
         spec.pools = asked.pools.clone();
         spec.rollout = asked.rollout;
     }
@@ -404,6 +405,9 @@ fn take_machines(spec: &mut ClusterSpec, asked: &ClusterSpec, args: &CreateArgs)
         if let (Some(k), Some(asked)) = (spec.kubernetes.as_mut(), &asked.kubernetes) {
             k.version = asked.version.clone();
         }
+    }
+    if let Some(engine) = &args.engine_version {
+        spec.engine_version = Some(engine.clone());
     }
     // (`apply_flags` refused it already for other orchestrators.)
     if let (Some(k), Some(version)) = (spec.kubernetes.as_mut(), &args.kubernetes_version) {

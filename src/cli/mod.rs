@@ -317,6 +317,9 @@ pub struct CreateArgs {
     /// Flavor / instance type (ec2: e.g. t3.small; openstack: a flavor name or id). Default: the template's, else the cloud's.
     #[arg(long)]
     pub flavor: Option<String>,
+    /// The Docker engine's package version every node installs (apt's, or a pattern like '20.10.*'). On an existing cluster it is rolled out.
+    #[arg(long, value_name = "VERSION")]
+    pub engine_version: Option<String>,
     /// Kubernetes minor version, like 1.31 (kubernetes only). On an existing cluster it is rolled out, one minor at a time.
     #[arg(long, value_name = "MINOR")]
     pub kubernetes_version: Option<String>,

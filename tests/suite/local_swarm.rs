@@ -395,3 +395,57 @@ fn a_pools_nodes_carry_its_labels_in_the_swarm() {
     );
     c.ok(&["destroy", &c.name, "--yes"]);
 }
+
+/// A pinned Docker engine version (`--engine-version`, a pattern apt
+/// takes) is rolled out like an image: every node replaced by one whose
+/// docker.io is that version. (Here the only version there is, Debian's:
+/// no other can be had offline.)
+#[test]
+fn an_engine_version_is_rolled_out_to_every_node() {
+    let c = Cluster::new("it-engine");
+    c.create_from_template("coe: swarm\nmanagers: 1\nworkers: 1\n", &[]);
+    let installed = String::from_utf8(
+        Command::new("dpkg-query")
+            .args(["-W", "-f=${Version}", "docker.io"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let minor: String = installed.split('.').take(2).collect::<Vec<_>>().join(".");
+    let pattern = format!("{minor}.*");
+    let refused = c.run(&["swarm", "--name", &c.name, "--engine-version", "latest"]);
+    let text = output_text(&refused);
+    assert!(
+        !refused.status.success() && text.contains("node.engine_version"),
+        "{text}"
+    );
+    let dry = c.ok(&[
+        "swarm",
+        "--name",
+        &c.name,
+        "--engine-version",
+        &pattern,
+        "--dry-run",
+    ]);
+    assert!(
+        dry.contains(&format!(
+            "managers -> image=- flavor=- engine={pattern}: 0 new, 1 to replace"
+        )),
+        "{dry}"
+    );
+    c.ok(&["swarm", "--name", &c.name, "--engine-version", &pattern]);
+    let events = c.events();
+    assert_eq!(events.matches("retiring: rollout").count(), 2, "{events}");
+    for (node, health) in c.status_nodes() {
+        assert_eq!(health, "healthy", "{node}");
+        let version = c.ssh(&node, &["dpkg-query", "-W", "-f=${Version}", "docker.io"]);
+        assert!(
+            version.starts_with(&format!("{minor}.")),
+            "{node}: {version}"
+        );
+    }
+    let status = c.ok(&["rollout", &c.name, "status"]);
+    assert!(status.contains("no rollout under way"), "{status}");
+    c.ok(&["destroy", &c.name, "--yes"]);
+}

@@ -195,7 +195,13 @@ impl Rollout {
         if g.in_place {
             return upgrade_next(input, g, &members, managers_stale, d);
         }
-        let healthy = members.iter().filter(|v| v.condition.is_healthy()).count();
+        // Counted only as the orchestrator lists them Ready: a node that
+        // has just joined may not be yet, and an old one retired on its
+        // word would leave fewer Ready than the policy allows.
+        let healthy = members
+            .iter()
+            .filter(|v| v.condition.is_healthy() && v.member.is_some_and(|m| m.ready))
+            .count();
         let floor = g.count.saturating_sub(g.policy.max_unavailable) as usize;
         let mut allowed = healthy.saturating_sub(floor);
         let fill = placed(members.iter().copied());
@@ -401,8 +407,17 @@ mod tests {
         assert_eq!(machine_of(&p, "web-worker-3"), Some(NEW));
         assert!(retired(&p).is_empty(), "{:?}", p.describe());
         // It joined: the highest old one goes, and nothing more is added
-        // while it leaves (the surge is in use).
+        // while it leaves (the surge is in use). Not before the
+        // orchestrator lists the new one Ready.
         join_new(&mut records, &mut observed, Role::Worker, 3);
+        let mut unlisted = observed.clone();
+        unlisted
+            .members
+            .as_mut()
+            .unwrap()
+            .retain(|m| m.hostname != "web-worker-3");
+        let p = plan(&s, &records, &unlisted, NOW);
+        assert!(retired(&p).is_empty(), "{:?}", p.describe());
         let p = plan(&s, &records, &observed, NOW);
         assert_eq!(
             retired(&p),

@@ -239,6 +239,11 @@ pub struct ClusterSpec {
     pub workers: u32,
     pub image: Option<String>,
     pub flavor: Option<String>,
+    /// The Docker engine's package version every node installs (template
+    /// `node.engine_version`, an apt version or pattern like `20.10.*`);
+    /// `None`: the one the image has, else the distribution's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
     /// Availability zones the managers and the default workers spread
     /// over (template `node.zones`), and a pool's when it names none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -348,6 +353,7 @@ impl ClusterSpec {
             workers,
             image: None,
             flavor: None,
+            engine_version: None,
             zones: Vec::new(),
             pools: Vec::new(),
             rollout: RolloutPolicy::default(),

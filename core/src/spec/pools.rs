@@ -63,6 +63,8 @@ pub struct Group<'a> {
     /// The orchestrator's version its nodes install, where the template
     /// picks one (`kubernetes.version`).
     pub version: Option<&'a str>,
+    /// The Docker engine's version its nodes install (`node.engine_version`).
+    pub engine: Option<&'a str>,
 }
 
 impl Group<'_> {
@@ -122,6 +124,7 @@ impl ClusterSpec {
     /// the template's order.
     pub fn groups(&self) -> Vec<Group<'_>> {
         let version = self.kubernetes.as_ref().map(|k| k.version.as_str());
+        let engine = self.engine_version.as_deref();
         let base = |role, count| Group {
             role,
             pool: None,
@@ -132,6 +135,7 @@ impl ClusterSpec {
             labels: None,
             taints: &[],
             version,
+            engine,
         };
         let mut groups = vec![
             base(Role::Manager, self.managers),
@@ -151,6 +155,7 @@ impl ClusterSpec {
             labels: Some(&p.labels),
             taints: &p.taints,
             version,
+            engine,
         }));
         groups
     }

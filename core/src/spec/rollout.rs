@@ -54,6 +54,9 @@ pub struct Machines {
     /// The orchestrator's version (`kubernetes.version`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The Docker engine's version (`node.engine_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// A change of machines being rolled out: set by the cluster command when
@@ -80,6 +83,7 @@ impl ClusterSpec {
                 .map(|p| (p.name.clone(), p.image.clone(), p.flavor.clone()))
                 .collect(),
             version: self.kubernetes.as_ref().map(|k| k.version.clone()),
+            engine: self.engine_version.clone(),
         }
     }
 
@@ -98,6 +102,7 @@ impl ClusterSpec {
         if let (Some(k), Some(version)) = (self.kubernetes.as_mut(), &machines.version) {
             k.version = version.clone();
         }
+        self.engine_version = machines.engine.clone();
         was
     }
 
@@ -137,6 +142,9 @@ impl Group<'_> {
             self.image.unwrap_or("-"),
             self.flavor.unwrap_or("-")
         );
+        if let Some(engine) = self.engine {
+            machine.push_str(&format!(" engine={engine}"));
+        }
         if let Some(version) = self.version {
             machine.push_str(&format!(" kubernetes={version}"));
         }
@@ -152,10 +160,12 @@ impl Group<'_> {
 pub fn same_machine(recorded: &str, wanted: &str) -> bool {
     let recorded: Vec<(&str, &str)> = machine_parts(recorded).collect();
     machine_parts(wanted).all(|(key, value)| {
-        recorded
-            .iter()
-            .find(|(k, _)| *k == key)
-            .is_none_or(|(_, v)| *v == value)
+        match recorded.iter().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v == value,
+            // A pin is named only when set: a node without one was made
+            // unpinned, so it differs from a pinned group.
+            None => !PINS.contains(&key),
+        }
     })
 }
 
@@ -177,12 +187,15 @@ pub fn only_version_differs(recorded: &str, wanted: &str) -> bool {
 pub fn fill_machine(recorded: &str, was: &str) -> String {
     let mut filled = recorded.to_string();
     for (key, value) in machine_parts(was) {
-        if !machine_parts(recorded).any(|(k, _)| k == key) {
+        if !machine_parts(&filled).any(|(k, _)| k == key) {
             filled.push_str(&format!(" {key}={value}"));
         }
     }
     filled
 }
+
+/// Parts a machine names only when the template sets them.
+const PINS: [&str; 1] = ["engine"];
 
 fn machine_parts(machine: &str) -> impl Iterator<Item = (&str, &str)> + '_ {
     machine
@@ -190,8 +203,34 @@ fn machine_parts(machine: &str) -> impl Iterator<Item = (&str, &str)> + '_ {
         .filter_map(|part| part.split_once('='))
 }
 
-/// Refuses a policy under which nothing could move.
+/// Refuses a policy under which nothing could move, and an engine version
+/// that is no apt version (or pattern) or that a cluster would not use.
 pub(super) fn validate(spec: &ClusterSpec) -> Result<(), SpecError> {
+    if let Some(engine) = &spec.engine_version {
+        let field = || "node.engine_version".to_string();
+        if spec.coe == crate::profile::Coe::Kubernetes {
+            return Err(SpecError::Field {
+                field: field(),
+                message: "Kubernetes nodes run containerd, not the Docker engine: leave it out"
+                    .into(),
+            });
+        }
+        let apt_version = !engine.is_empty()
+            && engine.len() <= 64
+            && engine.starts_with(|c: char| c.is_ascii_digit())
+            && engine
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+~:-*".contains(c));
+        if !apt_version {
+            return Err(SpecError::Field {
+                field: field(),
+                message: format!(
+                    "{engine:?} is not a package version: write the docker.io version as apt \
+                     lists it (`apt-cache policy docker.io`), or a pattern like 20.10.*"
+                ),
+            });
+        }
+    }
     let check = |field: String, p: &RolloutPolicy| {
         if p.max_surge == 0 && p.max_unavailable == 0 {
             return Err(SpecError::Field {
@@ -270,6 +309,10 @@ mod tests {
         assert_eq!(filled, "image=a flavor=b kubernetes=1.30");
         assert!(!same_machine(&filled, now));
         assert_eq!(fill_machine(now, "image=x flavor=y kubernetes=1.29"), now);
+        // A pin the node was made without differs; dropping one does not.
+        let pinned = "image=a flavor=b engine=20.10.*";
+        assert!(!same_machine("image=a flavor=b", pinned));
+        assert!(same_machine(pinned, "image=a flavor=b"));
         assert!(only_version_differs(
             "image=a flavor=b kubernetes=1.30",
             now
@@ -279,6 +322,29 @@ mod tests {
             now
         ));
         assert!(!only_version_differs(now, now));
+    }
+
+    #[test]
+    fn an_engine_version_is_an_apt_version_for_the_docker_engine() {
+        let mut s = ClusterSpec::example("web", 1, 1);
+        s.engine_version = Some("20.10.24+dfsg1-1+deb12u1".into());
+        super::super::validate(&s).unwrap();
+        assert_eq!(
+            s.groups()[0].machine(),
+            "image=- flavor=- engine=20.10.24+dfsg1-1+deb12u1"
+        );
+        s.engine_version = Some("20.10.*".into());
+        super::super::validate(&s).unwrap();
+        for bad in ["latest", "1.0; reboot", ""] {
+            s.engine_version = Some(bad.into());
+            let err = super::super::validate(&s).unwrap_err().to_string();
+            assert!(err.starts_with("node.engine_version:"), "{err}");
+        }
+        s.engine_version = Some("20.10.*".into());
+        s.coe = crate::spec::Coe::Kubernetes;
+        s.kubernetes = Some(Default::default());
+        let err = super::super::validate(&s).unwrap_err().to_string();
+        assert!(err.contains("containerd"), "{err}");
     }
 
     #[test]

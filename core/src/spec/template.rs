@@ -75,6 +75,10 @@ pub struct NodeTemplate {
     pub image: Option<String>,
     #[serde(default)]
     pub flavor: Option<String>,
+    /// The Docker engine's package version (apt's, or a pattern like
+    /// `20.10.*`); the image's or the distribution's when absent.
+    #[serde(default)]
+    pub engine_version: Option<String>,
     /// The cloud's usual user when absent (root locally, ubuntu on EC2).
     #[serde(default)]
     pub ssh_user: Option<String>,
@@ -162,6 +166,7 @@ impl ClusterTemplate {
             workers: self.workers,
             image: self.node.image.clone(),
             flavor: self.node.flavor.clone(),
+            engine_version: self.node.engine_version.clone(),
             zones: self.node.zones.clone(),
             pools: self.pools.clone(),
             rollout: self.rollout,
