@@ -533,6 +533,9 @@ impl Run<'_> {
                     let addr = self.need_address(node, &address)?;
                     let s = self.ensure_shell(node, &addr, &mut shell).await?;
                     self.ctl.orchestrator.upgrade(s).await?;
+                    // A holder that lost the lock during the script records
+                    // nothing: the next holder upgrades it again (idempotent).
+                    self.ctl.store.still_held(self.ctx.name())?;
                     // Recorded only once done: a run killed midway upgrades
                     // it again (the script finishes what it finds).
                     let mut rec = self.record(node)?;
@@ -559,6 +562,7 @@ impl Run<'_> {
                     let expires = self
                         .renewed(node, s, if ca { |c| c.ca } else { |c| c.leaf })
                         .await?;
+                    self.ctl.store.still_held(self.ctx.name())?;
                     self.record_renewal(node, expires, ca)?;
                 }
                 Action::RecoverQuorum { .. } => {

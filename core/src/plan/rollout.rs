@@ -30,6 +30,21 @@ pub(super) fn outdated(spec: &ClusterSpec, v: &NodeView) -> bool {
         .is_some_and(|g| !same_machine(machine, &g.machine()))
 }
 
+/// Whether a group's outdated nodes are upgraded in place: control-plane
+/// nodes that differ from `machine` only in their Kubernetes version.
+fn upgrades_in_place<'a>(
+    g: &Group,
+    machine: &str,
+    mut outdated: impl Iterator<Item = &'a crate::state::NodeRecord>,
+) -> bool {
+    g.role == Role::Manager
+        && outdated.all(|r| {
+            r.machine
+                .as_deref()
+                .is_some_and(|m| only_version_differs(m, machine))
+        })
+}
+
 /// Seconds after which a moving rollout is looked at again.
 const ROLLOUT_LOOK_S: i64 = 5;
 
@@ -84,17 +99,15 @@ impl Rollout {
                         && is_due(&spec.health, v.record, &v.condition, input.now)
                 })
                 .map(|v| v.name().to_string());
-            let in_place = g.role == Role::Manager
-                && active
+            let in_place = upgrades_in_place(
+                &g,
+                &machine,
+                active
                     .iter()
                     .filter(|v| g.holds(v.role(), v.record.pool.as_deref()))
                     .filter(|v| outdated(spec, v))
-                    .all(|v| {
-                        v.record
-                            .machine
-                            .as_deref()
-                            .is_some_and(|m| only_version_differs(m, &machine))
-                    });
+                    .map(|v| v.record),
+            );
             Some(Rolling {
                 in_place,
                 label: g.label().to_string(),
@@ -305,12 +318,7 @@ pub fn pending(spec: &ClusterSpec, records: &[crate::state::NodeRecord]) -> Vec<
             if outdated.is_empty() {
                 return None;
             }
-            let in_place = g.role == Role::Manager
-                && outdated.iter().all(|r| {
-                    r.machine
-                        .as_deref()
-                        .is_some_and(|m| only_version_differs(m, &machine))
-                });
+            let in_place = upgrades_in_place(g, &machine, outdated.iter().copied());
             if in_place {
                 outdated.sort_by_key(|r| r.index);
             } else {
